@@ -1,0 +1,173 @@
+package io.tuneline.common.job;
+
+import io.tuneline.proto.v1.DatasetSpec;
+import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LoraParams;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.SplitSpec;
+import io.tuneline.proto.v1.Task;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * Checks a {@link JobRequested} for what the schema cannot say: required fields, ranges, and
+ * combinations. Every problem is reported at once, each with its field path, so a user fixes the
+ * job file in one go.
+ */
+public final class JobSpecValidator {
+    /**
+     * Job ids become parts of object keys and Kubernetes object names, so they follow RFC 1123
+     * label rules (Kubernetes "DNS label names").
+     */
+    public static final Pattern JOB_ID = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
+
+    private static final double SPLIT_TOLERANCE = 1e-6;
+
+    private JobSpecValidator() {}
+
+    /** The problems of {@code job}; empty when it is valid. */
+    public static List<String> problems(JobRequested job) {
+        List<String> p = new ArrayList<>();
+        if (!JOB_ID.matcher(job.getJobId()).matches()) {
+            p.add(
+                    "job_id: '"
+                            + job.getJobId()
+                            + "' is not a valid job id; use 1-63 characters of [a-z0-9-],"
+                            + " starting and ending with a letter or digit");
+        }
+        if (job.getBaseModel().getRef().isBlank()) {
+            p.add(
+                    "base_model.ref: missing; name a catalogue model (e.g. minilm-l6), a path or s3://");
+        }
+        if (job.getTask() == Task.TASK_UNSPECIFIED || job.getTask() == Task.UNRECOGNIZED) {
+            p.add("task: missing; use TASK_SEQUENCE_CLASSIFICATION or TASK_CAUSAL_LM");
+        }
+        dataset(job.getDataset(), p);
+        split(job.getSplit(), p);
+        hyperparameters(job.getHyperparameters(), p);
+        method(job.getMethod(), p);
+        if (job.getResources().getGpus() < 0) {
+            p.add("resources.gpus: must not be negative");
+        }
+        return p;
+    }
+
+    /** Throws {@link InvalidJobException} listing every problem of {@code job}. */
+    public static void requireValid(JobRequested job) {
+        List<String> problems = problems(job);
+        if (!problems.isEmpty()) {
+            throw new InvalidJobException(job.getJobId(), problems);
+        }
+    }
+
+    private static void dataset(DatasetSpec d, List<String> p) {
+        switch (d.getSourceCase()) {
+            case URI -> {
+                String uri = d.getUri();
+                if (!(uri.startsWith("s3://")
+                        || uri.startsWith("http://")
+                        || uri.startsWith("https://"))) {
+                    p.add("dataset.uri: '" + uri + "' must start with s3://, http:// or https://");
+                }
+            }
+            case INLINE -> {
+                if (d.getInline().getRecordsCount() == 0) {
+                    p.add("dataset.inline.records: empty; give at least one record");
+                }
+            }
+            case SOURCE_NOT_SET -> p.add("dataset: no source; set dataset.uri or dataset.inline");
+        }
+        double maxBad = d.getBadRecords().getMaxBadFraction();
+        if (maxBad < 0 || maxBad > 1) {
+            p.add("dataset.bad_records.max_bad_fraction: " + maxBad + " is outside 0..1");
+        }
+    }
+
+    private static void split(SplitSpec s, List<String> p) {
+        double train = s.getTrain();
+        double validation = s.getValidation();
+        double test = s.getTest();
+        if (train == 0 && validation == 0 && test == 0) {
+            return;
+        }
+        if (train < 0 || validation < 0 || test < 0) {
+            p.add("split: fractions must not be negative");
+        }
+        double sum = train + validation + test;
+        if (Math.abs(sum - 1.0) > SPLIT_TOLERANCE) {
+            p.add("split: train + validation + test = " + sum + "; they must sum to 1");
+        }
+        if (train <= 0) {
+            p.add("split.train: must be positive");
+        }
+    }
+
+    private static void hyperparameters(Hyperparameters h, List<String> p) {
+        if (h.getEpochs() < 0) {
+            p.add("hyperparameters.epochs: must not be negative");
+        }
+        if (h.getMaxSteps() < 0) {
+            p.add("hyperparameters.max_steps: must not be negative");
+        }
+        if (h.getBatchSize() < 0) {
+            p.add("hyperparameters.batch_size: must not be negative");
+        }
+        if (h.getGradientAccumulationSteps() < 0) {
+            p.add("hyperparameters.gradient_accumulation_steps: must not be negative");
+        }
+        if (h.getLearningRate() < 0 || Double.isNaN(h.getLearningRate())) {
+            p.add("hyperparameters.learning_rate: must be a positive number");
+        }
+        if (h.getWarmupRatio() < 0 || h.getWarmupRatio() >= 1) {
+            p.add("hyperparameters.warmup_ratio: " + h.getWarmupRatio() + " is outside [0, 1)");
+        }
+        if (h.getMaxSeqLength() < 0) {
+            p.add("hyperparameters.max_seq_length: must not be negative");
+        }
+    }
+
+    private static void method(MethodSpec m, List<String> p) {
+        switch (m.getKindCase()) {
+            case LORA -> lora("method.lora", m.getLora(), p);
+            case QLORA -> {
+                lora("method.qlora.lora", m.getQlora().getLora(), p);
+                int bits = m.getQlora().getBits();
+                if (bits != 0 && bits != 4) {
+                    p.add("method.qlora.bits: " + bits + " is not supported; use 4 (NF4)");
+                }
+            }
+            case ADAPTER -> {
+                if (m.getAdapter().getBottleneckSize() < 0) {
+                    p.add("method.adapter.bottleneck_size: must not be negative");
+                }
+            }
+            case PREFIX -> {
+                if (m.getPrefix().getNumVirtualTokens() < 0) {
+                    p.add("method.prefix.num_virtual_tokens: must not be negative");
+                }
+            }
+            case PROMPT -> {
+                if (m.getPrompt().getNumVirtualTokens() < 0) {
+                    p.add("method.prompt.num_virtual_tokens: must not be negative");
+                }
+            }
+            case FREEZE -> {
+                if (m.getFreeze().getTrainTopLayers() < 0) {
+                    p.add("method.freeze.train_top_layers: must not be negative");
+                }
+            }
+            case FULL, KIND_NOT_SET -> {}
+        }
+    }
+
+    private static void lora(String path, LoraParams l, List<String> p) {
+        if (l.getRank() < 0) {
+            p.add(path + ".rank: must not be negative");
+        }
+        if (l.getDropout() < 0 || l.getDropout() >= 1) {
+            p.add(path + ".dropout: " + l.getDropout() + " is outside [0, 1)");
+        }
+    }
+}

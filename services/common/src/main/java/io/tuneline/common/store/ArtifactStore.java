@@ -1,0 +1,331 @@
+package io.tuneline.common.store;
+
+import io.minio.BucketExistsArgs;
+import io.minio.GetObjectArgs;
+import io.minio.GetPresignedObjectUrlArgs;
+import io.minio.ListObjectsArgs;
+import io.minio.MakeBucketArgs;
+import io.minio.MinioClient;
+import io.minio.PutObjectArgs;
+import io.minio.RemoveObjectArgs;
+import io.minio.Result;
+import io.minio.StatObjectArgs;
+import io.minio.errors.ErrorResponseException;
+import io.minio.http.Method;
+import io.minio.messages.Item;
+import io.tuneline.proto.v1.ArtifactRef;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import okhttp3.OkHttpClient;
+
+/**
+ * The platform's object store (MinIO in clusters, S3Proxy on one machine, any S3 server), through
+ * the MinIO Java client. Writes stream and compute the sha256 on the way; reads can verify it.
+ * Close it: the HTTP client's threads otherwise keep the JVM alive for a minute.
+ */
+public final class ArtifactStore implements AutoCloseable {
+    private final StoreSettings settings;
+    private final OkHttpClient http;
+    private final MinioClient client;
+
+    public ArtifactStore(StoreSettings settings) {
+        this.settings = settings;
+        this.http =
+                new OkHttpClient.Builder()
+                        .connectTimeout(Duration.ofSeconds(10))
+                        .readTimeout(Duration.ofMinutes(5))
+                        .writeTimeout(Duration.ofMinutes(5))
+                        .build();
+        this.client =
+                MinioClient.builder()
+                        .endpoint(settings.endpoint())
+                        .credentials(settings.accessKey(), settings.secretKey())
+                        // A fixed region spares a GetBucketLocation round trip on first use.
+                        .region(settings.region())
+                        .httpClient(http)
+                        .build();
+    }
+
+    /** The platform bucket's name. */
+    public String bucket() {
+        return settings.bucket();
+    }
+
+    /** The URI of {@code key} in the platform bucket. */
+    public S3Uri uri(String key) {
+        return new S3Uri(settings.bucket(), key);
+    }
+
+    /** Creates the platform bucket when it does not exist yet. */
+    public void ensureBucket() {
+        String bucket = settings.bucket();
+        call(
+                "create bucket " + bucket,
+                () -> {
+                    if (!client.bucketExists(BucketExistsArgs.builder().bucket(bucket).build())) {
+                        client.makeBucket(MakeBucketArgs.builder().bucket(bucket).build());
+                    }
+                    return null;
+                });
+    }
+
+    /** Whether the platform bucket answers; for readiness checks. */
+    public boolean bucketExists() {
+        return call(
+                "check bucket " + settings.bucket(),
+                () ->
+                        client.bucketExists(
+                                BucketExistsArgs.builder().bucket(settings.bucket()).build()));
+    }
+
+    /**
+     * Streams {@code in} to {@code uri} and returns its claim check. The sha256 is computed while
+     * the bytes go out, so the data is read once and never held whole in memory; objects larger
+     * than one part (or of unknown size, {@code size = -1}) are sent as a multipart upload.
+     */
+    public ArtifactRef put(S3Uri uri, InputStream in, long size, String contentType) {
+        MessageDigest digest = sha256();
+        CountingInputStream counted = new CountingInputStream(new DigestInputStream(in, digest));
+        call(
+                "write " + uri,
+                () ->
+                        client.putObject(
+                                PutObjectArgs.builder()
+                                        .bucket(uri.bucket())
+                                        .object(uri.key())
+                                        .stream(counted, size, size < 0 ? settings.partSize() : -1)
+                                        .contentType(contentType)
+                                        .build()));
+        return ArtifactRef.newBuilder()
+                .setUri(uri.toString())
+                .setSha256(HexFormat.of().formatHex(digest.digest()))
+                .setSizeBytes(counted.count())
+                .setContentType(contentType)
+                .build();
+    }
+
+    /** Writes a small object from memory. */
+    public ArtifactRef put(S3Uri uri, byte[] bytes, String contentType) {
+        return put(uri, new java.io.ByteArrayInputStream(bytes), bytes.length, contentType);
+    }
+
+    /** Opens an object for streaming; the caller closes the stream. */
+    public InputStream get(S3Uri uri) {
+        return call(
+                "read " + uri,
+                () ->
+                        client.getObject(
+                                GetObjectArgs.builder()
+                                        .bucket(uri.bucket())
+                                        .object(uri.key())
+                                        .build()));
+    }
+
+    /**
+     * Opens the object a claim check points at; reading it to the end throws {@link
+     * ChecksumMismatchException} when the bytes do not match the claim's sha256.
+     */
+    public InputStream get(ArtifactRef ref) {
+        S3Uri uri = S3Uri.parse(ref.getUri());
+        return new VerifyingInputStream(get(uri), uri, ref.getSha256());
+    }
+
+    /** Size in bytes, or empty when the object does not exist. */
+    public Optional<Long> size(S3Uri uri) {
+        try {
+            return Optional.of(
+                    client.statObject(
+                                    StatObjectArgs.builder()
+                                            .bucket(uri.bucket())
+                                            .object(uri.key())
+                                            .build())
+                            .size());
+        } catch (ErrorResponseException e) {
+            if ("NoSuchKey".equals(e.errorResponse().code())) {
+                return Optional.empty();
+            }
+            throw new ArtifactStoreException("cannot stat " + uri + ": " + e.getMessage(), e);
+        } catch (Exception e) {
+            throw new ArtifactStoreException("cannot stat " + uri + ": " + e.getMessage(), e);
+        }
+    }
+
+    public boolean exists(S3Uri uri) {
+        return size(uri).isPresent();
+    }
+
+    /** Keys below a prefix, recursively, in the store's order. */
+    public List<S3Uri> list(S3Uri prefix) {
+        return call(
+                "list " + prefix,
+                () -> {
+                    List<S3Uri> keys = new ArrayList<>();
+                    for (Result<Item> r :
+                            client.listObjects(
+                                    ListObjectsArgs.builder()
+                                            .bucket(prefix.bucket())
+                                            .prefix(prefix.key())
+                                            .recursive(true)
+                                            .build())) {
+                        keys.add(new S3Uri(prefix.bucket(), r.get().objectName()));
+                    }
+                    return keys;
+                });
+    }
+
+    public void delete(S3Uri uri) {
+        call(
+                "delete " + uri,
+                () -> {
+                    client.removeObject(
+                            RemoveObjectArgs.builder()
+                                    .bucket(uri.bucket())
+                                    .object(uri.key())
+                                    .build());
+                    return null;
+                });
+    }
+
+    /** A URL that lets anyone holding it download the object with a plain HTTP GET until expiry. */
+    public String presignedGet(S3Uri uri, Duration expiry) {
+        return call(
+                "presign " + uri,
+                () ->
+                        client.getPresignedObjectUrl(
+                                GetPresignedObjectUrlArgs.builder()
+                                        .method(Method.GET)
+                                        .bucket(uri.bucket())
+                                        .object(uri.key())
+                                        .expiry((int) expiry.toSeconds(), TimeUnit.SECONDS)
+                                        .build()));
+    }
+
+    @Override
+    public void close() {
+        http.dispatcher().executorService().shutdown();
+        http.connectionPool().evictAll();
+    }
+
+    private interface StoreCall<T> {
+        T run() throws Exception;
+    }
+
+    private <T> T call(String what, StoreCall<T> action) {
+        try {
+            return action.run();
+        } catch (ErrorResponseException e) {
+            throw new ArtifactStoreException(
+                    "cannot "
+                            + what
+                            + " at "
+                            + settings.endpoint()
+                            + ": "
+                            + e.errorResponse().code()
+                            + " "
+                            + e.errorResponse().message(),
+                    e);
+        } catch (Exception e) {
+            throw new ArtifactStoreException(
+                    "cannot " + what + " at " + settings.endpoint() + ": " + e, e);
+        }
+    }
+
+    static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is required by every JVM", e);
+        }
+    }
+
+    private static final class CountingInputStream extends FilterInputStream {
+        private long count;
+
+        CountingInputStream(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0) {
+                count++;
+            }
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            if (n > 0) {
+                count += n;
+            }
+            return n;
+        }
+
+        long count() {
+            return count;
+        }
+    }
+
+    private static final class VerifyingInputStream extends FilterInputStream {
+        private final MessageDigest digest = sha256();
+        private final S3Uri uri;
+        private final String expected;
+        private boolean verified;
+
+        VerifyingInputStream(InputStream in, S3Uri uri, String expected) {
+            super(in);
+            this.uri = uri;
+            this.expected = expected;
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0) {
+                digest.update((byte) b);
+            } else {
+                verify();
+            }
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            if (n > 0) {
+                digest.update(b, off, n);
+            } else if (n < 0) {
+                verify();
+            }
+            return n;
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            throw new IOException("skipping would defeat the sha256 check of " + uri);
+        }
+
+        private void verify() throws ChecksumMismatchException {
+            if (verified) {
+                return;
+            }
+            verified = true;
+            String actual = HexFormat.of().formatHex(digest.digest());
+            if (!actual.equals(expected)) {
+                throw new ChecksumMismatchException(uri, expected, actual);
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package io.tuneline.common.store;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+
+/** {@code tuneline.store.*}: the object store of a service. */
+@ConfigMapping(prefix = "tuneline.store")
+public interface StoreConfig {
+    /** S3 endpoint URL, e.g. {@code http://127.0.0.1:9000} or a MinIO service in the cluster. */
+    String endpoint();
+
+    String accessKey();
+
+    String secretKey();
+
+    /** The one bucket of the platform. */
+    @WithDefault("tuneline")
+    String bucket();
+
+    @WithDefault("us-east-1")
+    String region();
+
+    /** Multipart part size in bytes (16 MiB by default). */
+    @WithDefault("16777216")
+    long partSize();
+
+    /** Create the bucket at start-up when it is missing (off where an operator owns buckets). */
+    @WithDefault("true")
+    boolean createBucket();
+
+    default StoreSettings settings() {
+        return new StoreSettings(
+                endpoint(), accessKey(), secretKey(), bucket(), region(), partSize());
+    }
+}

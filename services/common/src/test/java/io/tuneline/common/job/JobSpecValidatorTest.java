@@ -1,0 +1,81 @@
+package io.tuneline.common.job;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.tuneline.proto.v1.BaseModel;
+import io.tuneline.proto.v1.DatasetSpec;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LoraParams;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.SplitSpec;
+import io.tuneline.proto.v1.Task;
+import org.junit.jupiter.api.Test;
+
+class JobSpecValidatorTest {
+    private static final JobRequested VALID =
+            JobRequested.newBuilder()
+                    .setJobId("sentiment-1")
+                    .setBaseModel(BaseModel.newBuilder().setRef("minilm-l6"))
+                    .setTask(Task.TASK_SEQUENCE_CLASSIFICATION)
+                    .setDataset(DatasetSpec.newBuilder().setUri("s3://tuneline/uploads/a.jsonl"))
+                    .build();
+
+    @Test
+    void aCompleteJobHasNoProblems() {
+        assertThat(JobSpecValidator.problems(VALID)).isEmpty();
+    }
+
+    @Test
+    void jobIdsFollowKubernetesLabelRules() {
+        for (String bad : new String[] {"", "Upper", "-lead", "trail-", "a_b", "x".repeat(64)}) {
+            assertThat(JobSpecValidator.problems(VALID.toBuilder().setJobId(bad).build()))
+                    .as(bad)
+                    .singleElement()
+                    .asString()
+                    .startsWith("job_id:");
+        }
+        assertThat(JobSpecValidator.problems(VALID.toBuilder().setJobId("a").build())).isEmpty();
+        assertThat(JobSpecValidator.problems(VALID.toBuilder().setJobId("x".repeat(63)).build()))
+                .isEmpty();
+    }
+
+    @Test
+    void reportsEveryProblemWithItsFieldPath() {
+        JobRequested job =
+                VALID.toBuilder()
+                        .clearTask()
+                        .clearDataset()
+                        .setSplit(SplitSpec.newBuilder().setTrain(0.8).setTest(0.1))
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setLora(
+                                                LoraParams.newBuilder()
+                                                        .setRank(-1)
+                                                        .setDropout(1.5)))
+                        .build();
+        assertThatThrownBy(() -> JobSpecValidator.requireValid(job))
+                .isInstanceOfSatisfying(
+                        InvalidJobException.class,
+                        e ->
+                                assertThat(e.problems())
+                                        .extracting(p -> p.substring(0, p.indexOf(':')))
+                                        .containsExactly(
+                                                "task",
+                                                "dataset",
+                                                "split",
+                                                "method.lora.rank",
+                                                "method.lora.dropout"));
+    }
+
+    @Test
+    void rejectsADatasetUriWithAnUnsupportedScheme() {
+        JobRequested job =
+                VALID.toBuilder()
+                        .setDataset(DatasetSpec.newBuilder().setUri("file:///etc/passwd"))
+                        .build();
+        assertThat(JobSpecValidator.problems(job))
+                .containsExactly(
+                        "dataset.uri: 'file:///etc/passwd' must start with s3://, http:// or https://");
+    }
+}

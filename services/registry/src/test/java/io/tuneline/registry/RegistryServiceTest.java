@@ -1,0 +1,10 @@
+package io.tuneline.registry;
+
+import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.tuneline.testing.S3ProxyResource;
+import io.tuneline.testing.ServiceContractTest;
+
+@QuarkusTest
+@QuarkusTestResource(S3ProxyResource.class)
+class RegistryServiceTest extends ServiceContractTest {}

@@ -1,0 +1,77 @@
+package io.tuneline.testing;
+
+import java.net.ServerSocket;
+import java.net.URI;
+import java.util.Properties;
+import org.gaul.s3proxy.AuthenticationType;
+import org.gaul.s3proxy.S3Proxy;
+import org.jclouds.ContextBuilder;
+import org.jclouds.blobstore.BlobStoreContext;
+
+/**
+ * An S3 server on a loopback port backed by memory: S3Proxy over jclouds' {@code transient}
+ * blobstore. Speaks the same protocol as MinIO, so the MinIO client works against it unchanged.
+ */
+public final class InMemoryS3Server implements AutoCloseable {
+    public static final String ACCESS_KEY = "test-access";
+    public static final String SECRET_KEY = "test-secret";
+
+    private final BlobStoreContext context;
+    private final S3Proxy proxy;
+    private final String endpoint;
+
+    private InMemoryS3Server(BlobStoreContext context, S3Proxy proxy, String endpoint) {
+        this.context = context;
+        this.proxy = proxy;
+        this.endpoint = endpoint;
+    }
+
+    public static InMemoryS3Server start() {
+        BlobStoreContext context =
+                ContextBuilder.newBuilder("transient")
+                        .credentials("identity", "credential")
+                        .overrides(new Properties())
+                        .build(BlobStoreContext.class);
+        try {
+            int port;
+            try (ServerSocket socket = new ServerSocket(0)) {
+                port = socket.getLocalPort();
+            }
+            String endpoint = "http://127.0.0.1:" + port;
+            S3Proxy proxy =
+                    S3Proxy.builder()
+                            .blobStore(context.getBlobStore())
+                            .endpoint(URI.create(endpoint))
+                            .awsAuthentication(
+                                    AuthenticationType.AWS_V2_OR_V4, ACCESS_KEY, SECRET_KEY)
+                            .build();
+            proxy.start();
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (!"STARTED".equals(proxy.getState())) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("S3Proxy did not start on " + endpoint);
+                }
+                Thread.sleep(5);
+            }
+            return new InMemoryS3Server(context, proxy, endpoint);
+        } catch (Exception e) {
+            context.close();
+            throw new IllegalStateException("cannot start the in-memory S3 server", e);
+        }
+    }
+
+    public String endpoint() {
+        return endpoint;
+    }
+
+    @Override
+    public void close() {
+        try {
+            proxy.stop();
+        } catch (Exception e) {
+            throw new IllegalStateException("cannot stop S3Proxy", e);
+        } finally {
+            context.close();
+        }
+    }
+}
