@@ -2,6 +2,7 @@ package io.tuneline.common.event;
 
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Message;
+import io.tuneline.common.topic.Topics;
 import io.tuneline.proto.v1.CancelJob;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -54,7 +55,32 @@ public final class EventTypes {
                     JobRequested.getDescriptor().getFullName(),
                     CancelJob.getDescriptor().getFullName());
 
+    /** The event types each topic carries; dead-letter topics carry their source topic's. */
+    private static final Map<String, List<Message>> BY_TOPIC =
+            Map.of(
+                    Topics.JOBS_REQUESTED, List.of(JobRequested.getDefaultInstance()),
+                    Topics.JOBS_CONTROL, List.of(CancelJob.getDefaultInstance()),
+                    Topics.JOBS_STATUS,
+                            List.of(
+                                    JobStatusChanged.getDefaultInstance(),
+                                    JobFailed.getDefaultInstance()),
+                    Topics.DATASETS_INGESTED, List.of(DatasetIngested.getDefaultInstance()),
+                    Topics.DATASETS_PREPARED, List.of(DatasetPrepared.getDefaultInstance()),
+                    Topics.TRAINING_PROGRESS, List.of(TrainingProgress.getDefaultInstance()),
+                    Topics.TRAINING_COMPLETED, List.of(TrainingCompleted.getDefaultInstance()),
+                    Topics.EVALUATIONS_COMPLETED, List.of(EvaluationCompleted.getDefaultInstance()),
+                    Topics.MODELS_REGISTERED, List.of(ModelRegistered.getDefaultInstance()));
+
     private EventTypes() {}
+
+    /** The event types {@code topic} carries, the first being the default; empty if unknown. */
+    public static List<Message> forTopic(String topic) {
+        String source =
+                topic.endsWith(Topics.DLQ_SUFFIX)
+                        ? topic.substring(0, topic.length() - Topics.DLQ_SUFFIX.length())
+                        : topic;
+        return BY_TOPIC.getOrDefault(source, List.of());
+    }
 
     /** The {@code ce_type} of a message. */
     public static String typeOf(Message message) {

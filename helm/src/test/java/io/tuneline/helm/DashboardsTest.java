@@ -1,0 +1,169 @@
+package io.tuneline.helm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.common.observability.MetricNames;
+import java.io.IOException;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The dashboards in deploy/grafana/dashboards: importable anywhere (datasource variable, stable
+ * uid), filterable by namespace and service, and every query valid PromQL over metrics the services
+ * export. The end-to-end test runs the same queries against a real Prometheus.
+ */
+class DashboardsTest {
+    private static final Path DIR = Path.of("../deploy/grafana/dashboards").toAbsolutePath();
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern SELECTOR = Pattern.compile("([a-zA-Z_:][a-zA-Z0-9_:]*)\\s*\\{");
+
+    /**
+     * Metric families that come from Quarkus' Micrometer binders and Prometheus itself, not from
+     * MetricNames; each was seen on a running service's /q/metrics.
+     */
+    private static final Set<String> BUILT_IN =
+            Set.of(
+                    "up",
+                    "jvm_memory_used_bytes",
+                    "kafka_consumer_fetch_manager_records_lag_max",
+                    "kafka_consumer_fetch_manager_records_consumed_total");
+
+    @Test
+    void everyDashboardIsImportableAndFilterable() throws IOException {
+        List<JsonNode> dashboards = dashboards();
+        assertThat(dashboards).hasSizeGreaterThanOrEqualTo(2);
+        Set<String> uids = new HashSet<>();
+        for (JsonNode d : dashboards) {
+            String title = d.path("title").asText();
+            assertThat(d.has("id")).as("%s must not carry a numeric id", title).isFalse();
+            assertThat(uids.add(d.path("uid").asText())).as("unique uid of %s", title).isTrue();
+            assertThat(d.path("uid").asText()).startsWith("tuneline-");
+            List<String> variables =
+                    StreamSupport.stream(d.path("templating").path("list").spliterator(), false)
+                            .map(v -> v.path("name").asText())
+                            .toList();
+            assertThat(variables).as(title).contains("DS_PROMETHEUS", "namespace", "service");
+            for (JsonNode panel : d.path("panels")) {
+                assertThat(panel.path("datasource").path("uid").asText())
+                        .as("%s / %s", title, panel.path("title").asText())
+                        .isEqualTo("${DS_PROMETHEUS}");
+                for (JsonNode target : panel.path("targets")) {
+                    assertThat(target.path("datasource").path("uid").asText())
+                            .isEqualTo("${DS_PROMETHEUS}");
+                    assertThat(target.path("expr").asText()).isNotBlank();
+                }
+            }
+        }
+    }
+
+    @Test
+    void everyQueryIsValidPromQl() throws Exception {
+        List<String> exprs = expressions();
+        // promtool parses expressions as part of a rule file; Grafana's variables become what a
+        // dashboard would substitute.
+        StringBuilder rules = new StringBuilder("groups:\n  - name: dashboards\n    rules:\n");
+        for (int i = 0; i < exprs.size(); i++) {
+            String expr =
+                    exprs.get(i)
+                            .replace("$__rate_interval", "5m")
+                            .replace("$__range", "1h")
+                            .replace("$namespace", ".*")
+                            .replace("$service", ".*");
+            rules.append("      - record: dashboard:query_")
+                    .append(i)
+                    .append("\n        expr: ")
+                    .append(JSON.writeValueAsString(expr))
+                    .append('\n');
+        }
+        Path file = Files.createTempFile("dashboards", ".rules.yml");
+        Files.writeString(file, rules);
+        Process promtool;
+        try {
+            promtool =
+                    new ProcessBuilder("promtool", "check", "rules", file.toString())
+                            .redirectErrorStream(true)
+                            .start();
+        } catch (IOException e) {
+            throw new AssertionError(
+                    "promtool is needed to parse the dashboards' PromQL: apt-get install prometheus",
+                    e);
+        }
+        String output =
+                new String(promtool.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(promtool.waitFor()).as(output).isZero();
+        assertThat(output).contains("SUCCESS: " + exprs.size() + " rules found");
+    }
+
+    @Test
+    void everyQueryNamesAMetricTheServicesExport() throws IOException {
+        Set<String> exported = new HashSet<>(BUILT_IN);
+        exported.addAll(tunelineMetrics());
+        for (String expr : expressions()) {
+            Matcher m = SELECTOR.matcher(expr);
+            boolean any = false;
+            while (m.find()) {
+                any = true;
+                assertThat(exported).as("metric in %s", expr).contains(m.group(1));
+            }
+            assertThat(any).as("no metric selector in %s", expr).isTrue();
+        }
+    }
+
+    /**
+     * Prometheus names of MetricNames' metrics: dots become underscores, counters end in _total.
+     */
+    private static Set<String> tunelineMetrics() {
+        Set<String> names = new HashSet<>();
+        for (Field f : MetricNames.class.getFields()) {
+            if (Modifier.isStatic(f.getModifiers()) && f.getType() == String.class) {
+                try {
+                    String value = (String) f.get(null);
+                    if (value.startsWith("tuneline.")) {
+                        String base = value.replace('.', '_');
+                        names.add(base);
+                        names.add(base + "_total");
+                    }
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return names;
+    }
+
+    private static List<JsonNode> dashboards() throws IOException {
+        List<JsonNode> all = new ArrayList<>();
+        try (Stream<Path> files = Files.list(DIR)) {
+            for (Path p : files.filter(f -> f.toString().endsWith(".json")).sorted().toList()) {
+                all.add(JSON.readTree(p.toFile()));
+            }
+        }
+        return all;
+    }
+
+    private static List<String> expressions() throws IOException {
+        List<String> exprs = new ArrayList<>();
+        for (JsonNode d : dashboards()) {
+            for (JsonNode panel : d.path("panels")) {
+                for (JsonNode target : panel.path("targets")) {
+                    exprs.add(target.path("expr").asText());
+                }
+            }
+        }
+        return exprs;
+    }
+}
