@@ -12,12 +12,19 @@ import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.Toleration;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.rbac.PolicyRule;
 import io.fabric8.kubernetes.api.model.rbac.Role;
 import io.tuneline.common.topic.Topics;
+import io.tuneline.training.kubernetes.KubernetesExecutorSettings;
+import io.tuneline.training.kubernetes.TrainingJobFactory;
+import io.tuneline.training.run.RunRequest;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -100,6 +107,30 @@ class ChartTest {
         assertThat(spec.getPriorityClassName()).isEqualTo("ml-training-high");
         assertThat(spec.getRestartPolicy()).isEqualTo("Never");
         assertThat(spec.getServiceAccountName()).isEqualTo("tl-tuneline-training");
+
+        // The training controller turns this template into a run's Job.
+        Path file = Files.createTempFile(Path.of("target"), "pod-template", ".yaml");
+        Files.writeString(file, cm.path("data").path("pod-template.yaml").asText());
+        Job job =
+                new TrainingJobFactory(
+                                new KubernetesExecutorSettings(
+                                        "ml", file, "nvidia.com/gpu", 3600, 0))
+                        .build(
+                                new RunRequest(
+                                        "sentiment-1",
+                                        1,
+                                        4,
+                                        Optional.empty(),
+                                        Optional.empty(),
+                                        Map.of(),
+                                        0));
+        var runPod = job.getSpec().getTemplate().getSpec();
+        assertThat(runPod.getContainers().get(0).getResources().getLimits())
+                .containsEntry("nvidia.com/gpu", new Quantity("4"));
+        assertThat(runPod.getRuntimeClassName()).isEqualTo("nvidia");
+        assertThat(job.getSpec().getTemplate().getMetadata().getLabels())
+                .containsEntry("app.kubernetes.io/component", "training-worker")
+                .containsEntry("tuneline.io/job-id", "sentiment-1");
 
         // A change of the worker template rolls the training controller, which reads it at start.
         String before = trainingChecksum(docs, "checksum/worker");

@@ -1,0 +1,168 @@
+package io.tuneline.training.kubernetes;
+
+import io.fabric8.kubernetes.api.model.DeletionPropagation;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.batch.v1.Job;
+import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
+import io.fabric8.kubernetes.api.model.batch.v1.JobList;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.Watch;
+import io.fabric8.kubernetes.client.Watcher;
+import io.fabric8.kubernetes.client.WatcherException;
+import io.fabric8.kubernetes.client.dsl.NonNamespaceOperation;
+import io.fabric8.kubernetes.client.dsl.ScalableResource;
+import io.tuneline.training.run.RunRequest;
+import io.tuneline.training.run.RunState;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.BiConsumer;
+import org.jboss.logging.Logger;
+
+/**
+ * Runs training attempts as Kubernetes Jobs: creates one per run, reads its state (with the pod's
+ * failure explained), deletes it on cancellation, and watches all of them. Finished Jobs are
+ * deleted by Kubernetes after {@code ttlSecondsAfterFinished}.
+ */
+public final class KubernetesRunLauncher {
+    private static final Logger LOG = Logger.getLogger(KubernetesRunLauncher.class);
+
+    private final KubernetesClient client;
+    private final KubernetesExecutorSettings settings;
+    private final TrainingJobFactory factory;
+
+    public KubernetesRunLauncher(KubernetesClient client, KubernetesExecutorSettings settings) {
+        this.client = client;
+        this.settings = settings;
+        this.factory = new TrainingJobFactory(settings);
+    }
+
+    /**
+     * Creates the Job of {@code run}, unless it exists already (a redelivered request or a
+     * restarted controller must not start a second worker for the same attempt).
+     */
+    public Job launch(RunRequest run) {
+        String name = TrainingJobFactory.jobName(run);
+        Job existing = jobs().withName(name).get();
+        if (existing != null) {
+            LOG.infof("run %s already has Job %s; not creating another", run.runId(), name);
+            return existing;
+        }
+        Job created = jobs().resource(factory.build(run)).create();
+        LOG.infof(
+                "run %s scheduled as Job %s/%s (%d GPU)",
+                run.runId(), settings.namespace(), name, run.gpus());
+        return created;
+    }
+
+    public RunState state(RunRequest run) {
+        Job job = jobs().withName(TrainingJobFactory.jobName(run)).get();
+        return job == null ? new RunState.Unknown() : state(job);
+    }
+
+    RunState state(Job job) {
+        var status = job.getStatus();
+        if (status != null && status.getConditions() != null) {
+            for (JobCondition c : status.getConditions()) {
+                if (!"True".equals(c.getStatus())) {
+                    continue;
+                }
+                if ("Complete".equals(c.getType())) {
+                    return new RunState.Succeeded();
+                }
+                if ("Failed".equals(c.getType())) {
+                    if ("DeadlineExceeded".equals(c.getReason())) {
+                        return new RunState.Failed(
+                                "the run exceeded its time limit of "
+                                        + job.getSpec().getActiveDeadlineSeconds()
+                                        + " s (resources.max_runtime_seconds) and was stopped",
+                                false);
+                    }
+                    return podFailure(job)
+                            .orElse(
+                                    new RunState.Failed(
+                                            "the training Job failed: "
+                                                    + c.getReason()
+                                                    + " "
+                                                    + c.getMessage(),
+                                            true));
+                }
+            }
+        }
+        Optional<RunState.Failed> failure = podFailure(job);
+        if (failure.isPresent()) {
+            return failure.get();
+        }
+        if (status != null && status.getActive() != null && status.getActive() > 0) {
+            List<Pod> pods = pods(job);
+            boolean running =
+                    pods.stream()
+                            .anyMatch(
+                                    p ->
+                                            p.getStatus() != null
+                                                    && "Running".equals(p.getStatus().getPhase()));
+            if (running) {
+                return new RunState.Running();
+            }
+            return new RunState.Pending(
+                    pods.stream()
+                            .map(PodFailures::pendingDetail)
+                            .flatMap(Optional::stream)
+                            .findFirst()
+                            .orElse("starting the worker pod"));
+        }
+        return new RunState.Pending("waiting for Kubernetes to start the Job");
+    }
+
+    /** Stops a run: deletes its Job and, in the background, its pods. */
+    public boolean cancel(RunRequest run) {
+        String name = TrainingJobFactory.jobName(run);
+        var deleted =
+                jobs().withName(name)
+                        .withPropagationPolicy(DeletionPropagation.BACKGROUND)
+                        .delete();
+        boolean any = deleted != null && !deleted.isEmpty();
+        LOG.infof("run %s cancelled: Job %s %s", run.runId(), name, any ? "deleted" : "was gone");
+        return any;
+    }
+
+    /** Calls {@code onChange(runId, state)} whenever a training Job changes. */
+    public Watch watch(BiConsumer<String, RunState> onChange) {
+        return jobs().withLabel(TrainingJobFactory.LABEL_COMPONENT, TrainingJobFactory.COMPONENT)
+                .watch(
+                        new Watcher<>() {
+                            @Override
+                            public void eventReceived(Action action, Job job) {
+                                String runId =
+                                        job.getMetadata()
+                                                .getLabels()
+                                                .get(TrainingJobFactory.LABEL_RUN_ID);
+                                RunState state =
+                                        action == Action.DELETED
+                                                ? new RunState.Unknown()
+                                                : state(job);
+                                onChange.accept(runId, state);
+                            }
+
+                            @Override
+                            public void onClose(WatcherException cause) {
+                                LOG.warnf("watch of training Jobs closed: %s", cause.getMessage());
+                            }
+                        });
+    }
+
+    private Optional<RunState.Failed> podFailure(Job job) {
+        return pods(job).stream().map(PodFailures::explain).flatMap(Optional::stream).findFirst();
+    }
+
+    private List<Pod> pods(Job job) {
+        return client.pods()
+                .inNamespace(settings.namespace())
+                .withLabel("job-name", job.getMetadata().getName())
+                .list()
+                .getItems();
+    }
+
+    private NonNamespaceOperation<Job, JobList, ScalableResource<Job>> jobs() {
+        return client.batch().v1().jobs().inNamespace(settings.namespace());
+    }
+}

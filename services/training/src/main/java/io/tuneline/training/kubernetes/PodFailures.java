@@ -1,0 +1,108 @@
+package io.tuneline.training.kubernetes;
+
+import io.fabric8.kubernetes.api.model.ContainerStatus;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodCondition;
+import io.tuneline.training.run.RunState;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Explains why a worker pod cannot run or stopped, in words a user can act on. Kubernetes reports
+ * these in different places: container waiting reasons (image pulls), terminated reasons (OOM), pod
+ * status reasons (eviction) and the PodScheduled condition (no node fits).
+ */
+final class PodFailures {
+    private static final Set<String> IMAGE_PULL =
+            Set.of("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull");
+
+    private PodFailures() {}
+
+    static Optional<RunState.Failed> explain(Pod pod) {
+        var status = pod.getStatus();
+        if (status == null) {
+            return Optional.empty();
+        }
+        if ("Evicted".equals(status.getReason())) {
+            return Optional.of(
+                    new RunState.Failed(
+                            "the worker pod was evicted from its node: " + status.getMessage(),
+                            true));
+        }
+        for (ContainerStatus c : containers(pod)) {
+            var waiting = c.getState() == null ? null : c.getState().getWaiting();
+            if (waiting != null && IMAGE_PULL.contains(waiting.getReason())) {
+                return Optional.of(
+                        new RunState.Failed(
+                                "the worker image "
+                                        + c.getImage()
+                                        + " cannot be pulled ("
+                                        + waiting.getReason()
+                                        + "): "
+                                        + waiting.getMessage()
+                                        + "; check training.worker.image and image pull secrets",
+                                false));
+            }
+            var terminated = c.getState() == null ? null : c.getState().getTerminated();
+            if (terminated != null && "OOMKilled".equals(terminated.getReason())) {
+                String limit =
+                        pod.getSpec().getContainers().stream()
+                                .filter(spec -> spec.getName().equals(c.getName()))
+                                .findFirst()
+                                .map(spec -> spec.getResources().getLimits())
+                                .map(l -> l.get("memory"))
+                                .map(Object::toString)
+                                .orElse("none");
+                return Optional.of(
+                        new RunState.Failed(
+                                "the worker ran out of memory (limit "
+                                        + limit
+                                        + ") and was killed; give the job more memory"
+                                        + " (resources.memory), a smaller batch_size or"
+                                        + " max_seq_length",
+                                false));
+            }
+            if (terminated != null
+                    && terminated.getExitCode() != null
+                    && terminated.getExitCode() != 0) {
+                return Optional.of(
+                        new RunState.Failed(
+                                "the worker exited with code "
+                                        + terminated.getExitCode()
+                                        + (terminated.getMessage() == null
+                                                ? ""
+                                                : ": " + terminated.getMessage()),
+                                true));
+            }
+        }
+        if (status.getConditions() != null) {
+            for (PodCondition condition : status.getConditions()) {
+                if ("PodScheduled".equals(condition.getType())
+                        && "False".equals(condition.getStatus())
+                        && "Unschedulable".equals(condition.getReason())) {
+                    // Not terminal by itself: the cluster autoscaler may still add a node.
+                    return Optional.empty();
+                }
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Why a pod is still pending, for progress messages ("waiting for a GPU node: ..."). */
+    static Optional<String> pendingDetail(Pod pod) {
+        if (pod.getStatus() == null || pod.getStatus().getConditions() == null) {
+            return Optional.empty();
+        }
+        return pod.getStatus().getConditions().stream()
+                .filter(c -> "PodScheduled".equals(c.getType()) && "False".equals(c.getStatus()))
+                .findFirst()
+                .map(c -> "no node can run the worker yet: " + c.getMessage());
+    }
+
+    private static List<ContainerStatus> containers(Pod pod) {
+        return pod.getStatus().getContainerStatuses() == null
+                ? List.of()
+                : pod.getStatus().getContainerStatuses();
+    }
+}

@@ -1,0 +1,23 @@
+package io.tuneline.training.run;
+
+/** Where a run stands, as an executor sees it. */
+public sealed interface RunState {
+    /** Accepted, not started yet (no node, image being pulled, waiting for a slot). */
+    record Pending(String detail) implements RunState {}
+
+    /** The worker is running. */
+    record Running() implements RunState {}
+
+    /** The worker finished and reported success. */
+    record Succeeded() implements RunState {}
+
+    /**
+     * The run cannot finish. {@code retriable} when another attempt may succeed (the node was lost,
+     * the pod was evicted); not when the same attempt would fail again (image missing, out of
+     * memory at this size, deadline).
+     */
+    record Failed(String reason, boolean retriable) implements RunState {}
+
+    /** Nothing is known of this run (never launched, or deleted after its TTL). */
+    record Unknown() implements RunState {}
+}
