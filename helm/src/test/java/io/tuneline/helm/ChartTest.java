@@ -123,6 +123,7 @@ class ChartTest {
                                         Optional.empty(),
                                         Optional.empty(),
                                         Map.of(),
+                                        0,
                                         0));
         var runPod = job.getSpec().getTemplate().getSpec();
         assertThat(runPod.getContainers().get(0).getResources().getLimits())

@@ -11,6 +11,7 @@ import io.fabric8.kubernetes.client.Watcher;
 import io.fabric8.kubernetes.client.WatcherException;
 import io.fabric8.kubernetes.client.dsl.NonNamespaceOperation;
 import io.fabric8.kubernetes.client.dsl.ScalableResource;
+import io.tuneline.training.run.RunLauncher;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
 import java.util.List;
@@ -23,7 +24,7 @@ import org.jboss.logging.Logger;
  * failure explained), deletes it on cancellation, and watches all of them. Finished Jobs are
  * deleted by Kubernetes after {@code ttlSecondsAfterFinished}.
  */
-public final class KubernetesRunLauncher {
+public final class KubernetesRunLauncher implements RunLauncher {
     private static final Logger LOG = Logger.getLogger(KubernetesRunLauncher.class);
 
     private final KubernetesClient client;
@@ -40,6 +41,12 @@ public final class KubernetesRunLauncher {
      * Creates the Job of {@code run}, unless it exists already (a redelivered request or a
      * restarted controller must not start a second worker for the same attempt).
      */
+    @Override
+    public void start(RunRequest run) {
+        launch(run);
+    }
+
+    /** {@link #start} that returns the Job, existing or created. */
     public Job launch(RunRequest run) {
         String name = TrainingJobFactory.jobName(run);
         Job existing = jobs().withName(name).get();
@@ -54,6 +61,7 @@ public final class KubernetesRunLauncher {
         return created;
     }
 
+    @Override
     public RunState state(RunRequest run) {
         Job job = jobs().withName(TrainingJobFactory.jobName(run)).get();
         return job == null ? new RunState.Unknown() : state(job);
@@ -114,6 +122,7 @@ public final class KubernetesRunLauncher {
     }
 
     /** Stops a run: deletes its Job and, in the background, its pods. */
+    @Override
     public boolean cancel(RunRequest run) {
         String name = TrainingJobFactory.jobName(run);
         var deleted =
@@ -126,6 +135,7 @@ public final class KubernetesRunLauncher {
     }
 
     /** Calls {@code onChange(runId, state)} whenever a training Job changes. */
+    @Override
     public Watch watch(BiConsumer<String, RunState> onChange) {
         return jobs().withLabel(TrainingJobFactory.LABEL_COMPONENT, TrainingJobFactory.COMPONENT)
                 .watch(

@@ -13,6 +13,7 @@ import java.util.Optional;
  * @param memory Kubernetes quantity, empty for the executor's default
  * @param nodeSelector extra node labels, merged with the executor's own
  * @param maxRuntimeSeconds 0 for no limit
+ * @param priority higher starts first when runs wait for a slot
  */
 public record RunRequest(
         String jobId,
@@ -21,7 +22,8 @@ public record RunRequest(
         Optional<String> cpu,
         Optional<String> memory,
         Map<String, String> nodeSelector,
-        long maxRuntimeSeconds) {
+        long maxRuntimeSeconds,
+        int priority) {
 
     public RunRequest {
         if (attempt < 1) {

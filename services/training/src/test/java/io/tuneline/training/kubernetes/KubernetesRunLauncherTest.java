@@ -55,7 +55,8 @@ class KubernetesRunLauncherTest {
                 Optional.of("12"),
                 Optional.of("80Gi"),
                 Map.of("pool", "training"),
-                7200);
+                7200,
+                0);
     }
 
     @Test
@@ -113,7 +114,8 @@ class KubernetesRunLauncherTest {
     @Test
     void aCpuRunAsksForNoGpuAndKeepsTheTemplatesResources() {
         launcher.launch(
-                new RunRequest("cpu-job", 1, 0, Optional.empty(), Optional.empty(), Map.of(), 0));
+                new RunRequest(
+                        "cpu-job", 1, 0, Optional.empty(), Optional.empty(), Map.of(), 0, 0));
         Job job = client.batch().v1().jobs().inNamespace(NS).withName("tl-cpu-job-a1").get();
         var resources = job.getSpec().getTemplate().getSpec().getContainers().get(0).getResources();
         assertThat(resources.getLimits())

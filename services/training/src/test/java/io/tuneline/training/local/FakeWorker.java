@@ -1,0 +1,52 @@
+package io.tuneline.training.local;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * A stand-in worker process for the executor's tests: what it does depends on the job id's prefix,
+ * so each test can choose a behaviour (succeed, crash, run until stopped, ignore SIGTERM).
+ */
+public final class FakeWorker {
+    private FakeWorker() {}
+
+    public static void main(String[] args) throws Exception {
+        String jobId = System.getenv("TUNELINE_JOB_ID");
+        Files.writeString(Path.of("pid"), Long.toString(ProcessHandle.current().pid()));
+        System.out.println("worker for " + jobId + " run " + System.getenv("TUNELINE_RUN_ID"));
+        if (jobId.startsWith("ok-")) {
+            for (int step = 1; step <= 3; step++) {
+                System.out.println("step " + step);
+            }
+            return;
+        }
+        if (jobId.startsWith("crash-")) {
+            System.out.println("step 1");
+            System.out.println("CUDA error: an illegal memory access was encountered");
+            System.out.flush();
+            Runtime.getRuntime().halt(3);
+        }
+        if (jobId.startsWith("stubborn-")) {
+            Runtime.getRuntime()
+                    .addShutdownHook(
+                            new Thread(
+                                    () -> {
+                                        while (true) {
+                                            Thread.onSpinWait();
+                                        }
+                                    }));
+        } else {
+            Runtime.getRuntime()
+                    .addShutdownHook(
+                            new Thread(
+                                    () ->
+                                            System.out.println(
+                                                    "stopping between steps; checkpoint kept")));
+        }
+        Files.writeString(Path.of("running"), "yes");
+        // Simulated training steps until the process is stopped.
+        for (long step = 1; ; step++) {
+            Thread.sleep(50);
+        }
+    }
+}
