@@ -1,10 +1,12 @@
 package io.tuneline.common.store;
 
 import io.quarkus.runtime.StartupEvent;
+import jakarta.annotation.Priority;
 import jakarta.enterprise.event.Observes;
 import jakarta.enterprise.inject.Disposes;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
+import jakarta.interceptor.Interceptor;
 import org.jboss.logging.Logger;
 
 /** One {@link ArtifactStore} per service, closed at shutdown. */
@@ -23,10 +25,14 @@ public class ArtifactStoreProducer {
     }
 
     /**
-     * Creates the bucket at start-up when configured to. A store that is down does not stop the
-     * service from starting: readiness reports it until it answers.
+     * Creates the bucket at start-up when configured to, before any other start-up observer of the
+     * service reads the store. A store that is down does not stop the service from starting:
+     * readiness reports it until it answers.
      */
-    void onStart(@Observes StartupEvent event, StoreConfig config, ArtifactStore store) {
+    void onStart(
+            @Observes @Priority(Interceptor.Priority.PLATFORM_BEFORE) StartupEvent event,
+            StoreConfig config,
+            ArtifactStore store) {
         if (!config.createBucket()) {
             return;
         }

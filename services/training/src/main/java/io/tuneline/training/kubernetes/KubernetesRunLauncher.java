@@ -11,6 +11,7 @@ import io.fabric8.kubernetes.client.Watcher;
 import io.fabric8.kubernetes.client.WatcherException;
 import io.fabric8.kubernetes.client.dsl.NonNamespaceOperation;
 import io.fabric8.kubernetes.client.dsl.ScalableResource;
+import io.tuneline.training.run.RunKey;
 import io.tuneline.training.run.RunLauncher;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
@@ -136,21 +137,24 @@ public final class KubernetesRunLauncher implements RunLauncher {
 
     /** Calls {@code onChange(runId, state)} whenever a training Job changes. */
     @Override
-    public Watch watch(BiConsumer<String, RunState> onChange) {
+    public Watch watch(BiConsumer<RunKey, RunState> onChange) {
         return jobs().withLabel(TrainingJobFactory.LABEL_COMPONENT, TrainingJobFactory.COMPONENT)
                 .watch(
                         new Watcher<>() {
                             @Override
                             public void eventReceived(Action action, Job job) {
-                                String runId =
-                                        job.getMetadata()
-                                                .getLabels()
-                                                .get(TrainingJobFactory.LABEL_RUN_ID);
+                                var labels = job.getMetadata().getLabels();
+                                RunKey key =
+                                        new RunKey(
+                                                labels.get(TrainingJobFactory.LABEL_JOB_ID),
+                                                Integer.parseInt(
+                                                        labels.get(
+                                                                TrainingJobFactory.LABEL_ATTEMPT)));
                                 RunState state =
                                         action == Action.DELETED
                                                 ? new RunState.Unknown()
                                                 : state(job);
-                                onChange.accept(runId, state);
+                                onChange.accept(key, state);
                             }
 
                             @Override

@@ -1,5 +1,6 @@
 package io.tuneline.training.local;
 
+import io.tuneline.training.run.RunKey;
 import io.tuneline.training.run.RunLauncher;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
@@ -38,7 +39,8 @@ public final class LocalRunLauncher implements RunLauncher {
     private final Map<String, Process> running = new HashMap<>();
     private final Map<String, RunState> finished = new HashMap<>();
     private final java.util.Set<String> cancelling = new java.util.HashSet<>();
-    private final List<BiConsumer<String, RunState>> listeners = new CopyOnWriteArrayList<>();
+    private final List<BiConsumer<RunKey, RunState>> listeners = new CopyOnWriteArrayList<>();
+    private final Map<String, RunKey> keys = new java.util.concurrent.ConcurrentHashMap<>();
     private boolean closed;
 
     private record Queued(RunRequest run, long arrival) {}
@@ -60,6 +62,7 @@ public final class LocalRunLauncher implements RunLauncher {
                 LOG.infof("run %s is already known; not starting another worker", id);
                 return;
             }
+            keys.put(id, run.key());
             queue.add(new Queued(run, arrivals.incrementAndGet()));
         }
         publish(run.runId(), new RunState.Pending("queued"));
@@ -243,15 +246,16 @@ public final class LocalRunLauncher implements RunLauncher {
     }
 
     @Override
-    public AutoCloseable watch(BiConsumer<String, RunState> onChange) {
+    public AutoCloseable watch(BiConsumer<RunKey, RunState> onChange) {
         listeners.add(onChange);
         return () -> listeners.remove(onChange);
     }
 
     private void publish(String runId, RunState state) {
-        for (BiConsumer<String, RunState> listener : listeners) {
+        RunKey key = keys.get(runId);
+        for (BiConsumer<RunKey, RunState> listener : listeners) {
             try {
-                listener.accept(runId, state);
+                listener.accept(key, state);
             } catch (RuntimeException e) {
                 LOG.errorf(e, "listener failed on %s -> %s", runId, state);
             }

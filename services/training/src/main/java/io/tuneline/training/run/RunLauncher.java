@@ -17,8 +17,8 @@ public interface RunLauncher extends AutoCloseable {
     /** Stops a queued or running run; returns whether there was anything to stop. */
     boolean cancel(RunRequest run);
 
-    /** Calls {@code onChange(runId, state)} when a run changes state, until closed. */
-    AutoCloseable watch(BiConsumer<String, RunState> onChange);
+    /** Calls {@code onChange(run, state)} when a run changes state, until closed. */
+    AutoCloseable watch(BiConsumer<RunKey, RunState> onChange);
 
     @Override
     default void close() {}

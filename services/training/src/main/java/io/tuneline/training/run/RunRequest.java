@@ -35,8 +35,12 @@ public record RunRequest(
         nodeSelector = Map.copyOf(nodeSelector);
     }
 
+    public RunKey key() {
+        return new RunKey(jobId, attempt);
+    }
+
     /** Identifies this attempt: {@code <jobId>-a<attempt>}. */
     public String runId() {
-        return jobId + "-a" + attempt;
+        return key().runId();
     }
 }

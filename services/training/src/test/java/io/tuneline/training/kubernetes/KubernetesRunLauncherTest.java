@@ -225,15 +225,13 @@ class KubernetesRunLauncherTest {
     @Test
     void watchReportsWhenARunCompletes() {
         var seen = new CopyOnWriteArrayList<Map.Entry<String, RunState>>();
-        try (Watch ignored = launcher.watch((runId, state) -> seen.add(Map.entry(runId, state)))) {
+        try (Watch ignored =
+                launcher.watch((run, state) -> seen.add(Map.entry(run.runId(), state)))) {
             Job job = launcher.launch(run("watched", 1, 1));
             setStatus(job, "Complete", null);
             Awaitility.await()
                     .atMost(10, TimeUnit.SECONDS)
-                    .until(
-                            () ->
-                                    seen.contains(
-                                            Map.entry("tl-watched-a1", new RunState.Succeeded())));
+                    .until(() -> seen.contains(Map.entry("watched-a1", new RunState.Succeeded())));
         }
     }
 

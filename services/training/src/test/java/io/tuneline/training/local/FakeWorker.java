@@ -14,11 +14,21 @@ public final class FakeWorker {
         String jobId = System.getenv("TUNELINE_JOB_ID");
         Files.writeString(Path.of("pid"), Long.toString(ProcessHandle.current().pid()));
         System.out.println("worker for " + jobId + " run " + System.getenv("TUNELINE_RUN_ID"));
-        if (jobId.startsWith("ok-")) {
+        int attempt = Integer.parseInt(System.getenv("TUNELINE_ATTEMPT"));
+        if (jobId.startsWith("ok-") || (jobId.startsWith("flaky-") && attempt > 1)) {
             for (int step = 1; step <= 3; step++) {
                 System.out.println("step " + step);
             }
+            if (System.getenv("S3_ENDPOINT") != null) {
+                PlatformSide.reportProgressAndResult(jobId, attempt);
+            }
             return;
+        }
+        if (jobId.startsWith("flaky-")) {
+            System.out.println("step 1");
+            System.out.println("the node went away");
+            System.out.flush();
+            Runtime.getRuntime().halt(137);
         }
         if (jobId.startsWith("crash-")) {
             System.out.println("step 1");

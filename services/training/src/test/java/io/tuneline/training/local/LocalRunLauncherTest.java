@@ -140,7 +140,8 @@ class LocalRunLauncherTest {
 
         launcher.cancel(run("stubborn-1", 0));
 
-        assertThat(ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)).isFalse();
+        await().atMost(WAIT)
+                .until(() -> !ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false));
         await().atMost(WAIT)
                 .until(() -> launcher.state(run("stubborn-1", 0)) instanceof RunState.Failed);
     }

@@ -1,0 +1,75 @@
+package io.tuneline.training.config;
+
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.tuneline.common.store.StoreConfig;
+import io.tuneline.training.kubernetes.KubernetesExecutorSettings;
+import io.tuneline.training.kubernetes.KubernetesRunLauncher;
+import io.tuneline.training.local.LocalExecutorSettings;
+import io.tuneline.training.local.LocalRunLauncher;
+import io.tuneline.training.run.RunLauncher;
+import jakarta.enterprise.inject.Disposes;
+import jakarta.enterprise.inject.Instance;
+import jakarta.enterprise.inject.Produces;
+import jakarta.inject.Singleton;
+import java.util.List;
+import java.util.Map;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+
+/** The executor the configuration names; closed (workers stopped) at shutdown. */
+@Singleton
+public class LauncherProducer {
+
+    @Produces
+    @Singleton
+    RunLauncher launcher(
+            TrainingConfig config,
+            StoreConfig store,
+            @ConfigProperty(name = "kafka.bootstrap.servers") String kafka,
+            Instance<KubernetesClient> kubernetes) {
+        return switch (config.executor()) {
+            case LOCAL ->
+                    new LocalRunLauncher(
+                            new LocalExecutorSettings(
+                                    config.local()
+                                            .workerCommand()
+                                            .orElse(List.of(MissingWorker.COMMAND)),
+                                    config.local().maxConcurrentRuns(),
+                                    config.local().workDir(),
+                                    config.local().stopGrace(),
+                                    workerEnvironment(store, kafka)));
+            case KUBERNETES ->
+                    new KubernetesRunLauncher(
+                            kubernetes.get(),
+                            new KubernetesExecutorSettings(
+                                    config.kubernetes().namespace(),
+                                    config.kubernetes().podTemplate(),
+                                    config.kubernetes().gpuResourceName(),
+                                    config.kubernetes().ttlSecondsAfterFinished(),
+                                    config.kubernetes().backoffLimit()));
+        };
+    }
+
+    /**
+     * What a local worker needs to reach the platform, in the variables the %prod profile reads
+     * (the same a worker pod gets from the chart).
+     */
+    static Map<String, String> workerEnvironment(StoreConfig store, String kafka) {
+        return Map.of(
+                "KAFKA_BOOTSTRAP_SERVERS", kafka,
+                "S3_ENDPOINT", store.endpoint(),
+                "S3_ACCESS_KEY", store.accessKey(),
+                "S3_SECRET_KEY", store.secretKey(),
+                "S3_BUCKET", store.bucket());
+    }
+
+    void close(@Disposes RunLauncher launcher) {
+        launcher.close();
+    }
+
+    /** Names the missing piece when no worker command is configured. */
+    public static final class MissingWorker {
+        static final String COMMAND = "tuneline-training-worker-not-configured";
+
+        private MissingWorker() {}
+    }
+}

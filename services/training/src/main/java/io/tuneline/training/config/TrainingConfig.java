@@ -1,0 +1,66 @@
+package io.tuneline.training.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/** {@code tuneline.training.*}; the Helm chart sets the kubernetes group from its values. */
+@ConfigMapping(prefix = "tuneline.training")
+public interface TrainingConfig {
+
+    /** {@code local} (worker processes on this machine) or {@code kubernetes} (one Job per run). */
+    @WithDefault("local")
+    Executor executor();
+
+    /** Attempts per job: a run that fails in a way a retry may fix restarts from its checkpoint. */
+    @WithDefault("3")
+    int maxAttempts();
+
+    Local local();
+
+    Kubernetes kubernetes();
+
+    enum Executor {
+        LOCAL,
+        KUBERNETES
+    }
+
+    interface Local {
+        /**
+         * The command that starts a worker process. Empty until the engine's worker is part of the
+         * build; jobs then fail with a message that says so.
+         */
+        Optional<List<String>> workerCommand();
+
+        @WithDefault("1")
+        int maxConcurrentRuns();
+
+        /** Working directories and logs of local runs. */
+        @WithDefault("${java.io.tmpdir}/tuneline-runs")
+        Path workDir();
+
+        @WithDefault("30s")
+        Duration stopGrace();
+    }
+
+    interface Kubernetes {
+        /** Namespace of the run Jobs; the chart sets the pod's own namespace. */
+        @WithDefault("default")
+        String namespace();
+
+        @WithDefault("/etc/tuneline/worker/pod-template.yaml")
+        Path podTemplate();
+
+        @WithDefault("nvidia.com/gpu")
+        String gpuResourceName();
+
+        @WithDefault("3600")
+        int ttlSecondsAfterFinished();
+
+        @WithDefault("0")
+        int backoffLimit();
+    }
+}

@@ -1,0 +1,322 @@
+package io.tuneline.training.run;
+
+import com.google.protobuf.util.Timestamps;
+import io.quarkus.runtime.StartupEvent;
+import io.tuneline.common.messaging.EventPublisher;
+import io.tuneline.common.observability.JobLogContext;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.proto.v1.CancelJob;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.JobFailed;
+import io.tuneline.proto.v1.JobStatus;
+import io.tuneline.proto.v1.JobStatusChanged;
+import io.tuneline.proto.v1.Resources;
+import io.tuneline.proto.v1.Stage;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.training.config.TrainingConfig;
+import io.tuneline.training.progress.TrainingMetrics;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import jakarta.inject.Inject;
+import java.time.Instant;
+import java.util.Locale;
+import java.util.Optional;
+import org.eclipse.microprofile.reactive.messaging.Channel;
+import org.eclipse.microprofile.reactive.messaging.Emitter;
+import org.jboss.logging.Logger;
+
+/**
+ * Decides where and when each job's training runs and follows it to a terminal state: queued,
+ * running, retried from its checkpoint after a crash (up to {@code max-attempts}), succeeded,
+ * failed with a reason, or cancelled. Its state lives in the object store, so a restarted
+ * controller carries on with the runs that were in flight.
+ */
+@ApplicationScoped
+public class TrainingController {
+    static final String ERROR_TRAINING_FAILED = "TRAINING_FAILED";
+    static final String ERROR_NO_WORKER = "TRAINING_WORKER_MISSING";
+    private static final Logger LOG = Logger.getLogger(TrainingController.class);
+
+    private final RunLauncher launcher;
+    private final RunStore runs;
+    private final TrainingConfig config;
+    private final EventPublisher publisher;
+    private final Emitter<byte[]> status;
+    private final Emitter<byte[]> completed;
+    private final TrainingMetrics metrics;
+    private AutoCloseable watch;
+
+    @Inject
+    public TrainingController(
+            RunLauncher launcher,
+            ArtifactStore store,
+            TrainingConfig config,
+            EventPublisher publisher,
+            @Channel("job-status") Emitter<byte[]> status,
+            @Channel("training-completed") Emitter<byte[]> completed,
+            TrainingMetrics metrics) {
+        this.launcher = launcher;
+        this.runs = new RunStore(store);
+        this.config = config;
+        this.publisher = publisher;
+        this.status = status;
+        this.completed = completed;
+        this.metrics = metrics;
+    }
+
+    /** Follows the executor and picks up the runs a previous controller left in flight. */
+    void onStart(@Observes StartupEvent event) {
+        watch = launcher.watch(this::onRunState);
+        recoverInFlight();
+    }
+
+    /** Carries on with every run that is not finished, as recorded in the object store. */
+    public synchronized void recoverInFlight() {
+        for (RunRecord record : runs.all()) {
+            if (!record.status().terminal()) {
+                metrics.priority(
+                        record.jobId(),
+                        runs.input(record.jobId()).getJob().getResources().getPriority());
+                metrics.track(record);
+                try (var ctx = JobLogContext.of(record.jobId())) {
+                    recover(record);
+                }
+            }
+        }
+    }
+
+    @PreDestroy
+    void stop() throws Exception {
+        if (watch != null) {
+            watch.close();
+        }
+    }
+
+    /** A prepared dataset arrived: queue its training. Returns at once; the run goes on alone. */
+    public synchronized void submit(DatasetPrepared prepared) {
+        String jobId = prepared.getJobId();
+        Optional<RunRecord> existing = runs.record(jobId);
+        if (existing.isPresent()) {
+            LOG.infof(
+                    "training of %s is already %s (attempt %d); not starting another",
+                    jobId, existing.get().status(), existing.get().attempt());
+            return;
+        }
+        runs.writeInput(prepared);
+        RunRecord record = new RunRecord(jobId, 1, RunStatus.QUEUED, "queued", Instant.now());
+        runs.save(record);
+        metrics.priority(jobId, prepared.getJob().getResources().getPriority());
+        metrics.track(record);
+        if (config.executor() == TrainingConfig.Executor.LOCAL
+                && config.local().workerCommand().isEmpty()) {
+            fail(
+                    record,
+                    ERROR_NO_WORKER,
+                    "no training worker is configured: set tuneline.training.local.worker-command"
+                            + " to the command that runs the engine's worker");
+            return;
+        }
+        statusChanged(jobId, JobStatus.JOB_STATUS_TRAINING, "queued for training");
+        launcher.start(request(prepared, 1));
+    }
+
+    /** A CancelJob arrived. A job not yet at training is remembered as cancelled. */
+    public synchronized void cancel(CancelJob cancel) {
+        String jobId = cancel.getJobId();
+        Optional<RunRecord> existing = runs.record(jobId);
+        String why =
+                cancel.getReason().isBlank() ? "cancelled" : "cancelled: " + cancel.getReason();
+        if (existing.isEmpty()) {
+            runs.save(new RunRecord(jobId, 0, RunStatus.CANCELLED, why, Instant.now()));
+            LOG.infof("job cancelled before its training was queued; it will not be trained");
+            return;
+        }
+        RunRecord record = existing.get();
+        if (record.status().terminal()) {
+            LOG.infof("cancel ignored: training already %s", record.status());
+            return;
+        }
+        runs.save(record.with(RunStatus.CANCELLING, why));
+        LOG.infof("cancelling attempt %d (%s)", record.attempt(), why);
+        if (!launcher.cancel(request(runs.input(jobId), record.attempt()))) {
+            cancelled(runs.record(jobId).orElseThrow());
+        }
+    }
+
+    /** The executor reports a run's state; the controller moves the job along. */
+    synchronized void onRunState(RunKey key, RunState state) {
+        if (key == null) {
+            return;
+        }
+        try (var ctx = JobLogContext.of(key.jobId())) {
+            Optional<RunRecord> current = runs.record(key.jobId());
+            if (current.isEmpty()
+                    || current.get().status().terminal()
+                    || current.get().attempt() != key.attempt()) {
+                return;
+            }
+            RunRecord record = current.get();
+            if (state instanceof RunState.Running) {
+                if (record.status() == RunStatus.QUEUED) {
+                    runs.save(record.with(RunStatus.RUNNING, "running"));
+                    metrics.track(runs.record(key.jobId()).orElseThrow());
+                    statusChanged(
+                            key.jobId(),
+                            JobStatus.JOB_STATUS_TRAINING,
+                            "training, attempt "
+                                    + key.attempt()
+                                    + " on the "
+                                    + config.executor().name().toLowerCase(Locale.ROOT)
+                                    + " executor");
+                }
+            } else if (state instanceof RunState.Succeeded) {
+                succeeded(record);
+            } else if (state instanceof RunState.Failed failed) {
+                failed(record, failed);
+            } else if (state instanceof RunState.Unknown
+                    && record.status() == RunStatus.CANCELLING) {
+                cancelled(record);
+            }
+        } catch (RuntimeException e) {
+            LOG.errorf(e, "cannot handle %s of run %s", state, key);
+        }
+    }
+
+    private void succeeded(RunRecord record) {
+        Optional<TrainingCompleted> result = runs.result(record.jobId());
+        if (result.isEmpty()) {
+            fail(
+                    record,
+                    ERROR_TRAINING_FAILED,
+                    "the worker exited successfully but wrote no result (runs/"
+                            + record.jobId()
+                            + "/result.json); its log says why");
+            return;
+        }
+        DatasetPrepared input = runs.input(record.jobId());
+        TrainingCompleted event =
+                result.get().toBuilder()
+                        .setJobId(record.jobId())
+                        .setJob(input.getJob())
+                        .setDataset(input)
+                        .setRunId(record.key().runId())
+                        .build();
+        publisher.sendAndWait(completed, event);
+        runs.save(record.with(RunStatus.SUCCEEDED, "succeeded"));
+        metrics.finished(record.jobId());
+        LOG.infof(
+                "training finished: %d steps, final loss %.4f, model %s",
+                event.getSteps(), event.getFinalLoss(), event.getModel().getUri());
+    }
+
+    private void failed(RunRecord record, RunState.Failed failure) {
+        if (record.status() == RunStatus.CANCELLING) {
+            cancelled(record);
+            return;
+        }
+        if (failure.retriable() && record.attempt() < config.maxAttempts()) {
+            RunRecord next =
+                    record.nextAttempt(
+                            "attempt " + record.attempt() + " failed: " + failure.reason());
+            runs.save(next);
+            metrics.track(next);
+            statusChanged(
+                    record.jobId(),
+                    JobStatus.JOB_STATUS_TRAINING,
+                    "attempt "
+                            + record.attempt()
+                            + " failed ("
+                            + firstLine(failure.reason())
+                            + "); restarting from the last checkpoint as attempt "
+                            + next.attempt()
+                            + " of "
+                            + config.maxAttempts());
+            launcher.start(request(runs.input(record.jobId()), next.attempt()));
+            return;
+        }
+        String message =
+                failure.retriable()
+                        ? "training failed "
+                                + record.attempt()
+                                + " times; the last attempt: "
+                                + failure.reason()
+                        : "training failed: " + failure.reason();
+        fail(record, ERROR_TRAINING_FAILED, message);
+    }
+
+    private void cancelled(RunRecord record) {
+        runs.save(record.with(RunStatus.CANCELLED, record.reason()));
+        metrics.finished(record.jobId());
+        statusChanged(
+                record.jobId(),
+                JobStatus.JOB_STATUS_CANCELLED,
+                record.reason() + "; the last checkpoint is kept in runs/" + record.jobId() + "/");
+    }
+
+    private void fail(RunRecord record, String code, String message) {
+        runs.save(record.with(RunStatus.FAILED, message));
+        metrics.finished(record.jobId());
+        LOG.warnf("training failed: %s", message);
+        publisher.sendAndWait(
+                status,
+                JobFailed.newBuilder()
+                        .setJobId(record.jobId())
+                        .setStage(Stage.STAGE_TRAINING)
+                        .setErrorCode(code)
+                        .setMessage(message)
+                        .setRetriable(!ERROR_NO_WORKER.equals(code))
+                        .setFailedAt(Timestamps.now())
+                        .build());
+    }
+
+    private void recover(RunRecord record) {
+        RunRequest request = request(runs.input(record.jobId()), record.attempt());
+        if (record.status() == RunStatus.CANCELLING) {
+            launcher.cancel(request);
+            cancelled(record);
+            return;
+        }
+        RunState state = launcher.state(request);
+        LOG.infof("recovering attempt %d, executor says %s", record.attempt(), state);
+        if (state instanceof RunState.Unknown) {
+            // The local executor's workers ended with the previous controller; start again from
+            // the last checkpoint.
+            RunRecord next = record.nextAttempt("the training controller restarted");
+            runs.save(next);
+            launcher.start(request(runs.input(record.jobId()), next.attempt()));
+            return;
+        }
+        onRunState(record.key(), state);
+    }
+
+    static RunRequest request(DatasetPrepared prepared, int attempt) {
+        Resources r = prepared.getJob().getResources();
+        return new RunRequest(
+                prepared.getJobId(),
+                attempt,
+                r.getGpus(),
+                r.getCpu().isBlank() ? Optional.empty() : Optional.of(r.getCpu()),
+                r.getMemory().isBlank() ? Optional.empty() : Optional.of(r.getMemory()),
+                r.getNodeSelectorMap(),
+                r.getMaxRuntimeSeconds(),
+                r.getPriority());
+    }
+
+    private void statusChanged(String jobId, JobStatus newStatus, String message) {
+        publisher.sendAndWait(
+                status,
+                JobStatusChanged.newBuilder()
+                        .setJobId(jobId)
+                        .setStatus(newStatus)
+                        .setStage(Stage.STAGE_TRAINING)
+                        .setMessage(message)
+                        .setChangedAt(Timestamps.now())
+                        .build());
+    }
+
+    private static String firstLine(String text) {
+        int nl = text.indexOf('\n');
+        return nl < 0 ? text : text.substring(0, nl);
+    }
+}
