@@ -64,6 +64,11 @@ public class TrainingMetrics {
         refresh();
     }
 
+    /** Full names of the per-job progress gauges. */
+    public static List<String> progressNames() {
+        return PROGRESS.keySet().stream().map(k -> PREFIX + k).sorted().toList();
+    }
+
     public void priority(String jobId, int priority) {
         priorities.put(jobId, priority);
     }
