@@ -16,6 +16,8 @@ final class Svg {
         int top = 40;
         StringBuilder s = new StringBuilder();
         s.append(open(left + k * cell + 20, top + k * cell + 20, "confusion matrix"));
+        s.append(text(left + k * cell / 2, 12, "predicted", "middle"));
+        s.append(text(8, top + k * cell / 2, "true", "start"));
         for (int j = 0; j < k; j++) {
             s.append(text(left + j * cell + cell / 2, top - 8, labels.get(j), "middle"));
         }
