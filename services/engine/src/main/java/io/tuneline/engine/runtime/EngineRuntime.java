@@ -1,0 +1,75 @@
+package io.tuneline.engine.runtime;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The PyTorch engine as Tuneline uses it: offline (libtorch comes from the {@code pytorch-native-*}
+ * jar on the class path, never from the network), on a GPU when the machine has one, otherwise on
+ * the CPU with a chosen number of threads.
+ */
+public final class EngineRuntime {
+    private static final Logger LOG = LoggerFactory.getLogger(EngineRuntime.class);
+    public static final String ENGINE = "PyTorch";
+
+    private final Engine engine;
+    private final Device device;
+
+    private EngineRuntime(Engine engine, Device device) {
+        this.engine = engine;
+        this.device = device;
+    }
+
+    /**
+     * Starts the engine. DJL reads its settings once, at the first engine use, so they are set here
+     * before that: offline mode always, and the CPU thread counts when given.
+     *
+     * @param cpuThreads intra-op threads on CPU; 0 leaves PyTorch's default (one per core)
+     */
+    public static synchronized EngineRuntime start(int cpuThreads) {
+        System.setProperty("ai.djl.offline", "true");
+        if (cpuThreads > 0 && System.getProperty("ai.djl.pytorch.num_threads") == null) {
+            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(cpuThreads));
+            System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+        }
+        Engine engine;
+        try {
+            engine = Engine.getEngine(ENGINE);
+        } catch (RuntimeException e) {
+            throw new EngineUnavailableException(
+                    "the PyTorch engine could not start: "
+                            + e.getMessage()
+                            + ". The native library comes from the pytorch-native-cpu jar"
+                            + " (classifier linux-x86_64) or, for GPUs, pytorch-native-cu124 (Maven"
+                            + " profile cuda); check it is on the class path and that"
+                            + " ENGINE_CACHE_DIR is writable",
+                    e);
+        }
+        Device device = chooseDevice(engine.getGpuCount());
+        LOG.info(
+                "PyTorch {} on {} ({} GPU(s) visible)",
+                engine.getVersion(),
+                device,
+                engine.getGpuCount());
+        return new EngineRuntime(engine, device);
+    }
+
+    /** The first GPU when there is one: a training run gets its GPUs by scheduling, not here. */
+    static Device chooseDevice(int gpuCount) {
+        return gpuCount > 0 ? Device.gpu(0) : Device.cpu();
+    }
+
+    public Engine engine() {
+        return engine;
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    public String version() {
+        return engine.getVersion();
+    }
+}
