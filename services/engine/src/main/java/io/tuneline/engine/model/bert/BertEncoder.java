@@ -1,0 +1,146 @@
+package io.tuneline.engine.model.bert;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Embedding;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.LayerNormBlock;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A BERT-family encoder (BERT, MiniLM, and RoBERTa's layout) built from DJL blocks, every parameter
+ * reachable under its Hugging Face name so it can be loaded, frozen or wrapped.
+ *
+ * <p>Inputs: token ids (B, T) and attention mask (B, T) with 1 for tokens, 0 for padding; token
+ * type ids are taken as 0 (single-sentence tasks). Output: last hidden states (B, T, H).
+ */
+public final class BertEncoder extends AbstractBlock {
+    /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */
+    private static final float MASKED = -1e9f;
+
+    private final BertConfig config;
+    private final Parameter wordEmbeddings;
+    private final Parameter positionEmbeddings;
+    private final Parameter tokenTypeEmbeddings;
+    private final LayerNormBlock embeddingNorm;
+    private final List<BertLayer> layers = new ArrayList<>();
+
+    public BertEncoder(BertConfig config) {
+        this.config = config;
+        int h = config.hiddenSize();
+        wordEmbeddings = addParameter(embedding("word_embeddings", config.vocabSize(), h));
+        positionEmbeddings =
+                addParameter(embedding("position_embeddings", config.maxPositions(), h));
+        tokenTypeEmbeddings =
+                addParameter(embedding("token_type_embeddings", config.typeVocabSize(), h));
+        embeddingNorm =
+                addChildBlock("embeddings_norm", new LayerNormBlock(h, config.layerNormEps()));
+        for (int i = 0; i < config.layers(); i++) {
+            layers.add(addChildBlock("layer_" + i, new BertLayer(config)));
+        }
+    }
+
+    private static Parameter embedding(String name, int rows, int hidden) {
+        return Parameter.builder()
+                .setName(name)
+                .setType(Parameter.Type.WEIGHT)
+                .optShape(new Shape(rows, hidden))
+                .optInitializer(new NormalInitializer(0.02f))
+                .build();
+    }
+
+    public BertConfig config() {
+        return config;
+    }
+
+    /**
+     * Every parameter under its Hugging Face name ({@code
+     * encoder.layer.0.attention.self.query.weight}).
+     */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        p.put("embeddings.word_embeddings.weight", wordEmbeddings);
+        p.put("embeddings.position_embeddings.weight", positionEmbeddings);
+        p.put("embeddings.token_type_embeddings.weight", tokenTypeEmbeddings);
+        p.put("embeddings.LayerNorm.weight", embeddingNorm.weight());
+        p.put("embeddings.LayerNorm.bias", embeddingNorm.bias());
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "encoder.layer." + i + ".";
+            layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
+        }
+        return Collections.unmodifiableMap(p);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray ids = inputs.get(0);
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        if (t > config.maxPositions()) {
+            throw new IllegalArgumentException(
+                    "sequence of "
+                            + t
+                            + " tokens is longer than the model's "
+                            + config.maxPositions()
+                            + " positions");
+        }
+        var device = ids.getDevice();
+        NDArray x =
+                Embedding.embedding(
+                                ids,
+                                ps.getValue(wordEmbeddings, device, training),
+                                SparseFormat.DENSE)
+                        .singletonOrThrow();
+        x =
+                x.add(ps.getValue(positionEmbeddings, device, training).get(new NDIndex("0:" + t)))
+                        .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
+        x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
+        NDList layerInputs;
+        if (inputs.size() > 1) {
+            NDArray additive =
+                    inputs.get(1)
+                            .toType(DataType.FLOAT32, false)
+                            .sub(1f)
+                            .mul(-MASKED)
+                            .reshape(b, 1, 1, t);
+            layerInputs = new NDList(x, additive);
+        } else {
+            layerInputs = new NDList(x);
+        }
+        for (BertLayer layer : layers) {
+            NDArray out = layer.forward(ps, layerInputs, training).singletonOrThrow();
+            layerInputs =
+                    layerInputs.size() > 1 ? new NDList(out, layerInputs.get(1)) : new NDList(out);
+        }
+        return new NDList(layerInputs.get(0));
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        embeddingNorm.initialize(manager, dataType, new Shape(-1, config.hiddenSize()));
+        for (BertLayer layer : layers) {
+            layer.initialize(manager, dataType, new Shape(-1, -1, config.hiddenSize()));
+        }
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        Shape ids = inputShapes[0];
+        return new Shape[] {new Shape(ids.get(0), ids.get(1), config.hiddenSize())};
+    }
+}

@@ -1,0 +1,127 @@
+package io.tuneline.engine.model.bert;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.LayerNormBlock;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * One post-LN transformer layer as in BERT (Devlin et al. 2019, arXiv:1810.04805): self-attention,
+ * residual, LayerNorm; feed-forward with GELU, residual, LayerNorm. Inputs: hidden states (B, T, H)
+ * and an additive attention mask broadcastable to (B, heads, T, T).
+ */
+public final class BertLayer extends AbstractBlock {
+    private final int hidden;
+    private final int heads;
+    private final Dense query;
+    private final Dense key;
+    private final Dense value;
+    private final Dense attentionOutput;
+    private final LayerNormBlock attentionNorm;
+    private final Dense intermediate;
+    private final Dense output;
+    private final LayerNormBlock outputNorm;
+
+    public BertLayer(BertConfig config) {
+        hidden = config.hiddenSize();
+        heads = config.heads();
+        query = addChildBlock("query", new Dense(hidden, hidden));
+        key = addChildBlock("key", new Dense(hidden, hidden));
+        value = addChildBlock("value", new Dense(hidden, hidden));
+        attentionOutput = addChildBlock("attention_output", new Dense(hidden, hidden));
+        attentionNorm =
+                addChildBlock("attention_norm", new LayerNormBlock(hidden, config.layerNormEps()));
+        intermediate = addChildBlock("intermediate", new Dense(hidden, config.intermediateSize()));
+        output = addChildBlock("output", new Dense(config.intermediateSize(), hidden));
+        outputNorm =
+                addChildBlock("output_norm", new LayerNormBlock(hidden, config.layerNormEps()));
+    }
+
+    /** Parameters under their Hugging Face names, relative to {@code encoder.layer.N.}. */
+    Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        dense(p, "attention.self.query", query);
+        dense(p, "attention.self.key", key);
+        dense(p, "attention.self.value", value);
+        dense(p, "attention.output.dense", attentionOutput);
+        p.put("attention.output.LayerNorm.weight", attentionNorm.weight());
+        p.put("attention.output.LayerNorm.bias", attentionNorm.bias());
+        dense(p, "intermediate.dense", intermediate);
+        dense(p, "output.dense", output);
+        p.put("output.LayerNorm.weight", outputNorm.weight());
+        p.put("output.LayerNorm.bias", outputNorm.bias());
+        return p;
+    }
+
+    private static void dense(Map<String, Parameter> p, String name, Dense d) {
+        p.put(name + ".weight", d.weight());
+        p.put(name + ".bias", d.bias());
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray x = inputs.get(0);
+        NDArray mask = inputs.size() > 1 ? inputs.get(1) : null;
+        long b = x.getShape().get(0);
+        long t = x.getShape().get(1);
+        long d = hidden / heads;
+        NDArray flat = x.reshape(b * t, hidden);
+        NDArray q = split(apply(query, ps, flat, training), b, t, d);
+        NDArray k = split(apply(key, ps, flat, training), b, t, d);
+        NDArray v = split(apply(value, ps, flat, training), b, t, d);
+        // Scaled dot-product attention (Vaswani et al. 2017, eq. 1).
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d)));
+        if (mask != null) {
+            scores = scores.add(mask);
+        }
+        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray h1 =
+                apply(
+                        attentionNorm,
+                        ps,
+                        flat.add(apply(attentionOutput, ps, context, training)),
+                        training);
+        NDArray ff =
+                apply(output, ps, Activation.gelu(apply(intermediate, ps, h1, training)), training);
+        NDArray h2 = apply(outputNorm, ps, h1.add(ff), training);
+        return new NDList(h2.reshape(b, t, hidden));
+    }
+
+    private NDArray split(NDArray x, long b, long t, long d) {
+        return x.reshape(b, t, heads, d).transpose(0, 2, 1, 3);
+    }
+
+    private static NDArray apply(
+            AbstractBlock block, ParameterStore ps, NDArray x, boolean training) {
+        return block.forward(ps, new NDList(x), training).singletonOrThrow();
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        Shape flat = new Shape(-1, hidden);
+        for (AbstractBlock b :
+                new AbstractBlock[] {
+                    query, key, value, attentionOutput, intermediate, attentionNorm, outputNorm
+                }) {
+            b.initialize(manager, dataType, flat);
+        }
+        output.initialize(manager, dataType, new Shape(-1, intermediate.out()));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {inputShapes[0]};
+    }
+}
