@@ -27,20 +27,18 @@ public final class Dense extends AbstractBlock {
         // BERT's initializer range (config.initializer_range = 0.02).
         weight =
                 addParameter(
-                        Parameter.builder()
-                                .setName("weight")
-                                .setType(Parameter.Type.WEIGHT)
-                                .optShape(new Shape(out, in))
-                                .optInitializer(new NormalInitializer(0.02f))
-                                .build());
+                        Parameters.of(
+                                "weight",
+                                Parameter.Type.WEIGHT,
+                                new Shape(out, in),
+                                new NormalInitializer(0.02f)));
         bias =
                 addParameter(
-                        Parameter.builder()
-                                .setName("bias")
-                                .setType(Parameter.Type.BIAS)
-                                .optShape(new Shape(out))
-                                .optInitializer(new ConstantInitializer(0f))
-                                .build());
+                        Parameters.of(
+                                "bias",
+                                Parameter.Type.BIAS,
+                                new Shape(out),
+                                new ConstantInitializer(0f)));
     }
 
     public Parameter weight() {

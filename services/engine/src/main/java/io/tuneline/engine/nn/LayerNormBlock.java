@@ -26,20 +26,18 @@ public final class LayerNormBlock extends AbstractBlock {
         this.eps = eps;
         gamma =
                 addParameter(
-                        Parameter.builder()
-                                .setName("weight")
-                                .setType(Parameter.Type.GAMMA)
-                                .optShape(normalized)
-                                .optInitializer(new ConstantInitializer(1f))
-                                .build());
+                        Parameters.of(
+                                "weight",
+                                Parameter.Type.GAMMA,
+                                normalized,
+                                new ConstantInitializer(1f)));
         beta =
                 addParameter(
-                        Parameter.builder()
-                                .setName("bias")
-                                .setType(Parameter.Type.BETA)
-                                .optShape(normalized)
-                                .optInitializer(new ConstantInitializer(0f))
-                                .build());
+                        Parameters.of(
+                                "bias",
+                                Parameter.Type.BETA,
+                                normalized,
+                                new ConstantInitializer(0f)));
     }
 
     public Parameter weight() {
