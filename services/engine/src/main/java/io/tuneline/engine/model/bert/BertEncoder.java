@@ -84,6 +84,23 @@ public final class BertEncoder extends AbstractBlock {
         return Collections.unmodifiableMap(p);
     }
 
+    /**
+     * Adds LoRA to the projections named in {@code targets} in every layer; returns how many
+     * projections got an adapter.
+     */
+    public int enableLora(
+            java.util.List<String> targets,
+            int rank,
+            float alpha,
+            float dropout,
+            NDManager manager) {
+        int wrapped = 0;
+        for (BertLayer layer : layers) {
+            wrapped += layer.enableLora(targets, rank, alpha, dropout, manager);
+        }
+        return wrapped;
+    }
+
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {

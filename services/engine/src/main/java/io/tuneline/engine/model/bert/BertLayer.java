@@ -66,6 +66,35 @@ public final class BertLayer extends AbstractBlock {
     private static void dense(Map<String, Parameter> p, String name, Dense d) {
         p.put(name + ".weight", d.weight());
         p.put(name + ".bias", d.bias());
+        // PEFT's names for the adapter of this projection.
+        d.lora()
+                .ifPresent(
+                        ab -> {
+                            p.put(name + ".lora_A.weight", ab[0]);
+                            p.put(name + ".lora_B.weight", ab[1]);
+                        });
+    }
+
+    int enableLora(
+            java.util.List<String> targets,
+            int rank,
+            float alpha,
+            float dropout,
+            NDManager manager) {
+        Map<String, Dense> byName = new LinkedHashMap<>();
+        byName.put("query", query);
+        byName.put("key", key);
+        byName.put("value", value);
+        byName.put("dense", attentionOutput);
+        int wrapped = 0;
+        for (String target : targets) {
+            Dense d = byName.get(target);
+            if (d != null) {
+                d.enableLora(rank, alpha, dropout, manager);
+                wrapped++;
+            }
+        }
+        return wrapped;
     }
 
     @Override

@@ -1,0 +1,25 @@
+package io.tuneline.engine.method;
+
+import ai.djl.nn.Parameter;
+import io.tuneline.engine.model.SequenceClassifier;
+
+/** Trainable versus total parameters, as every method reports them. */
+public record ParameterCounts(long trainable, long total) {
+    public static ParameterCounts of(SequenceClassifier model) {
+        long trainable = 0;
+        long total = 0;
+        for (var entry : model.getParameters()) {
+            Parameter p = entry.getValue();
+            long n = p.getArray().size();
+            total += n;
+            if (p.requiresGradient()) {
+                trainable += n;
+            }
+        }
+        return new ParameterCounts(trainable, total);
+    }
+
+    public double trainableFraction() {
+        return total == 0 ? 0 : (double) trainable / total;
+    }
+}

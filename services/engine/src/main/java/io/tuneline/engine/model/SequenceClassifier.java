@@ -1,0 +1,82 @@
+package io.tuneline.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.Dropout;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.nn.Dense;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * An encoder with a classification head over its mean-pooled token states (masked mean, the pooling
+ * all-MiniLM-L6-v2 was trained with). Inputs: ids (B, T), mask (B, T). Output: logits (B, labels).
+ */
+public final class SequenceClassifier extends AbstractBlock {
+    private final BertEncoder encoder;
+    private final Dense head;
+    private final float dropout;
+
+    public SequenceClassifier(BertEncoder encoder, int labels, float dropout) {
+        this.encoder = addChildBlock("encoder", encoder);
+        this.head = addChildBlock("classifier", new Dense(encoder.config().hiddenSize(), labels));
+        this.dropout = dropout;
+    }
+
+    public BertEncoder encoder() {
+        return encoder;
+    }
+
+    public Dense head() {
+        return head;
+    }
+
+    /** Every parameter under its Hugging Face name, the head as {@code classifier.*}. */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>(encoder.namedParameters());
+        p.put("classifier.weight", head.weight());
+        p.put("classifier.bias", head.bias());
+        head.lora()
+                .ifPresent(
+                        ab -> {
+                            p.put("classifier.lora_A.weight", ab[0]);
+                            p.put("classifier.lora_B.weight", ab[1]);
+                        });
+        return p;
+    }
+
+    static NDArray meanPool(NDArray hidden, NDArray mask) {
+        NDArray m = mask.toType(DataType.FLOAT32, false).expandDims(2);
+        return hidden.mul(m).sum(new int[] {1}).div(m.sum(new int[] {1}).maximum(1e-9f));
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray hidden = encoder.forward(ps, inputs, training).singletonOrThrow();
+        NDArray pooled = meanPool(hidden, inputs.get(1));
+        if (training && dropout > 0) {
+            pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
+        }
+        return head.forward(ps, new NDList(pooled), training);
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        encoder.initialize(manager, dataType, inputShapes);
+        head.initialize(manager, dataType, new Shape(-1, encoder.config().hiddenSize()));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {new Shape(inputShapes[0].get(0), head.out())};
+    }
+}

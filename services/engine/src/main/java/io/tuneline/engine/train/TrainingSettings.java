@@ -1,0 +1,29 @@
+package io.tuneline.engine.train;
+
+/**
+ * Optimisation settings of a run (the job's hyperparameters with defaults applied).
+ *
+ * @param warmupRatio share of the steps over which the learning rate rises linearly from 0
+ * @param maxGradNorm global L2 norm the gradients are clipped to; 0 or less for none
+ */
+public record TrainingSettings(
+        int epochs,
+        int batchSize,
+        float learningRate,
+        float weightDecay,
+        float warmupRatio,
+        float maxGradNorm,
+        int maxSeqLength,
+        long seed) {
+
+    public TrainingSettings {
+        if (epochs < 1 || batchSize < 1 || maxSeqLength < 2) {
+            throw new IllegalArgumentException(
+                    "epochs and batch size must be at least 1 and max_seq_length at least 2");
+        }
+        if (!(learningRate > 0)) {
+            throw new IllegalArgumentException(
+                    "learning rate must be positive, was " + learningRate);
+        }
+    }
+}

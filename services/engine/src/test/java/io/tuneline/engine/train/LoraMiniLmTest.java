@@ -1,0 +1,221 @@
+package io.tuneline.engine.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.model.bert.BertOnnxImport;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Fine-tuning the real MiniLM: it learns, and the method trains only what it should. */
+class LoraMiniLmTest {
+    private static final List<String> LABELS = List.of("neg", "pos");
+    private static final int MAX_LEN = 32;
+
+    private static byte[] onnx;
+    private static HuggingFaceTokenizer tokenizer;
+    private static EngineRuntime runtime;
+
+    @BeforeAll
+    static void load() throws Exception {
+        runtime = EngineRuntime.start(2);
+        PretrainedModel model = ModelCatalog.resolve(ModelCatalog.MINILM_L6);
+        try (InputStream in = model.weights().open()) {
+            onnx = in.readAllBytes();
+        }
+        try (InputStream in = model.tokenizer().open()) {
+            tokenizer =
+                    HuggingFaceTokenizer.newInstance(
+                            in, Map.of("truncation", "true", "maxLength", "" + MAX_LEN));
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        tokenizer.close();
+    }
+
+    private static Model newModel(SequenceClassifier classifier) throws Exception {
+        Model model =
+                Model.newInstance("minilm-classifier", runtime.device(), EngineRuntime.ENGINE);
+        classifier.initialize(
+                model.getNDManager(),
+                DataType.FLOAT32,
+                new Shape(1, MAX_LEN),
+                new Shape(1, MAX_LEN));
+        BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
+        model.setBlock(classifier);
+        return model;
+    }
+
+    @Test
+    void loraOnMiniLmClearlyBeatsTheUntunedModelOnHeldOutData() throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl");
+        List<LabelledText> test = read("/datasets/sentiment-test.jsonl");
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0.1f);
+        try (Model model = newModel(classifier)) {
+            ClassifierTrainer trainer = new ClassifierTrainer(tokenizer);
+            ParameterCounts counts =
+                    FineTuningMethod.Lora.defaults().apply(classifier, model.getNDManager());
+            double before = accuracy(trainer, model, classifier, test);
+
+            List<TrainingListener.StepReport> steps = new CopyOnWriteArrayList<>();
+            double lastLoss =
+                    trainer.train(
+                            model,
+                            classifier,
+                            train,
+                            new TrainingSettings(6, 8, 2e-3f, 0.01f, 0.1f, 1f, MAX_LEN, 42),
+                            steps::add);
+            double after = accuracy(trainer, model, classifier, test);
+
+            System.out.printf(
+                    "LoRA r=8 on MiniLM: trainable %d of %d (%.2f%%); held-out accuracy %.3f untuned -> %.3f tuned; final loss %.4f; %.0f tokens/s%n",
+                    counts.trainable(),
+                    counts.total(),
+                    100 * counts.trainableFraction(),
+                    before,
+                    after,
+                    lastLoss,
+                    steps.get(steps.size() - 1).tokensPerSecond());
+            assertThat(after).isGreaterThanOrEqualTo(0.9);
+            assertThat(after - before).isGreaterThanOrEqualTo(0.25);
+            assertThat(steps).hasSize(36);
+            assertThat(steps.get(0).learningRate())
+                    .isLessThan(steps.get(4).learningRate()); // warm-up
+            assertThat(steps.get(35).learningRate())
+                    .isLessThan(steps.get(10).learningRate()); // decay
+            assertThat(steps.get(35).etaSeconds()).isZero();
+        }
+    }
+
+    @Test
+    void frozenWeightsStayBitIdenticalAndOnlyTheMethodsParametersChange() throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl").subList(0, 16);
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);
+        try (Model model = newModel(classifier)) {
+            ParameterCounts counts =
+                    FineTuningMethod.Lora.defaults().apply(classifier, model.getNDManager());
+            // r 8 on query and value of 6 layers: 6 * 2 * (8 * 384 + 384 * 8), plus the head 384 *
+            // 2 + 2.
+            assertThat(counts.trainable()).isEqualTo(6 * 2 * (8 * 384 + 384 * 8) + 384 * 2 + 2);
+            assertThat(counts.total()).isEqualTo(22_565_376L + counts.trainable());
+
+            Map<String, float[]> before = snapshot(classifier);
+            new ClassifierTrainer(tokenizer)
+                    .train(
+                            model,
+                            classifier,
+                            train,
+                            new TrainingSettings(1, 8, 1e-3f, 0.01f, 0f, 1f, MAX_LEN, 1),
+                            r -> {});
+            Map<String, float[]> after = snapshot(classifier);
+
+            List<String> changed = new ArrayList<>();
+            before.forEach(
+                    (name, values) -> {
+                        if (!java.util.Arrays.equals(values, after.get(name))) {
+                            changed.add(name);
+                        }
+                    });
+            assertThat(changed)
+                    .allMatch(
+                            n -> n.contains("lora_") || n.startsWith("classifier."),
+                            "only adapters and head change");
+            assertThat(changed)
+                    .contains(
+                            "encoder.layer.0.attention.self.query.lora_B.weight",
+                            "classifier.weight");
+            assertThat(changed).noneMatch(n -> n.contains(".key.lora_")); // keys have no adapter
+        }
+    }
+
+    @Test
+    void headOnlyFreezingTrainsTheHeadAlone() throws Exception {
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);
+        try (Model model = newModel(classifier)) {
+            ParameterCounts counts =
+                    FineTuningMethod.Freeze.headOnly().apply(classifier, model.getNDManager());
+            assertThat(counts.trainable()).isEqualTo(384 * 2 + 2);
+            ParameterCounts top =
+                    new FineTuningMethod.Freeze(1, false, List.of("embeddings.LayerNorm.*"))
+                            .apply(classifier, model.getNDManager());
+            assertThat(top.trainable()).isEqualTo(384 * 2 + 2 + 1_774_464 + 2 * 384);
+            ParameterCounts full =
+                    new FineTuningMethod.Full().apply(classifier, model.getNDManager());
+            assertThat(full.trainable()).isEqualTo(full.total());
+        }
+    }
+
+    private static Map<String, float[]> snapshot(SequenceClassifier classifier) {
+        Map<String, float[]> values = new HashMap<>();
+        for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
+            values.put(e.getKey(), e.getValue().getArray().toFloatArray());
+        }
+        return values;
+    }
+
+    private static double accuracy(
+            ClassifierTrainer trainer,
+            Model model,
+            SequenceClassifier classifier,
+            List<LabelledText> data) {
+        float[][] probs =
+                trainer.predict(
+                        model, classifier, data.stream().map(LabelledText::text).toList(), MAX_LEN);
+        int correct = 0;
+        for (int i = 0; i < data.size(); i++) {
+            int predicted = probs[i][1] > probs[i][0] ? 1 : 0;
+            if (predicted == data.get(i).label()) {
+                correct++;
+            }
+        }
+        return (double) correct / data.size();
+    }
+
+    private static List<LabelledText> read(String resource) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        List<LabelledText> out = new ArrayList<>();
+        try (BufferedReader r =
+                new BufferedReader(
+                        new InputStreamReader(
+                                LoraMiniLmTest.class.getResourceAsStream(resource),
+                                StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                JsonNode n = json.readTree(line);
+                out.add(
+                        new LabelledText(
+                                n.get("text").asText(), LABELS.indexOf(n.get("label").asText())));
+            }
+        }
+        return out;
+    }
+}
