@@ -1,0 +1,318 @@
+package io.tuneline.training.worker;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.util.Timestamps;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.S3Uri;
+import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.model.bert.BertOnnxImport;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.ClassifierTrainer;
+import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.TrainingListener;
+import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.Task;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.proto.v1.TrainingProgress;
+import io.tuneline.training.run.RunStore;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One training attempt of a sequence-classification job: reads the run's input and prepared
+ * training split from the object store, fine-tunes the base model with the job's method, reports
+ * progress at a bounded rate, and writes the model and {@code result.json}.
+ *
+ * <p>Prepared splits are JSON Lines of {@code {"text": ..., "label": ...}} with labels from {@code
+ * DatasetPrepared.labels}.
+ */
+public final class ClassificationRun {
+    /** At most one progress event per interval, plus the last step. */
+    static final long PROGRESS_INTERVAL_MS = 2000;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final ArtifactStore store;
+    private final ProgressSink progress;
+    private final Path scratch;
+
+    public ClassificationRun(ArtifactStore store, ProgressSink progress, Path scratch) {
+        this.store = store;
+        this.progress = progress;
+        this.scratch = scratch;
+    }
+
+    public TrainingCompleted run(String jobId, int attempt) throws IOException {
+        RunStore runs = new RunStore(store);
+        DatasetPrepared input = runs.input(jobId);
+        JobRequested job = input.getJob();
+        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION) {
+            throw new UnsupportedOperationException(
+                    "task "
+                            + job.getTask()
+                            + " is not trained by this worker yet; only TASK_SEQUENCE_CLASSIFICATION");
+        }
+        List<String> labels = input.getLabelsList();
+        if (labels.size() < 2) {
+            throw new IllegalArgumentException(
+                    "the prepared dataset names "
+                            + labels.size()
+                            + " label(s); classification needs at least 2");
+        }
+        List<LabelledText> train = read(input.getTrain(), labels);
+        TrainingSettings settings = settings(job.getHyperparameters());
+        PretrainedModel base = ModelCatalog.resolve(job.getBaseModel().getRef());
+
+        long started = System.currentTimeMillis();
+        EngineRuntime runtime = EngineRuntime.start(0);
+        byte[] onnx;
+        try (InputStream in = base.weights().open()) {
+            onnx = in.readAllBytes();
+        }
+        Path tokenizerFile = Files.createDirectories(scratch).resolve("tokenizer.json");
+        try (InputStream in = base.tokenizer().open()) {
+            Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(base.config()), labels.size(), 0.1f);
+        String runId = jobId + "-a" + attempt;
+        try (HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                tokenizerFile,
+                                Map.of(
+                                        "truncation",
+                                        "true",
+                                        "maxLength",
+                                        Integer.toString(settings.maxSeqLength())));
+                Model model =
+                        Model.newInstance(
+                                "tuneline-" + jobId, runtime.device(), EngineRuntime.ENGINE)) {
+            classifier.initialize(
+                    model.getNDManager(),
+                    DataType.FLOAT32,
+                    new Shape(1, settings.maxSeqLength()),
+                    new Shape(1, settings.maxSeqLength()));
+            BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
+            model.setBlock(classifier);
+            FineTuningMethod method = method(job.getMethod());
+            ParameterCounts counts = method.apply(classifier, model.getNDManager());
+
+            long[] lastSent = {0};
+            TrainingListener.StepReport[] last = {null};
+            double finalLoss =
+                    new ClassifierTrainer(tokenizer)
+                            .train(
+                                    model,
+                                    classifier,
+                                    train,
+                                    settings,
+                                    r -> {
+                                        last[0] = r;
+                                        long now = System.currentTimeMillis();
+                                        if (now - lastSent[0] >= PROGRESS_INTERVAL_MS
+                                                || r.step() == r.totalSteps()) {
+                                            lastSent[0] = now;
+                                            progress.publish(progress(jobId, runId, r, runtime));
+                                        }
+                                    });
+
+            String prefix = RunStore.runPrefix(jobId) + "model/";
+            List<ArtifactRef> files = new ArrayList<>();
+            Path weights = scratch.resolve("model.safetensors");
+            SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
+            for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
+                if (!e.getKey().contains("lora_")) {
+                    writer.addF32(
+                            e.getKey(),
+                            e.getValue().getArray().getShape().getShape(),
+                            e.getValue().getArray().toFloatArray());
+                }
+            }
+            writer.write(weights);
+            files.add(upload(weights, prefix + "model.safetensors", "application/octet-stream"));
+            if (method instanceof FineTuningMethod.Lora) {
+                Path adapter = scratch.resolve("adapter_model.safetensors");
+                SafetensorsWriter adapterWriter = new SafetensorsWriter().metadata("format", "pt");
+                classifier
+                        .namedParameters()
+                        .forEach(
+                                (name, p) -> {
+                                    if (name.contains("lora_")) {
+                                        adapterWriter.addF32(
+                                                name,
+                                                p.getArray().getShape().getShape(),
+                                                p.getArray().toFloatArray());
+                                    }
+                                });
+                adapterWriter.write(adapter);
+                files.add(
+                        upload(
+                                adapter,
+                                prefix + "adapter_model.safetensors",
+                                "application/octet-stream"));
+            }
+            ObjectNode config = JSON.createObjectNode();
+            config.put("base_model", job.getBaseModel().getRef());
+            config.put("architecture", "BertForSequenceClassification (mean pooling)");
+            config.putPOJO("id2label", labels);
+            config.put("method", job.getMethod().getKindCase().name());
+            files.add(
+                    store.put(
+                            store.uri(prefix + "config.json"),
+                            JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config),
+                            "application/json"));
+            files.add(upload(tokenizerFile, prefix + "tokenizer.json", "application/json"));
+
+            long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
+            TrainingCompleted result =
+                    TrainingCompleted.newBuilder()
+                            .setJobId(jobId)
+                            .setRunId(runId)
+                            .setModel(
+                                    ArtifactRef.newBuilder()
+                                            .setUri(store.uri(prefix).toString())
+                                            .setSha256(files.get(0).getSha256())
+                                            .setSizeBytes(size))
+                            .addAllModelFiles(files)
+                            .setFinalLoss(finalLoss)
+                            .setSteps(last[0] == null ? 0 : last[0].step())
+                            .setEpochs(settings.epochs())
+                            .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
+                            .setDevice(runtime.device().toString())
+                            .setTrainableParameters(counts.trainable())
+                            .setTotalParameters(counts.total())
+                            .setCompletedAt(Timestamps.now())
+                            .build();
+            runs.writeResult(result);
+            return result;
+        }
+    }
+
+    private ArtifactRef upload(Path file, String key, String contentType) throws IOException {
+        try (InputStream in = Files.newInputStream(file)) {
+            return store.put(store.uri(key), in, Files.size(file), contentType);
+        }
+    }
+
+    private static TrainingProgress progress(
+            String jobId, String runId, TrainingListener.StepReport r, EngineRuntime runtime) {
+        Runtime rt = Runtime.getRuntime();
+        return TrainingProgress.newBuilder()
+                .setJobId(jobId)
+                .setRunId(runId)
+                .setStep(r.step())
+                .setTotalSteps(r.totalSteps())
+                .setEpoch(r.epoch())
+                .setLoss(r.loss())
+                .setLearningRate(r.learningRate())
+                .setTokensPerSecond(r.tokensPerSecond())
+                .setEtaSeconds(r.etaSeconds())
+                .setDevice(runtime.device().toString())
+                .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
+                .setReportedAt(Timestamps.now())
+                .build();
+    }
+
+    /** The job's hyperparameters with the defaults its comments promise. */
+    static TrainingSettings settings(Hyperparameters h) {
+        return new TrainingSettings(
+                h.getEpochs() > 0 ? h.getEpochs() : 3,
+                h.getBatchSize() > 0 ? h.getBatchSize() : 16,
+                h.getLearningRate() > 0 ? (float) h.getLearningRate() : 2e-4f,
+                h.getWeightDecay() > 0 ? (float) h.getWeightDecay() : 0.01f,
+                h.getWarmupRatio() > 0 ? (float) h.getWarmupRatio() : 0.06f,
+                h.getMaxGradNorm() == 0 ? 1f : (float) Math.max(0, h.getMaxGradNorm()),
+                h.getMaxSeqLength() > 0 ? h.getMaxSeqLength() : 128,
+                h.getSeed() != 0 ? h.getSeed() : 42);
+    }
+
+    static FineTuningMethod method(MethodSpec spec) {
+        return switch (spec.getKindCase()) {
+            case FULL, KIND_NOT_SET -> new FineTuningMethod.Full();
+            case FREEZE ->
+                    spec.getFreeze().getHeadOnly()
+                            ? FineTuningMethod.Freeze.headOnly()
+                            : new FineTuningMethod.Freeze(
+                                    spec.getFreeze().getTrainTopLayers(),
+                                    spec.getFreeze().getTrainEmbeddings(),
+                                    spec.getFreeze().getTrainablePatternsList());
+            case LORA -> {
+                var l = spec.getLora();
+                int rank = l.getRank() > 0 ? l.getRank() : 8;
+                yield new FineTuningMethod.Lora(
+                        rank,
+                        l.getAlpha() > 0 ? (float) l.getAlpha() : 2f * rank,
+                        l.getDropout() > 0 ? (float) l.getDropout() : 0.05f,
+                        l.getTargetModulesCount() > 0
+                                ? l.getTargetModulesList()
+                                : List.of("query", "value"));
+            }
+            default ->
+                    throw new UnsupportedOperationException(
+                            "method "
+                                    + spec.getKindCase()
+                                    + " is not trained by this worker yet; use full, freeze or lora");
+        };
+    }
+
+    private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {
+        List<LabelledText> out = new ArrayList<>();
+        try (InputStream in = store.get(split);
+                BufferedReader r =
+                        new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+            long line = 0;
+            for (String text; (text = r.readLine()) != null; ) {
+                line++;
+                if (text.isBlank()) {
+                    continue;
+                }
+                JsonNode n = JSON.readTree(text);
+                int label = labels.indexOf(n.path("label").asText());
+                if (label < 0 || !n.hasNonNull("text")) {
+                    throw new IllegalArgumentException(
+                            split.getUri()
+                                    + " line "
+                                    + line
+                                    + ": needs \"text\" and a \"label\" among "
+                                    + labels);
+                }
+                out.add(new LabelledText(n.get("text").asText(), label));
+            }
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException(split.getUri() + " has no examples");
+        }
+        return out;
+    }
+
+    static S3Uri uri(String value) {
+        return S3Uri.parse(value);
+    }
+}

@@ -1,0 +1,89 @@
+package io.tuneline.training.worker;
+
+import io.tuneline.common.event.EventCodec;
+import io.tuneline.common.event.OutgoingEvent;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.StoreSettings;
+import io.tuneline.common.topic.Topics;
+import io.tuneline.proto.v1.TrainingCompleted;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Properties;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * The worker process of one training attempt (the local executor starts it; on Kubernetes it is the
+ * worker pod's command). Configuration comes from the environment the controller sets: {@code
+ * TUNELINE_JOB_ID}, {@code TUNELINE_ATTEMPT}, {@code KAFKA_BOOTSTRAP_SERVERS}, {@code S3_ENDPOINT},
+ * {@code S3_ACCESS_KEY}, {@code S3_SECRET_KEY}, {@code S3_BUCKET}. Exit code 0 means {@code
+ * result.json} was written.
+ */
+public final class TrainingWorker {
+    private TrainingWorker() {}
+
+    public static void main(String[] args) throws Exception {
+        String jobId = require("TUNELINE_JOB_ID");
+        int attempt = Integer.parseInt(System.getenv().getOrDefault("TUNELINE_ATTEMPT", "1"));
+        Properties props = new Properties();
+        props.put("bootstrap.servers", require("KAFKA_BOOTSTRAP_SERVERS"));
+        props.put("key.serializer", StringSerializer.class.getName());
+        props.put("value.serializer", ByteArraySerializer.class.getName());
+        EventCodec codec = new EventCodec("/tuneline/training-worker");
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(props);
+                ArtifactStore store =
+                        new ArtifactStore(
+                                new StoreSettings(
+                                        require("S3_ENDPOINT"),
+                                        require("S3_ACCESS_KEY"),
+                                        require("S3_SECRET_KEY"),
+                                        System.getenv().getOrDefault("S3_BUCKET", "tuneline"),
+                                        "us-east-1",
+                                        StoreSettings.MIN_PART_SIZE))) {
+            ProgressSink sink =
+                    p -> {
+                        OutgoingEvent e = codec.encode(p);
+                        ProducerRecord<String, byte[]> record =
+                                new ProducerRecord<>(Topics.TRAINING_PROGRESS, e.key(), e.value());
+                        e.headers()
+                                .forEach(
+                                        (k, v) ->
+                                                record.headers()
+                                                        .add(
+                                                                k,
+                                                                v.getBytes(
+                                                                        StandardCharsets.UTF_8)));
+                        producer.send(record);
+                    };
+            TrainingCompleted result =
+                    new ClassificationRun(store, sink, Path.of("scratch")).run(jobId, attempt);
+            producer.flush();
+            System.out.printf(
+                    "training of %s finished: %d steps, loss %.4f, %d of %d parameters trained, model at %s%n",
+                    jobId,
+                    result.getSteps(),
+                    result.getFinalLoss(),
+                    result.getTrainableParameters(),
+                    result.getTotalParameters(),
+                    result.getModel().getUri());
+        } catch (RuntimeException e) {
+            System.err.println("training of " + jobId + " failed: " + e.getMessage());
+            e.printStackTrace();
+            System.exit(2);
+        }
+    }
+
+    private static String require(String name) {
+        String value = System.getenv(name);
+        if (value == null || value.isBlank()) {
+            System.err.println(
+                    "environment variable "
+                            + name
+                            + " is not set; the training controller sets it");
+            System.exit(64);
+        }
+        return value;
+    }
+}

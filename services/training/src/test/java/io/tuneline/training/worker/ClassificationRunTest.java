@@ -1,0 +1,172 @@
+package io.tuneline.training.worker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.StoreSettings;
+import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.BaseModel;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LoraParams;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.Task;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.proto.v1.TrainingProgress;
+import io.tuneline.testing.InMemoryS3Server;
+import io.tuneline.training.run.RunStore;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The worker's training of one attempt, on the real MiniLM, against a real S3 server. */
+class ClassificationRunTest {
+    private static InMemoryS3Server server;
+    private static ArtifactStore store;
+    @TempDir Path scratch;
+
+    @BeforeAll
+    static void start() {
+        server = InMemoryS3Server.start();
+        store =
+                new ArtifactStore(
+                        new StoreSettings(
+                                server.endpoint(),
+                                InMemoryS3Server.ACCESS_KEY,
+                                InMemoryS3Server.SECRET_KEY,
+                                "tuneline",
+                                "us-east-1",
+                                StoreSettings.MIN_PART_SIZE));
+        store.ensureBucket();
+    }
+
+    @AfterAll
+    static void stop() {
+        store.close();
+        server.close();
+    }
+
+    private static DatasetPrepared prepare(String jobId, MethodSpec method) {
+        StringBuilder lines = new StringBuilder();
+        String[] pos = {
+            "I loved it, wonderful.",
+            "Great and delightful.",
+            "Fantastic service, very happy.",
+            "The best book ever.",
+            "Delicious food, friendly staff.",
+            "Brilliant and moving.",
+            "Very pleased with it.",
+            "Superb, recommended."
+        };
+        String[] neg = {
+            "I hated it, awful.",
+            "Terrible and useless.",
+            "Horrible service, very sad.",
+            "The worst book ever.",
+            "Cold food, rude staff.",
+            "Boring and painful.",
+            "Very unhappy with it.",
+            "Dreadful, avoid it."
+        };
+        for (int i = 0; i < pos.length; i++) {
+            lines.append("{\"text\":\"").append(pos[i]).append("\",\"label\":\"pos\"}\n");
+            lines.append("{\"text\":\"").append(neg[i]).append("\",\"label\":\"neg\"}\n");
+        }
+        ArtifactRef train =
+                store.put(
+                        store.uri("datasets/" + jobId + "/prepared/train.jsonl"),
+                        lines.toString().getBytes(StandardCharsets.UTF_8),
+                        "application/jsonl");
+        DatasetPrepared prepared =
+                DatasetPrepared.newBuilder()
+                        .setJobId(jobId)
+                        .setJob(
+                                JobRequested.newBuilder()
+                                        .setJobId(jobId)
+                                        .setBaseModel(BaseModel.newBuilder().setRef("minilm-l6"))
+                                        .setTask(Task.TASK_SEQUENCE_CLASSIFICATION)
+                                        .setMethod(method)
+                                        .setHyperparameters(
+                                                Hyperparameters.newBuilder()
+                                                        .setEpochs(2)
+                                                        .setBatchSize(8)
+                                                        .setLearningRate(2e-3)
+                                                        .setMaxSeqLength(32)))
+                        .setTrain(train)
+                        .addLabels("neg")
+                        .addLabels("pos")
+                        .build();
+        new RunStore(store).writeInput(prepared);
+        return prepared;
+    }
+
+    @Test
+    void aLoraRunWritesTheModelTheAdapterAndTheResultAndReportsProgress() throws Exception {
+        prepare(
+                "lora-run-1",
+                MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(8)).build());
+        List<TrainingProgress> progress = new CopyOnWriteArrayList<>();
+
+        TrainingCompleted result =
+                new ClassificationRun(store, progress::add, scratch).run("lora-run-1", 1);
+
+        assertThat(new RunStore(store).result("lora-run-1")).contains(result);
+        assertThat(result.getSteps()).isEqualTo(4);
+        assertThat(result.getTrainableParameters())
+                .isEqualTo(6 * 2 * (8 * 384 + 384 * 8) + 384 * 2 + 2);
+        assertThat(result.getModel().getUri()).isEqualTo("s3://tuneline/runs/lora-run-1/model/");
+        assertThat(result.getModelFilesList())
+                .extracting(ArtifactRef::getUri)
+                .containsExactly(
+                        "s3://tuneline/runs/lora-run-1/model/model.safetensors",
+                        "s3://tuneline/runs/lora-run-1/model/adapter_model.safetensors",
+                        "s3://tuneline/runs/lora-run-1/model/config.json",
+                        "s3://tuneline/runs/lora-run-1/model/tokenizer.json");
+        assertThat(progress).isNotEmpty();
+        TrainingProgress last = progress.get(progress.size() - 1);
+        assertThat(last.getStep()).isEqualTo(last.getTotalSteps()).isEqualTo(4);
+        assertThat(last.getRunId()).isEqualTo("lora-run-1-a1");
+
+        Path weights = download(result.getModelFiles(0));
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            assertThat(f.info("classifier.weight").shape()).containsExactly(2, 384);
+            assertThat(f.names()).hasSize(101 + 2).noneMatch(n -> n.contains("lora_"));
+        }
+        Path adapter = download(result.getModelFiles(1));
+        try (SafetensorsFile f = SafetensorsFile.open(adapter)) {
+            assertThat(f.names()).hasSize(6 * 2 * 2).allMatch(n -> n.contains("lora_"));
+            assertThat(f.info("encoder.layer.5.attention.self.value.lora_B.weight").shape())
+                    .containsExactly(384, 8);
+        }
+    }
+
+    @Test
+    void aTaskOrMethodTheWorkerCannotTrainFailsSayingWhich() {
+        prepare(
+                "prompt-run-1",
+                MethodSpec.newBuilder()
+                        .setPrompt(io.tuneline.proto.v1.PromptTuningParams.getDefaultInstance())
+                        .build());
+        assertThatThrownBy(
+                        () -> new ClassificationRun(store, p -> {}, scratch).run("prompt-run-1", 1))
+                .hasMessageContaining("method PROMPT is not trained by this worker yet");
+    }
+
+    private Path download(ArtifactRef ref) throws Exception {
+        Path file = Files.createTempFile(scratch, "download", ".safetensors");
+        try (InputStream in = store.get(ref)) {
+            Files.copy(in, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        return file;
+    }
+}
