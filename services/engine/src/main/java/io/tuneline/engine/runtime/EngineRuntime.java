@@ -69,6 +69,11 @@ public final class EngineRuntime {
         return device;
     }
 
+    /** {@code cpu} or {@code gpu(N)}, as events and metrics name the device. */
+    public String deviceName() {
+        return device.isGpu() ? "gpu(" + device.getDeviceId() + ")" : "cpu";
+    }
+
     public String version() {
         return engine.getVersion();
     }

@@ -205,7 +205,7 @@ public final class ClassificationRun {
                             .setSteps(last[0] == null ? 0 : last[0].step())
                             .setEpochs(settings.epochs())
                             .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
-                            .setDevice(runtime.device().toString())
+                            .setDevice(runtime.deviceName())
                             .setTrainableParameters(counts.trainable())
                             .setTotalParameters(counts.total())
                             .setCompletedAt(Timestamps.now())
@@ -234,7 +234,7 @@ public final class ClassificationRun {
                 .setLearningRate(r.learningRate())
                 .setTokensPerSecond(r.tokensPerSecond())
                 .setEtaSeconds(r.etaSeconds())
-                .setDevice(runtime.device().toString())
+                .setDevice(runtime.deviceName())
                 .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
                 .setReportedAt(Timestamps.now())
                 .build();
