@@ -52,6 +52,30 @@ public final class SequenceClassifier extends AbstractBlock {
         return p;
     }
 
+    /**
+     * Every base weight under its Hugging Face name, with LoRA updates merged in (new arrays; the
+     * caller closes them). Adapter matrices are not included.
+     */
+    public Map<String, NDArray> mergedWeights() {
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        Map<String, Dense> dense = denseByWeightName();
+        for (Map.Entry<String, Parameter> e : namedParameters().entrySet()) {
+            String name = e.getKey();
+            if (name.contains(".lora_")) {
+                continue;
+            }
+            Dense d = dense.get(name);
+            out.put(name, d != null ? d.mergedWeight() : e.getValue().getArray().duplicate());
+        }
+        return out;
+    }
+
+    private Map<String, Dense> denseByWeightName() {
+        Map<String, Dense> m = new LinkedHashMap<>(encoder.denseByWeightName());
+        m.put("classifier.weight", head);
+        return m;
+    }
+
     static NDArray meanPool(NDArray hidden, NDArray mask) {
         NDArray m = mask.toType(DataType.FLOAT32, false).expandDims(2);
         return hidden.mul(m).sum(new int[] {1}).div(m.sum(new int[] {1}).maximum(1e-9f));

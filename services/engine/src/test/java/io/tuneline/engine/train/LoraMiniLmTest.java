@@ -158,6 +158,67 @@ class LoraMiniLmTest {
     }
 
     @Test
+    void theMergedExportPredictsLikeTheAdapterModel(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl");
+        List<String> test =
+                read("/datasets/sentiment-test.jsonl").stream().map(LabelledText::text).toList();
+        SequenceClassifier lora =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);
+        try (Model model = newModel(lora)) {
+            FineTuningMethod.Lora.defaults().apply(lora, model.getNDManager());
+            ClassifierTrainer trainer = new ClassifierTrainer(tokenizer);
+            trainer.train(
+                    model,
+                    lora,
+                    train,
+                    new TrainingSettings(1, 8, 2e-3f, 0f, 0f, 1f, MAX_LEN, 3),
+                    r -> {});
+
+            // Merging is W + (alpha / r) B A: checked element by element against a hand loop.
+            var q =
+                    lora.encoder()
+                            .denseByWeightName()
+                            .get("encoder.layer.2.attention.self.query.weight");
+            float[] w = q.weight().getArray().toFloatArray();
+            float[] a = q.lora().orElseThrow()[0].getArray().toFloatArray(); // (8, 384)
+            float[] b = q.lora().orElseThrow()[1].getArray().toFloatArray(); // (384, 8)
+            float[] merged = q.mergedWeight().toFloatArray();
+            float scaling = 16f / 8;
+            for (int i = 0; i < 384; i += 37) {
+                for (int j = 0; j < 384; j += 41) {
+                    float ba = 0;
+                    for (int k = 0; k < 8; k++) {
+                        ba += b[i * 8 + k] * a[k * 384 + j];
+                    }
+                    assertThat(merged[i * 384 + j])
+                            .isCloseTo(
+                                    w[i * 384 + j] + scaling * ba,
+                                    org.assertj.core.api.Assertions.within(1e-6f));
+                }
+            }
+
+            java.nio.file.Path file = dir.resolve("model.safetensors");
+            io.tuneline.engine.export.ClassifierWeights.writeMerged(lora, file);
+            float[][] withAdapter = trainer.predict(model, lora, test, MAX_LEN);
+
+            SequenceClassifier plain =
+                    new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);
+            try (Model reloaded = newModel(plain)) {
+                assertThat(io.tuneline.engine.export.ClassifierWeights.load(plain, file))
+                        .isEqualTo(103);
+                float[][] merged2 = trainer.predict(reloaded, plain, test, MAX_LEN);
+                for (int i = 0; i < test.size(); i++) {
+                    assertThat(merged2[i][1])
+                            .isCloseTo(
+                                    withAdapter[i][1],
+                                    org.assertj.core.api.Assertions.within(1e-4f));
+                }
+            }
+        }
+    }
+
+    @Test
     void headOnlyFreezingTrainsTheHeadAlone() throws Exception {
         SequenceClassifier classifier =
                 new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);

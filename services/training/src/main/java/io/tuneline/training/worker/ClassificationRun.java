@@ -4,7 +4,6 @@ import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -13,8 +12,8 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.io.onnx.OnnxGraph;
-import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -146,32 +145,10 @@ public final class ClassificationRun {
             String prefix = RunStore.runPrefix(jobId) + "model/";
             List<ArtifactRef> files = new ArrayList<>();
             Path weights = scratch.resolve("model.safetensors");
-            SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-            for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
-                if (!e.getKey().contains("lora_")) {
-                    writer.addF32(
-                            e.getKey(),
-                            e.getValue().getArray().getShape().getShape(),
-                            e.getValue().getArray().toFloatArray());
-                }
-            }
-            writer.write(weights);
+            ClassifierWeights.writeMerged(classifier, weights);
             files.add(upload(weights, prefix + "model.safetensors", "application/octet-stream"));
-            if (method instanceof FineTuningMethod.Lora) {
-                Path adapter = scratch.resolve("adapter_model.safetensors");
-                SafetensorsWriter adapterWriter = new SafetensorsWriter().metadata("format", "pt");
-                classifier
-                        .namedParameters()
-                        .forEach(
-                                (name, p) -> {
-                                    if (name.contains("lora_")) {
-                                        adapterWriter.addF32(
-                                                name,
-                                                p.getArray().getShape().getShape(),
-                                                p.getArray().toFloatArray());
-                                    }
-                                });
-                adapterWriter.write(adapter);
+            Path adapter = scratch.resolve("adapter_model.safetensors");
+            if (ClassifierWeights.writeAdapter(classifier, adapter)) {
                 files.add(
                         upload(
                                 adapter,

@@ -84,6 +84,16 @@ public final class BertEncoder extends AbstractBlock {
         return Collections.unmodifiableMap(p);
     }
 
+    /** The Dense layers by the Hugging Face name of their weight, for merging adapters. */
+    public Map<String, io.tuneline.engine.nn.Dense> denseByWeightName() {
+        Map<String, io.tuneline.engine.nn.Dense> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "encoder.layer." + i + ".";
+            layers.get(i).denseByWeightName().forEach((name, d) -> m.put(prefix + name, d));
+        }
+        return m;
+    }
+
     /**
      * Adds LoRA to the projections named in {@code targets} in every layer; returns how many
      * projections got an adapter.

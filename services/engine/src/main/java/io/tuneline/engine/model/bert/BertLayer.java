@@ -75,6 +75,17 @@ public final class BertLayer extends AbstractBlock {
                         });
     }
 
+    Map<String, Dense> denseByWeightName() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        m.put("attention.self.query.weight", query);
+        m.put("attention.self.key.weight", key);
+        m.put("attention.self.value.weight", value);
+        m.put("attention.output.dense.weight", attentionOutput);
+        m.put("intermediate.dense.weight", intermediate);
+        m.put("output.dense.weight", output);
+        return m;
+    }
+
     int enableLora(
             java.util.List<String> targets,
             int rank,
