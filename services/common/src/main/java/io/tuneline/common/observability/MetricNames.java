@@ -15,6 +15,12 @@ public final class MetricNames {
     /** Bytes written to the object store; tag {@code bucket}. */
     public static final String STORE_BYTES_WRITTEN = "tuneline.store.written.bytes";
 
+    /** Time to evaluate one job (timer: _seconds_count, _sum, _max). */
+    public static final String EVALUATION_DURATION = "tuneline.evaluation.duration";
+
+    /** The headline metric of the latest evaluation; tags {@code model}, {@code metric}. */
+    public static final String EVALUATION_PRIMARY_METRIC = "tuneline.evaluation.primary.metric";
+
     public static final String TAG_SERVICE = "service";
     public static final String TAG_TOPIC = "topic";
     public static final String TAG_TYPE = "type";

@@ -1,0 +1,148 @@
+package io.tuneline.evaluation.run;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.model.bert.BertOnnxImport;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Class probabilities from a classifier: the tuned model (its merged weights) or the base model
+ * (pretrained encoder with a freshly initialised, seeded head: what the job would get without
+ * fine-tuning). Inference only, no gradients, so it runs inside the evaluation service.
+ */
+final class ClassifierScorer implements AutoCloseable {
+    private static final int BATCH = 32;
+
+    private final Model model;
+    private final SequenceClassifier classifier;
+    private final HuggingFaceTokenizer tokenizer;
+    private final int maxLength;
+
+    private ClassifierScorer(
+            Model model,
+            SequenceClassifier classifier,
+            HuggingFaceTokenizer tokenizer,
+            int maxLength) {
+        this.model = model;
+        this.classifier = classifier;
+        this.tokenizer = tokenizer;
+        this.maxLength = maxLength;
+    }
+
+    /**
+     * @param tunedWeights merged weights of the tuned model; empty for the base model
+     */
+    static ClassifierScorer load(
+            EngineRuntime runtime,
+            PretrainedModel base,
+            byte[] onnx,
+            Path tokenizerFile,
+            int labels,
+            int maxLength,
+            Optional<Path> tunedWeights)
+            throws IOException {
+        ai.djl.engine.Engine.getInstance().setRandomSeed(42);
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(base.config()), labels, 0f);
+        Model model = Model.newInstance("evaluation", runtime.device(), EngineRuntime.ENGINE);
+        try {
+            classifier.initialize(
+                    model.getNDManager(),
+                    DataType.FLOAT32,
+                    new Shape(1, maxLength),
+                    new Shape(1, maxLength));
+            BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
+            if (tunedWeights.isPresent()) {
+                ClassifierWeights.load(classifier, tunedWeights.get());
+            }
+            model.setBlock(classifier);
+            HuggingFaceTokenizer tokenizer =
+                    HuggingFaceTokenizer.newInstance(
+                            tokenizerFile,
+                            Map.of("truncation", "true", "maxLength", Integer.toString(maxLength)));
+            return new ClassifierScorer(model, classifier, tokenizer, maxLength);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    static byte[] readAll(PretrainedModel.Source source) throws IOException {
+        try (InputStream in = source.open()) {
+            return in.readAllBytes();
+        }
+    }
+
+    double[][] probabilities(List<String> texts) {
+        double[][] out = new double[texts.size()][];
+        for (int from = 0; from < texts.size(); from += BATCH) {
+            List<String> chunk = texts.subList(from, Math.min(texts.size(), from + BATCH));
+            Encoding[] enc = tokenizer.batchEncode(chunk);
+            int length = 1;
+            for (Encoding e : enc) {
+                length = Math.max(length, Math.min(maxLength, e.getIds().length));
+            }
+            long[] ids = new long[chunk.size() * length];
+            long[] mask = new long[chunk.size() * length];
+            for (int i = 0; i < enc.length; i++) {
+                long[] e = enc[i].getIds();
+                for (int j = 0; j < Math.min(length, e.length); j++) {
+                    ids[i * length + j] = e[j];
+                    mask[i * length + j] = 1;
+                }
+            }
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                NDArray probs =
+                        classifier
+                                .forward(
+                                        new ParameterStore(m, false),
+                                        new NDList(
+                                                m.create(ids, new Shape(chunk.size(), length)),
+                                                m.create(mask, new Shape(chunk.size(), length))),
+                                        false)
+                                .singletonOrThrow()
+                                .softmax(-1);
+                int k = (int) probs.getShape().get(1);
+                float[] flat = probs.toFloatArray();
+                for (int i = 0; i < chunk.size(); i++) {
+                    double[] row = new double[k];
+                    for (int j = 0; j < k; j++) {
+                        row[j] = flat[i * k + j];
+                    }
+                    out[from + i] = row;
+                }
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+        model.close();
+    }
+
+    @Override
+    public String toString() {
+        return "ClassifierScorer" + Arrays.toString(new int[] {maxLength});
+    }
+}

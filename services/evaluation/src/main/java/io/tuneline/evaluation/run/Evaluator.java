@@ -1,0 +1,452 @@
+package io.tuneline.evaluation.run;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.datatype.jdk8.Jdk8Module;
+import com.google.protobuf.util.Timestamps;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.tuneline.common.messaging.EventPublisher;
+import io.tuneline.common.observability.MetricNames;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.evaluation.gate.GateVerdict;
+import io.tuneline.evaluation.gate.QualityGateCheck;
+import io.tuneline.evaluation.metrics.Bootstrap;
+import io.tuneline.evaluation.metrics.ClassificationMetrics;
+import io.tuneline.evaluation.metrics.ClassificationReport;
+import io.tuneline.evaluation.metrics.Estimate;
+import io.tuneline.evaluation.report.EvaluationReport;
+import io.tuneline.evaluation.report.ReportRenderer;
+import io.tuneline.evaluation.robustness.PerturbationKind;
+import io.tuneline.evaluation.robustness.TextPerturber;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.EvaluationCompleted;
+import io.tuneline.proto.v1.EvaluationSpec;
+import io.tuneline.proto.v1.GateResult;
+import io.tuneline.proto.v1.JobFailed;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.JobStatus;
+import io.tuneline.proto.v1.JobStatusChanged;
+import io.tuneline.proto.v1.MetricValue;
+import io.tuneline.proto.v1.Perturbation;
+import io.tuneline.proto.v1.RobustnessResult;
+import io.tuneline.proto.v1.Stage;
+import io.tuneline.proto.v1.Task;
+import io.tuneline.proto.v1.TrainingCompleted;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
+import org.eclipse.microprofile.reactive.messaging.Channel;
+import org.eclipse.microprofile.reactive.messaging.Emitter;
+import org.jboss.logging.Logger;
+
+/**
+ * Evaluates a trained classifier against the base model on the held-out test split: metrics with
+ * bootstrap intervals, robustness under seeded perturbations, the job's quality gate, and the
+ * report in JSON, Markdown and HTML next to the model.
+ */
+@ApplicationScoped
+public class Evaluator {
+    static final String ERROR = "EVALUATION_FAILED";
+    private static final Logger LOG = Logger.getLogger(Evaluator.class);
+    private static final ObjectMapper JSON =
+            new ObjectMapper()
+                    .registerModule(new Jdk8Module())
+                    .enable(SerializationFeature.INDENT_OUTPUT);
+
+    private final ArtifactStore store;
+    private final EventPublisher publisher;
+    private final Emitter<byte[]> status;
+    private final Emitter<byte[]> completed;
+    private final MeterRegistry registry;
+    private final Map<String, AtomicReference<Double>> headline = new ConcurrentHashMap<>();
+
+    @Inject
+    public Evaluator(
+            ArtifactStore store,
+            EventPublisher publisher,
+            @Channel("job-status") Emitter<byte[]> status,
+            @Channel("evaluations-completed") Emitter<byte[]> completed,
+            MeterRegistry registry) {
+        this.store = store;
+        this.publisher = publisher;
+        this.status = status;
+        this.completed = completed;
+        this.registry = registry;
+    }
+
+    public void evaluate(TrainingCompleted training) {
+        String jobId = training.getJobId();
+        if (store.exists(store.uri("reports/" + jobId + "/evaluation.json"))) {
+            LOG.infof("job already evaluated (reports/%s/evaluation.json exists); skipped", jobId);
+            return;
+        }
+        publisher.sendAndWait(
+                status,
+                JobStatusChanged.newBuilder()
+                        .setJobId(jobId)
+                        .setStatus(JobStatus.JOB_STATUS_EVALUATING)
+                        .setStage(Stage.STAGE_EVALUATION)
+                        .setMessage("evaluating the tuned and the base model on the test split")
+                        .setChangedAt(Timestamps.now())
+                        .build());
+        Timer.Sample timer = Timer.start(registry);
+        try {
+            EvaluationCompleted event = run(training);
+            publisher.sendAndWait(completed, event);
+            LOG.infof(
+                    "evaluated: %s %.4f tuned vs %.4f base; gate %s",
+                    event.getPrimaryMetric(),
+                    event.getTunedMetricsOrThrow(event.getPrimaryMetric()).getValue(),
+                    event.getBaseMetricsOrDefault(
+                                    event.getPrimaryMetric(), MetricValue.getDefaultInstance())
+                            .getValue(),
+                    event.getGate().getPassed()
+                            ? "passed"
+                            : "failed: " + event.getGate().getReasonsList());
+        } catch (RuntimeException | IOException e) {
+            String message = e.getMessage() == null ? e.toString() : e.getMessage();
+            LOG.warnf(e, "evaluation failed: %s", message);
+            publisher.sendAndWait(
+                    status,
+                    JobFailed.newBuilder()
+                            .setJobId(jobId)
+                            .setStage(Stage.STAGE_EVALUATION)
+                            .setErrorCode(ERROR)
+                            .setMessage("evaluation failed: " + message)
+                            .setFailedAt(Timestamps.now())
+                            .build());
+        } finally {
+            timer.stop(registry.timer(MetricNames.EVALUATION_DURATION));
+        }
+    }
+
+    EvaluationCompleted run(TrainingCompleted training) throws IOException {
+        String jobId = training.getJobId();
+        JobRequested job = training.getJob();
+        DatasetPrepared dataset = training.getDataset();
+        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION) {
+            throw new EvaluationFailedException(
+                    "task "
+                            + job.getTask()
+                            + " is not evaluated yet; only TASK_SEQUENCE_CLASSIFICATION");
+        }
+        List<String> labels = dataset.getLabelsList();
+        ArtifactRef split =
+                dataset.hasTest() && !dataset.getTest().getUri().isEmpty()
+                        ? dataset.getTest()
+                        : dataset.getValidation();
+        if (split.getUri().isEmpty()) {
+            throw new EvaluationFailedException(
+                    "the prepared dataset has no test or validation split to evaluate on; give the job a split.test fraction");
+        }
+        List<String> texts = new ArrayList<>();
+        int[] truth = readSplit(split, labels, texts);
+        EvaluationSpec spec = job.getEvaluation();
+        String primary = spec.getPrimaryMetric().isBlank() ? "macro_f1" : spec.getPrimaryMetric();
+        int samples =
+                spec.getBootstrapSamples() == 0
+                        ? Bootstrap.DEFAULT_SAMPLES
+                        : Math.max(0, spec.getBootstrapSamples());
+        int maxLength =
+                job.getHyperparameters().getMaxSeqLength() > 0
+                        ? job.getHyperparameters().getMaxSeqLength()
+                        : 128;
+
+        Path work = Files.createTempDirectory("evaluation-" + jobId);
+        try {
+            PretrainedModel base = ModelCatalog.resolve(job.getBaseModel().getRef());
+            Path tokenizer = work.resolve("tokenizer.json");
+            try (InputStream in = base.tokenizer().open()) {
+                Files.copy(in, tokenizer);
+            }
+            Path weights = work.resolve("model.safetensors");
+            ArtifactRef weightsRef =
+                    training.getModelFilesList().stream()
+                            .filter(f -> f.getUri().endsWith("/model.safetensors"))
+                            .findFirst()
+                            .orElseThrow(
+                                    () ->
+                                            new EvaluationFailedException(
+                                                    "the training result lists no model.safetensors"));
+            try (InputStream in = store.get(weightsRef)) {
+                Files.copy(in, weights);
+            }
+            EngineRuntime runtime = EngineRuntime.start(0);
+            byte[] onnx = ClassifierScorer.readAll(base.weights());
+
+            double[][] tunedProbs;
+            List<EvaluationReport.Robustness> robustness = new ArrayList<>();
+            try (ClassifierScorer tuned =
+                    ClassifierScorer.load(
+                            runtime,
+                            base,
+                            onnx,
+                            tokenizer,
+                            labels.size(),
+                            maxLength,
+                            Optional.of(weights))) {
+                tunedProbs = tuned.probabilities(texts);
+                double clean = ClassificationMetrics.compute(labels, truth, tunedProbs).accuracy();
+                for (Perturbation p : spec.getPerturbationsList()) {
+                    robustness.add(robustness(tuned, labels, texts, truth, tunedProbs, clean, p));
+                }
+            }
+            Optional<Map<String, Estimate>> baseMetrics = Optional.empty();
+            if (!spec.getSkipBaseModel()) {
+                try (ClassifierScorer baseScorer =
+                        ClassifierScorer.load(
+                                runtime,
+                                base,
+                                onnx,
+                                tokenizer,
+                                labels.size(),
+                                maxLength,
+                                Optional.empty())) {
+                    baseMetrics =
+                            Optional.of(
+                                    Bootstrap.classification(
+                                            labels,
+                                            truth,
+                                            baseScorer.probabilities(texts),
+                                            samples,
+                                            7));
+                }
+            }
+            ClassificationReport detail = ClassificationMetrics.compute(labels, truth, tunedProbs);
+            Map<String, Estimate> tunedMetrics =
+                    Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
+            List<String> notes = new ArrayList<>();
+            if (spec.getAttacksCount() > 0) {
+                notes.add(
+                        "embedding-space attacks (FGSM/PGD) were requested but are not evaluated yet");
+            }
+            GateVerdict verdict =
+                    QualityGateCheck.check(
+                            spec.getGate(),
+                            values(tunedMetrics),
+                            spec.getGate().getReference()
+                                            == io.tuneline.proto.v1.GateReference
+                                                    .GATE_REFERENCE_PRODUCTION
+                                    ? Optional.empty()
+                                    : baseMetrics.map(Evaluator::values));
+            List<String> allNotes = new ArrayList<>(verdict.notes());
+            allNotes.addAll(notes);
+            verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
+            String modelName =
+                    job.getRegistration().getModelName().isBlank()
+                            ? jobId
+                            : job.getRegistration().getModelName();
+            EvaluationReport report =
+                    new EvaluationReport(
+                            jobId,
+                            training.getModel().getUri(),
+                            primary,
+                            detail,
+                            tunedMetrics,
+                            baseMetrics,
+                            robustness,
+                            verdict,
+                            List.of());
+
+            String prefix = "reports/" + jobId + "/";
+            ArtifactRef md =
+                    store.put(
+                            store.uri(prefix + "evaluation.md"),
+                            ReportRenderer.markdown(report).getBytes(StandardCharsets.UTF_8),
+                            "text/markdown; charset=utf-8");
+            ArtifactRef html =
+                    store.put(
+                            store.uri(prefix + "evaluation.html"),
+                            ReportRenderer.html(report).getBytes(StandardCharsets.UTF_8),
+                            "text/html; charset=utf-8");
+            ArtifactRef json =
+                    store.put(
+                            store.uri(prefix + "evaluation.json"),
+                            JSON.writeValueAsBytes(jsonReport(report, modelName)),
+                            "application/json");
+
+            AtomicReference<Double> gauge =
+                    headline.computeIfAbsent(
+                            modelName + "/" + primary,
+                            key -> {
+                                AtomicReference<Double> ref = new AtomicReference<>(Double.NaN);
+                                Gauge.builder(
+                                                "tuneline.evaluation.primary.metric",
+                                                ref,
+                                                AtomicReference::get)
+                                        .tag("model", modelName)
+                                        .tag("metric", primary)
+                                        .register(registry);
+                                return ref;
+                            });
+            gauge.set(
+                    tunedMetrics.containsKey(primary)
+                            ? tunedMetrics.get(primary).value()
+                            : Double.NaN);
+
+            EvaluationCompleted.Builder event =
+                    EvaluationCompleted.newBuilder()
+                            .setJobId(jobId)
+                            .setTraining(training)
+                            .setPrimaryMetric(primary)
+                            .setGate(
+                                    GateResult.newBuilder()
+                                            .setPassed(verdict.passed())
+                                            .addAllReasons(verdict.reasons()))
+                            .setReportJson(json)
+                            .setReportMarkdown(md)
+                            .setReportHtml(html)
+                            .setTestExamples(texts.size())
+                            .setEvaluatedAt(Timestamps.now());
+            tunedMetrics.forEach((k, v) -> event.putTunedMetrics(k, metric(v)));
+            baseMetrics.ifPresent(b -> b.forEach((k, v) -> event.putBaseMetrics(k, metric(v))));
+            robustness.forEach(
+                    r ->
+                            event.addRobustness(
+                                    RobustnessResult.newBuilder()
+                                            .setName(r.name())
+                                            .setAccuracy(r.accuracy())
+                                            .setAccuracyDrop(r.accuracyDrop())
+                                            .setAttackSuccessRate(r.attackSuccessRate())));
+            return event.build();
+        } finally {
+            try (var files = Files.walk(work)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
+    private static EvaluationReport.Robustness robustness(
+            ClassifierScorer scorer,
+            List<String> labels,
+            List<String> texts,
+            int[] truth,
+            double[][] cleanProbs,
+            double clean,
+            Perturbation p) {
+        PerturbationKind kind =
+                PerturbationKind.valueOf(p.getKind().name().replace("PERTURBATION_KIND_", ""));
+        TextPerturber perturber =
+                new TextPerturber(kind, p.getRate(), p.getSeed() == 0 ? 42 : p.getSeed());
+        List<String> noisy = new ArrayList<>();
+        for (int i = 0; i < texts.size(); i++) {
+            noisy.add(perturber.apply(texts.get(i), i));
+        }
+        double[][] probs = scorer.probabilities(noisy);
+        double accuracy = ClassificationMetrics.compute(labels, truth, probs).accuracy();
+        int correctBefore = 0;
+        int flipped = 0;
+        for (int i = 0; i < truth.length; i++) {
+            if (argMax(cleanProbs[i]) == truth[i]) {
+                correctBefore++;
+                if (argMax(probs[i]) != truth[i]) {
+                    flipped++;
+                }
+            }
+        }
+        return new EvaluationReport.Robustness(
+                perturber.name(),
+                accuracy,
+                clean - accuracy,
+                correctBefore == 0 ? 0 : (double) flipped / correctBefore);
+    }
+
+    private int[] readSplit(ArtifactRef split, List<String> labels, List<String> texts)
+            throws IOException {
+        List<Integer> truth = new ArrayList<>();
+        try (InputStream in = store.get(split);
+                BufferedReader r =
+                        new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
+            long line = 0;
+            for (String text; (text = r.readLine()) != null; ) {
+                line++;
+                if (text.isBlank()) {
+                    continue;
+                }
+                JsonNode n = JSON.readTree(text);
+                int label = labels.indexOf(n.path("label").asText());
+                if (label < 0 || !n.hasNonNull("text")) {
+                    throw new EvaluationFailedException(
+                            split.getUri()
+                                    + " line "
+                                    + line
+                                    + ": needs \"text\" and a \"label\" among "
+                                    + labels);
+                }
+                texts.add(n.get("text").asText());
+                truth.add(label);
+            }
+        }
+        if (truth.isEmpty()) {
+            throw new EvaluationFailedException(split.getUri() + " has no examples");
+        }
+        return truth.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static Map<String, Object> jsonReport(EvaluationReport r, String modelName) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("job_id", r.jobId());
+        m.put("model_name", modelName);
+        m.put("model", r.model());
+        m.put("primary_metric", r.primaryMetric());
+        m.put("test_examples", r.tunedDetail().examples());
+        m.put("tuned", r.tuned());
+        m.put("base", r.base().orElse(null));
+        m.put("difference", r.differences());
+        m.put("per_class", r.tunedDetail().perClass());
+        m.put("labels", r.tunedDetail().labels());
+        m.put("confusion_matrix", r.tunedDetail().confusion());
+        m.put("robustness", r.robustness());
+        m.put("gate", r.gate());
+        return m;
+    }
+
+    private static Map<String, Double> values(Map<String, Estimate> estimates) {
+        Map<String, Double> v = new LinkedHashMap<>();
+        estimates.forEach((k, e) -> v.put(k, e.value()));
+        return v;
+    }
+
+    private static MetricValue metric(Estimate e) {
+        return MetricValue.newBuilder()
+                .setValue(e.value())
+                .setCiLower(e.lower())
+                .setCiUpper(e.upper())
+                .build();
+    }
+
+    private static int argMax(double[] p) {
+        int best = 0;
+        for (int i = 1; i < p.length; i++) {
+            if (p[i] > p[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    static String format(double v) {
+        return String.format(Locale.ROOT, "%.4f", v);
+    }
+}
