@@ -27,7 +27,7 @@ public final class TrainingWorker {
     public static void main(String[] args) throws Exception {
         String jobId = require("TUNELINE_JOB_ID");
         int attempt = Integer.parseInt(System.getenv().getOrDefault("TUNELINE_ATTEMPT", "1"));
-        Properties props = new Properties();
+        Properties props = kafkaProperties(System.getenv());
         props.put("bootstrap.servers", require("KAFKA_BOOTSTRAP_SERVERS"));
         props.put("key.serializer", StringSerializer.class.getName());
         props.put("value.serializer", ByteArraySerializer.class.getName());
@@ -73,6 +73,26 @@ public final class TrainingWorker {
             e.printStackTrace();
             System.exit(2);
         }
+    }
+
+    /**
+     * Kafka client settings from {@code KAFKA_*} variables, as the services read them: {@code
+     * KAFKA_SECURITY_PROTOCOL} becomes {@code security.protocol}, so a worker pod reaches a TLS /
+     * SCRAM cluster with the same environment the chart gives the services.
+     */
+    static Properties kafkaProperties(java.util.Map<String, String> env) {
+        Properties props = new Properties();
+        env.forEach(
+                (name, value) -> {
+                    if (name.startsWith("KAFKA_") && !value.isBlank()) {
+                        props.put(
+                                name.substring("KAFKA_".length())
+                                        .toLowerCase(java.util.Locale.ROOT)
+                                        .replace('_', '.'),
+                                value);
+                    }
+                });
+        return props;
     }
 
     private static String require(String name) {

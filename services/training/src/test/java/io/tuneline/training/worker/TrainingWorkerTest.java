@@ -1,0 +1,27 @@
+package io.tuneline.training.worker;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class TrainingWorkerTest {
+
+    @Test
+    void kafkaSecuritySettingsComeFromTheSameVariablesTheServicesUse() {
+        var props =
+                TrainingWorker.kafkaProperties(
+                        Map.of(
+                                "KAFKA_BOOTSTRAP_SERVERS", "kafka:9093",
+                                "KAFKA_SECURITY_PROTOCOL", "SASL_SSL",
+                                "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512",
+                                "KAFKA_SSL_TRUSTSTORE_LOCATION", "/etc/tuneline/kafka-ca/ca.crt",
+                                "S3_ENDPOINT", "http://minio:9000"));
+        assertThat(props)
+                .containsEntry("bootstrap.servers", "kafka:9093")
+                .containsEntry("security.protocol", "SASL_SSL")
+                .containsEntry("sasl.mechanism", "SCRAM-SHA-512")
+                .containsEntry("ssl.truststore.location", "/etc/tuneline/kafka-ca/ca.crt")
+                .doesNotContainKey("s3.endpoint");
+    }
+}
