@@ -4,6 +4,10 @@ import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.job.JobSpecValidator;
 import io.tuneline.common.messaging.EventPublisher;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.ingestion.source.DatasetIngestion;
+import io.tuneline.ingestion.validate.DatasetInvalidException;
+import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetSpec;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobRequested;
@@ -13,7 +17,9 @@ import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.Stage;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
+import java.io.IOException;
 import java.util.List;
+import java.util.Optional;
 import org.eclipse.microprofile.reactive.messaging.Channel;
 import org.eclipse.microprofile.reactive.messaging.Emitter;
 import org.jboss.logging.Logger;
@@ -29,11 +35,19 @@ public class JobIntake {
 
     private final EventPublisher publisher;
     private final Emitter<byte[]> status;
+    private final Emitter<byte[]> ingested;
+    private final DatasetIngestion ingestion;
 
     @Inject
-    public JobIntake(EventPublisher publisher, @Channel("job-status") Emitter<byte[]> status) {
+    public JobIntake(
+            EventPublisher publisher,
+            @Channel("job-status") Emitter<byte[]> status,
+            @Channel("datasets-ingested") Emitter<byte[]> ingested,
+            ArtifactStore store) {
         this.publisher = publisher;
         this.status = status;
+        this.ingested = ingested;
+        this.ingestion = new DatasetIngestion(store);
     }
 
     public void accept(IncomingEvent<JobRequested> event) {
@@ -72,14 +86,60 @@ public class JobIntake {
                         : "inline ("
                                 + job.getDataset().getInline().getRecordsCount()
                                 + " records)");
+        Optional<DatasetIngested> previous = ingestion.previous(job.getJobId());
+        if (previous.isPresent()) {
+            LOG.infof("dataset already ingested; announcing it again");
+            publisher.sendAndWait(ingested, previous.get());
+            return;
+        }
+        status(
+                job.getJobId(),
+                JobStatus.JOB_STATUS_INGESTING,
+                "fetching and validating the dataset");
+        try {
+            DatasetIngested result = ingestion.ingest(job);
+            LOG.infof(
+                    "dataset ingested: %d valid, %d bad records, labels %s, raw %s (sha256 %s)",
+                    result.getValidRecords(),
+                    result.getBadRecords(),
+                    result.getLabelCountsMap(),
+                    result.getRaw().getUri(),
+                    result.getRaw().getSha256());
+            publisher.sendAndWait(ingested, result);
+        } catch (DatasetInvalidException e) {
+            fail(job.getJobId(), e.code(), e.getMessage(), e.details());
+        } catch (IOException | RuntimeException e) {
+            fail(
+                    job.getJobId(),
+                    "INGESTION_FAILED",
+                    "ingestion failed: " + e.getMessage(),
+                    List.of());
+        }
+    }
+
+    private void status(String jobId, JobStatus newStatus, String message) {
         publisher.sendAndWait(
                 status,
                 JobStatusChanged.newBuilder()
-                        .setJobId(job.getJobId())
-                        .setStatus(JobStatus.JOB_STATUS_QUEUED)
+                        .setJobId(jobId)
+                        .setStatus(newStatus)
                         .setStage(Stage.STAGE_INGESTION)
-                        .setMessage("accepted by ingestion")
+                        .setMessage(message)
                         .setChangedAt(Timestamps.now())
+                        .build());
+    }
+
+    private void fail(String jobId, String code, String message, List<String> details) {
+        LOG.warnf("dataset rejected: %s", message);
+        publisher.sendAndWait(
+                status,
+                JobFailed.newBuilder()
+                        .setJobId(jobId)
+                        .setStage(Stage.STAGE_INGESTION)
+                        .setErrorCode(code)
+                        .setMessage(message)
+                        .addAllDetails(details)
+                        .setFailedAt(Timestamps.now())
                         .build());
     }
 }

@@ -17,6 +17,7 @@ import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.messaging.DeadLetters;
 import io.tuneline.common.observability.MetricNames;
 import io.tuneline.common.topic.Topics;
+import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.JobStatus;
@@ -44,6 +45,7 @@ class JobRequestedConsumerTest {
 
     @InjectSpy JobIntake intake;
     @Inject MeterRegistry registry;
+    @Inject io.tuneline.common.store.ArtifactStore store;
 
     private KafkaTestClient kafka;
 
@@ -161,18 +163,134 @@ class JobRequestedConsumerTest {
     }
 
     @Test
-    void acceptedJobIsReportedQueuedOnTheStatusTopic() {
-        JobRequested job = TestJobs.minimalJob("queued-1");
+    void anInlineDatasetIsStoredValidatedAndAnnounced() {
+        JobRequested job = TestJobs.fullJob().toBuilder().setJobId("inline-1").build();
         kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
 
-        ConsumerRecord<String, byte[]> record =
-                statusEvent(job.getJobId(), "tuneline.v1.JobStatusChanged");
-        assertThat(KafkaTestClient.header(record, CloudEventHeaders.SOURCE))
+        ConsumerRecord<String, byte[]> status =
+                statusEvent("inline-1", "tuneline.v1.JobStatusChanged");
+        assertThat(KafkaTestClient.header(status, CloudEventHeaders.SOURCE))
                 .isEqualTo("/tuneline/ingestion");
-        assertThat(KafkaTestClient.header(record, CloudEventHeaders.SPEC_VERSION)).isEqualTo("1.0");
-        JobStatusChanged changed =
-                codec().decode(record, JobStatusChanged.getDefaultInstance()).payload();
-        assertThat(changed.getStatus()).isEqualTo(JobStatus.JOB_STATUS_QUEUED);
+        assertThat(
+                        codec().decode(status, JobStatusChanged.getDefaultInstance())
+                                .payload()
+                                .getStatus())
+                .isEqualTo(JobStatus.JOB_STATUS_INGESTING);
+        DatasetIngested ingested = ingested("inline-1");
+        assertThat(ingested.getValidRecords()).isEqualTo(2);
+        assertThat(ingested.getLabelCountsMap()).containsEntry("pos", 1L).containsEntry("neg", 1L);
+        assertThat(ingested.getRaw().getUri())
+                .isEqualTo("s3://tuneline-test/datasets/inline-1/raw/inline.jsonl");
+        assertThat(ingested.getJob()).isEqualTo(job);
+    }
+
+    @Test
+    void anS3DatasetIsCopiedUnchangedWithItsSha256AndBadLinesAreSkippedWithinThePolicy()
+            throws Exception {
+        String data = goodLines(60) + "{\"text\": \"no label here\"}\n" + goodLines(39);
+        var source =
+                store.put(
+                        store.uri("uploads/reviews-1.jsonl"),
+                        data.getBytes(StandardCharsets.UTF_8),
+                        "application/jsonl");
+        JobRequested job =
+                TestJobs.minimalJob("s3-skip-1").toBuilder()
+                        .setDataset(
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setUri("s3://tuneline-test/uploads/reviews-1.jsonl")
+                                        .setBadRecords(
+                                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                                        .setAction(
+                                                                io.tuneline.proto.v1.BadRecordAction
+                                                                        .BAD_RECORD_ACTION_SKIP)
+                                                        .setMaxBadFraction(0.05)))
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("s3-skip-1");
+        assertThat(ingested.getRaw().getSha256()).isEqualTo(source.getSha256());
+        assertThat(ingested.getValidRecords()).isEqualTo(99);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(61);
+                            assertThat(b.getReason()).isEqualTo("missing field 'label'");
+                        });
+    }
+
+    @Test
+    void badLinesFailTheJobWithTheirNumbersAndReasonsUnderTheDefaultPolicy() {
+        String data =
+                goodLines(3)
+                        + "{\"text\": \"\", \"label\": \"pos\"}\n"
+                        + "not json\n"
+                        + "{\"text\": 5, \"label\": \"neg\"}\n";
+        store.put(
+                store.uri("uploads/bad-1.jsonl"),
+                data.getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        JobRequested job =
+                TestJobs.minimalJob("s3-bad-1").toBuilder()
+                        .setDataset(
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setUri("s3://tuneline-test/uploads/bad-1.jsonl"))
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("s3-bad-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("DATASET_INVALID");
+        assertThat(failed.getMessage())
+                .startsWith("3 of 6 records are invalid, first at line 4: empty text");
+        assertThat(failed.getDetailsList())
+                .containsExactly(
+                        "line 4: empty text",
+                        "line 5: bad JSON: Unrecognized token 'not': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')",
+                        "line 6: field 'text' is number, not a string");
+    }
+
+    @Test
+    void aMissingSourceObjectFailsTheJobNamingIt() {
+        kafka.publish(Topics.JOBS_REQUESTED, "missing-1", json(TestJobs.minimalJob("missing-1")));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("missing-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("SOURCE_NOT_FOUND");
+        assertThat(failed.getMessage())
+                .contains("s3://tuneline/uploads/reviews.jsonl does not exist");
+    }
+
+    private static String goodLines(int n) {
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < n; i++) {
+            b.append("{\"text\": \"review number ")
+                    .append(i)
+                    .append("\", \"label\": \"")
+                    .append(i % 2 == 0 ? "pos" : "neg")
+                    .append("\"}\n");
+        }
+        return b.toString();
+    }
+
+    private DatasetIngested ingested(String jobId) {
+        var records =
+                kafka.readUntil(
+                        Topics.DATASETS_INGESTED,
+                        rs -> rs.stream().anyMatch(r -> jobId.equals(r.key())),
+                        WAIT);
+        return codec().decode(
+                        records.stream()
+                                .filter(r -> jobId.equals(r.key()))
+                                .findFirst()
+                                .orElseThrow(),
+                        DatasetIngested.getDefaultInstance())
+                .payload();
     }
 
     private IncomingEvent<JobRequested> awaitAccepted(String jobId) {
