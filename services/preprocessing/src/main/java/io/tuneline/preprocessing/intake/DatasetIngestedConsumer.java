@@ -1,0 +1,108 @@
+package io.tuneline.preprocessing.intake;
+
+import com.google.protobuf.util.JsonFormat;
+import com.google.protobuf.util.Timestamps;
+import io.smallrye.reactive.messaging.annotations.Blocking;
+import io.tuneline.common.messaging.EventPublisher;
+import io.tuneline.common.messaging.InboundEvents;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.preprocessing.prepare.DatasetPreparation;
+import io.tuneline.proto.v1.DatasetIngested;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.JobFailed;
+import io.tuneline.proto.v1.JobStatus;
+import io.tuneline.proto.v1.JobStatusChanged;
+import io.tuneline.proto.v1.Stage;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.nio.charset.StandardCharsets;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.eclipse.microprofile.reactive.messaging.Channel;
+import org.eclipse.microprofile.reactive.messaging.Emitter;
+import org.eclipse.microprofile.reactive.messaging.Incoming;
+import org.jboss.logging.Logger;
+
+/**
+ * {@code finetune.datasets.ingested}: cleans and splits the dataset, then announces it. A marker
+ * written after the announcement keeps a redelivered event from preparing the job twice.
+ */
+@ApplicationScoped
+public class DatasetIngestedConsumer {
+    private static final Logger LOG = Logger.getLogger(DatasetIngestedConsumer.class);
+
+    private final InboundEvents inbound;
+    private final EventPublisher publisher;
+    private final Emitter<byte[]> status;
+    private final Emitter<byte[]> prepared;
+    private final ArtifactStore store;
+    private final DatasetPreparation preparation;
+
+    @Inject
+    public DatasetIngestedConsumer(
+            InboundEvents inbound,
+            EventPublisher publisher,
+            @Channel("job-status") Emitter<byte[]> status,
+            @Channel("datasets-prepared") Emitter<byte[]> prepared,
+            ArtifactStore store) {
+        this.inbound = inbound;
+        this.publisher = publisher;
+        this.status = status;
+        this.prepared = prepared;
+        this.store = store;
+        this.preparation = new DatasetPreparation(store);
+    }
+
+    @Incoming("datasets-ingested")
+    @Blocking
+    public void consume(ConsumerRecord<String, byte[]> record) {
+        inbound.handle(
+                "preprocessing.datasets-ingested",
+                record,
+                DatasetIngested.getDefaultInstance(),
+                e -> prepare(e.payload()));
+    }
+
+    private void prepare(DatasetIngested ingested) {
+        String jobId = ingested.getJobId();
+        var marker = store.uri("datasets/" + jobId + "/prepared.json");
+        if (store.exists(marker)) {
+            LOG.infof("dataset already prepared; skipped");
+            return;
+        }
+        publisher.sendAndWait(
+                status,
+                JobStatusChanged.newBuilder()
+                        .setJobId(jobId)
+                        .setStatus(JobStatus.JOB_STATUS_PREPROCESSING)
+                        .setStage(Stage.STAGE_PREPROCESSING)
+                        .setMessage("cleaning, deduplicating and splitting")
+                        .setChangedAt(Timestamps.now())
+                        .build());
+        try {
+            DatasetPrepared result = preparation.prepare(ingested);
+            publisher.sendAndWait(prepared, result);
+            store.put(
+                    marker,
+                    JsonFormat.printer().print(result).getBytes(StandardCharsets.UTF_8),
+                    "application/json");
+            LOG.infof(
+                    "dataset prepared: train %d, validation %d, test %d; %d duplicates, %d empty removed",
+                    result.getCounts().getTrain(),
+                    result.getCounts().getValidation(),
+                    result.getCounts().getTest(),
+                    result.getStats().getExactDuplicatesRemoved(),
+                    result.getStats().getEmptyRemoved());
+        } catch (Exception e) {
+            LOG.warnf(e, "preprocessing failed: %s", e.getMessage());
+            publisher.sendAndWait(
+                    status,
+                    JobFailed.newBuilder()
+                            .setJobId(jobId)
+                            .setStage(Stage.STAGE_PREPROCESSING)
+                            .setErrorCode("PREPROCESSING_FAILED")
+                            .setMessage("preprocessing failed: " + e.getMessage())
+                            .setFailedAt(Timestamps.now())
+                            .build());
+        }
+    }
+}

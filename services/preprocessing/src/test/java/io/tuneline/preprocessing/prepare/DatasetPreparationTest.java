@@ -1,0 +1,134 @@
+package io.tuneline.preprocessing.prepare;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.StoreSettings;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.DatasetIngested;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.DatasetSpec;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.SplitSpec;
+import io.tuneline.testing.InMemoryS3Server;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.HashSet;
+import java.util.Set;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class DatasetPreparationTest {
+    private static InMemoryS3Server server;
+    private static ArtifactStore store;
+
+    @BeforeAll
+    static void start() {
+        server = InMemoryS3Server.start();
+        store =
+                new ArtifactStore(
+                        new StoreSettings(
+                                server.endpoint(),
+                                InMemoryS3Server.ACCESS_KEY,
+                                InMemoryS3Server.SECRET_KEY,
+                                "tuneline",
+                                "us-east-1",
+                                StoreSettings.MIN_PART_SIZE));
+        store.ensureBucket();
+    }
+
+    @AfterAll
+    static void stop() {
+        store.close();
+        server.close();
+    }
+
+    /** 70 "pos" and 30 "neg" texts, plus 5 exact and 1 whitespace/NFC duplicates and 2 empty. */
+    private static DatasetIngested ingested(String jobId, SplitSpec split) {
+        StringBuilder data = new StringBuilder();
+        for (int i = 0; i < 100; i++) {
+            data.append("{\"text\": \"review ")
+                    .append(i)
+                    .append("\", \"label\": \"")
+                    .append(i < 70 ? "pos" : "neg")
+                    .append("\"}\n");
+        }
+        for (int i = 0; i < 5; i++) {
+            data.append("{\"text\": \"review ").append(i).append("\", \"label\": \"pos\"}\n");
+        }
+        data.append("{\"text\": \"  review   7 \", \"label\": \"pos\"}\n");
+        data.append(
+                "{\"text\": \"   \", \"label\": \"pos\"}\n{\"text\": \"\\t\", \"label\": \"neg\"}\n");
+        // "café" written with a combining accent equals the precomposed one after NFC.
+        data.append(
+                "{\"text\": \"caf\\u00e9\", \"label\": \"neg\"}\n{\"text\": \"cafe\\u0301\", \"label\": \"neg\"}\n");
+        ArtifactRef raw =
+                store.put(
+                        store.uri("datasets/" + jobId + "/raw/data.jsonl"),
+                        data.toString().getBytes(StandardCharsets.UTF_8),
+                        "application/jsonl");
+        return DatasetIngested.newBuilder()
+                .setJobId(jobId)
+                .setJob(
+                        JobRequested.newBuilder()
+                                .setJobId(jobId)
+                                .setDataset(DatasetSpec.newBuilder().setUri("s3://x/y"))
+                                .setSplit(split))
+                .setRaw(raw)
+                .build();
+    }
+
+    @Test
+    void cleansDeduplicatesAndSplitsStratifiedByLabel() throws Exception {
+        DatasetPrepared p =
+                new DatasetPreparation(store)
+                        .prepare(ingested("prep-1", SplitSpec.getDefaultInstance()));
+
+        assertThat(p.getStats().getInputRecords()).isEqualTo(110);
+        assertThat(p.getStats().getExactDuplicatesRemoved())
+                .isEqualTo(7); // 5 exact, 1 whitespace, 1 NFC
+        assertThat(p.getStats().getEmptyRemoved()).isEqualTo(2);
+        assertThat(p.getLabelsList()).containsExactly("neg", "pos");
+        // neg: 31 (30 + café) -> test 3, validation 3, train 25; pos: 70 -> 7, 7, 56.
+        assertThat(p.getStats().getLabelCountsBySplitOrThrow("test").getCountsMap())
+                .containsEntry("neg", 3L)
+                .containsEntry("pos", 7L);
+        assertThat(p.getStats().getLabelCountsBySplitOrThrow("validation").getCountsMap())
+                .containsEntry("neg", 3L)
+                .containsEntry("pos", 7L);
+        assertThat(p.getCounts().getTrain()).isEqualTo(81);
+
+        Set<String> train = lines(p.getTrain());
+        Set<String> test = lines(p.getTest());
+        assertThat(train).doesNotContainAnyElementsOf(test);
+        assertThat(p.getManifest().getUri())
+                .isEqualTo("s3://tuneline/datasets/prep-1/prepared/manifest.json");
+    }
+
+    @Test
+    void theSameSeedGivesByteIdenticalSplitsAndAnotherSeedDoesNot() throws Exception {
+        SplitSpec split =
+                SplitSpec.newBuilder()
+                        .setTrain(0.6)
+                        .setValidation(0.2)
+                        .setTest(0.2)
+                        .setSeed(7)
+                        .build();
+        DatasetPrepared a = new DatasetPreparation(store).prepare(ingested("seed-a", split));
+        DatasetPrepared b = new DatasetPreparation(store).prepare(ingested("seed-b", split));
+        DatasetPrepared c =
+                new DatasetPreparation(store)
+                        .prepare(ingested("seed-c", split.toBuilder().setSeed(8).build()));
+        assertThat(a.getTrain().getSha256()).isEqualTo(b.getTrain().getSha256());
+        assertThat(a.getTest().getSha256()).isEqualTo(b.getTest().getSha256());
+        assertThat(c.getTest().getSha256()).isNotEqualTo(a.getTest().getSha256());
+    }
+
+    private static Set<String> lines(ArtifactRef ref) throws Exception {
+        try (InputStream in = store.get(ref)) {
+            return new HashSet<>(
+                    new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList());
+        }
+    }
+}
