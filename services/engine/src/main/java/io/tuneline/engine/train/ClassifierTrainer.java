@@ -9,10 +9,8 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
-import ai.djl.training.DefaultTrainingConfig;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
-import ai.djl.training.Trainer;
 import ai.djl.training.loss.Loss;
 import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.LinearTracker;
@@ -67,52 +65,71 @@ public final class ClassifierTrainer {
                         .optLearningRateTracker(schedule)
                         .optWeightDecays(s.weightDecay())
                         .build();
-        DefaultTrainingConfig config =
-                new DefaultTrainingConfig(Loss.softmaxCrossEntropyLoss())
-                        .optOptimizer(adamW)
-                        .optDevices(new ai.djl.Device[] {model.getNDManager().getDevice()});
+        // The optimizer is driven directly rather than through DJL's Trainer: Trainer.step()
+        // rejects a first step whose gradients sum to exactly zero, a heuristic that misfires on
+        // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B.
+        Loss loss = Loss.softmaxCrossEntropyLoss();
+        List<Parameter> trained = new ArrayList<>();
+        for (var p : classifier.getParameters()) {
+            if (p.getValue().requiresGradient()) {
+                trained.add(p.getValue());
+            }
+        }
+        for (Parameter p : trained) {
+            p.getArray().setRequiresGradient(true);
+        }
         List<LabelledText> order = new ArrayList<>(examples);
         Random random = new Random(s.seed());
         long started = System.nanoTime();
         long tokens = 0;
         long step = 0;
         double epochLoss = 0;
-        try (Trainer trainer = model.newTrainer(config)) {
-            for (int epoch = 0; epoch < s.epochs(); epoch++) {
-                Collections.shuffle(order, random);
-                epochLoss = 0;
-                for (int from = 0; from < order.size(); from += s.batchSize()) {
-                    List<LabelledText> batch =
-                            order.subList(from, Math.min(order.size(), from + s.batchSize()));
-                    double loss;
-                    try (NDManager stepManager = trainer.getManager().newSubManager()) {
-                        Batch b = encode(stepManager, batch, s.maxSeqLength());
-                        tokens += b.tokens;
-                        try (GradientCollector collector = trainer.newGradientCollector()) {
-                            NDArray logits =
-                                    trainer.forward(new NDList(b.ids, b.mask)).singletonOrThrow();
-                            NDArray l =
-                                    trainer.getLoss()
-                                            .evaluate(new NDList(b.labels), new NDList(logits));
-                            collector.backward(l);
-                            loss = l.getFloat();
-                        }
-                        clipGradients(classifier, s.maxGradNorm());
-                        trainer.step();
+        NDManager manager = model.getNDManager();
+        for (int epoch = 0; epoch < s.epochs(); epoch++) {
+            Collections.shuffle(order, random);
+            epochLoss = 0;
+            for (int from = 0; from < order.size(); from += s.batchSize()) {
+                List<LabelledText> batch =
+                        order.subList(from, Math.min(order.size(), from + s.batchSize()));
+                double stepLoss;
+                try (NDManager stepManager = manager.newSubManager()) {
+                    Batch b = encode(stepManager, batch, s.maxSeqLength());
+                    tokens += b.tokens;
+                    try (GradientCollector collector =
+                            Engine.getInstance().newGradientCollector()) {
+                        NDArray logits =
+                                classifier
+                                        .forward(
+                                                new ParameterStore(stepManager, false),
+                                                new NDList(b.ids, b.mask),
+                                                true)
+                                        .singletonOrThrow();
+                        NDArray l = loss.evaluate(new NDList(b.labels), new NDList(logits));
+                        collector.backward(l);
+                        stepLoss = l.getFloat();
                     }
-                    step++;
-                    epochLoss += loss / stepsPerEpoch;
-                    double seconds = (System.nanoTime() - started) / 1e9;
-                    listener.onStep(
-                            new TrainingListener.StepReport(
-                                    step,
-                                    total,
-                                    epoch + (double) (from + batch.size()) / order.size(),
-                                    loss,
-                                    schedule.getNewValue((int) step),
-                                    tokens / Math.max(seconds, 1e-9),
-                                    Math.round(seconds / step * (total - step))));
+                    clipGradients(classifier, s.maxGradNorm());
+                    for (Parameter p : trained) {
+                        NDArray weight = p.getArray();
+                        try (NDArray gradient = weight.getGradient()) {
+                            adamW.update(p.getId(), weight, gradient);
+                            // Gradients accumulate in place; the next step starts from zero.
+                            gradient.muli(0);
+                        }
+                    }
                 }
+                step++;
+                epochLoss += stepLoss / stepsPerEpoch;
+                double seconds = (System.nanoTime() - started) / 1e9;
+                listener.onStep(
+                        new TrainingListener.StepReport(
+                                step,
+                                total,
+                                epoch + (double) (from + batch.size()) / order.size(),
+                                stepLoss,
+                                schedule.getNewValue((int) step),
+                                tokens / Math.max(seconds, 1e-9),
+                                Math.round(seconds / step * (total - step))));
             }
         }
         return epochLoss;
@@ -161,16 +178,25 @@ public final class ClassifierTrainer {
                 grads.add(param.getArray().getGradient());
             }
         }
-        double sumSquares = 0;
-        for (NDArray g : grads) {
-            sumSquares += g.square().sum().getFloat();
-        }
-        double norm = Math.sqrt(sumSquares);
-        if (norm > maxNorm) {
-            float scale = (float) (maxNorm / (norm + 1e-6));
+        try {
+            double sumSquares = 0;
             for (NDArray g : grads) {
-                g.muli(scale);
+                try (NDArray squared = g.square();
+                        NDArray sum = squared.sum()) {
+                    sumSquares += sum.getFloat();
+                }
             }
+            double norm = Math.sqrt(sumSquares);
+            if (norm > maxNorm) {
+                float scale = (float) (maxNorm / (norm + 1e-6));
+                for (NDArray g : grads) {
+                    g.muli(scale);
+                }
+            }
+        } finally {
+            // The gradient handles belong to the model's manager; close them so steps do not
+            // accumulate native memory.
+            grads.forEach(NDArray::close);
         }
     }
 
