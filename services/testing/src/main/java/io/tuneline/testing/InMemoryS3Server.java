@@ -60,6 +60,21 @@ public final class InMemoryS3Server implements AutoCloseable {
         }
     }
 
+    /** An artifact store on this server with {@code bucket} created; the caller closes it. */
+    public io.tuneline.common.store.ArtifactStore newStore(String bucket) {
+        var store =
+                new io.tuneline.common.store.ArtifactStore(
+                        new io.tuneline.common.store.StoreSettings(
+                                endpoint,
+                                ACCESS_KEY,
+                                SECRET_KEY,
+                                bucket,
+                                "us-east-1",
+                                io.tuneline.common.store.StoreSettings.MIN_PART_SIZE));
+        store.ensureBucket();
+        return store;
+    }
+
     public String endpoint() {
         return endpoint;
     }

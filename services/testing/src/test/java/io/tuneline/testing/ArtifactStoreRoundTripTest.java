@@ -7,7 +7,6 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.ChecksumMismatchException;
 import io.tuneline.common.store.S3Uri;
-import io.tuneline.common.store.StoreSettings;
 import io.tuneline.proto.v1.ArtifactRef;
 import java.io.IOException;
 import java.io.InputStream;
@@ -36,16 +35,7 @@ class ArtifactStoreRoundTripTest {
     @BeforeAll
     static void start() {
         server = InMemoryS3Server.start();
-        store =
-                new ArtifactStore(
-                        new StoreSettings(
-                                server.endpoint(),
-                                InMemoryS3Server.ACCESS_KEY,
-                                InMemoryS3Server.SECRET_KEY,
-                                "tuneline",
-                                "us-east-1",
-                                StoreSettings.MIN_PART_SIZE));
-        store.ensureBucket();
+        store = server.newStore("tuneline");
     }
 
     @AfterAll

@@ -1,6 +1,5 @@
 package io.tuneline.evaluation.run;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.datatype.jdk8.Jdk8Module;
@@ -14,6 +13,8 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.PreparedSplit;
 import io.tuneline.evaluation.gate.GateVerdict;
 import io.tuneline.evaluation.gate.QualityGateCheck;
 import io.tuneline.evaluation.metrics.Bootstrap;
@@ -41,10 +42,8 @@ import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -374,34 +373,14 @@ public class Evaluator {
 
     private int[] readSplit(ArtifactRef split, List<String> labels, List<String> texts)
             throws IOException {
-        List<Integer> truth = new ArrayList<>();
-        try (InputStream in = store.get(split);
-                BufferedReader r =
-                        new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            long line = 0;
-            for (String text; (text = r.readLine()) != null; ) {
-                line++;
-                if (text.isBlank()) {
-                    continue;
-                }
-                JsonNode n = JSON.readTree(text);
-                int label = labels.indexOf(n.path("label").asText());
-                if (label < 0 || !n.hasNonNull("text")) {
-                    throw new EvaluationFailedException(
-                            split.getUri()
-                                    + " line "
-                                    + line
-                                    + ": needs \"text\" and a \"label\" among "
-                                    + labels);
-                }
-                texts.add(n.get("text").asText());
-                truth.add(label);
-            }
+        List<LabelledText> examples;
+        try (InputStream in = store.get(split)) {
+            examples = PreparedSplit.read(in, labels, split.getUri());
+        } catch (IllegalArgumentException e) {
+            throw new EvaluationFailedException(e.getMessage(), e);
         }
-        if (truth.isEmpty()) {
-            throw new EvaluationFailedException(split.getUri() + " has no examples");
-        }
-        return truth.stream().mapToInt(Integer::intValue).toArray();
+        examples.forEach(e -> texts.add(e.text()));
+        return examples.stream().mapToInt(LabelledText::label).toArray();
     }
 
     private static Map<String, Object> jsonReport(EvaluationReport r, String modelName) {

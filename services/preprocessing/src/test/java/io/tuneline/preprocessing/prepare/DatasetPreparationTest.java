@@ -3,7 +3,6 @@ package io.tuneline.preprocessing.prepare;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.tuneline.common.store.ArtifactStore;
-import io.tuneline.common.store.StoreSettings;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -26,16 +25,7 @@ class DatasetPreparationTest {
     @BeforeAll
     static void start() {
         server = InMemoryS3Server.start();
-        store =
-                new ArtifactStore(
-                        new StoreSettings(
-                                server.endpoint(),
-                                InMemoryS3Server.ACCESS_KEY,
-                                InMemoryS3Server.SECRET_KEY,
-                                "tuneline",
-                                "us-east-1",
-                                StoreSettings.MIN_PART_SIZE));
-        store.ensureBucket();
+        store = server.newStore("tuneline");
     }
 
     @AfterAll

@@ -4,7 +4,6 @@ import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.Timestamps;
@@ -22,6 +21,7 @@ import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.PreparedSplit;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.proto.v1.ArtifactRef;
@@ -33,11 +33,8 @@ import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
 import io.tuneline.proto.v1.TrainingProgress;
 import io.tuneline.training.run.RunStore;
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -260,33 +257,9 @@ public final class ClassificationRun {
     }
 
     private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {
-        List<LabelledText> out = new ArrayList<>();
-        try (InputStream in = store.get(split);
-                BufferedReader r =
-                        new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            long line = 0;
-            for (String text; (text = r.readLine()) != null; ) {
-                line++;
-                if (text.isBlank()) {
-                    continue;
-                }
-                JsonNode n = JSON.readTree(text);
-                int label = labels.indexOf(n.path("label").asText());
-                if (label < 0 || !n.hasNonNull("text")) {
-                    throw new IllegalArgumentException(
-                            split.getUri()
-                                    + " line "
-                                    + line
-                                    + ": needs \"text\" and a \"label\" among "
-                                    + labels);
-                }
-                out.add(new LabelledText(n.get("text").asText(), label));
-            }
+        try (InputStream in = store.get(split)) {
+            return PreparedSplit.read(in, labels, split.getUri());
         }
-        if (out.isEmpty()) {
-            throw new IllegalArgumentException(split.getUri() + " has no examples");
-        }
-        return out;
     }
 
     static S3Uri uri(String value) {

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.tuneline.common.store.ArtifactStore;
-import io.tuneline.common.store.StoreSettings;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.BaseModel;
@@ -38,16 +37,7 @@ class ClassificationRunTest {
     @BeforeAll
     static void start() {
         server = InMemoryS3Server.start();
-        store =
-                new ArtifactStore(
-                        new StoreSettings(
-                                server.endpoint(),
-                                InMemoryS3Server.ACCESS_KEY,
-                                InMemoryS3Server.SECRET_KEY,
-                                "tuneline",
-                                "us-east-1",
-                                StoreSettings.MIN_PART_SIZE));
-        store.ensureBucket();
+        store = server.newStore("tuneline");
     }
 
     @AfterAll
