@@ -32,19 +32,21 @@ public abstract class ServiceContractTest {
                 given().when().get("/q/metrics").then().statusCode(200).extract().asString();
         Config config = ConfigProvider.getConfig();
         for (String property : config.getPropertyNames()) {
-            if (!property.matches("mp\\.messaging\\.incoming\\.[^.]+\\.topic")) {
+            if (!property.matches("mp\\.messaging\\.incoming\\.[^.]+\\.topics?")) {
                 continue;
             }
-            String topic = config.getValue(property, String.class);
-            // "failed" is the outcome no test provokes on purpose: it exists only if it was
-            // registered at start-up, which is what lets increase() see a service's first failure.
-            assertThat(metrics.lines())
-                    .as("tuneline_events_consumed_total for %s", topic)
-                    .anyMatch(
-                            l ->
-                                    l.startsWith("tuneline_events_consumed_total{")
-                                            && l.contains("outcome=\"failed\"")
-                                            && l.contains("topic=\"" + topic + "\""));
+            for (String topic : config.getValue(property, String.class).split(",")) {
+                // "failed" is the outcome no test provokes on purpose: it exists only if it was
+                // registered at start-up, which is what lets increase() see a service's first
+                // failure.
+                assertThat(metrics.lines())
+                        .as("tuneline_events_consumed_total for %s", topic)
+                        .anyMatch(
+                                l ->
+                                        l.startsWith("tuneline_events_consumed_total{")
+                                                && l.contains("outcome=\"failed\"")
+                                                && l.contains("topic=\"" + topic + "\""));
+            }
         }
     }
 

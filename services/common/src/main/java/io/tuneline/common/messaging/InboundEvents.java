@@ -10,6 +10,7 @@ import io.tuneline.common.observability.JobLogContext;
 import io.tuneline.common.observability.MetricNames;
 import jakarta.inject.Inject;
 import jakarta.inject.Singleton;
+import java.util.List;
 import java.util.function.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.jboss.logging.Logger;
@@ -41,22 +42,35 @@ public class InboundEvents {
      * @param consumer name of the consuming flow; scopes the idempotency key
      * @return whether the work ran (false for a duplicate)
      */
+    @SuppressWarnings("unchecked")
     public <T extends Message> boolean handle(
             String consumer,
             ConsumerRecord<String, byte[]> record,
             T type,
             Consumer<IncomingEvent<T>> work) {
-        String typeName = type.getDescriptorForType().getFullName();
-        IncomingEvent<T> event;
+        return handleAny(consumer, record, List.of(type), e -> work.accept((IncomingEvent<T>) e));
+    }
+
+    /**
+     * Like {@link #handle} for a record that may carry any of {@code accepted} (a topic with
+     * several event types, or a consumer of several topics); the record's {@code ce_type} picks.
+     */
+    public boolean handleAny(
+            String consumer,
+            ConsumerRecord<String, byte[]> record,
+            List<? extends Message> accepted,
+            Consumer<IncomingEvent<Message>> work) {
+        IncomingEvent<Message> event;
         try {
-            event = codec.decode(record, type);
+            event = codec.decodeAny(record, accepted);
         } catch (InvalidEventException e) {
-            count(record.topic(), typeName, MetricNames.OUTCOME_INVALID);
+            count(record.topic(), typeOf(record, accepted), MetricNames.OUTCOME_INVALID);
             LOG.warnf(
                     "%s: invalid record sent to the dead-letter topic: %s",
                     consumer, e.getMessage());
             throw e;
         }
+        String typeName = event.type();
         try (JobLogContext ignored = JobLogContext.of(event.jobId())) {
             boolean ran = guard.runOnce(consumer + "/" + event.id(), () -> work.accept(event));
             if (ran) {
@@ -72,6 +86,21 @@ public class InboundEvents {
             count(record.topic(), typeName, MetricNames.OUTCOME_FAILED);
             throw e;
         }
+    }
+
+    /** The type an undecodable record claimed, if it is one of {@code accepted}; else the first. */
+    private static String typeOf(
+            ConsumerRecord<String, byte[]> record, List<? extends Message> accepted) {
+        var header = record.headers().lastHeader(io.tuneline.common.event.CloudEventHeaders.TYPE);
+        String claimed =
+                header == null
+                        ? ""
+                        : new String(header.value(), java.nio.charset.StandardCharsets.UTF_8);
+        return accepted.stream()
+                .map(m -> m.getDescriptorForType().getFullName())
+                .filter(claimed::equals)
+                .findFirst()
+                .orElse(accepted.get(0).getDescriptorForType().getFullName());
     }
 
     private void count(String topic, String type, String outcome) {

@@ -19,7 +19,7 @@ import org.eclipse.microprofile.config.Config;
 @Singleton
 public class EventMetricsRegistrar {
     private static final Pattern CHANNEL_TOPIC =
-            Pattern.compile("mp\\.messaging\\.(incoming|outgoing)\\.([^.]+)\\.topic");
+            Pattern.compile("mp\\.messaging\\.(incoming|outgoing)\\.([^.]+)\\.topics?");
     private static final List<String> OUTCOMES =
             List.of(
                     MetricNames.OUTCOME_PROCESSED,
@@ -33,24 +33,29 @@ public class EventMetricsRegistrar {
             if (!m.matches()) {
                 continue;
             }
-            String topic = config.getValue(property, String.class);
             boolean incoming = m.group(1).equals("incoming");
-            for (Message type : EventTypes.forTopic(topic)) {
-                String typeName = EventTypes.typeOf(type);
-                if (incoming) {
-                    for (String outcome : OUTCOMES) {
-                        registry.counter(
-                                MetricNames.EVENTS_CONSUMED,
-                                MetricNames.TAG_TOPIC,
-                                topic,
-                                MetricNames.TAG_TYPE,
-                                typeName,
-                                MetricNames.TAG_OUTCOME,
-                                outcome);
-                    }
-                } else {
-                    registry.counter(MetricNames.EVENTS_PUBLISHED, MetricNames.TAG_TYPE, typeName);
+            for (String topic : config.getValue(property, String.class).split(",")) {
+                register(registry, topic.trim(), incoming);
+            }
+        }
+    }
+
+    private static void register(MeterRegistry registry, String topic, boolean incoming) {
+        for (Message type : EventTypes.forTopic(topic)) {
+            String typeName = EventTypes.typeOf(type);
+            if (incoming) {
+                for (String outcome : OUTCOMES) {
+                    registry.counter(
+                            MetricNames.EVENTS_CONSUMED,
+                            MetricNames.TAG_TOPIC,
+                            topic,
+                            MetricNames.TAG_TYPE,
+                            typeName,
+                            MetricNames.TAG_OUTCOME,
+                            outcome);
                 }
+            } else {
+                registry.counter(MetricNames.EVENTS_PUBLISHED, MetricNames.TAG_TYPE, typeName);
             }
         }
     }

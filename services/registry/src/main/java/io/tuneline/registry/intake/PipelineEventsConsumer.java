@@ -1,0 +1,78 @@
+package io.tuneline.registry.intake;
+
+import com.google.protobuf.Message;
+import io.smallrye.reactive.messaging.annotations.Blocking;
+import io.smallrye.reactive.messaging.kafka.KafkaRecord;
+import io.smallrye.reactive.messaging.kafka.api.IncomingKafkaRecordMetadata;
+import io.smallrye.reactive.messaging.kafka.api.OutgoingKafkaRecordMetadata;
+import io.tuneline.common.event.EventTypes;
+import io.tuneline.common.event.IncomingEvent;
+import io.tuneline.common.messaging.InboundEvents;
+import io.tuneline.common.topic.Topics;
+import io.tuneline.proto.v1.EvaluationCompleted;
+import io.tuneline.registry.jobs.JobEventBus;
+import io.tuneline.registry.jobs.JobEventView;
+import io.tuneline.registry.jobs.JobReadModel;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.inject.Inject;
+import java.util.Optional;
+import java.util.concurrent.CompletionStage;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.eclipse.microprofile.reactive.messaging.Incoming;
+import org.eclipse.microprofile.reactive.messaging.Metadata;
+
+/**
+ * Every pipeline topic: folds each event into the job read-model, streams it to live watchers, and
+ * registers a model version when an evaluation completes. A record that cannot be handled goes to
+ * its own topic's dead-letter twin ({@code <topic>.dlq}), like every other consumer's.
+ */
+@ApplicationScoped
+public class PipelineEventsConsumer {
+    private final InboundEvents inbound;
+    private final JobReadModel readModel;
+    private final JobEventBus bus;
+    private final EvaluationRegistration registration;
+
+    @Inject
+    public PipelineEventsConsumer(
+            InboundEvents inbound,
+            JobReadModel readModel,
+            JobEventBus bus,
+            EvaluationRegistration registration) {
+        this.inbound = inbound;
+        this.readModel = readModel;
+        this.bus = bus;
+        this.registration = registration;
+    }
+
+    @Incoming("pipeline-events")
+    @Blocking
+    @SuppressWarnings("unchecked")
+    public CompletionStage<Void> consume(KafkaRecord<String, byte[]> message) {
+        ConsumerRecord<String, byte[]> record =
+                message.getMetadata(IncomingKafkaRecordMetadata.class).orElseThrow().getRecord();
+        try {
+            inbound.handleAny(
+                    "registry.pipeline",
+                    record,
+                    EventTypes.forTopic(record.topic()),
+                    this::process);
+            return message.ack();
+        } catch (RuntimeException e) {
+            return message.nack(
+                    e,
+                    Metadata.of(
+                            OutgoingKafkaRecordMetadata.<String>builder()
+                                    .withTopic(Topics.dlq(record.topic()))
+                                    .build()));
+        }
+    }
+
+    private void process(IncomingEvent<Message> event) {
+        Optional<JobEventView> applied = readModel.apply(event);
+        applied.ifPresent(bus::publish);
+        if (event.payload() instanceof EvaluationCompleted evaluation) {
+            registration.handle(evaluation, applied.isPresent());
+        }
+    }
+}
