@@ -1,0 +1,314 @@
+package io.tuneline.registry;
+
+import static io.restassured.RestAssured.given;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+import static org.hamcrest.Matchers.equalTo;
+
+import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.common.http.TestHTTPResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.restassured.path.json.JsonPath;
+import io.tuneline.common.event.EventCodec;
+import io.tuneline.common.topic.Topics;
+import io.tuneline.proto.v1.CancelJob;
+import io.tuneline.proto.v1.EvaluationCompleted;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.JobStatus;
+import io.tuneline.proto.v1.JobStatusChanged;
+import io.tuneline.proto.v1.ModelRegistered;
+import io.tuneline.proto.v1.TrainingProgress;
+import io.tuneline.testing.EmbeddedKafkaResource;
+import io.tuneline.testing.KafkaTestClient;
+import io.tuneline.testing.S3ProxyResource;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.URL;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** The registry as the pipeline's last stage, driven through Kafka. */
+@QuarkusTest
+@QuarkusTestResource(EmbeddedKafkaResource.class)
+@QuarkusTestResource(S3ProxyResource.class)
+class RegistrationFlowTest {
+    private static final Duration WAIT = Duration.ofSeconds(30);
+
+    @TestHTTPResource("/")
+    URL base;
+
+    private KafkaTestClient kafka;
+
+    @BeforeEach
+    void connect() {
+        kafka = KafkaTestClient.forApplication();
+    }
+
+    @AfterEach
+    void disconnect() {
+        kafka.close();
+    }
+
+    private JsonPath awaitJob(String jobId, String status) {
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () ->
+                                given().get("/api/v1/jobs/" + jobId)
+                                        .then()
+                                        .statusCode(200)
+                                        .body("status", equalTo(status)));
+        return given().get("/api/v1/jobs/" + jobId).then().extract().jsonPath();
+    }
+
+    private List<ModelRegistered> registeredFor(String jobId, int atLeast) {
+        List<ConsumerRecord<String, byte[]>> records =
+                kafka.readUntil(
+                        Topics.MODELS_REGISTERED,
+                        rs -> rs.stream().filter(r -> jobId.equals(r.key())).count() >= atLeast,
+                        WAIT);
+        return records.stream()
+                .filter(r -> jobId.equals(r.key()))
+                .map(r -> Fixtures.CODEC.decode(r, ModelRegistered.getDefaultInstance()).payload())
+                .toList();
+    }
+
+    /** The first event on {@code topic} for {@code jobId}, decoded. */
+    private <T extends com.google.protobuf.Message> T firstFor(String topic, String jobId, T type) {
+        ConsumerRecord<String, byte[]> record =
+                kafka
+                        .readUntil(
+                                topic, rs -> rs.stream().anyMatch(r -> jobId.equals(r.key())), WAIT)
+                        .stream()
+                        .filter(r -> jobId.equals(r.key()))
+                        .findFirst()
+                        .orElseThrow();
+        return Fixtures.CODEC.decode(record, type).payload();
+    }
+
+    @Test
+    void anEvaluatedJobBecomesTheNextVersionAndTheJobSucceeds() {
+        JobRequested first = Fixtures.job("flow-1", "flow-model", 1e-3, "candidate");
+        Fixtures.publish(kafka, Topics.JOBS_REQUESTED, first);
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(first, 0.9, true, Fixtures.defaultFiles("flow-1")));
+
+        JsonPath job = awaitJob("flow-1", "SUCCEEDED");
+        assertThat(job.getString("registered.model")).isEqualTo("flow-model");
+        assertThat(job.getInt("registered.version")).isEqualTo(1);
+        assertThat(job.getList("timeline.summary.status", String.class))
+                .contains("REGISTERING", "SUCCEEDED");
+        ModelRegistered event = registeredFor("flow-1", 1).get(0);
+        assertThat(event.getVersion()).isEqualTo(1);
+        assertThat(event.getAliasesList()).containsExactly("candidate");
+        assertThat(event.getModel().getUri()).endsWith("flow-1/model.safetensors");
+
+        JobRequested second = Fixtures.job("flow-2", "flow-model", 5e-4, "candidate");
+        Fixtures.publish(kafka, Topics.JOBS_REQUESTED, second);
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(second, 0.95, true, Fixtures.defaultFiles("flow-2")));
+        awaitJob("flow-2", "SUCCEEDED");
+
+        JsonPath version =
+                given().get("/api/v1/models/flow-model/versions/candidate")
+                        .then()
+                        .statusCode(200)
+                        .extract()
+                        .jsonPath();
+        assertThat(version.getInt("version")).isEqualTo(2);
+        assertThat(version.getString("method")).isEqualTo("LORA");
+        assertThat(version.getDouble("hyperparameters.learning_rate")).isEqualTo(5e-4);
+        assertThat(version.getDouble("metrics.tuned_metrics.macro_f1.value")).isEqualTo(0.95);
+        assertThat(version.getString("dataset.raw_sha256")).isEqualTo("a".repeat(64));
+        JsonPath history =
+                given().get("/api/v1/models/flow-model/history").then().extract().jsonPath();
+        assertThat(history.getList("findAll { it.kind == 'ALIAS' }.to", String.class))
+                .containsExactly("1", "2");
+        assertThat(history.getList("findAll { it.kind == 'ALIAS' }.from", String.class))
+                .containsExactly(null, "1");
+    }
+
+    @Test
+    void aRedeliveredEvaluationRegistersNothingMore() {
+        JobRequested job = Fixtures.job("flow-redelivered", "redelivered-model", 1e-3);
+        EvaluationCompleted evaluation =
+                Fixtures.evaluation(job, 0.9, true, Fixtures.defaultFiles("flow-redelivered"));
+        var encoded = Fixtures.CODEC.encode(evaluation);
+        kafka.publish(
+                Topics.EVALUATIONS_COMPLETED, encoded.key(), encoded.value(), encoded.headers());
+        awaitJob("flow-redelivered", "SUCCEEDED");
+        kafka.publish(
+                Topics.EVALUATIONS_COMPLETED, encoded.key(), encoded.value(), encoded.headers());
+        // A marker after the redelivery: once it is applied, the redelivery was handled too.
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(
+                        Fixtures.job("flow-marker", "marker-model", 1e-3),
+                        0.9,
+                        true,
+                        Fixtures.defaultFiles("flow-marker")));
+        awaitJob("flow-marker", "SUCCEEDED");
+
+        given().get("/api/v1/models/redelivered-model")
+                .then()
+                .statusCode(200)
+                .body("versions", equalTo(1));
+        assertThat(registeredFor("flow-redelivered", 1)).hasSize(1);
+    }
+
+    @Test
+    void aFailedQualityGateFailsTheJobUnlessRegistrationIsForced() {
+        JobRequested gated = Fixtures.job("flow-gated", "gated-model", 1e-3);
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(gated, 0.4, false, Fixtures.defaultFiles("flow-gated")));
+        JsonPath job = awaitJob("flow-gated", "FAILED");
+        assertThat(job.getString("failure.code")).isEqualTo("QUALITY_GATE_FAILED");
+        assertThat(job.getString("failure.stage")).isEqualTo("REGISTRY");
+        assertThat(job.getString("failure.reason"))
+                .contains("macro_f1 0.40 < min 0.80")
+                .contains("register_on_gate_failure");
+        given().get("/api/v1/models/gated-model").then().statusCode(404);
+
+        JobRequested forced = Fixtures.job("flow-forced", "gated-model", 1e-3);
+        forced =
+                forced.toBuilder()
+                        .setRegistration(
+                                forced.getRegistration().toBuilder().setRegisterOnGateFailure(true))
+                        .build();
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(forced, 0.4, false, Fixtures.defaultFiles("flow-forced")));
+        JsonPath registered = awaitJob("flow-forced", "SUCCEEDED");
+        assertThat(registered.getString("status_message")).contains("quality gate failed");
+        given().get("/api/v1/models/gated-model/versions/1")
+                .then()
+                .statusCode(200)
+                .body("gate.passed", equalTo(false));
+    }
+
+    @Test
+    void aJobSubmittedOverHttpIsPublishedAndItsProgressStreamsLive() throws Exception {
+        String body =
+                EventCodec.class
+                        .cast(Fixtures.CODEC)
+                        .toJson(Fixtures.job("flow-sse", "sse-model", 1e-3));
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .contentType("application/json")
+                .body(body)
+                .post("/api/v1/jobs")
+                .then()
+                .statusCode(202)
+                .header("Location", org.hamcrest.Matchers.endsWith("/api/v1/jobs/flow-sse"))
+                .body("job_id", equalTo("flow-sse"));
+        JobRequested published =
+                firstFor(Topics.JOBS_REQUESTED, "flow-sse", JobRequested.getDefaultInstance());
+        assertThat(published.getRegistration().getModelName()).isEqualTo("sse-model");
+        awaitJob("flow-sse", "QUEUED");
+
+        List<String> lines = new CopyOnWriteArrayList<>();
+        HttpClient http = HttpClient.newHttpClient();
+        HttpRequest request =
+                HttpRequest.newBuilder(URI.create(base + "api/v1/jobs/flow-sse/events"))
+                        .header("Accept", "text/event-stream")
+                        .build();
+        CompletableFuture<Void> stream =
+                http.sendAsync(request, HttpResponse.BodyHandlers.ofInputStream())
+                        .thenAccept(
+                                response -> {
+                                    try (BufferedReader reader =
+                                            new BufferedReader(
+                                                    new InputStreamReader(
+                                                            response.body(),
+                                                            StandardCharsets.UTF_8))) {
+                                        String line;
+                                        while ((line = reader.readLine()) != null) {
+                                            if (line.startsWith("data:")) {
+                                                lines.add(line.substring(5));
+                                            }
+                                        }
+                                    } catch (java.io.IOException e) {
+                                        throw new java.io.UncheckedIOException(e);
+                                    }
+                                });
+        await().atMost(WAIT).until(() -> lines.size() >= 1); // the replayed JobRequested
+
+        for (int step = 1; step <= 3; step++) {
+            Fixtures.publish(
+                    kafka,
+                    Topics.TRAINING_PROGRESS,
+                    TrainingProgress.newBuilder()
+                            .setJobId("flow-sse")
+                            .setStep(step)
+                            .setTotalSteps(3)
+                            .setLoss(1.0 / step)
+                            .build());
+        }
+        await().atMost(WAIT)
+                .until(
+                        () ->
+                                lines.stream().filter(l -> l.contains("TrainingProgress")).count()
+                                        == 3);
+        assertThat(stream).isNotDone();
+
+        Fixtures.publish(
+                kafka,
+                Topics.JOBS_STATUS,
+                JobStatusChanged.newBuilder()
+                        .setJobId("flow-sse")
+                        .setStatus(JobStatus.JOB_STATUS_CANCELLED)
+                        .setMessage("cancelled")
+                        .build());
+        stream.get(
+                WAIT.toSeconds(),
+                java.util.concurrent.TimeUnit.SECONDS); // ends after the final event
+        assertThat(lines.get(lines.size() - 1)).contains("\"terminal\":true").contains("CANCELLED");
+        assertThat(lines.stream().filter(l -> l.contains("TrainingProgress")).toList())
+                .satisfiesExactly(
+                        l -> assertThat(l).contains("\"step\":1"),
+                        l -> assertThat(l).contains("\"step\":2"),
+                        l -> assertThat(l).contains("\"step\":3"));
+    }
+
+    @Test
+    void cancellingPublishesCancelJobAndRefusesFinishedOrUnknownJobs() {
+        JobRequested job = Fixtures.job("flow-cancel", "cancel-model", 1e-3);
+        Fixtures.publish(kafka, Topics.JOBS_REQUESTED, job);
+        awaitJob("flow-cancel", "QUEUED");
+
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .header("X-Tuneline-Actor", "alice")
+                .queryParam("reason", "wrong dataset")
+                .post("/api/v1/jobs/flow-cancel/cancel")
+                .then()
+                .statusCode(202);
+        CancelJob cancel =
+                firstFor(Topics.JOBS_CONTROL, "flow-cancel", CancelJob.getDefaultInstance());
+        assertThat(cancel.getReason()).isEqualTo("wrong dataset");
+        assertThat(cancel.getRequestedBy()).isEqualTo("alice");
+
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .post("/api/v1/jobs/no-such-job/cancel")
+                .then()
+                .statusCode(404)
+                .contentType("application/problem+json")
+                .body("detail", org.hamcrest.Matchers.containsString("no-such-job"));
+    }
+}
