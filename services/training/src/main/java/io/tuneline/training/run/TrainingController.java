@@ -121,7 +121,10 @@ public class TrainingController {
         launcher.start(request(prepared, 1));
     }
 
-    /** A CancelJob arrived. A job not yet at training is remembered as cancelled. */
+    /**
+     * A CancelJob arrived. A job not yet at training is remembered as cancelled and reported
+     * CANCELLED at once: it will never be trained, so nothing later would say so.
+     */
     public synchronized void cancel(CancelJob cancel) {
         String jobId = cancel.getJobId();
         Optional<RunRecord> existing = runs.record(jobId);
@@ -130,6 +133,7 @@ public class TrainingController {
         if (existing.isEmpty()) {
             runs.save(new RunRecord(jobId, 0, RunStatus.CANCELLED, why, Instant.now()));
             LOG.infof("job cancelled before its training was queued; it will not be trained");
+            statusChanged(jobId, JobStatus.JOB_STATUS_CANCELLED, why + " before training started");
             return;
         }
         RunRecord record = existing.get();
@@ -251,7 +255,7 @@ public class TrainingController {
         statusChanged(
                 record.jobId(),
                 JobStatus.JOB_STATUS_CANCELLED,
-                record.reason() + "; the last checkpoint is kept in runs/" + record.jobId() + "/");
+                record.reason() + "; the run's files are kept in runs/" + record.jobId() + "/");
     }
 
     private void fail(RunRecord record, String code, String message) {

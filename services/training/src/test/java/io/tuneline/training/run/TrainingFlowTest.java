@@ -235,7 +235,43 @@ class TrainingFlowTest {
                 CODEC.decode(record, JobStatusChanged.getDefaultInstance()).payload();
         assertThat(cancelled.getMessage())
                 .isEqualTo(
-                        "cancelled: wrong dataset; the last checkpoint is kept in runs/hang-cancel-1/");
+                        "cancelled: wrong dataset; the run's files are kept in runs/hang-cancel-1/");
+    }
+
+    @Test
+    void aJobCancelledBeforeTrainingIsReportedCancelledAndNeverTrained() {
+        publish(
+                Topics.JOBS_CONTROL,
+                CancelJob.newBuilder()
+                        .setJobId("early-cancel-1")
+                        .setReason("changed my mind")
+                        .build());
+        ConsumerRecord<String, byte[]> record =
+                awaitEvent(
+                        Topics.JOBS_STATUS,
+                        "early-cancel-1",
+                        "tuneline.v1.JobStatusChanged",
+                        JobStatus.JOB_STATUS_CANCELLED);
+        assertThat(
+                        CODEC.decode(record, JobStatusChanged.getDefaultInstance())
+                                .payload()
+                                .getMessage())
+                .isEqualTo("cancelled: changed my mind before training started");
+
+        publishPrepared("early-cancel-1");
+        publishPrepared("ok-marker-early");
+        await().atMost(WAIT)
+                .until(
+                        () ->
+                                statuses("ok-marker-early").stream()
+                                        .anyMatch(
+                                                s ->
+                                                        s.getMessage()
+                                                                .startsWith(
+                                                                        "training, attempt 1")));
+        assertThat(statuses("early-cancel-1"))
+                .extracting(JobStatusChanged::getStatus)
+                .containsOnly(JobStatus.JOB_STATUS_CANCELLED);
     }
 
     @Test
