@@ -12,14 +12,18 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.loss.Loss;
-import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.LinearTracker;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.training.tracker.WarmUpTracker;
 import io.tuneline.engine.model.SequenceClassifier;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 /**
@@ -42,7 +46,28 @@ public final class ClassifierTrainer {
             List<LabelledText> examples,
             TrainingSettings s,
             TrainingListener listener) {
-        Engine.getInstance().setRandomSeed((int) s.seed());
+        try {
+            return train(model, classifier, examples, s, listener, Checkpointing.none());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Trains, saving checkpoints as {@code checkpointing} says and resuming from one when given: a
+     * resumed run takes the same steps with the same data, dropout masks and optimizer state as an
+     * uninterrupted one, so its loss curve continues where the checkpoint left it.
+     *
+     * @return the mean training loss of the last epoch
+     */
+    public double train(
+            Model model,
+            SequenceClassifier classifier,
+            List<LabelledText> examples,
+            TrainingSettings s,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
         int stepsPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
         int total = stepsPerEpoch * s.epochs();
         int warmup = Math.round(total * s.warmupRatio());
@@ -60,37 +85,72 @@ public final class ClassifierTrainer {
                                 .optWarmUpSteps(warmup)
                                 .optWarmUpBeginValue(0f)
                                 .build();
-        Optimizer adamW =
-                Optimizer.adamW()
-                        .optLearningRateTracker(schedule)
-                        .optWeightDecays(s.weightDecay())
-                        .build();
         // The optimizer is driven directly rather than through DJL's Trainer: Trainer.step()
         // rejects a first step whose gradients sum to exactly zero, a heuristic that misfires on
-        // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B.
+        // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own
+        // AdamW's moments can be checkpointed.
+        AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
         Loss loss = Loss.softmaxCrossEntropyLoss();
-        List<Parameter> trained = new ArrayList<>();
-        for (var p : classifier.getParameters()) {
-            if (p.getValue().requiresGradient()) {
-                trained.add(p.getValue());
-            }
-        }
-        for (Parameter p : trained) {
+        Map<String, Parameter> trained = new LinkedHashMap<>();
+        classifier
+                .namedParameters()
+                .forEach(
+                        (name, p) -> {
+                            if (p.requiresGradient()) {
+                                trained.put(name, p);
+                            }
+                        });
+        for (Parameter p : trained.values()) {
             p.getArray().setRequiresGradient(true);
         }
+
+        TrainingState resumed =
+                checkpointing
+                        .resumeFrom()
+                        .filter(TrainingCheckpoint::exists)
+                        .map(dir -> TrainingCheckpoint.load(dir, trained, adamW))
+                        .orElse(null);
+        if (resumed != null && (resumed.seed() != s.seed() || resumed.totalSteps() != total)) {
+            throw new IllegalArgumentException(
+                    "the checkpoint is of another run (seed "
+                            + resumed.seed()
+                            + ", "
+                            + resumed.totalSteps()
+                            + " steps; this run: seed "
+                            + s.seed()
+                            + ", "
+                            + total
+                            + " steps)");
+        }
+        long step = resumed == null ? 0 : resumed.step();
+        int startEpoch = resumed == null ? 0 : resumed.epoch();
+        int startBatch = resumed == null ? 0 : resumed.nextBatch();
+        long tokens = resumed == null ? 0 : resumed.tokens();
+        double epochLoss = resumed == null ? 0 : resumed.epochLoss();
+
         List<LabelledText> order = new ArrayList<>(examples);
         Random random = new Random(s.seed());
         long started = System.nanoTime();
-        long tokens = 0;
-        long step = 0;
-        double epochLoss = 0;
+        long firstStep = step;
+        long tokensAtStart = tokens;
         NDManager manager = model.getNDManager();
         for (int epoch = 0; epoch < s.epochs(); epoch++) {
+            // Replaying the earlier epochs' shuffles puts the data order where the checkpoint was.
             Collections.shuffle(order, random);
-            epochLoss = 0;
-            for (int from = 0; from < order.size(); from += s.batchSize()) {
+            if (epoch < startEpoch) {
+                continue;
+            }
+            if (epoch > startEpoch) {
+                epochLoss = 0;
+            }
+            int firstBatch = epoch == startEpoch ? startBatch : 0;
+            for (int batchIndex = firstBatch; batchIndex < stepsPerEpoch; batchIndex++) {
+                int from = batchIndex * s.batchSize();
                 List<LabelledText> batch =
                         order.subList(from, Math.min(order.size(), from + s.batchSize()));
+                // Dropout masks come from the engine's generator: seeding it from the step makes
+                // a step's masks the same whether or not the run was resumed before it.
+                Engine.getInstance().setRandomSeed((int) (s.seed() * 1_000_003L + step));
                 double stepLoss;
                 try (NDManager stepManager = manager.newSubManager()) {
                     Batch b = encode(stepManager, batch, s.maxSeqLength());
@@ -109,10 +169,12 @@ public final class ClassifierTrainer {
                         stepLoss = l.getFloat();
                     }
                     clipGradients(classifier, s.maxGradNorm());
-                    for (Parameter p : trained) {
-                        NDArray weight = p.getArray();
+                    adamW.beginStep();
+                    float lr = schedule.getNewValue((int) adamW.step());
+                    for (Map.Entry<String, Parameter> e : trained.entrySet()) {
+                        NDArray weight = e.getValue().getArray();
                         try (NDArray gradient = weight.getGradient()) {
-                            adamW.update(p.getId(), weight, gradient);
+                            adamW.update(e.getKey(), weight, gradient, lr);
                             // Gradients accumulate in place; the next step starts from zero.
                             gradient.muli(0);
                         }
@@ -128,8 +190,25 @@ public final class ClassifierTrainer {
                                 epoch + (double) (from + batch.size()) / order.size(),
                                 stepLoss,
                                 schedule.getNewValue((int) step),
-                                tokens / Math.max(seconds, 1e-9),
-                                Math.round(seconds / step * (total - step))));
+                                (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
+                                Math.round(seconds / (step - firstStep) * (total - step))));
+                if (checkpointing.everySteps() > 0
+                        && step % checkpointing.everySteps() == 0
+                        && step < total) {
+                    boolean endOfEpoch = batchIndex + 1 == stepsPerEpoch;
+                    TrainingState state =
+                            new TrainingState(
+                                    step,
+                                    endOfEpoch ? epoch + 1 : epoch,
+                                    endOfEpoch ? 0 : batchIndex + 1,
+                                    tokens,
+                                    endOfEpoch ? 0 : epochLoss,
+                                    s.seed(),
+                                    total);
+                    Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
+                    TrainingCheckpoint.save(dir, trained, adamW, state);
+                    checkpointing.onSaved().saved(dir, state);
+                }
             }
         }
         return epochLoss;

@@ -23,6 +23,7 @@ import java.io.BufferedReader;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -31,6 +32,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Fine-tuning the real MiniLM: it learns, and the method trains only what it should. */
 class LoraMiniLmTest {
@@ -113,6 +115,69 @@ class LoraMiniLmTest {
                     .isLessThan(steps.get(10).learningRate()); // decay
             assertThat(steps.get(35).etaSeconds()).isZero();
         }
+    }
+
+    /** A LoRA run (dropout on) of 9 steps, checkpointing every 4, stopped by {@code stopAt}. */
+    private List<Double> lossCurve(Checkpointing checkpointing, long stopAt) throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl").subList(0, 12);
+        // The initial LoRA and head weights are random: seed them so two runs start alike.
+        ai.djl.engine.Engine.getInstance().setRandomSeed(7);
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0.1f);
+        List<Double> losses = new ArrayList<>();
+        try (Model model = newModel(classifier)) {
+            FineTuningMethod.Lora.defaults().apply(classifier, model.getNDManager());
+            try {
+                new ClassifierTrainer(tokenizer)
+                        .train(
+                                model,
+                                classifier,
+                                train,
+                                new TrainingSettings(3, 4, 2e-3f, 0.01f, 0.1f, 1f, MAX_LEN, 42),
+                                r -> {
+                                    if (r.step() == stopAt) {
+                                        throw new IllegalStateException("worker killed");
+                                    }
+                                    losses.add(r.loss());
+                                },
+                                checkpointing);
+            } catch (IllegalStateException killed) {
+                assertThat(killed).hasMessage("worker killed");
+            }
+        }
+        return losses;
+    }
+
+    @Test
+    void aRunResumedFromACheckpointContinuesTheUninterruptedLossCurve(@TempDir Path dir)
+            throws Exception {
+        List<Double> uninterrupted = lossCurve(Checkpointing.none(), -1);
+        assertThat(uninterrupted).hasSize(9);
+
+        List<Path> saved = new ArrayList<>();
+        Checkpointing every4 =
+                new Checkpointing(dir, 4, java.util.Optional.empty(), (d, state) -> saved.add(d));
+        List<Double> killed = lossCurve(every4, 6);
+        assertThat(killed).hasSize(5);
+        assertThat(saved)
+                .extracting(p -> p.getFileName().toString())
+                .containsExactly("step-00000004");
+
+        // Step 4 ends mid-epoch (3 steps per epoch): the resume must also restore the data order.
+        Checkpointing resume =
+                new Checkpointing(
+                        dir.resolve("resumed"),
+                        4,
+                        java.util.Optional.of(saved.get(0)),
+                        (d, s) -> {});
+        List<Double> resumed = lossCurve(resume, -1);
+        assertThat(resumed).hasSize(5);
+        for (int i = 0; i < 5; i++) {
+            assertThat(resumed.get(i))
+                    .as("loss of step %d", i + 5)
+                    .isCloseTo(uninterrupted.get(i + 4), org.assertj.core.data.Offset.offset(1e-5));
+        }
+        assertThat(killed).containsExactlyElementsOf(uninterrupted.subList(0, 5));
     }
 
     @Test

@@ -19,6 +19,7 @@ import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
@@ -40,6 +41,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * One training attempt of a sequence-classification job: reads the run's input and prepared
@@ -50,6 +52,7 @@ import java.util.Map;
  * DatasetPrepared.labels}.
  */
 public final class ClassificationRun {
+
     /** At most one progress event per interval, plus the last step. */
     static final long PROGRESS_INTERVAL_MS = 2000;
 
@@ -120,6 +123,20 @@ public final class ClassificationRun {
             FineTuningMethod method = method(job.getMethod());
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
+            RunCheckpoints checkpoints = new RunCheckpoints(store, jobId);
+            Optional<Path> resumeFrom = checkpoints.fetchLatest(scratch.resolve("resume"));
+            resumeFrom.ifPresent(
+                    dir ->
+                            System.out.printf(
+                                    "attempt %d of %s resumes from checkpoint %s%n",
+                                    attempt, jobId, dir.getFileName()));
+            Checkpointing checkpointing =
+                    new Checkpointing(
+                            scratch.resolve("checkpoints"),
+                            checkpointEvery(job.getHyperparameters()),
+                            resumeFrom,
+                            checkpoints::publish);
+
             long[] lastSent = {0};
             TrainingListener.StepReport[] last = {null};
             double finalLoss =
@@ -137,7 +154,8 @@ public final class ClassificationRun {
                                             lastSent[0] = now;
                                             progress.publish(progress(jobId, runId, r, runtime));
                                         }
-                                    });
+                                    },
+                                    checkpointing);
 
             String prefix = RunStore.runPrefix(jobId) + "model/";
             List<ArtifactRef> files = new ArrayList<>();
@@ -212,6 +230,15 @@ public final class ClassificationRun {
                 .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
                 .setReportedAt(Timestamps.now())
                 .build();
+    }
+
+    /** Default checkpoint interval: often enough to lose little, rarely enough to cost little. */
+    static final long DEFAULT_CHECKPOINT_EVERY = 50;
+
+    static long checkpointEvery(Hyperparameters h) {
+        return h.getCheckpointEverySteps() > 0
+                ? h.getCheckpointEverySteps()
+                : DEFAULT_CHECKPOINT_EVERY;
     }
 
     /** The job's hyperparameters with the defaults its comments promise. */

@@ -27,6 +27,7 @@ import io.tuneline.proto.v1.TrainingProgress;
 import io.tuneline.testing.EmbeddedKafkaResource;
 import io.tuneline.testing.KafkaTestClient;
 import io.tuneline.testing.S3ProxyResource;
+import io.tuneline.training.TrainingFixtures;
 import io.tuneline.training.local.FakeWorker;
 import jakarta.inject.Inject;
 import java.nio.charset.StandardCharsets;
@@ -55,15 +56,9 @@ class TrainingFlowTest {
     public static class LocalWorker implements QuarkusTestProfile {
         @Override
         public Map<String, String> getConfigOverrides() {
-            String java = ProcessHandle.current().info().command().orElse("java");
             return Map.of(
                     "tuneline.training.local.worker-command",
-                    String.join(
-                            ",",
-                            java,
-                            "-cp",
-                            System.getProperty("java.class.path"),
-                            FakeWorker.class.getName()),
+                    TrainingFixtures.workerCommand(FakeWorker.class),
                     "tuneline.training.max-attempts",
                     "2",
                     "tuneline.training.local.max-concurrent-runs",

@@ -18,7 +18,6 @@ import io.tuneline.proto.v1.TrainingProgress;
 import io.tuneline.testing.InMemoryS3Server;
 import io.tuneline.training.run.RunStore;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -47,35 +46,10 @@ class ClassificationRunTest {
     }
 
     private static DatasetPrepared prepare(String jobId, MethodSpec method) {
-        StringBuilder lines = new StringBuilder();
-        String[] pos = {
-            "I loved it, wonderful.",
-            "Great and delightful.",
-            "Fantastic service, very happy.",
-            "The best book ever.",
-            "Delicious food, friendly staff.",
-            "Brilliant and moving.",
-            "Very pleased with it.",
-            "Superb, recommended."
-        };
-        String[] neg = {
-            "I hated it, awful.",
-            "Terrible and useless.",
-            "Horrible service, very sad.",
-            "The worst book ever.",
-            "Cold food, rude staff.",
-            "Boring and painful.",
-            "Very unhappy with it.",
-            "Dreadful, avoid it."
-        };
-        for (int i = 0; i < pos.length; i++) {
-            lines.append("{\"text\":\"").append(pos[i]).append("\",\"label\":\"pos\"}\n");
-            lines.append("{\"text\":\"").append(neg[i]).append("\",\"label\":\"neg\"}\n");
-        }
         ArtifactRef train =
                 store.put(
                         store.uri("datasets/" + jobId + "/prepared/train.jsonl"),
-                        lines.toString().getBytes(StandardCharsets.UTF_8),
+                        io.tuneline.training.TrainingFixtures.tinySentimentJsonl(),
                         "application/jsonl");
         DatasetPrepared prepared =
                 DatasetPrepared.newBuilder()

@@ -1,0 +1,26 @@
+package io.tuneline.engine.train;
+
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * When and where a run saves checkpoints, and where it resumes from.
+ *
+ * @param directory local directory; each checkpoint goes to {@code step-<n>/} under it
+ * @param everySteps save after every this many steps; 0 for never
+ * @param resumeFrom a checkpoint directory written by an earlier attempt of the same run
+ * @param onSaved called with each finished checkpoint (the worker copies it to the object store)
+ */
+public record Checkpointing(
+        Path directory, long everySteps, Optional<Path> resumeFrom, Saved onSaved) {
+
+    /** No checkpoints, no resume. */
+    public static Checkpointing none() {
+        return new Checkpointing(Path.of("."), 0, Optional.empty(), (dir, state) -> {});
+    }
+
+    @FunctionalInterface
+    public interface Saved {
+        void saved(Path checkpoint, TrainingState state) throws java.io.IOException;
+    }
+}

@@ -1,0 +1,105 @@
+package io.tuneline.engine.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.FloatBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A checkpoint on disk: {@code trainable.safetensors} (the trained parameters under their Hugging
+ * Face names; frozen ones come from the base model again), {@code optimizer.safetensors} (AdamW's
+ * moments) and {@code state.json} (a {@link TrainingState}), written last so a directory with a
+ * {@code state.json} is complete.
+ */
+public final class TrainingCheckpoint {
+    public static final String TRAINABLE = "trainable.safetensors";
+    public static final String OPTIMIZER = "optimizer.safetensors";
+    public static final String STATE = "state.json";
+    static final int FORMAT = 1;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private TrainingCheckpoint() {}
+
+    public static void save(
+            Path dir, Map<String, Parameter> trained, AdamW optimizer, TrainingState state)
+            throws IOException {
+        Files.createDirectories(dir);
+        SafetensorsWriter weights = new SafetensorsWriter().metadata("format", "pt");
+        trained.forEach((name, p) -> add(weights, name, p.getArray()));
+        weights.write(dir.resolve(TRAINABLE));
+        SafetensorsWriter moments =
+                new SafetensorsWriter().metadata("step", Long.toString(optimizer.step()));
+        optimizer.state().forEach((name, a) -> add(moments, name, a));
+        moments.write(dir.resolve(OPTIMIZER));
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("format", FORMAT);
+        json.put("state", state);
+        JSON.writerWithDefaultPrettyPrinter().writeValue(dir.resolve(STATE).toFile(), json);
+    }
+
+    /** Whether {@code dir} holds a complete checkpoint. */
+    public static boolean exists(Path dir) {
+        return Files.isRegularFile(dir.resolve(STATE));
+    }
+
+    /** Restores the trained parameters and the optimizer; returns where the run stood. */
+    public static TrainingState load(Path dir, Map<String, Parameter> trained, AdamW optimizer) {
+        TrainingState state;
+        try {
+            var root = JSON.readTree(dir.resolve(STATE).toFile());
+            if (root.path("format").asInt() != FORMAT) {
+                throw new IllegalArgumentException(
+                        dir
+                                + " is a checkpoint of format "
+                                + root.path("format")
+                                + "; this engine reads format "
+                                + FORMAT);
+            }
+            state = JSON.treeToValue(root.path("state"), TrainingState.class);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.resolve(STATE), e);
+        }
+        try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(TRAINABLE))) {
+            for (Map.Entry<String, Parameter> e : trained.entrySet()) {
+                if (!f.names().contains(e.getKey())) {
+                    throw new IllegalArgumentException(
+                            dir
+                                    + " has no "
+                                    + e.getKey()
+                                    + ": it was written for another model or method");
+                }
+                NDArray target = e.getValue().getArray();
+                long[] want = target.getShape().getShape();
+                if (!Arrays.equals(want, f.info(e.getKey()).shape())) {
+                    throw new IllegalArgumentException(
+                            dir + ": " + e.getKey() + " has another shape than the model's");
+                }
+                target.set(FloatBuffer.wrap(f.floats(e.getKey())));
+            }
+        }
+        try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(OPTIMIZER))) {
+            Map<String, float[]> values = new LinkedHashMap<>();
+            Map<String, long[]> shapes = new LinkedHashMap<>();
+            for (String name : f.names()) {
+                values.put(name, f.floats(name));
+                shapes.put(name, f.info(name).shape());
+            }
+            optimizer.restore(state.step(), values, shapes);
+        }
+        return state;
+    }
+
+    private static void add(SafetensorsWriter writer, String name, NDArray a) {
+        writer.addF32(name, a.getShape().getShape(), a.toFloatArray());
+    }
+}

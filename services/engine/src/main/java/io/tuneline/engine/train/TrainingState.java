@@ -1,0 +1,20 @@
+package io.tuneline.engine.train;
+
+/**
+ * Where a run stands, as a checkpoint records it: enough, with the trainable weights and the
+ * optimizer's moments, to continue as if never stopped.
+ *
+ * @param step optimizer steps done
+ * @param epoch the epoch the next step belongs to (0-based)
+ * @param nextBatch index of the next batch within that epoch's shuffled order
+ * @param epochLoss sum of the step losses of {@code epoch} so far, divided by its steps
+ * @param seed the run's seed: the data order and dropout masks are derived from it and the step
+ */
+public record TrainingState(
+        long step,
+        int epoch,
+        int nextBatch,
+        long tokens,
+        double epochLoss,
+        long seed,
+        long totalSteps) {}

@@ -1,0 +1,181 @@
+package io.tuneline.training.run;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.quarkus.test.junit.QuarkusTestProfile;
+import io.quarkus.test.junit.TestProfile;
+import io.tuneline.common.event.CloudEventHeaders;
+import io.tuneline.common.event.EventCodec;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.topic.Topics;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.BaseModel;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LoraParams;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.Task;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.proto.v1.TrainingProgress;
+import io.tuneline.testing.EmbeddedKafkaResource;
+import io.tuneline.testing.KafkaTestClient;
+import io.tuneline.testing.S3ProxyResource;
+import io.tuneline.training.TrainingFixtures;
+import io.tuneline.training.worker.TrainingWorker;
+import jakarta.inject.Inject;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.junit.jupiter.api.Test;
+
+/** A worker killed mid-run: the next attempt resumes from the last checkpoint in the store. */
+@QuarkusTest
+@TestProfile(CrashRecoveryTest.RealWorker.class)
+@QuarkusTestResource(EmbeddedKafkaResource.class)
+@QuarkusTestResource(S3ProxyResource.class)
+class CrashRecoveryTest {
+    private static final Duration WAIT = Duration.ofMinutes(4);
+    private static final EventCodec CODEC = new EventCodec("/test");
+    private static final String JOB = "crash-resume-1";
+
+    /** The real training worker (the engine on MiniLM) as a child process; two attempts. */
+    public static class RealWorker implements QuarkusTestProfile {
+        @Override
+        public Map<String, String> getConfigOverrides() {
+            return Map.of(
+                    "tuneline.training.local.worker-command",
+                    TrainingFixtures.workerCommand(
+                            TrainingWorker.class,
+                            "-Xmx2g",
+                            "-Dai.djl.offline=true",
+                            "-DENGINE_CACHE_DIR=" + System.getProperty("ENGINE_CACHE_DIR")),
+                    "tuneline.training.max-attempts",
+                    "2");
+        }
+    }
+
+    @Inject ArtifactStore store;
+
+    @Test
+    void aKilledWorkersRunResumesFromItsLastCheckpointAndFinishes() throws Exception {
+        try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
+            var out = CODEC.encode(prepared());
+            kafka.publish(Topics.DATASETS_PREPARED, out.key(), out.value(), out.headers());
+
+            // Kill the worker (SIGKILL: no chance to clean up) once a checkpoint is stored.
+            var pointer = store.uri("runs/" + JOB + "/checkpoints/latest.json");
+            await().atMost(WAIT)
+                    .pollInterval(Duration.ofMillis(200))
+                    .until(() -> store.exists(pointer));
+            long checkpointStep;
+            try (InputStream in = store.get(pointer)) {
+                checkpointStep =
+                        new com.fasterxml.jackson.databind.ObjectMapper()
+                                .readTree(in)
+                                .path("step")
+                                .asLong();
+            }
+            Optional<ProcessHandle> worker =
+                    ProcessHandle.current()
+                            .descendants()
+                            .filter(CrashRecoveryTest::isThisJobsWorker)
+                            .findFirst();
+            assertThat(worker).as("the running worker process").isPresent();
+            worker.get().destroyForcibly();
+
+            List<ConsumerRecord<String, byte[]>> completed =
+                    kafka.readUntil(
+                            Topics.TRAINING_COMPLETED,
+                            rs -> rs.stream().anyMatch(r -> JOB.equals(r.key())),
+                            WAIT);
+            TrainingCompleted result =
+                    CODEC.decode(
+                                    completed.stream()
+                                            .filter(r -> JOB.equals(r.key()))
+                                            .findFirst()
+                                            .orElseThrow(),
+                                    TrainingCompleted.getDefaultInstance())
+                            .payload();
+            assertThat(result.getRunId()).isEqualTo(JOB + "-a2");
+            assertThat(result.getSteps()).isEqualTo(40);
+
+            List<TrainingProgress> secondAttempt =
+                    kafka
+                            .readUntil(Topics.TRAINING_PROGRESS, rs -> true, Duration.ofSeconds(2))
+                            .stream()
+                            .filter(r -> JOB.equals(r.key()))
+                            .filter(
+                                    r ->
+                                            "tuneline.v1.TrainingProgress"
+                                                    .equals(
+                                                            KafkaTestClient.header(
+                                                                    r, CloudEventHeaders.TYPE)))
+                            .map(
+                                    r ->
+                                            CODEC.decode(r, TrainingProgress.getDefaultInstance())
+                                                    .payload())
+                            .filter(p -> p.getRunId().endsWith("-a2"))
+                            .toList();
+            assertThat(secondAttempt).isNotEmpty();
+            // The loss curve continues where the checkpoint left it rather than from step 1.
+            assertThat(secondAttempt.get(0).getStep()).isGreaterThan(checkpointStep);
+            assertThat(secondAttempt.get(secondAttempt.size() - 1).getStep()).isEqualTo(40);
+        }
+    }
+
+    /**
+     * The worker is the child whose environment names this job (its command line is no help: the
+     * JDK reads only its first page, and the class path fills it).
+     */
+    private static boolean isThisJobsWorker(ProcessHandle p) {
+        return environment(p).contains("TUNELINE_JOB_ID=" + JOB);
+    }
+
+    private static List<String> environment(ProcessHandle p) {
+        try {
+            byte[] raw =
+                    java.nio.file.Files.readAllBytes(
+                            java.nio.file.Path.of("/proc/" + p.pid() + "/environ"));
+            return List.of(new String(raw, StandardCharsets.UTF_8).split("\0"));
+        } catch (java.io.IOException gone) {
+            return List.of();
+        }
+    }
+
+    private DatasetPrepared prepared() {
+        ArtifactRef train =
+                store.put(
+                        store.uri("datasets/" + JOB + "/prepared/train.jsonl"),
+                        TrainingFixtures.tinySentimentJsonl(),
+                        "application/jsonl");
+        return DatasetPrepared.newBuilder()
+                .setJobId(JOB)
+                .setJob(
+                        JobRequested.newBuilder()
+                                .setJobId(JOB)
+                                .setBaseModel(BaseModel.newBuilder().setRef("minilm-l6"))
+                                .setTask(Task.TASK_SEQUENCE_CLASSIFICATION)
+                                .setMethod(
+                                        MethodSpec.newBuilder()
+                                                .setLora(LoraParams.newBuilder().setRank(4)))
+                                .setHyperparameters(
+                                        Hyperparameters.newBuilder()
+                                                .setEpochs(10)
+                                                .setBatchSize(4)
+                                                .setLearningRate(1e-3)
+                                                .setMaxSeqLength(16)
+                                                .setCheckpointEverySteps(5)))
+                .setTrain(train)
+                .addLabels("neg")
+                .addLabels("pos")
+                .build();
+    }
+}
