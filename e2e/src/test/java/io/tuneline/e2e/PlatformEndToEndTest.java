@@ -59,10 +59,7 @@ class PlatformEndToEndTest {
      * else must return data.
      */
     private static final Map<String, String> SKIPPED_QUERIES =
-            Map.of(
-                    "DCGM_FI_DEV_GPU_UTIL", "NVIDIA DCGM exporter metrics exist only on GPU nodes",
-                    "tuneline_training_validation_loss",
-                            "the engine does not compute a validation loss yet (issue 5)");
+            Map.of("DCGM_FI_DEV_GPU_UTIL", "NVIDIA DCGM exporter metrics exist only on GPU nodes");
 
     private final Path root =
             Path.of(System.getProperty("tuneline.root", "..")).toAbsolutePath().normalize();

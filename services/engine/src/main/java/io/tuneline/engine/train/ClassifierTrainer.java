@@ -24,6 +24,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalDouble;
 import java.util.Random;
 
 /**
@@ -53,18 +54,31 @@ public final class ClassifierTrainer {
         }
     }
 
-    /**
-     * Trains, saving checkpoints as {@code checkpointing} says and resuming from one when given: a
-     * resumed run takes the same steps with the same data, dropout masks and optimizer state as an
-     * uninterrupted one, so its loss curve continues where the checkpoint left it.
-     *
-     * @return the mean training loss of the last epoch
-     */
+    /** Trains with checkpoints and without validation; returns the last epoch's mean loss. */
     public double train(
             Model model,
             SequenceClassifier classifier,
             List<LabelledText> examples,
             TrainingSettings s,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
+        return train(model, classifier, examples, s, Validation.none(), listener, checkpointing)
+                .finalLoss();
+    }
+
+    /**
+     * Trains, measuring the validation loss as {@code validation} says (and stopping early when it
+     * stops improving), saving checkpoints as {@code checkpointing} says and resuming from one when
+     * given: a resumed run takes the same steps with the same data, dropout masks and optimizer
+     * state as an uninterrupted one, so its loss curve continues where the checkpoint left it.
+     */
+    public TrainingOutcome train(
+            Model model,
+            SequenceClassifier classifier,
+            List<LabelledText> examples,
+            TrainingSettings s,
+            Validation validation,
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
@@ -127,6 +141,11 @@ public final class ClassifierTrainer {
         int startBatch = resumed == null ? 0 : resumed.nextBatch();
         long tokens = resumed == null ? 0 : resumed.tokens();
         double epochLoss = resumed == null ? 0 : resumed.epochLoss();
+        double best = resumed == null ? Double.NaN : resumed.bestValidationLoss();
+        int withoutImprovement = resumed == null ? 0 : resumed.evaluationsWithoutImprovement();
+        long evalEvery = validation.everySteps() > 0 ? validation.everySteps() : stepsPerEpoch;
+        OptionalDouble lastValidation = OptionalDouble.empty();
+        boolean stoppedEarly = false;
 
         List<LabelledText> order = new ArrayList<>(examples);
         Random random = new Random(s.seed());
@@ -134,6 +153,7 @@ public final class ClassifierTrainer {
         long firstStep = step;
         long tokensAtStart = tokens;
         NDManager manager = model.getNDManager();
+        training:
         for (int epoch = 0; epoch < s.epochs(); epoch++) {
             // Replaying the earlier epochs' shuffles puts the data order where the checkpoint was.
             Collections.shuffle(order, random);
@@ -182,6 +202,20 @@ public final class ClassifierTrainer {
                 }
                 step++;
                 epochLoss += stepLoss / stepsPerEpoch;
+                OptionalDouble validationLoss = OptionalDouble.empty();
+                if (validation.enabled() && (step % evalEvery == 0 || step == total)) {
+                    double v =
+                            validationLoss(
+                                    model, classifier, validation.examples(), s.maxSeqLength());
+                    validationLoss = OptionalDouble.of(v);
+                    lastValidation = validationLoss;
+                    if (Double.isNaN(best) || v < best - Validation.MIN_IMPROVEMENT) {
+                        best = v;
+                        withoutImprovement = 0;
+                    } else {
+                        withoutImprovement++;
+                    }
+                }
                 double seconds = (System.nanoTime() - started) / 1e9;
                 listener.onStep(
                         new TrainingListener.StepReport(
@@ -191,7 +225,12 @@ public final class ClassifierTrainer {
                                 stepLoss,
                                 schedule.getNewValue((int) step),
                                 (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
-                                Math.round(seconds / (step - firstStep) * (total - step))));
+                                Math.round(seconds / (step - firstStep) * (total - step)),
+                                validationLoss));
+                if (validation.patience() > 0 && withoutImprovement >= validation.patience()) {
+                    stoppedEarly = step < total;
+                    break training;
+                }
                 if (checkpointing.everySteps() > 0
                         && step % checkpointing.everySteps() == 0
                         && step < total) {
@@ -204,14 +243,43 @@ public final class ClassifierTrainer {
                                     tokens,
                                     endOfEpoch ? 0 : epochLoss,
                                     s.seed(),
-                                    total);
+                                    total,
+                                    best,
+                                    withoutImprovement);
                     Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
                     TrainingCheckpoint.save(dir, trained, adamW, state);
                     checkpointing.onSaved().saved(dir, state);
                 }
             }
         }
-        return epochLoss;
+        return new TrainingOutcome(epochLoss, lastValidation, step, stoppedEarly);
+    }
+
+    /** Mean cross-entropy on {@code examples}, without dropout or gradients. */
+    double validationLoss(
+            Model model,
+            SequenceClassifier classifier,
+            List<LabelledText> examples,
+            int maxSeqLength) {
+        Loss loss = Loss.softmaxCrossEntropyLoss();
+        double sum = 0;
+        for (int from = 0; from < examples.size(); from += 32) {
+            List<LabelledText> chunk = examples.subList(from, Math.min(examples.size(), from + 32));
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                Batch b = encode(m, chunk, maxSeqLength);
+                NDArray logits =
+                        classifier
+                                .forward(
+                                        new ParameterStore(m, false),
+                                        new NDList(b.ids, b.mask),
+                                        false)
+                                .singletonOrThrow();
+                sum +=
+                        loss.evaluate(new NDList(b.labels), new NDList(logits)).getFloat()
+                                * chunk.size();
+            }
+        }
+        return sum / examples.size();
     }
 
     /** Predicted class probabilities, in batches, without gradients. */

@@ -14,6 +14,7 @@ public interface TrainingListener {
      * @param loss mean training loss of the step's batch
      * @param tokensPerSecond non-padding tokens processed per second since the run started
      * @param etaSeconds time left at the current pace
+     * @param validationLoss mean loss on the validation split, on the steps that evaluated it
      */
     record StepReport(
             long step,
@@ -22,5 +23,6 @@ public interface TrainingListener {
             double loss,
             double learningRate,
             double tokensPerSecond,
-            long etaSeconds) {}
+            long etaSeconds,
+            java.util.OptionalDouble validationLoss) {}
 }

@@ -9,6 +9,8 @@ package io.tuneline.engine.train;
  * @param nextBatch index of the next batch within that epoch's shuffled order
  * @param epochLoss sum of the step losses of {@code epoch} so far, divided by its steps
  * @param seed the run's seed: the data order and dropout masks are derived from it and the step
+ * @param bestValidationLoss lowest validation loss so far; NaN before the first evaluation
+ * @param evaluationsWithoutImprovement for early stopping: evaluations since the best one
  */
 public record TrainingState(
         long step,
@@ -17,4 +19,6 @@ public record TrainingState(
         long tokens,
         double epochLoss,
         long seed,
-        long totalSteps) {}
+        long totalSteps,
+        double bestValidationLoss,
+        int evaluationsWithoutImprovement) {}

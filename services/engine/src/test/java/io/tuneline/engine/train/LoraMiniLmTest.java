@@ -181,6 +181,60 @@ class LoraMiniLmTest {
     }
 
     @Test
+    void validationLossIsReportedOnItsStepsAndEarlyStoppingEndsARunThatStopsImproving()
+            throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl");
+        // Held-out sentences with their labels flipped: the better the model learns the task, the
+        // worse its loss on them, so the validation loss must stop improving early in the run.
+        List<LabelledText> flipped =
+                read("/datasets/sentiment-test.jsonl").stream()
+                        .map(e -> new LabelledText(e.text(), 1 - e.label()))
+                        .toList();
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0.1f);
+        try (Model model = newModel(classifier)) {
+            FineTuningMethod.Lora.defaults().apply(classifier, model.getNDManager());
+            List<TrainingListener.StepReport> steps = new ArrayList<>();
+            TrainingOutcome outcome =
+                    new ClassifierTrainer(tokenizer)
+                            .train(
+                                    model,
+                                    classifier,
+                                    train,
+                                    new TrainingSettings(6, 8, 2e-3f, 0.01f, 0.1f, 1f, MAX_LEN, 42),
+                                    new Validation(flipped, 3, 2),
+                                    steps::add,
+                                    Checkpointing.none());
+
+            assertThat(outcome.stoppedEarly()).isTrue();
+            assertThat(outcome.steps()).isLessThan(36).isEqualTo(steps.size());
+            List<Double> validation =
+                    steps.stream()
+                            .filter(r -> r.validationLoss().isPresent())
+                            .map(r -> r.validationLoss().getAsDouble())
+                            .toList();
+            assertThat(steps)
+                    .allSatisfy(
+                            r ->
+                                    assertThat(r.validationLoss().isPresent())
+                                            .isEqualTo(r.step() % 3 == 0));
+            // It stopped after two evaluations in a row that did not beat the best before them.
+            double bestBefore =
+                    validation.subList(0, validation.size() - 2).stream()
+                            .mapToDouble(Double::doubleValue)
+                            .min()
+                            .orElseThrow();
+            assertThat(validation.subList(validation.size() - 2, validation.size()))
+                    .allSatisfy(
+                            v ->
+                                    assertThat(v)
+                                            .isGreaterThan(
+                                                    bestBefore - Validation.MIN_IMPROVEMENT));
+            assertThat(outcome.validationLoss()).hasValue(validation.get(validation.size() - 1));
+        }
+    }
+
+    @Test
     void frozenWeightsStayBitIdenticalAndOnlyTheMethodsParametersChange() throws Exception {
         List<LabelledText> train = read("/datasets/sentiment-train.jsonl").subList(0, 16);
         SequenceClassifier classifier =

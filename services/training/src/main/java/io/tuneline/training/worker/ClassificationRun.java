@@ -24,7 +24,9 @@ import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
 import io.tuneline.engine.train.TrainingListener;
+import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.engine.train.Validation;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetPrepared;
 import io.tuneline.proto.v1.Hyperparameters;
@@ -86,6 +88,15 @@ public final class ClassificationRun {
                             + " label(s); classification needs at least 2");
         }
         List<LabelledText> train = read(input.getTrain(), labels);
+        List<LabelledText> validationSplit =
+                input.getValidation().getUri().isEmpty()
+                        ? List.of()
+                        : read(input.getValidation(), labels);
+        Validation validation =
+                new Validation(
+                        validationSplit,
+                        Math.max(0, job.getHyperparameters().getEvalEverySteps()),
+                        Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
         TrainingSettings settings = settings(job.getHyperparameters());
         PretrainedModel base = ModelCatalog.resolve(job.getBaseModel().getRef());
 
@@ -139,18 +150,21 @@ public final class ClassificationRun {
 
             long[] lastSent = {0};
             TrainingListener.StepReport[] last = {null};
-            double finalLoss =
+            TrainingOutcome outcome =
                     new ClassifierTrainer(tokenizer)
                             .train(
                                     model,
                                     classifier,
                                     train,
                                     settings,
+                                    validation,
                                     r -> {
                                         last[0] = r;
                                         long now = System.currentTimeMillis();
+                                        // Validation points are rare and each one matters.
                                         if (now - lastSent[0] >= PROGRESS_INTERVAL_MS
-                                                || r.step() == r.totalSteps()) {
+                                                || r.step() == r.totalSteps()
+                                                || r.validationLoss().isPresent()) {
                                             lastSent[0] = now;
                                             progress.publish(progress(jobId, runId, r, runtime));
                                         }
@@ -183,8 +197,10 @@ public final class ClassificationRun {
             files.add(upload(tokenizerFile, prefix + "tokenizer.json", "application/json"));
 
             long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
+            TrainingCompleted.Builder completed = TrainingCompleted.newBuilder();
+            outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
             TrainingCompleted result =
-                    TrainingCompleted.newBuilder()
+                    completed
                             .setJobId(jobId)
                             .setRunId(runId)
                             .setModel(
@@ -193,9 +209,9 @@ public final class ClassificationRun {
                                             .setSha256(files.get(0).getSha256())
                                             .setSizeBytes(size))
                             .addAllModelFiles(files)
-                            .setFinalLoss(finalLoss)
-                            .setSteps(last[0] == null ? 0 : last[0].step())
-                            .setEpochs(settings.epochs())
+                            .setFinalLoss(outcome.finalLoss())
+                            .setSteps(outcome.steps())
+                            .setEpochs(last[0] == null ? 0 : last[0].epoch())
                             .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
                             .setDevice(runtime.deviceName())
                             .setTrainableParameters(counts.trainable())
@@ -216,20 +232,22 @@ public final class ClassificationRun {
     private static TrainingProgress progress(
             String jobId, String runId, TrainingListener.StepReport r, EngineRuntime runtime) {
         Runtime rt = Runtime.getRuntime();
-        return TrainingProgress.newBuilder()
-                .setJobId(jobId)
-                .setRunId(runId)
-                .setStep(r.step())
-                .setTotalSteps(r.totalSteps())
-                .setEpoch(r.epoch())
-                .setLoss(r.loss())
-                .setLearningRate(r.learningRate())
-                .setTokensPerSecond(r.tokensPerSecond())
-                .setEtaSeconds(r.etaSeconds())
-                .setDevice(runtime.deviceName())
-                .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
-                .setReportedAt(Timestamps.now())
-                .build();
+        TrainingProgress.Builder p =
+                TrainingProgress.newBuilder()
+                        .setJobId(jobId)
+                        .setRunId(runId)
+                        .setStep(r.step())
+                        .setTotalSteps(r.totalSteps())
+                        .setEpoch(r.epoch())
+                        .setLoss(r.loss())
+                        .setLearningRate(r.learningRate())
+                        .setTokensPerSecond(r.tokensPerSecond())
+                        .setEtaSeconds(r.etaSeconds())
+                        .setDevice(runtime.deviceName())
+                        .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
+                        .setReportedAt(Timestamps.now());
+        r.validationLoss().ifPresent(p::setValidationLoss);
+        return p.build();
     }
 
     /** Default checkpoint interval: often enough to lose little, rarely enough to cost little. */

@@ -67,6 +67,8 @@ class ClassificationRunTest {
                                                         .setLearningRate(2e-3)
                                                         .setMaxSeqLength(32)))
                         .setTrain(train)
+                        // The training lines again: this test checks the wiring, not the model.
+                        .setValidation(train)
                         .addLabels("neg")
                         .addLabels("pos")
                         .build();
@@ -100,6 +102,13 @@ class ClassificationRunTest {
         TrainingProgress last = progress.get(progress.size() - 1);
         assertThat(last.getStep()).isEqualTo(last.getTotalSteps()).isEqualTo(4);
         assertThat(last.getRunId()).isEqualTo("lora-run-1-a1");
+        // One validation per epoch (2 steps each), both published despite the rate limit.
+        assertThat(progress.stream().filter(TrainingProgress::hasValidationLoss))
+                .extracting(TrainingProgress::getStep)
+                .containsExactly(2L, 4L);
+        assertThat(result.getFinalValidationLoss())
+                .isEqualTo(last.getValidationLoss())
+                .isPositive();
 
         Path weights = download(result.getModelFiles(0));
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {

@@ -1,0 +1,14 @@
+package io.tuneline.engine.train;
+
+import java.util.OptionalDouble;
+
+/**
+ * How a run ended.
+ *
+ * @param finalLoss mean training loss of the last (possibly partial) epoch
+ * @param validationLoss the last validation loss, when the run validated
+ * @param steps optimizer steps taken in total, across resumes
+ * @param stoppedEarly whether early stopping ended the run before its last planned step
+ */
+public record TrainingOutcome(
+        double finalLoss, OptionalDouble validationLoss, long steps, boolean stoppedEarly) {}
