@@ -231,9 +231,12 @@ public final class ClassifierTrainer {
                     stoppedEarly = step < total;
                     break training;
                 }
-                if (checkpointing.everySteps() > 0
-                        && step % checkpointing.everySteps() == 0
-                        && step < total) {
+                boolean stop = checkpointing.stopRequested().getAsBoolean() && step < total;
+                boolean due =
+                        checkpointing.everySteps() > 0
+                                && step % checkpointing.everySteps() == 0
+                                && step < total;
+                if (stop || due) {
                     boolean endOfEpoch = batchIndex + 1 == stepsPerEpoch;
                     TrainingState state =
                             new TrainingState(
@@ -249,6 +252,9 @@ public final class ClassifierTrainer {
                     Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
                     TrainingCheckpoint.save(dir, trained, adamW, state);
                     checkpointing.onSaved().saved(dir, state);
+                }
+                if (stop) {
+                    throw new TrainingStoppedException(step);
                 }
             }
         }

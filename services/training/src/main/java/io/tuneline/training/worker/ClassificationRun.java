@@ -44,6 +44,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.BooleanSupplier;
 
 /**
  * One training attempt of a sequence-classification job: reads the run's input and prepared
@@ -64,10 +65,25 @@ public final class ClassificationRun {
     private final ProgressSink progress;
     private final Path scratch;
 
+    private final BooleanSupplier stopRequested;
+
     public ClassificationRun(ArtifactStore store, ProgressSink progress, Path scratch) {
+        this(store, progress, scratch, () -> false);
+    }
+
+    /**
+     * @param stopRequested polled between steps; when it turns true the run stores a checkpoint and
+     *     ends with {@link io.tuneline.engine.train.TrainingStoppedException}
+     */
+    public ClassificationRun(
+            ArtifactStore store,
+            ProgressSink progress,
+            Path scratch,
+            BooleanSupplier stopRequested) {
         this.store = store;
         this.progress = progress;
         this.scratch = scratch;
+        this.stopRequested = stopRequested;
     }
 
     public TrainingCompleted run(String jobId, int attempt) throws IOException {
@@ -146,7 +162,8 @@ public final class ClassificationRun {
                             scratch.resolve("checkpoints"),
                             checkpointEvery(job.getHyperparameters()),
                             resumeFrom,
-                            checkpoints::publish);
+                            checkpoints::publish,
+                            stopRequested);
 
             long[] lastSent = {0};
             TrainingListener.StepReport[] last = {null};

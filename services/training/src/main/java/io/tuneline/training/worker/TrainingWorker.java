@@ -5,10 +5,15 @@ import io.tuneline.common.event.OutgoingEvent;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.StoreSettings;
 import io.tuneline.common.topic.Topics;
+import io.tuneline.engine.train.TrainingStoppedException;
 import io.tuneline.proto.v1.TrainingCompleted;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -24,7 +29,45 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public final class TrainingWorker {
     private TrainingWorker() {}
 
+    /** How long a SIGTERM waits for the current step and its checkpoint before the JVM exits. */
+    static final Duration STOP_GRACE = Duration.ofSeconds(60);
+
+    private static final AtomicBoolean stop = new AtomicBoolean();
+    private static final CountDownLatch finished = new CountDownLatch(1);
+
     public static void main(String[] args) throws Exception {
+        // SIGTERM (a cancellation, a pod eviction) runs this hook: ask the training loop to stop
+        // after its current step and store a checkpoint, and let it finish before the JVM exits.
+        Runtime.getRuntime()
+                .addShutdownHook(
+                        new Thread(
+                                () -> {
+                                    stop.set(true);
+                                    try {
+                                        finished.await(STOP_GRACE.toSeconds(), TimeUnit.SECONDS);
+                                    } catch (InterruptedException e) {
+                                        Thread.currentThread().interrupt();
+                                    }
+                                },
+                                "stop-training"));
+        int exit;
+        try {
+            exit = run();
+        } catch (MissingSetting e) {
+            System.err.println(e.getMessage());
+            exit = 64;
+        } finally {
+            finished.countDown();
+        }
+        // During a SIGTERM the JVM is already shutting down (System.exit would block forever);
+        // the signal sets the exit status.
+        if (exit != 0 && !stop.get()) {
+            System.exit(exit);
+        }
+    }
+
+    /** Runs the attempt; returns the process exit code. */
+    private static int run() throws Exception {
         String jobId = require("TUNELINE_JOB_ID");
         int attempt = Integer.parseInt(System.getenv().getOrDefault("TUNELINE_ATTEMPT", "1"));
         Properties props = kafkaProperties(System.getenv());
@@ -57,8 +100,16 @@ public final class TrainingWorker {
                                                                         StandardCharsets.UTF_8)));
                         producer.send(record);
                     };
-            TrainingCompleted result =
-                    new ClassificationRun(store, sink, Path.of("scratch")).run(jobId, attempt);
+            TrainingCompleted result;
+            try {
+                result =
+                        new ClassificationRun(store, sink, Path.of("scratch"), stop::get)
+                                .run(jobId, attempt);
+            } catch (TrainingStoppedException e) {
+                producer.flush();
+                System.out.println("training of " + jobId + ": " + e.getMessage());
+                return 143;
+            }
             producer.flush();
             System.out.printf(
                     "training of %s finished: %d steps, loss %.4f, %d of %d parameters trained, model at %s%n",
@@ -71,8 +122,9 @@ public final class TrainingWorker {
         } catch (RuntimeException e) {
             System.err.println("training of " + jobId + " failed: " + e.getMessage());
             e.printStackTrace();
-            System.exit(2);
+            return 2;
         }
+        return 0;
     }
 
     /**
@@ -98,12 +150,17 @@ public final class TrainingWorker {
     private static String require(String name) {
         String value = System.getenv(name);
         if (value == null || value.isBlank()) {
-            System.err.println(
+            throw new MissingSetting(
                     "environment variable "
                             + name
                             + " is not set; the training controller sets it");
-            System.exit(64);
         }
         return value;
+    }
+
+    private static final class MissingSetting extends RuntimeException {
+        MissingSetting(String message) {
+            super(message);
+        }
     }
 }

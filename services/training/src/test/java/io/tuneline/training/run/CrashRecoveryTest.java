@@ -131,6 +131,53 @@ class CrashRecoveryTest {
         }
     }
 
+    @Test
+    void aCancelledWorkerStoresACheckpointBeforeItStops() throws Exception {
+        String job = "cancel-checkpoint-1";
+        DatasetPrepared prepared = prepared(job, 1000);
+        try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
+            var out = CODEC.encode(prepared);
+            kafka.publish(Topics.DATASETS_PREPARED, out.key(), out.value(), out.headers());
+            kafka.readUntil(
+                    Topics.TRAINING_PROGRESS,
+                    rs -> rs.stream().anyMatch(r -> job.equals(r.key())),
+                    WAIT);
+
+            var cancel =
+                    CODEC.encode(
+                            io.tuneline.proto.v1.CancelJob.newBuilder()
+                                    .setJobId(job)
+                                    .setReason("test")
+                                    .build());
+            kafka.publish(Topics.JOBS_CONTROL, cancel.key(), cancel.value(), cancel.headers());
+            kafka.readUntil(
+                    Topics.JOBS_STATUS,
+                    rs ->
+                            rs.stream()
+                                    .anyMatch(
+                                            r ->
+                                                    job.equals(r.key())
+                                                            && new String(
+                                                                            r.value(),
+                                                                            StandardCharsets.UTF_8)
+                                                                    .contains(
+                                                                            "JOB_STATUS_CANCELLED")),
+                    WAIT);
+
+            // No periodic checkpoint was due (every 1000 steps): this one is the stop's own.
+            var pointer = store.uri("runs/" + job + "/checkpoints/latest.json");
+            assertThat(store.exists(pointer)).as("a checkpoint stored on SIGTERM").isTrue();
+            try (InputStream in = store.get(pointer)) {
+                long step =
+                        new com.fasterxml.jackson.databind.ObjectMapper()
+                                .readTree(in)
+                                .path("step")
+                                .asLong();
+                assertThat(step).isBetween(1L, 39L);
+            }
+        }
+    }
+
     /**
      * The worker is the child whose environment names this job (its command line is no help: the
      * JDK reads only its first page, and the class path fills it).
@@ -151,16 +198,20 @@ class CrashRecoveryTest {
     }
 
     private DatasetPrepared prepared() {
+        return prepared(JOB, 5);
+    }
+
+    private DatasetPrepared prepared(String jobId, long checkpointEvery) {
         ArtifactRef train =
                 store.put(
-                        store.uri("datasets/" + JOB + "/prepared/train.jsonl"),
+                        store.uri("datasets/" + jobId + "/prepared/train.jsonl"),
                         TrainingFixtures.tinySentimentJsonl(),
                         "application/jsonl");
         return DatasetPrepared.newBuilder()
-                .setJobId(JOB)
+                .setJobId(jobId)
                 .setJob(
                         JobRequested.newBuilder()
-                                .setJobId(JOB)
+                                .setJobId(jobId)
                                 .setBaseModel(BaseModel.newBuilder().setRef("minilm-l6"))
                                 .setTask(Task.TASK_SEQUENCE_CLASSIFICATION)
                                 .setMethod(
@@ -172,7 +223,7 @@ class CrashRecoveryTest {
                                                 .setBatchSize(4)
                                                 .setLearningRate(1e-3)
                                                 .setMaxSeqLength(16)
-                                                .setCheckpointEverySteps(5)))
+                                                .setCheckpointEverySteps(checkpointEvery)))
                 .setTrain(train)
                 .addLabels("neg")
                 .addLabels("pos")
