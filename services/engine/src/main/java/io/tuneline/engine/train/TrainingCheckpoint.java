@@ -52,9 +52,8 @@ public final class TrainingCheckpoint {
         return Files.isRegularFile(dir.resolve(STATE));
     }
 
-    /** Restores the trained parameters and the optimizer; returns where the run stood. */
-    public static TrainingState load(Path dir, Map<String, Parameter> trained, AdamW optimizer) {
-        TrainingState state;
+    /** Where the run stood at this checkpoint, without loading its tensors. */
+    public static TrainingState state(Path dir) {
         try {
             var root = JSON.readTree(dir.resolve(STATE).toFile());
             if (root.path("format").asInt() != FORMAT) {
@@ -65,10 +64,15 @@ public final class TrainingCheckpoint {
                                 + "; this engine reads format "
                                 + FORMAT);
             }
-            state = JSON.treeToValue(root.path("state"), TrainingState.class);
+            return JSON.treeToValue(root.path("state"), TrainingState.class);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + dir.resolve(STATE), e);
         }
+    }
+
+    /** Restores the trained parameters and the optimizer; returns where the run stood. */
+    public static TrainingState load(Path dir, Map<String, Parameter> trained, AdamW optimizer) {
+        TrainingState state = state(dir);
         try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(TRAINABLE))) {
             for (Map.Entry<String, Parameter> e : trained.entrySet()) {
                 if (!f.names().contains(e.getKey())) {

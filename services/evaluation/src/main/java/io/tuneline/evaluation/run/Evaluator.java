@@ -266,7 +266,7 @@ public class Evaluator {
                             baseMetrics,
                             robustness,
                             verdict,
-                            List.of());
+                            lossCurve(training.getMetricsLog()));
 
             String prefix = "reports/" + jobId + "/";
             ArtifactRef md =
@@ -369,6 +369,42 @@ public class Evaluator {
                 accuracy,
                 clean - accuracy,
                 correctBefore == 0 ? 0 : (double) flipped / correctBefore);
+    }
+
+    /**
+     * The training loss curve from the worker's metrics log ({@code metrics.jsonl}); empty when the
+     * run has none. A log that cannot be read costs the chart, not the evaluation.
+     */
+    private List<EvaluationReport.LossPoint> lossCurve(ArtifactRef log) {
+        if (log.getUri().isEmpty()) {
+            return List.of();
+        }
+        List<EvaluationReport.LossPoint> points = new ArrayList<>();
+        try (InputStream in = store.get(log);
+                java.io.BufferedReader reader =
+                        new java.io.BufferedReader(
+                                new java.io.InputStreamReader(in, StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = reader.readLine()) != null) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                var row = JSON.readTree(line);
+                points.add(
+                        new EvaluationReport.LossPoint(
+                                row.path("step").asLong(),
+                                row.path("loss").asDouble(),
+                                row.has("validation_loss")
+                                        ? Optional.of(row.path("validation_loss").asDouble())
+                                        : Optional.empty()));
+            }
+        } catch (IOException | RuntimeException e) {
+            LOG.warnf(
+                    "training metrics log %s not readable (%s); the report has no loss curve",
+                    log.getUri(), e.getMessage());
+            return List.of();
+        }
+        return points;
     }
 
     private int[] readSplit(ArtifactRef split, List<String> labels, List<String> texts)

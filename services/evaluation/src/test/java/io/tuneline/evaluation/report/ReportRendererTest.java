@@ -69,6 +69,38 @@ class ReportRendererTest {
         assertThat(html).contains("0.8333").contains("+0.3333");
     }
 
+    /**
+     * Chromium (Debian's {@code chromium}, which {@code .ci/run} installs) opens the report as a
+     * browser would open it from a presigned URL: it parses into the same three charts and the
+     * tables, logs no console message, and renders to a screenshot.
+     */
+    @Test
+    void theHtmlReportRendersInHeadlessChromium(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path page = dir.resolve("evaluation.html");
+        java.nio.file.Files.writeString(page, ReportRenderer.html(report()));
+        java.nio.file.Path screenshot =
+                java.nio.file.Paths.get("target/evaluation-report.png").toAbsolutePath();
+        java.nio.file.Files.deleteIfExists(screenshot);
+
+        Chromium.Result dom = Chromium.run(dir, "--dump-dom", page.toUri().toString());
+        assertThat(dom.exitCode()).as(dom.log()).isZero();
+        assertThat(dom.stdout()).contains("<svg", "<table", "Training loss", "Quality gate");
+        assertThat(dom.stdout().split("<svg", -1)).hasSize(4); // three charts
+
+        Chromium.Result shot =
+                Chromium.run(
+                        dir,
+                        "--screenshot=" + screenshot,
+                        "--window-size=1200,2400",
+                        page.toUri().toString());
+        assertThat(shot.exitCode()).as(shot.log()).isZero();
+        assertThat(shot.log()).doesNotContain("CONSOLE");
+        byte[] png = java.nio.file.Files.readAllBytes(screenshot);
+        assertThat(png).startsWith((byte) 0x89, (byte) 'P', (byte) 'N', (byte) 'G');
+        assertThat(png.length).isGreaterThan(20_000);
+    }
+
     @Test
     void markdownHasTheTablesAReviewerReads() {
         String md = ReportRenderer.markdown(report());

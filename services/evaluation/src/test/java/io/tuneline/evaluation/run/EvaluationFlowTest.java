@@ -110,7 +110,8 @@ class EvaluationFlowTest {
         try (InputStream in = store.get(done.getReportHtml())) {
             assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))
                     .contains("Evaluation of eval-1")
-                    .contains("<svg");
+                    .contains("<svg")
+                    .contains("Training loss");
         }
         try (InputStream in = store.get(done.getReportJson())) {
             assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))
@@ -233,6 +234,14 @@ class EvaluationFlowTest {
                         ArtifactRef.newBuilder()
                                 .setUri(store.uri("runs/" + jobId + "/model/").toString()))
                 .addModelFiles(model)
+                .setMetricsLog(
+                        store.put(
+                                store.uri("runs/" + jobId + "/metrics.jsonl"),
+                                ("{\"step\":1,\"loss\":0.70}\n"
+                                                + "{\"step\":2,\"loss\":0.55,\"validation_loss\":0.60}\n"
+                                                + "{\"step\":3,\"loss\":0.40,\"validation_loss\":0.50}\n")
+                                        .getBytes(StandardCharsets.UTF_8),
+                                "application/jsonl"))
                 .build();
     }
 

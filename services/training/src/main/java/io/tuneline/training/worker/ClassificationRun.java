@@ -23,6 +23,7 @@ import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
+import io.tuneline.engine.train.TrainingCheckpoint;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
@@ -157,12 +158,21 @@ public final class ClassificationRun {
                             System.out.printf(
                                     "attempt %d of %s resumes from checkpoint %s%n",
                                     attempt, jobId, dir.getFileName()));
+            MetricsLog metricsLog = new MetricsLog(store, jobId);
+            if (resumeFrom.isPresent()) {
+                metricsLog.resumeAt(TrainingCheckpoint.state(resumeFrom.get()).step());
+            }
             Checkpointing checkpointing =
                     new Checkpointing(
                             scratch.resolve("checkpoints"),
                             checkpointEvery(job.getHyperparameters()),
                             resumeFrom,
-                            checkpoints::publish,
+                            (dir, state) -> {
+                                // The log first: once latest.json names this checkpoint, the
+                                // curve up to its step must already be stored.
+                                metricsLog.store();
+                                checkpoints.publish(dir, state);
+                            },
                             stopRequested);
 
             long[] lastSent = {0};
@@ -177,6 +187,7 @@ public final class ClassificationRun {
                                     validation,
                                     r -> {
                                         last[0] = r;
+                                        metricsLog.add(r);
                                         long now = System.currentTimeMillis();
                                         // Validation points are rare and each one matters.
                                         if (now - lastSent[0] >= PROGRESS_INTERVAL_MS
@@ -214,7 +225,8 @@ public final class ClassificationRun {
             files.add(upload(tokenizerFile, prefix + "tokenizer.json", "application/json"));
 
             long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
-            TrainingCompleted.Builder completed = TrainingCompleted.newBuilder();
+            TrainingCompleted.Builder completed =
+                    TrainingCompleted.newBuilder().setMetricsLog(metricsLog.store());
             outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
             TrainingCompleted result =
                     completed

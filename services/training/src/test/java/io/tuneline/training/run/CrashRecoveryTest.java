@@ -128,6 +128,20 @@ class CrashRecoveryTest {
             // The loss curve continues where the checkpoint left it rather than from step 1.
             assertThat(secondAttempt.get(0).getStep()).isGreaterThan(checkpointStep);
             assertThat(secondAttempt.get(secondAttempt.size() - 1).getStep()).isEqualTo(40);
+            // One loss curve: the first attempt's steps up to the checkpoint, then the second's.
+            try (InputStream in = store.get(result.getMetricsLog())) {
+                List<Long> steps =
+                        new String(in.readAllBytes(), StandardCharsets.UTF_8)
+                                .lines()
+                                .map(
+                                        l ->
+                                                Long.parseLong(
+                                                        l.replaceAll(
+                                                                "^\\{\"step\":(\\d+),.*", "$1")))
+                                .toList();
+                assertThat(steps)
+                        .isEqualTo(java.util.stream.LongStream.rangeClosed(1, 40).boxed().toList());
+            }
         }
     }
 
