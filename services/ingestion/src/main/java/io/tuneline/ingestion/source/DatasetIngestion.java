@@ -5,29 +5,43 @@ import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
+import io.tuneline.ingestion.validate.ClassificationValidator;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
-import io.tuneline.ingestion.validate.JsonlClassificationValidator;
+import io.tuneline.ingestion.validate.RecordFormat;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetFormat;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetSpec;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.Task;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Optional;
+import java.util.zip.GZIPInputStream;
+import java.util.zip.ZipException;
+import org.jboss.logging.Logger;
 
 /**
  * Fetches a job's dataset into {@code datasets/{jobId}/raw/} unchanged (with its sha256), then
- * validates it by streaming the stored copy. Supported today: inline records and {@code s3://}
- * objects in the platform's store, as JSON Lines for sequence classification.
+ * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
+ * from the job or detected from the first line) and stores the valid records in one canonical shape
+ * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
+ * {@code s3://} objects in the platform's store; JSON Lines, CSV and TSV for sequence
+ * classification.
  */
 public final class DatasetIngestion {
     private static final JsonFormat.Printer STRUCT =
             JsonFormat.printer().omittingInsignificantWhitespace();
+
+    private static final Logger LOG = Logger.getLogger(DatasetIngestion.class);
 
     private final ArtifactStore store;
 
@@ -65,25 +79,60 @@ public final class DatasetIngestion {
                             + job.getTask(),
                     java.util.List.of());
         }
-        if (spec.getFormat() != DatasetFormat.DATASET_FORMAT_UNSPECIFIED
-                && spec.getFormat() != DatasetFormat.DATASET_FORMAT_JSONL) {
-            throw new DatasetInvalidException(
-                    "FORMAT_UNSUPPORTED",
-                    "format " + spec.getFormat() + " is not read yet; JSON Lines is",
-                    java.util.List.of());
-        }
         ArtifactRef raw = fetch(job.getJobId(), spec);
-        JsonlClassificationValidator.Result result;
+        boolean gzip;
+        RecordFormat format;
         try (InputStream in = store.get(raw)) {
-            result = JsonlClassificationValidator.validate(in, spec);
+            BufferedInputStream peek = new BufferedInputStream(in, PEEK_BYTES);
+            gzip = isGzip(peek);
+            InputStream decoded =
+                    gzip ? new BufferedInputStream(new GZIPInputStream(peek), PEEK_BYTES) : peek;
+            format =
+                    spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
+                            ? RecordFormat.detect(firstLine(decoded))
+                            : RecordFormat.of(spec.getFormat());
         }
-        JsonlClassificationValidator.enforce(result, spec);
+        LOG.infof(
+                "dataset is %s%s (%s)",
+                format.proto(),
+                gzip ? ", gzip-compressed" : "",
+                spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
+                        ? "detected from its first line"
+                        : "as the job says");
+        Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
+        ClassificationValidator.Result result;
+        ArtifactRef records;
+        try {
+            try (InputStream in = store.get(raw);
+                    InputStream decoded = gzip ? new GZIPInputStream(in) : in;
+                    OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
+                result = ClassificationValidator.validate(decoded, format, spec, out);
+            } catch (ZipException e) {
+                throw new DatasetInvalidException(
+                        "DATASET_INVALID",
+                        "the dataset starts like gzip but is not valid gzip: " + e.getMessage(),
+                        java.util.List.of());
+            }
+            ClassificationValidator.enforce(result, spec);
+            try (InputStream in = Files.newInputStream(canonical)) {
+                records =
+                        store.put(
+                                store.uri("datasets/" + job.getJobId() + "/records.jsonl"),
+                                in,
+                                Files.size(canonical),
+                                "application/jsonl");
+            }
+        } finally {
+            Files.deleteIfExists(canonical);
+        }
         DatasetIngested ingested =
                 DatasetIngested.newBuilder()
                         .setJobId(job.getJobId())
                         .setJob(job)
                         .setRaw(raw)
-                        .setFormat(DatasetFormat.DATASET_FORMAT_JSONL)
+                        .setRecords(records)
+                        .setFormat(format.proto())
+                        .setGzip(gzip)
                         .setFormatDetected(
                                 spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED)
                         .setValidRecords(result.valid())
@@ -98,6 +147,29 @@ public final class DatasetIngestion {
                 JsonFormat.printer().print(ingested).getBytes(StandardCharsets.UTF_8),
                 "application/json");
         return ingested;
+    }
+
+    /** Enough to see the first line of any sane dataset, and gzip's header. */
+    static final int PEEK_BYTES = 64 * 1024;
+
+    static boolean isGzip(BufferedInputStream in) throws IOException {
+        in.mark(2);
+        int b1 = in.read();
+        int b2 = in.read();
+        in.reset();
+        // RFC 1952: every gzip member starts with 0x1f 0x8b.
+        return b1 == 0x1f && b2 == 0x8b;
+    }
+
+    /** The first non-empty line within the first {@link #PEEK_BYTES}, as UTF-8. */
+    static String firstLine(InputStream in) throws IOException {
+        byte[] head = in.readNBytes(PEEK_BYTES);
+        for (String line : new String(head, StandardCharsets.UTF_8).split("\\R")) {
+            if (!line.isBlank()) {
+                return line;
+            }
+        }
+        return "";
     }
 
     private ArtifactRef fetch(String jobId, DatasetSpec spec) throws IOException {

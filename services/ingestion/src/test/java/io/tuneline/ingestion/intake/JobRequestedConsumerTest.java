@@ -253,6 +253,144 @@ class JobRequestedConsumerTest {
                         "line 6: field 'text' is number, not a string");
     }
 
+    private JobRequested s3Job(
+            String jobId, String key, io.tuneline.proto.v1.DatasetSpec.Builder spec) {
+        return TestJobs.minimalJob(jobId).toBuilder()
+                .setDataset(spec.setUri("s3://tuneline-test/" + key))
+                .build();
+    }
+
+    private List<String> canonicalRecords(DatasetIngested ingested) throws Exception {
+        try (var in = store.get(ingested.getRecords())) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList();
+        }
+    }
+
+    @Test
+    void aGzippedJsonLinesDatasetIsDetectedStoredUnchangedAndReadThrough() throws Exception {
+        var bytes = new java.io.ByteArrayOutputStream();
+        try (var gz = new java.util.zip.GZIPOutputStream(bytes)) {
+            gz.write(goodLines(20).getBytes(StandardCharsets.UTF_8));
+        }
+        // The name says nothing: gzip is recognised by its magic bytes.
+        var source =
+                store.put(
+                        store.uri("uploads/reviews-gz"),
+                        bytes.toByteArray(),
+                        "application/octet-stream");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "gz-1",
+                json(
+                        s3Job(
+                                "gz-1",
+                                "uploads/reviews-gz",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+
+        DatasetIngested ingested = ingested("gz-1");
+        assertThat(ingested.getGzip()).isTrue();
+        assertThat(ingested.getFormat())
+                .isEqualTo(io.tuneline.proto.v1.DatasetFormat.DATASET_FORMAT_JSONL);
+        assertThat(ingested.getFormatDetected()).isTrue();
+        assertThat(ingested.getRaw().getSha256()).isEqualTo(source.getSha256());
+        assertThat(ingested.getValidRecords()).isEqualTo(20);
+        assertThat(canonicalRecords(ingested))
+                .hasSize(20)
+                .allMatch(l -> l.startsWith("{\"text\":"));
+    }
+
+    @Test
+    void aCsvDatasetWithItsOwnColumnNamesIsDetectedAndCanonicalised() throws Exception {
+        String csv =
+                "id,review,sentiment\n"
+                        + "1,\"Great, really great\",pos\n"
+                        + "2,\"Awful \"\"service\"\", never again\",neg\n"
+                        + "3,\"Two\nlines\",pos\n"
+                        + "4,Fine,\n";
+        store.put(
+                store.uri("uploads/reviews.csv"), csv.getBytes(StandardCharsets.UTF_8), "text/csv");
+        var spec =
+                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                        .setFields(
+                                io.tuneline.proto.v1.FieldMapping.newBuilder()
+                                        .setText("review")
+                                        .setLabel("sentiment"))
+                        .setBadRecords(
+                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                        .setAction(
+                                                io.tuneline.proto.v1.BadRecordAction
+                                                        .BAD_RECORD_ACTION_SKIP)
+                                        .setMaxBadFraction(0.3));
+        kafka.publish(
+                Topics.JOBS_REQUESTED, "csv-1", json(s3Job("csv-1", "uploads/reviews.csv", spec)));
+
+        DatasetIngested ingested = ingested("csv-1");
+        assertThat(ingested.getFormat())
+                .isEqualTo(io.tuneline.proto.v1.DatasetFormat.DATASET_FORMAT_CSV);
+        assertThat(ingested.getFormatDetected()).isTrue();
+        assertThat(ingested.getValidRecords()).isEqualTo(3);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(6); // the quoted newline takes a line
+                            assertThat(b.getReason()).isEqualTo("missing field 'sentiment'");
+                        });
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"text\":\"Great, really great\",\"label\":\"pos\"}",
+                        "{\"text\":\"Awful \\\"service\\\", never again\",\"label\":\"neg\"}",
+                        "{\"text\":\"Two\\nlines\",\"label\":\"pos\"}");
+    }
+
+    @Test
+    void aTsvDatasetMissingTheTextColumnFailsNamingTheColumnsItHas() {
+        store.put(
+                store.uri("uploads/reviews.tsv"),
+                "sentence\tlabel\nnice\tpos\nbad\tneg\n".getBytes(StandardCharsets.UTF_8),
+                "text/tab-separated-values");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "tsv-1",
+                json(
+                        s3Job(
+                                "tsv-1",
+                                "uploads/reviews.tsv",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("tsv-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getMessage())
+                .isEqualTo(
+                        "the header row has no column 'text' (columns: sentence, label); name the"
+                                + " columns in dataset.fields.text and dataset.fields.label");
+    }
+
+    @Test
+    void plainTextIsRefusedForClassificationWithWhatToUseInstead() {
+        store.put(
+                store.uri("uploads/notes.txt"),
+                "just some text\nand more\n".getBytes(StandardCharsets.UTF_8),
+                "text/plain");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "txt-1",
+                json(
+                        s3Job(
+                                "txt-1",
+                                "uploads/notes.txt",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("txt-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("FORMAT_UNSUITABLE");
+        assertThat(failed.getMessage()).contains("plain text has no labels").contains("CSV/TSV");
+    }
+
     @Test
     void aMissingSourceObjectFailsTheJobNamingIt() {
         kafka.publish(Topics.JOBS_REQUESTED, "missing-1", json(TestJobs.minimalJob("missing-1")));

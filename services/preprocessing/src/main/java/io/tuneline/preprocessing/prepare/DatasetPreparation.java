@@ -46,16 +46,23 @@ public final class DatasetPreparation {
     public DatasetPrepared prepare(DatasetIngested ingested) throws IOException {
         String jobId = ingested.getJobId();
         DatasetSpec spec = ingested.getJob().getDataset();
+        // Ingestion's canonical records use "text" and "label" whatever the input's own names; an
+        // older ingestion left only the raw JSON Lines with the job's field names.
+        boolean canonical = ingested.hasRecords();
         String textField =
-                spec.getFields().getText().isBlank() ? "text" : spec.getFields().getText();
+                canonical || spec.getFields().getText().isBlank()
+                        ? "text"
+                        : spec.getFields().getText();
         String labelField =
-                spec.getFields().getLabel().isBlank() ? "label" : spec.getFields().getLabel();
+                canonical || spec.getFields().getLabel().isBlank()
+                        ? "label"
+                        : spec.getFields().getLabel();
 
         long input = 0;
         long empty = 0;
         long duplicates = 0;
         Map<String, String> unique = new LinkedHashMap<>();
-        try (InputStream in = store.get(ingested.getRaw());
+        try (InputStream in = store.get(canonical ? ingested.getRecords() : ingested.getRaw());
                 BufferedReader r =
                         new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
             for (String line; (line = r.readLine()) != null; ) {

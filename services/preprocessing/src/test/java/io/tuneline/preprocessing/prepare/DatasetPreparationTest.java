@@ -97,6 +97,52 @@ class DatasetPreparationTest {
     }
 
     @Test
+    void ingestionsCanonicalRecordsAreReadInsteadOfTheRawInput() throws Exception {
+        // The raw input was a CSV with its own column names; ingestion wrote the canonical
+        // {"text", "label"} records beside it, and those are what preprocessing must read.
+        ArtifactRef raw =
+                store.put(
+                        store.uri("datasets/canon-1/raw/reviews.csv"),
+                        "review,sentiment\nx,y\n".getBytes(StandardCharsets.UTF_8),
+                        "text/csv");
+        StringBuilder records = new StringBuilder();
+        for (int i = 0; i < 20; i++) {
+            records.append("{\"text\":\"review ")
+                    .append(i)
+                    .append("\",\"label\":\"")
+                    .append(i % 2 == 0 ? "pos" : "neg")
+                    .append("\"}\n");
+        }
+        ArtifactRef canonical =
+                store.put(
+                        store.uri("datasets/canon-1/records.jsonl"),
+                        records.toString().getBytes(StandardCharsets.UTF_8),
+                        "application/jsonl");
+        DatasetIngested ingested =
+                DatasetIngested.newBuilder()
+                        .setJobId("canon-1")
+                        .setJob(
+                                JobRequested.newBuilder()
+                                        .setJobId("canon-1")
+                                        .setDataset(
+                                                DatasetSpec.newBuilder()
+                                                        .setUri("s3://x/reviews.csv")
+                                                        .setFields(
+                                                                io.tuneline.proto.v1.FieldMapping
+                                                                        .newBuilder()
+                                                                        .setText("review")
+                                                                        .setLabel("sentiment"))))
+                        .setRaw(raw)
+                        .setRecords(canonical)
+                        .build();
+
+        DatasetPrepared p = new DatasetPreparation(store).prepare(ingested);
+        assertThat(p.getStats().getInputRecords()).isEqualTo(20);
+        assertThat(p.getLabelsList()).containsExactly("neg", "pos");
+        assertThat(p.getRaw()).isEqualTo(raw);
+    }
+
+    @Test
     void theSameSeedGivesByteIdenticalSplitsAndAnotherSeedDoesNot() throws Exception {
         SplitSpec split =
                 SplitSpec.newBuilder()
