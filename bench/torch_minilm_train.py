@@ -1,0 +1,147 @@
+"""The peer of the engine's TrainingThroughput: the same MiniLM classifier (same weights, read from
+the safetensors file the Java side exported), the same method, batch and sequence length, trained
+with torch.optim.AdamW in plain PyTorch. Prints one JSON line.
+
+usage: python3 torch_minilm_train.py METHOD STEPS BASE_SAFETENSORS
+"""
+import json
+import math
+import resource
+import struct
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+BATCH, SEQ, WARMUP = 8, 32, 3
+HIDDEN, LAYERS, HEADS, EPS = 384, 6, 12, 1e-12
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info["shape"])
+    return out
+
+
+class Lora(torch.nn.Module):
+    """W x + (alpha / r) B A x, as the engine's Dense.enableLora (PEFT's LoRA)."""
+
+    def __init__(self, weight, bias, r=8, alpha=16.0, dropout=0.05):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+        self.a = torch.nn.Parameter(torch.empty(r, weight.shape[1]))
+        torch.nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
+        self.b = torch.nn.Parameter(torch.zeros(weight.shape[0], r))
+        self.scale, self.dropout = alpha / r, dropout
+
+    def forward(self, x):
+        lora = F.linear(F.linear(F.dropout(x, self.dropout, self.training), self.a), self.b)
+        return F.linear(x, self.weight, self.bias) + self.scale * lora
+
+
+class MiniLm(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.p = torch.nn.ParameterDict({k.replace(".", "__"): torch.nn.Parameter(v.clone()) for k, v in w.items()})
+        self.lora = torch.nn.ModuleDict()
+
+    def w(self, name):
+        return self.p[name.replace(".", "__")]
+
+    def linear(self, x, name):
+        key = name.replace(".", "__")
+        if key in self.lora:
+            return self.lora[key](x)
+        return F.linear(x, self.w(name + ".weight"), self.w(name + ".bias"))
+
+    def norm(self, x, name):
+        return F.layer_norm(x, (HIDDEN,), self.w(name + ".weight"), self.w(name + ".bias"), EPS)
+
+    def forward(self, ids, mask):
+        pos = torch.arange(ids.shape[1])
+        x = (self.w("embeddings.word_embeddings.weight")[ids]
+             + self.w("embeddings.position_embeddings.weight")[pos]
+             + self.w("embeddings.token_type_embeddings.weight")[0])
+        x = self.norm(x, "embeddings.LayerNorm")
+        bias = (1.0 - mask[:, None, None, :].float()) * -1e4
+        d = HIDDEN // HEADS
+        for i in range(LAYERS):
+            p = f"encoder.layer.{i}."
+            def heads(t):
+                return t.view(t.shape[0], t.shape[1], HEADS, d).transpose(1, 2)
+            q = heads(self.linear(x, p + "attention.self.query"))
+            k = heads(self.linear(x, p + "attention.self.key"))
+            v = heads(self.linear(x, p + "attention.self.value"))
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias, dim=-1)
+            ctx = (att @ v).transpose(1, 2).reshape(x.shape)
+            x = self.norm(x + self.linear(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+            h = F.gelu(self.linear(x, p + "intermediate.dense"))
+            x = self.norm(x + self.linear(h, p + "output.dense"), p + "output.LayerNorm")
+        m = mask.unsqueeze(-1).float()
+        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return F.linear(F.dropout(pooled, 0.1, self.training), self.w("classifier.weight"), self.w("classifier.bias"))
+
+
+def build(method, weights):
+    model = MiniLm(weights)
+    for p in model.parameters():
+        p.requires_grad_(method == "full")
+    if method == "freeze":
+        for name, p in model.p.items():
+            if name.startswith(("encoder__layer__4__", "encoder__layer__5__", "classifier__")):
+                p.requires_grad_(True)
+    if method == "lora":
+        for i in range(LAYERS):
+            for proj in ("query", "value"):
+                name = f"encoder.layer.{i}.attention.self.{proj}"
+                model.lora[name.replace(".", "__")] = Lora(model.w(name + ".weight"), model.w(name + ".bias"))
+        model.w("classifier.weight").requires_grad_(True)
+        model.w("classifier.bias").requires_grad_(True)
+    return model
+
+
+def main():
+    method, steps, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    torch.manual_seed(42)
+    torch.set_num_threads(2)
+    model = build(method, read_safetensors(path))
+    model.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=2e-4, weight_decay=0.01)
+    ids = torch.randint(1000, 20000, (BATCH, SEQ))
+    mask = torch.ones(BATCH, SEQ, dtype=torch.long)
+    labels = torch.arange(BATCH) % 2
+
+    def step():
+        loss = F.cross_entropy(model(ids, mask), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        opt.step()
+
+    for _ in range(WARMUP):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "impl": "pytorch", "method": method, "steps": steps, "seconds": round(seconds, 3),
+        "tokens_per_second": round(steps * BATCH * SEQ / seconds, 1),
+        "trainable": sum(p.numel() for p in trained),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "torch": torch.__version__,
+    }))
+
+
+if __name__ == "__main__":
+    main()
