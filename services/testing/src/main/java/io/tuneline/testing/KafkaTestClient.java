@@ -92,6 +92,20 @@ public final class KafkaTestClient implements AutoCloseable {
                 "no matching record on " + topic + " within " + timeout + "; read " + seen.size());
     }
 
+    /**
+     * The first record on {@code topic} keyed by {@code jobId} whose {@code ce_type} is {@code
+     * ceType}, waiting up to {@code timeout} for it.
+     */
+    public ConsumerRecord<String, byte[]> awaitEvent(
+            String topic, String jobId, String ceType, Duration timeout) {
+        Predicate<ConsumerRecord<String, byte[]>> match =
+                r -> jobId.equals(r.key()) && ceType.equals(header(r, "ce_type"));
+        return readUntil(topic, rs -> rs.stream().anyMatch(match), timeout).stream()
+                .filter(match)
+                .findFirst()
+                .orElseThrow();
+    }
+
     /** The value of a header as text, or null. */
     public static String header(ConsumerRecord<String, byte[]> record, String name) {
         var h = record.headers().lastHeader(name);

@@ -5,6 +5,7 @@ import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.job.JobSpecValidator;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.source.DatasetIngestion;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
 import io.tuneline.proto.v1.DatasetIngested;
@@ -43,11 +44,12 @@ public class JobIntake {
             EventPublisher publisher,
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("datasets-ingested") Emitter<byte[]> ingested,
-            ArtifactStore store) {
+            ArtifactStore store,
+            IngestionConfig config) {
         this.publisher = publisher;
         this.status = status;
         this.ingested = ingested;
-        this.ingestion = new DatasetIngestion(store);
+        this.ingestion = new DatasetIngestion(store, config);
     }
 
     public void accept(IncomingEvent<JobRequested> event) {

@@ -4,7 +4,9 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.S3Uri;
+import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.validate.ClassificationValidator;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
 import io.tuneline.ingestion.validate.RecordFormat;
@@ -21,6 +23,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,9 +47,13 @@ public final class DatasetIngestion {
     private static final Logger LOG = Logger.getLogger(DatasetIngestion.class);
 
     private final ArtifactStore store;
+    private final IngestionConfig config;
+    private final HttpSource http;
 
-    public DatasetIngestion(ArtifactStore store) {
+    public DatasetIngestion(ArtifactStore store, IngestionConfig config) {
         this.store = store;
+        this.config = config;
+        this.http = new HttpSource(config.http());
     }
 
     /** The marker of a finished ingestion, so a redelivered job is not ingested twice. */
@@ -106,7 +113,9 @@ public final class DatasetIngestion {
             try (InputStream in = store.get(raw);
                     InputStream decoded = gzip ? new GZIPInputStream(in) : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
-                result = ClassificationValidator.validate(decoded, format, spec, out);
+                result =
+                        ClassificationValidator.validate(
+                                decoded, format, spec, out, config.maxRecords());
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",
@@ -147,6 +156,20 @@ public final class DatasetIngestion {
                 JsonFormat.printer().print(ingested).getBytes(StandardCharsets.UTF_8),
                 "application/json");
         return ingested;
+    }
+
+    /** Streams a body of unknown size into the store, keeping the limit's own error. */
+    private ArtifactRef storeLimited(InputStream in, String key) {
+        try {
+            return store.put(store.uri(key), in, -1, "application/octet-stream");
+        } catch (ArtifactStoreException e) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                if (t instanceof DatasetInvalidException invalid) {
+                    throw invalid;
+                }
+            }
+            throw e;
+        }
     }
 
     /** Enough to see the first line of any sane dataset, and gzip's header. */
@@ -190,12 +213,23 @@ public final class DatasetIngestion {
             }
             case URI -> {
                 String uri = spec.getUri();
+                if (uri.startsWith("http://") || uri.startsWith("https://")) {
+                    URI source = URI.create(uri);
+                    String path = source.getPath() == null ? "" : source.getPath();
+                    String file = path.substring(path.lastIndexOf('/') + 1);
+                    try (InputStream in = http.open(source)) {
+                        return storeLimited(
+                                new SizeLimitedInputStream(
+                                        in, config.maxBytes(), "dataset.uri " + uri),
+                                prefix + (file.isBlank() ? "dataset" : file));
+                    }
+                }
                 if (!uri.startsWith("s3://")) {
                     throw new DatasetInvalidException(
                             "SOURCE_UNSUPPORTED",
                             "dataset.uri "
                                     + uri
-                                    + ": http(s) sources are not fetched yet; upload the file to the object store and use its s3:// URI",
+                                    + ": use an s3:// URI in the platform's store or an http(s):// URL",
                             java.util.List.of());
                 }
                 if (!spec.getS3Endpoint().isBlank()) {
@@ -215,6 +249,10 @@ public final class DatasetIngestion {
                                                                 + uri
                                                                 + " does not exist in the object store",
                                                         java.util.List.of()));
+                if (size > config.maxBytes()) {
+                    throw SizeLimitedInputStream.tooLarge(
+                            "dataset.uri " + uri + " (" + size + " bytes)", config.maxBytes());
+                }
                 String file = source.key().substring(source.key().lastIndexOf('/') + 1);
                 try (InputStream in = store.get(source)) {
                     return store.put(

@@ -44,11 +44,19 @@ public final class ClassificationValidator {
 
     /** Validates JSON Lines, discarding the canonical records. */
     public static Result validate(InputStream in, DatasetSpec spec) throws IOException {
-        return validate(in, RecordFormat.JSONL, spec, OutputStream.nullOutputStream());
+        return validate(
+                in, RecordFormat.JSONL, spec, OutputStream.nullOutputStream(), Long.MAX_VALUE);
     }
 
+    /**
+     * @param maxRecords more records than this (valid or not) fail the dataset at once
+     */
     public static Result validate(
-            InputStream in, RecordFormat format, DatasetSpec spec, OutputStream canonical)
+            InputStream in,
+            RecordFormat format,
+            DatasetSpec spec,
+            OutputStream canonical,
+            long maxRecords)
             throws IOException {
         if (format instanceof RecordFormat.PlainText) {
             throw new DatasetInvalidException(
@@ -58,13 +66,25 @@ public final class ClassificationValidator {
                     List.of());
         }
         if (format instanceof RecordFormat.Delimited d) {
-            return validateDelimited(in, d.separator(), spec, canonical);
+            return validateDelimited(in, d.separator(), spec, canonical, maxRecords);
         }
-        return validateJsonLines(in, spec, canonical);
+        return validateJsonLines(in, spec, canonical, maxRecords);
+    }
+
+    private static void checkCount(long records, long maxRecords) {
+        if (records > maxRecords) {
+            throw new DatasetInvalidException(
+                    "DATASET_TOO_LARGE",
+                    "the dataset has more than tuneline.ingestion.max-records ("
+                            + maxRecords
+                            + ") records",
+                    List.of());
+        }
     }
 
     private static Result validateJsonLines(
-            InputStream in, DatasetSpec spec, OutputStream canonical) throws IOException {
+            InputStream in, DatasetSpec spec, OutputStream canonical, long maxRecords)
+            throws IOException {
         String textField =
                 spec.getFields().getText().isBlank() ? "text" : spec.getFields().getText();
         String labelField =
@@ -99,6 +119,7 @@ public final class ClassificationValidator {
                 if (text.isBlank()) {
                     continue;
                 }
+                checkCount(valid + bad + 1, maxRecords);
                 Checked c = check(text, textField, labelField, declared, labels);
                 if (c.problem() == null) {
                     valid++;
@@ -113,7 +134,11 @@ public final class ClassificationValidator {
     }
 
     private static Result validateDelimited(
-            InputStream in, char separator, DatasetSpec spec, OutputStream canonical)
+            InputStream in,
+            char separator,
+            DatasetSpec spec,
+            OutputStream canonical,
+            long maxRecords)
             throws IOException {
         String textField = field(spec.getFields().getText(), "text");
         String labelField = field(spec.getFields().getLabel(), "label");
@@ -165,6 +190,7 @@ public final class ClassificationValidator {
                     break;
                 }
                 long line = parser.getCurrentLineNumber();
+                checkCount(valid + bad + 1, maxRecords);
                 String problem = null;
                 String text = row.isSet(textField) ? row.get(textField) : null;
                 String label = row.isSet(labelField) ? row.get(labelField) : null;

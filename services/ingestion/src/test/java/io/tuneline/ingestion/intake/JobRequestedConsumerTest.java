@@ -404,6 +404,69 @@ class JobRequestedConsumerTest {
                 .contains("s3://tuneline/uploads/reviews.jsonl does not exist");
     }
 
+    @Test
+    void aDatasetOverTheSizeLimitFailsFastAndTheNextJobIsServed() {
+        // The test profile allows 1,000,000 bytes.
+        store.put(
+                store.uri("uploads/huge.jsonl"),
+                goodLines(30_000).getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "huge-1",
+                json(
+                        s3Job(
+                                "huge-1",
+                                "uploads/huge.jsonl",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("huge-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("DATASET_TOO_LARGE");
+        assertThat(failed.getMessage())
+                .contains("s3://tuneline-test/uploads/huge.jsonl")
+                .contains("tuneline.ingestion.max-bytes (1000000 bytes)");
+
+        store.put(
+                store.uri("uploads/small.jsonl"),
+                goodLines(10).getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "after-huge-1",
+                json(
+                        s3Job(
+                                "after-huge-1",
+                                "uploads/small.jsonl",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+        assertThat(ingested("after-huge-1").getValidRecords()).isEqualTo(10);
+    }
+
+    @Test
+    void anHttpDatasetOnALoopbackAddressIsRefusedByDefault() {
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "http-loopback-1",
+                json(
+                        TestJobs.minimalJob("http-loopback-1").toBuilder()
+                                .setDataset(
+                                        io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                                .setUri(
+                                                        "http://127.0.0.1:9/internal/secrets.jsonl"))
+                                .build()));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("http-loopback-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("SOURCE_REFUSED");
+        assertThat(failed.getMessage())
+                .contains("non-public address 127.0.0.1")
+                .contains("tuneline.ingestion.http.allow-private-addresses");
+    }
+
     private static String goodLines(int n) {
         StringBuilder b = new StringBuilder();
         for (int i = 0; i < n; i++) {

@@ -1,0 +1,40 @@
+package io.tuneline.ingestion.config;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/** {@code tuneline.ingestion.*}: limits and the rules for fetching datasets over HTTP. */
+@ConfigMapping(prefix = "tuneline.ingestion")
+public interface IngestionConfig {
+    /** Largest dataset accepted, in bytes (compressed size for gzip). */
+    @WithDefault("10737418240")
+    long maxBytes();
+
+    /** Most records (valid or not) a dataset may have. */
+    @WithDefault("50000000")
+    long maxRecords();
+
+    Http http();
+
+    interface Http {
+        /**
+         * Hosts datasets may come from: exact names, or {@code .example.com} for a domain and its
+         * subdomains. Empty: any public host.
+         */
+        Optional<List<String>> allowedHosts();
+
+        /**
+         * Whether loopback, private, link-local and other non-public addresses may be fetched. Off,
+         * so a job cannot make the service probe the cluster's inside.
+         */
+        @WithDefault("false")
+        boolean allowPrivateAddresses();
+
+        /** Connect and first-byte timeout. */
+        @WithDefault("PT30S")
+        Duration timeout();
+    }
+}

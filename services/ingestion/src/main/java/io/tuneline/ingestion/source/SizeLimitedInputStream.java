@@ -1,0 +1,52 @@
+package io.tuneline.ingestion.source;
+
+import io.tuneline.ingestion.validate.DatasetInvalidException;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.List;
+
+/** Fails a copy as soon as more than {@code max} bytes came through, not after the whole file. */
+final class SizeLimitedInputStream extends FilterInputStream {
+    private final long max;
+    private final String what;
+    private long count;
+
+    SizeLimitedInputStream(InputStream in, long max, String what) {
+        super(in);
+        this.max = max;
+        this.what = what;
+    }
+
+    @Override
+    public int read() throws IOException {
+        int b = super.read();
+        if (b >= 0) {
+            count(1);
+        }
+        return b;
+    }
+
+    @Override
+    public int read(byte[] buf, int off, int len) throws IOException {
+        int n = super.read(buf, off, len);
+        if (n > 0) {
+            count(n);
+        }
+        return n;
+    }
+
+    private void count(long n) {
+        count += n;
+        if (count > max) {
+            throw tooLarge(what, max);
+        }
+    }
+
+    static DatasetInvalidException tooLarge(String what, long max) {
+        return new DatasetInvalidException(
+                "DATASET_TOO_LARGE",
+                what + " is larger than tuneline.ingestion.max-bytes (" + max + " bytes)",
+                List.of());
+    }
+}
