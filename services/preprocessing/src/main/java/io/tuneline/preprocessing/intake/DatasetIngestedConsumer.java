@@ -6,6 +6,7 @@ import io.smallrye.reactive.messaging.annotations.Blocking;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.messaging.InboundEvents;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.preprocessing.config.PreprocessingConfig;
 import io.tuneline.preprocessing.prepare.DatasetPreparation;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -43,13 +44,14 @@ public class DatasetIngestedConsumer {
             EventPublisher publisher,
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("datasets-prepared") Emitter<byte[]> prepared,
-            ArtifactStore store) {
+            ArtifactStore store,
+            PreprocessingConfig config) {
         this.inbound = inbound;
         this.publisher = publisher;
         this.status = status;
         this.prepared = prepared;
         this.store = store;
-        this.preparation = new DatasetPreparation(store);
+        this.preparation = new DatasetPreparation(store, config.nearDuplicates().settings());
     }
 
     @Incoming("datasets-ingested")

@@ -37,8 +37,15 @@ public final class DatasetPreparation {
 
     private final ArtifactStore store;
 
+    private final NearDuplicates.Settings nearDuplicates;
+
     public DatasetPreparation(ArtifactStore store) {
+        this(store, NearDuplicates.Settings.DEFAULTS);
+    }
+
+    public DatasetPreparation(ArtifactStore store, NearDuplicates.Settings nearDuplicates) {
         this.store = store;
+        this.nearDuplicates = nearDuplicates;
     }
 
     record Example(String text, String label) {}
@@ -61,6 +68,8 @@ public final class DatasetPreparation {
         long input = 0;
         long empty = 0;
         long duplicates = 0;
+        long near = 0;
+        NearDuplicates similar = new NearDuplicates(nearDuplicates);
         Map<String, String> unique = new LinkedHashMap<>();
         try (InputStream in = store.get(canonical ? ingested.getRecords() : ingested.getRaw());
                 BufferedReader r =
@@ -82,8 +91,12 @@ public final class DatasetPreparation {
                 String text = normalize(n.get(textField).asText());
                 if (text.isEmpty()) {
                     empty++;
-                } else if (unique.putIfAbsent(text, n.get(labelField).asText()) != null) {
+                } else if (unique.containsKey(text)) {
                     duplicates++;
+                } else if (!similar.offer(text)) {
+                    near++;
+                } else {
+                    unique.put(text, n.get(labelField).asText());
                 }
             }
         }
@@ -132,6 +145,8 @@ public final class DatasetPreparation {
                             + " read, "
                             + duplicates
                             + " duplicates, "
+                            + near
+                            + " near-duplicates, "
                             + empty
                             + " empty)");
         }
@@ -144,6 +159,7 @@ public final class DatasetPreparation {
                 DatasetStats.newBuilder()
                         .setInputRecords(input)
                         .setExactDuplicatesRemoved(duplicates)
+                        .setNearDuplicatesRemoved(near)
                         .setEmptyRemoved(empty)
                         .putLabelCountsBySplit("train", counts(train))
                         .putLabelCountsBySplit("validation", counts(validation))
@@ -168,7 +184,16 @@ public final class DatasetPreparation {
                 .put("train", train.size())
                 .put("validation", validation.size())
                 .put("test", test.size());
-        manifest.putObject("removed").put("exact_duplicates", duplicates).put("empty", empty);
+        manifest.putObject("removed")
+                .put("exact_duplicates", duplicates)
+                .put("near_duplicates", near)
+                .put("empty", empty);
+        manifest.putObject("near_duplicate_detection")
+                .put("method", "minhash-lsh")
+                .put("permutations", nearDuplicates.permutations())
+                .put("bands", nearDuplicates.bands())
+                .put("shingle_characters", nearDuplicates.shingleSize())
+                .put("jaccard_threshold", nearDuplicates.threshold());
         ArtifactRef manifestRef =
                 store.put(
                         store.uri(prefix + "manifest.json"),

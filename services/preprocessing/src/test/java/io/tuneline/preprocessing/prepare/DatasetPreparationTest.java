@@ -34,20 +34,33 @@ class DatasetPreparationTest {
         server.close();
     }
 
+    /**
+     * A distinct word per number: "review 1" and "review 10" would be near-duplicates of each
+     * other, which this data is not meant to have.
+     */
+    private static String code(int i) {
+        return Long.toString(Math.abs(NearDuplicates.mix(i + 1)), 36);
+    }
+
     /** 70 "pos" and 30 "neg" texts, plus 5 exact and 1 whitespace/NFC duplicates and 2 empty. */
     private static DatasetIngested ingested(String jobId, SplitSpec split) {
         StringBuilder data = new StringBuilder();
         for (int i = 0; i < 100; i++) {
             data.append("{\"text\": \"review ")
-                    .append(i)
+                    .append(code(i))
                     .append("\", \"label\": \"")
                     .append(i < 70 ? "pos" : "neg")
                     .append("\"}\n");
         }
         for (int i = 0; i < 5; i++) {
-            data.append("{\"text\": \"review ").append(i).append("\", \"label\": \"pos\"}\n");
+            data.append("{\"text\": \"review ").append(code(i)).append("\", \"label\": \"pos\"}\n");
         }
-        data.append("{\"text\": \"  review   7 \", \"label\": \"pos\"}\n");
+        data.append("{\"text\": \"  review   " + code(7) + " \", \"label\": \"pos\"}\n");
+        // Casing and punctuation differ: a near-duplicate, not an exact one.
+        data.append(
+                "{\"text\": \"REVIEW "
+                        + code(3).toUpperCase(java.util.Locale.ROOT)
+                        + "!!\", \"label\": \"pos\"}\n");
         data.append(
                 "{\"text\": \"   \", \"label\": \"pos\"}\n{\"text\": \"\\t\", \"label\": \"neg\"}\n");
         // "café" written with a combining accent equals the precomposed one after NFC.
@@ -75,7 +88,8 @@ class DatasetPreparationTest {
                 new DatasetPreparation(store)
                         .prepare(ingested("prep-1", SplitSpec.getDefaultInstance()));
 
-        assertThat(p.getStats().getInputRecords()).isEqualTo(110);
+        assertThat(p.getStats().getInputRecords()).isEqualTo(111);
+        assertThat(p.getStats().getNearDuplicatesRemoved()).isEqualTo(1);
         assertThat(p.getStats().getExactDuplicatesRemoved())
                 .isEqualTo(7); // 5 exact, 1 whitespace, 1 NFC
         assertThat(p.getStats().getEmptyRemoved()).isEqualTo(2);
