@@ -17,6 +17,12 @@ public interface IngestionConfig {
     @WithDefault("50000000")
     long maxRecords();
 
+    /**
+     * Bearer token that {@code POST /api/v1/datasets} requires; unset, uploads are open (fine on
+     * one machine, where the service listens on loopback only).
+     */
+    Optional<String> uploadToken();
+
     Http http();
 
     interface Http {

@@ -7,12 +7,12 @@ import java.io.InputStream;
 import java.util.List;
 
 /** Fails a copy as soon as more than {@code max} bytes came through, not after the whole file. */
-final class SizeLimitedInputStream extends FilterInputStream {
+public final class SizeLimitedInputStream extends FilterInputStream {
     private final long max;
     private final String what;
     private long count;
 
-    SizeLimitedInputStream(InputStream in, long max, String what) {
+    public SizeLimitedInputStream(InputStream in, long max, String what) {
         super(in);
         this.max = max;
         this.what = what;
