@@ -12,9 +12,6 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.loss.Loss;
-import ai.djl.training.tracker.LinearTracker;
-import ai.djl.training.tracker.Tracker;
-import ai.djl.training.tracker.WarmUpTracker;
 import io.tuneline.engine.model.SequenceClassifier;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -85,20 +82,8 @@ public final class ClassifierTrainer {
         int stepsPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
         int total = stepsPerEpoch * s.epochs();
         int warmup = Math.round(total * s.warmupRatio());
-        Tracker decay =
-                LinearTracker.builder()
-                        .setBaseValue(s.learningRate())
-                        .optSlope(-s.learningRate() / Math.max(1, total - warmup))
-                        .optMinValue(0f)
-                        .build();
-        Tracker schedule =
-                warmup == 0
-                        ? decay
-                        : WarmUpTracker.builder()
-                                .setMainTracker(decay)
-                                .optWarmUpSteps(warmup)
-                                .optWarmUpBeginValue(0f)
-                                .build();
+        LearningRateSchedule schedule =
+                LearningRateSchedule.of(s.schedule(), s.learningRate(), warmup, total);
         // The optimizer is driven directly rather than through DJL's Trainer: Trainer.step()
         // rejects a first step whose gradients sum to exactly zero, a heuristic that misfires on
         // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own
@@ -190,7 +175,7 @@ public final class ClassifierTrainer {
                     }
                     clipGradients(classifier, s.maxGradNorm());
                     adamW.beginStep();
-                    float lr = schedule.getNewValue((int) adamW.step());
+                    float lr = (float) schedule.at(adamW.step());
                     for (Map.Entry<String, Parameter> e : trained.entrySet()) {
                         NDArray weight = e.getValue().getArray();
                         try (NDArray gradient = weight.getGradient()) {
@@ -223,7 +208,7 @@ public final class ClassifierTrainer {
                                 total,
                                 epoch + (double) (from + batch.size()) / order.size(),
                                 stepLoss,
-                                schedule.getNewValue((int) step),
+                                schedule.at(step),
                                 (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
                                 Math.round(seconds / (step - firstStep) * (total - step)),
                                 validationLoss));

@@ -5,6 +5,7 @@ package io.tuneline.engine.train;
  *
  * @param warmupRatio share of the steps over which the learning rate rises linearly from 0
  * @param maxGradNorm global L2 norm the gradients are clipped to; 0 or less for none
+ * @param schedule how the learning rate moves after the warm-up
  */
 public record TrainingSettings(
         int epochs,
@@ -14,9 +15,35 @@ public record TrainingSettings(
         float warmupRatio,
         float maxGradNorm,
         int maxSeqLength,
-        long seed) {
+        long seed,
+        LearningRateSchedule.Shape schedule) {
+
+    /** With a linear decay after the warm-up, the usual fine-tuning schedule. */
+    public TrainingSettings(
+            int epochs,
+            int batchSize,
+            float learningRate,
+            float weightDecay,
+            float warmupRatio,
+            float maxGradNorm,
+            int maxSeqLength,
+            long seed) {
+        this(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                LearningRateSchedule.Shape.LINEAR);
+    }
 
     public TrainingSettings {
+        if (schedule == null) {
+            throw new IllegalArgumentException("a learning-rate schedule is required");
+        }
         if (epochs < 1 || batchSize < 1 || maxSeqLength < 2) {
             throw new IllegalArgumentException(
                     "epochs and batch size must be at least 1 and max_seq_length at least 2");

@@ -22,6 +22,7 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.LearningRateSchedule;
 import io.tuneline.engine.train.PreparedSplit;
 import io.tuneline.engine.train.TrainingCheckpoint;
 import io.tuneline.engine.train.TrainingListener;
@@ -298,7 +299,12 @@ public final class ClassificationRun {
                 h.getWarmupRatio() > 0 ? (float) h.getWarmupRatio() : 0.06f,
                 h.getMaxGradNorm() == 0 ? 1f : (float) Math.max(0, h.getMaxGradNorm()),
                 h.getMaxSeqLength() > 0 ? h.getMaxSeqLength() : 128,
-                h.getSeed() != 0 ? h.getSeed() : 42);
+                h.getSeed() != 0 ? h.getSeed() : 42,
+                switch (h.getLrSchedule()) {
+                    case LR_SCHEDULE_COSINE -> LearningRateSchedule.Shape.COSINE;
+                    case LR_SCHEDULE_CONSTANT -> LearningRateSchedule.Shape.CONSTANT;
+                    default -> LearningRateSchedule.Shape.LINEAR;
+                });
     }
 
     static FineTuningMethod method(MethodSpec spec) {

@@ -24,4 +24,32 @@ class TrainingWorkerTest {
                 .containsEntry("ssl.truststore.location", "/etc/tuneline/kafka-ca/ca.crt")
                 .doesNotContainKey("s3.endpoint");
     }
+
+    @Test
+    void theJobsHyperparametersBecomeTheEnginesSettingsWithTheirDocumentedDefaults() {
+        var defaults =
+                ClassificationRun.settings(
+                        io.tuneline.proto.v1.Hyperparameters.getDefaultInstance());
+        org.assertj.core.api.Assertions.assertThat(defaults)
+                .isEqualTo(
+                        new io.tuneline.engine.train.TrainingSettings(
+                                3,
+                                16,
+                                2e-4f,
+                                0.01f,
+                                0.06f,
+                                1f,
+                                128,
+                                42,
+                                io.tuneline.engine.train.LearningRateSchedule.Shape.LINEAR));
+        var cosine =
+                ClassificationRun.settings(
+                        io.tuneline.proto.v1.Hyperparameters.newBuilder()
+                                .setLrSchedule(io.tuneline.proto.v1.LrSchedule.LR_SCHEDULE_COSINE)
+                                .setEpochs(2)
+                                .build());
+        org.assertj.core.api.Assertions.assertThat(cosine.schedule())
+                .isEqualTo(io.tuneline.engine.train.LearningRateSchedule.Shape.COSINE);
+        org.assertj.core.api.Assertions.assertThat(cosine.epochs()).isEqualTo(2);
+    }
 }
