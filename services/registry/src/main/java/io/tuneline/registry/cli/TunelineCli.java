@@ -110,8 +110,11 @@ public final class TunelineCli {
         ObjectNode job;
         try {
             job = (ObjectNode) JSON.readTree(Files.readString(Path.of(file)));
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new CliException("no job file at " + file + " (examples: ls examples/)");
         } catch (IOException | ClassCastException e) {
-            throw new CliException("cannot read job file " + file + ": " + e.getMessage());
+            throw new CliException(
+                    "cannot read job file " + file + " as a JSON object: " + e.getMessage());
         }
         String jobId = job.path("job_id").asText("");
         if (newId || jobId.isEmpty()) {
