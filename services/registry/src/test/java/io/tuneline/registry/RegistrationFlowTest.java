@@ -143,6 +143,36 @@ class RegistrationFlowTest {
     }
 
     @Test
+    void theCommandLineClientWatchesAJobToItsEvaluationTableAndListsModels() {
+        JobRequested job = Fixtures.job("flow-cli", "cli-model", 1e-3);
+        Fixtures.publish(kafka, Topics.JOBS_REQUESTED, job);
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                Fixtures.evaluation(job, 0.9, true, Fixtures.defaultFiles("flow-cli")));
+        awaitJob("flow-cli", "SUCCEEDED");
+
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        var cli =
+                new io.tuneline.registry.cli.TunelineCli(
+                        java.util.Map.of(
+                                "TUNELINE_REGISTRY_URL", base.toString().replaceAll("/$", "")),
+                        new java.io.PrintStream(out, true, StandardCharsets.UTF_8));
+        assertThat(cli.run(List.of("watch", "flow-cli"))).isZero();
+        assertThat(out.toString(StandardCharsets.UTF_8))
+                .contains("requested: sentiment flow-cli (LORA on minilm-l6)")
+                .contains("job flow-cli SUCCEEDED")
+                .contains("model cli-model version 1")
+                .containsPattern(
+                        "macro_f1 +0\\.500 \\[0\\.450, 0\\.550\\] +0\\.900 \\[0\\.850, 0\\.950\\] +\\+0\\.400");
+
+        out.reset();
+        assertThat(cli.run(List.of("models"))).isZero();
+        assertThat(out.toString(StandardCharsets.UTF_8))
+                .containsPattern("cli-model +SEQUENCE_CLASSIFICATION +1 +1");
+    }
+
+    @Test
     void aRedeliveredEvaluationRegistersNothingMore() {
         JobRequested job = Fixtures.job("flow-redelivered", "redelivered-model", 1e-3);
         EvaluationCompleted evaluation =

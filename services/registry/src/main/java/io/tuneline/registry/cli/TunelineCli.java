@@ -53,7 +53,7 @@ public final class TunelineCli {
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private final boolean tty = System.console() != null;
 
-    TunelineCli(Map<String, String> env, PrintStream out) {
+    public TunelineCli(Map<String, String> env, PrintStream out) {
         this.registry = env.getOrDefault("TUNELINE_REGISTRY_URL", "http://127.0.0.1:8080");
         this.token = env.getOrDefault("TUNELINE_API_TOKEN", "tuneline-local-token");
         this.kafka = env.getOrDefault("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092");
@@ -77,7 +77,7 @@ public final class TunelineCli {
         }
     }
 
-    int run(List<String> args) {
+    public int run(List<String> args) {
         if (args.isEmpty()) {
             throw new CliException(
                     "usage: submit FILE [--new-id] [--watch] | publish FILE [--new-id] [--watch] | jobs [STATUS] | watch JOB | models [NAME]");

@@ -28,6 +28,9 @@ import org.eclipse.microprofile.reactive.messaging.Metadata;
  */
 @ApplicationScoped
 public class PipelineEventsConsumer {
+    private static final org.jboss.logging.Logger LOG =
+            org.jboss.logging.Logger.getLogger(PipelineEventsConsumer.class);
+
     private final InboundEvents inbound;
     private final JobReadModel readModel;
     private final JobEventBus bus;
@@ -59,6 +62,21 @@ public class PipelineEventsConsumer {
                     this::process);
             return message.ack();
         } catch (RuntimeException e) {
+            if (shuttingDown) {
+                // The database or the emitters are closing under us: the record is fine. Leave
+                // it unacknowledged so it is delivered again after the restart, not dead-lettered.
+                LOG.infof(
+                        "%s-%d@%d left for redelivery: the service is stopping (%s)",
+                        record.topic(), record.partition(), record.offset(), e.getMessage());
+                return new java.util.concurrent.CompletableFuture<>();
+            }
+            LOG.warnf(
+                    e,
+                    "%s-%d@%d goes to %s",
+                    record.topic(),
+                    record.partition(),
+                    record.offset(),
+                    Topics.dlq(record.topic()));
             return message.nack(
                     e,
                     Metadata.of(
@@ -66,6 +84,12 @@ public class PipelineEventsConsumer {
                                     .withTopic(Topics.dlq(record.topic()))
                                     .build()));
         }
+    }
+
+    private volatile boolean shuttingDown;
+
+    void onStop(@jakarta.enterprise.event.Observes io.quarkus.runtime.ShutdownEvent event) {
+        shuttingDown = true;
     }
 
     private void process(IncomingEvent<Message> event) {
