@@ -6,6 +6,7 @@ import io.tuneline.common.job.JobSpecValidator;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.ingestion.config.IngestionConfig;
+import io.tuneline.ingestion.metrics.IngestionMetrics;
 import io.tuneline.ingestion.source.DatasetIngestion;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
 import io.tuneline.proto.v1.DatasetIngested;
@@ -45,11 +46,12 @@ public class JobIntake {
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("datasets-ingested") Emitter<byte[]> ingested,
             ArtifactStore store,
-            IngestionConfig config) {
+            IngestionConfig config,
+            IngestionMetrics metrics) {
         this.publisher = publisher;
         this.status = status;
         this.ingested = ingested;
-        this.ingestion = new DatasetIngestion(store, config);
+        this.ingestion = new DatasetIngestion(store, config, metrics);
     }
 
     public void accept(IncomingEvent<JobRequested> event) {

@@ -7,6 +7,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.ingestion.config.IngestionConfig;
+import io.tuneline.ingestion.metrics.IngestionMetrics;
 import io.tuneline.ingestion.validate.ClassificationValidator;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
 import io.tuneline.ingestion.validate.RecordFormat;
@@ -50,9 +51,12 @@ public final class DatasetIngestion {
     private final IngestionConfig config;
     private final HttpSource http;
 
-    public DatasetIngestion(ArtifactStore store, IngestionConfig config) {
+    private final IngestionMetrics metrics;
+
+    public DatasetIngestion(ArtifactStore store, IngestionConfig config, IngestionMetrics metrics) {
         this.store = store;
         this.config = config;
+        this.metrics = metrics;
         this.http = new HttpSource(config.http());
     }
 
@@ -86,7 +90,9 @@ public final class DatasetIngestion {
                             + job.getTask(),
                     java.util.List.of());
         }
+        long started = System.nanoTime();
         ArtifactRef raw = fetch(job.getJobId(), spec);
+        metrics.stored(raw.getSizeBytes());
         boolean gzip;
         RecordFormat format;
         try (InputStream in = store.get(raw)) {
@@ -122,6 +128,8 @@ public final class DatasetIngestion {
                         "the dataset starts like gzip but is not valid gzip: " + e.getMessage(),
                         java.util.List.of());
             }
+            metrics.validated(result.valid(), result.rejected());
+            metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
             ClassificationValidator.enforce(result, spec);
             try (InputStream in = Files.newInputStream(canonical)) {
                 records =

@@ -17,9 +17,11 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import org.apache.commons.csv.CSVFormat;
@@ -38,7 +40,11 @@ public final class ClassificationValidator {
 
     /** What validation found. */
     public record Result(
-            long valid, long bad, List<BadRecord> samples, TreeMap<String, Long> labelCounts) {}
+            long valid,
+            long bad,
+            List<BadRecord> samples,
+            TreeMap<String, Long> labelCounts,
+            Map<RejectionReason, Long> rejected) {}
 
     private ClassificationValidator() {}
 
@@ -98,6 +104,7 @@ public final class ClassificationValidator {
         long valid = 0;
         long bad = 0;
         List<BadRecord> samples = new ArrayList<>();
+        Map<RejectionReason, Long> rejected = new EnumMap<>(RejectionReason.class);
         TreeMap<String, Long> labels = new TreeMap<>();
         try (BufferedReader reader = new BufferedReader(new InputStreamReader(in, decoder))) {
             long line = 0;
@@ -108,7 +115,7 @@ public final class ClassificationValidator {
                 } catch (CharacterCodingException e) {
                     line++;
                     bad++;
-                    add(samples, line, "invalid UTF-8");
+                    add(samples, rejected, line, "invalid UTF-8");
                     // The rest of the file cannot be decoded reliably either.
                     break;
                 }
@@ -126,11 +133,11 @@ public final class ClassificationValidator {
                     writeCanonical(canonical, c.text(), c.label());
                 } else {
                     bad++;
-                    add(samples, line, c.problem());
+                    add(samples, rejected, line, c.problem());
                 }
             }
         }
-        return new Result(valid, bad, samples, labels);
+        return new Result(valid, bad, samples, labels, rejected);
     }
 
     private static Result validateDelimited(
@@ -154,6 +161,7 @@ public final class ClassificationValidator {
         long valid = 0;
         long bad = 0;
         List<BadRecord> samples = new ArrayList<>();
+        Map<RejectionReason, Long> rejected = new EnumMap<>(RejectionReason.class);
         TreeMap<String, Long> labels = new TreeMap<>();
         try (Reader reader = new InputStreamReader(in, strictUtf8());
                 CSVParser parser = CSVParser.parse(reader, format)) {
@@ -183,6 +191,7 @@ public final class ClassificationValidator {
                     bad++;
                     add(
                             samples,
+                            rejected,
                             parser.getCurrentLineNumber() + 1,
                             e.getCause() instanceof CharacterCodingException
                                     ? "invalid UTF-8"
@@ -213,11 +222,11 @@ public final class ClassificationValidator {
                     writeCanonical(canonical, text, label);
                 } else {
                     bad++;
-                    add(samples, line, problem);
+                    add(samples, rejected, line, problem);
                 }
             }
         }
-        return new Result(valid, bad, samples, labels);
+        return new Result(valid, bad, samples, labels, rejected);
     }
 
     private static java.nio.charset.CharsetDecoder strictUtf8() {
@@ -303,7 +312,12 @@ public final class ClassificationValidator {
         return new Checked(text.asText(), value, null);
     }
 
-    private static void add(List<BadRecord> samples, long line, String reason) {
+    private static void add(
+            List<BadRecord> samples,
+            Map<RejectionReason, Long> rejected,
+            long line,
+            String reason) {
+        rejected.merge(RejectionReason.of(reason), 1L, Long::sum);
         if (samples.size() < MAX_SAMPLES) {
             samples.add(BadRecord.newBuilder().setLine(line).setReason(reason).build());
         }

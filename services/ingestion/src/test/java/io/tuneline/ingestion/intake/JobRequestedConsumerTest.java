@@ -221,6 +221,9 @@ class JobRequestedConsumerTest {
 
     @Test
     void badLinesFailTheJobWithTheirNumbersAndReasonsUnderTheDefaultPolicy() {
+        double emptyBefore = rejected("empty_text");
+        double badJsonBefore = rejected("bad_json");
+        double wrongTypeBefore = rejected("wrong_type");
         String data =
                 goodLines(3)
                         + "{\"text\": \"\", \"label\": \"pos\"}\n"
@@ -246,6 +249,10 @@ class JobRequestedConsumerTest {
         assertThat(failed.getErrorCode()).isEqualTo("DATASET_INVALID");
         assertThat(failed.getMessage())
                 .startsWith("3 of 6 records are invalid, first at line 4: empty text");
+        // Every rejection counted by its kind, for the dashboards.
+        assertThat(rejected("empty_text") - emptyBefore).isEqualTo(1);
+        assertThat(rejected("bad_json") - badJsonBefore).isEqualTo(1);
+        assertThat(rejected("wrong_type") - wrongTypeBefore).isEqualTo(1);
         assertThat(failed.getDetailsList())
                 .containsExactly(
                         "line 4: empty text",
@@ -523,6 +530,13 @@ class JobRequestedConsumerTest {
     private static boolean matches(ConsumerRecord<String, byte[]> r, String jobId, String type) {
         return jobId.equals(r.key())
                 && type.equals(KafkaTestClient.header(r, CloudEventHeaders.TYPE));
+    }
+
+    private double rejected(String reason) {
+        return registry.get(io.tuneline.ingestion.metrics.IngestionMetrics.REJECTED)
+                .tag("reason", reason)
+                .counter()
+                .count();
     }
 
     private double duplicates() {
