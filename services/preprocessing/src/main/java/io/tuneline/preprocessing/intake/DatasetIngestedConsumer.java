@@ -7,6 +7,7 @@ import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.messaging.InboundEvents;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.preprocessing.config.PreprocessingConfig;
+import io.tuneline.preprocessing.metrics.PreprocessingMetrics;
 import io.tuneline.preprocessing.prepare.DatasetPreparation;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -37,6 +38,7 @@ public class DatasetIngestedConsumer {
     private final Emitter<byte[]> prepared;
     private final ArtifactStore store;
     private final DatasetPreparation preparation;
+    private final PreprocessingMetrics metrics;
 
     @Inject
     public DatasetIngestedConsumer(
@@ -45,13 +47,15 @@ public class DatasetIngestedConsumer {
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("datasets-prepared") Emitter<byte[]> prepared,
             ArtifactStore store,
-            PreprocessingConfig config) {
+            PreprocessingConfig config,
+            PreprocessingMetrics metrics) {
         this.inbound = inbound;
         this.publisher = publisher;
         this.status = status;
         this.prepared = prepared;
         this.store = store;
         this.preparation = new DatasetPreparation(store, config.nearDuplicates().settings());
+        this.metrics = metrics;
     }
 
     @Incoming("datasets-ingested")
@@ -81,18 +85,21 @@ public class DatasetIngestedConsumer {
                         .setChangedAt(Timestamps.now())
                         .build());
         try {
+            long started = System.nanoTime();
             DatasetPrepared result = preparation.prepare(ingested);
+            metrics.prepared(result, java.time.Duration.ofNanos(System.nanoTime() - started));
             publisher.sendAndWait(prepared, result);
             store.put(
                     marker,
                     JsonFormat.printer().print(result).getBytes(StandardCharsets.UTF_8),
                     "application/json");
             LOG.infof(
-                    "dataset prepared: train %d, validation %d, test %d; %d duplicates, %d empty removed",
+                    "dataset prepared: train %d, validation %d, test %d; %d duplicates, %d near-duplicates, %d empty removed",
                     result.getCounts().getTrain(),
                     result.getCounts().getValidation(),
                     result.getCounts().getTest(),
                     result.getStats().getExactDuplicatesRemoved(),
+                    result.getStats().getNearDuplicatesRemoved(),
                     result.getStats().getEmptyRemoved());
         } catch (Exception e) {
             LOG.warnf(e, "preprocessing failed: %s", e.getMessage());
