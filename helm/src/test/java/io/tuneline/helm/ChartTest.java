@@ -201,6 +201,22 @@ class ChartTest {
         assertThat(secretOf(env, "S3_SECRET_KEY")).isEqualTo("minio-tuneline-credentials");
         assertThat(secretOf(env, "DB_PASSWORD")).isEqualTo("tuneline-db-app");
         assertThat(secretOf(env, "REGISTRY_API_TOKEN")).isEqualTo("tuneline-api-token");
+        Deployment ingestion =
+                (Deployment)
+                        KubernetesSchema.validate(
+                                Chart.find(docs, "Deployment", "tl-tuneline-ingestion"));
+        assertThat(
+                        secretOf(
+                                ingestion
+                                        .getSpec()
+                                        .getTemplate()
+                                        .getSpec()
+                                        .getContainers()
+                                        .get(0)
+                                        .getEnv(),
+                                "INGESTION_UPLOAD_TOKEN"))
+                .as("uploads need the API token too")
+                .isEqualTo("tuneline-api-token");
         assertThat(Chart.ofKind(docs, "Secret"))
                 .as("existing secrets are used, none created")
                 .isEmpty();
