@@ -79,7 +79,9 @@ public final class ClassifierTrainer {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
-        int stepsPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
+        int batchesPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
+        int accumulate = s.accumulationSteps();
+        int stepsPerEpoch = (batchesPerEpoch + accumulate - 1) / accumulate;
         int total = stepsPerEpoch * s.epochs();
         int warmup = Math.round(total * s.warmupRatio());
         LearningRateSchedule schedule =
@@ -149,40 +151,52 @@ public final class ClassifierTrainer {
                 epochLoss = 0;
             }
             int firstBatch = epoch == startEpoch ? startBatch : 0;
-            for (int batchIndex = firstBatch; batchIndex < stepsPerEpoch; batchIndex++) {
-                int from = batchIndex * s.batchSize();
-                List<LabelledText> batch =
-                        order.subList(from, Math.min(order.size(), from + s.batchSize()));
+            // One optimizer step per group of `accumulate` batches; checkpoints fall between
+            // groups, so a resumed run starts at the beginning of one.
+            for (int groupStart = firstBatch;
+                    groupStart < batchesPerEpoch;
+                    groupStart += accumulate) {
+                int groupEnd = Math.min(batchesPerEpoch, groupStart + accumulate);
+                int groupSize = groupEnd - groupStart;
+                int batchIndex = groupEnd - 1;
+                int seen = Math.min(order.size(), groupEnd * s.batchSize());
                 // Dropout masks come from the engine's generator: seeding it from the step makes
                 // a step's masks the same whether or not the run was resumed before it.
                 Engine.getInstance().setRandomSeed((int) (s.seed() * 1_000_003L + step));
-                double stepLoss;
-                try (NDManager stepManager = manager.newSubManager()) {
-                    Batch b = encode(stepManager, batch, s.maxSeqLength());
-                    tokens += b.tokens;
-                    try (GradientCollector collector =
-                            Engine.getInstance().newGradientCollector()) {
-                        NDArray logits =
-                                classifier
-                                        .forward(
-                                                new ParameterStore(stepManager, false),
-                                                new NDList(b.ids, b.mask),
-                                                true)
-                                        .singletonOrThrow();
-                        NDArray l = loss.evaluate(new NDList(b.labels), new NDList(logits));
-                        collector.backward(l);
-                        stepLoss = l.getFloat();
-                    }
-                    clipGradients(classifier, s.maxGradNorm());
-                    adamW.beginStep();
-                    float lr = (float) schedule.at(adamW.step());
-                    for (Map.Entry<String, Parameter> e : trained.entrySet()) {
-                        NDArray weight = e.getValue().getArray();
-                        try (NDArray gradient = weight.getGradient()) {
-                            adamW.update(e.getKey(), weight, gradient, lr);
-                            // Gradients accumulate in place; the next step starts from zero.
-                            gradient.muli(0);
+                double stepLoss = 0;
+                for (int micro = groupStart; micro < groupEnd; micro++) {
+                    int from = micro * s.batchSize();
+                    List<LabelledText> microBatch =
+                            order.subList(from, Math.min(order.size(), from + s.batchSize()));
+                    try (NDManager stepManager = manager.newSubManager()) {
+                        Batch b = encode(stepManager, microBatch, s.maxSeqLength());
+                        tokens += b.tokens;
+                        try (GradientCollector collector =
+                                Engine.getInstance().newGradientCollector()) {
+                            NDArray logits =
+                                    classifier
+                                            .forward(
+                                                    new ParameterStore(stepManager, false),
+                                                    new NDList(b.ids, b.mask),
+                                                    true)
+                                            .singletonOrThrow();
+                            NDArray l = loss.evaluate(new NDList(b.labels), new NDList(logits));
+                            // Gradients add up across the group's backward passes: scale each
+                            // batch's mean loss so the step follows the group's mean.
+                            collector.backward(l.div(groupSize));
+                            stepLoss += l.getFloat() / groupSize;
                         }
+                    }
+                }
+                clipGradients(classifier, s.maxGradNorm());
+                adamW.beginStep();
+                float lr = (float) schedule.at(adamW.step());
+                for (Map.Entry<String, Parameter> e : trained.entrySet()) {
+                    NDArray weight = e.getValue().getArray();
+                    try (NDArray gradient = weight.getGradient()) {
+                        adamW.update(e.getKey(), weight, gradient, lr);
+                        // Gradients accumulate in place; the next step starts from zero.
+                        gradient.muli(0);
                     }
                 }
                 step++;
@@ -206,7 +220,7 @@ public final class ClassifierTrainer {
                         new TrainingListener.StepReport(
                                 step,
                                 total,
-                                epoch + (double) (from + batch.size()) / order.size(),
+                                epoch + (double) seen / order.size(),
                                 stepLoss,
                                 schedule.at(step),
                                 (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
@@ -222,7 +236,7 @@ public final class ClassifierTrainer {
                                 && step % checkpointing.everySteps() == 0
                                 && step < total;
                 if (stop || due) {
-                    boolean endOfEpoch = batchIndex + 1 == stepsPerEpoch;
+                    boolean endOfEpoch = batchIndex + 1 == batchesPerEpoch;
                     TrainingState state =
                             new TrainingState(
                                     step,

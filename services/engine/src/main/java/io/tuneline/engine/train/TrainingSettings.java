@@ -6,6 +6,8 @@ package io.tuneline.engine.train;
  * @param warmupRatio share of the steps over which the learning rate rises linearly from 0
  * @param maxGradNorm global L2 norm the gradients are clipped to; 0 or less for none
  * @param schedule how the learning rate moves after the warm-up
+ * @param accumulationSteps batches whose gradients are summed into one optimizer step (an effective
+ *     batch of {@code batchSize * accumulationSteps} in the memory of one batch)
  */
 public record TrainingSettings(
         int epochs,
@@ -16,7 +18,8 @@ public record TrainingSettings(
         float maxGradNorm,
         int maxSeqLength,
         long seed,
-        LearningRateSchedule.Shape schedule) {
+        LearningRateSchedule.Shape schedule,
+        int accumulationSteps) {
 
     /** With a linear decay after the warm-up, the usual fine-tuning schedule. */
     public TrainingSettings(
@@ -37,10 +40,15 @@ public record TrainingSettings(
                 maxGradNorm,
                 maxSeqLength,
                 seed,
-                LearningRateSchedule.Shape.LINEAR);
+                LearningRateSchedule.Shape.LINEAR,
+                1);
     }
 
     public TrainingSettings {
+        if (accumulationSteps < 1) {
+            throw new IllegalArgumentException(
+                    "gradient_accumulation_steps must be at least 1, was " + accumulationSteps);
+        }
         if (schedule == null) {
             throw new IllegalArgumentException("a learning-rate schedule is required");
         }

@@ -180,6 +180,53 @@ class LoraMiniLmTest {
         assertThat(killed).containsExactlyElementsOf(uninterrupted.subList(0, 5));
     }
 
+    /** Losses of a dropout-free LoRA run over 16 examples, 2 epochs. */
+    private List<Double> dropoutFreeLosses(int batchSize, int accumulation) throws Exception {
+        List<LabelledText> train = read("/datasets/sentiment-train.jsonl").subList(0, 16);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(11);
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(BertConfig.miniLmL6()), 2, 0f);
+        List<Double> losses = new ArrayList<>();
+        try (Model model = newModel(classifier)) {
+            new FineTuningMethod.Lora(8, 16f, 0f, List.of("query", "value"))
+                    .apply(classifier, model.getNDManager());
+            new ClassifierTrainer(tokenizer)
+                    .train(
+                            model,
+                            classifier,
+                            train,
+                            new TrainingSettings(
+                                    2,
+                                    batchSize,
+                                    2e-3f,
+                                    0.01f,
+                                    0f,
+                                    1f,
+                                    MAX_LEN,
+                                    5,
+                                    LearningRateSchedule.Shape.LINEAR,
+                                    accumulation),
+                            Validation.none(),
+                            r -> losses.add(r.loss()),
+                            Checkpointing.none());
+        }
+        return losses;
+    }
+
+    @Test
+    void accumulatingTwoBatchesOfFourTrainsLikeOneBatchOfEight() throws Exception {
+        List<Double> eight = dropoutFreeLosses(8, 1);
+        List<Double> fourTimesTwo = dropoutFreeLosses(4, 2);
+        assertThat(eight).hasSize(4); // 16 examples, batches of 8, 2 epochs
+        assertThat(fourTimesTwo).hasSize(4);
+        for (int i = 0; i < 4; i++) {
+            // Equal but for padding (each batch pads to its own longest text) and float order.
+            assertThat(fourTimesTwo.get(i))
+                    .as("step %d", i + 1)
+                    .isCloseTo(eight.get(i), org.assertj.core.data.Offset.offset(1e-4));
+        }
+    }
+
     @Test
     void validationLossIsReportedOnItsStepsAndEarlyStoppingEndsARunThatStopsImproving()
             throws Exception {

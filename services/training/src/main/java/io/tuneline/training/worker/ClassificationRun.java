@@ -304,7 +304,8 @@ public final class ClassificationRun {
                     case LR_SCHEDULE_COSINE -> LearningRateSchedule.Shape.COSINE;
                     case LR_SCHEDULE_CONSTANT -> LearningRateSchedule.Shape.CONSTANT;
                     default -> LearningRateSchedule.Shape.LINEAR;
-                });
+                },
+                Math.max(1, h.getGradientAccumulationSteps()));
     }
 
     static FineTuningMethod method(MethodSpec spec) {

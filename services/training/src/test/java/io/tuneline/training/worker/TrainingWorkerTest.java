@@ -41,15 +41,18 @@ class TrainingWorkerTest {
                                 1f,
                                 128,
                                 42,
-                                io.tuneline.engine.train.LearningRateSchedule.Shape.LINEAR));
+                                io.tuneline.engine.train.LearningRateSchedule.Shape.LINEAR,
+                                1));
         var cosine =
                 ClassificationRun.settings(
                         io.tuneline.proto.v1.Hyperparameters.newBuilder()
                                 .setLrSchedule(io.tuneline.proto.v1.LrSchedule.LR_SCHEDULE_COSINE)
                                 .setEpochs(2)
+                                .setGradientAccumulationSteps(4)
                                 .build());
         org.assertj.core.api.Assertions.assertThat(cosine.schedule())
                 .isEqualTo(io.tuneline.engine.train.LearningRateSchedule.Shape.COSINE);
         org.assertj.core.api.Assertions.assertThat(cosine.epochs()).isEqualTo(2);
+        org.assertj.core.api.Assertions.assertThat(cosine.accumulationSteps()).isEqualTo(4);
     }
 }
