@@ -33,8 +33,18 @@ import java.util.Random;
 public final class ClassifierTrainer {
     private final HuggingFaceTokenizer tokenizer;
 
+    private final ClassificationLoss objective;
+
     public ClassifierTrainer(HuggingFaceTokenizer tokenizer) {
+        this(tokenizer, ClassificationLoss.PLAIN);
+    }
+
+    /**
+     * @param objective the training loss: cross-entropy, optionally smoothed and weighted
+     */
+    public ClassifierTrainer(HuggingFaceTokenizer tokenizer, ClassificationLoss objective) {
         this.tokenizer = tokenizer;
+        this.objective = objective;
     }
 
     /** Returns the mean training loss of the last epoch. */
@@ -180,7 +190,11 @@ public final class ClassifierTrainer {
                                                     new NDList(b.ids, b.mask),
                                                     true)
                                             .singletonOrThrow();
-                            NDArray l = loss.evaluate(new NDList(b.labels), new NDList(logits));
+                            NDArray l =
+                                    objective == ClassificationLoss.PLAIN
+                                            ? loss.evaluate(
+                                                    new NDList(b.labels), new NDList(logits))
+                                            : objective.evaluate(logits, b.labels);
                             // Gradients add up across the group's backward passes: scale each
                             // batch's mean loss so the step follows the group's mean.
                             collector.backward(l.div(groupSize));

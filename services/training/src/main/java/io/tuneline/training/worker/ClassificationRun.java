@@ -20,6 +20,7 @@ import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
+import io.tuneline.engine.train.ClassificationLoss;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.LearningRateSchedule;
@@ -179,7 +180,7 @@ public final class ClassificationRun {
             long[] lastSent = {0};
             TrainingListener.StepReport[] last = {null};
             TrainingOutcome outcome =
-                    new ClassifierTrainer(tokenizer)
+                    new ClassifierTrainer(tokenizer, objective(job.getHyperparameters(), labels))
                             .train(
                                     model,
                                     classifier,
@@ -278,6 +279,35 @@ public final class ClassificationRun {
                         .setReportedAt(Timestamps.now());
         r.validationLoss().ifPresent(p::setValidationLoss);
         return p.build();
+    }
+
+    /**
+     * The training loss the job asks for: label smoothing and class weights by label name (labels
+     * not named weigh 1). A weight for a label the dataset does not have is a mistake worth
+     * stopping for.
+     */
+    static ClassificationLoss objective(Hyperparameters h, List<String> labels) {
+        if (h.getLabelSmoothing() == 0 && h.getClassWeightsCount() == 0) {
+            return ClassificationLoss.PLAIN;
+        }
+        Optional<float[]> weights = Optional.empty();
+        if (h.getClassWeightsCount() > 0) {
+            for (String named : h.getClassWeightsMap().keySet()) {
+                if (!labels.contains(named)) {
+                    throw new IllegalArgumentException(
+                            "hyperparameters.class_weights names label '"
+                                    + named
+                                    + "', which the dataset does not have; its labels are "
+                                    + labels);
+                }
+            }
+            float[] w = new float[labels.size()];
+            for (int i = 0; i < w.length; i++) {
+                w[i] = (float) (double) h.getClassWeightsMap().getOrDefault(labels.get(i), 1.0);
+            }
+            weights = Optional.of(w);
+        }
+        return new ClassificationLoss(h.getLabelSmoothing(), weights);
     }
 
     /** Default checkpoint interval: often enough to lose little, rarely enough to cost little. */

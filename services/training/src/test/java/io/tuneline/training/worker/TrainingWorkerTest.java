@@ -55,4 +55,30 @@ class TrainingWorkerTest {
         org.assertj.core.api.Assertions.assertThat(cosine.epochs()).isEqualTo(2);
         org.assertj.core.api.Assertions.assertThat(cosine.accumulationSteps()).isEqualTo(4);
     }
+
+    @Test
+    void classWeightsFollowTheDatasetsLabelOrderAndAnUnknownLabelIsRefused() {
+        var h =
+                io.tuneline.proto.v1.Hyperparameters.newBuilder()
+                        .setLabelSmoothing(0.1)
+                        .putClassWeights("pos", 3.0)
+                        .build();
+        var loss = ClassificationRun.objective(h, java.util.List.of("neg", "pos"));
+        org.assertj.core.api.Assertions.assertThat(loss.smoothing()).isEqualTo(0.1);
+        org.assertj.core.api.Assertions.assertThat(loss.classWeights())
+                .hasValueSatisfying(
+                        w -> org.assertj.core.api.Assertions.assertThat(w).containsExactly(1f, 3f));
+        org.assertj.core.api.Assertions.assertThat(
+                        ClassificationRun.objective(
+                                io.tuneline.proto.v1.Hyperparameters.getDefaultInstance(),
+                                java.util.List.of("a", "b")))
+                .isSameAs(io.tuneline.engine.train.ClassificationLoss.PLAIN);
+        org.assertj.core.api.Assertions.assertThatThrownBy(
+                        () ->
+                                ClassificationRun.objective(
+                                        h.toBuilder().putClassWeights("meh", 2.0).build(),
+                                        java.util.List.of("neg", "pos")))
+                .hasMessageContaining(
+                        "class_weights names label 'meh', which the dataset does not have");
+    }
 }
