@@ -143,6 +143,9 @@ public final class ClassificationRun {
                 Model model =
                         Model.newInstance(
                                 "tuneline-" + jobId, runtime.device(), EngineRuntime.ENGINE)) {
+            // The head and the LoRA matrices start random: seeding the engine first makes the
+            // same job train the same model, run after run.
+            ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             classifier.initialize(
                     model.getNDManager(),
                     DataType.FLOAT32,

@@ -77,6 +77,21 @@ class ClassificationRunTest {
     }
 
     @Test
+    void theSameJobTrainsTheSameModelTwice() throws Exception {
+        MethodSpec lora =
+                MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(4)).build();
+        prepare("same-a", lora);
+        prepare("same-b", lora);
+        TrainingCompleted a =
+                new ClassificationRun(store, p -> {}, scratch.resolve("a")).run("same-a", 1);
+        TrainingCompleted b =
+                new ClassificationRun(store, p -> {}, scratch.resolve("b")).run("same-b", 1);
+        assertThat(b.getFinalLoss()).isEqualTo(a.getFinalLoss());
+        // The adapter (LoRA matrices, randomly initialised) is byte for byte the same.
+        assertThat(b.getModelFiles(1).getSha256()).isEqualTo(a.getModelFiles(1).getSha256());
+    }
+
+    @Test
     void aLoraRunWritesTheModelTheAdapterAndTheResultAndReportsProgress() throws Exception {
         prepare(
                 "lora-run-1",
