@@ -87,12 +87,9 @@ public class DatasetUploadResource {
             out.put("size_bytes", ref.getSizeBytes());
             return Response.status(201).entity(out).build();
         } catch (ArtifactStoreException e) {
-            for (Throwable t = e; t != null; t = t.getCause()) {
-                if (t instanceof DatasetInvalidException tooLarge) {
-                    return problem(413, "Payload too large", tooLarge.getMessage());
-                }
-            }
-            throw e;
+            DatasetInvalidException tooLarge =
+                    SizeLimitedInputStream.limitBehind(e).orElseThrow(() -> e);
+            return problem(413, "Payload too large", tooLarge.getMessage());
         }
     }
 

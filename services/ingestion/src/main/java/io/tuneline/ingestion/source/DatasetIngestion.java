@@ -171,12 +171,7 @@ public final class DatasetIngestion {
         try {
             return store.put(store.uri(key), in, -1, "application/octet-stream");
         } catch (ArtifactStoreException e) {
-            for (Throwable t = e; t != null; t = t.getCause()) {
-                if (t instanceof DatasetInvalidException invalid) {
-                    throw invalid;
-                }
-            }
-            throw e;
+            throw SizeLimitedInputStream.limitBehind(e).orElseThrow(() -> e);
         }
     }
 

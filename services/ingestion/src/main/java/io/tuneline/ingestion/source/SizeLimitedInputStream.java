@@ -43,6 +43,19 @@ public final class SizeLimitedInputStream extends FilterInputStream {
         }
     }
 
+    /**
+     * The limit's own error when it is what broke a store upload (the object store wraps whatever
+     * the stream threw), so callers report the limit rather than a storage failure.
+     */
+    public static java.util.Optional<DatasetInvalidException> limitBehind(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof DatasetInvalidException invalid) {
+                return java.util.Optional.of(invalid);
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
     static DatasetInvalidException tooLarge(String what, long max) {
         return new DatasetInvalidException(
                 "DATASET_TOO_LARGE",
