@@ -3,6 +3,7 @@ package io.tuneline.preprocessing.intake;
 import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.smallrye.reactive.messaging.annotations.Blocking;
+import io.tuneline.common.job.ProgressThrottle;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.messaging.InboundEvents;
 import io.tuneline.common.store.ArtifactStore;
@@ -15,9 +16,11 @@ import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobStatus;
 import io.tuneline.proto.v1.JobStatusChanged;
 import io.tuneline.proto.v1.Stage;
+import jakarta.annotation.PreDestroy;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.eclipse.microprofile.reactive.messaging.Channel;
 import org.eclipse.microprofile.reactive.messaging.Emitter;
@@ -39,6 +42,7 @@ public class DatasetIngestedConsumer {
     private final ArtifactStore store;
     private final DatasetPreparation preparation;
     private final PreprocessingMetrics metrics;
+    private final Duration progressInterval;
 
     @Inject
     public DatasetIngestedConsumer(
@@ -54,8 +58,14 @@ public class DatasetIngestedConsumer {
         this.status = status;
         this.prepared = prepared;
         this.store = store;
-        this.preparation = new DatasetPreparation(store, config.nearDuplicates().settings());
+        this.preparation = new DatasetPreparation(store, config.settings());
         this.metrics = metrics;
+        this.progressInterval = config.progressInterval();
+    }
+
+    @PreDestroy
+    void close() {
+        preparation.close();
     }
 
     @Incoming("datasets-ingested")
@@ -68,6 +78,19 @@ public class DatasetIngestedConsumer {
                 e -> prepare(e.payload()));
     }
 
+    private void status(String jobId, double percent, String message) {
+        publisher.sendAndWait(
+                status,
+                JobStatusChanged.newBuilder()
+                        .setJobId(jobId)
+                        .setStatus(JobStatus.JOB_STATUS_PREPROCESSING)
+                        .setStage(Stage.STAGE_PREPROCESSING)
+                        .setMessage(message)
+                        .setPercentDone(percent)
+                        .setChangedAt(Timestamps.now())
+                        .build());
+    }
+
     private void prepare(DatasetIngested ingested) {
         String jobId = ingested.getJobId();
         var marker = store.uri("datasets/" + jobId + "/prepared.json");
@@ -75,33 +98,42 @@ public class DatasetIngestedConsumer {
             LOG.infof("dataset already prepared; skipped");
             return;
         }
-        publisher.sendAndWait(
-                status,
-                JobStatusChanged.newBuilder()
-                        .setJobId(jobId)
-                        .setStatus(JobStatus.JOB_STATUS_PREPROCESSING)
-                        .setStage(Stage.STAGE_PREPROCESSING)
-                        .setMessage("cleaning, deduplicating and splitting")
-                        .setChangedAt(Timestamps.now())
-                        .build());
+        status(jobId, 0, "cleaning, deduplicating, splitting and tokenizing");
+        ProgressThrottle throttle = new ProgressThrottle(10, progressInterval);
         try {
             long started = System.nanoTime();
-            DatasetPrepared result = preparation.prepare(ingested);
-            metrics.prepared(result, java.time.Duration.ofNanos(System.nanoTime() - started));
+            DatasetPrepared result =
+                    preparation.prepare(
+                            ingested,
+                            (percent, message) -> {
+                                if (throttle.due(percent)) {
+                                    LOG.infof("%.0f%% done: %s", percent, message);
+                                    status(jobId, percent, message);
+                                }
+                            });
+            metrics.prepared(
+                    result,
+                    (ingested.hasRecords() ? ingested.getRecords() : ingested.getRaw())
+                            .getSizeBytes(),
+                    Duration.ofNanos(System.nanoTime() - started));
             publisher.sendAndWait(prepared, result);
             store.put(
                     marker,
                     JsonFormat.printer().print(result).getBytes(StandardCharsets.UTF_8),
                     "application/json");
             LOG.infof(
-                    "dataset prepared: train %d, validation %d, test %d; %d duplicates, %d near-duplicates, %d empty removed",
+                    "dataset prepared: train %d, validation %d, test %d; %d duplicates, %d near-duplicates, %d test leakage, %d empty removed; %d truncated to max_seq_length",
                     result.getCounts().getTrain(),
                     result.getCounts().getValidation(),
                     result.getCounts().getTest(),
                     result.getStats().getExactDuplicatesRemoved(),
                     result.getStats().getNearDuplicatesRemoved(),
-                    result.getStats().getEmptyRemoved());
-        } catch (Exception e) {
+                    result.getStats().getLeakageRemoved(),
+                    result.getStats().getEmptyRemoved(),
+                    result.getStats().getTruncatedExamples());
+        } catch (Exception | LinkageError e) {
+            // A LinkageError is the tokenizer's native library failing to load: the job must
+            // still fail visibly rather than its event going to the dead-letter topic unexplained.
             LOG.warnf(e, "preprocessing failed: %s", e.getMessage());
             publisher.sendAndWait(
                     status,
@@ -109,7 +141,11 @@ public class DatasetIngestedConsumer {
                             .setJobId(jobId)
                             .setStage(Stage.STAGE_PREPROCESSING)
                             .setErrorCode("PREPROCESSING_FAILED")
-                            .setMessage("preprocessing failed: " + e.getMessage())
+                            .setMessage(
+                                    "preprocessing failed: "
+                                            + (e.getMessage() == null
+                                                    ? e.getClass().getSimpleName()
+                                                    : e.getMessage()))
                             .setFailedAt(Timestamps.now())
                             .build());
         }

@@ -21,11 +21,15 @@ public class PreprocessingMetrics {
     public static final String REMOVED = "tuneline.preprocessing.records.removed";
     public static final String EXAMPLES = "tuneline.preprocessing.examples";
     public static final String DURATION = "tuneline.preprocessing.duration";
+    public static final String BYTES = "tuneline.preprocessing.bytes";
+    public static final String TRUNCATED = "tuneline.preprocessing.truncated";
 
     private final Counter records;
     private final Map<String, Counter> removed;
     private final Map<String, Counter> examples;
     private final Timer duration;
+    private final Counter bytes;
+    private final Counter truncated;
 
     @Inject
     public PreprocessingMetrics(MeterRegistry registry) {
@@ -34,12 +38,22 @@ public class PreprocessingMetrics {
                 Map.of(
                         "exact_duplicate", removed(registry, "exact_duplicate"),
                         "near_duplicate", removed(registry, "near_duplicate"),
-                        "empty", removed(registry, "empty"));
+                        "empty", removed(registry, "empty"),
+                        "test_leakage", removed(registry, "test_leakage"));
         examples =
                 Map.of(
                         "train", examples(registry, "train"),
                         "validation", examples(registry, "validation"),
                         "test", examples(registry, "test"));
+        bytes =
+                Counter.builder(BYTES)
+                        .baseUnit("bytes")
+                        .description("Bytes of ingested records read")
+                        .register(registry);
+        truncated =
+                Counter.builder(TRUNCATED)
+                        .description("Examples longer than max_seq_length, truncated")
+                        .register(registry);
         duration =
                 Timer.builder(DURATION)
                         .description("Time to clean, deduplicate, split and store one dataset")
@@ -61,8 +75,14 @@ public class PreprocessingMetrics {
                 .register(registry);
     }
 
-    public void prepared(DatasetPrepared p, Duration took) {
+    /**
+     * @param inputBytes size of the records read
+     */
+    public void prepared(DatasetPrepared p, long inputBytes, Duration took) {
         records.increment(p.getStats().getInputRecords());
+        bytes.increment(inputBytes);
+        truncated.increment(p.getStats().getTruncatedExamples());
+        removed.get("test_leakage").increment(p.getStats().getLeakageRemoved());
         removed.get("exact_duplicate").increment(p.getStats().getExactDuplicatesRemoved());
         removed.get("near_duplicate").increment(p.getStats().getNearDuplicatesRemoved());
         removed.get("empty").increment(p.getStats().getEmptyRemoved());

@@ -1,10 +1,10 @@
 package io.tuneline.preprocessing.prepare;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.preprocessing.prepare.Example.Shape;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -13,187 +13,304 @@ import io.tuneline.proto.v1.DatasetStats;
 import io.tuneline.proto.v1.LabelCounts;
 import io.tuneline.proto.v1.SplitCounts;
 import io.tuneline.proto.v1.SplitSpec;
+import it.unimi.dsi.fastutil.bytes.ByteArrayList;
+import it.unimi.dsi.fastutil.ints.IntArrayList;
+import it.unimi.dsi.fastutil.longs.Long2IntOpenHashMap;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.text.Normalizer;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+import java.util.stream.Stream;
 
 /**
- * Turns an ingested classification dataset into train / validation / test splits: Unicode NFC and
- * whitespace normalisation, exact-duplicate removal on the normalised text (so no example of the
- * test split can also be in train), and a seeded split stratified by label. The same data and seed
- * give byte-identical files.
+ * Turns an ingested dataset into tokenized train / validation / test splits in two streaming passes
+ * over the stored records, never holding the dataset: a few hundred bytes per record stay in memory
+ * (see {@link NearDuplicates}), so a dataset many times the heap goes through.
+ *
+ * <ol>
+ *   <li>Pass 1 normalises each record (Unicode NFC, whitespace, lower-casing for an uncased model)
+ *       and removes empty records, exact duplicates (64-bit hash of the normalised record) and
+ *       near-duplicates (MinHash/LSH). When the data names its own split, a record of the test
+ *       split that also appears in train or validation stays in test and the other copy goes
+ *       (leakage). Then a seeded split, stratified by label for classification, assigns every
+ *       record without a split of its own.
+ *   <li>Pass 2 reads the records again, tokenizes them with the base model's tokenizer, truncates
+ *       to max_seq_length (counting what was cut), masks the prompt of instruction and chat
+ *       examples (loss only on the answer), packs causal training examples into blocks, and writes
+ *       the three files and {@code manifest.json} with the sha256 of each.
+ * </ol>
+ *
+ * The same data and seed give byte-identical files.
  */
-public final class DatasetPreparation {
+public final class DatasetPreparation implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> SPLITS = List.of("train", "validation", "test");
+    private static final byte NONE = -1;
+    private static final byte TRAIN = 0;
+    private static final byte VALIDATION = 1;
+    private static final byte TEST = 2;
+
+    /** What happened to a record in pass 1. */
+    private static final byte KEPT = 0;
+
+    private static final byte EMPTY = 1;
+    private static final byte EXACT = 2;
+    private static final byte NEAR = 3;
+    private static final byte LEAKAGE = 4;
+    private static final byte UNREADABLE = 5;
+
+    /** Bytes held per record, to refuse a dataset the heap cannot take before starting it. */
+    static final long BYTES_PER_RECORD = 40;
+
+    static final long BYTES_PER_RECORD_NEAR = 330;
+
+    /** Told how far a dataset has got, 0 to 100. */
+    @FunctionalInterface
+    public interface Progress {
+        Progress NONE = (percent, message) -> {};
+
+        void at(double percent, String message);
+    }
+
+    /**
+     * @param packing pack causal LM training examples into full blocks
+     * @param batchSize records tokenized per call into the tokenizer (which uses every core)
+     */
+    public record Settings(NearDuplicates.Settings nearDuplicates, boolean packing, int batchSize) {
+        public static final Settings DEFAULTS =
+                new Settings(NearDuplicates.Settings.DEFAULTS, true, 256);
+
+        boolean nearDuplicatesEnabled() {
+            return nearDuplicates.threshold() <= 1.0;
+        }
+    }
 
     private final ArtifactStore store;
-
-    private final NearDuplicates.Settings nearDuplicates;
+    private final Settings settings;
+    private final Function<String, ModelTokenizer> tokenizers;
+    private final Map<String, ModelTokenizer> loaded = new ConcurrentHashMap<>();
 
     public DatasetPreparation(ArtifactStore store) {
-        this(store, NearDuplicates.Settings.DEFAULTS);
+        this(store, Settings.DEFAULTS);
     }
 
-    public DatasetPreparation(ArtifactStore store, NearDuplicates.Settings nearDuplicates) {
+    public DatasetPreparation(ArtifactStore store, Settings settings) {
         this.store = store;
-        this.nearDuplicates = nearDuplicates;
+        this.settings = settings;
+        this.tokenizers =
+                ref ->
+                        loaded.computeIfAbsent(
+                                ref,
+                                r -> {
+                                    try {
+                                        return ModelTokenizer.of(r);
+                                    } catch (IOException e) {
+                                        throw new UncheckedIOException(e);
+                                    }
+                                });
     }
-
-    record Example(String text, String label) {}
 
     public DatasetPrepared prepare(DatasetIngested ingested) throws IOException {
+        return prepare(ingested, Progress.NONE);
+    }
+
+    public DatasetPrepared prepare(DatasetIngested ingested, Progress progress) throws IOException {
         String jobId = ingested.getJobId();
         DatasetSpec spec = ingested.getJob().getDataset();
+        Shape shape = Shape.of(ingested.getRecordShape());
+        ModelTokenizer tokenizer = tokenizers.apply(ingested.getJob().getBaseModel().getRef());
+        Example.Normalization norm = new Example.Normalization(tokenizer.lowercase());
         // Ingestion's canonical records use "text" and "label" whatever the input's own names; an
         // older ingestion left only the raw JSON Lines with the job's field names.
         boolean canonical = ingested.hasRecords();
-        String textField =
-                canonical || spec.getFields().getText().isBlank()
-                        ? "text"
-                        : spec.getFields().getText();
-        String labelField =
-                canonical || spec.getFields().getLabel().isBlank()
-                        ? "label"
-                        : spec.getFields().getLabel();
+        String textField = canonical ? "text" : field(spec.getFields().getText(), "text");
+        String labelField = canonical ? "label" : field(spec.getFields().getLabel(), "label");
+        ArtifactRef source = canonical ? ingested.getRecords() : ingested.getRaw();
+        long expected = Math.max(16, ingested.getValidRecords());
+        checkMemory(expected);
+        Reader reader = new Reader(source, shape, textField, labelField, norm, expected, progress);
 
-        long input = 0;
-        long empty = 0;
-        long duplicates = 0;
-        long near = 0;
-        NearDuplicates similar = new NearDuplicates(nearDuplicates);
-        Map<String, String> unique = new LinkedHashMap<>();
-        try (InputStream in = store.get(canonical ? ingested.getRecords() : ingested.getRaw());
-                BufferedReader r =
-                        new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8))) {
-            for (String line; (line = r.readLine()) != null; ) {
-                if (line.isBlank()) {
-                    continue;
-                }
-                JsonNode n;
-                try {
-                    n = JSON.readTree(line);
-                } catch (IOException e) {
-                    continue; // reported and skipped by ingestion under the job's policy
-                }
-                if (n == null || !n.path(textField).isTextual() || !n.has(labelField)) {
-                    continue;
-                }
-                input++;
-                String text = normalize(n.get(textField).asText());
-                if (text.isEmpty()) {
-                    empty++;
-                } else if (unique.containsKey(text)) {
-                    duplicates++;
-                } else if (!similar.offer(text)) {
-                    near++;
-                } else {
-                    unique.put(text, n.get(labelField).asText());
-                }
-            }
-        }
+        // Pass 1: what to keep, and the split each kept record goes to.
+        Pass1 p1 = new Pass1(expected, settings);
+        reader.read(
+                0, 50, "cleaning and deduplicating", (index, example) -> p1.offer(index, example));
         List<String> labels =
                 spec.getLabelsCount() > 0
                         ? List.copyOf(spec.getLabelsList())
-                        : List.copyOf(new TreeSet<>(unique.values()));
-        Map<String, List<Example>> byLabel = new LinkedHashMap<>();
-        labels.forEach(l -> byLabel.put(l, new ArrayList<>()));
-        unique.forEach(
-                (text, label) ->
-                        byLabel.computeIfAbsent(label, k -> new ArrayList<>())
-                                .add(new Example(text, label)));
-
+                        : List.copyOf(new TreeSet<>(p1.labelIds.keySet()));
         SplitSpec split = ingested.getJob().getSplit();
-        double trainShare = split.getTrain() > 0 ? split.getTrain() : 0.8;
-        double validationShare = split.getTrain() > 0 ? split.getValidation() : 0.1;
-        double testShare = split.getTrain() > 0 ? split.getTest() : 0.1;
         long seed = split.getSeed() != 0 ? split.getSeed() : 42;
-        List<Example> train = new ArrayList<>();
-        List<Example> validation = new ArrayList<>();
-        List<Example> test = new ArrayList<>();
-        if (split.getDisableStratification()) {
-            List<Example> all = new ArrayList<>();
-            byLabel.values().forEach(all::addAll);
-            assign(all, validationShare, testShare, new Random(seed), train, validation, test);
-        } else {
-            // One seeded generator per label, in label order: each label's share of every split
-            // is within one example of exact.
-            int i = 0;
-            for (List<Example> group : byLabel.values()) {
-                assign(
-                        group,
-                        validationShare,
-                        testShare,
-                        new Random(seed + 31L * i++),
-                        train,
-                        validation,
-                        test);
+        byte[] assigned = p1.assign(split, seed, shape, labels);
+
+        // Pass 2: tokenize and write.
+        int maxLength = maxLength(ingested);
+        Path dir = Files.createTempDirectory("tuneline-prepared-");
+        try {
+            List<SplitFile> files = new ArrayList<>();
+            for (String name : SPLITS) {
+                files.add(
+                        new SplitFile(
+                                name,
+                                dir,
+                                maxLength,
+                                shape.causal() && settings.packing() && name.equals("train")));
+            }
+            Tokenization tokenization = new Tokenization(tokenizer, shape, files);
+            try {
+                reader.read(
+                        50,
+                        100,
+                        "tokenizing and writing splits",
+                        (index, example) -> {
+                            if (assigned[index] != NONE) {
+                                tokenization.add(example, assigned[index], settings.batchSize());
+                            }
+                        });
+                tokenization.flush();
+            } finally {
+                for (SplitFile f : files) {
+                    f.close();
+                }
+            }
+            SplitFile train = files.get(TRAIN);
+            if (train.examples == 0) {
+                throw new IllegalArgumentException(
+                        "no training examples left after cleaning ("
+                                + p1.read
+                                + " read, "
+                                + p1.removed[EXACT]
+                                + " duplicates, "
+                                + p1.removed[NEAR]
+                                + " near-duplicates, "
+                                + p1.removed[LEAKAGE]
+                                + " removed as test leakage, "
+                                + p1.removed[EMPTY]
+                                + " empty)");
+            }
+            return publish(ingested, shape, tokenizer, labels, seed, maxLength, p1, files, reader);
+        } finally {
+            try (Stream<Path> s = Files.list(dir)) {
+                for (Path p : s.toList()) {
+                    Files.deleteIfExists(p);
+                }
+            }
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    private DatasetPrepared publish(
+            DatasetIngested ingested,
+            Shape shape,
+            ModelTokenizer tokenizer,
+            List<String> labels,
+            long seed,
+            int maxLength,
+            Pass1 p1,
+            List<SplitFile> files,
+            Reader reader)
+            throws IOException {
+        String jobId = ingested.getJobId();
+        SplitSpec split = ingested.getJob().getSplit();
+        String prefix = "datasets/" + jobId + "/prepared/";
+        Map<String, ArtifactRef> refs = new LinkedHashMap<>();
+        for (SplitFile f : files) {
+            try (InputStream in = Files.newInputStream(f.file)) {
+                refs.put(
+                        f.name,
+                        store.put(
+                                store.uri(prefix + f.name + ".jsonl"),
+                                in,
+                                Files.size(f.file),
+                                "application/jsonl"));
             }
         }
-        if (train.isEmpty()) {
-            throw new IllegalArgumentException(
-                    "no training examples left after cleaning ("
-                            + input
-                            + " read, "
-                            + duplicates
-                            + " duplicates, "
-                            + near
-                            + " near-duplicates, "
-                            + empty
-                            + " empty)");
+        long truncated = files.stream().mapToLong(f -> f.truncated).sum();
+        DatasetStats.Builder stats =
+                DatasetStats.newBuilder()
+                        .setInputRecords(p1.read)
+                        .setExactDuplicatesRemoved(p1.removed[EXACT])
+                        .setNearDuplicatesRemoved(p1.removed[NEAR])
+                        .setLeakageRemoved(p1.removed[LEAKAGE])
+                        .setEmptyRemoved(p1.removed[EMPTY])
+                        .setTokenLengths(files.get(TRAIN).lengths.proto())
+                        .setTruncatedExamples(truncated);
+        if (shape == Shape.CLASSIFICATION) {
+            for (SplitFile f : files) {
+                stats.putLabelCountsBySplit(
+                        f.name, LabelCounts.newBuilder().putAllCounts(f.labels).build());
+            }
         }
 
-        String prefix = "datasets/" + jobId + "/prepared/";
-        ArtifactRef trainRef = write(prefix + "train.jsonl", train);
-        ArtifactRef validationRef = write(prefix + "validation.jsonl", validation);
-        ArtifactRef testRef = write(prefix + "test.jsonl", test);
-        DatasetStats stats =
-                DatasetStats.newBuilder()
-                        .setInputRecords(input)
-                        .setExactDuplicatesRemoved(duplicates)
-                        .setNearDuplicatesRemoved(near)
-                        .setEmptyRemoved(empty)
-                        .putLabelCountsBySplit("train", counts(train))
-                        .putLabelCountsBySplit("validation", counts(validation))
-                        .putLabelCountsBySplit("test", counts(test))
-                        .build();
         ObjectNode manifest = JSON.createObjectNode();
         manifest.put("job_id", jobId);
         manifest.put("raw_sha256", ingested.getRaw().getSha256());
+        manifest.put("record_shape", shape.name().toLowerCase(Locale.ROOT));
         manifest.put("seed", seed);
-        manifest.put("stratified", !split.getDisableStratification());
+        manifest.put(
+                "stratified", shape == Shape.CLASSIFICATION && !split.getDisableStratification());
+        manifest.put("split_from_data", p1.givenSplits > 0);
         manifest.putPOJO("labels", labels);
-        ObjectNode files = manifest.putObject("files");
-        for (var e :
-                Map.of("train", trainRef, "validation", validationRef, "test", testRef)
-                        .entrySet()) {
-            files.putObject(e.getKey())
-                    .put("uri", e.getValue().getUri())
-                    .put("sha256", e.getValue().getSha256())
-                    .put("size_bytes", e.getValue().getSizeBytes());
+        ObjectNode tok = manifest.putObject("tokenizer");
+        tok.put("base_model", tokenizer.ref());
+        tok.put("sha256", tokenizer.sha256());
+        tok.put("lowercase", tokenizer.lowercase());
+        tok.put("eos_token", tokenizer.eosToken());
+        manifest.put("max_seq_length", maxLength);
+        ObjectNode filesNode = manifest.putObject("files");
+        ObjectNode counts = manifest.putObject("counts");
+        ObjectNode lengths = manifest.putObject("token_lengths");
+        ObjectNode truncatedNode = manifest.putObject("truncated");
+        ObjectNode labelCounts = manifest.putObject("label_counts");
+        for (SplitFile f : files) {
+            ArtifactRef ref = refs.get(f.name);
+            filesNode
+                    .putObject(f.name)
+                    .put("uri", ref.getUri())
+                    .put("sha256", ref.getSha256())
+                    .put("size_bytes", ref.getSizeBytes());
+            counts.put(f.name, f.examples);
+            lengths.set(f.name, f.lengths.json());
+            truncatedNode.put(f.name, f.truncated);
+            if (shape == Shape.CLASSIFICATION) {
+                labelCounts.putPOJO(f.name, f.labels);
+            }
         }
-        manifest.putObject("counts")
-                .put("train", train.size())
-                .put("validation", validation.size())
-                .put("test", test.size());
+        if (files.get(TRAIN).blocks > 0) {
+            manifest.putObject("packing")
+                    .put("split", "train")
+                    .put("blocks", files.get(TRAIN).blocks)
+                    .put("block_tokens_max", maxLength);
+        }
         manifest.putObject("removed")
-                .put("exact_duplicates", duplicates)
-                .put("near_duplicates", near)
-                .put("empty", empty);
-        manifest.putObject("near_duplicate_detection")
-                .put("method", "minhash-lsh")
-                .put("permutations", nearDuplicates.permutations())
-                .put("bands", nearDuplicates.bands())
-                .put("shingle_characters", nearDuplicates.shingleSize())
-                .put("jaccard_threshold", nearDuplicates.threshold());
+                .put("exact_duplicates", p1.removed[EXACT])
+                .put("near_duplicates", p1.removed[NEAR])
+                .put("test_leakage", p1.removed[LEAKAGE])
+                .put("empty", p1.removed[EMPTY])
+                .put("unreadable", p1.removed[UNREADABLE]);
+        NearDuplicates.Settings nd = settings.nearDuplicates();
+        ObjectNode ndNode = manifest.putObject("near_duplicate_detection");
+        ndNode.put("enabled", settings.nearDuplicatesEnabled());
+        if (settings.nearDuplicatesEnabled()) {
+            ndNode.put("method", "minhash-lsh")
+                    .put("permutations", nd.permutations())
+                    .put("bands", nd.bands())
+                    .put("shingle_characters", nd.shingleSize())
+                    .put("jaccard_threshold", nd.threshold());
+        }
+        manifest.putObject("input").put("bytes", reader.bytes).put("records", p1.read);
         ArtifactRef manifestRef =
                 store.put(
                         store.uri(prefix + "manifest.json"),
@@ -204,66 +321,415 @@ public final class DatasetPreparation {
                 .setJob(ingested.getJob())
                 .setRaw(ingested.getRaw())
                 .setManifest(manifestRef)
-                .setTrain(trainRef)
-                .setValidation(validationRef)
-                .setTest(testRef)
+                .setTrain(refs.get("train"))
+                .setValidation(refs.get("validation"))
+                .setTest(refs.get("test"))
                 .setCounts(
                         SplitCounts.newBuilder()
-                                .setTrain(train.size())
-                                .setValidation(validation.size())
-                                .setTest(test.size()))
+                                .setTrain(files.get(TRAIN).examples)
+                                .setValidation(files.get(VALIDATION).examples)
+                                .setTest(files.get(TEST).examples))
                 .setStats(stats)
-                .addAllLabels(labels)
-                .setTokenizerRef(ingested.getJob().getBaseModel().getRef())
+                .addAllLabels(shape == Shape.CLASSIFICATION ? labels : List.of())
+                .setTokenizerRef(tokenizer.ref())
                 .setPreparedAt(Timestamps.now())
                 .build();
     }
 
-    /** NFC (Unicode TR #15), whitespace runs collapsed to one space, trimmed. */
-    static String normalize(String text) {
-        return Normalizer.normalize(text, Normalizer.Form.NFC).replaceAll("\\s+", " ").strip();
-    }
-
-    private static void assign(
-            List<Example> group,
-            double validationShare,
-            double testShare,
-            Random random,
-            List<Example> train,
-            List<Example> validation,
-            List<Example> test) {
-        List<Example> shuffled = new ArrayList<>(group);
-        java.util.Collections.shuffle(shuffled, random);
-        int n = shuffled.size();
-        int nTest = (int) Math.round(n * testShare);
-        int nValidation = (int) Math.round(n * validationShare);
-        if (nTest + nValidation >= n && n > 0) {
-            nValidation = Math.max(0, n - 1 - nTest);
+    /** Refuses, before reading anything, a dataset whose tables would not fit in the heap. */
+    private void checkMemory(long records) {
+        long perRecord =
+                settings.nearDuplicatesEnabled() ? BYTES_PER_RECORD_NEAR : BYTES_PER_RECORD;
+        long needed = records * perRecord;
+        long heap = Runtime.getRuntime().maxMemory();
+        if (needed > heap * 0.8) {
+            throw new IllegalArgumentException(
+                    String.format(
+                            Locale.ROOT,
+                            "the dataset has %,d records; preparing it needs about %,d MB of heap"
+                                    + " (%d bytes per record%s) and the service has %,d MB: give"
+                                    + " it more (-Xmx)%s",
+                            records,
+                            needed >> 20,
+                            perRecord,
+                            settings.nearDuplicatesEnabled() ? " with near-duplicate removal" : "",
+                            heap >> 20,
+                            settings.nearDuplicatesEnabled()
+                                    ? " or set tuneline.preprocessing.near-duplicates.enabled=false"
+                                            + " ("
+                                            + BYTES_PER_RECORD
+                                            + " bytes per record)"
+                                    : ""));
         }
-        test.addAll(shuffled.subList(0, nTest));
-        validation.addAll(shuffled.subList(nTest, nTest + nValidation));
-        train.addAll(shuffled.subList(nTest + nValidation, n));
     }
 
-    private ArtifactRef write(String key, List<Example> examples) throws IOException {
-        StringBuilder out = new StringBuilder();
-        for (Example e : examples) {
-            ObjectNode n = JSON.createObjectNode();
-            n.put("text", e.text());
-            n.put("label", e.label());
-            out.append(JSON.writeValueAsString(n)).append('\n');
+    private static int maxLength(DatasetIngested ingested) {
+        int m = ingested.getJob().getHyperparameters().getMaxSeqLength();
+        return m > 0 ? m : 128;
+    }
+
+    private static String field(String configured, String fallback) {
+        return configured.isBlank() ? fallback : configured;
+    }
+
+    private static byte splitOf(String name, long index) {
+        if (name == null) {
+            return NONE;
         }
-        return store.put(
-                store.uri(key),
-                out.toString().getBytes(StandardCharsets.UTF_8),
-                "application/jsonl");
+        return switch (name.toLowerCase(Locale.ROOT)) {
+            case "train" -> TRAIN;
+            case "validation", "valid", "val", "dev" -> VALIDATION;
+            case "test" -> TEST;
+            default ->
+                    throw new IllegalArgumentException(
+                            "record "
+                                    + (index + 1)
+                                    + " names the split '"
+                                    + name
+                                    + "'; use train, validation or test");
+        };
     }
 
-    private static LabelCounts counts(List<Example> examples) {
-        LabelCounts.Builder b = LabelCounts.newBuilder();
-        Map<String, Long> m = new java.util.TreeMap<>();
-        examples.forEach(e -> m.merge(e.label(), 1L, Long::sum));
-        b.putAllCounts(m);
-        return b.build();
+    /** 64-bit FNV-1a of the chars, finished with SplitMix64's mixer. */
+    static long hash(String s) {
+        long h = 0xcbf29ce484222325L;
+        for (int i = 0; i < s.length(); i++) {
+            h = (h ^ s.charAt(i)) * 0x100000001b3L;
+        }
+        return NearDuplicates.mix(h);
+    }
+
+    @Override
+    public void close() {
+        loaded.values().forEach(ModelTokenizer::close);
+        loaded.clear();
+    }
+
+    /** Streams the records in order, numbering every non-blank line, and reports progress. */
+    private final class Reader {
+        final ArtifactRef source;
+        final Shape shape;
+        final String textField;
+        final String labelField;
+        final Example.Normalization norm;
+        final long expected;
+        final Progress progress;
+
+        /** Characters read in the last pass (bytes for ASCII), for throughput. */
+        long bytes;
+
+        Reader(
+                ArtifactRef source,
+                Shape shape,
+                String textField,
+                String labelField,
+                Example.Normalization norm,
+                long expected,
+                Progress progress) {
+            this.source = source;
+            this.shape = shape;
+            this.textField = textField;
+            this.labelField = labelField;
+            this.norm = norm;
+            this.expected = expected;
+            this.progress = progress;
+        }
+
+        interface Visitor {
+            void visit(int index, Example example) throws IOException;
+        }
+
+        void read(double from, double to, String what, Visitor visitor) throws IOException {
+            bytes = 0;
+            int index = 0;
+            try (InputStream in = store.get(source);
+                    BufferedReader r =
+                            new BufferedReader(
+                                    new InputStreamReader(in, StandardCharsets.UTF_8), 1 << 16)) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    bytes += line.length() + 1;
+                    if (line.isBlank()) {
+                        continue;
+                    }
+                    Example example;
+                    try {
+                        example =
+                                Example.parse(
+                                        JSON.readTree(line), shape, textField, labelField, norm);
+                    } catch (IOException e) {
+                        example = null; // reported and skipped by ingestion under the job's policy
+                    }
+                    visitor.visit(index, example);
+                    index++;
+                    if ((index & 0x3FFF) == 0) {
+                        double done = Math.min(1.0, (double) index / expected);
+                        progress.at(
+                                from + (to - from) * done,
+                                String.format(
+                                        Locale.ROOT,
+                                        "%s: %,d of %,d records",
+                                        what,
+                                        index,
+                                        expected));
+                    }
+                }
+            }
+        }
+    }
+
+    /** Pass 1's state: a status, a label and a given split per record, and the dedup tables. */
+    private static final class Pass1 {
+        final ByteArrayList status;
+        final ByteArrayList given;
+        final IntArrayList label;
+        final Map<String, Integer> labelIds = new LinkedHashMap<>();
+        final Long2IntOpenHashMap exact;
+        final NearDuplicates near;
+        final long[] removed = new long[6];
+        long read;
+        long givenSplits;
+
+        Pass1(long expected, Settings settings) {
+            int n = (int) Math.min(expected, Integer.MAX_VALUE - 8);
+            status = new ByteArrayList(n);
+            given = new ByteArrayList(n);
+            label = new IntArrayList(n);
+            exact = new Long2IntOpenHashMap(n);
+            exact.defaultReturnValue(-1);
+            near =
+                    settings.nearDuplicatesEnabled()
+                            ? new NearDuplicates(settings.nearDuplicates(), n)
+                            : null;
+        }
+
+        void offer(int index, Example example) {
+            read++;
+            if (example == null) {
+                status.add(UNREADABLE);
+                given.add(NONE);
+                label.add(-1);
+                removed[UNREADABLE]++;
+                return;
+            }
+            byte split = splitOf(example.split(), index);
+            if (split != NONE) {
+                givenSplits++;
+            }
+            given.add(split);
+            label.add(
+                    example instanceof Example.Classification c
+                            ? labelIds.computeIfAbsent(c.label(), k -> labelIds.size())
+                            : -1);
+            if (example.isEmpty()) {
+                status.add(EMPTY);
+                removed[EMPTY]++;
+                return;
+            }
+            String key = example.key();
+            long h = hash(key);
+            int same = exact.get(h);
+            if (same >= 0) {
+                status.add(resolve(index, same, EXACT));
+                if (status.getByte(index) == KEPT) {
+                    exact.put(h, index);
+                }
+                return;
+            }
+            int[] signature = null;
+            if (near != null) {
+                signature = near.signature(key);
+                int similar = near.match(signature);
+                if (similar >= 0) {
+                    status.add(resolve(index, similar, NEAR));
+                    if (status.getByte(index) == KEPT) {
+                        exact.put(h, index);
+                        near.keep(index, signature);
+                    }
+                    return;
+                }
+                near.keep(index, signature);
+            }
+            exact.put(h, index);
+            status.add(KEPT);
+        }
+
+        /**
+         * The status of a record that repeats an earlier one: a duplicate, unless the data names
+         * the splits and exactly one of the two is in test. Then the test copy stays and the other
+         * goes, so nothing the model trains on is also what it is tested on.
+         */
+        private byte resolve(int index, int earlier, byte kind) {
+            byte mine = given.getByte(index);
+            byte theirs = given.getByte(earlier);
+            if (mine != NONE && theirs != NONE && (mine == TEST) != (theirs == TEST)) {
+                if (mine == TEST) {
+                    if (status.getByte(earlier) == KEPT) {
+                        status.set(earlier, LEAKAGE);
+                        removed[LEAKAGE]++;
+                    }
+                    return KEPT;
+                }
+                removed[LEAKAGE]++;
+                return LEAKAGE;
+            }
+            removed[kind]++;
+            return kind;
+        }
+
+        /** The split of every kept record; NONE for the removed ones. */
+        byte[] assign(SplitSpec split, long seed, Shape shape, List<String> labels) {
+            double validationShare = split.getTrain() > 0 ? split.getValidation() : 0.1;
+            double testShare = split.getTrain() > 0 ? split.getTest() : 0.1;
+            int n = status.size();
+            byte[] assigned = new byte[n];
+            boolean stratify = shape == Shape.CLASSIFICATION && !split.getDisableStratification();
+            // Groups in label order (declared, else sorted), so the split does not depend on which
+            // label the file happens to start with.
+            int[] groupOf = new int[labelIds.size()];
+            labelIds.forEach((name, id) -> groupOf[id] = Math.max(0, labels.indexOf(name)));
+            List<IntArrayList> groups = new ArrayList<>();
+            for (int g = 0; g < (stratify ? Math.max(1, labels.size()) : 1); g++) {
+                groups.add(new IntArrayList());
+            }
+            for (int i = 0; i < n; i++) {
+                if (status.getByte(i) != KEPT) {
+                    assigned[i] = NONE;
+                } else if (given.getByte(i) != NONE) {
+                    assigned[i] = given.getByte(i);
+                } else {
+                    int l = label.getInt(i);
+                    groups.get(stratify && l >= 0 ? groupOf[l] : 0).add(i);
+                }
+            }
+            // One seeded generator per group, in group order: each label's share of every split
+            // is within one example of exact.
+            for (int g = 0; g < groups.size(); g++) {
+                int[] ids = groups.get(g).toIntArray();
+                Random random = new Random(seed + 31L * g);
+                for (int i = ids.length - 1; i > 0; i--) {
+                    int j = random.nextInt(i + 1);
+                    int t = ids[i];
+                    ids[i] = ids[j];
+                    ids[j] = t;
+                }
+                int size = ids.length;
+                int nTest = (int) Math.round(size * testShare);
+                int nValidation = (int) Math.round(size * validationShare);
+                if (nTest + nValidation >= size && size > 0) {
+                    nValidation = Math.max(0, size - 1 - nTest);
+                }
+                for (int i = 0; i < size; i++) {
+                    assigned[ids[i]] =
+                            i < nTest ? TEST : i < nTest + nValidation ? VALIDATION : TRAIN;
+                }
+            }
+            return assigned;
+        }
+    }
+
+    /** Batches examples through the tokenizer and hands the tokens to their split's file. */
+    private static final class Tokenization {
+        private final ModelTokenizer tokenizer;
+        private final Shape shape;
+        private final List<SplitFile> files;
+        private final List<Example> batch = new ArrayList<>();
+        private final List<Byte> splits = new ArrayList<>();
+
+        Tokenization(ModelTokenizer tokenizer, Shape shape, List<SplitFile> files) {
+            this.tokenizer = tokenizer;
+            this.shape = shape;
+            this.files = files;
+        }
+
+        void add(Example example, byte split, int batchSize) throws IOException {
+            batch.add(example);
+            splits.add(split);
+            if (batch.size() >= batchSize) {
+                flush();
+            }
+        }
+
+        void flush() throws IOException {
+            if (batch.isEmpty()) {
+                return;
+            }
+            if (shape == Shape.CLASSIFICATION) {
+                long[][] ids =
+                        tokenizer.encode(
+                                batch.stream()
+                                        .map(e -> ((Example.Classification) e).text())
+                                        .toList(),
+                                true);
+                for (int i = 0; i < ids.length; i++) {
+                    files.get(splits.get(i)).add(batch.get(i), ids[i], null);
+                }
+            } else {
+                // Every piece of every example in one call; a piece is learned or only read.
+                List<String> pieces = new ArrayList<>();
+                List<boolean[]> learned = new ArrayList<>();
+                for (Example e : batch) {
+                    List<String> p = new ArrayList<>();
+                    List<Boolean> l = new ArrayList<>();
+                    pieces(e, p, l);
+                    pieces.addAll(p);
+                    boolean[] flags = new boolean[l.size()];
+                    for (int i = 0; i < flags.length; i++) {
+                        flags[i] = l.get(i);
+                    }
+                    learned.add(flags);
+                }
+                long[][] ids = tokenizer.encode(pieces, false);
+                int at = 0;
+                for (int i = 0; i < batch.size(); i++) {
+                    boolean[] flags = learned.get(i);
+                    it.unimi.dsi.fastutil.longs.LongArrayList tokens =
+                            new it.unimi.dsi.fastutil.longs.LongArrayList();
+                    it.unimi.dsi.fastutil.longs.LongArrayList targets =
+                            new it.unimi.dsi.fastutil.longs.LongArrayList();
+                    for (boolean learn : flags) {
+                        for (long id : ids[at++]) {
+                            tokens.add(id);
+                            targets.add(learn ? id : SplitFile.IGNORE);
+                        }
+                    }
+                    if (tokenizer.eosId() >= 0) {
+                        tokens.add(tokenizer.eosId());
+                        targets.add(tokenizer.eosId());
+                    }
+                    files.get(splits.get(i))
+                            .add(batch.get(i), tokens.toLongArray(), targets.toLongArray());
+                }
+            }
+            batch.clear();
+            splits.clear();
+        }
+
+        /**
+         * A causal example as pieces: plain text is all learned; an instruction's prompt is read
+         * and its completion learned; a chat is "role: content" turns where only the assistant's
+         * content is learned.
+         */
+        private static void pieces(Example e, List<String> pieces, List<Boolean> learned) {
+            if (e instanceof Example.Text t) {
+                pieces.add(t.text());
+                learned.add(true);
+            } else if (e instanceof Example.Instruction in) {
+                pieces.add(in.prompt() + "\n");
+                learned.add(false);
+                pieces.add(in.completion());
+                learned.add(true);
+            } else if (e instanceof Example.Chat c) {
+                boolean first = true;
+                for (Example.Message m : c.messages()) {
+                    pieces.add((first ? "" : "\n") + m.role() + ": ");
+                    learned.add(false);
+                    pieces.add(m.content());
+                    learned.add(m.role().equals("assistant"));
+                    first = false;
+                }
+            } else {
+                throw new IllegalStateException("not a causal example: " + e);
+            }
+        }
     }
 }

@@ -63,6 +63,9 @@ class PreprocessingFlowTest {
                 .setJob(
                         JobRequested.newBuilder()
                                 .setJobId(jobId)
+                                .setBaseModel(
+                                        io.tuneline.proto.v1.BaseModel.newBuilder()
+                                                .setRef("minilm-l6"))
                                 .setDataset(DatasetSpec.newBuilder().setUri("s3://x/y")))
                 .setRaw(records)
                 .setRecords(records)

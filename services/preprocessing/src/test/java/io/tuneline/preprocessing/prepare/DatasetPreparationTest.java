@@ -76,6 +76,9 @@ class DatasetPreparationTest {
                 .setJob(
                         JobRequested.newBuilder()
                                 .setJobId(jobId)
+                                .setBaseModel(
+                                        io.tuneline.proto.v1.BaseModel.newBuilder()
+                                                .setRef("minilm-l6"))
                                 .setDataset(DatasetSpec.newBuilder().setUri("s3://x/y"))
                                 .setSplit(split))
                 .setRaw(raw)
@@ -138,6 +141,9 @@ class DatasetPreparationTest {
                         .setJob(
                                 JobRequested.newBuilder()
                                         .setJobId("canon-1")
+                                        .setBaseModel(
+                                                io.tuneline.proto.v1.BaseModel.newBuilder()
+                                                        .setRef("minilm-l6"))
                                         .setDataset(
                                                 DatasetSpec.newBuilder()
                                                         .setUri("s3://x/reviews.csv")
