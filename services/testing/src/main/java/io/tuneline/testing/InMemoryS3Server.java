@@ -27,11 +27,28 @@ public final class InMemoryS3Server implements AutoCloseable {
     }
 
     public static InMemoryS3Server start() {
-        BlobStoreContext context =
+        return start(
                 ContextBuilder.newBuilder("transient")
                         .credentials("identity", "credential")
                         .overrides(new Properties())
-                        .build(BlobStoreContext.class);
+                        .build(BlobStoreContext.class));
+    }
+
+    /**
+     * The same server keeping objects as files under {@code dir} (jclouds' filesystem-nio2, as
+     * {@code ./platform} runs it): objects stream to disk, so data far larger than the heap fits.
+     */
+    public static InMemoryS3Server onDisk(java.nio.file.Path dir) {
+        Properties properties = new Properties();
+        properties.setProperty("jclouds.filesystem.basedir", dir.toString());
+        return start(
+                ContextBuilder.newBuilder("filesystem-nio2")
+                        .credentials("local", "local")
+                        .overrides(properties)
+                        .build(BlobStoreContext.class));
+    }
+
+    private static InMemoryS3Server start(BlobStoreContext context) {
         try {
             int port;
             try (ServerSocket socket = new ServerSocket(0)) {

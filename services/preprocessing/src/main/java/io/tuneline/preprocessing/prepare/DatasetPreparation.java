@@ -154,6 +154,7 @@ public final class DatasetPreparation implements AutoCloseable {
         SplitSpec split = ingested.getJob().getSplit();
         long seed = split.getSeed() != 0 ? split.getSeed() : 42;
         byte[] assigned = p1.assign(split, seed, shape, labels);
+        p1.release();
 
         // Pass 2: tokenize and write.
         int maxLength = maxLength(ingested);
@@ -483,8 +484,8 @@ public final class DatasetPreparation implements AutoCloseable {
         final ByteArrayList given;
         final IntArrayList label;
         final Map<String, Integer> labelIds = new LinkedHashMap<>();
-        final Long2IntOpenHashMap exact;
-        final NearDuplicates near;
+        Long2IntOpenHashMap exact;
+        NearDuplicates near;
         final long[] removed = new long[6];
         long read;
         long givenSplits;
@@ -574,6 +575,18 @@ public final class DatasetPreparation implements AutoCloseable {
             }
             removed[kind]++;
             return kind;
+        }
+
+        /** Frees the deduplication tables, the largest thing held, once every record is judged. */
+        void release() {
+            exact = null;
+            near = null;
+            status.clear();
+            status.trim();
+            given.clear();
+            given.trim();
+            label.clear();
+            label.trim();
         }
 
         /** The split of every kept record; NONE for the removed ones. */

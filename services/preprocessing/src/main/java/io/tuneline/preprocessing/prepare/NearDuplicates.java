@@ -48,8 +48,11 @@ public final class NearDuplicates {
     private static final Pattern PUNCTUATION = Pattern.compile("[\\p{P}\\p{S}]+");
     private static final Pattern SPACES = Pattern.compile("\\s+");
 
-    /** Texts per page of stored signatures: pages are allocated as ids reach them. */
-    private static final int PAGE = 8192;
+    /**
+     * Texts per page of stored signatures: 128 kB pages, allocated as ids reach them, stay clear of
+     * G1's humongous (half-region) objects.
+     */
+    private static final int PAGE = 1024;
 
     /** Chance that two unrelated 8-bit values are equal; the b-bit estimate corrects for it. */
     private static final double CHANCE = 1.0 / 256;
