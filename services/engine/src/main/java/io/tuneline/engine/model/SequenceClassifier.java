@@ -17,7 +17,8 @@ import java.util.Map;
 
 /**
  * An encoder with a classification head over its mean-pooled token states (masked mean, the pooling
- * all-MiniLM-L6-v2 was trained with). Inputs: ids (B, T), mask (B, T). Output: logits (B, labels).
+ * all-MiniLM-L6-v2 was trained with). Inputs: ids (B, T), mask (B, T), and optionally a word
+ * embedding perturbation (B, T, H) passed to the encoder. Output: logits (B, labels).
  */
 public final class SequenceClassifier extends AbstractBlock {
     private final BertEncoder encoder;

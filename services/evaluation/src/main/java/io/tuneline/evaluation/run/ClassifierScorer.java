@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
@@ -16,6 +17,7 @@ import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.proto.v1.AttackKind;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
@@ -92,47 +94,114 @@ final class ClassifierScorer implements AutoCloseable {
         }
     }
 
+    /** A batch of texts as padded ids and attention mask, (B, T) each. */
+    private record Batch(long[] ids, long[] mask, int size, int length) {
+        NDList inputs(NDManager m) {
+            return new NDList(
+                    m.create(ids, new Shape(size, length)),
+                    m.create(mask, new Shape(size, length)));
+        }
+    }
+
+    private Batch batch(List<String> chunk) {
+        Encoding[] enc = tokenizer.batchEncode(chunk);
+        int length = 1;
+        for (Encoding e : enc) {
+            length = Math.max(length, Math.min(maxLength, e.getIds().length));
+        }
+        long[] ids = new long[chunk.size() * length];
+        long[] mask = new long[chunk.size() * length];
+        for (int i = 0; i < enc.length; i++) {
+            long[] e = enc[i].getIds();
+            for (int j = 0; j < Math.min(length, e.length); j++) {
+                ids[i * length + j] = e[j];
+                mask[i * length + j] = 1;
+            }
+        }
+        return new Batch(ids, mask, chunk.size(), length);
+    }
+
     double[][] probabilities(List<String> texts) {
         double[][] out = new double[texts.size()][];
         for (int from = 0; from < texts.size(); from += BATCH) {
-            List<String> chunk = texts.subList(from, Math.min(texts.size(), from + BATCH));
-            Encoding[] enc = tokenizer.batchEncode(chunk);
-            int length = 1;
-            for (Encoding e : enc) {
-                length = Math.max(length, Math.min(maxLength, e.getIds().length));
-            }
-            long[] ids = new long[chunk.size() * length];
-            long[] mask = new long[chunk.size() * length];
-            for (int i = 0; i < enc.length; i++) {
-                long[] e = enc[i].getIds();
-                for (int j = 0; j < Math.min(length, e.length); j++) {
-                    ids[i * length + j] = e[j];
-                    mask[i * length + j] = 1;
-                }
-            }
+            Batch b = batch(texts.subList(from, Math.min(texts.size(), from + BATCH)));
             try (NDManager m = model.getNDManager().newSubManager()) {
-                NDArray probs =
-                        classifier
-                                .forward(
-                                        new ParameterStore(m, false),
-                                        new NDList(
-                                                m.create(ids, new Shape(chunk.size(), length)),
-                                                m.create(mask, new Shape(chunk.size(), length))),
-                                        false)
-                                .singletonOrThrow()
-                                .softmax(-1);
-                int k = (int) probs.getShape().get(1);
-                float[] flat = probs.toFloatArray();
-                for (int i = 0; i < chunk.size(); i++) {
-                    double[] row = new double[k];
-                    for (int j = 0; j < k; j++) {
-                        row[j] = flat[i * k + j];
-                    }
-                    out[from + i] = row;
-                }
+                copyRows(softmax(m, b.inputs(m)), out, from);
             }
         }
         return out;
+    }
+
+    /**
+     * Class probabilities under an embedding-space attack on the word embeddings of the real tokens
+     * (padding is left alone): FGSM (Goodfellow et al. 2015) takes one step of {@code epsilon}
+     * along the sign of the loss gradient; PGD (Madry et al. 2018) takes {@code steps} steps of 2.5
+     * epsilon / steps, each projected back into the L-infinity ball of radius epsilon. The loss is
+     * the cross-entropy of each example's true label, so the attack pushes away from it.
+     */
+    double[][] attacked(
+            List<String> texts, int[] truth, AttackKind kind, double epsilon, int steps) {
+        int n = kind == AttackKind.ATTACK_KIND_FGSM ? 1 : Math.max(1, steps);
+        float eps = (float) epsilon;
+        float alpha = kind == AttackKind.ATTACK_KIND_FGSM ? eps : 2.5f * eps / n;
+        long hidden = classifier.encoder().config().hiddenSize();
+        double[][] out = new double[texts.size()][];
+        for (int from = 0; from < texts.size(); from += BATCH) {
+            Batch b = batch(texts.subList(from, Math.min(texts.size(), from + BATCH)));
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                NDList inputs = b.inputs(m);
+                NDArray tokens = inputs.get(1).toType(DataType.FLOAT32, false).expandDims(2);
+                long[] labels = new long[b.size()];
+                for (int i = 0; i < labels.length; i++) {
+                    labels[i] = truth[from + i];
+                }
+                NDArray oneHot = m.create(labels).oneHot(classifier.head().out());
+                NDArray delta = m.zeros(new Shape(b.size(), b.length(), hidden));
+                for (int step = 0; step < n; step++) {
+                    delta.setRequiresGradient(true);
+                    NDArray gradient;
+                    try (GradientCollector collector =
+                            model.getNDManager().getEngine().newGradientCollector()) {
+                        NDArray logits =
+                                classifier
+                                        .forward(
+                                                new ParameterStore(m, false),
+                                                new NDList(inputs.get(0), inputs.get(1), delta),
+                                                false)
+                                        .singletonOrThrow();
+                        NDArray loss = logits.logSoftmax(-1).mul(oneHot).sum().neg();
+                        collector.backward(loss);
+                        gradient = delta.getGradient().duplicate();
+                    }
+                    delta =
+                            delta.stopGradient()
+                                    .add(gradient.sign().mul(alpha).mul(tokens))
+                                    .clip(-eps, eps);
+                }
+                copyRows(softmax(m, new NDList(inputs.get(0), inputs.get(1), delta)), out, from);
+            }
+        }
+        return out;
+    }
+
+    private NDArray softmax(NDManager m, NDList inputs) {
+        return classifier
+                .forward(new ParameterStore(m, false), inputs, false)
+                .singletonOrThrow()
+                .softmax(-1);
+    }
+
+    private static void copyRows(NDArray probs, double[][] out, int from) {
+        int rows = (int) probs.getShape().get(0);
+        int k = (int) probs.getShape().get(1);
+        float[] flat = probs.toFloatArray();
+        for (int i = 0; i < rows; i++) {
+            double[] row = new double[k];
+            for (int j = 0; j < k; j++) {
+                row[j] = flat[i * k + j];
+            }
+            out[from + i] = row;
+        }
     }
 
     @Override

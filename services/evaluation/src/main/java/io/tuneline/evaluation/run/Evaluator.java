@@ -26,7 +26,9 @@ import io.tuneline.evaluation.report.ReportRenderer;
 import io.tuneline.evaluation.robustness.PerturbationKind;
 import io.tuneline.evaluation.robustness.TextPerturber;
 import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.AttackKind;
 import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.EmbeddingAttack;
 import io.tuneline.proto.v1.EvaluationCompleted;
 import io.tuneline.proto.v1.EvaluationSpec;
 import io.tuneline.proto.v1.GateResult;
@@ -210,6 +212,9 @@ public class Evaluator {
                 for (Perturbation p : spec.getPerturbationsList()) {
                     robustness.add(robustness(tuned, labels, texts, truth, tunedProbs, clean, p));
                 }
+                for (EmbeddingAttack a : spec.getAttacksList()) {
+                    robustness.add(attack(tuned, labels, texts, truth, tunedProbs, clean, a));
+                }
             }
             Optional<Map<String, Estimate>> baseMetrics = Optional.empty();
             if (!spec.getSkipBaseModel()) {
@@ -236,10 +241,6 @@ public class Evaluator {
             Map<String, Estimate> tunedMetrics =
                     Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
             List<String> notes = new ArrayList<>();
-            if (spec.getAttacksCount() > 0) {
-                notes.add(
-                        "embedding-space attacks (FGSM/PGD) were requested but are not evaluated yet");
-            }
             GateVerdict verdict =
                     QualityGateCheck.check(
                             spec.getGate(),
@@ -352,7 +353,44 @@ public class Evaluator {
         for (int i = 0; i < texts.size(); i++) {
             noisy.add(perturber.apply(texts.get(i), i));
         }
-        double[][] probs = scorer.probabilities(noisy);
+        return outcome(
+                perturber.name(), labels, truth, cleanProbs, clean, scorer.probabilities(noisy));
+    }
+
+    /** Accuracy under an FGSM or PGD attack on the word embeddings. */
+    private static EvaluationReport.Robustness attack(
+            ClassifierScorer scorer,
+            List<String> labels,
+            List<String> texts,
+            int[] truth,
+            double[][] cleanProbs,
+            double clean,
+            EmbeddingAttack a) {
+        int steps = a.getSteps() > 0 ? a.getSteps() : 10;
+        String name =
+                a.getKind() == AttackKind.ATTACK_KIND_FGSM
+                        ? String.format(Locale.ROOT, "fgsm eps=%s", a.getEpsilon())
+                        : String.format(Locale.ROOT, "pgd eps=%s steps=%d", a.getEpsilon(), steps);
+        return outcome(
+                name,
+                labels,
+                truth,
+                cleanProbs,
+                clean,
+                scorer.attacked(texts, truth, a.getKind(), a.getEpsilon(), steps));
+    }
+
+    /**
+     * Accuracy, its drop from clean, and the attack success rate: the share of examples the model
+     * got right on clean input that it gets wrong under attack.
+     */
+    private static EvaluationReport.Robustness outcome(
+            String name,
+            List<String> labels,
+            int[] truth,
+            double[][] cleanProbs,
+            double clean,
+            double[][] probs) {
         double accuracy = ClassificationMetrics.compute(labels, truth, probs).accuracy();
         int correctBefore = 0;
         int flipped = 0;
@@ -365,7 +403,7 @@ public class Evaluator {
             }
         }
         return new EvaluationReport.Robustness(
-                perturber.name(),
+                name,
                 accuracy,
                 clean - accuracy,
                 correctBefore == 0 ? 0 : (double) flipped / correctBefore);

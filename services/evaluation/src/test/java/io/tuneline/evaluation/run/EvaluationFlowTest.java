@@ -104,7 +104,13 @@ class EvaluationFlowTest {
                 .isTrue();
         assertThat(done.getRobustnessList())
                 .extracting(r -> r.getName())
-                .containsExactly("char_swap@0.1", "word_dropout@0.3");
+                .containsExactly("char_swap@0.1", "word_dropout@0.3", "pgd eps=0.05 steps=3");
+        var pgd = done.getRobustness(2);
+        assertThat(pgd.getAccuracyDrop())
+                .isCloseTo(
+                        done.getTunedMetricsOrThrow("accuracy").getValue() - pgd.getAccuracy(),
+                        org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(pgd.getAttackSuccessRate()).isBetween(0.0, 1.0);
         assertThat(done.getReportHtml().getUri())
                 .isEqualTo("s3://tuneline-test/reports/eval-1/evaluation.html");
         try (InputStream in = store.get(done.getReportHtml())) {
@@ -220,6 +226,13 @@ class EvaluationFlowTest {
                                                                 PerturbationKind
                                                                         .PERTURBATION_KIND_WORD_DROPOUT)
                                                         .setRate(0.3))
+                                        .addAttacks(
+                                                io.tuneline.proto.v1.EmbeddingAttack.newBuilder()
+                                                        .setKind(
+                                                                io.tuneline.proto.v1.AttackKind
+                                                                        .ATTACK_KIND_PGD)
+                                                        .setEpsilon(0.05)
+                                                        .setSteps(3))
                                         .setGate(
                                                 QualityGate.newBuilder()
                                                         .putMinMetrics("macro_f1", 0.8)

@@ -404,7 +404,14 @@ public final class TunelineCli {
                             + " on "
                             + s.path("base_model").asText()
                             + ")";
-            case "JobStatusChanged" -> s.path("message").asText("");
+            case "JobStatusChanged" ->
+                    s.has("percent_done")
+                            ? String.format(
+                                    Locale.ROOT,
+                                    "%3.0f%% %s",
+                                    s.path("percent_done").asDouble(),
+                                    s.path("message").asText(""))
+                            : s.path("message").asText("");
             case "JobFailed" ->
                     "FAILED " + s.path("error_code").asText() + ": " + s.path("message").asText();
             case "CancelJob" -> "cancel requested: " + s.path("reason").asText();

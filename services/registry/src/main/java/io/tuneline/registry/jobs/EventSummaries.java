@@ -36,6 +36,9 @@ public final class EventSummaries {
             m.put("status", shortName(e.getStatus().name(), "JOB_STATUS_"));
             m.put("stage", shortName(e.getStage().name(), "STAGE_"));
             m.put("message", e.getMessage());
+            if (e.getPercentDone() > 0) {
+                m.put("percent_done", Math.round(e.getPercentDone() * 10) / 10.0);
+            }
         } else if (payload instanceof JobFailed e) {
             m.put("stage", shortName(e.getStage().name(), "STAGE_"));
             m.put("error_code", e.getErrorCode());

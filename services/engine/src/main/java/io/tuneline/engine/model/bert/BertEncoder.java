@@ -25,7 +25,8 @@ import java.util.Map;
  * reachable under its Hugging Face name so it can be loaded, frozen or wrapped.
  *
  * <p>Inputs: token ids (B, T) and attention mask (B, T) with 1 for tokens, 0 for padding; token
- * type ids are taken as 0 (single-sentence tasks). Output: last hidden states (B, T, H).
+ * type ids are taken as 0 (single-sentence tasks); optionally a third input (B, T, H) added to the
+ * word embeddings, for embedding-space attacks. Output: last hidden states (B, T, H).
  */
 public final class BertEncoder extends AbstractBlock {
     /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */
@@ -132,6 +133,11 @@ public final class BertEncoder extends AbstractBlock {
                                 ps.getValue(wordEmbeddings, device, training),
                                 SparseFormat.DENSE)
                         .singletonOrThrow();
+        if (inputs.size() > 2) {
+            // A perturbation of the word embeddings (B, T, H): what an embedding-space attack
+            // (FGSM, PGD) moves along the loss gradient.
+            x = x.add(inputs.get(2));
+        }
         x =
                 x.add(ps.getValue(positionEmbeddings, device, training).get(new NDIndex("0:" + t)))
                         .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
