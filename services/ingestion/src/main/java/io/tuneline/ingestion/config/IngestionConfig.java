@@ -18,6 +18,13 @@ public interface IngestionConfig {
     long maxRecords();
 
     /**
+     * Longest line of JSON Lines or plain text, in bytes; a longer line is a bad record, skipped
+     * without being held in memory.
+     */
+    @WithDefault("1048576")
+    int maxLineBytes();
+
+    /**
      * Bearer token that {@code POST /api/v1/datasets} requires; unset, uploads are open (fine on
      * one machine, where the service listens on loopback only).
      */

@@ -121,7 +121,12 @@ public final class DatasetIngestion {
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =
                         ClassificationValidator.validate(
-                                decoded, format, spec, out, config.maxRecords());
+                                decoded,
+                                format,
+                                spec,
+                                out,
+                                config.maxRecords(),
+                                config.maxLineBytes());
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",

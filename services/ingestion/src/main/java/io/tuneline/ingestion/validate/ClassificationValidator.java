@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.proto.v1.BadRecord;
 import io.tuneline.proto.v1.BadRecordAction;
 import io.tuneline.proto.v1.DatasetSpec;
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -51,7 +50,12 @@ public final class ClassificationValidator {
     /** Validates JSON Lines, discarding the canonical records. */
     public static Result validate(InputStream in, DatasetSpec spec) throws IOException {
         return validate(
-                in, RecordFormat.JSONL, spec, OutputStream.nullOutputStream(), Long.MAX_VALUE);
+                in,
+                RecordFormat.JSONL,
+                spec,
+                OutputStream.nullOutputStream(),
+                Long.MAX_VALUE,
+                1 << 20);
     }
 
     /**
@@ -62,7 +66,8 @@ public final class ClassificationValidator {
             RecordFormat format,
             DatasetSpec spec,
             OutputStream canonical,
-            long maxRecords)
+            long maxRecords,
+            int maxLineBytes)
             throws IOException {
         if (format instanceof RecordFormat.PlainText) {
             throw new DatasetInvalidException(
@@ -74,7 +79,7 @@ public final class ClassificationValidator {
         if (format instanceof RecordFormat.Delimited d) {
             return validateDelimited(in, d.separator(), spec, canonical, maxRecords);
         }
-        return validateJsonLines(in, spec, canonical, maxRecords);
+        return validateJsonLines(in, spec, canonical, maxRecords, maxLineBytes);
     }
 
     private static void checkCount(long records, long maxRecords) {
@@ -89,52 +94,41 @@ public final class ClassificationValidator {
     }
 
     private static Result validateJsonLines(
-            InputStream in, DatasetSpec spec, OutputStream canonical, long maxRecords)
+            InputStream in,
+            DatasetSpec spec,
+            OutputStream canonical,
+            long maxRecords,
+            int maxLineBytes)
             throws IOException {
         String textField =
                 spec.getFields().getText().isBlank() ? "text" : spec.getFields().getText();
         String labelField =
                 spec.getFields().getLabel().isBlank() ? "label" : spec.getFields().getLabel();
         Set<String> declared = new HashSet<>(spec.getLabelsList());
-        var decoder =
-                StandardCharsets.UTF_8
-                        .newDecoder()
-                        .onMalformedInput(CodingErrorAction.REPORT)
-                        .onUnmappableCharacter(CodingErrorAction.REPORT);
         long valid = 0;
         long bad = 0;
         List<BadRecord> samples = new ArrayList<>();
         Map<RejectionReason, Long> rejected = new EnumMap<>(RejectionReason.class);
         TreeMap<String, Long> labels = new TreeMap<>();
-        try (BufferedReader reader = new BufferedReader(new InputStreamReader(in, decoder))) {
-            long line = 0;
-            while (true) {
-                String text;
-                try {
-                    text = reader.readLine();
-                } catch (CharacterCodingException e) {
-                    line++;
-                    bad++;
-                    add(samples, rejected, line, "invalid UTF-8");
-                    // The rest of the file cannot be decoded reliably either.
-                    break;
-                }
-                if (text == null) {
-                    break;
-                }
-                line++;
-                if (text.isBlank()) {
-                    continue;
-                }
+        LineReader reader = new LineReader(in, maxLineBytes);
+        for (LineReader.Line l = reader.next(); l != null; l = reader.next()) {
+            if (l.problem() != null) {
                 checkCount(valid + bad + 1, maxRecords);
-                Checked c = check(text, textField, labelField, declared, labels);
-                if (c.problem() == null) {
-                    valid++;
-                    writeCanonical(canonical, c.text(), c.label());
-                } else {
-                    bad++;
-                    add(samples, rejected, line, c.problem());
-                }
+                bad++;
+                add(samples, rejected, l.number(), l.problem());
+                continue;
+            }
+            if (l.text().isBlank()) {
+                continue;
+            }
+            checkCount(valid + bad + 1, maxRecords);
+            Checked c = check(l.text(), textField, labelField, declared, labels);
+            if (c.problem() == null) {
+                valid++;
+                writeCanonical(canonical, c.text(), c.label());
+            } else {
+                bad++;
+                add(samples, rejected, l.number(), c.problem());
             }
         }
         return new Result(valid, bad, samples, labels, rejected);

@@ -11,6 +11,7 @@ public enum RejectionReason {
     WRONG_TYPE("field '"),
     EMPTY_TEXT("empty text"),
     UNDECLARED_LABEL("label '"),
+    LINE_TOO_LONG("line longer than"),
     UNREADABLE("unreadable row");
 
     private final String messagePrefix;

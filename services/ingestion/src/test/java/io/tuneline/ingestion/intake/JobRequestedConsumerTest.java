@@ -399,6 +399,81 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void anInvalidUtf8ByteCostsItsLineOnlyAndTheLinesAfterItAreRead() throws Exception {
+        double before = rejected("invalid_utf8");
+        var data = new java.io.ByteArrayOutputStream();
+        data.write(goodLines(1).getBytes(StandardCharsets.UTF_8));
+        data.write("{\"text\": \"caf".getBytes(StandardCharsets.UTF_8));
+        data.write(0xE9); // Latin-1 é: not UTF-8
+        data.write("\", \"label\": \"pos\"}\n".getBytes(StandardCharsets.UTF_8));
+        data.write(goodLines(2).getBytes(StandardCharsets.UTF_8));
+        store.put(store.uri("uploads/latin1.jsonl"), data.toByteArray(), "application/jsonl");
+        var spec =
+                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                        .setBadRecords(
+                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                        .setAction(
+                                                io.tuneline.proto.v1.BadRecordAction
+                                                        .BAD_RECORD_ACTION_SKIP)
+                                        .setMaxBadFraction(0.5));
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "utf8-1",
+                json(s3Job("utf8-1", "uploads/latin1.jsonl", spec)));
+
+        DatasetIngested ingested = ingested("utf8-1");
+        assertThat(ingested.getValidRecords()).isEqualTo(3);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(2);
+                            assertThat(b.getReason()).isEqualTo("invalid UTF-8");
+                        });
+        assertThat(canonicalRecords(ingested)).hasSize(3);
+        assertThat(rejected("invalid_utf8") - before).isEqualTo(1);
+    }
+
+    @Test
+    void aLineOverMaxLineBytesIsABadRecordAndReadingGoesOn() throws Exception {
+        // The test profile allows lines of 4096 bytes.
+        double before = rejected("line_too_long");
+        String data =
+                goodLines(2)
+                        + "{\"text\": \""
+                        + "y".repeat(5000)
+                        + "\", \"label\": \"pos\"}\n"
+                        + goodLines(97);
+        store.put(
+                store.uri("uploads/long-line.jsonl"),
+                data.getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        var spec =
+                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                        .setBadRecords(
+                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                        .setAction(
+                                                io.tuneline.proto.v1.BadRecordAction
+                                                        .BAD_RECORD_ACTION_SKIP)
+                                        .setMaxBadFraction(0.05));
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "long-line-1",
+                json(s3Job("long-line-1", "uploads/long-line.jsonl", spec)));
+
+        DatasetIngested ingested = ingested("long-line-1");
+        assertThat(ingested.getValidRecords()).isEqualTo(99);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(3);
+                            assertThat(b.getReason()).isEqualTo("line longer than 4096 bytes");
+                        });
+        assertThat(rejected("line_too_long") - before).isEqualTo(1);
+    }
+
+    @Test
     void aMissingSourceObjectFailsTheJobNamingIt() {
         kafka.publish(Topics.JOBS_REQUESTED, "missing-1", json(TestJobs.minimalJob("missing-1")));
         JobFailed failed =
