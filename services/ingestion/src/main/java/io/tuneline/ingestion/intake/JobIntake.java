@@ -103,9 +103,10 @@ public class JobIntake {
         try {
             DatasetIngested result = ingestion.ingest(job);
             LOG.infof(
-                    "dataset ingested: %d valid, %d bad records, labels %s, raw %s (sha256 %s)",
+                    "dataset ingested: %d valid, %d bad %s records, labels %s, raw %s (sha256 %s)",
                     result.getValidRecords(),
                     result.getBadRecords(),
+                    result.getRecordShape(),
                     result.getLabelCountsMap(),
                     result.getRaw().getUri(),
                     result.getRaw().getSha256());

@@ -8,8 +8,8 @@ import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.metrics.IngestionMetrics;
-import io.tuneline.ingestion.validate.ClassificationValidator;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
+import io.tuneline.ingestion.validate.DatasetValidator;
 import io.tuneline.ingestion.validate.RecordFormat;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetFormat;
@@ -38,8 +38,8 @@ import org.jboss.logging.Logger;
  * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
  * from the job or detected from the first line) and stores the valid records in one canonical shape
  * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
- * {@code s3://} objects in the platform's store; JSON Lines, CSV and TSV for sequence
- * classification.
+ * {@code s3://} objects; JSON Lines, CSV and TSV for sequence classification, and also plain text
+ * for causal LM (instruction, chat or text records).
  */
 public final class DatasetIngestion {
     private static final JsonFormat.Printer STRUCT =
@@ -83,10 +83,12 @@ public final class DatasetIngestion {
 
     public DatasetIngested ingest(JobRequested job) throws IOException {
         DatasetSpec spec = job.getDataset();
-        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION) {
+        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION
+                && job.getTask() != Task.TASK_CAUSAL_LM) {
             throw new DatasetInvalidException(
                     "TASK_UNSUPPORTED",
-                    "ingestion handles TASK_SEQUENCE_CLASSIFICATION datasets today, not "
+                    "ingestion handles TASK_SEQUENCE_CLASSIFICATION and TASK_CAUSAL_LM datasets,"
+                            + " not "
                             + job.getTask(),
                     java.util.List.of());
         }
@@ -113,20 +115,22 @@ public final class DatasetIngestion {
                         ? "detected from its first line"
                         : "as the job says");
         Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
-        ClassificationValidator.Result result;
+        DatasetValidator.Result result;
         ArtifactRef records;
         try {
             try (InputStream in = store.get(raw);
                     InputStream decoded = gzip ? new GZIPInputStream(in) : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =
-                        ClassificationValidator.validate(
+                        DatasetValidator.validate(
                                 decoded,
                                 format,
+                                job.getTask(),
                                 spec,
                                 out,
-                                config.maxRecords(),
-                                config.maxLineBytes());
+                                new DatasetValidator.Limits(
+                                        config.maxRecords(), config.maxLineBytes()),
+                                DatasetValidator.Progress.NONE);
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",
@@ -135,7 +139,7 @@ public final class DatasetIngestion {
             }
             metrics.validated(result.valid(), result.rejected());
             metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
-            ClassificationValidator.enforce(result, spec);
+            DatasetValidator.enforce(result, spec);
             try (InputStream in = Files.newInputStream(canonical)) {
                 records =
                         store.put(
@@ -161,7 +165,7 @@ public final class DatasetIngestion {
                         .setBadRecords(result.bad())
                         .addAllBadRecordSamples(result.samples())
                         .putAllLabelCounts(result.labelCounts())
-                        .setRecordShape("classification")
+                        .setRecordShape(result.shape().value())
                         .setIngestedAt(Timestamps.now())
                         .build();
         store.put(

@@ -474,6 +474,110 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void aCausalLmInstructionDatasetIsCanonicalisedWithItsShape() throws Exception {
+        String data =
+                "{\"instruction\": \"Translate to French\", \"input\": \"cat\","
+                        + " \"output\": \"chat\", \"split\": \"Train\"}\n"
+                        + "{\"instruction\": \"Say hi\", \"output\": \"hi\", \"split\": \"dev\"}\n";
+        store.put(
+                store.uri("uploads/alpaca.jsonl"),
+                data.getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        JobRequested job =
+                s3Job(
+                                "lm-instruction-1",
+                                "uploads/alpaca.jsonl",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setFields(
+                                                io.tuneline.proto.v1.FieldMapping.newBuilder()
+                                                        .setSplit("split")))
+                        .toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-instruction-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("instruction");
+        assertThat(ingested.getLabelCountsMap()).isEmpty();
+        assertThat(ingested.getValidRecords()).isEqualTo(2);
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"prompt\":\"Translate to French\\n\\ncat\",\"completion\":\"chat\",\"split\":\"train\"}",
+                        "{\"prompt\":\"Say hi\",\"completion\":\"hi\",\"split\":\"validation\"}");
+    }
+
+    @Test
+    void plainTextIsReadAsTextRecordsForCausalLm() throws Exception {
+        store.put(
+                store.uri("uploads/story.txt"),
+                "Once upon a time\n\nthey lived happily ever after\n"
+                        .getBytes(StandardCharsets.UTF_8),
+                "text/plain");
+        JobRequested job =
+                s3Job(
+                                "lm-text-1",
+                                "uploads/story.txt",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())
+                        .toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-text-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("text");
+        assertThat(ingested.getFormat())
+                .isEqualTo(io.tuneline.proto.v1.DatasetFormat.DATASET_FORMAT_TEXT);
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"text\":\"Once upon a time\"}",
+                        "{\"text\":\"they lived happily ever after\"}");
+    }
+
+    @Test
+    void aChatDatasetGivenInlineIsAnnouncedAsChat() throws Exception {
+        var message =
+                com.google.protobuf.Struct.newBuilder()
+                        .putFields(
+                                "role",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setStringValue("assistant")
+                                        .build())
+                        .putFields(
+                                "content",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setStringValue("Hello!")
+                                        .build());
+        var record =
+                com.google.protobuf.Struct.newBuilder()
+                        .putFields(
+                                "messages",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setListValue(
+                                                com.google.protobuf.ListValue.newBuilder()
+                                                        .addValues(
+                                                                com.google.protobuf.Value
+                                                                        .newBuilder()
+                                                                        .setStructValue(message)))
+                                        .build());
+        JobRequested job =
+                TestJobs.minimalJob("lm-chat-1").toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .setDataset(
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setInline(
+                                                io.tuneline.proto.v1.InlineDataset.newBuilder()
+                                                        .addRecords(record)))
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-chat-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("chat");
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"messages\":[{\"role\":\"assistant\",\"content\":\"Hello!\"}]}");
+    }
+
+    @Test
     void aMissingSourceObjectFailsTheJobNamingIt() {
         kafka.publish(Topics.JOBS_REQUESTED, "missing-1", json(TestJobs.minimalJob("missing-1")));
         JobFailed failed =
