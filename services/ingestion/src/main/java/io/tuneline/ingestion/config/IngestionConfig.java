@@ -4,6 +4,7 @@ import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /** {@code tuneline.ingestion.*}: limits and the rules for fetching datasets over HTTP. */
@@ -31,6 +32,21 @@ public interface IngestionConfig {
     Optional<String> uploadToken();
 
     Http http();
+
+    /**
+     * Credentials for datasets on other S3 endpoints, by the name a job gives in {@code
+     * dataset.credentials_ref}: {@code tuneline.ingestion.s3-credentials."partner".access-key}.
+     */
+    Map<String, S3Credentials> s3Credentials();
+
+    interface S3Credentials {
+        String accessKey();
+
+        String secretKey();
+
+        /** The endpoint's region; asked from the endpoint when not set. */
+        Optional<String> region();
+    }
 
     interface Http {
         /**

@@ -38,8 +38,8 @@ import org.jboss.logging.Logger;
  * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
  * from the job or detected from the first line) and stores the valid records in one canonical shape
  * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
- * {@code s3://} objects; JSON Lines, CSV and TSV for sequence classification, and also plain text
- * for causal LM (instruction, chat or text records).
+ * {@code s3://} objects (the platform's store or another endpoint); JSON Lines, CSV and TSV for
+ * sequence classification, and also plain text for causal LM (instruction, chat or text records).
  */
 public final class DatasetIngestion {
     private static final JsonFormat.Printer STRUCT =
@@ -50,6 +50,7 @@ public final class DatasetIngestion {
     private final ArtifactStore store;
     private final IngestionConfig config;
     private final HttpSource http;
+    private final ExternalS3Source external;
 
     private final IngestionMetrics metrics;
 
@@ -58,6 +59,7 @@ public final class DatasetIngestion {
         this.config = config;
         this.metrics = metrics;
         this.http = new HttpSource(config.http());
+        this.external = new ExternalS3Source(config.s3Credentials(), http);
     }
 
     /** The marker of a finished ingestion, so a redelivered job is not ingested twice. */
@@ -244,13 +246,28 @@ public final class DatasetIngestion {
                                     + ": use an s3:// URI in the platform's store or an http(s):// URL",
                             java.util.List.of());
                 }
-                if (!spec.getS3Endpoint().isBlank()) {
-                    throw new DatasetInvalidException(
-                            "SOURCE_UNSUPPORTED",
-                            "dataset.s3_endpoint: other S3 endpoints are not supported yet; copy the file into the platform's store",
-                            java.util.List.of());
-                }
                 S3Uri source = S3Uri.parse(uri);
+                if (!spec.getS3Endpoint().isBlank()) {
+                    String file = source.key().substring(source.key().lastIndexOf('/') + 1);
+                    try (ExternalS3Source.Opened o =
+                            external.open(
+                                    spec.getS3Endpoint(),
+                                    spec.getCredentialsRef(),
+                                    source,
+                                    size -> {
+                                        if (size > config.maxBytes()) {
+                                            throw SizeLimitedInputStream.tooLarge(
+                                                    "dataset.uri " + uri + " (" + size + " bytes)",
+                                                    config.maxBytes());
+                                        }
+                                    })) {
+                        return store.put(
+                                store.uri(prefix + (file.isBlank() ? "dataset" : file)),
+                                o.in(),
+                                o.size(),
+                                "application/octet-stream");
+                    }
+                }
                 long size =
                         store.size(source)
                                 .orElseThrow(

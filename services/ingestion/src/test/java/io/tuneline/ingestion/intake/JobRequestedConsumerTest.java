@@ -653,6 +653,45 @@ class JobRequestedConsumerTest {
                 .contains("tuneline.ingestion.http.allow-private-addresses");
     }
 
+    @Test
+    void anotherS3EndpointOnALoopbackAddressIsRefusedByDefault() {
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "s3-loopback-1",
+                json(
+                        TestJobs.minimalJob("s3-loopback-1").toBuilder()
+                                .setDataset(
+                                        io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                                .setUri("s3://bucket/data.jsonl")
+                                                .setS3Endpoint("http://127.0.0.1:9")
+                                                .setCredentialsRef("partner"))
+                                .build()));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("s3-loopback-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("SOURCE_REFUSED");
+        assertThat(failed.getMessage())
+                .startsWith("dataset.s3_endpoint http://127.0.0.1:9 is refused")
+                .contains("non-public address 127.0.0.1");
+    }
+
+    @Test
+    void everyRejectionReasonIsRegisteredAtZero() {
+        for (var reason : io.tuneline.ingestion.validate.RejectionReason.values()) {
+            assertThat(
+                            registry.find(io.tuneline.ingestion.metrics.IngestionMetrics.REJECTED)
+                                    .tag("reason", reason.tag())
+                                    .counter())
+                    .as(reason.tag())
+                    .isNotNull();
+        }
+        assertThat(rejected("bad_message")).isNotNegative();
+        assertThat(rejected("no_assistant_message")).isNotNegative();
+        assertThat(rejected("bad_split")).isNotNegative();
+    }
+
     private static String goodLines(int n) {
         StringBuilder b = new StringBuilder();
         for (int i = 0; i < n; i++) {
