@@ -26,6 +26,13 @@ public interface IngestionConfig {
     int maxLineBytes();
 
     /**
+     * Least time between two progress events (JobStatusChanged with percent_done) while a dataset
+     * is validated; a dataset validated within it reports no progress.
+     */
+    @WithDefault("PT2S")
+    Duration progressInterval();
+
+    /**
      * Bearer token that {@code POST /api/v1/datasets} requires; unset, uploads are open (fine on
      * one machine, where the service listens on loopback only).
      */

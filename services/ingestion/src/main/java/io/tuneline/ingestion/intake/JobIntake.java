@@ -101,7 +101,20 @@ public class JobIntake {
                 JobStatus.JOB_STATUS_INGESTING,
                 "fetching and validating the dataset");
         try {
-            DatasetIngested result = ingestion.ingest(job);
+            DatasetIngested result =
+                    ingestion.ingest(
+                            job,
+                            (percent, records) ->
+                                    publisher.sendAndWait(
+                                            status,
+                                            JobStatusChanged.newBuilder()
+                                                    .setJobId(job.getJobId())
+                                                    .setStatus(JobStatus.JOB_STATUS_INGESTING)
+                                                    .setStage(Stage.STAGE_INGESTION)
+                                                    .setPercentDone(percent)
+                                                    .setMessage(progressMessage(percent, records))
+                                                    .setChangedAt(Timestamps.now())
+                                                    .build()));
             LOG.infof(
                     "dataset ingested: %d valid, %d bad %s records, labels %s, raw %s (sha256 %s)",
                     result.getValidRecords(),
@@ -120,6 +133,12 @@ public class JobIntake {
                     "ingestion failed: " + e.getMessage(),
                     List.of());
         }
+    }
+
+    /** E.g. "validated 1,234,567 records (42%)". */
+    static String progressMessage(double percent, long records) {
+        return String.format(
+                java.util.Locale.ROOT, "validated %,d records (%d%%)", records, (int) percent);
     }
 
     private void status(String jobId, JobStatus newStatus, String message) {

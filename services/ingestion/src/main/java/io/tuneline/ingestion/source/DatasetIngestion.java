@@ -84,6 +84,25 @@ public final class DatasetIngestion {
     }
 
     public DatasetIngested ingest(JobRequested job) throws IOException {
+        return ingest(job, ProgressListener.NONE);
+    }
+
+    /**
+     * Told how far validation has got: the percent of the stored (compressed) bytes read and the
+     * records read so far; see {@code tuneline.ingestion.progress-interval}.
+     */
+    @FunctionalInterface
+    public interface ProgressListener {
+        ProgressListener NONE = (percent, records) -> {};
+
+        void progress(double percent, long records);
+    }
+
+    /**
+     * Fetches, stores and validates the job's dataset, telling {@code progress} how far validation
+     * has got while it runs (on this thread).
+     */
+    public DatasetIngested ingest(JobRequested job, ProgressListener progress) throws IOException {
         DatasetSpec spec = job.getDataset();
         if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION
                 && job.getTask() != Task.TASK_CAUSAL_LM) {
@@ -120,7 +139,7 @@ public final class DatasetIngestion {
         DatasetValidator.Result result;
         ArtifactRef records;
         try {
-            try (InputStream in = store.get(raw);
+            try (ProgressReporter.Counting in = new ProgressReporter.Counting(store.get(raw));
                     InputStream decoded = gzip ? new GZIPInputStream(in) : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =
@@ -132,7 +151,12 @@ public final class DatasetIngestion {
                                 out,
                                 new DatasetValidator.Limits(
                                         config.maxRecords(), config.maxLineBytes()),
-                                DatasetValidator.Progress.NONE);
+                                new ProgressReporter(
+                                        in,
+                                        raw.getSizeBytes(),
+                                        config.progressInterval(),
+                                        System::nanoTime,
+                                        progress));
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",
