@@ -103,18 +103,7 @@ public class JobIntake {
         try {
             DatasetIngested result =
                     ingestion.ingest(
-                            job,
-                            (percent, records) ->
-                                    publisher.sendAndWait(
-                                            status,
-                                            JobStatusChanged.newBuilder()
-                                                    .setJobId(job.getJobId())
-                                                    .setStatus(JobStatus.JOB_STATUS_INGESTING)
-                                                    .setStage(Stage.STAGE_INGESTION)
-                                                    .setPercentDone(percent)
-                                                    .setMessage(progressMessage(percent, records))
-                                                    .setChangedAt(Timestamps.now())
-                                                    .build()));
+                            job, (percent, records) -> progress(job.getJobId(), percent, records));
             LOG.infof(
                     "dataset ingested: %d valid, %d bad %s records, labels %s, raw %s (sha256 %s)",
                     result.getValidRecords(),
@@ -132,6 +121,24 @@ public class JobIntake {
                     "INGESTION_FAILED",
                     "ingestion failed: " + e.getMessage(),
                     List.of());
+        }
+    }
+
+    /** A progress event; one that cannot be sent is logged, it does not fail the job. */
+    private void progress(String jobId, double percent, long records) {
+        try {
+            publisher.sendAndWait(
+                    status,
+                    JobStatusChanged.newBuilder()
+                            .setJobId(jobId)
+                            .setStatus(JobStatus.JOB_STATUS_INGESTING)
+                            .setStage(Stage.STAGE_INGESTION)
+                            .setPercentDone(percent)
+                            .setMessage(progressMessage(percent, records))
+                            .setChangedAt(Timestamps.now())
+                            .build());
+        } catch (RuntimeException e) {
+            LOG.warnf("progress event not sent (%s); validation goes on", e.getMessage());
         }
     }
 

@@ -65,18 +65,6 @@ public final class DatasetValidator {
 
     private DatasetValidator() {}
 
-    /** Validates classification JSON Lines, discarding the canonical records. */
-    public static Result validate(InputStream in, DatasetSpec spec) throws IOException {
-        return validate(
-                in,
-                RecordFormat.JSONL,
-                Task.TASK_SEQUENCE_CLASSIFICATION,
-                spec,
-                OutputStream.nullOutputStream(),
-                Limits.NONE,
-                Progress.NONE);
-    }
-
     /**
      * @param task {@code TASK_SEQUENCE_CLASSIFICATION} or {@code TASK_CAUSAL_LM}
      */
