@@ -10,13 +10,9 @@ import io.tuneline.proto.v1.DatasetSpec;
 import io.tuneline.proto.v1.Task;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.io.OutputStream;
-import java.io.Reader;
 import java.io.UncheckedIOException;
 import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashSet;
@@ -205,9 +201,10 @@ public final class DatasetValidator {
                         .setIgnoreEmptyLines(true)
                         .get();
         Fields f = run.fields;
-        try (Reader reader = new InputStreamReader(in, strictUtf8());
+        try (MarkingUtf8Reader reader = new MarkingUtf8Reader(in);
                 CSVParser parser = CSVParser.parse(reader, format)) {
             List<String> header = parser.getHeaderNames();
+            reader.invalidUpTo(parser.getCurrentLineNumber()); // the header's own
             // The columns read, in canonical order: canonical name -> column.
             Map<String, String> columns = new java.util.LinkedHashMap<>();
             String instructionColumn = null;
@@ -286,6 +283,12 @@ public final class DatasetValidator {
                 }
                 long line = parser.getCurrentLineNumber();
                 run.counting();
+                // A malformed byte decoded as U+FFFD; +1: a last row without a line break.
+                if (row.stream().anyMatch(v -> v.indexOf(MarkingUtf8Reader.REPLACEMENT) >= 0)
+                        && reader.invalidUpTo(line + 1)) {
+                    run.reject(line, LineReader.INVALID_UTF8);
+                    continue;
+                }
                 try {
                     ObjectNode out = JSON.createObjectNode();
                     String label = null;
@@ -535,13 +538,6 @@ public final class DatasetValidator {
 
     private static String type(JsonNode v) {
         return v.getNodeType().name().toLowerCase(Locale.ROOT);
-    }
-
-    private static java.nio.charset.CharsetDecoder strictUtf8() {
-        return StandardCharsets.UTF_8
-                .newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
     }
 
     /** A record's problem, as the message users read; no stack trace, it is not an error. */

@@ -360,6 +360,31 @@ class DatasetValidatorTest {
     }
 
     @Test
+    void inCsvAnInvalidUtf8ByteCostsItsRecordOnlyAndReadingGoesOn() throws IOException {
+        ByteArrayOutputStream data = new ByteArrayOutputStream();
+        data.write("text,label\nfine,pos\ncaf".getBytes(StandardCharsets.UTF_8));
+        data.write(0xE9); // Latin-1 é
+        data.write(
+                ",neg\n\"two\nlines \uFFFD kept\",pos\nalso fine,neg\n\"bad "
+                        .getBytes(StandardCharsets.UTF_8));
+        data.write(0xFF);
+        data.write("\nacross lines\",pos\nlast,neg\nend ".getBytes(StandardCharsets.UTF_8));
+        data.write(0xC3); // a truncated sequence at the very end, no line break
+        DatasetValidator.Result r =
+                DatasetValidator.validate(
+                        new ByteArrayInputStream(data.toByteArray()),
+                        RecordFormat.CSV,
+                        CLS,
+                        spec(),
+                        java.io.OutputStream.nullOutputStream(),
+                        DatasetValidator.Limits.NONE,
+                        DatasetValidator.Progress.NONE);
+        assertThat(r.valid()).isEqualTo(4);
+        assertThat(r.samples().stream().map(b -> b.getLine() + ": " + b.getReason()).toList())
+                .containsExactly("3: invalid UTF-8", "8: invalid UTF-8", "10: invalid UTF-8");
+    }
+
+    @Test
     void progressIsToldAfterEveryRecordAndOtherTasksAreRefused() throws IOException {
         List<Long> seen = new java.util.ArrayList<>();
         DatasetValidator.validate(
