@@ -38,8 +38,9 @@ import org.jboss.logging.Logger;
  * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
  * from the job or detected from the first line) and stores the valid records in one canonical shape
  * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
- * {@code s3://} objects (the platform's store or another endpoint); JSON Lines, CSV and TSV for
- * sequence classification, and also plain text for causal LM (instruction, chat or text records).
+ * {@code s3://} objects (the platform's store or another endpoint) and {@code http(s)://} URLs;
+ * JSON Lines, CSV and TSV for sequence classification, the same and plain text for causal LM
+ * (instruction, chat or text records).
  */
 public final class DatasetIngestion {
     private static final JsonFormat.Printer STRUCT =

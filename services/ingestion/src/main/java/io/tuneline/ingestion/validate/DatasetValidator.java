@@ -205,7 +205,7 @@ public final class DatasetValidator {
                 CSVParser parser = CSVParser.parse(reader, format)) {
             List<String> header = parser.getHeaderNames();
             reader.invalidUpTo(parser.getCurrentLineNumber()); // the header's own
-            // The columns read, in canonical order: canonical name -> column.
+            // Prompt/completion or text: canonical name -> column, in canonical order.
             Map<String, String> columns = new java.util.LinkedHashMap<>();
             String instructionColumn = null;
             String inputColumn = null;
@@ -224,8 +224,6 @@ public final class DatasetValidator {
                                 List.of());
                     }
                 }
-                columns.put("text", f.text);
-                columns.put("label", f.label);
             } else if (header.contains(f.prompt) && header.contains(f.completion)) {
                 run.shape = RecordShape.INSTRUCTION;
                 columns.put("prompt", f.prompt);
@@ -234,7 +232,6 @@ public final class DatasetValidator {
                 run.shape = RecordShape.INSTRUCTION;
                 instructionColumn = "instruction";
                 inputColumn = header.contains("input") ? "input" : null;
-                columns.put("completion", "output");
             } else if (header.contains(f.text)) {
                 run.shape = RecordShape.TEXT;
                 columns.put("text", f.text);

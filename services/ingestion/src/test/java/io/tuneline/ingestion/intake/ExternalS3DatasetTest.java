@@ -122,6 +122,19 @@ class ExternalS3DatasetTest {
     }
 
     @Test
+    void anObjectOverTheSizeLimitIsRefusedBeforeItIsCopied() {
+        // The test profile allows 1,000,000 bytes.
+        partnerStore.put(
+                partnerStore.uri("exports/huge.jsonl"), new byte[1_000_001], "application/jsonl");
+        submit("partner-huge-1", "s3://partner-data/exports/huge.jsonl", "partner");
+        JobFailed failed = failed("partner-huge-1");
+        assertThat(failed.getErrorCode()).isEqualTo("DATASET_TOO_LARGE");
+        assertThat(failed.getMessage())
+                .contains("s3://partner-data/exports/huge.jsonl (1000001 bytes)")
+                .contains("tuneline.ingestion.max-bytes (1000000 bytes)");
+    }
+
+    @Test
     void unknownCredentialsFailTheJobNamingThem() {
         submit("partner-nocreds-1", "s3://partner-data/exports/reviews.jsonl", "stranger");
         JobFailed failed = failed("partner-nocreds-1");
