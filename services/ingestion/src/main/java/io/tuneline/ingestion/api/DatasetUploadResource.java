@@ -16,6 +16,7 @@ import jakarta.ws.rs.QueryParam;
 import jakarta.ws.rs.core.HttpHeaders;
 import jakarta.ws.rs.core.MediaType;
 import jakarta.ws.rs.core.Response;
+import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -28,7 +29,9 @@ import java.util.regex.Pattern;
 /**
  * {@code POST /api/v1/datasets?filename=reviews.csv}: stores the request body unchanged under
  * {@code uploads/{uuid}/{filename}} and answers with the {@code s3://} URI to put in a job's {@code
- * dataset.uri}, with its sha256 and size. The body streams to the store; it is never held whole.
+ * dataset.uri}, with its sha256 and size. The body streams to the store; it is never held whole. A
+ * {@code multipart/form-data} body (an HTML form, {@code curl -F file=@reviews.csv}) stores its
+ * part named {@code file} the same way, named by the part's file name or else {@code filename}.
  */
 @Path("/api/v1/datasets")
 public class DatasetUploadResource {
@@ -52,7 +55,9 @@ public class DatasetUploadResource {
             InputStream body,
             @QueryParam("filename") String filename,
             @HeaderParam(HttpHeaders.CONTENT_LENGTH) Long length,
-            @HeaderParam(HttpHeaders.AUTHORIZATION) String authorization) {
+            @HeaderParam(HttpHeaders.CONTENT_TYPE) String contentType,
+            @HeaderParam(HttpHeaders.AUTHORIZATION) String authorization)
+            throws IOException {
         Optional<String> token = config.uploadToken();
         if (token.isPresent() && !authorized(authorization, token.get())) {
             return problem(
@@ -60,6 +65,35 @@ public class DatasetUploadResource {
                     "Unauthorized",
                     "uploads need 'Authorization: Bearer <tuneline.ingestion.upload-token>'");
         }
+        Optional<String> boundary = MultipartReader.boundary(contentType);
+        if (boundary.isPresent()) {
+            // A form upload: the file is the part named "file"; the length is the whole form's.
+            if (boundary.get().isEmpty()) {
+                return problem(400, "Bad request", "the multipart/form-data body has no boundary");
+            }
+            Optional<MultipartReader.Part> file;
+            try {
+                file = new MultipartReader(body, boundary.get()).find("file");
+            } catch (IOException e) {
+                return problem(400, "Bad request", "unreadable multipart body: " + e.getMessage());
+            }
+            if (file.isEmpty()) {
+                return problem(
+                        400,
+                        "Bad request",
+                        "the multipart/form-data body has no part named 'file'");
+            }
+            String partName = file.get().filename();
+            // Browsers may send a path; only its last segment names the file.
+            partName =
+                    partName.substring(
+                            Math.max(partName.lastIndexOf('/'), partName.lastIndexOf('\\')) + 1);
+            return store(file.get().content(), partName.isBlank() ? filename : partName, null);
+        }
+        return store(body, filename, length);
+    }
+
+    private Response store(InputStream body, String filename, Long length) {
         String name = filename == null || filename.isBlank() ? "dataset" : filename.strip();
         if (!FILENAME.matcher(name).matches()) {
             return problem(

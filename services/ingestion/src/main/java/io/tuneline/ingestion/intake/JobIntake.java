@@ -101,11 +101,14 @@ public class JobIntake {
                 JobStatus.JOB_STATUS_INGESTING,
                 "fetching and validating the dataset");
         try {
-            DatasetIngested result = ingestion.ingest(job);
+            DatasetIngested result =
+                    ingestion.ingest(
+                            job, (percent, records) -> progress(job.getJobId(), percent, records));
             LOG.infof(
-                    "dataset ingested: %d valid, %d bad records, labels %s, raw %s (sha256 %s)",
+                    "dataset ingested: %d valid, %d bad %s records, labels %s, raw %s (sha256 %s)",
                     result.getValidRecords(),
                     result.getBadRecords(),
+                    result.getRecordShape(),
                     result.getLabelCountsMap(),
                     result.getRaw().getUri(),
                     result.getRaw().getSha256());
@@ -119,6 +122,30 @@ public class JobIntake {
                     "ingestion failed: " + e.getMessage(),
                     List.of());
         }
+    }
+
+    /** A progress event; one that cannot be sent is logged, it does not fail the job. */
+    private void progress(String jobId, double percent, long records) {
+        try {
+            publisher.sendAndWait(
+                    status,
+                    JobStatusChanged.newBuilder()
+                            .setJobId(jobId)
+                            .setStatus(JobStatus.JOB_STATUS_INGESTING)
+                            .setStage(Stage.STAGE_INGESTION)
+                            .setPercentDone(percent)
+                            .setMessage(progressMessage(percent, records))
+                            .setChangedAt(Timestamps.now())
+                            .build());
+        } catch (RuntimeException e) {
+            LOG.warnf("progress event not sent (%s); validation goes on", e.getMessage());
+        }
+    }
+
+    /** E.g. "validated 1,234,567 records (42%)". */
+    static String progressMessage(double percent, long records) {
+        return String.format(
+                java.util.Locale.ROOT, "validated %,d records (%d%%)", records, (int) percent);
     }
 
     private void status(String jobId, JobStatus newStatus, String message) {

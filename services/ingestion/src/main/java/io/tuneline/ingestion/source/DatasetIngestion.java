@@ -8,8 +8,8 @@ import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.metrics.IngestionMetrics;
-import io.tuneline.ingestion.validate.ClassificationValidator;
 import io.tuneline.ingestion.validate.DatasetInvalidException;
+import io.tuneline.ingestion.validate.DatasetValidator;
 import io.tuneline.ingestion.validate.RecordFormat;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetFormat;
@@ -38,8 +38,9 @@ import org.jboss.logging.Logger;
  * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
  * from the job or detected from the first line) and stores the valid records in one canonical shape
  * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
- * {@code s3://} objects in the platform's store; JSON Lines, CSV and TSV for sequence
- * classification.
+ * {@code s3://} objects (the platform's store or another endpoint) and {@code http(s)://} URLs;
+ * JSON Lines, CSV and TSV for sequence classification, the same and plain text for causal LM
+ * (instruction, chat or text records).
  */
 public final class DatasetIngestion {
     private static final JsonFormat.Printer STRUCT =
@@ -50,6 +51,7 @@ public final class DatasetIngestion {
     private final ArtifactStore store;
     private final IngestionConfig config;
     private final HttpSource http;
+    private final ExternalS3Source external;
 
     private final IngestionMetrics metrics;
 
@@ -58,6 +60,7 @@ public final class DatasetIngestion {
         this.config = config;
         this.metrics = metrics;
         this.http = new HttpSource(config.http());
+        this.external = new ExternalS3Source(config.s3Credentials(), http);
     }
 
     /** The marker of a finished ingestion, so a redelivered job is not ingested twice. */
@@ -82,11 +85,32 @@ public final class DatasetIngestion {
     }
 
     public DatasetIngested ingest(JobRequested job) throws IOException {
+        return ingest(job, ProgressListener.NONE);
+    }
+
+    /**
+     * Told how far validation has got: the percent of the stored (compressed) bytes read and the
+     * records read so far; see {@code tuneline.ingestion.progress-interval}.
+     */
+    @FunctionalInterface
+    public interface ProgressListener {
+        ProgressListener NONE = (percent, records) -> {};
+
+        void progress(double percent, long records);
+    }
+
+    /**
+     * Fetches, stores and validates the job's dataset, telling {@code progress} how far validation
+     * has got while it runs (on this thread).
+     */
+    public DatasetIngested ingest(JobRequested job, ProgressListener progress) throws IOException {
         DatasetSpec spec = job.getDataset();
-        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION) {
+        if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION
+                && job.getTask() != Task.TASK_CAUSAL_LM) {
             throw new DatasetInvalidException(
                     "TASK_UNSUPPORTED",
-                    "ingestion handles TASK_SEQUENCE_CLASSIFICATION datasets today, not "
+                    "ingestion handles TASK_SEQUENCE_CLASSIFICATION and TASK_CAUSAL_LM datasets,"
+                            + " not "
                             + job.getTask(),
                     java.util.List.of());
         }
@@ -113,15 +137,27 @@ public final class DatasetIngestion {
                         ? "detected from its first line"
                         : "as the job says");
         Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
-        ClassificationValidator.Result result;
+        DatasetValidator.Result result;
         ArtifactRef records;
         try {
-            try (InputStream in = store.get(raw);
+            try (ProgressReporter.Counting in = new ProgressReporter.Counting(store.get(raw));
                     InputStream decoded = gzip ? new GZIPInputStream(in) : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =
-                        ClassificationValidator.validate(
-                                decoded, format, spec, out, config.maxRecords());
+                        DatasetValidator.validate(
+                                decoded,
+                                format,
+                                job.getTask(),
+                                spec,
+                                out,
+                                new DatasetValidator.Limits(
+                                        config.maxRecords(), config.maxLineBytes()),
+                                new ProgressReporter(
+                                        in,
+                                        raw.getSizeBytes(),
+                                        config.progressInterval(),
+                                        System::nanoTime,
+                                        progress));
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",
@@ -130,7 +166,7 @@ public final class DatasetIngestion {
             }
             metrics.validated(result.valid(), result.rejected());
             metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
-            ClassificationValidator.enforce(result, spec);
+            DatasetValidator.enforce(result, spec);
             try (InputStream in = Files.newInputStream(canonical)) {
                 records =
                         store.put(
@@ -156,7 +192,7 @@ public final class DatasetIngestion {
                         .setBadRecords(result.bad())
                         .addAllBadRecordSamples(result.samples())
                         .putAllLabelCounts(result.labelCounts())
-                        .setRecordShape("classification")
+                        .setRecordShape(result.shape().value())
                         .setIngestedAt(Timestamps.now())
                         .build();
         store.put(
@@ -235,13 +271,28 @@ public final class DatasetIngestion {
                                     + ": use an s3:// URI in the platform's store or an http(s):// URL",
                             java.util.List.of());
                 }
-                if (!spec.getS3Endpoint().isBlank()) {
-                    throw new DatasetInvalidException(
-                            "SOURCE_UNSUPPORTED",
-                            "dataset.s3_endpoint: other S3 endpoints are not supported yet; copy the file into the platform's store",
-                            java.util.List.of());
-                }
                 S3Uri source = S3Uri.parse(uri);
+                if (!spec.getS3Endpoint().isBlank()) {
+                    String file = source.key().substring(source.key().lastIndexOf('/') + 1);
+                    try (ExternalS3Source.Opened o =
+                            external.open(
+                                    spec.getS3Endpoint(),
+                                    spec.getCredentialsRef(),
+                                    source,
+                                    size -> {
+                                        if (size > config.maxBytes()) {
+                                            throw SizeLimitedInputStream.tooLarge(
+                                                    "dataset.uri " + uri + " (" + size + " bytes)",
+                                                    config.maxBytes());
+                                        }
+                                    })) {
+                        return store.put(
+                                store.uri(prefix + (file.isBlank() ? "dataset" : file)),
+                                o.in(),
+                                o.size(),
+                                "application/octet-stream");
+                    }
+                }
                 long size =
                         store.size(source)
                                 .orElseThrow(

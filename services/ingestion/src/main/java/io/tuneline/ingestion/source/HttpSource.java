@@ -37,9 +37,9 @@ public final class HttpSource {
     public InputStream open(URI uri) throws IOException {
         String host = uri.getHost();
         if (host == null || host.isBlank()) {
-            throw refused(uri, "it names no host");
+            throw refused("dataset.uri", uri, "it names no host");
         }
-        checkHost(uri, host.toLowerCase(Locale.ROOT));
+        checkHost("dataset.uri", uri, host.toLowerCase(Locale.ROOT));
         HttpResponse<InputStream> response;
         try {
             response =
@@ -74,7 +74,11 @@ public final class HttpSource {
         return response.body();
     }
 
-    void checkHost(URI uri, String host) {
+    /**
+     * Refuses a host outside {@code allowed-hosts} or with a non-public address; {@code what} names
+     * the job field in messages. Also used for a dataset's own S3 endpoint.
+     */
+    void checkHost(String what, URI uri, String host) {
         List<String> allowed = config.allowedHosts().orElse(List.of());
         if (!allowed.isEmpty()
                 && allowed.stream()
@@ -85,6 +89,7 @@ public final class HttpSource {
                                                 ? host.endsWith(h) || host.equals(h.substring(1))
                                                 : host.equals(h))) {
             throw refused(
+                    what,
                     uri,
                     "host " + host + " is not in tuneline.ingestion.http.allowed-hosts " + allowed);
         }
@@ -97,12 +102,13 @@ public final class HttpSource {
         } catch (UnknownHostException e) {
             throw new DatasetInvalidException(
                     "SOURCE_UNREACHABLE",
-                    "dataset.uri " + uri + ": host " + host + " is unknown",
+                    what + " " + uri + ": host " + host + " is unknown",
                     List.of());
         }
         for (InetAddress a : addresses) {
             if (!isPublic(a)) {
                 throw refused(
+                        what,
                         uri,
                         host
                                 + " resolves to the non-public address "
@@ -132,8 +138,8 @@ public final class HttpSource {
         return !(first == 100 && second >= 64 && second < 128);
     }
 
-    private static DatasetInvalidException refused(URI uri, String why) {
+    private static DatasetInvalidException refused(String what, URI uri, String why) {
         return new DatasetInvalidException(
-                "SOURCE_REFUSED", "dataset.uri " + uri + " is refused: " + why, List.of());
+                "SOURCE_REFUSED", what + " " + uri + " is refused: " + why, List.of());
     }
 }

@@ -11,6 +11,10 @@ public enum RejectionReason {
     WRONG_TYPE("field '"),
     EMPTY_TEXT("empty text"),
     UNDECLARED_LABEL("label '"),
+    LINE_TOO_LONG("line longer than"),
+    BAD_MESSAGE("message "),
+    NO_ASSISTANT_MESSAGE("no assistant message"),
+    BAD_SPLIT("split '"),
     UNREADABLE("unreadable row");
 
     private final String messagePrefix;
@@ -24,7 +28,7 @@ public enum RejectionReason {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** The kind of a rejection message written by {@link ClassificationValidator}. */
+    /** The kind of a rejection message written by {@link DatasetValidator}. */
     static RejectionReason of(String message) {
         for (RejectionReason r : values()) {
             if (message.startsWith(r.messagePrefix)) {

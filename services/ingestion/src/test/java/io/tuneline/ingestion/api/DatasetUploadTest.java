@@ -83,6 +83,69 @@ class DatasetUploadTest {
     }
 
     @Test
+    void aMultipartFilePartIsStreamedUnchangedUnderItsOwnFileName() throws Exception {
+        // Bytes that look like a boundary's start must come through as they are.
+        var data = new java.io.ByteArrayOutputStream();
+        data.write("text,label\r\n\"--x\r\n--\",pos\r\n".getBytes(StandardCharsets.UTF_8));
+        for (int i = 0; i < 20_000; i++) {
+            data.write(("row " + i + ",neg\r\n").getBytes(StandardCharsets.UTF_8));
+        }
+        data.write(new byte[] {0, (byte) 0xff, '\r', '\n', '-', '-'});
+        byte[] file = data.toByteArray();
+        JsonPath answer =
+                given().multiPart("note", "a form field before the file")
+                        .multiPart("file", "reviews-form.csv", file, "text/csv")
+                        .multiPart("after", "and one after it")
+                        .post("/api/v1/datasets")
+                        .then()
+                        .statusCode(201)
+                        .extract()
+                        .jsonPath();
+        String sha = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(file));
+        assertThat(answer.getString("sha256")).isEqualTo(sha);
+        assertThat(answer.getLong("size_bytes")).isEqualTo(file.length);
+        String uri = answer.getString("uri");
+        assertThat(uri).endsWith("/reviews-form.csv");
+        try (InputStream in = store.get(S3Uri.parse(uri))) {
+            assertThat(in.readAllBytes()).isEqualTo(file);
+        }
+
+        // A part without a file name takes the query parameter's.
+        String named =
+                given().multiPart("file", "text,label\nok,pos\n")
+                        .queryParam("filename", "from-query.csv")
+                        .post("/api/v1/datasets")
+                        .then()
+                        .statusCode(201)
+                        .extract()
+                        .jsonPath()
+                        .getString("uri");
+        assertThat(named).endsWith("/from-query.csv");
+    }
+
+    @Test
+    void aMultipartUploadOverTheLimitWithABadNameOrWithoutAFilePartGetsAProblem() {
+        // The test profile allows 1,000,000 bytes.
+        given().multiPart("file", "big.bin", new byte[1_000_001], "application/octet-stream")
+                .post("/api/v1/datasets")
+                .then()
+                .statusCode(413)
+                .contentType("application/problem+json")
+                .body("detail", containsString("tuneline.ingestion.max-bytes (1000000"));
+        given().multiPart("file", "my data.csv", new byte[] {'x'}, "text/csv")
+                .post("/api/v1/datasets")
+                .then()
+                .statusCode(400)
+                .body("detail", containsString("filename 'my data.csv' must match"));
+        given().multiPart("upload", "reviews.csv", new byte[] {'x'}, "text/csv")
+                .post("/api/v1/datasets")
+                .then()
+                .statusCode(400)
+                .contentType("application/problem+json")
+                .body("detail", containsString("no part named 'file'"));
+    }
+
+    @Test
     void aBodyOverTheLimitOrABadFilenameGetsAProblem() {
         // The test profile allows 1,000,000 bytes.
         given().contentType("application/octet-stream")

@@ -399,6 +399,185 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void anInvalidUtf8ByteCostsItsLineOnlyAndTheLinesAfterItAreRead() throws Exception {
+        double before = rejected("invalid_utf8");
+        var data = new java.io.ByteArrayOutputStream();
+        data.write(goodLines(1).getBytes(StandardCharsets.UTF_8));
+        data.write("{\"text\": \"caf".getBytes(StandardCharsets.UTF_8));
+        data.write(0xE9); // Latin-1 é: not UTF-8
+        data.write("\", \"label\": \"pos\"}\n".getBytes(StandardCharsets.UTF_8));
+        data.write(goodLines(2).getBytes(StandardCharsets.UTF_8));
+        store.put(store.uri("uploads/latin1.jsonl"), data.toByteArray(), "application/jsonl");
+        var spec =
+                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                        .setBadRecords(
+                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                        .setAction(
+                                                io.tuneline.proto.v1.BadRecordAction
+                                                        .BAD_RECORD_ACTION_SKIP)
+                                        .setMaxBadFraction(0.5));
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "utf8-1",
+                json(s3Job("utf8-1", "uploads/latin1.jsonl", spec)));
+
+        DatasetIngested ingested = ingested("utf8-1");
+        assertThat(ingested.getValidRecords()).isEqualTo(3);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(2);
+                            assertThat(b.getReason()).isEqualTo("invalid UTF-8");
+                        });
+        assertThat(canonicalRecords(ingested)).hasSize(3);
+        assertThat(rejected("invalid_utf8") - before).isEqualTo(1);
+    }
+
+    @Test
+    void aLineOverMaxLineBytesIsABadRecordAndReadingGoesOn() throws Exception {
+        // The test profile allows lines of 4096 bytes.
+        double before = rejected("line_too_long");
+        String data =
+                goodLines(2)
+                        + "{\"text\": \""
+                        + "y".repeat(5000)
+                        + "\", \"label\": \"pos\"}\n"
+                        + goodLines(97);
+        store.put(
+                store.uri("uploads/long-line.jsonl"),
+                data.getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        var spec =
+                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                        .setBadRecords(
+                                io.tuneline.proto.v1.BadRecordPolicy.newBuilder()
+                                        .setAction(
+                                                io.tuneline.proto.v1.BadRecordAction
+                                                        .BAD_RECORD_ACTION_SKIP)
+                                        .setMaxBadFraction(0.05));
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "long-line-1",
+                json(s3Job("long-line-1", "uploads/long-line.jsonl", spec)));
+
+        DatasetIngested ingested = ingested("long-line-1");
+        assertThat(ingested.getValidRecords()).isEqualTo(99);
+        assertThat(ingested.getBadRecordSamplesList())
+                .singleElement()
+                .satisfies(
+                        b -> {
+                            assertThat(b.getLine()).isEqualTo(3);
+                            assertThat(b.getReason()).isEqualTo("line longer than 4096 bytes");
+                        });
+        assertThat(rejected("line_too_long") - before).isEqualTo(1);
+    }
+
+    @Test
+    void aCausalLmInstructionDatasetIsCanonicalisedWithItsShape() throws Exception {
+        String data =
+                "{\"instruction\": \"Translate to French\", \"input\": \"cat\","
+                        + " \"output\": \"chat\", \"split\": \"Train\"}\n"
+                        + "{\"instruction\": \"Say hi\", \"output\": \"hi\", \"split\": \"dev\"}\n";
+        store.put(
+                store.uri("uploads/alpaca.jsonl"),
+                data.getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        JobRequested job =
+                s3Job(
+                                "lm-instruction-1",
+                                "uploads/alpaca.jsonl",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setFields(
+                                                io.tuneline.proto.v1.FieldMapping.newBuilder()
+                                                        .setSplit("split")))
+                        .toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-instruction-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("instruction");
+        assertThat(ingested.getLabelCountsMap()).isEmpty();
+        assertThat(ingested.getValidRecords()).isEqualTo(2);
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"prompt\":\"Translate to French\\n\\ncat\",\"completion\":\"chat\",\"split\":\"train\"}",
+                        "{\"prompt\":\"Say hi\",\"completion\":\"hi\",\"split\":\"validation\"}");
+    }
+
+    @Test
+    void plainTextIsReadAsTextRecordsForCausalLm() throws Exception {
+        store.put(
+                store.uri("uploads/story.txt"),
+                "Once upon a time\n\nthey lived happily ever after\n"
+                        .getBytes(StandardCharsets.UTF_8),
+                "text/plain");
+        JobRequested job =
+                s3Job(
+                                "lm-text-1",
+                                "uploads/story.txt",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())
+                        .toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-text-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("text");
+        assertThat(ingested.getFormat())
+                .isEqualTo(io.tuneline.proto.v1.DatasetFormat.DATASET_FORMAT_TEXT);
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"text\":\"Once upon a time\"}",
+                        "{\"text\":\"they lived happily ever after\"}");
+    }
+
+    @Test
+    void aChatDatasetGivenInlineIsAnnouncedAsChat() throws Exception {
+        var message =
+                com.google.protobuf.Struct.newBuilder()
+                        .putFields(
+                                "role",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setStringValue("assistant")
+                                        .build())
+                        .putFields(
+                                "content",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setStringValue("Hello!")
+                                        .build());
+        var record =
+                com.google.protobuf.Struct.newBuilder()
+                        .putFields(
+                                "messages",
+                                com.google.protobuf.Value.newBuilder()
+                                        .setListValue(
+                                                com.google.protobuf.ListValue.newBuilder()
+                                                        .addValues(
+                                                                com.google.protobuf.Value
+                                                                        .newBuilder()
+                                                                        .setStructValue(message)))
+                                        .build());
+        JobRequested job =
+                TestJobs.minimalJob("lm-chat-1").toBuilder()
+                        .setTask(io.tuneline.proto.v1.Task.TASK_CAUSAL_LM)
+                        .setDataset(
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                        .setInline(
+                                                io.tuneline.proto.v1.InlineDataset.newBuilder()
+                                                        .addRecords(record)))
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        DatasetIngested ingested = ingested("lm-chat-1");
+        assertThat(ingested.getRecordShape()).isEqualTo("chat");
+        assertThat(canonicalRecords(ingested))
+                .containsExactly(
+                        "{\"messages\":[{\"role\":\"assistant\",\"content\":\"Hello!\"}]}");
+    }
+
+    @Test
     void aMissingSourceObjectFailsTheJobNamingIt() {
         kafka.publish(Topics.JOBS_REQUESTED, "missing-1", json(TestJobs.minimalJob("missing-1")));
         JobFailed failed =
@@ -472,6 +651,45 @@ class JobRequestedConsumerTest {
         assertThat(failed.getMessage())
                 .contains("non-public address 127.0.0.1")
                 .contains("tuneline.ingestion.http.allow-private-addresses");
+    }
+
+    @Test
+    void anotherS3EndpointOnALoopbackAddressIsRefusedByDefault() {
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "s3-loopback-1",
+                json(
+                        TestJobs.minimalJob("s3-loopback-1").toBuilder()
+                                .setDataset(
+                                        io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                                .setUri("s3://bucket/data.jsonl")
+                                                .setS3Endpoint("http://127.0.0.1:9")
+                                                .setCredentialsRef("partner"))
+                                .build()));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("s3-loopback-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("SOURCE_REFUSED");
+        assertThat(failed.getMessage())
+                .startsWith("dataset.s3_endpoint http://127.0.0.1:9 is refused")
+                .contains("non-public address 127.0.0.1");
+    }
+
+    @Test
+    void everyRejectionReasonIsRegisteredAtZero() {
+        for (var reason : io.tuneline.ingestion.validate.RejectionReason.values()) {
+            assertThat(
+                            registry.find(io.tuneline.ingestion.metrics.IngestionMetrics.REJECTED)
+                                    .tag("reason", reason.tag())
+                                    .counter())
+                    .as(reason.tag())
+                    .isNotNull();
+        }
+        assertThat(rejected("bad_message")).isNotNegative();
+        assertThat(rejected("no_assistant_message")).isNotNegative();
+        assertThat(rejected("bad_split")).isNotNegative();
     }
 
     private static String goodLines(int n) {
