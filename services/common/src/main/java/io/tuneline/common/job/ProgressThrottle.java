@@ -4,23 +4,27 @@ import java.time.Duration;
 import java.util.function.LongSupplier;
 
 /**
- * Decides when a long stage publishes its next progress event: after at least {@code step} more
- * percent and {@code interval} more time, so a big dataset shows steady progress and a small one,
- * done in a moment, publishes none.
+ * Decides when a long stage publishes its next progress event: when the percent done enters a new
+ * multiple of {@code step} (10 %, 20 %, ...) and at least {@code interval} has passed since the
+ * start or the previous event, so a big dataset shows steady progress and a small one, done in a
+ * moment, publishes none. 100 % is never progress: the stage's next state says it.
  */
 public final class ProgressThrottle {
     private final double step;
     private final long intervalNanos;
     private final LongSupplier clock;
     private final long started;
-    private double lastPercent;
+    private long lastStep;
     private long lastAt;
 
     public ProgressThrottle(double step, Duration interval) {
         this(step, interval, System::nanoTime);
     }
 
-    ProgressThrottle(double step, Duration interval, LongSupplier clock) {
+    /**
+     * @param clock nanoseconds, like {@link System#nanoTime()}
+     */
+    public ProgressThrottle(double step, Duration interval, LongSupplier clock) {
         this.step = step;
         this.intervalNanos = interval.toNanos();
         this.clock = clock;
@@ -31,10 +35,11 @@ public final class ProgressThrottle {
     /** True when {@code percent} should be published now; it then counts as published. */
     public boolean due(double percent) {
         long now = clock.getAsLong();
-        if (percent >= 100 || percent - lastPercent < step || now - lastAt < intervalNanos) {
+        long reached = (long) (percent / step);
+        if (percent >= 100 || reached <= lastStep || now - lastAt < intervalNanos) {
             return false;
         }
-        lastPercent = percent;
+        lastStep = reached;
         lastAt = now;
         return true;
     }

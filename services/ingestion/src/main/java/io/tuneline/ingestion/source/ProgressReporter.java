@@ -1,5 +1,6 @@
 package io.tuneline.ingestion.source;
 
+import io.tuneline.common.job.ProgressThrottle;
 import io.tuneline.ingestion.validate.DatasetValidator;
 import java.io.FilterInputStream;
 import java.io.IOException;
@@ -16,11 +17,8 @@ import java.util.function.LongSupplier;
 final class ProgressReporter implements DatasetValidator.Progress {
     private final Counting counted;
     private final long size;
-    private final long intervalNanos;
-    private final LongSupplier clock;
+    private final ProgressThrottle throttle;
     private final DatasetIngestion.ProgressListener listener;
-    private long last;
-    private int lastTenth;
 
     ProgressReporter(
             Counting counted,
@@ -30,10 +28,8 @@ final class ProgressReporter implements DatasetValidator.Progress {
             DatasetIngestion.ProgressListener listener) {
         this.counted = counted;
         this.size = size;
-        this.intervalNanos = interval.toNanos();
-        this.clock = clock;
+        this.throttle = new ProgressThrottle(10, interval, clock);
         this.listener = listener;
-        this.last = clock.getAsLong();
     }
 
     @Override
@@ -41,18 +37,10 @@ final class ProgressReporter implements DatasetValidator.Progress {
         if (size <= 0) {
             return;
         }
-        long now = clock.getAsLong();
-        if (now - last < intervalNanos) {
-            return;
-        }
         double percent = Math.min(100.0, 100.0 * counted.count() / size);
-        int tenth = (int) (percent / 10);
-        if (tenth <= lastTenth || percent >= 100) {
-            return;
+        if (throttle.due(percent)) {
+            listener.progress(percent, seen);
         }
-        last = now;
-        lastTenth = tenth;
-        listener.progress(percent, seen);
     }
 
     /** Counts the bytes read through it. */
