@@ -16,6 +16,7 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
 import io.tuneline.evaluation.gate.GateVerdict;
+import io.tuneline.evaluation.gate.ProductionMetrics;
 import io.tuneline.evaluation.gate.QualityGateCheck;
 import io.tuneline.evaluation.metrics.Bootstrap;
 import io.tuneline.evaluation.metrics.ClassificationMetrics;
@@ -46,6 +47,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,6 +59,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
 import org.eclipse.microprofile.reactive.messaging.Channel;
 import org.eclipse.microprofile.reactive.messaging.Emitter;
 import org.jboss.logging.Logger;
@@ -82,13 +85,18 @@ public class Evaluator {
     private final MeterRegistry registry;
     private final Map<String, AtomicReference<Double>> headline = new ConcurrentHashMap<>();
 
-    @Inject
+    @Inject private final ProductionMetrics productionMetrics;
+
     public Evaluator(
             ArtifactStore store,
             EventPublisher publisher,
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("evaluations-completed") Emitter<byte[]> completed,
-            MeterRegistry registry) {
+            MeterRegistry registry,
+            @ConfigProperty(name = "tuneline.evaluation.registry.url") Optional<URI> registryUrl,
+            @ConfigProperty(name = "tuneline.evaluation.registry.token")
+                    Optional<String> registryToken) {
+        this.productionMetrics = new ProductionMetrics(registryUrl, registryToken);
         this.store = store;
         this.publisher = publisher;
         this.status = status;
@@ -241,22 +249,34 @@ public class Evaluator {
             Map<String, Estimate> tunedMetrics =
                     Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
             List<String> notes = new ArrayList<>();
-            GateVerdict verdict =
-                    QualityGateCheck.check(
-                            spec.getGate(),
-                            values(tunedMetrics),
-                            spec.getGate().getReference()
-                                            == io.tuneline.proto.v1.GateReference
-                                                    .GATE_REFERENCE_PRODUCTION
-                                    ? Optional.empty()
-                                    : baseMetrics.map(Evaluator::values));
-            List<String> allNotes = new ArrayList<>(verdict.notes());
-            allNotes.addAll(notes);
-            verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
             String modelName =
                     job.getRegistration().getModelName().isBlank()
                             ? jobId
                             : job.getRegistration().getModelName();
+            Optional<Map<String, Double>> reference;
+            if (spec.getGate().getReference()
+                            == io.tuneline.proto.v1.GateReference.GATE_REFERENCE_PRODUCTION
+                    && spec.getGate().getMaxRegressionCount() > 0) {
+                Optional<ProductionMetrics.Reference> production;
+                try {
+                    production = productionMetrics.of(modelName);
+                } catch (ProductionMetrics.ReferenceUnavailableException e) {
+                    throw new EvaluationFailedException(e.getMessage(), e);
+                }
+                production.ifPresent(
+                        p ->
+                                LOG.infof(
+                                        "gate reference: %s version %d (production)",
+                                        modelName, p.version()));
+                reference = production.map(ProductionMetrics.Reference::metrics);
+            } else {
+                reference = baseMetrics.map(Evaluator::values);
+            }
+            GateVerdict verdict =
+                    QualityGateCheck.check(spec.getGate(), values(tunedMetrics), reference);
+            List<String> allNotes = new ArrayList<>(verdict.notes());
+            allNotes.addAll(notes);
+            verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
             EvaluationReport report =
                     new EvaluationReport(
                             jobId,
