@@ -34,6 +34,7 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import java.util.stream.Stream;
+import org.jboss.logging.Logger;
 
 /**
  * Turns an ingested dataset into tokenized train / validation / test splits in two streaming passes
@@ -56,6 +57,7 @@ import java.util.stream.Stream;
  * The same data and seed give byte-identical files.
  */
 public final class DatasetPreparation implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(DatasetPreparation.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> SPLITS = List.of("train", "validation", "test");
     private static final byte NONE = -1;
@@ -144,9 +146,11 @@ public final class DatasetPreparation implements AutoCloseable {
         Reader reader = new Reader(source, shape, textField, labelField, norm, expected, progress);
 
         // Pass 1: what to keep, and the split each kept record goes to.
+        long started = System.nanoTime();
         Pass1 p1 = new Pass1(expected, settings);
         reader.read(
                 0, 50, "cleaning and deduplicating", (index, example) -> p1.offer(index, example));
+        long judged = System.nanoTime();
         List<String> labels =
                 spec.getLabelsCount() > 0
                         ? List.copyOf(spec.getLabelsList())
@@ -181,6 +185,9 @@ public final class DatasetPreparation implements AutoCloseable {
                             }
                         });
                 tokenization.flush();
+                LOG.infof(
+                        "pass 1 (normalise, deduplicate, split) %.1f s, pass 2 (tokenize, write) %.1f s",
+                        (judged - started) / 1e9, (System.nanoTime() - judged) / 1e9);
             } finally {
                 for (SplitFile f : files) {
                     f.close();
@@ -443,6 +450,7 @@ public final class DatasetPreparation implements AutoCloseable {
         void read(double from, double to, String what, Visitor visitor) throws IOException {
             bytes = 0;
             int index = 0;
+            progress.at(from, what);
             try (InputStream in = store.get(source);
                     BufferedReader r =
                             new BufferedReader(
