@@ -133,6 +133,11 @@ class RegistrationFlowTest {
         assertThat(version.getString("method")).isEqualTo("LORA");
         assertThat(version.getDouble("hyperparameters.learning_rate")).isEqualTo(5e-4);
         assertThat(version.getDouble("metrics.tuned_metrics.macro_f1.value")).isEqualTo(0.95);
+        // The headline metric of each version is on /q/metrics, labelled with its version.
+        String scraped = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        assertThat(scraped)
+                .containsPattern(
+                        "tuneline_registry_version_metric\\{[^}]*metric=\"macro_f1\"[^}]*model=\"flow-model\"[^}]*version=\"2\"[^}]*} 0\\.95");
         assertThat(version.getString("dataset.raw_sha256")).isEqualTo("a".repeat(64));
         JsonPath history =
                 given().get("/api/v1/models/flow-model/history").then().extract().jsonPath();

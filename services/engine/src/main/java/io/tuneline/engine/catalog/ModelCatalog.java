@@ -22,7 +22,16 @@ public final class ModelCatalog {
                             classpath("all-minilm-l6-v2.onnx"),
                             classpath("all-minilm-l6-v2-tokenizer.json")));
 
+    /** Hugging Face Hub names of the built-in models, for files Python tools read back. */
+    private static final Map<String, String> HUB_NAMES =
+            Map.of(MINILM_L6, "sentence-transformers/all-MiniLM-L6-v2");
+
     private ModelCatalog() {}
+
+    /** The Hub name of a built-in model; any other reference (a path, an s3:// URI) as given. */
+    public static String huggingFaceName(String ref) {
+        return HUB_NAMES.getOrDefault(ref, ref);
+    }
 
     public static PretrainedModel resolve(String ref) {
         PretrainedModel model = BUILT_IN.get(ref);

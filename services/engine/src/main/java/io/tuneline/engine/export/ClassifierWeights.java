@@ -14,7 +14,7 @@ import java.util.Map;
 /**
  * A classifier's weights in safetensors files under Hugging Face names: {@code model.safetensors}
  * holds the model itself (a LoRA adapter merged in, W + (alpha/r) B A, so any BERT loader can use
- * it), {@code adapter_model.safetensors} the LoRA matrices alone (PEFT's names).
+ * it); {@link PeftAdapter} writes a LoRA adapter alone.
  */
 public final class ClassifierWeights {
     private ClassifierWeights() {}
@@ -28,24 +28,6 @@ public final class ClassifierWeights {
                         writer.addF32(name, array.getShape().getShape(), array.toFloatArray()));
         writer.write(file);
         merged.values().forEach(NDArray::close);
-    }
-
-    /** Writes the LoRA matrices alone; returns false when the model has none. */
-    public static boolean writeAdapter(SequenceClassifier classifier, Path file)
-            throws IOException {
-        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-        boolean any = false;
-        for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
-            if (e.getKey().contains(".lora_")) {
-                NDArray a = e.getValue().getArray();
-                writer.addF32(e.getKey(), a.getShape().getShape(), a.toFloatArray());
-                any = true;
-            }
-        }
-        if (any) {
-            writer.write(file);
-        }
-        return any;
     }
 
     /** Loads merged weights written by {@link #writeMerged} into a classifier of the same shape. */

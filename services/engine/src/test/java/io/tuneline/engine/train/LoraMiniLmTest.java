@@ -366,6 +366,52 @@ class LoraMiniLmTest {
 
             java.nio.file.Path file = dir.resolve("model.safetensors");
             io.tuneline.engine.export.ClassifierWeights.writeMerged(lora, file);
+
+            // The PEFT layout: its names and shapes, and W + (alpha / r) B A from the adapter file
+            // is the merged weight the model file holds.
+            java.nio.file.Path peft = dir.resolve("peft");
+            assertThat(
+                            io.tuneline.engine.export.PeftAdapter.write(
+                                    lora,
+                                    new FineTuningMethod.Lora(
+                                            8, 16f, 0f, List.of("query", "value")),
+                                    "sentence-transformers/all-MiniLM-L6-v2",
+                                    peft))
+                    .isTrue();
+            var config =
+                    new com.fasterxml.jackson.databind.ObjectMapper()
+                            .readTree(peft.resolve("adapter_config.json").toFile());
+            assertThat(config.path("peft_type").asText()).isEqualTo("LORA");
+            assertThat(config.path("r").asInt()).isEqualTo(8);
+            assertThat(config.path("lora_alpha").asDouble()).isEqualTo(16.0);
+            assertThat(config.path("target_modules").toString()).isEqualTo("[\"query\",\"value\"]");
+            try (var adapter =
+                            io.tuneline.engine.io.safetensors.SafetensorsFile.open(
+                                    peft.resolve("adapter_model.safetensors"));
+                    var full = io.tuneline.engine.io.safetensors.SafetensorsFile.open(file)) {
+                String base = "base_model.model.encoder.layer.2.attention.self.query.";
+                assertThat(adapter.info(base + "lora_A.weight").shape()).containsExactly(8, 384);
+                assertThat(adapter.info(base + "lora_B.weight").shape()).containsExactly(384, 8);
+                assertThat(adapter.names())
+                        .hasSize(6 * 2 * 2 + 2)
+                        .allMatch(n -> n.startsWith("base_model.model."))
+                        .contains("base_model.model.classifier.weight");
+                float[] pa = adapter.floats(base + "lora_A.weight");
+                float[] pb = adapter.floats(base + "lora_B.weight");
+                float[] stored = full.floats("encoder.layer.2.attention.self.query.weight");
+                for (int i = 0; i < 384; i += 53) {
+                    for (int j = 0; j < 384; j += 47) {
+                        float ba = 0;
+                        for (int k = 0; k < 8; k++) {
+                            ba += pb[i * 8 + k] * pa[k * 384 + j];
+                        }
+                        assertThat(stored[i * 384 + j])
+                                .isCloseTo(
+                                        w[i * 384 + j] + scaling * ba,
+                                        org.assertj.core.api.Assertions.within(1e-6f));
+                    }
+                }
+            }
             float[][] withAdapter = trainer.predict(model, lora, test, MAX_LEN);
 
             SequenceClassifier plain =

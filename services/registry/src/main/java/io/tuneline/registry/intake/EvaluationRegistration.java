@@ -12,6 +12,7 @@ import io.tuneline.proto.v1.Stage;
 import io.tuneline.registry.error.RegistryException;
 import io.tuneline.registry.models.ModelRegistrar;
 import io.tuneline.registry.models.ModelRegistrar.Outcome;
+import io.tuneline.registry.models.VersionMetrics;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
 import org.eclipse.microprofile.reactive.messaging.Channel;
@@ -36,6 +37,7 @@ public class EvaluationRegistration {
     private final Emitter<byte[]> status;
     private final Emitter<byte[]> registered;
     private final MeterRegistry metrics;
+    private final VersionMetrics versionMetrics;
 
     @Inject
     public EvaluationRegistration(
@@ -43,8 +45,10 @@ public class EvaluationRegistration {
             EventPublisher publisher,
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("models-registered") Emitter<byte[]> registered,
-            MeterRegistry metrics) {
+            MeterRegistry metrics,
+            VersionMetrics versionMetrics) {
         this.registrar = registrar;
+        this.versionMetrics = versionMetrics;
         this.publisher = publisher;
         this.status = status;
         this.registered = registered;
@@ -77,6 +81,14 @@ public class EvaluationRegistration {
             }
             if (r.created()) {
                 metrics.counter(VERSIONS_REGISTERED).increment();
+                var headline = evaluation.getTunedMetricsMap().get(evaluation.getPrimaryMetric());
+                if (headline != null) {
+                    versionMetrics.record(
+                            r.model(),
+                            r.version(),
+                            evaluation.getPrimaryMetric(),
+                            headline.getValue());
+                }
                 LOG.infof("registered %s version %d", r.model(), r.version());
             }
             publisher.sendAndWait(

@@ -12,6 +12,7 @@ import io.tuneline.common.store.S3Uri;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.io.onnx.OnnxGraph;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
@@ -209,12 +210,24 @@ public final class ClassificationRun {
             Path weights = scratch.resolve("model.safetensors");
             ClassifierWeights.writeMerged(classifier, weights);
             files.add(upload(weights, prefix + "model.safetensors", "application/octet-stream"));
-            Path adapter = scratch.resolve("adapter_model.safetensors");
-            if (ClassifierWeights.writeAdapter(classifier, adapter)) {
+            // LoRA: the adapter alone as PEFT saves it, for Python users
+            // (PeftModel.from_pretrained).
+            Path adapter = scratch.resolve("adapter");
+            if (method instanceof FineTuningMethod.Lora lora
+                    && PeftAdapter.write(
+                            classifier,
+                            lora,
+                            ModelCatalog.huggingFaceName(job.getBaseModel().getRef()),
+                            adapter)) {
                 files.add(
                         upload(
-                                adapter,
-                                prefix + "adapter_model.safetensors",
+                                adapter.resolve("adapter_config.json"),
+                                prefix + "adapter/adapter_config.json",
+                                "application/json"));
+                files.add(
+                        upload(
+                                adapter.resolve("adapter_model.safetensors"),
+                                prefix + "adapter/adapter_model.safetensors",
                                 "application/octet-stream"));
             }
             ObjectNode config = JSON.createObjectNode();

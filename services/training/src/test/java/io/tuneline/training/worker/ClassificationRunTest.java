@@ -88,7 +88,8 @@ class ClassificationRunTest {
                 new ClassificationRun(store, p -> {}, scratch.resolve("b")).run("same-b", 1);
         assertThat(b.getFinalLoss()).isEqualTo(a.getFinalLoss());
         // The adapter (LoRA matrices, randomly initialised) is byte for byte the same.
-        assertThat(b.getModelFiles(1).getSha256()).isEqualTo(a.getModelFiles(1).getSha256());
+        assertThat(b.getModelFiles(2).getUri()).endsWith("adapter/adapter_model.safetensors");
+        assertThat(b.getModelFiles(2).getSha256()).isEqualTo(a.getModelFiles(2).getSha256());
     }
 
     @Test
@@ -110,7 +111,8 @@ class ClassificationRunTest {
                 .extracting(ArtifactRef::getUri)
                 .containsExactly(
                         "s3://tuneline/runs/lora-run-1/model/model.safetensors",
-                        "s3://tuneline/runs/lora-run-1/model/adapter_model.safetensors",
+                        "s3://tuneline/runs/lora-run-1/model/adapter/adapter_config.json",
+                        "s3://tuneline/runs/lora-run-1/model/adapter/adapter_model.safetensors",
                         "s3://tuneline/runs/lora-run-1/model/config.json",
                         "s3://tuneline/runs/lora-run-1/model/tokenizer.json");
         assertThat(progress).isNotEmpty();

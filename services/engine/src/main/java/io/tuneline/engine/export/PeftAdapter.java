@@ -1,0 +1,76 @@
+package io.tuneline.engine.export;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.model.SequenceClassifier;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * A LoRA adapter in the layout of Hugging Face PEFT's {@code save_pretrained}: {@code
+ * adapter_config.json} and {@code adapter_model.safetensors} with PEFT's tensor names ({@code
+ * base_model.model.<module>.lora_A.weight} of shape (r, in), {@code lora_B.weight} (out, r)), so
+ * {@code PeftModel.from_pretrained(AutoModel.from_pretrained(base), dir)} finds every matrix where
+ * it expects it. The classification head, trained in full beside the adapter, is saved as PEFT
+ * saves {@code modules_to_save} ({@code base_model.model.classifier.weight}); it sits on
+ * mean-pooled token states, as with sentence-transformers, not on BERT's pooler.
+ */
+public final class PeftAdapter {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    static final String PREFIX = "base_model.model.";
+
+    private PeftAdapter() {}
+
+    /**
+     * Writes both files into {@code dir}; returns false (and writes nothing) when the model has no
+     * LoRA matrices.
+     *
+     * @param baseModel the base model as Hugging Face names it, e.g. {@code
+     *     sentence-transformers/all-MiniLM-L6-v2}
+     */
+    public static boolean write(
+            SequenceClassifier classifier, FineTuningMethod.Lora lora, String baseModel, Path dir)
+            throws IOException {
+        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
+        boolean any = false;
+        for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
+            String name = e.getKey();
+            boolean adapter = name.contains(".lora_");
+            if (adapter || name.startsWith("classifier.")) {
+                NDArray a = e.getValue().getArray();
+                writer.addF32(PREFIX + name, a.getShape().getShape(), a.toFloatArray());
+                any |= adapter;
+            }
+        }
+        if (!any) {
+            return false;
+        }
+        Files.createDirectories(dir);
+        writer.write(dir.resolve("adapter_model.safetensors"));
+        ObjectNode config = JSON.createObjectNode();
+        config.put("peft_type", "LORA");
+        config.put("task_type", "FEATURE_EXTRACTION");
+        config.put("base_model_name_or_path", baseModel);
+        config.put("r", lora.rank());
+        config.put("lora_alpha", lora.alpha());
+        config.put("lora_dropout", lora.dropout());
+        config.putPOJO("target_modules", lora.targetModules());
+        config.put("bias", "none");
+        config.put("fan_in_fan_out", false);
+        config.put("inference_mode", true);
+        config.put("init_lora_weights", true);
+        config.put("use_rslora", false);
+        config.putArray("modules_to_save").add("classifier");
+        config.putNull("revision");
+        Files.write(
+                dir.resolve("adapter_config.json"),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config));
+        return true;
+    }
+}
