@@ -32,8 +32,9 @@ import java.util.Random;
  * with a small -Xmx to show a dataset larger than the heap goes through; {@code
  * bench/preprocessing-throughput.sh} runs it on 1 GB with 512 MB.
  *
- * <p>Arguments: working directory, megabytes of data, and optionally the endpoint of an S3 server
- * to use (with {@link InMemoryS3Server}'s credentials) instead of one in this JVM.
+ * <p>Arguments: working directory, megabytes of data, optionally the endpoint of an S3 server to
+ * use (with {@link InMemoryS3Server}'s credentials; "-" for one in this JVM), and optionally the
+ * review length in words as "min-max" (default 30-400).
  */
 public final class PreprocessingThroughput {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -49,8 +50,20 @@ public final class PreprocessingThroughput {
         Path dir = Path.of(args[0]);
         long megabytes = Long.parseLong(args[1]);
         Files.createDirectories(dir.resolve("s3"));
-        Path data = dir.resolve("reviews-" + megabytes + "mb.jsonl");
-        long records = Files.exists(data) ? countLines(data) : generate(data, megabytes << 20);
+        String words = args.length > 3 ? args[3] : "30-400";
+        int minWords = Integer.parseInt(words.substring(0, words.indexOf('-')));
+        int maxWords = Integer.parseInt(words.substring(words.indexOf('-') + 1));
+        Path data =
+                dir.resolve(
+                        "reviews-"
+                                + megabytes
+                                + "mb"
+                                + (words.equals("30-400") ? "" : "-" + words + "words")
+                                + ".jsonl");
+        long records =
+                Files.exists(data)
+                        ? countLines(data)
+                        : generate(data, megabytes << 20, minWords, maxWords);
 
         InMemoryS3Server server =
                 args.length > 2 ? null : InMemoryS3Server.onDisk(dir.resolve("s3"));
@@ -153,10 +166,11 @@ public final class PreprocessingThroughput {
     }
 
     /**
-     * Reviews of 30 to 400 words (about 1.3 kB on average, like IMDB's) from a 4,000-word
-     * vocabulary, labelled by their sentiment words, with planted duplicates.
+     * Reviews of {@code minWords} to {@code maxWords} words (30-400: about 1.5 kB on average, like
+     * IMDB's) from a 4,000-word vocabulary, labelled by their sentiment words, with planted
+     * duplicates.
      */
-    static long generate(Path file, long bytes) throws IOException {
+    static long generate(Path file, long bytes, int minWords, int maxWords) throws IOException {
         Random random = new Random(1);
         String[] vocabulary = new String[4000];
         String syllables = "ka lo mi re tu sa ne vi po da ge zu fi ra mo le ti bu ho ja";
@@ -184,7 +198,7 @@ public final class PreprocessingThroughput {
                 } else if (n > 0 && n % VARIANT_EVERY == 0) {
                     text = previous.toUpperCase(Locale.ROOT) + "!";
                 } else {
-                    int words = 30 + random.nextInt(371);
+                    int words = minWords + random.nextInt(maxWords - minWords + 1);
                     StringBuilder b = new StringBuilder();
                     for (int i = 0; i < words; i++) {
                         if (i > 0) {
