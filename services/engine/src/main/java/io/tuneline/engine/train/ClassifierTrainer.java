@@ -333,7 +333,7 @@ public final class ClassifierTrainer {
     }
 
     /** Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_). */
-    static void clipGradients(SequenceClassifier classifier, float maxNorm) {
+    static void clipGradients(ai.djl.nn.Block classifier, float maxNorm) {
         if (maxNorm <= 0) {
             return;
         }

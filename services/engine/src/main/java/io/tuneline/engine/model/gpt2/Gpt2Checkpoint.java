@@ -1,0 +1,242 @@
+package io.tuneline.engine.model.gpt2;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.io.IOException;
+import java.nio.FloatBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Loads and saves GPT-2 in a Hugging Face model directory: {@code config.json} and {@code
+ * model.safetensors}.
+ *
+ * <p>Tensor names may carry the {@code transformer.} prefix ({@code GPT2LMHeadModel} checkpoints)
+ * or not ({@code GPT2Model} checkpoints, such as the original {@code gpt2}). {@code
+ * lm_head.weight}, when present, must equal {@code wte} (the head is tied); the causal-mask buffers
+ * older checkpoints carry ({@code h.N.attn.bias}, {@code h.N.attn.masked_bias}) are skipped; any
+ * other tensor, a missing one or a wrong shape fails the load with the tensor's name.
+ *
+ * <p><b>Conv1D transpose.</b> Hugging Face's GPT-2 computes its projections with {@code Conv1D},
+ * whose weight is (in, out): {@code y = x W + b}, the transpose of {@code nn.Linear}. The engine's
+ * {@link Dense} is (out, in), so {@code attn.c_attn}, {@code attn.c_proj}, {@code mlp.c_fc} and
+ * {@code mlp.c_proj} weights are transposed when loaded and transposed back when saved; biases,
+ * embeddings and LayerNorms are copied as they are. LoRA matrices are not transposed: PEFT keeps A
+ * as (r, in) and B as (out, r) for Conv1D targets too.
+ */
+public final class Gpt2Checkpoint {
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String CONFIG = "config.json";
+
+    private static final String PREFIX = "transformer.";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Gpt2Checkpoint() {}
+
+    /**
+     * Reads the directory's config, builds the model on {@code device}, loads its weights and
+     * returns a DJL model whose block is the {@link Gpt2LmModel}; the caller closes it.
+     */
+    public static Model load(Path directory, Device device) throws IOException {
+        Gpt2Config config = Gpt2Config.read(directory);
+        Gpt2LmModel lm = new Gpt2LmModel(config);
+        Model model = Model.newInstance("gpt2", device, EngineRuntime.ENGINE);
+        try {
+            lm.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 1));
+            loadWeights(directory.resolve(WEIGHTS), lm);
+            model.setBlock(lm);
+            return model;
+        } catch (RuntimeException | IOException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    /** True for the four projections whose checkpoint weights are (in, out). */
+    static boolean isConv1DWeight(String name) {
+        return name.endsWith(".weight")
+                && (name.contains(".attn.c_attn.")
+                        || name.contains(".attn.c_proj.")
+                        || name.contains(".mlp.c_fc.")
+                        || name.contains(".mlp.c_proj."))
+                && !name.contains(".lora_");
+    }
+
+    /**
+     * Loads {@code model.safetensors} into an initialized model; returns the number of tensors
+     * loaded.
+     */
+    public static int loadWeights(Path file, Gpt2LmModel model) throws IOException {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            Set<String> unused = new LinkedHashSet<>(f.names());
+            int loaded = 0;
+            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
+                String name = e.getKey();
+                if (name.contains(".lora_")) {
+                    continue;
+                }
+                String stored = find(f, name);
+                if (stored == null) {
+                    throw new IllegalArgumentException(
+                            file
+                                    + ": tensor '"
+                                    + name
+                                    + "' (or '"
+                                    + name.substring(PREFIX.length())
+                                    + "') is missing");
+                }
+                unused.remove(stored);
+                set(file, stored, f, e.getValue().getArray(), isConv1DWeight(name));
+                loaded++;
+            }
+            String head = unused.contains("lm_head.weight") ? "lm_head.weight" : null;
+            if (head != null) {
+                unused.remove(head);
+                float[] headValues = f.floats(head);
+                float[] wte = model.tokenEmbedding().getArray().toFloatArray();
+                if (!Arrays.equals(headValues, wte)) {
+                    throw new IllegalArgumentException(
+                            file
+                                    + ": lm_head.weight differs from wte; untied LM heads are"
+                                    + " not supported");
+                }
+            }
+            unused.removeIf(n -> n.endsWith(".attn.bias") || n.endsWith(".attn.masked_bias"));
+            if (!unused.isEmpty()) {
+                throw new IllegalArgumentException(
+                        file + ": tensors the GPT-2 model does not have: " + unused);
+            }
+            return loaded;
+        }
+    }
+
+    private static String find(SafetensorsFile f, String name) {
+        List<String> names = f.names();
+        if (names.contains(name)) {
+            return name;
+        }
+        String bare = name.substring(PREFIX.length());
+        return names.contains(bare) ? bare : null;
+    }
+
+    private static void set(
+            Path file, String name, SafetensorsFile f, NDArray target, boolean conv1d) {
+        long[] want = target.getShape().getShape();
+        long[] have = f.info(name).shape();
+        float[] values = f.floats(name);
+        if (conv1d) {
+            if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
+                throw new IllegalArgumentException(
+                        file
+                                + ": tensor '"
+                                + name
+                                + "' has shape "
+                                + Arrays.toString(have)
+                                + "; a Conv1D weight (in, out) of "
+                                + Arrays.toString(new long[] {want[1], want[0]})
+                                + " was expected");
+            }
+            values = transpose(values, (int) have[0], (int) have[1]);
+        } else if (!Arrays.equals(have, want)) {
+            throw new IllegalArgumentException(
+                    file
+                            + ": tensor '"
+                            + name
+                            + "' has shape "
+                            + Arrays.toString(have)
+                            + " but the model expects "
+                            + Arrays.toString(want));
+        }
+        target.set(FloatBuffer.wrap(values));
+    }
+
+    /** A row-major (rows, cols) matrix as row-major (cols, rows). */
+    static float[] transpose(float[] values, int rows, int cols) {
+        float[] t = new float[values.length];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                t[j * rows + i] = values[i * cols + j];
+            }
+        }
+        return t;
+    }
+
+    /**
+     * The weights as a Hugging Face {@code GPT2LMHeadModel} checkpoint holds them: {@code
+     * transformer.}-prefixed names, Conv1D weights (in, out), LoRA merged in ({@code W + (alpha/r)
+     * B A}), no adapter matrices, no {@code lm_head.weight} (tied). Values with their shapes.
+     */
+    public static Map<String, Tensor> exportWeights(Gpt2LmModel model) {
+        Map<String, Dense> dense = model.denseByWeightName();
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
+            String name = e.getKey();
+            if (name.contains(".lora_")) {
+                continue;
+            }
+            Dense d = dense.get(name);
+            if (d != null) {
+                try (NDArray merged = d.mergedWeight()) {
+                    long[] s = merged.getShape().getShape();
+                    out.put(
+                            name,
+                            new Tensor(
+                                    new long[] {s[1], s[0]},
+                                    transpose(merged.toFloatArray(), (int) s[0], (int) s[1])));
+                }
+            } else {
+                NDArray a = e.getValue().getArray();
+                out.put(name, new Tensor(a.getShape().getShape(), a.toFloatArray()));
+            }
+        }
+        return out;
+    }
+
+    /** A tensor's shape and row-major values. */
+    public record Tensor(long[] shape, float[] values) {}
+
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (merged, Hugging Face layout) into
+     * {@code directory}, so Hugging Face's {@code GPT2LMHeadModel.from_pretrained} can read them.
+     */
+    public static void save(Gpt2LmModel model, Path directory) throws IOException {
+        Files.createDirectories(directory);
+        SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+        exportWeights(model).forEach((name, t) -> w.addF32(name, t.shape(), t.values()));
+        w.write(directory.resolve(WEIGHTS));
+        Files.writeString(directory.resolve(CONFIG), configJson(model.config()));
+    }
+
+    /** A Hugging Face {@code config.json} for {@code config}. */
+    public static String configJson(Gpt2Config config) throws IOException {
+        ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add("GPT2LMHeadModel");
+        c.put("model_type", "gpt2");
+        c.put("vocab_size", config.vocabSize());
+        c.put("n_positions", config.maxPositions());
+        c.put("n_embd", config.hiddenSize());
+        c.put("n_layer", config.layers());
+        c.put("n_head", config.heads());
+        c.put("n_inner", config.innerSize());
+        c.put("layer_norm_epsilon", config.layerNormEps());
+        c.put("activation_function", Gpt2Config.GELU_NEW);
+        c.put("tie_word_embeddings", true);
+        return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c);
+    }
+}

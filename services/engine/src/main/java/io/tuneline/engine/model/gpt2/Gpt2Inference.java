@@ -1,0 +1,167 @@
+package io.tuneline.engine.model.gpt2;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+import io.tuneline.engine.train.CausalLmLoss;
+import io.tuneline.engine.train.LmExample;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Inference with a {@link Gpt2LmModel}: log-likelihood and perplexity of sequences, greedy
+ * generation and seeded sampling with a temperature. No dropout, no gradients; arrays live in a
+ * sub-manager per call. Generation runs the whole sequence through the model for every new token
+ * (no key/value cache), which is fine for evaluation-sized outputs but quadratic in length.
+ */
+public final class Gpt2Inference {
+    private final Model model;
+    private final Gpt2LmModel lm;
+
+    public Gpt2Inference(Model model) {
+        if (!(model.getBlock() instanceof Gpt2LmModel block)) {
+            throw new IllegalArgumentException("the model's block is not a Gpt2LmModel");
+        }
+        this.model = model;
+        this.lm = block;
+    }
+
+    /**
+     * Log-likelihood of the scored tokens (natural log) and how many there were.
+     *
+     * @param logLikelihood sum over scored tokens of {@code log p(token | earlier tokens)}
+     */
+    public record Score(double logLikelihood, long tokens) {
+        /** {@code exp(-logLikelihood / tokens)}; NaN when nothing was scored. */
+        public double perplexity() {
+            return tokens == 0 ? Double.NaN : Math.exp(-logLikelihood / tokens);
+        }
+
+        /** Mean negative log-likelihood per scored token: the causal LM loss. */
+        public double meanLoss() {
+            return tokens == 0 ? Double.NaN : -logLikelihood / tokens;
+        }
+
+        Score plus(Score other) {
+            return new Score(logLikelihood + other.logLikelihood, tokens + other.tokens);
+        }
+    }
+
+    /** Every token after the first is scored given the ones before it. */
+    public Score score(long[] ids) {
+        return score(LmExample.of(ids));
+    }
+
+    /** Tokens whose label is -100 are not scored (prompts). */
+    public Score score(LmExample example) {
+        checkLength(example.inputIds().length);
+        try (NDManager m = model.getNDManager().newSubManager()) {
+            Shape s = new Shape(1, example.inputIds().length);
+            NDArray logits = logits(m, example.inputIds());
+            NDArray[] sc = CausalLmLoss.sumAndCount(logits, m.create(example.labels(), s));
+            return new Score(-sc[0].getFloat(), Math.round(sc[1].getFloat()));
+        }
+    }
+
+    /** Summed over {@code examples}: the corpus perplexity weights every scored token alike. */
+    public Score score(List<LmExample> examples) {
+        Score total = new Score(0, 0);
+        for (LmExample e : examples) {
+            total = total.plus(score(e));
+        }
+        return total;
+    }
+
+    /** The next-token distribution's logits after {@code ids} (V values). */
+    public float[] nextTokenLogits(long[] ids) {
+        checkLength(ids.length);
+        try (NDManager m = model.getNDManager().newSubManager()) {
+            return logits(m, ids).get(new NDIndex("0, -1, :")).toFloatArray();
+        }
+    }
+
+    /** {@code prompt} followed by {@code newTokens} tokens, each the most likely next one. */
+    public long[] greedy(long[] prompt, int newTokens) {
+        return generate(prompt, newTokens, 0, null);
+    }
+
+    /**
+     * {@code prompt} followed by {@code newTokens} tokens drawn from {@code softmax(logits /
+     * temperature)} with a generator seeded by {@code seed}: the same seed gives the same text.
+     */
+    public long[] sample(long[] prompt, int newTokens, double temperature, long seed) {
+        if (!(temperature > 0)) {
+            throw new IllegalArgumentException(
+                    "temperature must be positive (use greedy), was " + temperature);
+        }
+        return generate(prompt, newTokens, temperature, new Random(seed));
+    }
+
+    private long[] generate(long[] prompt, int newTokens, double temperature, Random random) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("generation needs a prompt of at least one token");
+        }
+        if (newTokens < 0) {
+            throw new IllegalArgumentException("newTokens must not be negative");
+        }
+        checkLength(prompt.length + newTokens);
+        long[] seq = Arrays.copyOf(prompt, prompt.length + newTokens);
+        for (int i = prompt.length; i < seq.length; i++) {
+            float[] next = nextTokenLogits(Arrays.copyOf(seq, i));
+            seq[i] = random == null ? argmax(next) : draw(next, temperature, random);
+        }
+        return seq;
+    }
+
+    static int argmax(float[] logits) {
+        int best = 0;
+        for (int v = 1; v < logits.length; v++) {
+            if (logits[v] > logits[best]) {
+                best = v;
+            }
+        }
+        return best;
+    }
+
+    static int draw(float[] logits, double temperature, Random random) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) {
+            max = Math.max(max, l / temperature);
+        }
+        double[] p = new double[logits.length];
+        double sum = 0;
+        for (int v = 0; v < p.length; v++) {
+            p[v] = Math.exp(logits[v] / temperature - max);
+            sum += p[v];
+        }
+        double u = random.nextDouble() * sum;
+        for (int v = 0; v < p.length; v++) {
+            u -= p[v];
+            if (u < 0) {
+                return v;
+            }
+        }
+        return argmax(logits);
+    }
+
+    private NDArray logits(NDManager m, long[] ids) {
+        NDArray input = m.create(ids, new Shape(1, ids.length));
+        return lm.forward(new ParameterStore(m, false), new NDList(input), false)
+                .singletonOrThrow();
+    }
+
+    private void checkLength(int length) {
+        if (length > lm.config().maxPositions()) {
+            throw new IllegalArgumentException(
+                    length
+                            + " tokens do not fit the model's "
+                            + lm.config().maxPositions()
+                            + " positions (n_positions)");
+        }
+    }
+}

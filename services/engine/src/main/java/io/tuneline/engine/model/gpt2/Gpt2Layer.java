@@ -1,0 +1,159 @@
+package io.tuneline.engine.model.gpt2;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.LayerNormBlock;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One pre-LN GPT-2 block (Radford et al. 2019): {@code x + attn(ln_1(x))}, then {@code x +
+ * mlp(ln_2(x))} with a GELU "new" (tanh approximation) feed-forward. Inputs: hidden states (B, T,
+ * H) and an additive attention mask broadcastable to (B, heads, T, T) that already holds the causal
+ * triangle.
+ *
+ * <p>The four projections are {@link Dense} layers in PyTorch's (out, in) layout; Hugging Face's
+ * GPT-2 keeps them as {@code Conv1D} with (in, out) weights, which {@link Gpt2Checkpoint}
+ * transposes when it loads and saves.
+ */
+public final class Gpt2Layer extends AbstractBlock {
+    private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2 / Math.PI);
+
+    private final int hidden;
+    private final int heads;
+    private final LayerNormBlock ln1;
+    private final Dense cAttn;
+    private final Dense attnProj;
+    private final LayerNormBlock ln2;
+    private final Dense cFc;
+    private final Dense mlpProj;
+
+    public Gpt2Layer(Gpt2Config config) {
+        hidden = config.hiddenSize();
+        heads = config.heads();
+        ln1 = addChildBlock("ln_1", new LayerNormBlock(hidden, config.layerNormEps()));
+        cAttn = addChildBlock("attn_c_attn", new Dense(hidden, 3 * hidden));
+        attnProj = addChildBlock("attn_c_proj", new Dense(hidden, hidden));
+        ln2 = addChildBlock("ln_2", new LayerNormBlock(hidden, config.layerNormEps()));
+        cFc = addChildBlock("mlp_c_fc", new Dense(hidden, config.innerSize()));
+        mlpProj = addChildBlock("mlp_c_proj", new Dense(config.innerSize(), hidden));
+    }
+
+    /** Parameters under their Hugging Face names, relative to {@code transformer.h.N.}. */
+    Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        p.put("ln_1.weight", ln1.weight());
+        p.put("ln_1.bias", ln1.bias());
+        dense(p, "attn.c_attn", cAttn);
+        dense(p, "attn.c_proj", attnProj);
+        p.put("ln_2.weight", ln2.weight());
+        p.put("ln_2.bias", ln2.bias());
+        dense(p, "mlp.c_fc", cFc);
+        dense(p, "mlp.c_proj", mlpProj);
+        return p;
+    }
+
+    private static void dense(Map<String, Parameter> p, String name, Dense d) {
+        p.put(name + ".weight", d.weight());
+        p.put(name + ".bias", d.bias());
+        // PEFT's names for the adapter of this projection (A (r, in), B (out, r) for Conv1D too).
+        d.lora()
+                .ifPresent(
+                        ab -> {
+                            p.put(name + ".lora_A.weight", ab[0]);
+                            p.put(name + ".lora_B.weight", ab[1]);
+                        });
+    }
+
+    /** The projections by the Hugging Face name of their weight, relative to the layer. */
+    Map<String, Dense> denseByWeightName() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        m.put("attn.c_attn.weight", cAttn);
+        m.put("attn.c_proj.weight", attnProj);
+        m.put("mlp.c_fc.weight", cFc);
+        m.put("mlp.c_proj.weight", mlpProj);
+        return m;
+    }
+
+    /**
+     * Adds LoRA to the projections named in {@code targets}, matched as PEFT matches module names:
+     * {@code c_attn}, {@code c_fc}, {@code c_proj} (both the attention's and the MLP's), or the
+     * qualified {@code attn.c_proj} / {@code mlp.c_proj}. Returns how many got an adapter.
+     */
+    int enableLora(List<String> targets, int rank, float alpha, float dropout, NDManager manager) {
+        int wrapped = 0;
+        for (Map.Entry<String, Dense> e : denseByWeightName().entrySet()) {
+            String module = e.getKey().substring(0, e.getKey().length() - ".weight".length());
+            boolean match =
+                    targets.stream().anyMatch(t -> module.equals(t) || module.endsWith("." + t));
+            if (match) {
+                e.getValue().enableLora(rank, alpha, dropout, manager);
+                wrapped++;
+            }
+        }
+        return wrapped;
+    }
+
+    /** GELU "new", the tanh approximation GPT-2 was trained with (Hendrycks & Gimpel 2016). */
+    static NDArray geluNew(NDArray x) {
+        NDArray inner = x.add(x.pow(3).mul(0.044715f)).mul(SQRT_2_OVER_PI);
+        return x.mul(0.5f).mul(inner.tanh().add(1f));
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray x = inputs.get(0);
+        NDArray mask = inputs.get(1);
+        long b = x.getShape().get(0);
+        long t = x.getShape().get(1);
+        long d = hidden / heads;
+        NDArray flat = x.reshape(b * t, hidden);
+        NDArray qkv = apply(cAttn, ps, apply(ln1, ps, flat, training), training);
+        // c_attn's output is [q | k | v] along the last axis, each H wide.
+        NDArray heads4 = qkv.reshape(b, t, 3, heads, d).transpose(2, 0, 3, 1, 4);
+        NDArray q = heads4.get(0);
+        NDArray k = heads4.get(1);
+        NDArray v = heads4.get(2);
+        NDArray scores =
+                q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d))).add(mask);
+        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray h1 = flat.add(apply(attnProj, ps, context, training));
+        NDArray ff =
+                apply(
+                        mlpProj,
+                        ps,
+                        geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                        training);
+        return new NDList(h1.add(ff).reshape(b, t, hidden));
+    }
+
+    private static NDArray apply(
+            AbstractBlock block, ParameterStore ps, NDArray x, boolean training) {
+        return block.forward(ps, new NDList(x), training).singletonOrThrow();
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        Shape flat = new Shape(-1, hidden);
+        for (AbstractBlock blk : new AbstractBlock[] {ln1, cAttn, attnProj, ln2, cFc}) {
+            blk.initialize(manager, dataType, flat);
+        }
+        mlpProj.initialize(manager, dataType, new Shape(-1, cFc.out()));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {inputShapes[0]};
+    }
+}

@@ -1,0 +1,194 @@
+package io.tuneline.engine.model.gpt2;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Embedding;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.LayerNormBlock;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A GPT-2 decoder with its language-model head ({@code GPT2LMHeadModel}) built from DJL blocks,
+ * every parameter reachable under its Hugging Face name ({@code
+ * transformer.h.0.attn.c_attn.weight}) so it can be loaded, frozen or wrapped with LoRA.
+ *
+ * <p>Inputs: token ids (B, T) and optionally an attention mask (B, T) with 1 for tokens and 0 for
+ * padding. Every position attends to itself and earlier positions only (the causal triangle); the
+ * mask additionally hides padded keys. Positions are 0..T-1 whatever the mask says, as in Hugging
+ * Face's forward pass without {@code position_ids}, so pad on the right. Output: logits (B, T,
+ * vocab). The head has no weight of its own: it is {@code wte} (tied), as in every published GPT-2.
+ *
+ * <p>Projection weights are held as (out, in), PyTorch's {@code nn.Linear} layout, while the
+ * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
+ * on load and on save, and {@link #namedParameters()} hands out the (out, in) arrays.
+ */
+public final class Gpt2LmModel extends AbstractBlock {
+    /** Hidden positions get this added to their attention scores: exp() of it is 0 in float32. */
+    static final float MASKED = -1e9f;
+
+    private final Gpt2Config config;
+    private final Parameter wte;
+    private final Parameter wpe;
+    private final List<Gpt2Layer> layers = new ArrayList<>();
+    private final LayerNormBlock lnF;
+
+    public Gpt2LmModel(Gpt2Config config) {
+        this.config = config;
+        int h = config.hiddenSize();
+        wte = addParameter(embedding("wte", config.vocabSize(), h));
+        wpe = addParameter(embedding("wpe", config.maxPositions(), h));
+        for (int i = 0; i < config.layers(); i++) {
+            layers.add(addChildBlock("h_" + i, new Gpt2Layer(config)));
+        }
+        lnF = addChildBlock("ln_f", new LayerNormBlock(h, config.layerNormEps()));
+    }
+
+    private static Parameter embedding(String name, int rows, int hidden) {
+        return Parameter.builder()
+                .setName(name)
+                .setType(Parameter.Type.WEIGHT)
+                .optShape(new Shape(rows, hidden))
+                // GPT-2's initializer_range.
+                .optInitializer(new NormalInitializer(0.02f))
+                .build();
+    }
+
+    public Gpt2Config config() {
+        return config;
+    }
+
+    /** The token embedding, which is also the LM head's weight. */
+    public Parameter tokenEmbedding() {
+        return wte;
+    }
+
+    /**
+     * Every parameter under its Hugging Face name ({@code transformer.wte.weight}, {@code
+     * transformer.h.0.attn.c_attn.weight}, LoRA as {@code ...c_attn.lora_A.weight}). The tied
+     * {@code lm_head.weight} is not listed, as PyTorch's {@code named_parameters()} does not list
+     * it. Projection weights are (out, in): transposed relative to the checkpoint.
+     */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        p.put("transformer.wte.weight", wte);
+        p.put("transformer.wpe.weight", wpe);
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "transformer.h." + i + ".";
+            layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
+        }
+        p.put("transformer.ln_f.weight", lnF.weight());
+        p.put("transformer.ln_f.bias", lnF.bias());
+        return Collections.unmodifiableMap(p);
+    }
+
+    /** The projections by the Hugging Face name of their weight (GPT-2 {@code Conv1D} modules). */
+    public Map<String, Dense> denseByWeightName() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "transformer.h." + i + ".";
+            layers.get(i).denseByWeightName().forEach((name, d) -> m.put(prefix + name, d));
+        }
+        return m;
+    }
+
+    /**
+     * Adds LoRA to the projections named in {@code targets} ({@code c_attn}, {@code c_proj}, {@code
+     * c_fc}, {@code attn.c_proj}, {@code mlp.c_proj}) in every layer; returns how many projections
+     * got an adapter.
+     */
+    public int enableLora(
+            List<String> targets, int rank, float alpha, float dropout, NDManager manager) {
+        int wrapped = 0;
+        for (Gpt2Layer layer : layers) {
+            wrapped += layer.enableLora(targets, rank, alpha, dropout, manager);
+        }
+        return wrapped;
+    }
+
+    /**
+     * The additive mask of the attention scores: 0 where a query may look, {@link #MASKED} above
+     * the diagonal and, with a padding mask, on padded keys. Shape (1 or B, 1, T, T).
+     */
+    static NDArray attentionBias(NDManager manager, long t, NDArray paddingMask) {
+        float[] causal = new float[(int) (t * t)];
+        for (int i = 0; i < t; i++) {
+            for (int j = i + 1; j < t; j++) {
+                causal[(int) (i * t + j)] = MASKED;
+            }
+        }
+        NDArray bias = manager.create(causal, new Shape(1, 1, t, t));
+        if (paddingMask == null) {
+            return bias;
+        }
+        long b = paddingMask.getShape().get(0);
+        NDArray padding =
+                paddingMask
+                        .toType(DataType.FLOAT32, false)
+                        .sub(1f)
+                        .mul(-MASKED)
+                        .reshape(b, 1, 1, t);
+        return bias.add(padding);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray ids = inputs.get(0);
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        if (t > config.maxPositions()) {
+            throw new IllegalArgumentException(
+                    "sequence of "
+                            + t
+                            + " tokens is longer than the model's "
+                            + config.maxPositions()
+                            + " positions (n_positions)");
+        }
+        var device = ids.getDevice();
+        NDArray tokenEmbedding = ps.getValue(wte, device, training);
+        NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
+        x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
+        NDArray bias =
+                attentionBias(ids.getManager(), t, inputs.size() > 1 ? inputs.get(1) : null)
+                        .toDevice(device, false);
+        for (Gpt2Layer layer : layers) {
+            x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
+        }
+        NDArray h =
+                lnF.forward(ps, new NDList(x.reshape(b * t, config.hiddenSize())), training)
+                        .singletonOrThrow();
+        // The LM head is wte itself: logits = h wte^T.
+        NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
+        return new NDList(logits.reshape(b, t, config.vocabSize()));
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        for (Gpt2Layer layer : layers) {
+            layer.initialize(manager, dataType, new Shape(-1, -1, config.hiddenSize()));
+        }
+        lnF.initialize(manager, dataType, new Shape(-1, config.hiddenSize()));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        Shape ids = inputShapes[0];
+        return new Shape[] {new Shape(ids.get(0), ids.get(1), config.vocabSize())};
+    }
+}

@@ -1,0 +1,67 @@
+package io.tuneline.engine.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+
+/**
+ * Next-token cross-entropy as Hugging Face's causal LM heads compute it: labels are aligned with
+ * the inputs (usually a copy of {@code input_ids}), the logits at position t are scored against the
+ * label at t + 1, and positions whose label is {@value #IGNORE} (prompt tokens, padding) take no
+ * part. The mean is over the counted positions: {@code CrossEntropyLoss(ignore_index=-100)} on
+ * {@code logits[:, :-1]} and {@code labels[:, 1:]}.
+ */
+public final class CausalLmLoss {
+    /** Hugging Face's {@code ignore_index}: such a label contributes no loss and no gradient. */
+    public static final long IGNORE = -100;
+
+    private CausalLmLoss() {}
+
+    /**
+     * @param logits (B, T, V)
+     * @param labels (B, T) int64, aligned with the inputs, {@value #IGNORE} where not scored
+     * @return the mean loss over the scored positions, differentiable through {@code logits}; 0
+     *     when no position is scored (Hugging Face would give NaN)
+     */
+    public static NDArray mean(NDArray logits, NDArray labels) {
+        NDArray[] sumAndCount = sumAndCount(logits, labels);
+        return sumAndCount[0].div(sumAndCount[1].maximum(1f));
+    }
+
+    /**
+     * The summed negative log-likelihood of the scored positions and their number (a float scalar
+     * each), for callers that weight batches by tokens.
+     */
+    public static NDArray[] sumAndCount(NDArray logits, NDArray labels) {
+        long t = logits.getShape().get(1);
+        if (labels.getShape().dimension() != 2
+                || labels.getShape().get(0) != logits.getShape().get(0)
+                || labels.getShape().get(1) != t) {
+            throw new IllegalArgumentException(
+                    "labels "
+                            + labels.getShape()
+                            + " do not match logits "
+                            + logits.getShape()
+                            + " (B, T, V)");
+        }
+        NDArray next = labels.get(new NDIndex(":, 1:")).toType(DataType.INT64, false);
+        NDArray scored = next.neq(IGNORE);
+        // Ignored positions point at token 0 and are then multiplied away.
+        NDArray safe = next.mul(scored.toType(DataType.INT64, false));
+        NDArray logp = logits.get(new NDIndex(":, 0:" + (t - 1) + ", :")).logSoftmax(-1);
+        NDArray picked = logp.gather(safe.expandDims(-1), -1).squeeze(-1);
+        NDArray weight = scored.toType(DataType.FLOAT32, false);
+        return new NDArray[] {picked.mul(weight).sum().neg(), weight.sum()};
+    }
+
+    /** How many positions of {@code labels} (one example) are scored. */
+    public static int targets(long[] labels) {
+        int n = 0;
+        for (int i = 1; i < labels.length; i++) {
+            if (labels[i] != IGNORE) {
+                n++;
+            }
+        }
+        return n;
+    }
+}
