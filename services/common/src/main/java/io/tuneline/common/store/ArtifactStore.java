@@ -248,36 +248,6 @@ public final class ArtifactStore implements AutoCloseable {
         }
     }
 
-    private static final class CountingInputStream extends FilterInputStream {
-        private long count;
-
-        CountingInputStream(InputStream in) {
-            super(in);
-        }
-
-        @Override
-        public int read() throws IOException {
-            int b = super.read();
-            if (b >= 0) {
-                count++;
-            }
-            return b;
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            int n = super.read(b, off, len);
-            if (n > 0) {
-                count += n;
-            }
-            return n;
-        }
-
-        long count() {
-            return count;
-        }
-    }
-
     private static final class VerifyingInputStream extends FilterInputStream {
         private final MessageDigest digest = sha256();
         private final S3Uri uri;

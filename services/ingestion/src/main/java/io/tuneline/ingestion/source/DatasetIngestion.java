@@ -140,7 +140,8 @@ public final class DatasetIngestion {
         DatasetValidator.Result result;
         ArtifactRef records;
         try {
-            try (ProgressReporter.Counting in = new ProgressReporter.Counting(store.get(raw));
+            try (io.tuneline.common.store.CountingInputStream in =
+                            new io.tuneline.common.store.CountingInputStream(store.get(raw));
                     InputStream decoded = gzip ? new GZIPInputStream(in) : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =

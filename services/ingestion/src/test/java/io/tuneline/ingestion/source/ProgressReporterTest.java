@@ -15,8 +15,9 @@ class ProgressReporterTest {
 
     private final AtomicLong clock = new AtomicLong(5 * SECOND);
     private final List<String> reports = new ArrayList<>();
-    private final ProgressReporter.Counting counted =
-            new ProgressReporter.Counting(new ByteArrayInputStream(new byte[1000]));
+    private final io.tuneline.common.store.CountingInputStream counted =
+            new io.tuneline.common.store.CountingInputStream(
+                    new ByteArrayInputStream(new byte[1000]));
     private final ProgressReporter reporter =
             new ProgressReporter(
                     counted,
