@@ -64,7 +64,9 @@ class EmbeddingAttackTest {
 
     @AfterAll
     static void close() {
-        scorer.close();
+        if (scorer != null) {
+            scorer.close();
+        }
     }
 
     private static double accuracy(double[][] probs) {
