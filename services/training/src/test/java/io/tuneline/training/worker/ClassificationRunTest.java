@@ -132,10 +132,19 @@ class ClassificationRunTest {
             assertThat(f.info("classifier.weight").shape()).containsExactly(2, 384);
             assertThat(f.names()).hasSize(101 + 2).noneMatch(n -> n.contains("lora_"));
         }
-        Path adapter = download(result.getModelFiles(1));
+        Path adapter = download(result.getModelFiles(2));
         try (SafetensorsFile f = SafetensorsFile.open(adapter)) {
-            assertThat(f.names()).hasSize(6 * 2 * 2).allMatch(n -> n.contains("lora_"));
-            assertThat(f.info("encoder.layer.5.attention.self.value.lora_B.weight").shape())
+            // PEFT's layout: the LoRA matrices and the head (modules_to_save), prefixed.
+            assertThat(f.names())
+                    .hasSize(6 * 2 * 2 + 2)
+                    .filteredOn(n -> !n.contains("lora_"))
+                    .containsExactlyInAnyOrder(
+                            "base_model.model.classifier.weight",
+                            "base_model.model.classifier.bias");
+            assertThat(
+                            f.info(
+                                            "base_model.model.encoder.layer.5.attention.self.value.lora_B.weight")
+                                    .shape())
                     .containsExactly(384, 8);
         }
     }
