@@ -80,7 +80,7 @@ public final class ModelCatalog {
             if (ref.startsWith("s3://")) {
                 return fromStore(ref, fetcher, scratch);
             }
-            Path dir = ref.startsWith("file:") ? Path.of(java.net.URI.create(ref)) : Path.of(ref);
+            Path dir = localPath(ref);
             if (!Files.isDirectory(dir)) {
                 throw new UnknownModelException(
                         "unknown base model '"
@@ -98,6 +98,21 @@ public final class ModelCatalog {
         } catch (java.nio.file.InvalidPathException e) {
             throw new UnknownModelException(
                     "unknown base model '" + ref + "': not a valid path (" + e.getMessage() + ")");
+        }
+    }
+
+    private static Path localPath(String ref) {
+        if (!ref.startsWith("file:")) {
+            return Path.of(ref);
+        }
+        try {
+            return Path.of(java.net.URI.create(ref));
+        } catch (IllegalArgumentException | java.nio.file.FileSystemNotFoundException e) {
+            throw new UnknownModelException(
+                    "base model '"
+                            + ref
+                            + "' is not a usable file: URI (use file:///absolute/path): "
+                            + e.getMessage());
         }
     }
 

@@ -157,5 +157,8 @@ class ModelCatalogTest {
                 .hasMessageContaining("no such directory")
                 .hasMessageContaining("minilm-l6")
                 .hasMessageContaining("nothing is downloaded");
+        assertThatThrownBy(() -> ModelCatalog.resolve("file:relative/dir"))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("file:///absolute/path");
     }
 }
