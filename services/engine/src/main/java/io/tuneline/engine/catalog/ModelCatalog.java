@@ -101,6 +101,41 @@ public final class ModelCatalog {
         }
     }
 
+    /**
+     * The tokenizer of a base model alone, for callers that do not need the weights
+     * (preprocessing): built-in models' class-path file; a local directory resolved in full; from
+     * the store only {@code config.json} (its architecture checked) and {@code tokenizer.json} are
+     * fetched, into a directory below {@code scratch}.
+     */
+    public static PretrainedModel.Source tokenizer(String ref, ModelFetcher fetcher, Path scratch) {
+        if (ref == null || !ref.startsWith("s3://")) {
+            return resolve(ref, fetcher, scratch).tokenizer();
+        }
+        try {
+            String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
+            Path dir = Files.createDirectories(scratch.resolve("base-tokenizer").resolve(safe));
+            fetcher.fetch(ref, List.of(CONFIG, TOKENIZER), dir);
+            architectureOf(ref, dir);
+            if (!Files.isRegularFile(dir.resolve(TOKENIZER))) {
+                throw new UnknownModelException(
+                        "base model '"
+                                + ref
+                                + "' lacks "
+                                + TOKENIZER
+                                + "; a Hugging Face model directory needs "
+                                + CONFIG
+                                + ", "
+                                + WEIGHTS
+                                + " and "
+                                + TOKENIZER);
+            }
+            return PretrainedModel.Source.file(dir.resolve(TOKENIZER));
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "cannot read base model '" + ref + "': " + e.getMessage(), e);
+        }
+    }
+
     private static Path localPath(String ref) {
         if (!ref.startsWith("file:")) {
             return Path.of(ref);

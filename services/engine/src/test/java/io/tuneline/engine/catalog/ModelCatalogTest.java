@@ -151,6 +151,27 @@ class ModelCatalogTest {
     }
 
     @Test
+    void theTokenizerAloneFetchesNoWeights() throws Exception {
+        Path remote = gpt2Directory(tmp.resolve("remote-tok"), TINY);
+        List<List<String>> asked = new ArrayList<>();
+        ModelFetcher fetcher =
+                (uri, files, into) -> {
+                    asked.add(files);
+                    for (String f : files) {
+                        Files.copy(remote.resolve(f), into.resolve(f));
+                    }
+                };
+        PretrainedModel.Source tokenizer =
+                ModelCatalog.tokenizer("s3://models/tiny/", fetcher, tmp.resolve("s"));
+        assertThat(asked).containsExactly(List.of("config.json", "tokenizer.json"));
+        try (InputStream in = tokenizer.open()) {
+            assertThat(new String(in.readNBytes(200))).contains("\"truncation\"");
+        }
+        assertThat(ModelCatalog.tokenizer("minilm-l6", ModelFetcher.NONE, null).describe())
+                .isEqualTo("classpath:all-minilm-l6-v2-tokenizer.json");
+    }
+
+    @Test
     void unknownNamesAndMissingDirectoriesSaySo() {
         assertThatThrownBy(() -> ModelCatalog.resolve("openai-community/gpt2"))
                 .isInstanceOf(UnknownModelException.class)
