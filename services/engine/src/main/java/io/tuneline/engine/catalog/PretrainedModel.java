@@ -1,20 +1,92 @@
 package io.tuneline.engine.catalog;
 
 import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.gpt2.Gpt2Config;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
 
 /**
- * A base model the catalogue resolved: its architecture, weights and tokenizer.
+ * A base model the catalogue resolved: its architecture, weights, tokenizer and configuration.
  *
- * @param name the reference it was resolved from, e.g. {@code minilm-l6}
+ * @param name the reference it was resolved from, e.g. {@code minilm-l6}, a directory or an s3://
+ *     URI
+ * @param architecture which model family the weights are for
+ * @param bert the BERT configuration, for {@link Architecture#BERT_ONNX}; null otherwise
+ * @param gpt2 the GPT-2 configuration, for {@link Architecture#GPT2}; null otherwise
+ * @param weights the ONNX file (BERT) or {@code model.safetensors} (GPT-2)
+ * @param tokenizer the Hugging Face {@code tokenizer.json}
+ * @param directory the local Hugging Face model directory, for models resolved from a directory or
+ *     fetched from the store (what {@link io.tuneline.engine.model.gpt2.Gpt2Checkpoint#load} reads)
  */
-public record PretrainedModel(String name, BertConfig config, Source weights, Source tokenizer) {
+public record PretrainedModel(
+        String name,
+        Architecture architecture,
+        BertConfig bert,
+        Gpt2Config gpt2,
+        Source weights,
+        Source tokenizer,
+        Optional<Path> directory) {
+
+    /** The model families the engine builds. */
+    public enum Architecture {
+        /** A BERT-family encoder imported from a PyTorch-exported ONNX file (built-in models). */
+        BERT_ONNX,
+        /** A GPT-2 decoder from a Hugging Face directory ({@code model_type} gpt2). */
+        GPT2
+    }
+
+    public PretrainedModel {
+        if ((architecture == Architecture.BERT_ONNX) != (bert != null)
+                || (architecture == Architecture.GPT2) != (gpt2 != null)) {
+            throw new IllegalArgumentException(
+                    "a " + architecture + " model needs exactly its own configuration");
+        }
+    }
+
+    /** A built-in BERT-family model. */
+    public PretrainedModel(String name, BertConfig config, Source weights, Source tokenizer) {
+        this(name, Architecture.BERT_ONNX, config, null, weights, tokenizer, Optional.empty());
+    }
+
+    /** The BERT configuration; fails for a model of another architecture. */
+    public BertConfig config() {
+        if (bert == null) {
+            throw new IllegalStateException(
+                    "base model '" + name + "' is " + architecture + ", not a BERT-family encoder");
+        }
+        return bert;
+    }
+
+    /** The GPT-2 configuration; fails for a model of another architecture. */
+    public Gpt2Config gpt2Config() {
+        if (gpt2 == null) {
+            throw new IllegalStateException(
+                    "base model '" + name + "' is " + architecture + ", not GPT-2");
+        }
+        return gpt2;
+    }
 
     /** Where bytes come from: a class-path resource, a file, an object in the store. */
     public interface Source {
         InputStream open() throws IOException;
 
         String describe();
+
+        static Source file(Path file) {
+            return new Source() {
+                @Override
+                public InputStream open() throws IOException {
+                    return Files.newInputStream(file);
+                }
+
+                @Override
+                public String describe() {
+                    return file.toString();
+                }
+            };
+        }
     }
 }

@@ -5,4 +5,8 @@ public class UnknownModelException extends RuntimeException {
     public UnknownModelException(String message) {
         super(message);
     }
+
+    public UnknownModelException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

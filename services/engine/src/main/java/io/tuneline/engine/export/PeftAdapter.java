@@ -34,6 +34,53 @@ public final class PeftAdapter {
      * @param baseModel the base model as Hugging Face names it, e.g. {@code
      *     sentence-transformers/all-MiniLM-L6-v2}
      */
+    /**
+     * The LoRA matrices of a GPT-2 as PEFT saves a {@code CAUSAL_LM} adapter ({@code
+     * base_model.model.transformer.h.N.attn.c_attn.lora_A.weight}, A (r, in), B (out, r); {@code
+     * fan_in_fan_out} true as PEFT sets it for GPT-2's Conv1D). Returns false (and writes nothing)
+     * when the model has no LoRA matrices.
+     */
+    public static boolean write(
+            io.tuneline.engine.model.gpt2.Gpt2LmModel lm,
+            FineTuningMethod.Lora lora,
+            String baseModel,
+            Path dir)
+            throws IOException {
+        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
+        boolean any = false;
+        for (Map.Entry<String, Parameter> e : lm.namedParameters().entrySet()) {
+            if (e.getKey().contains(".lora_")) {
+                NDArray a = e.getValue().getArray();
+                writer.addF32(PREFIX + e.getKey(), a.getShape().getShape(), a.toFloatArray());
+                any = true;
+            }
+        }
+        if (!any) {
+            return false;
+        }
+        Files.createDirectories(dir);
+        writer.write(dir.resolve("adapter_model.safetensors"));
+        ObjectNode config = JSON.createObjectNode();
+        config.put("peft_type", "LORA");
+        config.put("task_type", "CAUSAL_LM");
+        config.put("base_model_name_or_path", baseModel);
+        config.put("r", lora.rank());
+        config.put("lora_alpha", lora.alpha());
+        config.put("lora_dropout", lora.dropout());
+        config.putPOJO("target_modules", lora.targetModules());
+        config.put("bias", "none");
+        config.put("fan_in_fan_out", true);
+        config.put("inference_mode", true);
+        config.put("init_lora_weights", true);
+        config.put("use_rslora", false);
+        config.putNull("modules_to_save");
+        config.putNull("revision");
+        Files.write(
+                dir.resolve("adapter_config.json"),
+                JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config));
+        return true;
+    }
+
     public static boolean write(
             SequenceClassifier classifier, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {

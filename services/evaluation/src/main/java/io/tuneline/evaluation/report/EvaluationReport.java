@@ -11,20 +11,54 @@ import java.util.Optional;
  * Everything an evaluation found, the source of {@code evaluation.json}, {@code .md} and {@code
  * .html}.
  *
+ * @param examples how many test examples were scored
+ * @param tunedDetail per-class detail of a classifier; null for a causal language model
  * @param tuned headline metrics of the tuned model with their intervals
  * @param base the same for the base model; empty when it was not evaluated
  * @param lossCurve the training run's per-step losses, for the loss chart
+ * @param generations a few greedy answers of a causal LM next to their references
  */
 public record EvaluationReport(
         String jobId,
         String model,
         String primaryMetric,
+        int examples,
         ClassificationReport tunedDetail,
         Map<String, Estimate> tuned,
         Optional<Map<String, Estimate>> base,
         List<Robustness> robustness,
         GateVerdict gate,
-        List<LossPoint> lossCurve) {
+        List<LossPoint> lossCurve,
+        List<Generation> generations) {
+
+    /** A classifier's report. */
+    public EvaluationReport(
+            String jobId,
+            String model,
+            String primaryMetric,
+            ClassificationReport tunedDetail,
+            Map<String, Estimate> tuned,
+            Optional<Map<String, Estimate>> base,
+            List<Robustness> robustness,
+            GateVerdict gate,
+            List<LossPoint> lossCurve) {
+        this(
+                jobId,
+                model,
+                primaryMetric,
+                tunedDetail.examples(),
+                tunedDetail,
+                tuned,
+                base,
+                robustness,
+                gate,
+                lossCurve,
+                List.of());
+    }
+
+    /** One test prompt, its reference completion and the models' greedy answers. */
+    public record Generation(
+            String prompt, String reference, String tuned, Optional<String> base) {}
 
     /** Accuracy under one perturbation or attack. */
     public record Robustness(

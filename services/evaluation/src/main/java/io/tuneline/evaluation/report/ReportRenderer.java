@@ -18,7 +18,7 @@ public final class ReportRenderer {
         StringBuilder md = new StringBuilder();
         md.append("# Evaluation of ").append(r.jobId()).append("\n\n");
         md.append("Model: `").append(r.model()).append("`  \n");
-        md.append("Test examples: ").append(r.tunedDetail().examples()).append("  \n");
+        md.append("Test examples: ").append(r.examples()).append("  \n");
         md.append("Quality gate: **")
                 .append(r.gate().passed() ? "passed" : "failed")
                 .append("**\n");
@@ -47,6 +47,37 @@ public final class ReportRenderer {
                                     .append(diff.containsKey(name) ? signed(diff.get(name)) : "–")
                                     .append(" |\n");
                         });
+        if (r.tunedDetail() != null) {
+            perClassMarkdown(r, md);
+        }
+        if (!r.generations().isEmpty()) {
+            md.append("\n## Greedy answers (first ")
+                    .append(r.generations().size())
+                    .append(")\n\n| prompt | reference | tuned | base |\n|---|---|---|---|\n");
+            r.generations()
+                    .forEach(
+                            g ->
+                                    md.append("| ")
+                                            .append(cell(g.prompt()))
+                                            .append(" | ")
+                                            .append(cell(g.reference()))
+                                            .append(" | ")
+                                            .append(cell(g.tuned()))
+                                            .append(" | ")
+                                            .append(g.base().map(ReportRenderer::cell).orElse("–"))
+                                            .append(" |\n"));
+        }
+        if (!r.robustness().isEmpty()) {
+            robustnessMarkdown(r, md);
+        }
+        return md.toString();
+    }
+
+    private static String cell(String s) {
+        return s.replace("|", "\\|").replace("\n", " ");
+    }
+
+    private static void perClassMarkdown(EvaluationReport r, StringBuilder md) {
         md.append(
                 "\n## Per class\n\n| label | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
         r.tunedDetail()
@@ -74,22 +105,22 @@ public final class ReportRenderer {
             }
             md.append('\n');
         }
-        if (!r.robustness().isEmpty()) {
-            md.append(
-                    "\n## Robustness\n\n| perturbation | accuracy | drop | attack success |\n|---|---|---|---|\n");
-            r.robustness()
-                    .forEach(
-                            x ->
-                                    md.append(
-                                            String.format(
-                                                    Locale.ROOT,
-                                                    "| %s | %.4f | %.4f | %.4f |%n",
-                                                    x.name(),
-                                                    x.accuracy(),
-                                                    x.accuracyDrop(),
-                                                    x.attackSuccessRate())));
-        }
-        return md.toString();
+    }
+
+    private static void robustnessMarkdown(EvaluationReport r, StringBuilder md) {
+        md.append(
+                "\n## Robustness\n\n| perturbation | accuracy | drop | attack success |\n|---|---|---|---|\n");
+        r.robustness()
+                .forEach(
+                        x ->
+                                md.append(
+                                        String.format(
+                                                Locale.ROOT,
+                                                "| %s | %.4f | %.4f | %.4f |%n",
+                                                x.name(),
+                                                x.accuracy(),
+                                                x.accuracyDrop(),
+                                                x.attackSuccessRate())));
     }
 
     public static String html(EvaluationReport r) {
@@ -109,7 +140,7 @@ public final class ReportRenderer {
         h.append("<p>Model <code>")
                 .append(esc(r.model()))
                 .append("</code>, ")
-                .append(r.tunedDetail().examples())
+                .append(r.examples())
                 .append(" test examples. Quality gate: <strong class=\"")
                 .append(r.gate().passed() ? "pass\">passed" : "fail\">failed")
                 .append("</strong></p>\n");
@@ -142,8 +173,40 @@ public final class ReportRenderer {
                                                         ? esc(signed(diff.get(name)))
                                                         : "–")
                                         .append("</td></tr>\n"));
+        h.append("</table>\n");
+        if (r.tunedDetail() != null) {
+            perClassHtml(r, h);
+        }
+        if (!r.generations().isEmpty()) {
+            h.append(
+                    "<h2>Greedy answers</h2>\n<table><tr><th>prompt</th><th>reference</th><th>tuned</th><th>base</th></tr>\n");
+            r.generations()
+                    .forEach(
+                            g ->
+                                    h.append("<tr><td>")
+                                            .append(esc(g.prompt()))
+                                            .append("</td><td>")
+                                            .append(esc(g.reference()))
+                                            .append("</td><td>")
+                                            .append(esc(g.tuned()))
+                                            .append("</td><td>")
+                                            .append(esc(g.base().orElse("–")))
+                                            .append("</td></tr>\n"));
+            h.append("</table>\n");
+        }
+        if (!r.robustness().isEmpty()) {
+            h.append("\n<h2>Robustness</h2>\n").append(Svg.robustness(r.robustness()));
+        }
+        if (!r.lossCurve().isEmpty()) {
+            h.append("\n<h2>Training loss</h2>\n").append(Svg.lossCurve(r.lossCurve()));
+        }
+        h.append("\n</body></html>\n");
+        return h.toString();
+    }
+
+    private static void perClassHtml(EvaluationReport r, StringBuilder h) {
         h.append(
-                "</table>\n<h2>Per class</h2>\n<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>\n");
+                "<h2>Per class</h2>\n<table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>\n");
         for (Map.Entry<String, ClassScores> e : r.tunedDetail().perClass().entrySet()) {
             ClassScores s = e.getValue();
             h.append(
@@ -158,14 +221,6 @@ public final class ReportRenderer {
         }
         h.append("</table>\n<h2>Confusion matrix</h2>\n")
                 .append(Svg.confusionMatrix(r.tunedDetail().labels(), r.tunedDetail().confusion()));
-        if (!r.robustness().isEmpty()) {
-            h.append("\n<h2>Robustness</h2>\n").append(Svg.robustness(r.robustness()));
-        }
-        if (!r.lossCurve().isEmpty()) {
-            h.append("\n<h2>Training loss</h2>\n").append(Svg.lossCurve(r.lossCurve()));
-        }
-        h.append("\n</body></html>\n");
-        return h.toString();
     }
 
     static String format(Estimate e) {

@@ -19,6 +19,7 @@ import io.tuneline.evaluation.gate.GateVerdict;
 import io.tuneline.evaluation.gate.ProductionMetrics;
 import io.tuneline.evaluation.gate.QualityGateCheck;
 import io.tuneline.evaluation.metrics.Bootstrap;
+import io.tuneline.evaluation.metrics.CausalLmMetrics;
 import io.tuneline.evaluation.metrics.ClassificationMetrics;
 import io.tuneline.evaluation.metrics.ClassificationReport;
 import io.tuneline.evaluation.metrics.Estimate;
@@ -154,11 +155,15 @@ public class Evaluator {
         String jobId = training.getJobId();
         JobRequested job = training.getJob();
         DatasetPrepared dataset = training.getDataset();
+        if (job.getTask() == Task.TASK_CAUSAL_LM) {
+            return runCausalLm(training);
+        }
         if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION) {
             throw new EvaluationFailedException(
                     "task "
                             + job.getTask()
-                            + " is not evaluated yet; only TASK_SEQUENCE_CLASSIFICATION");
+                            + " is not evaluated yet; only TASK_SEQUENCE_CLASSIFICATION and"
+                            + " TASK_CAUSAL_LM");
         }
         List<String> labels = dataset.getLabelsList();
         ArtifactRef split =
@@ -248,113 +253,268 @@ public class Evaluator {
             ClassificationReport detail = ClassificationMetrics.compute(labels, truth, tunedProbs);
             Map<String, Estimate> tunedMetrics =
                     Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
-            List<String> notes = new ArrayList<>();
-            String modelName =
-                    job.getRegistration().getModelName().isBlank()
-                            ? jobId
-                            : job.getRegistration().getModelName();
-            Optional<Map<String, Double>> reference;
-            if (spec.getGate().getReference()
-                            == io.tuneline.proto.v1.GateReference.GATE_REFERENCE_PRODUCTION
-                    && spec.getGate().getMaxRegressionCount() > 0) {
-                Optional<ProductionMetrics.Reference> production;
-                try {
-                    production = productionMetrics.of(modelName);
-                } catch (ProductionMetrics.ReferenceUnavailableException e) {
-                    throw new EvaluationFailedException(e.getMessage(), e);
-                }
-                production.ifPresent(
-                        p ->
-                                LOG.infof(
-                                        "gate reference: %s version %d (production)",
-                                        modelName, p.version()));
-                reference = production.map(ProductionMetrics.Reference::metrics);
-            } else {
-                reference = baseMetrics.map(Evaluator::values);
-            }
-            GateVerdict verdict =
-                    QualityGateCheck.check(spec.getGate(), values(tunedMetrics), reference);
-            List<String> allNotes = new ArrayList<>(verdict.notes());
-            allNotes.addAll(notes);
-            verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
-            EvaluationReport report =
-                    new EvaluationReport(
-                            jobId,
-                            training.getModel().getUri(),
-                            primary,
-                            detail,
-                            tunedMetrics,
-                            baseMetrics,
-                            robustness,
-                            verdict,
-                            lossCurve(training.getMetricsLog()));
-
-            String prefix = "reports/" + jobId + "/";
-            ArtifactRef md =
-                    store.put(
-                            store.uri(prefix + "evaluation.md"),
-                            ReportRenderer.markdown(report).getBytes(StandardCharsets.UTF_8),
-                            "text/markdown; charset=utf-8");
-            ArtifactRef html =
-                    store.put(
-                            store.uri(prefix + "evaluation.html"),
-                            ReportRenderer.html(report).getBytes(StandardCharsets.UTF_8),
-                            "text/html; charset=utf-8");
-            ArtifactRef json =
-                    store.put(
-                            store.uri(prefix + "evaluation.json"),
-                            JSON.writeValueAsBytes(jsonReport(report, modelName)),
-                            "application/json");
-
-            AtomicReference<Double> gauge =
-                    headline.computeIfAbsent(
-                            modelName + "/" + primary,
-                            key -> {
-                                AtomicReference<Double> ref = new AtomicReference<>(Double.NaN);
-                                Gauge.builder(
-                                                "tuneline.evaluation.primary.metric",
-                                                ref,
-                                                AtomicReference::get)
-                                        .tag("model", modelName)
-                                        .tag("metric", primary)
-                                        .register(registry);
-                                return ref;
-                            });
-            gauge.set(
-                    tunedMetrics.containsKey(primary)
-                            ? tunedMetrics.get(primary).value()
-                            : Double.NaN);
-
-            EvaluationCompleted.Builder event =
-                    EvaluationCompleted.newBuilder()
-                            .setJobId(jobId)
-                            .setTraining(training)
-                            .setPrimaryMetric(primary)
-                            .setGate(
-                                    GateResult.newBuilder()
-                                            .setPassed(verdict.passed())
-                                            .addAllReasons(verdict.reasons()))
-                            .setReportJson(json)
-                            .setReportMarkdown(md)
-                            .setReportHtml(html)
-                            .setTestExamples(texts.size())
-                            .setEvaluatedAt(Timestamps.now());
-            tunedMetrics.forEach((k, v) -> event.putTunedMetrics(k, metric(v)));
-            baseMetrics.ifPresent(b -> b.forEach((k, v) -> event.putBaseMetrics(k, metric(v))));
-            robustness.forEach(
-                    r ->
-                            event.addRobustness(
-                                    RobustnessResult.newBuilder()
-                                            .setName(r.name())
-                                            .setAccuracy(r.accuracy())
-                                            .setAccuracyDrop(r.accuracyDrop())
-                                            .setAttackSuccessRate(r.attackSuccessRate())));
-            return event.build();
+            return finish(
+                    training,
+                    primary,
+                    tunedMetrics,
+                    baseMetrics,
+                    detail,
+                    robustness,
+                    texts.size(),
+                    List.of());
         } finally {
             try (var files = Files.walk(work)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
             }
         }
+    }
+
+    /** How many greedy answers the report shows. */
+    static final int REPORTED_GENERATIONS = 5;
+
+    /**
+     * A causal LM: perplexity, token accuracy and loss of the tuned and the base model on the test
+     * split (the validation split when there is none), and for instruction data exact match and
+     * token F1 of greedy answers; each with a bootstrap interval over examples.
+     */
+    EvaluationCompleted runCausalLm(TrainingCompleted training) throws IOException {
+        String jobId = training.getJobId();
+        JobRequested job = training.getJob();
+        DatasetPrepared dataset = training.getDataset();
+        ArtifactRef split =
+                dataset.hasTest() && !dataset.getTest().getUri().isEmpty()
+                        ? dataset.getTest()
+                        : dataset.getValidation();
+        if (split.getUri().isEmpty()) {
+            throw new EvaluationFailedException(
+                    "the prepared dataset has no test or validation split to evaluate on; give the job a split.test fraction");
+        }
+        EvaluationSpec spec = job.getEvaluation();
+        String primary = spec.getPrimaryMetric().isBlank() ? "perplexity" : spec.getPrimaryMetric();
+        int samples =
+                spec.getBootstrapSamples() == 0
+                        ? Bootstrap.DEFAULT_SAMPLES
+                        : Math.max(0, spec.getBootstrapSamples());
+        int maxLength =
+                job.getHyperparameters().getMaxSeqLength() > 0
+                        ? job.getHyperparameters().getMaxSeqLength()
+                        : 128;
+        List<CausalLmScorer.TestExample> examples;
+        try (InputStream in = store.get(split)) {
+            examples = CausalLmScorer.read(in, split.getUri());
+        } catch (IllegalArgumentException e) {
+            throw new EvaluationFailedException(e.getMessage(), e);
+        }
+        if (examples.isEmpty()) {
+            throw new EvaluationFailedException(
+                    "the split " + split.getUri() + " has no example of 2 or more tokens");
+        }
+        boolean instruction = examples.stream().allMatch(e -> e.completion().isPresent());
+
+        Path work = Files.createTempDirectory("evaluation-" + jobId);
+        try {
+            Path tuned = work.resolve("tuned");
+            Files.createDirectories(tuned);
+            for (ArtifactRef f : training.getModelFilesList()) {
+                String uri = f.getUri();
+                String name = uri.substring(uri.lastIndexOf('/') + 1);
+                if (!uri.contains("/adapter/")
+                        && List.of("config.json", "model.safetensors", "tokenizer.json")
+                                .contains(name)) {
+                    try (InputStream in = store.get(f)) {
+                        Files.copy(in, tuned.resolve(name));
+                    }
+                }
+            }
+            List<String> missing = new ArrayList<>();
+            for (String name : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+                if (!Files.exists(tuned.resolve(name))) {
+                    missing.add(name);
+                }
+            }
+            if (!missing.isEmpty()) {
+                throw new EvaluationFailedException(
+                        "the training result lists no " + String.join(", ", missing));
+            }
+            EngineRuntime runtime = EngineRuntime.start(0);
+            CausalLmScorer.Result tunedResult =
+                    CausalLmScorer.score(runtime, tuned, examples, maxLength, instruction);
+            Optional<CausalLmScorer.Result> baseResult = Optional.empty();
+            if (!spec.getSkipBaseModel()) {
+                PretrainedModel base =
+                        ModelCatalog.resolve(
+                                job.getBaseModel().getRef(), store::download, work.resolve("base"));
+                if (base.architecture() != PretrainedModel.Architecture.GPT2) {
+                    throw new EvaluationFailedException(
+                            "base model '"
+                                    + job.getBaseModel().getRef()
+                                    + "' is not a GPT-2 model directory");
+                }
+                baseResult =
+                        Optional.of(
+                                CausalLmScorer.score(
+                                        runtime,
+                                        base.directory().orElseThrow(),
+                                        examples,
+                                        maxLength,
+                                        instruction));
+            }
+            Map<String, Estimate> tunedMetrics =
+                    CausalLmMetrics.withIntervals(
+                            tunedResult.scores(), tunedResult.answers(), samples, 7);
+            Optional<Map<String, Estimate>> baseMetrics =
+                    baseResult.map(
+                            b ->
+                                    CausalLmMetrics.withIntervals(
+                                            b.scores(), b.answers(), samples, 7));
+            List<EvaluationReport.Generation> generations = new ArrayList<>();
+            if (instruction) {
+                for (int i = 0; i < Math.min(REPORTED_GENERATIONS, examples.size()); i++) {
+                    int at = i;
+                    generations.add(
+                            new EvaluationReport.Generation(
+                                    examples.get(i).prompt().orElse(""),
+                                    examples.get(i).completion().orElse(""),
+                                    tunedResult.generated().get(i),
+                                    baseResult.map(b -> b.generated().get(at))));
+                }
+            }
+            return finish(
+                    training,
+                    primary,
+                    tunedMetrics,
+                    baseMetrics,
+                    null,
+                    List.of(),
+                    examples.size(),
+                    generations);
+        } finally {
+            try (var files = Files.walk(work)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
+    /**
+     * The gate, the reports in the store, the headline gauge and the event, for any task.
+     *
+     * @param detail a classifier's per-class detail; null for a causal LM
+     */
+    EvaluationCompleted finish(
+            TrainingCompleted training,
+            String primary,
+            Map<String, Estimate> tunedMetrics,
+            Optional<Map<String, Estimate>> baseMetrics,
+            ClassificationReport detail,
+            List<EvaluationReport.Robustness> robustness,
+            int examples,
+            List<EvaluationReport.Generation> generations)
+            throws IOException {
+        String jobId = training.getJobId();
+        JobRequested job = training.getJob();
+        EvaluationSpec spec = job.getEvaluation();
+        List<String> notes = new ArrayList<>();
+        String modelName =
+                job.getRegistration().getModelName().isBlank()
+                        ? jobId
+                        : job.getRegistration().getModelName();
+        Optional<Map<String, Double>> reference;
+        if (spec.getGate().getReference()
+                        == io.tuneline.proto.v1.GateReference.GATE_REFERENCE_PRODUCTION
+                && spec.getGate().getMaxRegressionCount() > 0) {
+            Optional<ProductionMetrics.Reference> production;
+            try {
+                production = productionMetrics.of(modelName);
+            } catch (ProductionMetrics.ReferenceUnavailableException e) {
+                throw new EvaluationFailedException(e.getMessage(), e);
+            }
+            production.ifPresent(
+                    p ->
+                            LOG.infof(
+                                    "gate reference: %s version %d (production)",
+                                    modelName, p.version()));
+            reference = production.map(ProductionMetrics.Reference::metrics);
+        } else {
+            reference = baseMetrics.map(Evaluator::values);
+        }
+        GateVerdict verdict =
+                QualityGateCheck.check(spec.getGate(), values(tunedMetrics), reference);
+        List<String> allNotes = new ArrayList<>(verdict.notes());
+        allNotes.addAll(notes);
+        verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
+        EvaluationReport report =
+                new EvaluationReport(
+                        jobId,
+                        training.getModel().getUri(),
+                        primary,
+                        examples,
+                        detail,
+                        tunedMetrics,
+                        baseMetrics,
+                        robustness,
+                        verdict,
+                        lossCurve(training.getMetricsLog()),
+                        generations);
+
+        String prefix = "reports/" + jobId + "/";
+        ArtifactRef md =
+                store.put(
+                        store.uri(prefix + "evaluation.md"),
+                        ReportRenderer.markdown(report).getBytes(StandardCharsets.UTF_8),
+                        "text/markdown; charset=utf-8");
+        ArtifactRef html =
+                store.put(
+                        store.uri(prefix + "evaluation.html"),
+                        ReportRenderer.html(report).getBytes(StandardCharsets.UTF_8),
+                        "text/html; charset=utf-8");
+        ArtifactRef json =
+                store.put(
+                        store.uri(prefix + "evaluation.json"),
+                        JSON.writeValueAsBytes(jsonReport(report, modelName)),
+                        "application/json");
+
+        AtomicReference<Double> gauge =
+                headline.computeIfAbsent(
+                        modelName + "/" + primary,
+                        key -> {
+                            AtomicReference<Double> ref = new AtomicReference<>(Double.NaN);
+                            Gauge.builder(
+                                            "tuneline.evaluation.primary.metric",
+                                            ref,
+                                            AtomicReference::get)
+                                    .tag("model", modelName)
+                                    .tag("metric", primary)
+                                    .register(registry);
+                            return ref;
+                        });
+        gauge.set(
+                tunedMetrics.containsKey(primary) ? tunedMetrics.get(primary).value() : Double.NaN);
+
+        EvaluationCompleted.Builder event =
+                EvaluationCompleted.newBuilder()
+                        .setJobId(jobId)
+                        .setTraining(training)
+                        .setPrimaryMetric(primary)
+                        .setGate(
+                                GateResult.newBuilder()
+                                        .setPassed(verdict.passed())
+                                        .addAllReasons(verdict.reasons()))
+                        .setReportJson(json)
+                        .setReportMarkdown(md)
+                        .setReportHtml(html)
+                        .setTestExamples(examples)
+                        .setEvaluatedAt(Timestamps.now());
+        tunedMetrics.forEach((k, v) -> event.putTunedMetrics(k, metric(v)));
+        baseMetrics.ifPresent(b -> b.forEach((k, v) -> event.putBaseMetrics(k, metric(v))));
+        robustness.forEach(
+                r ->
+                        event.addRobustness(
+                                RobustnessResult.newBuilder()
+                                        .setName(r.name())
+                                        .setAccuracy(r.accuracy())
+                                        .setAccuracyDrop(r.accuracyDrop())
+                                        .setAttackSuccessRate(r.attackSuccessRate())));
+        return event.build();
     }
 
     private static EvaluationReport.Robustness robustness(
@@ -483,13 +643,18 @@ public class Evaluator {
         m.put("model_name", modelName);
         m.put("model", r.model());
         m.put("primary_metric", r.primaryMetric());
-        m.put("test_examples", r.tunedDetail().examples());
+        m.put("test_examples", r.examples());
         m.put("tuned", r.tuned());
         m.put("base", r.base().orElse(null));
         m.put("difference", r.differences());
-        m.put("per_class", r.tunedDetail().perClass());
-        m.put("labels", r.tunedDetail().labels());
-        m.put("confusion_matrix", r.tunedDetail().confusion());
+        if (r.tunedDetail() != null) {
+            m.put("per_class", r.tunedDetail().perClass());
+            m.put("labels", r.tunedDetail().labels());
+            m.put("confusion_matrix", r.tunedDetail().confusion());
+        }
+        if (!r.generations().isEmpty()) {
+            m.put("generations", r.generations());
+        }
         m.put("robustness", r.robustness());
         m.put("gate", r.gate());
         return m;

@@ -118,7 +118,7 @@ public final class DatasetPreparation implements AutoCloseable {
                                 ref,
                                 r -> {
                                     try {
-                                        return ModelTokenizer.of(r);
+                                        return ModelTokenizer.of(r, store::download);
                                     } catch (IOException e) {
                                         throw new UncheckedIOException(e);
                                     }

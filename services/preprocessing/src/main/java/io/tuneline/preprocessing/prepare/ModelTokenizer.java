@@ -6,6 +6,7 @@ import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.catalog.ModelFetcher;
 import io.tuneline.engine.catalog.PretrainedModel;
 import java.io.IOException;
 import java.io.InputStream;
@@ -51,14 +52,30 @@ public final class ModelTokenizer implements AutoCloseable {
         this.eosToken = eosToken;
     }
 
-    /** The tokenizer of a base model the catalogue knows ({@code minilm-l6}, ...). */
+    /** The tokenizer of a built-in base model or a local model directory. */
     public static ModelTokenizer of(String baseModelRef) throws IOException {
-        PretrainedModel model = ModelCatalog.resolve(baseModelRef);
-        byte[] bytes;
-        try (InputStream in = model.tokenizer().open()) {
-            bytes = in.readAllBytes();
+        return of(baseModelRef, ModelFetcher.NONE);
+    }
+
+    /**
+     * The tokenizer of any base model the catalogue resolves: built-in ({@code minilm-l6}), a local
+     * Hugging Face directory, or an s3:// one whose {@code config.json} and {@code tokenizer.json}
+     * {@code fetcher} copies (its weights are not fetched).
+     */
+    public static ModelTokenizer of(String baseModelRef, ModelFetcher fetcher) throws IOException {
+        Path scratch = Files.createTempDirectory("tuneline-base-tokenizer-");
+        try {
+            PretrainedModel.Source source = ModelCatalog.tokenizer(baseModelRef, fetcher, scratch);
+            byte[] bytes;
+            try (InputStream in = source.open()) {
+                bytes = in.readAllBytes();
+            }
+            return of(baseModelRef, bytes);
+        } finally {
+            try (var files = Files.walk(scratch)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
         }
-        return of(baseModelRef, bytes);
     }
 
     static ModelTokenizer of(String ref, byte[] tokenizerJson) throws IOException {

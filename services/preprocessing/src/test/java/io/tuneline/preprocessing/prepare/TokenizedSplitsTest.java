@@ -173,6 +173,46 @@ class TokenizedSplitsTest {
     }
 
     @Test
+    void anS3ModelDirectoryLendsItsTokenizerWithoutItsWeights() throws Exception {
+        // A GPT-2 directory in the store with MiniLM's tokenizer.json (no GPT-2 tokenizer exists
+        // offline) and no weights at all: preprocessing needs the config and the tokenizer only.
+        String base = "s3://tuneline/models/gpt2-tokenizer-only/";
+        store.put(
+                store.uri("models/gpt2-tokenizer-only/config.json"),
+                io.tuneline.engine.model.gpt2.Gpt2Checkpoint.configJson(
+                                io.tuneline.engine.model.gpt2.Gpt2Config.of(30522, 64, 32, 2, 4))
+                        .getBytes(StandardCharsets.UTF_8),
+                "application/json");
+        try (InputStream in =
+                getClass()
+                        .getClassLoader()
+                        .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
+            store.put(
+                    store.uri("models/gpt2-tokenizer-only/tokenizer.json"),
+                    in.readAllBytes(),
+                    "application/json");
+        }
+        StringBuilder data = new StringBuilder();
+        for (int i = 0; i < 20; i++) {
+            data.append("{\"text\":\"story ").append(code(i)).append(" ends\"}\n");
+        }
+        DatasetIngested in = ingested("s3-tok-1", "text", data.toString(), 64);
+        in =
+                in.toBuilder()
+                        .setJob(
+                                in.getJob().toBuilder()
+                                        .setBaseModel(BaseModel.newBuilder().setRef(base)))
+                        .build();
+        DatasetPrepared p = preparation.prepare(in);
+        for (JsonNode n : read(p.getValidation())) {
+            assertThat(ids(n.get("input_ids")))
+                    .containsExactly(concat(tokens(n.get("text").asText()), new long[] {SEP}));
+        }
+        assertThat(store.exists(store.uri("models/gpt2-tokenizer-only/model.safetensors")))
+                .isFalse();
+    }
+
+    @Test
     void chatLearnsOnlyTheAssistantTurns() throws Exception {
         StringBuilder data = new StringBuilder();
         for (int i = 0; i < 20; i++) {

@@ -270,13 +270,13 @@ public final class ClassificationRun {
         }
     }
 
-    private ArtifactRef upload(Path file, String key, String contentType) throws IOException {
+    ArtifactRef upload(Path file, String key, String contentType) throws IOException {
         try (InputStream in = Files.newInputStream(file)) {
             return store.put(store.uri(key), in, Files.size(file), contentType);
         }
     }
 
-    private static TrainingProgress progress(
+    static TrainingProgress progress(
             String jobId, String runId, TrainingListener.StepReport r, EngineRuntime runtime) {
         Runtime rt = Runtime.getRuntime();
         TrainingProgress.Builder p =

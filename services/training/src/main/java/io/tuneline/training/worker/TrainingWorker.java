@@ -6,7 +6,9 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.StoreSettings;
 import io.tuneline.common.topic.Topics;
 import io.tuneline.engine.train.TrainingStoppedException;
+import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.training.run.RunStore;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -102,9 +104,7 @@ public final class TrainingWorker {
                     };
             TrainingCompleted result;
             try {
-                result =
-                        new ClassificationRun(store, sink, Path.of("scratch"), stop::get)
-                                .run(jobId, attempt);
+                result = runAttempt(store, sink, Path.of("scratch"), jobId, attempt);
             } catch (TrainingStoppedException e) {
                 producer.flush();
                 System.out.println("training of " + jobId + ": " + e.getMessage());
@@ -125,6 +125,17 @@ public final class TrainingWorker {
             return 2;
         }
         return 0;
+    }
+
+    /** Trains the attempt with the run its task needs. */
+    static TrainingCompleted runAttempt(
+            ArtifactStore store, ProgressSink sink, Path scratch, String jobId, int attempt)
+            throws java.io.IOException {
+        Task task = new RunStore(store).input(jobId).getJob().getTask();
+        if (task == Task.TASK_CAUSAL_LM) {
+            return new CausalLmRun(store, sink, scratch, stop::get).run(jobId, attempt);
+        }
+        return new ClassificationRun(store, sink, scratch, stop::get).run(jobId, attempt);
     }
 
     /**

@@ -223,6 +223,62 @@ public final class Gpt2Checkpoint {
         Files.writeString(directory.resolve(CONFIG), configJson(model.config()));
     }
 
+    /**
+     * Writes a randomly initialised GPT-2 of shape {@code config} into {@code directory}, as
+     * Hugging Face's {@code GPT2LMHeadModel(config)} initialises one: weights and embeddings
+     * normal(0, 0.02), biases 0, LayerNorm weights 1 (without the scaled {@code c_proj} init).
+     * Seeded: the same seed writes the same bytes. For tests and benchmarks, where no pretrained
+     * checkpoint can be downloaded.
+     */
+    public static void saveRandom(Gpt2Config config, long seed, Path directory) throws IOException {
+        Files.createDirectories(directory);
+        java.util.Random r = new java.util.Random(seed);
+        int h = config.hiddenSize();
+        int inner = config.innerSize();
+        SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+        w.addF32(
+                PREFIX + "wte.weight",
+                new long[] {config.vocabSize(), h},
+                normal(r, config.vocabSize() * h));
+        w.addF32(
+                PREFIX + "wpe.weight",
+                new long[] {config.maxPositions(), h},
+                normal(r, config.maxPositions() * h));
+        for (int l = 0; l < config.layers(); l++) {
+            String p = PREFIX + "h." + l + ".";
+            w.addF32(p + "ln_1.weight", new long[] {h}, ones(h));
+            w.addF32(p + "ln_1.bias", new long[] {h}, new float[h]);
+            w.addF32(p + "attn.c_attn.weight", new long[] {h, 3 * h}, normal(r, h * 3 * h));
+            w.addF32(p + "attn.c_attn.bias", new long[] {3 * h}, new float[3 * h]);
+            w.addF32(p + "attn.c_proj.weight", new long[] {h, h}, normal(r, h * h));
+            w.addF32(p + "attn.c_proj.bias", new long[] {h}, new float[h]);
+            w.addF32(p + "ln_2.weight", new long[] {h}, ones(h));
+            w.addF32(p + "ln_2.bias", new long[] {h}, new float[h]);
+            w.addF32(p + "mlp.c_fc.weight", new long[] {h, inner}, normal(r, h * inner));
+            w.addF32(p + "mlp.c_fc.bias", new long[] {inner}, new float[inner]);
+            w.addF32(p + "mlp.c_proj.weight", new long[] {inner, h}, normal(r, inner * h));
+            w.addF32(p + "mlp.c_proj.bias", new long[] {h}, new float[h]);
+        }
+        w.addF32(PREFIX + "ln_f.weight", new long[] {h}, ones(h));
+        w.addF32(PREFIX + "ln_f.bias", new long[] {h}, new float[h]);
+        w.write(directory.resolve(WEIGHTS));
+        Files.writeString(directory.resolve(CONFIG), configJson(config));
+    }
+
+    private static float[] normal(java.util.Random r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (0.02 * r.nextGaussian());
+        }
+        return v;
+    }
+
+    private static float[] ones(int n) {
+        float[] v = new float[n];
+        Arrays.fill(v, 1f);
+        return v;
+    }
+
     /** A Hugging Face {@code config.json} for {@code config}. */
     public static String configJson(Gpt2Config config) throws IOException {
         ObjectNode c = JSON.createObjectNode();

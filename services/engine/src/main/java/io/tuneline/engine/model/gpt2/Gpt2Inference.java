@@ -68,6 +68,60 @@ public final class Gpt2Inference {
         }
     }
 
+    /**
+     * The scored tokens' log-likelihood and how many of them are the model's most likely next token
+     * (argmax of the logits at the position before), for token accuracy.
+     *
+     * @param correct scored positions whose label equals the argmax of the preceding logits
+     */
+    public record TokenStats(double logLikelihood, long tokens, long correct) {}
+
+    /** {@link #score(LmExample)} plus next-token argmax accuracy over the scored positions. */
+    public TokenStats tokenStats(LmExample example) {
+        checkLength(example.inputIds().length);
+        try (NDManager m = model.getNDManager().newSubManager()) {
+            int t = example.inputIds().length;
+            Shape s = new Shape(1, t);
+            NDArray logits = logits(m, example.inputIds());
+            NDArray[] sc = CausalLmLoss.sumAndCount(logits, m.create(example.labels(), s));
+            long[] predicted =
+                    logits.get(new NDIndex("0, 0:" + (t - 1) + ", :"))
+                            .argMax(-1)
+                            .toType(ai.djl.ndarray.types.DataType.INT64, false)
+                            .toLongArray();
+            long correct = 0;
+            for (int i = 1; i < t; i++) {
+                long label = example.labels()[i];
+                if (label != CausalLmLoss.IGNORE && predicted[i - 1] == label) {
+                    correct++;
+                }
+            }
+            return new TokenStats(-sc[0].getFloat(), Math.round(sc[1].getFloat()), correct);
+        }
+    }
+
+    /**
+     * Greedy generation that stops after {@code stop} (included) or {@code maxNewTokens} tokens, or
+     * where the model's positions run out; returns the new tokens only.
+     */
+    public long[] greedyUntil(long[] prompt, int maxNewTokens, long stop) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("generation needs a prompt of at least one token");
+        }
+        checkLength(prompt.length);
+        int room = Math.min(maxNewTokens, lm.config().maxPositions() - prompt.length);
+        long[] seq = Arrays.copyOf(prompt, prompt.length + Math.max(0, room));
+        int n = 0;
+        while (n < room) {
+            long next = argmax(nextTokenLogits(Arrays.copyOf(seq, prompt.length + n)));
+            seq[prompt.length + n++] = next;
+            if (next == stop) {
+                break;
+            }
+        }
+        return Arrays.copyOfRange(seq, prompt.length, prompt.length + n);
+    }
+
     /** Summed over {@code examples}: the corpus perplexity weights every scored token alike. */
     public Score score(List<LmExample> examples) {
         Score total = new Score(0, 0);

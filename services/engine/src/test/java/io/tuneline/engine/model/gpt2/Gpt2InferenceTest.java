@@ -85,6 +85,54 @@ class Gpt2InferenceTest {
     }
 
     @Test
+    void tokenStatsCountTheScoredPositionsTheReferenceArgmaxGetsRight() {
+        long[] ids = {3, 17, 42, 8, 8, 1, 49, 0, 25, 11};
+        long[] labels = {-100, -100, -100, 8, 8, 1, 49, 0, 25, 11};
+        double[][] logits = reference.logits(ids);
+        long correct = 0;
+        double ll = 0;
+        for (int t = 3; t < ids.length; t++) {
+            int best = 0;
+            for (int v = 1; v < logits[t - 1].length; v++) {
+                if (logits[t - 1][v] > logits[t - 1][best]) {
+                    best = v;
+                }
+            }
+            correct += best == labels[t] ? 1 : 0;
+            ll += logProb(logits[t - 1], labels[t]);
+        }
+        // Teacher forcing with the model's own greedy continuation: every position is right.
+        long[] greedy = reference.greedy(new long[] {5, 9}, 6);
+        long[] generatedOnly = greedy.clone();
+        generatedOnly[0] = -100;
+        generatedOnly[1] = -100;
+        Gpt2Inference.TokenStats own = inference.tokenStats(new LmExample(greedy, generatedOnly));
+        assertThat(own.correct()).isEqualTo(own.tokens()).isEqualTo(6);
+
+        Gpt2Inference.TokenStats stats = inference.tokenStats(new LmExample(ids, labels));
+        assertThat(stats.tokens()).isEqualTo(7);
+        assertThat(stats.correct()).isEqualTo(correct);
+        assertThat(stats.logLikelihood()).isCloseTo(ll, Offset.offset(1e-3));
+    }
+
+    @Test
+    void greedyUntilStopsAfterTheStopToken() {
+        long[] prompt = {5, 9};
+        long[] chain = reference.greedy(prompt, 8);
+        long stop = chain[4];
+        int first = 2;
+        while (chain[first] != stop) {
+            first++;
+        }
+        long[] expected = java.util.Arrays.copyOfRange(chain, 2, first + 1);
+        assertThat(inference.greedyUntil(prompt, 8, stop)).containsExactly(expected);
+        assertThat(inference.greedyUntil(prompt, 3, -1))
+                .containsExactly(java.util.Arrays.copyOfRange(chain, 2, 5));
+        // 16 positions: a 14-token prompt leaves room for 2.
+        assertThat(inference.greedyUntil(new long[14], 8, -1)).hasSize(2);
+    }
+
+    @Test
     void greedyGenerationFollowsTheReferenceArgmaxChain() {
         for (long[] prompt : new long[][] {{1}, {3, 17, 42}, {49, 2, 7, 7, 30}}) {
             long[] expected = reference.greedy(prompt, 8);

@@ -2,6 +2,7 @@ package io.tuneline.engine.model.gpt2;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -15,7 +16,9 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.CausalLmTrainer;
+import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.LmValidation;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
@@ -24,6 +27,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -111,6 +115,66 @@ class Gpt2TrainingTest {
             assertThat(before).isGreaterThan(3.0);
             assertThat(after).isLessThan(before / 3);
             assertThat(steps.get(9).loss()).isLessThan(steps.get(0).loss() / 2);
+        }
+    }
+
+    @Test
+    void validationIsReportedAndAResumedRunContinuesTheUninterruptedOne(@TempDir Path dir)
+            throws Exception {
+        Path base = TinyGpt2.write(dir.resolve("base"), TinyGpt2.randomWeights(12), true);
+        TrainingSettings settings = new TrainingSettings(3, 4, 1e-2f, 0.01f, 0.1f, 1f, 16, 42);
+        List<LmExample> heldOut = dataset().subList(0, 3);
+        List<TrainingListener.StepReport> full = new ArrayList<>();
+        TrainingOutcome outcome;
+        try (Model model = Gpt2Checkpoint.load(base, runtime.device())) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            new FineTuningMethod.Full().apply(lm, model.getNDManager());
+            outcome =
+                    new CausalLmTrainer()
+                            .train(
+                                    model,
+                                    lm,
+                                    dataset(),
+                                    settings,
+                                    new LmValidation(heldOut, 0, 0),
+                                    full::add,
+                                    new Checkpointing(
+                                            dir.resolve("ckpt"),
+                                            2,
+                                            Optional.empty(),
+                                            (d, st) -> {}));
+            // The validation loss equals the token-weighted loss computed one example at a time.
+            assertThat(outcome.validationLoss().getAsDouble())
+                    .isCloseTo(meanLoss(model, heldOut), within(1e-4));
+        }
+        // Once per epoch (2 steps) and after the last step.
+        assertThat(full.stream().filter(r -> r.validationLoss().isPresent()).map(r -> r.step()))
+                .containsExactly(2L, 4L, 6L);
+        assertThat(full.get(5).validationLoss().getAsDouble())
+                .isLessThan(full.get(1).validationLoss().getAsDouble());
+
+        List<TrainingListener.StepReport> resumed = new ArrayList<>();
+        try (Model model = Gpt2Checkpoint.load(base, runtime.device())) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            new FineTuningMethod.Full().apply(lm, model.getNDManager());
+            new CausalLmTrainer()
+                    .train(
+                            model,
+                            lm,
+                            dataset(),
+                            settings,
+                            new LmValidation(heldOut, 0, 0),
+                            resumed::add,
+                            new Checkpointing(
+                                    dir.resolve("ckpt2"),
+                                    0,
+                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
+                                    (d, st) -> {}));
+        }
+        assertThat(resumed).hasSize(2);
+        for (int i = 0; i < 2; i++) {
+            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
+            assertThat(resumed.get(i).loss()).isCloseTo(full.get(4 + i).loss(), within(1e-5));
         }
     }
 

@@ -1,0 +1,185 @@
+package io.tuneline.engine.catalog;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.djl.Model;
+import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
+import io.tuneline.engine.model.gpt2.Gpt2Config;
+import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Hugging Face model directories in the catalogue: a tiny random GPT-2 written with the engine's
+ * writer, with MiniLM's tokenizer.json as its tokenizer (no GPT-2 tokenizer exists offline), so its
+ * vocab_size is MiniLM's 30522.
+ */
+class ModelCatalogTest {
+    static final Gpt2Config TINY = Gpt2Config.of(30522, 32, 16, 1, 2);
+
+    @TempDir Path tmp;
+
+    static Path gpt2Directory(Path dir, Gpt2Config config) throws IOException {
+        Gpt2Checkpoint.saveRandom(config, 7, dir);
+        try (InputStream in =
+                ModelCatalogTest.class
+                        .getClassLoader()
+                        .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
+            Files.copy(in, dir.resolve("tokenizer.json"));
+        }
+        return dir;
+    }
+
+    @Test
+    void aLocalGpt2DirectoryResolvesToItsConfigWeightsAndTokenizer() throws Exception {
+        Path dir = gpt2Directory(tmp.resolve("tiny-gpt2"), TINY);
+        PretrainedModel model = ModelCatalog.resolve(dir.toString());
+        assertThat(model.architecture()).isEqualTo(PretrainedModel.Architecture.GPT2);
+        assertThat(model.gpt2Config()).isEqualTo(TINY);
+        assertThat(model.directory()).contains(dir);
+        assertThat(model.weights().describe()).endsWith("model.safetensors");
+        try (InputStream in = model.tokenizer().open()) {
+            assertThat(new String(in.readNBytes(200))).contains("\"truncation\"");
+        }
+        assertThatThrownBy(model::config)
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("not a BERT-family encoder");
+        assertThat(ModelCatalog.resolve(dir.toUri().toString()).gpt2Config()).isEqualTo(TINY);
+
+        EngineRuntime runtime = EngineRuntime.start(2);
+        try (Model loaded =
+                Gpt2Checkpoint.load(model.directory().orElseThrow(), runtime.device())) {
+            assertThat(((Gpt2LmModel) loaded.getBlock()).config()).isEqualTo(TINY);
+        }
+    }
+
+    @Test
+    void missingFilesAreNamed() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("half"));
+        Files.writeString(dir.resolve("config.json"), Gpt2Checkpoint.configJson(TINY));
+        Files.writeString(dir.resolve("pytorch_model.bin"), "not read");
+        assertThatThrownBy(() -> ModelCatalog.resolve(dir.toString()))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("lacks model.safetensors, tokenizer.json")
+                .hasMessageContaining("safe_serialization=True");
+
+        Path empty = Files.createDirectories(tmp.resolve("empty"));
+        assertThatThrownBy(() -> ModelCatalog.resolve(empty.toString()))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("lacks config.json, model.safetensors, tokenizer.json");
+    }
+
+    @Test
+    void otherArchitecturesAndForeignTokenizersAreRefused() throws Exception {
+        Path bert = Files.createDirectories(tmp.resolve("bert"));
+        Files.writeString(bert.resolve("config.json"), "{\"model_type\": \"bert\"}");
+        Files.writeString(bert.resolve("model.safetensors"), "x");
+        Files.writeString(bert.resolve("tokenizer.json"), "{}");
+        assertThatThrownBy(() -> ModelCatalog.resolve(bert.toString()))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("is a bert directory")
+                .hasMessageContaining("minilm-l6");
+
+        Path llama = Files.createDirectories(tmp.resolve("llama"));
+        Files.writeString(llama.resolve("config.json"), "{\"model_type\": \"llama\"}");
+        Files.writeString(llama.resolve("model.safetensors"), "x");
+        Files.writeString(llama.resolve("tokenizer.json"), "{}");
+        assertThatThrownBy(() -> ModelCatalog.resolve(llama.toString()))
+                .hasMessageContaining("model_type 'llama'");
+
+        // vocab 50: MiniLM's tokenizer would produce ids the embedding does not have.
+        Path small = gpt2Directory(tmp.resolve("small"), Gpt2Config.of(50, 16, 16, 1, 2));
+        assertThatThrownBy(() -> ModelCatalog.resolve(small.toString()))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("token ids up to 30521")
+                .hasMessageContaining("vocab_size is 50");
+    }
+
+    @Test
+    void anS3DirectoryIsFetchedConfigFirst() throws Exception {
+        Path remote = gpt2Directory(tmp.resolve("remote"), TINY);
+        List<List<String>> asked = new ArrayList<>();
+        ModelFetcher fetcher =
+                (uri, files, into) -> {
+                    assertThat(uri).isEqualTo("s3://models/tiny-gpt2/");
+                    asked.add(files);
+                    for (String f : files) {
+                        if (Files.exists(remote.resolve(f))) {
+                            Files.copy(remote.resolve(f), into.resolve(f));
+                        }
+                    }
+                };
+        PretrainedModel model =
+                ModelCatalog.resolve("s3://models/tiny-gpt2/", fetcher, tmp.resolve("scratch"));
+        assertThat(model.gpt2Config()).isEqualTo(TINY);
+        assertThat(model.name()).isEqualTo("s3://models/tiny-gpt2/");
+        assertThat(model.directory().orElseThrow()).startsWith(tmp.resolve("scratch"));
+        assertThat(asked)
+                .containsExactly(
+                        List.of("config.json"), List.of("model.safetensors", "tokenizer.json"));
+
+        // A BERT directory fails on its config: its weights are never fetched.
+        Files.writeString(remote.resolve("config.json"), "{\"model_type\": \"bert\"}");
+        asked.clear();
+        assertThatThrownBy(
+                        () ->
+                                ModelCatalog.resolve(
+                                        "s3://models/tiny-gpt2/", fetcher, tmp.resolve("other")))
+                .hasMessageContaining("is a bert directory");
+        assertThat(asked).containsExactly(List.of("config.json"));
+
+        // Files the store does not have are named with the URI.
+        Files.delete(remote.resolve("tokenizer.json"));
+        Files.writeString(remote.resolve("config.json"), Gpt2Checkpoint.configJson(TINY));
+        assertThatThrownBy(
+                        () ->
+                                ModelCatalog.resolve(
+                                        "s3://models/tiny-gpt2/", fetcher, tmp.resolve("third")))
+                .hasMessageContaining("base model 's3://models/tiny-gpt2/' lacks tokenizer.json");
+
+        assertThatThrownBy(() -> ModelCatalog.resolve("s3://models/tiny-gpt2/"))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("no model fetcher");
+    }
+
+    @Test
+    void theTokenizerAloneFetchesNoWeights() throws Exception {
+        Path remote = gpt2Directory(tmp.resolve("remote-tok"), TINY);
+        List<List<String>> asked = new ArrayList<>();
+        ModelFetcher fetcher =
+                (uri, files, into) -> {
+                    asked.add(files);
+                    for (String f : files) {
+                        Files.copy(remote.resolve(f), into.resolve(f));
+                    }
+                };
+        PretrainedModel.Source tokenizer =
+                ModelCatalog.tokenizer("s3://models/tiny/", fetcher, tmp.resolve("s"));
+        assertThat(asked).containsExactly(List.of("config.json", "tokenizer.json"));
+        try (InputStream in = tokenizer.open()) {
+            assertThat(new String(in.readNBytes(200))).contains("\"truncation\"");
+        }
+        assertThat(ModelCatalog.tokenizer("minilm-l6", ModelFetcher.NONE, null).describe())
+                .isEqualTo("classpath:all-minilm-l6-v2-tokenizer.json");
+    }
+
+    @Test
+    void unknownNamesAndMissingDirectoriesSaySo() {
+        assertThatThrownBy(() -> ModelCatalog.resolve("openai-community/gpt2"))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("no such directory")
+                .hasMessageContaining("minilm-l6")
+                .hasMessageContaining("nothing is downloaded");
+        assertThatThrownBy(() -> ModelCatalog.resolve("file:relative/dir"))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining("file:///absolute/path");
+    }
+}

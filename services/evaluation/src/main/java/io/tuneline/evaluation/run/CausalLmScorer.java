@@ -1,0 +1,199 @@
+package io.tuneline.evaluation.run;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
+import io.tuneline.engine.model.gpt2.Gpt2Inference;
+import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.CausalLmLoss;
+import io.tuneline.engine.train.LmExample;
+import io.tuneline.evaluation.metrics.CausalLmMetrics.AnswerScore;
+import io.tuneline.evaluation.metrics.CausalLmMetrics.ExampleScore;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Scores a GPT-2 model directory on a prepared causal LM test split: per example, the
+ * log-likelihood of its scored tokens and how many are the argmax next token; for instruction
+ * examples (lines with {@code "prompt"} and {@code "completion"}), the greedy answer to the prompt
+ * tokens (those before the first scored label), decoded with the model's tokenizer and compared
+ * with the reference completion.
+ */
+final class CausalLmScorer {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** End-of-text tokens by family, as preprocessing appends them. */
+    private static final List<String> EOS_CANDIDATES =
+            List.of("<|endoftext|>", "</s>", "<eos>", "[SEP]");
+
+    /** Answers longer than the reference by this many tokens are cut. */
+    static final int EXTRA_ANSWER_TOKENS = 8;
+
+    private CausalLmScorer() {}
+
+    /** One prepared test line: its tokens and, for instruction data, the texts. */
+    record TestExample(LmExample example, Optional<String> prompt, Optional<String> completion) {}
+
+    /** What one model did on the split. */
+    record Result(List<ExampleScore> scores, List<AnswerScore> answers, List<String> generated) {}
+
+    /** Reads {@code {"input_ids","labels",...}} lines; lines of fewer than 2 tokens are skipped. */
+    static List<TestExample> read(InputStream in, String source) throws IOException {
+        List<TestExample> out = new ArrayList<>();
+        BufferedReader r = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+        String line;
+        int number = 0;
+        while ((line = r.readLine()) != null) {
+            number++;
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode n;
+            try {
+                n = JSON.readTree(line);
+            } catch (IOException e) {
+                throw new IllegalArgumentException(
+                        source + ", line " + number + ": not JSON (" + e.getMessage() + ")");
+            }
+            JsonNode ids = n.path("input_ids");
+            if (!ids.isArray()) {
+                throw new IllegalArgumentException(
+                        source
+                                + ", line "
+                                + number
+                                + ": no \"input_ids\"; a causal LM test split is prepared by"
+                                + " preprocessing with the base model's tokenizer");
+            }
+            if (ids.size() < 2) {
+                continue;
+            }
+            long[] idArray = longs(ids);
+            long[] labels = n.has("labels") ? longs(n.path("labels")) : idArray.clone();
+            LmExample example;
+            try {
+                example = new LmExample(idArray, labels);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(
+                        source + ", line " + number + ": " + e.getMessage(), e);
+            }
+            out.add(
+                    new TestExample(
+                            example,
+                            text(n, "prompt"),
+                            n.has("prompt") ? text(n, "completion") : Optional.empty()));
+        }
+        return out;
+    }
+
+    private static Optional<String> text(JsonNode n, String field) {
+        JsonNode v = n.get(field);
+        return v != null && v.isTextual() ? Optional.of(v.asText()) : Optional.empty();
+    }
+
+    private static long[] longs(JsonNode a) {
+        long[] v = new long[a.size()];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = a.get(i).asLong();
+        }
+        return v;
+    }
+
+    /**
+     * Scores {@code examples} with the model in {@code directory} ({@code config.json}, {@code
+     * model.safetensors}, {@code tokenizer.json}); examples are cut to {@code maxLength} tokens
+     * (and the model's positions) as training cuts them. Answers are generated when {@code
+     * answers}.
+     */
+    static Result score(
+            EngineRuntime runtime,
+            Path directory,
+            List<TestExample> examples,
+            int maxLength,
+            boolean answers)
+            throws IOException {
+        List<ExampleScore> scores = new ArrayList<>();
+        List<AnswerScore> answerScores = new ArrayList<>();
+        List<String> generated = new ArrayList<>();
+        Path tokenizerFile = directory.resolve("tokenizer.json");
+        try (Model model = Gpt2Checkpoint.load(directory, runtime.device());
+                HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                tokenizerFile, Map.of("padding", "false", "truncation", "false"))) {
+            Gpt2Inference inference = new Gpt2Inference(model);
+            int limit =
+                    Math.min(maxLength, ((Gpt2LmModel) model.getBlock()).config().maxPositions());
+            long eos = eosId(tokenizerFile);
+            for (TestExample t : examples) {
+                LmExample e = cut(t.example(), limit);
+                Gpt2Inference.TokenStats s = inference.tokenStats(e);
+                scores.add(new ExampleScore(s.logLikelihood(), s.tokens(), s.correct()));
+                if (answers) {
+                    String answer = answer(inference, tokenizer, t.example(), limit, eos);
+                    generated.add(answer);
+                    answerScores.add(AnswerScore.of(answer, t.completion().orElse("")));
+                }
+            }
+        }
+        return new Result(scores, answerScores, generated);
+    }
+
+    /** The greedy answer to the example's prompt tokens, decoded without special tokens. */
+    static String answer(
+            Gpt2Inference inference,
+            HuggingFaceTokenizer tokenizer,
+            LmExample example,
+            int limit,
+            long eos) {
+        long[] labels = example.labels();
+        int promptEnd = 0;
+        while (promptEnd < labels.length && labels[promptEnd] == CausalLmLoss.IGNORE) {
+            promptEnd++;
+        }
+        if (promptEnd == 0 || promptEnd >= limit) {
+            return "";
+        }
+        int referenceTokens = labels.length - promptEnd;
+        long[] prompt = Arrays.copyOf(example.inputIds(), promptEnd);
+        long[] tokens =
+                inference.greedyUntil(
+                        prompt,
+                        Math.min(referenceTokens + EXTRA_ANSWER_TOKENS, limit - promptEnd),
+                        eos);
+        if (tokens.length > 0 && tokens[tokens.length - 1] == eos) {
+            tokens = Arrays.copyOf(tokens, tokens.length - 1);
+        }
+        return tokens.length == 0 ? "" : tokenizer.decode(tokens, true).trim();
+    }
+
+    static LmExample cut(LmExample e, int limit) {
+        if (e.inputIds().length <= limit) {
+            return e;
+        }
+        return new LmExample(Arrays.copyOf(e.inputIds(), limit), Arrays.copyOf(e.labels(), limit));
+    }
+
+    /** The tokenizer's end-of-sequence id, or -1 (generation then stops at the length limit). */
+    static long eosId(Path tokenizer) throws IOException {
+        JsonNode root = JSON.readTree(tokenizer.toFile());
+        for (String candidate : EOS_CANDIDATES) {
+            for (JsonNode t : root.path("added_tokens")) {
+                if (candidate.equals(t.path("content").asText())) {
+                    return t.path("id").asLong();
+                }
+            }
+        }
+        return -1;
+    }
+}

@@ -1,0 +1,255 @@
+package io.tuneline.training.worker;
+
+import ai.djl.Model;
+import com.google.protobuf.util.Timestamps;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.export.PeftAdapter;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
+import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.CausalLmTrainer;
+import io.tuneline.engine.train.Checkpointing;
+import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.LmValidation;
+import io.tuneline.engine.train.TrainingCheckpoint;
+import io.tuneline.engine.train.TrainingListener;
+import io.tuneline.engine.train.TrainingOutcome;
+import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.DatasetPrepared;
+import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.Task;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.training.run.RunStore;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * One training attempt of a causal language-modelling job: a GPT-2 base model (a Hugging Face
+ * directory, local or in the store) fine-tuned with the full, freeze or LoRA method on the packed
+ * training blocks ({@code {"input_ids","labels","examples"}}), the validation loss measured on the
+ * validation split (one example per line), progress and checkpoints as in {@link
+ * ClassificationRun}. The tuned model is written as a Hugging Face directory ({@code config.json},
+ * {@code model.safetensors} with LoRA merged, the base model's {@code tokenizer.json}) and, for
+ * LoRA, the PEFT adapter under {@code adapter/}.
+ */
+public final class CausalLmRun {
+    private final ArtifactStore store;
+    private final ProgressSink progress;
+    private final Path scratch;
+    private final BooleanSupplier stopRequested;
+
+    public CausalLmRun(ArtifactStore store, ProgressSink progress, Path scratch) {
+        this(store, progress, scratch, () -> false);
+    }
+
+    public CausalLmRun(
+            ArtifactStore store,
+            ProgressSink progress,
+            Path scratch,
+            BooleanSupplier stopRequested) {
+        this.store = store;
+        this.progress = progress;
+        this.scratch = scratch;
+        this.stopRequested = stopRequested;
+    }
+
+    public TrainingCompleted run(String jobId, int attempt) throws IOException {
+        RunStore runs = new RunStore(store);
+        DatasetPrepared input = runs.input(jobId);
+        JobRequested job = input.getJob();
+        if (job.getTask() != Task.TASK_CAUSAL_LM) {
+            throw new IllegalArgumentException(
+                    "task " + job.getTask() + " is not causal language modelling");
+        }
+        Files.createDirectories(scratch);
+        FineTuningMethod method = method(job.getMethod());
+        List<LmExample> train = read(input.getTrain(), "train");
+        List<LmExample> validationSplit =
+                input.getValidation().getUri().isEmpty()
+                        ? List.of()
+                        : read(input.getValidation(), "validation");
+        LmValidation validation =
+                new LmValidation(
+                        validationSplit,
+                        Math.max(0, job.getHyperparameters().getEvalEverySteps()),
+                        Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
+        TrainingSettings settings = ClassificationRun.settings(job.getHyperparameters());
+        String ref = job.getBaseModel().getRef();
+        PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        if (base.architecture() != PretrainedModel.Architecture.GPT2) {
+            throw new IllegalArgumentException(
+                    "base model '"
+                            + ref
+                            + "' is "
+                            + base.architecture()
+                            + "; causal language modelling needs a GPT-2 model directory"
+                            + " (config.json, model.safetensors, tokenizer.json)");
+        }
+        Path baseDir = base.directory().orElseThrow();
+
+        long started = System.currentTimeMillis();
+        EngineRuntime runtime = EngineRuntime.start(0);
+        String runId = jobId + "-a" + attempt;
+        try (Model model = Gpt2Checkpoint.load(baseDir, runtime.device())) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            // LoRA matrices start random: seeding first makes the same job train the same model.
+            ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
+            ParameterCounts counts = method.apply(lm, model.getNDManager());
+
+            RunCheckpoints checkpoints = new RunCheckpoints(store, jobId);
+            Optional<Path> resumeFrom = checkpoints.fetchLatest(scratch.resolve("resume"));
+            resumeFrom.ifPresent(
+                    dir ->
+                            System.out.printf(
+                                    "attempt %d of %s resumes from checkpoint %s%n",
+                                    attempt, jobId, dir.getFileName()));
+            MetricsLog metricsLog = new MetricsLog(store, jobId);
+            if (resumeFrom.isPresent()) {
+                metricsLog.resumeAt(TrainingCheckpoint.state(resumeFrom.get()).step());
+            }
+            Checkpointing checkpointing =
+                    new Checkpointing(
+                            scratch.resolve("checkpoints"),
+                            ClassificationRun.checkpointEvery(job.getHyperparameters()),
+                            resumeFrom,
+                            (dir, state) -> {
+                                metricsLog.store();
+                                checkpoints.publish(dir, state);
+                            },
+                            stopRequested);
+
+            long[] lastSent = {0};
+            TrainingListener.StepReport[] last = {null};
+            TrainingOutcome outcome =
+                    new CausalLmTrainer()
+                            .train(
+                                    model,
+                                    lm,
+                                    train,
+                                    settings,
+                                    validation,
+                                    r -> {
+                                        last[0] = r;
+                                        metricsLog.add(r);
+                                        long now = System.currentTimeMillis();
+                                        if (now - lastSent[0]
+                                                        >= ClassificationRun.PROGRESS_INTERVAL_MS
+                                                || r.step() == r.totalSteps()
+                                                || r.validationLoss().isPresent()) {
+                                            lastSent[0] = now;
+                                            progress.publish(
+                                                    ClassificationRun.progress(
+                                                            jobId, runId, r, runtime));
+                                        }
+                                    },
+                                    checkpointing);
+
+            String prefix = RunStore.runPrefix(jobId) + "model/";
+            Path out = scratch.resolve("model");
+            Gpt2Checkpoint.save(lm, out);
+            Files.copy(
+                    baseDir.resolve(ModelCatalog.TOKENIZER),
+                    out.resolve(ModelCatalog.TOKENIZER),
+                    StandardCopyOption.REPLACE_EXISTING);
+            ClassificationRun uploader =
+                    new ClassificationRun(store, progress, scratch, stopRequested);
+            List<ArtifactRef> files = new ArrayList<>();
+            files.add(
+                    uploader.upload(
+                            out.resolve(Gpt2Checkpoint.WEIGHTS),
+                            prefix + Gpt2Checkpoint.WEIGHTS,
+                            "application/octet-stream"));
+            Path adapter = scratch.resolve("adapter");
+            if (method instanceof FineTuningMethod.Lora lora
+                    && PeftAdapter.write(lm, lora, ModelCatalog.huggingFaceName(ref), adapter)) {
+                files.add(
+                        uploader.upload(
+                                adapter.resolve("adapter_config.json"),
+                                prefix + "adapter/adapter_config.json",
+                                "application/json"));
+                files.add(
+                        uploader.upload(
+                                adapter.resolve("adapter_model.safetensors"),
+                                prefix + "adapter/adapter_model.safetensors",
+                                "application/octet-stream"));
+            }
+            files.add(
+                    uploader.upload(
+                            out.resolve(Gpt2Checkpoint.CONFIG),
+                            prefix + Gpt2Checkpoint.CONFIG,
+                            "application/json"));
+            files.add(
+                    uploader.upload(
+                            out.resolve(ModelCatalog.TOKENIZER),
+                            prefix + ModelCatalog.TOKENIZER,
+                            "application/json"));
+
+            long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
+            TrainingCompleted.Builder completed =
+                    TrainingCompleted.newBuilder().setMetricsLog(metricsLog.store());
+            outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
+            TrainingCompleted result =
+                    completed
+                            .setJobId(jobId)
+                            .setRunId(runId)
+                            .setModel(
+                                    ArtifactRef.newBuilder()
+                                            .setUri(store.uri(prefix).toString())
+                                            .setSha256(files.get(0).getSha256())
+                                            .setSizeBytes(size))
+                            .addAllModelFiles(files)
+                            .setFinalLoss(outcome.finalLoss())
+                            .setSteps(outcome.steps())
+                            .setEpochs(last[0] == null ? 0 : last[0].epoch())
+                            .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
+                            .setDevice(runtime.deviceName())
+                            .setTrainableParameters(counts.trainable())
+                            .setTotalParameters(counts.total())
+                            .setCompletedAt(Timestamps.now())
+                            .build();
+            runs.writeResult(result);
+            return result;
+        }
+    }
+
+    /** The job's method for GPT-2: LoRA defaults to PEFT's c_attn target. */
+    static FineTuningMethod method(MethodSpec spec) {
+        if (spec.getKindCase() == MethodSpec.KindCase.LORA
+                && spec.getLora().getTargetModulesCount() == 0) {
+            FineTuningMethod.Lora l = (FineTuningMethod.Lora) ClassificationRun.method(spec);
+            return new FineTuningMethod.Lora(
+                    l.rank(),
+                    l.alpha(),
+                    l.dropout(),
+                    FineTuningMethod.Lora.gpt2Defaults().targetModules());
+        }
+        return ClassificationRun.method(spec);
+    }
+
+    private List<LmExample> read(ArtifactRef split, String name) throws IOException {
+        Path file = scratch.resolve("data").resolve(name + ".jsonl");
+        Files.createDirectories(file.getParent());
+        try (InputStream in = store.get(split)) {
+            Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+        }
+        List<LmExample> examples = LmExample.readJsonl(file);
+        if (examples.isEmpty() && name.equals("train")) {
+            throw new IllegalArgumentException(
+                    "the prepared training split " + split.getUri() + " has no examples");
+        }
+        return examples;
+    }
+}
