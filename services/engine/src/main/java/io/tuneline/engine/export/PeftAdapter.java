@@ -28,13 +28,6 @@ public final class PeftAdapter {
     private PeftAdapter() {}
 
     /**
-     * Writes both files into {@code dir}; returns false (and writes nothing) when the model has no
-     * LoRA matrices.
-     *
-     * @param baseModel the base model as Hugging Face names it, e.g. {@code
-     *     sentence-transformers/all-MiniLM-L6-v2}
-     */
-    /**
      * The LoRA matrices of a GPT-2 as PEFT saves a {@code CAUSAL_LM} adapter ({@code
      * base_model.model.transformer.h.N.attn.c_attn.lora_A.weight}, A (r, in), B (out, r); {@code
      * fan_in_fan_out} true as PEFT sets it for GPT-2's Conv1D). Returns false (and writes nothing)
@@ -46,50 +39,48 @@ public final class PeftAdapter {
             String baseModel,
             Path dir)
             throws IOException {
-        SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-        boolean any = false;
-        for (Map.Entry<String, Parameter> e : lm.namedParameters().entrySet()) {
-            if (e.getKey().contains(".lora_")) {
-                NDArray a = e.getValue().getArray();
-                writer.addF32(PREFIX + e.getKey(), a.getShape().getShape(), a.toFloatArray());
-                any = true;
-            }
-        }
-        if (!any) {
-            return false;
-        }
-        Files.createDirectories(dir);
-        writer.write(dir.resolve("adapter_model.safetensors"));
-        ObjectNode config = JSON.createObjectNode();
-        config.put("peft_type", "LORA");
-        config.put("task_type", "CAUSAL_LM");
-        config.put("base_model_name_or_path", baseModel);
-        config.put("r", lora.rank());
-        config.put("lora_alpha", lora.alpha());
-        config.put("lora_dropout", lora.dropout());
-        config.putPOJO("target_modules", lora.targetModules());
-        config.put("bias", "none");
-        config.put("fan_in_fan_out", true);
-        config.put("inference_mode", true);
-        config.put("init_lora_weights", true);
-        config.put("use_rslora", false);
-        config.putNull("modules_to_save");
-        config.putNull("revision");
-        Files.write(
-                dir.resolve("adapter_config.json"),
-                JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config));
-        return true;
+        return write(lm.namedParameters(), false, "CAUSAL_LM", true, lora, baseModel, dir);
     }
 
+    /**
+     * A classifier's LoRA matrices and its head; returns false (and writes nothing) when the model
+     * has no LoRA matrices.
+     *
+     * @param baseModel the base model as Hugging Face names it, e.g. {@code
+     *     sentence-transformers/all-MiniLM-L6-v2}
+     */
     public static boolean write(
             SequenceClassifier classifier, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {
+        return write(
+                classifier.namedParameters(),
+                true,
+                "FEATURE_EXTRACTION",
+                false,
+                lora,
+                baseModel,
+                dir);
+    }
+
+    /**
+     * @param withHead also save the {@code classifier.*} head, as PEFT saves {@code
+     *     modules_to_save}
+     */
+    private static boolean write(
+            Map<String, Parameter> parameters,
+            boolean withHead,
+            String taskType,
+            boolean fanInFanOut,
+            FineTuningMethod.Lora lora,
+            String baseModel,
+            Path dir)
+            throws IOException {
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
         boolean any = false;
-        for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
+        for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
             String name = e.getKey();
             boolean adapter = name.contains(".lora_");
-            if (adapter || name.startsWith("classifier.")) {
+            if (adapter || (withHead && name.startsWith("classifier."))) {
                 NDArray a = e.getValue().getArray();
                 writer.addF32(PREFIX + name, a.getShape().getShape(), a.toFloatArray());
                 any |= adapter;
@@ -102,18 +93,22 @@ public final class PeftAdapter {
         writer.write(dir.resolve("adapter_model.safetensors"));
         ObjectNode config = JSON.createObjectNode();
         config.put("peft_type", "LORA");
-        config.put("task_type", "FEATURE_EXTRACTION");
+        config.put("task_type", taskType);
         config.put("base_model_name_or_path", baseModel);
         config.put("r", lora.rank());
         config.put("lora_alpha", lora.alpha());
         config.put("lora_dropout", lora.dropout());
         config.putPOJO("target_modules", lora.targetModules());
         config.put("bias", "none");
-        config.put("fan_in_fan_out", false);
+        config.put("fan_in_fan_out", fanInFanOut);
         config.put("inference_mode", true);
         config.put("init_lora_weights", true);
         config.put("use_rslora", false);
-        config.putArray("modules_to_save").add("classifier");
+        if (withHead) {
+            config.putArray("modules_to_save").add("classifier");
+        } else {
+            config.putNull("modules_to_save");
+        }
         config.putNull("revision");
         Files.write(
                 dir.resolve("adapter_config.json"),
