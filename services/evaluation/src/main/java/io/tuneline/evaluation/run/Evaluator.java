@@ -166,26 +166,13 @@ public class Evaluator {
                             + " TASK_CAUSAL_LM");
         }
         List<String> labels = dataset.getLabelsList();
-        ArtifactRef split =
-                dataset.hasTest() && !dataset.getTest().getUri().isEmpty()
-                        ? dataset.getTest()
-                        : dataset.getValidation();
-        if (split.getUri().isEmpty()) {
-            throw new EvaluationFailedException(
-                    "the prepared dataset has no test or validation split to evaluate on; give the job a split.test fraction");
-        }
+        ArtifactRef split = heldOut(dataset);
         List<String> texts = new ArrayList<>();
         int[] truth = readSplit(split, labels, texts);
         EvaluationSpec spec = job.getEvaluation();
         String primary = spec.getPrimaryMetric().isBlank() ? "macro_f1" : spec.getPrimaryMetric();
-        int samples =
-                spec.getBootstrapSamples() == 0
-                        ? Bootstrap.DEFAULT_SAMPLES
-                        : Math.max(0, spec.getBootstrapSamples());
-        int maxLength =
-                job.getHyperparameters().getMaxSeqLength() > 0
-                        ? job.getHyperparameters().getMaxSeqLength()
-                        : 128;
+        int samples = bootstrapSamples(spec);
+        int maxLength = maxLength(job);
 
         Path work = Files.createTempDirectory("evaluation-" + jobId);
         try {
@@ -277,10 +264,8 @@ public class Evaluator {
      * split (the validation split when there is none), and for instruction data exact match and
      * token F1 of greedy answers; each with a bootstrap interval over examples.
      */
-    EvaluationCompleted runCausalLm(TrainingCompleted training) throws IOException {
-        String jobId = training.getJobId();
-        JobRequested job = training.getJob();
-        DatasetPrepared dataset = training.getDataset();
+    /** The split the model is judged on: test, or validation when the job kept no test split. */
+    private static ArtifactRef heldOut(DatasetPrepared dataset) {
         ArtifactRef split =
                 dataset.hasTest() && !dataset.getTest().getUri().isEmpty()
                         ? dataset.getTest()
@@ -289,16 +274,29 @@ public class Evaluator {
             throw new EvaluationFailedException(
                     "the prepared dataset has no test or validation split to evaluate on; give the job a split.test fraction");
         }
+        return split;
+    }
+
+    private static int bootstrapSamples(EvaluationSpec spec) {
+        return spec.getBootstrapSamples() == 0
+                ? Bootstrap.DEFAULT_SAMPLES
+                : Math.max(0, spec.getBootstrapSamples());
+    }
+
+    private static int maxLength(JobRequested job) {
+        int m = job.getHyperparameters().getMaxSeqLength();
+        return m > 0 ? m : 128;
+    }
+
+    EvaluationCompleted runCausalLm(TrainingCompleted training) throws IOException {
+        String jobId = training.getJobId();
+        JobRequested job = training.getJob();
+        DatasetPrepared dataset = training.getDataset();
+        ArtifactRef split = heldOut(dataset);
         EvaluationSpec spec = job.getEvaluation();
         String primary = spec.getPrimaryMetric().isBlank() ? "perplexity" : spec.getPrimaryMetric();
-        int samples =
-                spec.getBootstrapSamples() == 0
-                        ? Bootstrap.DEFAULT_SAMPLES
-                        : Math.max(0, spec.getBootstrapSamples());
-        int maxLength =
-                job.getHyperparameters().getMaxSeqLength() > 0
-                        ? job.getHyperparameters().getMaxSeqLength()
-                        : 128;
+        int samples = bootstrapSamples(spec);
+        int maxLength = maxLength(job);
         List<CausalLmScorer.TestExample> examples;
         try (InputStream in = store.get(split)) {
             examples = CausalLmScorer.read(in, split.getUri());
