@@ -51,34 +51,15 @@ public final class PreprocessingThroughput {
         long megabytes = Long.parseLong(args[1]);
         Files.createDirectories(dir.resolve("s3"));
         String words = args.length > 3 ? args[3] : "30-400";
-        int minWords = Integer.parseInt(words.substring(0, words.indexOf('-')));
-        int maxWords = Integer.parseInt(words.substring(words.indexOf('-') + 1));
-        Path data =
-                dir.resolve(
-                        "reviews-"
-                                + megabytes
-                                + "mb"
-                                + (words.equals("30-400") ? "" : "-" + words + "words")
-                                + ".jsonl");
-        long records =
-                Files.exists(data)
-                        ? countLines(data)
-                        : generate(data, megabytes << 20, minWords, maxWords);
+        Path data = dataset(dir, megabytes, words);
+        long records = countLines(data);
 
         InMemoryS3Server server =
                 args.length > 2 ? null : InMemoryS3Server.onDisk(dir.resolve("s3"));
         try (ArtifactStore store =
                         server != null ? server.newStore("tuneline") : store(args[2], "tuneline");
                 DatasetPreparation preparation = new DatasetPreparation(store)) {
-            ArtifactRef ref;
-            try (InputStream in = Files.newInputStream(data)) {
-                ref =
-                        store.put(
-                                store.uri("datasets/bench/records.jsonl"),
-                                in,
-                                Files.size(data),
-                                "application/jsonl");
-            }
+            ArtifactRef ref = upload(store, data);
             long rawStarted = System.nanoTime();
             long rawLines;
             try (BufferedReader r =
@@ -139,6 +120,55 @@ public final class PreprocessingThroughput {
                 server.close();
             }
         }
+    }
+
+    /** Where the dataset is stored. */
+    public static final String KEY = "datasets/bench/records.jsonl";
+
+    /**
+     * Stores the dataset file, unless an object of its size is there already (a caller with more
+     * heap, such as a test, may have put it there, so this JVM's heap goes to preparing it).
+     */
+    public static ArtifactRef upload(ArtifactStore store, Path data) throws IOException {
+        var uri = store.uri(KEY);
+        long size = Files.size(data);
+        if (store.size(uri).orElse(-1L) == size) {
+            java.security.MessageDigest digest;
+            try {
+                digest = java.security.MessageDigest.getInstance("SHA-256");
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IllegalStateException(e);
+            }
+            try (InputStream in =
+                    new java.security.DigestInputStream(Files.newInputStream(data), digest)) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+            return ArtifactRef.newBuilder()
+                    .setUri(uri.toString())
+                    .setSha256(java.util.HexFormat.of().formatHex(digest.digest()))
+                    .setSizeBytes(size)
+                    .build();
+        }
+        try (InputStream in = Files.newInputStream(data)) {
+            return store.put(uri, in, size, "application/jsonl");
+        }
+    }
+
+    /** The dataset file for these arguments ("min-max" words per review), generated once. */
+    public static Path dataset(Path dir, long megabytes, String words) throws IOException {
+        int minWords = Integer.parseInt(words.substring(0, words.indexOf('-')));
+        int maxWords = Integer.parseInt(words.substring(words.indexOf('-') + 1));
+        Path data =
+                dir.resolve(
+                        "reviews-"
+                                + megabytes
+                                + "mb"
+                                + (words.equals("30-400") ? "" : "-" + words + "words")
+                                + ".jsonl");
+        if (!Files.exists(data)) {
+            generate(data, megabytes << 20, minWords, maxWords);
+        }
+        return data;
     }
 
     private static ArtifactStore store(String endpoint, String bucket) {

@@ -26,7 +26,11 @@ class LargerThanHeapTest {
 
     @Test
     void aDatasetLargerThanTheHeapIsPrepared(@TempDir Path dir) throws Exception {
-        try (InMemoryS3Server server = InMemoryS3Server.start()) {
+        try (InMemoryS3Server server = InMemoryS3Server.start();
+                var store = server.newStore("tuneline")) {
+            // The data is written and stored from this JVM: the child's heap goes to preparing it.
+            PreprocessingThroughput.upload(
+                    store, PreprocessingThroughput.dataset(dir, DATA_MB, "500-1500"));
             Path log = dir.resolve("child.log");
             Process child =
                     new ProcessBuilder(
