@@ -29,6 +29,10 @@ public final class ModelCatalog {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** The model_type values of Hugging Face directories the engine builds. */
+    private static final List<String> SUPPORTED_TYPES =
+            List.of("gpt2", BertConfig.BERT, BertConfig.ROBERTA);
+
     private static final Map<String, PretrainedModel> BUILT_IN =
             Map.of(
                     MINILM_L6,
@@ -61,9 +65,9 @@ public final class ModelCatalog {
      * Resolves a job's base model reference: a built-in name ({@code minilm-l6}), a local Hugging
      * Face model directory, or an {@code s3://bucket/prefix/} URI of one, whose files {@code
      * fetcher} copies into a directory below {@code scratch}. A model directory needs {@code
-     * config.json} (its {@code model_type} picks the architecture; {@code gpt2} is supported),
-     * {@code model.safetensors} and {@code tokenizer.json}; what is missing or unsupported fails
-     * the resolution, named.
+     * config.json} (its {@code model_type} picks the architecture: {@code gpt2}, {@code bert} or
+     * {@code roberta}), {@code model.safetensors} and {@code tokenizer.json}; what is missing or
+     * unsupported fails the resolution, named.
      */
     public static PretrainedModel resolve(String ref, ModelFetcher fetcher, Path scratch) {
         if (ref == null || ref.isBlank()) {
@@ -207,36 +211,44 @@ public final class ModelCatalog {
             }
             throw new UnknownModelException(m.toString());
         }
-        architectureOf(ref, dir);
-        Gpt2Config config;
+        String type = architectureOf(ref, dir);
+        long tokenizerIds = largestTokenId(dir.resolve(TOKENIZER));
         try {
-            config = Gpt2Config.read(dir);
+            boolean gpt2 = type.equals("gpt2");
+            Gpt2Config decoder = gpt2 ? Gpt2Config.read(dir) : null;
+            BertConfig encoder = gpt2 ? null : BertConfig.read(dir);
+            checkVocabulary(ref, tokenizerIds, gpt2 ? decoder.vocabSize() : encoder.vocabSize());
+            return new PretrainedModel(
+                    ref,
+                    gpt2 ? PretrainedModel.Architecture.GPT2 : PretrainedModel.Architecture.BERT,
+                    encoder,
+                    decoder,
+                    PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
+                    PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
+                    Optional.of(dir));
         } catch (IllegalArgumentException e) {
             throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
         }
-        long tokenizerIds = largestTokenId(dir.resolve(TOKENIZER));
-        if (tokenizerIds >= config.vocabSize()) {
+    }
+
+    private static void checkVocabulary(String ref, long tokenizerIds, int vocabSize) {
+        if (tokenizerIds >= vocabSize) {
             throw new UnknownModelException(
                     "base model '"
                             + ref
                             + "': its tokenizer.json has token ids up to "
                             + tokenizerIds
                             + " but config.json's vocab_size is "
-                            + config.vocabSize()
+                            + vocabSize
                             + "; the tokenizer is not this model's");
         }
-        return new PretrainedModel(
-                ref,
-                PretrainedModel.Architecture.GPT2,
-                null,
-                config,
-                PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
-                PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
-                Optional.of(dir));
     }
 
-    /** Checks config.json's model_type; only gpt2 directories are built. */
-    private static void architectureOf(String ref, Path dir) throws IOException {
+    /**
+     * config.json's model_type, when the engine builds it (gpt2, bert or roberta) and the
+     * configuration is one it implements.
+     */
+    private static String architectureOf(String ref, Path dir) throws IOException {
         Path file = dir.resolve(CONFIG);
         if (!Files.isRegularFile(file)) {
             throw new UnknownModelException(
@@ -264,26 +276,27 @@ public final class ModelCatalog {
                     "base model '" + ref + "': config.json has no model_type");
         }
         String t = type.asText();
-        if (t.equals("gpt2")) {
-            return;
-        }
-        if (t.equals("bert") || t.equals("roberta")) {
-            throw new UnknownModelException(
-                    "base model '"
-                            + ref
-                            + "' is a "
-                            + t
-                            + " directory; BERT-family models are not loaded from safetensors"
-                            + " directories yet (use the built-in "
-                            + MINILM_L6
-                            + ")");
+        if (SUPPORTED_TYPES.contains(t)) {
+            // The whole configuration, so an unsupported setting fails before weights travel.
+            try {
+                if (t.equals("gpt2")) {
+                    Gpt2Config.read(dir);
+                } else {
+                    BertConfig.read(dir);
+                }
+            } catch (IllegalArgumentException e) {
+                throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
+            }
+            return t;
         }
         throw new UnknownModelException(
                 "base model '"
                         + ref
                         + "' has model_type '"
                         + t
-                        + "'; the engine builds gpt2 directories (and the built-in "
+                        + "'; the engine builds "
+                        + String.join(", ", SUPPORTED_TYPES)
+                        + " directories (and the built-in "
                         + String.join(", ", BUILT_IN.keySet())
                         + ")");
     }

@@ -1,6 +1,10 @@
 package io.tuneline.engine.catalog;
 
+import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.model.bert.BertCheckpoint;
 import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import java.io.IOException;
 import java.io.InputStream;
@@ -14,12 +18,13 @@ import java.util.Optional;
  * @param name the reference it was resolved from, e.g. {@code minilm-l6}, a directory or an s3://
  *     URI
  * @param architecture which model family the weights are for
- * @param bert the BERT configuration, for {@link Architecture#BERT_ONNX}; null otherwise
+ * @param bert the encoder configuration, for {@link Architecture#BERT}; null otherwise
  * @param gpt2 the GPT-2 configuration, for {@link Architecture#GPT2}; null otherwise
- * @param weights the ONNX file (BERT) or {@code model.safetensors} (GPT-2)
+ * @param weights the ONNX file (built-in encoders) or {@code model.safetensors} (directories)
  * @param tokenizer the Hugging Face {@code tokenizer.json}
  * @param directory the local Hugging Face model directory, for models resolved from a directory or
- *     fetched from the store (what {@link io.tuneline.engine.model.gpt2.Gpt2Checkpoint#load} reads)
+ *     fetched from the store (what {@link io.tuneline.engine.model.gpt2.Gpt2Checkpoint#load} and
+ *     {@link #loadInto} read); empty for built-in models
  */
 public record PretrainedModel(
         String name,
@@ -32,14 +37,17 @@ public record PretrainedModel(
 
     /** The model families the engine builds. */
     public enum Architecture {
-        /** A BERT-family encoder imported from a PyTorch-exported ONNX file (built-in models). */
-        BERT_ONNX,
+        /**
+         * A BERT-family encoder (BERT, MiniLM, RoBERTa): built-in models from their ONNX file,
+         * Hugging Face directories ({@code model_type} bert or roberta) from safetensors.
+         */
+        BERT,
         /** A GPT-2 decoder from a Hugging Face directory ({@code model_type} gpt2). */
         GPT2
     }
 
     public PretrainedModel {
-        if ((architecture == Architecture.BERT_ONNX) != (bert != null)
+        if ((architecture == Architecture.BERT) != (bert != null)
                 || (architecture == Architecture.GPT2) != (gpt2 != null)) {
             throw new IllegalArgumentException(
                     "a " + architecture + " model needs exactly its own configuration");
@@ -48,7 +56,25 @@ public record PretrainedModel(
 
     /** A built-in BERT-family model. */
     public PretrainedModel(String name, BertConfig config, Source weights, Source tokenizer) {
-        this(name, Architecture.BERT_ONNX, config, null, weights, tokenizer, Optional.empty());
+        this(name, Architecture.BERT, config, null, weights, tokenizer, Optional.empty());
+    }
+
+    /**
+     * Loads this model's encoder weights into {@code encoder} (initialized, of {@link #config()}'s
+     * shape): a directory's {@code model.safetensors}, or a built-in model's ONNX file. Returns the
+     * number of parameters loaded.
+     */
+    public int loadInto(BertEncoder encoder) throws IOException {
+        config();
+        if (directory.isPresent()) {
+            return BertCheckpoint.loadWeights(
+                    directory.get().resolve("model.safetensors"), encoder);
+        }
+        byte[] onnx;
+        try (InputStream in = weights.open()) {
+            onnx = in.readAllBytes();
+        }
+        return BertOnnxImport.load(OnnxGraph.parse(onnx), encoder);
     }
 
     /** The BERT configuration; fails for a model of another architecture. */

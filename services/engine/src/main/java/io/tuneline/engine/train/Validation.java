@@ -5,12 +5,12 @@ import java.util.List;
 /**
  * How a run measures itself on held-out data while it trains.
  *
- * @param examples the validation split; empty for no validation
+ * @param examples the validation split, in the task's own example type; empty for no validation
  * @param everySteps evaluate after every this many steps (and after the last); 0 for once per epoch
  * @param patience stop after this many evaluations in a row without a lower validation loss; 0
  *     never stops early
  */
-public record Validation(List<LabelledText> examples, long everySteps, int patience) {
+public record Validation<E>(List<E> examples, long everySteps, int patience) {
     /** An improvement smaller than this is noise, not progress. */
     public static final double MIN_IMPROVEMENT = 1e-4;
 
@@ -22,8 +22,8 @@ public record Validation(List<LabelledText> examples, long everySteps, int patie
         }
     }
 
-    public static Validation none() {
-        return new Validation(List.of(), 0, 0);
+    public static <E> Validation<E> none() {
+        return new Validation<>(List.of(), 0, 0);
     }
 
     public boolean enabled() {

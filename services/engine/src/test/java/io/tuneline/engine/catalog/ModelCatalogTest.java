@@ -80,13 +80,15 @@ class ModelCatalogTest {
     @Test
     void otherArchitecturesAndForeignTokenizersAreRefused() throws Exception {
         Path bert = Files.createDirectories(tmp.resolve("bert"));
-        Files.writeString(bert.resolve("config.json"), "{\"model_type\": \"bert\"}");
+        Files.writeString(
+                bert.resolve("config.json"),
+                "{\"model_type\": \"bert\", \"hidden_act\": \"gelu_new\"}");
         Files.writeString(bert.resolve("model.safetensors"), "x");
         Files.writeString(bert.resolve("tokenizer.json"), "{}");
         assertThatThrownBy(() -> ModelCatalog.resolve(bert.toString()))
                 .isInstanceOf(UnknownModelException.class)
-                .hasMessageContaining("is a bert directory")
-                .hasMessageContaining("minilm-l6");
+                .hasMessageContaining("base model '" + bert + "'")
+                .hasMessageContaining("hidden_act 'gelu_new'");
 
         Path llama = Files.createDirectories(tmp.resolve("llama"));
         Files.writeString(llama.resolve("config.json"), "{\"model_type\": \"llama\"}");
@@ -126,14 +128,16 @@ class ModelCatalogTest {
                 .containsExactly(
                         List.of("config.json"), List.of("model.safetensors", "tokenizer.json"));
 
-        // A BERT directory fails on its config: its weights are never fetched.
-        Files.writeString(remote.resolve("config.json"), "{\"model_type\": \"bert\"}");
+        // A configuration the engine does not implement fails on its own: no weights travel.
+        Files.writeString(
+                remote.resolve("config.json"),
+                "{\"model_type\": \"roberta\", \"position_embedding_type\": \"relative_key\"}");
         asked.clear();
         assertThatThrownBy(
                         () ->
                                 ModelCatalog.resolve(
                                         "s3://models/tiny-gpt2/", fetcher, tmp.resolve("other")))
-                .hasMessageContaining("is a bert directory");
+                .hasMessageContaining("position_embedding_type 'relative_key'");
         assertThat(asked).containsExactly(List.of("config.json"));
 
         // Files the store does not have are named with the URI.

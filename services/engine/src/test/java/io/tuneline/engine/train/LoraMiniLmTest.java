@@ -249,7 +249,7 @@ class LoraMiniLmTest {
                                     classifier,
                                     train,
                                     new TrainingSettings(6, 8, 2e-3f, 0.01f, 0.1f, 1f, MAX_LEN, 42),
-                                    new Validation(flipped, 3, 2),
+                                    new Validation<>(flipped, 3, 2),
                                     steps::add,
                                     Checkpointing.none());
 

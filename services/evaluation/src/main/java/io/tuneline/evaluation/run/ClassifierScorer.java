@@ -12,14 +12,11 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
-import io.tuneline.engine.io.onnx.OnnxGraph;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
-import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.proto.v1.AttackKind;
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -51,12 +48,12 @@ final class ClassifierScorer implements AutoCloseable {
     }
 
     /**
-     * @param tunedWeights merged weights of the tuned model; empty for the base model
+     * @param tunedWeights merged weights of the tuned model (every encoder weight and the head);
+     *     empty for the base model, whose encoder then comes from {@code base}
      */
     static ClassifierScorer load(
             EngineRuntime runtime,
             PretrainedModel base,
-            byte[] onnx,
             Path tokenizerFile,
             int labels,
             int maxLength,
@@ -72,9 +69,10 @@ final class ClassifierScorer implements AutoCloseable {
                     DataType.FLOAT32,
                     new Shape(1, maxLength),
                     new Shape(1, maxLength));
-            BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
             if (tunedWeights.isPresent()) {
                 ClassifierWeights.load(classifier, tunedWeights.get());
+            } else {
+                base.loadInto(classifier.encoder());
             }
             model.setBlock(classifier);
             HuggingFaceTokenizer tokenizer =
@@ -85,12 +83,6 @@ final class ClassifierScorer implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
-        }
-    }
-
-    static byte[] readAll(PretrainedModel.Source source) throws IOException {
-        try (InputStream in = source.open()) {
-            return in.readAllBytes();
         }
     }
 

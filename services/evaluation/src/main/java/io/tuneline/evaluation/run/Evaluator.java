@@ -176,7 +176,12 @@ public class Evaluator {
 
         Path work = Files.createTempDirectory("evaluation-" + jobId);
         try {
-            PretrainedModel base = ModelCatalog.resolve(job.getBaseModel().getRef());
+            String ref = job.getBaseModel().getRef();
+            PretrainedModel base = ModelCatalog.resolve(ref, store::download, work.resolve("base"));
+            if (base.architecture() != PretrainedModel.Architecture.BERT) {
+                throw new EvaluationFailedException(
+                        "base model '" + ref + "' is not a BERT-family encoder");
+            }
             Path tokenizer = work.resolve("tokenizer.json");
             try (InputStream in = base.tokenizer().open()) {
                 Files.copy(in, tokenizer);
@@ -194,7 +199,6 @@ public class Evaluator {
                 Files.copy(in, weights);
             }
             EngineRuntime runtime = EngineRuntime.start(0);
-            byte[] onnx = ClassifierScorer.readAll(base.weights());
 
             double[][] tunedProbs;
             List<EvaluationReport.Robustness> robustness = new ArrayList<>();
@@ -202,7 +206,6 @@ public class Evaluator {
                     ClassifierScorer.load(
                             runtime,
                             base,
-                            onnx,
                             tokenizer,
                             labels.size(),
                             maxLength,
@@ -222,7 +225,6 @@ public class Evaluator {
                         ClassifierScorer.load(
                                 runtime,
                                 base,
-                                onnx,
                                 tokenizer,
                                 labels.size(),
                                 maxLength,

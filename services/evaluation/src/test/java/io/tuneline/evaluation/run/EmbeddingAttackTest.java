@@ -48,13 +48,7 @@ class EmbeddingAttackTest {
         }
         scorer =
                 ClassifierScorer.load(
-                        EngineRuntime.start(0),
-                        base,
-                        ClassifierScorer.readAll(base.weights()),
-                        tokenizer,
-                        2,
-                        32,
-                        Optional.empty());
+                        EngineRuntime.start(0), base, tokenizer, 2, 32, Optional.empty());
         clean = scorer.probabilities(TEXTS);
         truth = new int[TEXTS.size()];
         for (int i = 0; i < truth.length; i++) {

@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.api.model.ContainerStatus;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodCondition;
 import io.tuneline.training.run.RunState;
+import io.tuneline.training.worker.TrainingWorker;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
@@ -61,6 +62,18 @@ final class PodFailures {
                                         + ") and was killed; give the job more memory"
                                         + " (resources.memory), a smaller batch_size or"
                                         + " max_seq_length",
+                                false));
+            }
+            if (terminated != null
+                    && terminated.getExitCode() != null
+                    && terminated.getExitCode() == TrainingWorker.EXIT_JOB_CANNOT_SUCCEED) {
+                return Optional.of(
+                        new RunState.Failed(
+                                "the job cannot be trained as given (another attempt would fail"
+                                        + " the same way)"
+                                        + (terminated.getMessage() == null
+                                                ? "; see the worker pod's log"
+                                                : ": " + terminated.getMessage()),
                                 false));
             }
             if (terminated != null

@@ -4,6 +4,7 @@ import io.tuneline.training.run.RunKey;
 import io.tuneline.training.run.RunLauncher;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
+import io.tuneline.training.worker.TrainingWorker;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -133,6 +134,15 @@ public final class LocalRunLauncher implements RunLauncher {
             state = new RunState.Failed("cancelled", false);
         } else if (code == 0) {
             state = new RunState.Succeeded();
+        } else if (code == TrainingWorker.EXIT_JOB_CANNOT_SUCCEED) {
+            state =
+                    new RunState.Failed(
+                            "the job cannot be trained as given (another attempt would fail the"
+                                    + " same way); last lines of "
+                                    + log
+                                    + ":\n"
+                                    + tail(log),
+                            false);
         } else {
             state =
                     new RunState.Failed(

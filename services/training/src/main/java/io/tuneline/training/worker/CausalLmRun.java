@@ -14,11 +14,11 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
-import io.tuneline.engine.train.LmValidation;
 import io.tuneline.engine.train.TrainingCheckpoint;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.engine.train.Validation;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetPrepared;
 import io.tuneline.proto.v1.JobRequested;
@@ -81,8 +81,8 @@ public final class CausalLmRun {
                 input.getValidation().getUri().isEmpty()
                         ? List.of()
                         : read(input.getValidation(), "validation");
-        LmValidation validation =
-                new LmValidation(
+        Validation<LmExample> validation =
+                new Validation<>(
                         validationSplit,
                         Math.max(0, job.getHyperparameters().getEvalEverySteps()),
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));

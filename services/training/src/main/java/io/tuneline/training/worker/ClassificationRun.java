@@ -13,12 +13,10 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
-import io.tuneline.engine.io.onnx.OnnxGraph;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
-import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassificationLoss;
@@ -112,20 +110,36 @@ public final class ClassificationRun {
                 input.getValidation().getUri().isEmpty()
                         ? List.of()
                         : read(input.getValidation(), labels);
-        Validation validation =
-                new Validation(
+        Validation<LabelledText> validation =
+                new Validation<>(
                         validationSplit,
                         Math.max(0, job.getHyperparameters().getEvalEverySteps()),
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
         TrainingSettings settings = settings(job.getHyperparameters());
-        PretrainedModel base = ModelCatalog.resolve(job.getBaseModel().getRef());
+        String ref = job.getBaseModel().getRef();
+        PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        if (base.architecture() != PretrainedModel.Architecture.BERT) {
+            throw new IllegalArgumentException(
+                    "base model '"
+                            + ref
+                            + "' is "
+                            + base.architecture()
+                            + "; sequence classification needs a BERT-family encoder (the"
+                            + " built-in minilm-l6, or a bert or roberta model directory)");
+        }
+        if (settings.maxSeqLength() > base.config().maxSequenceLength()) {
+            throw new IllegalArgumentException(
+                    "max_seq_length "
+                            + settings.maxSeqLength()
+                            + " is longer than base model '"
+                            + ref
+                            + "' takes ("
+                            + base.config().maxSequenceLength()
+                            + " positions)");
+        }
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
-        byte[] onnx;
-        try (InputStream in = base.weights().open()) {
-            onnx = in.readAllBytes();
-        }
         Path tokenizerFile = Files.createDirectories(scratch).resolve("tokenizer.json");
         try (InputStream in = base.tokenizer().open()) {
             Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
@@ -152,7 +166,7 @@ public final class ClassificationRun {
                     DataType.FLOAT32,
                     new Shape(1, settings.maxSeqLength()),
                     new Shape(1, settings.maxSeqLength()));
-            BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
+            base.loadInto(classifier.encoder());
             model.setBlock(classifier);
             FineTuningMethod method = method(job.getMethod());
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
@@ -207,18 +221,24 @@ public final class ClassificationRun {
 
             String prefix = RunStore.runPrefix(jobId) + "model/";
             List<ArtifactRef> files = new ArrayList<>();
-            Path weights = scratch.resolve("model.safetensors");
-            ClassifierWeights.writeMerged(classifier, weights);
-            files.add(upload(weights, prefix + "model.safetensors", "application/octet-stream"));
+            // A Hugging Face directory: Python reads the encoder with AutoModel, and the catalogue
+            // takes it as the base model of the next fine-tuning.
+            Path out = scratch.resolve("model");
+            ObjectNode provenance = JSON.createObjectNode();
+            provenance.put("base_model", ref);
+            provenance.put("method", job.getMethod().getKindCase().name());
+            ClassifierWeights.writeDirectory(classifier, labels, tokenizerFile, provenance, out);
+            files.add(
+                    upload(
+                            out.resolve(ClassifierWeights.WEIGHTS),
+                            prefix + ClassifierWeights.WEIGHTS,
+                            "application/octet-stream"));
             // LoRA: the adapter alone as PEFT saves it, for Python users
             // (PeftModel.from_pretrained).
             Path adapter = scratch.resolve("adapter");
             if (method instanceof FineTuningMethod.Lora lora
                     && PeftAdapter.write(
-                            classifier,
-                            lora,
-                            ModelCatalog.huggingFaceName(job.getBaseModel().getRef()),
-                            adapter)) {
+                            classifier, lora, ModelCatalog.huggingFaceName(ref), adapter)) {
                 files.add(
                         upload(
                                 adapter.resolve("adapter_config.json"),
@@ -230,17 +250,16 @@ public final class ClassificationRun {
                                 prefix + "adapter/adapter_model.safetensors",
                                 "application/octet-stream"));
             }
-            ObjectNode config = JSON.createObjectNode();
-            config.put("base_model", job.getBaseModel().getRef());
-            config.put("architecture", "BertForSequenceClassification (mean pooling)");
-            config.putPOJO("id2label", labels);
-            config.put("method", job.getMethod().getKindCase().name());
             files.add(
-                    store.put(
-                            store.uri(prefix + "config.json"),
-                            JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config),
+                    upload(
+                            out.resolve(ClassifierWeights.CONFIG),
+                            prefix + ClassifierWeights.CONFIG,
                             "application/json"));
-            files.add(upload(tokenizerFile, prefix + "tokenizer.json", "application/json"));
+            files.add(
+                    upload(
+                            out.resolve(ClassifierWeights.TOKENIZER),
+                            prefix + ClassifierWeights.TOKENIZER,
+                            "application/json"));
 
             long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
             TrainingCompleted.Builder completed =

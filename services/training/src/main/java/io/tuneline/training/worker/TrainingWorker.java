@@ -26,7 +26,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * worker pod's command). Configuration comes from the environment the controller sets: {@code
  * TUNELINE_JOB_ID}, {@code TUNELINE_ATTEMPT}, {@code KAFKA_BOOTSTRAP_SERVERS}, {@code S3_ENDPOINT},
  * {@code S3_ACCESS_KEY}, {@code S3_SECRET_KEY}, {@code S3_BUCKET}. Exit code 0 means {@code
- * result.json} was written.
+ * result.json} was written; {@link #EXIT_JOB_CANNOT_SUCCEED} that retrying is pointless.
  */
 public final class TrainingWorker {
     private TrainingWorker() {}
@@ -122,9 +122,28 @@ public final class TrainingWorker {
         } catch (RuntimeException e) {
             System.err.println("training of " + jobId + " failed: " + e.getMessage());
             e.printStackTrace();
-            return 2;
+            return isTheJobsFault(e) ? EXIT_JOB_CANNOT_SUCCEED : 2;
         }
         return 0;
+    }
+
+    /**
+     * The exit code of an attempt that failed for a reason another attempt would meet again (the
+     * job's base model, method, data or settings; a diverging loss): the controller does not retry
+     * it.
+     */
+    public static final int EXIT_JOB_CANNOT_SUCCEED = 3;
+
+    /**
+     * Failures that come from the job itself: bad arguments (what the worker cannot train, a base
+     * model that does not fit), an unknown base model, a diverging run. Anything else (the store
+     * unreachable, a native crash surfacing as an exception) may pass on another attempt.
+     */
+    static boolean isTheJobsFault(RuntimeException e) {
+        return e instanceof IllegalArgumentException
+                || e instanceof UnsupportedOperationException
+                || e instanceof io.tuneline.engine.catalog.UnknownModelException
+                || e instanceof io.tuneline.engine.train.TrainingDivergedException;
     }
 
     /** Trains the attempt with the run its task needs. */

@@ -16,6 +16,7 @@ import io.fabric8.kubernetes.client.Watch;
 import io.fabric8.kubernetes.client.server.mock.EnableKubernetesMockClient;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
+import io.tuneline.training.worker.TrainingWorker;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -173,6 +174,16 @@ class KubernetesRunLauncherTest {
                             assertThat(f.reason())
                                     .contains("cannot be pulled (ImagePullBackOff)")
                                     .contains("training-worker-cuda:0.1.0");
+                            assertThat(f.retriable()).isFalse();
+                        });
+
+        launcher.launch(run("diverged", 1, 1));
+        pod("tl-diverged-a1", "terminated", "Error", TrainingWorker.EXIT_JOB_CANNOT_SUCCEED);
+        assertThat(launcher.state(run("diverged", 1, 1)))
+                .isInstanceOfSatisfying(
+                        RunState.Failed.class,
+                        f -> {
+                            assertThat(f.reason()).startsWith("the job cannot be trained as given");
                             assertThat(f.retriable()).isFalse();
                         });
 

@@ -1,5 +1,6 @@
 package io.tuneline.training.local;
 
+import io.tuneline.training.worker.TrainingWorker;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -34,7 +35,13 @@ public final class FakeWorker {
             System.out.println("step 1");
             System.out.println("CUDA error: an illegal memory access was encountered");
             System.out.flush();
-            Runtime.getRuntime().halt(3);
+            Runtime.getRuntime().halt(1);
+        }
+        if (jobId.startsWith("diverge-")) {
+            System.out.println("step 1");
+            System.out.println("training of " + jobId + " failed: training diverged at step 7");
+            System.out.flush();
+            Runtime.getRuntime().halt(TrainingWorker.EXIT_JOB_CANNOT_SUCCEED);
         }
         if (jobId.startsWith("stubborn-")) {
             Runtime.getRuntime()

@@ -72,9 +72,21 @@ class LocalRunLauncherTest {
                 .until(() -> launcher.state(run("crash-1", 0)) instanceof RunState.Failed);
         RunState.Failed failed = (RunState.Failed) launcher.state(run("crash-1", 0));
         assertThat(failed.reason())
-                .startsWith("the worker process exited with code 3")
+                .startsWith("the worker process exited with code 1")
                 .contains("CUDA error: an illegal memory access");
         assertThat(failed.retriable()).isTrue();
+    }
+
+    @Test
+    void aJobThatCannotSucceedIsNotRetried() {
+        launcher(1, Duration.ofSeconds(5)).start(run("diverge-1", 0));
+        await().atMost(WAIT)
+                .until(() -> launcher.state(run("diverge-1", 0)) instanceof RunState.Failed);
+        RunState.Failed failed = (RunState.Failed) launcher.state(run("diverge-1", 0));
+        assertThat(failed.reason())
+                .startsWith("the job cannot be trained as given")
+                .contains("training diverged at step 7");
+        assertThat(failed.retriable()).isFalse();
     }
 
     @Test

@@ -196,8 +196,27 @@ class TrainingFlowTest {
         assertThat(failed.getErrorCode()).isEqualTo("TRAINING_FAILED");
         assertThat(failed.getMessage())
                 .startsWith(
-                        "training failed 2 times; the last attempt: the worker process exited with code 3")
+                        "training failed 2 times; the last attempt: the worker process exited with code 1")
                 .contains("CUDA error: an illegal memory access");
+    }
+
+    @Test
+    void aJobThatCannotSucceedFailsAfterOneAttempt() {
+        publishPrepared("diverge-job-1");
+
+        JobFailed failed =
+                CODEC.decode(
+                                awaitEvent(
+                                        Topics.JOBS_STATUS,
+                                        "diverge-job-1",
+                                        "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getMessage())
+                .startsWith("training failed: the job cannot be trained as given")
+                .contains("training diverged at step 7");
+        assertThat(statuses("diverge-job-1"))
+                .noneMatch(st -> st.getMessage().contains("restarting from the last checkpoint"));
     }
 
     @Test

@@ -10,6 +10,7 @@ import io.tuneline.proto.v1.BaseModel;
 import io.tuneline.proto.v1.DatasetPrepared;
 import io.tuneline.proto.v1.Hyperparameters;
 import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LayerFreezing;
 import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.Task;
@@ -46,6 +47,10 @@ class ClassificationRunTest {
     }
 
     private static DatasetPrepared prepare(String jobId, MethodSpec method) {
+        return prepare(jobId, method, "minilm-l6");
+    }
+
+    private static DatasetPrepared prepare(String jobId, MethodSpec method, String baseModel) {
         ArtifactRef train =
                 store.put(
                         store.uri("datasets/" + jobId + "/prepared/train.jsonl"),
@@ -57,7 +62,7 @@ class ClassificationRunTest {
                         .setJob(
                                 JobRequested.newBuilder()
                                         .setJobId(jobId)
-                                        .setBaseModel(BaseModel.newBuilder().setRef("minilm-l6"))
+                                        .setBaseModel(BaseModel.newBuilder().setRef(baseModel))
                                         .setTask(Task.TASK_SEQUENCE_CLASSIFICATION)
                                         .setMethod(method)
                                         .setHyperparameters(
@@ -150,6 +155,66 @@ class ClassificationRunTest {
         }
         String config = Files.readString(download(result.getModelFiles(1)));
         assertThat(config).contains("\"peft_type\" : \"LORA\"").contains("\"r\" : 8");
+    }
+
+    /**
+     * A tuned model is a Hugging Face directory in the store, and the worker takes that s3:// URI
+     * as the base of the next job: with everything but the head frozen, the second model's encoder
+     * is the first one's merged weights, bit for bit (the built-in MiniLM's would differ by the
+     * merged LoRA update).
+     */
+    @Test
+    void aTunedModelInTheStoreIsTheBaseOfTheNextJob() throws Exception {
+        prepare(
+                "chain-1",
+                MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(4)).build());
+        TrainingCompleted first =
+                new ClassificationRun(store, p -> {}, scratch.resolve("first")).run("chain-1", 1);
+        String firstModel = first.getModel().getUri();
+        prepare(
+                "chain-2",
+                MethodSpec.newBuilder()
+                        .setFreeze(LayerFreezing.newBuilder().setHeadOnly(true))
+                        .build(),
+                firstModel);
+        TrainingCompleted second =
+                new ClassificationRun(store, p -> {}, scratch.resolve("second")).run("chain-2", 1);
+
+        assertThat(second.getTrainableParameters()).isEqualTo(384 * 2 + 2);
+        Path a = download(first.getModelFiles(0));
+        Path b = download(second.getModelFiles(0));
+        try (SafetensorsFile fa = SafetensorsFile.open(a);
+                SafetensorsFile fb = SafetensorsFile.open(b)) {
+            List<String> encoder =
+                    fa.names().stream().filter(n -> !n.startsWith("classifier.")).toList();
+            assertThat(encoder).hasSize(101);
+            for (String name : encoder) {
+                assertThat(fb.floats(name)).as(name).isEqualTo(fa.floats(name));
+            }
+            assertThat(fb.floats("classifier.weight")).isNotEqualTo(fa.floats("classifier.weight"));
+        }
+        String config =
+                Files.readString(
+                        download(
+                                second.getModelFilesList().stream()
+                                        .filter(f -> f.getUri().endsWith("/config.json"))
+                                        .findFirst()
+                                        .orElseThrow()));
+        assertThat(config)
+                .contains("\"model_type\" : \"bert\"")
+                .contains("\"base_model\" : \"" + firstModel + "\"")
+                .contains("\"1\" : \"pos\"");
+
+        prepare(
+                "chain-3",
+                MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build(),
+                "s3://tuneline/runs/no-such-run/model/");
+        assertThatThrownBy(
+                        () ->
+                                new ClassificationRun(store, p -> {}, scratch.resolve("third"))
+                                        .run("chain-3", 1))
+                .hasMessageContaining("s3://tuneline/runs/no-such-run/model/")
+                .hasMessageContaining("config.json");
     }
 
     @Test

@@ -2,8 +2,11 @@ package io.tuneline.engine.io.safetensors;
 
 import java.nio.file.Path;
 
-/** A safetensors file that breaks the format; the message names the file and the tensor. */
-public class SafetensorsException extends RuntimeException {
+/**
+ * A safetensors file that breaks the format or does not fit the model; the message names the file
+ * and the tensor.
+ */
+public class SafetensorsException extends IllegalArgumentException {
     public SafetensorsException(Path file, String problem) {
         super(file + ": " + problem);
     }

@@ -246,6 +246,25 @@ public final class SafetensorsFile implements AutoCloseable {
         return buffer.flip().order(ByteOrder.LITTLE_ENDIAN);
     }
 
+    /**
+     * A floating-point tensor as float32 values, after checking it has the shape a model expects; a
+     * mismatch names the file, the tensor and both shapes.
+     */
+    public float[] floats(String name, long[] expectedShape) {
+        long[] shape = info(name).shape();
+        if (!java.util.Arrays.equals(shape, expectedShape)) {
+            throw new SafetensorsException(
+                    path,
+                    "tensor '"
+                            + name
+                            + "' has shape "
+                            + java.util.Arrays.toString(shape)
+                            + " but the model expects "
+                            + java.util.Arrays.toString(expectedShape));
+        }
+        return floats(name);
+    }
+
     /** A floating-point tensor as float32 values (F16 and BF16 widened exactly, F64 narrowed). */
     public float[] floats(String name) {
         TensorInfo info = info(name);

@@ -1,9 +1,25 @@
 package io.tuneline.engine.model.bert;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.hf.ConfigJson;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
 /**
- * The shape of a BERT-family encoder, as in a Hugging Face {@code config.json} (BertConfig).
+ * The shape of a BERT-family encoder, as in a Hugging Face {@code config.json} (BertConfig,
+ * RobertaConfig). Only what the engine implements is accepted: exact (erf) GELU, absolute position
+ * embeddings, an encoder without cross-attention. Anything else fails with a message naming the
+ * setting, rather than loading a model that computes something else.
  *
- * @param layerNormEps {@code layer_norm_eps}; BERT and MiniLM use 1e-12
+ * @param layerNormEps {@code layer_norm_eps}; BERT and MiniLM use 1e-12, RoBERTa 1e-5
+ * @param modelType {@code bert} or {@code roberta}
+ * @param positionOffset the first position embedding row a sequence uses: 0 for BERT; RoBERTa
+ *     numbers positions from {@code pad_token_id + 1} (fairseq's convention), so its table has
+ *     {@code pad_token_id + 1} rows more than the longest sequence it takes
  */
 public record BertConfig(
         int vocabSize,
@@ -13,17 +29,153 @@ public record BertConfig(
         int intermediateSize,
         int maxPositions,
         int typeVocabSize,
-        float layerNormEps) {
+        float layerNormEps,
+        String modelType,
+        int positionOffset) {
+
+    public static final String BERT = "bert";
+    public static final String ROBERTA = "roberta";
+
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     public BertConfig {
+        if (vocabSize < 1
+                || hiddenSize < 1
+                || layers < 1
+                || heads < 1
+                || intermediateSize < 1
+                || maxPositions < 1
+                || typeVocabSize < 1) {
+            throw new IllegalArgumentException(
+                    "vocab_size, hidden_size, num_hidden_layers, num_attention_heads,"
+                            + " intermediate_size, max_position_embeddings and type_vocab_size"
+                            + " must be positive");
+        }
         if (hiddenSize % heads != 0) {
             throw new IllegalArgumentException(
                     "hidden size " + hiddenSize + " is not divisible by " + heads + " heads");
         }
+        if (!(layerNormEps > 0)) {
+            throw new IllegalArgumentException(
+                    "layer_norm_eps must be positive, was " + layerNormEps);
+        }
+        if (!modelType.equals(BERT) && !modelType.equals(ROBERTA)) {
+            throw new IllegalArgumentException(
+                    "model_type '" + modelType + "' is not a BERT-family encoder");
+        }
+        if (positionOffset < 0 || positionOffset >= maxPositions) {
+            throw new IllegalArgumentException(
+                    "position offset "
+                            + positionOffset
+                            + " leaves none of the "
+                            + maxPositions
+                            + " position embeddings");
+        }
+    }
+
+    /** A BERT layout (positions from 0). */
+    public BertConfig(
+            int vocabSize,
+            int hiddenSize,
+            int layers,
+            int heads,
+            int intermediateSize,
+            int maxPositions,
+            int typeVocabSize,
+            float layerNormEps) {
+        this(
+                vocabSize,
+                hiddenSize,
+                layers,
+                heads,
+                intermediateSize,
+                maxPositions,
+                typeVocabSize,
+                layerNormEps,
+                BERT,
+                0);
     }
 
     /** sentence-transformers/all-MiniLM-L6-v2 (its config.json). */
     public static BertConfig miniLmL6() {
         return new BertConfig(30522, 384, 6, 12, 1536, 512, 2, 1e-12f);
+    }
+
+    /** The longest sequence the position embeddings cover. */
+    public int maxSequenceLength() {
+        return maxPositions - positionOffset;
+    }
+
+    /** Reads {@code config.json} (a file, or a model directory containing one). */
+    public static BertConfig read(Path path) throws IOException {
+        return ConfigJson.read(path, BertConfig::parse);
+    }
+
+    /** Parses the text of a Hugging Face BERT or RoBERTa {@code config.json}. */
+    public static BertConfig parse(String json) {
+        JsonNode root = ConfigJson.object(json);
+        List<String> unsupported = new ArrayList<>();
+        String modelType = root.path("model_type").asText(BERT);
+        if (!modelType.equals(BERT) && !modelType.equals(ROBERTA)) {
+            unsupported.add("model_type '" + modelType + "' (only bert and roberta)");
+        }
+        String activation = root.path("hidden_act").asText("gelu");
+        if (!activation.equals("gelu")) {
+            unsupported.add("hidden_act '" + activation + "' (only gelu, the exact erf form)");
+        }
+        String positions = root.path("position_embedding_type").asText("absolute");
+        if (!positions.equals("absolute")) {
+            unsupported.add(
+                    "position_embedding_type '" + positions + "' (only absolute positions)");
+        }
+        if (root.path("is_decoder").asBoolean(false)) {
+            unsupported.add("is_decoder true (a decoder is not a BERT-family encoder)");
+        }
+        if (root.path("add_cross_attention").asBoolean(false)) {
+            unsupported.add("add_cross_attention true (cross-attention is not implemented)");
+        }
+        if (!unsupported.isEmpty()) {
+            throw new IllegalArgumentException(
+                    "unsupported encoder configuration: " + String.join("; ", unsupported));
+        }
+        boolean roberta = modelType.equals(ROBERTA);
+        JsonNode eps = root.path("layer_norm_eps");
+        int padId = ConfigJson.optional(root, "pad_token_id", 1);
+        return new BertConfig(
+                ConfigJson.required(root, "vocab_size"),
+                ConfigJson.required(root, "hidden_size"),
+                ConfigJson.required(root, "num_hidden_layers"),
+                ConfigJson.required(root, "num_attention_heads"),
+                ConfigJson.required(root, "intermediate_size"),
+                ConfigJson.required(root, "max_position_embeddings"),
+                ConfigJson.optional(root, "type_vocab_size", 2),
+                eps.isMissingNode() || eps.isNull() ? 1e-12f : (float) eps.asDouble(),
+                modelType,
+                roberta ? padId + 1 : 0);
+    }
+
+    /**
+     * A Hugging Face {@code config.json} object for this shape ({@code BertModel} or {@code
+     * RobertaModel}); callers add their own fields (labels, provenance) before writing it.
+     */
+    public ObjectNode toJson() {
+        ObjectNode c = JSON.createObjectNode();
+        boolean roberta = modelType.equals(ROBERTA);
+        c.putArray("architectures").add(roberta ? "RobertaModel" : "BertModel");
+        c.put("model_type", modelType);
+        c.put("vocab_size", vocabSize);
+        c.put("hidden_size", hiddenSize);
+        c.put("num_hidden_layers", layers);
+        c.put("num_attention_heads", heads);
+        c.put("intermediate_size", intermediateSize);
+        c.put("max_position_embeddings", maxPositions);
+        c.put("type_vocab_size", typeVocabSize);
+        c.put("layer_norm_eps", layerNormEps);
+        c.put("hidden_act", "gelu");
+        c.put("position_embedding_type", "absolute");
+        if (roberta) {
+            c.put("pad_token_id", positionOffset - 1);
+        }
+        return c;
     }
 }

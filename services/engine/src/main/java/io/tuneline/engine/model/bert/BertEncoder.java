@@ -118,15 +118,18 @@ public final class BertEncoder extends AbstractBlock {
         NDArray ids = inputs.get(0);
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        if (t > config.maxPositions()) {
+        if (t > config.maxSequenceLength()) {
             throw new IllegalArgumentException(
                     "sequence of "
                             + t
                             + " tokens is longer than the model's "
-                            + config.maxPositions()
+                            + config.maxSequenceLength()
                             + " positions");
         }
         var device = ids.getDevice();
+        // RoBERTa's first position row is pad_token_id + 1; right padding keeps every real token
+        // at the position Hugging Face gives it (padded positions are masked out).
+        long offset = config.positionOffset();
         NDArray x =
                 Embedding.embedding(
                                 ids,
@@ -139,7 +142,9 @@ public final class BertEncoder extends AbstractBlock {
             x = x.add(inputs.get(2));
         }
         x =
-                x.add(ps.getValue(positionEmbeddings, device, training).get(new NDIndex("0:" + t)))
+                x.add(
+                                ps.getValue(positionEmbeddings, device, training)
+                                        .get(new NDIndex("{}:{}", offset, offset + t)))
                         .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
         NDList layerInputs;

@@ -139,7 +139,7 @@ public final class Gpt2Checkpoint {
             Path file, String name, SafetensorsFile f, NDArray target, boolean conv1d) {
         long[] want = target.getShape().getShape();
         long[] have = f.info(name).shape();
-        float[] values = f.floats(name);
+        float[] values;
         if (conv1d) {
             if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
                 throw new IllegalArgumentException(
@@ -152,16 +152,9 @@ public final class Gpt2Checkpoint {
                                 + Arrays.toString(new long[] {want[1], want[0]})
                                 + " was expected");
             }
-            values = transpose(values, (int) have[0], (int) have[1]);
-        } else if (!Arrays.equals(have, want)) {
-            throw new IllegalArgumentException(
-                    file
-                            + ": tensor '"
-                            + name
-                            + "' has shape "
-                            + Arrays.toString(have)
-                            + " but the model expects "
-                            + Arrays.toString(want));
+            values = transpose(f.floats(name), (int) have[0], (int) have[1]);
+        } else {
+            values = f.floats(name, want);
         }
         target.set(FloatBuffer.wrap(values));
     }

@@ -1,10 +1,8 @@
 package io.tuneline.engine.model.gpt2;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.io.hf.ConfigJson;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,8 +32,6 @@ public record Gpt2Config(
 
     /** The only activation implemented: GELU with the tanh approximation. */
     public static final String GELU_NEW = "gelu_new";
-
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     public Gpt2Config {
         if (vocabSize < 1 || maxPositions < 1 || hiddenSize < 1 || layers < 1 || heads < 1) {
@@ -68,31 +64,12 @@ public record Gpt2Config(
 
     /** Reads {@code config.json} (a file, or a model directory containing one). */
     public static Gpt2Config read(Path path) throws IOException {
-        Path file = Files.isDirectory(path) ? path.resolve("config.json") : path;
-        String text;
-        try {
-            text = Files.readString(file);
-        } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file + " (a GPT-2 model directory needs config.json)");
-        }
-        try {
-            return parse(text);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
+        return ConfigJson.read(path, Gpt2Config::parse);
     }
 
     /** Parses the text of a Hugging Face GPT-2 {@code config.json}. */
     public static Gpt2Config parse(String json) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(json);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("config.json is not valid JSON: " + e.getMessage());
-        }
-        if (root == null || !root.isObject()) {
-            throw new IllegalArgumentException("config.json is not a JSON object");
-        }
+        JsonNode root = ConfigJson.object(json);
         List<String> unsupported = new ArrayList<>();
         String modelType = root.path("model_type").asText("gpt2");
         if (!modelType.equals("gpt2")) {
@@ -116,17 +93,15 @@ public record Gpt2Config(
             throw new IllegalArgumentException(
                     "unsupported GPT-2 configuration: " + String.join("; ", unsupported));
         }
-        int hidden = required(root, "n_embd");
-        JsonNode inner = root.path("n_inner");
-        int innerSize =
-                inner.isMissingNode() || inner.isNull() ? 4 * hidden : integer("n_inner", inner);
+        int hidden = ConfigJson.required(root, "n_embd");
+        int innerSize = ConfigJson.optional(root, "n_inner", 4 * hidden);
         JsonNode eps = root.path("layer_norm_epsilon");
         return new Gpt2Config(
-                required(root, "vocab_size"),
-                required(root, "n_positions"),
+                ConfigJson.required(root, "vocab_size"),
+                ConfigJson.required(root, "n_positions"),
                 hidden,
-                required(root, "n_layer"),
-                required(root, "n_head"),
+                ConfigJson.required(root, "n_layer"),
+                ConfigJson.required(root, "n_head"),
                 innerSize,
                 eps.isMissingNode() ? 1e-5f : (float) eps.asDouble());
     }
@@ -137,20 +112,5 @@ public record Gpt2Config(
         if (!n.isMissingNode() && !n.isNull() && n.asBoolean(wanted) != wanted) {
             unsupported.add(field + " " + !wanted + " (" + what + " is not implemented)");
         }
-    }
-
-    private static int required(JsonNode root, String field) {
-        JsonNode n = root.path(field);
-        if (n.isMissingNode() || n.isNull()) {
-            throw new IllegalArgumentException("config.json lacks '" + field + "'");
-        }
-        return integer(field, n);
-    }
-
-    private static int integer(String field, JsonNode n) {
-        if (!n.canConvertToInt() || !n.isIntegralNumber()) {
-            throw new IllegalArgumentException("'" + field + "' must be an integer, was " + n);
-        }
-        return n.intValue();
     }
 }

@@ -18,10 +18,11 @@ import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
-import io.tuneline.engine.train.LmValidation;
+import io.tuneline.engine.train.TrainingDivergedException;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.engine.train.Validation;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -118,6 +119,40 @@ class Gpt2TrainingTest {
         }
     }
 
+    /**
+     * A learning rate far too large sends the weights past float range within a few steps; the run
+     * stops at the first step whose loss is not a number, naming it, instead of training on NaN.
+     */
+    @Test
+    void aDivergingRunStopsAtItsFirstNonFiniteLoss(@TempDir Path dir) throws Exception {
+        try (Model model =
+                Gpt2Checkpoint.load(
+                        TinyGpt2.write(dir, TinyGpt2.randomWeights(10), true), runtime.device())) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            new FineTuningMethod.Full().apply(lm, model.getNDManager());
+            List<TrainingListener.StepReport> steps = new ArrayList<>();
+            assertThatThrownBy(
+                            () ->
+                                    new CausalLmTrainer()
+                                            .train(
+                                                    model,
+                                                    lm,
+                                                    dataset(),
+                                                    new TrainingSettings(
+                                                            5, 4, 1e30f, 0f, 0f, 1f, 16, 42),
+                                                    steps::add))
+                    .isInstanceOfSatisfying(
+                            TrainingDivergedException.class,
+                            e -> {
+                                assertThat(e.step()).isEqualTo(steps.size() + 1);
+                                assertThat(e.getMessage())
+                                        .contains("training diverged at step " + e.step())
+                                        .contains("lower the learning rate");
+                            });
+            assertThat(steps).isNotEmpty().allMatch(r -> Double.isFinite(r.loss()));
+        }
+    }
+
     @Test
     void validationIsReportedAndAResumedRunContinuesTheUninterruptedOne(@TempDir Path dir)
             throws Exception {
@@ -136,7 +171,7 @@ class Gpt2TrainingTest {
                                     lm,
                                     dataset(),
                                     settings,
-                                    new LmValidation(heldOut, 0, 0),
+                                    new Validation<>(heldOut, 0, 0),
                                     full::add,
                                     new Checkpointing(
                                             dir.resolve("ckpt"),
@@ -163,7 +198,7 @@ class Gpt2TrainingTest {
                             lm,
                             dataset(),
                             settings,
-                            new LmValidation(heldOut, 0, 0),
+                            new Validation<>(heldOut, 0, 0),
                             resumed::add,
                             new Checkpointing(
                                     dir.resolve("ckpt2"),

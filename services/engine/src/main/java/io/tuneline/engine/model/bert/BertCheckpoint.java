@@ -1,0 +1,90 @@
+package io.tuneline.engine.model.bert;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Parameter;
+import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import java.nio.FloatBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Loads a BERT-family encoder from a Hugging Face {@code model.safetensors}: BERT, MiniLM and
+ * RoBERTa checkpoints as {@code save_pretrained} writes them, whichever head they were saved with.
+ *
+ * <p>The encoder's tensors are found under one common prefix: none ({@code BertModel}, and
+ * sentence-transformers models), {@code bert.} ({@code BertForSequenceClassification}, {@code
+ * BertForMaskedLM}), {@code roberta.} ({@code RobertaFor...}), or any other; the prefix is where
+ * {@code embeddings.word_embeddings.weight} is. Tensors the encoder does not use (pooler, masked-LM
+ * or classification heads, the {@code position_ids} buffer) are left alone: a new task gets a new
+ * head. Linear weights are (out, in) in both Hugging Face and the engine, so nothing is transposed.
+ * F16 and BF16 checkpoints are widened to float32 exactly.
+ */
+public final class BertCheckpoint {
+    private static final String WORD_EMBEDDINGS = "embeddings.word_embeddings.weight";
+
+    private BertCheckpoint() {}
+
+    /** Copies every parameter of {@code encoder} from {@code file}; returns how many. */
+    public static int loadWeights(Path file, BertEncoder encoder) {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            String prefix = prefix(file, f.names());
+            int loaded = 0;
+            for (Map.Entry<String, Parameter> e : encoder.namedParameters().entrySet()) {
+                String name = e.getKey();
+                String stored = find(f.names(), prefix, name);
+                if (stored == null) {
+                    throw new IllegalArgumentException(
+                            file
+                                    + ": tensor '"
+                                    + prefix
+                                    + name
+                                    + "' is missing; the checkpoint does not fit "
+                                    + encoder.config().modelType()
+                                    + " with "
+                                    + encoder.config().layers()
+                                    + " layers");
+                }
+                NDArray target = e.getValue().getArray();
+                float[] values = f.floats(stored, target.getShape().getShape());
+                target.set(FloatBuffer.wrap(values));
+                loaded++;
+            }
+            return loaded;
+        }
+    }
+
+    private static String prefix(Path file, List<String> names) {
+        String found = null;
+        for (String n : names) {
+            if (n.endsWith(WORD_EMBEDDINGS) && (found == null || n.length() < found.length())) {
+                found = n;
+            }
+        }
+        if (found == null) {
+            throw new IllegalArgumentException(
+                    file
+                            + " has no "
+                            + WORD_EMBEDDINGS
+                            + " under any prefix; it is not a BERT-family checkpoint");
+        }
+        return found.substring(0, found.length() - WORD_EMBEDDINGS.length());
+    }
+
+    /** The stored name of a parameter; TensorFlow-era checkpoints call LayerNorms gamma/beta. */
+    private static String find(List<String> names, String prefix, String name) {
+        String direct = prefix + name;
+        if (names.contains(direct)) {
+            return direct;
+        }
+        if (name.endsWith("LayerNorm.weight")) {
+            String legacy = prefix + name.replace("LayerNorm.weight", "LayerNorm.gamma");
+            return names.contains(legacy) ? legacy : null;
+        }
+        if (name.endsWith("LayerNorm.bias")) {
+            String legacy = prefix + name.replace("LayerNorm.bias", "LayerNorm.beta");
+            return names.contains(legacy) ? legacy : null;
+        }
+        return null;
+    }
+}

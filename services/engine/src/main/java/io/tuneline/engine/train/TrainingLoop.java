@@ -1,0 +1,283 @@
+package io.tuneline.engine.train;
+
+import ai.djl.Model;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.GradientCollector;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalDouble;
+import java.util.Random;
+
+/**
+ * The optimisation loop every task shares: AdamW (decoupled weight decay, Loshchilov & Hutter 2019,
+ * arXiv:1711.05101), the learning-rate schedule, gradient accumulation, global gradient-norm
+ * clipping, validation with early stopping, checkpoints and exact resume, the step report, and a
+ * stop when the loss stops being a number. A task ({@link Task}) says how a batch becomes a loss
+ * and how the validation split is scored; {@link ClassifierTrainer} and {@link CausalLmTrainer} are
+ * the two today, and further methods and tasks plug in the same way.
+ *
+ * <p>Seeded: the same data, settings and seed give the same run. Per-step arrays live in a
+ * sub-manager closed after the step, so memory stays flat.
+ */
+final class TrainingLoop {
+    private TrainingLoop() {}
+
+    /** What one task brings to the loop. */
+    interface Task<E> {
+        /** The model, whose trainable parameters' gradients are clipped together. */
+        Block block();
+
+        /** Every parameter under its name; those that require gradients are trained. */
+        Map<String, Parameter> namedParameters();
+
+        /**
+         * A training-mode forward pass over {@code batch}, its arrays in {@code manager}: the
+         * batch's mean loss (a scalar to differentiate) and the number of real tokens it held.
+         */
+        BatchLoss loss(NDManager manager, List<E> batch);
+
+        /** The mean loss on {@code examples}, without dropout or gradients. */
+        double validationLoss(List<E> examples);
+    }
+
+    /** A batch's mean loss and its non-padding tokens. */
+    record BatchLoss(NDArray loss, long tokens) {}
+
+    /**
+     * Trains {@code task} on {@code examples}, measuring the validation loss as {@code validation}
+     * says (and stopping early when it stops improving), saving checkpoints as {@code
+     * checkpointing} says and resuming from one when given: a resumed run takes the same steps with
+     * the same data, dropout masks and optimizer state as an uninterrupted one, so its loss curve
+     * continues where the checkpoint left it.
+     */
+    static <E> TrainingOutcome run(
+            Model model,
+            Task<E> task,
+            List<E> examples,
+            TrainingSettings s,
+            Validation<E> validation,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
+        if (examples.isEmpty()) {
+            throw new IllegalArgumentException("no training examples");
+        }
+        int batchesPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
+        int accumulate = s.accumulationSteps();
+        int stepsPerEpoch = (batchesPerEpoch + accumulate - 1) / accumulate;
+        int total = stepsPerEpoch * s.epochs();
+        int warmup = Math.round(total * s.warmupRatio());
+        LearningRateSchedule schedule =
+                LearningRateSchedule.of(s.schedule(), s.learningRate(), warmup, total);
+        // The optimizer is driven directly rather than through DJL's Trainer: Trainer.step()
+        // rejects a first step whose gradients sum to exactly zero, a heuristic that misfires on
+        // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own
+        // AdamW's moments can be checkpointed.
+        AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
+        Map<String, Parameter> trained = new LinkedHashMap<>();
+        task.namedParameters()
+                .forEach(
+                        (name, p) -> {
+                            if (p.requiresGradient()) {
+                                trained.put(name, p);
+                            }
+                        });
+        if (trained.isEmpty()) {
+            throw new IllegalArgumentException("every parameter is frozen; nothing would train");
+        }
+        for (Parameter p : trained.values()) {
+            p.getArray().setRequiresGradient(true);
+        }
+
+        TrainingState resumed =
+                checkpointing
+                        .resumeFrom()
+                        .filter(TrainingCheckpoint::exists)
+                        .map(dir -> TrainingCheckpoint.load(dir, trained, adamW))
+                        .orElse(null);
+        if (resumed != null && (resumed.seed() != s.seed() || resumed.totalSteps() != total)) {
+            throw new IllegalArgumentException(
+                    "the checkpoint is of another run (seed "
+                            + resumed.seed()
+                            + ", "
+                            + resumed.totalSteps()
+                            + " steps; this run: seed "
+                            + s.seed()
+                            + ", "
+                            + total
+                            + " steps)");
+        }
+        long step = resumed == null ? 0 : resumed.step();
+        int startEpoch = resumed == null ? 0 : resumed.epoch();
+        int startBatch = resumed == null ? 0 : resumed.nextBatch();
+        long tokens = resumed == null ? 0 : resumed.tokens();
+        double epochLoss = resumed == null ? 0 : resumed.epochLoss();
+        double best = resumed == null ? Double.NaN : resumed.bestValidationLoss();
+        int withoutImprovement = resumed == null ? 0 : resumed.evaluationsWithoutImprovement();
+        long evalEvery = validation.everySteps() > 0 ? validation.everySteps() : stepsPerEpoch;
+        OptionalDouble lastValidation = OptionalDouble.empty();
+        boolean stoppedEarly = false;
+
+        List<E> order = new ArrayList<>(examples);
+        Random random = new Random(s.seed());
+        long started = System.nanoTime();
+        long firstStep = step;
+        long tokensAtStart = tokens;
+        NDManager manager = model.getNDManager();
+        training:
+        for (int epoch = 0; epoch < s.epochs(); epoch++) {
+            // Replaying the earlier epochs' shuffles puts the data order where the checkpoint was.
+            Collections.shuffle(order, random);
+            if (epoch < startEpoch) {
+                continue;
+            }
+            if (epoch > startEpoch) {
+                epochLoss = 0;
+            }
+            int firstBatch = epoch == startEpoch ? startBatch : 0;
+            // One optimizer step per group of `accumulate` batches; checkpoints fall between
+            // groups, so a resumed run starts at the beginning of one.
+            for (int groupStart = firstBatch;
+                    groupStart < batchesPerEpoch;
+                    groupStart += accumulate) {
+                int groupEnd = Math.min(batchesPerEpoch, groupStart + accumulate);
+                int groupSize = groupEnd - groupStart;
+                int batchIndex = groupEnd - 1;
+                int seen = Math.min(order.size(), groupEnd * s.batchSize());
+                // Dropout masks come from the engine's generator: seeding it from the step makes
+                // a step's masks the same whether or not the run was resumed before it.
+                Engine.getInstance().setRandomSeed((int) (s.seed() * 1_000_003L + step));
+                double stepLoss = 0;
+                for (int micro = groupStart; micro < groupEnd; micro++) {
+                    int from = micro * s.batchSize();
+                    List<E> batch =
+                            order.subList(from, Math.min(order.size(), from + s.batchSize()));
+                    try (NDManager stepManager = manager.newSubManager();
+                            GradientCollector collector =
+                                    Engine.getInstance().newGradientCollector()) {
+                        BatchLoss l = task.loss(stepManager, batch);
+                        tokens += l.tokens();
+                        // Gradients add up across the group's backward passes: scale each
+                        // batch's mean loss so the step follows the group's mean.
+                        collector.backward(l.loss().div(groupSize));
+                        stepLoss += l.loss().getFloat() / groupSize;
+                    }
+                }
+                if (!Double.isFinite(stepLoss)) {
+                    // Stop before the update: the weights keep the last finite step's values.
+                    throw new TrainingDivergedException(
+                            step + 1, stepLoss, schedule.at(adamW.step() + 1));
+                }
+                clipGradients(task.block(), s.maxGradNorm());
+                adamW.beginStep();
+                float lr = (float) schedule.at(adamW.step());
+                for (Map.Entry<String, Parameter> e : trained.entrySet()) {
+                    NDArray weight = e.getValue().getArray();
+                    try (NDArray gradient = weight.getGradient()) {
+                        adamW.update(e.getKey(), weight, gradient, lr);
+                        // Gradients accumulate in place; the next step starts from zero.
+                        gradient.muli(0);
+                    }
+                }
+                step++;
+                epochLoss += stepLoss / stepsPerEpoch;
+                OptionalDouble validationLoss = OptionalDouble.empty();
+                if (validation.enabled() && (step % evalEvery == 0 || step == total)) {
+                    double v = task.validationLoss(validation.examples());
+                    validationLoss = OptionalDouble.of(v);
+                    lastValidation = validationLoss;
+                    if (Double.isNaN(best) || v < best - Validation.MIN_IMPROVEMENT) {
+                        best = v;
+                        withoutImprovement = 0;
+                    } else {
+                        withoutImprovement++;
+                    }
+                }
+                double seconds = (System.nanoTime() - started) / 1e9;
+                listener.onStep(
+                        new TrainingListener.StepReport(
+                                step,
+                                total,
+                                epoch + (double) seen / order.size(),
+                                stepLoss,
+                                schedule.at(step),
+                                (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
+                                Math.round(seconds / (step - firstStep) * (total - step)),
+                                validationLoss));
+                if (validation.patience() > 0 && withoutImprovement >= validation.patience()) {
+                    stoppedEarly = step < total;
+                    break training;
+                }
+                boolean stop = checkpointing.stopRequested().getAsBoolean() && step < total;
+                boolean due =
+                        checkpointing.everySteps() > 0
+                                && step % checkpointing.everySteps() == 0
+                                && step < total;
+                if (stop || due) {
+                    boolean endOfEpoch = batchIndex + 1 == batchesPerEpoch;
+                    TrainingState state =
+                            new TrainingState(
+                                    step,
+                                    endOfEpoch ? epoch + 1 : epoch,
+                                    endOfEpoch ? 0 : batchIndex + 1,
+                                    tokens,
+                                    endOfEpoch ? 0 : epochLoss,
+                                    s.seed(),
+                                    total,
+                                    best,
+                                    withoutImprovement);
+                    Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
+                    TrainingCheckpoint.save(dir, trained, adamW, state);
+                    checkpointing.onSaved().saved(dir, state);
+                }
+                if (stop) {
+                    throw new TrainingStoppedException(step);
+                }
+            }
+        }
+        return new TrainingOutcome(epochLoss, lastValidation, step, stoppedEarly);
+    }
+
+    /** Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_). */
+    static void clipGradients(Block block, float maxNorm) {
+        if (maxNorm <= 0) {
+            return;
+        }
+        List<NDArray> grads = new ArrayList<>();
+        for (var p : block.getParameters()) {
+            Parameter param = p.getValue();
+            if (param.requiresGradient() && param.getArray().hasGradient()) {
+                grads.add(param.getArray().getGradient());
+            }
+        }
+        try {
+            double sumSquares = 0;
+            for (NDArray g : grads) {
+                try (NDArray squared = g.square();
+                        NDArray sum = squared.sum()) {
+                    sumSquares += sum.getFloat();
+                }
+            }
+            double norm = Math.sqrt(sumSquares);
+            if (norm > maxNorm) {
+                float scale = (float) (maxNorm / (norm + 1e-6));
+                for (NDArray g : grads) {
+                    g.muli(scale);
+                }
+            }
+        } finally {
+            // The gradient handles belong to the model's manager; close them so steps do not
+            // accumulate native memory.
+            grads.forEach(NDArray::close);
+        }
+    }
+}
