@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Training throughput of the engine (DJL + libtorch 2.7.1) against plain PyTorch (Debian's
-# python3-torch) on the same MiniLM classifier, method, batch (8 x 32 tokens) and 2 threads.
+# python3-torch) on the same model, method, batch and 2 threads, for each model in MODELS:
+#   minilm  the all-MiniLM-L6-v2 classifier, 8 x 32 tokens   (bench/torch_minilm_train.py)
+#   gpt2    a small random GPT-2 causal LM, 8 x 64 tokens     (bench/torch_gpt2_train.py)
 # The two run in turn, REPS times per method, so a drift of the shared machine hits both alike;
-# the ratio is taken per pair and its median reported.
+# the ratio is taken per pair and its median reported. One table per model.
 #
-#   apt-get install python3-torch libopenblas0-openmp     # the peer and a fast BLAS for it
-#   bench/training-throughput.sh [STEPS] [REPS]           # default 20 steps, 3 pairs
+#   apt-get install python3-torch libopenblas0-openmp        # the peer and a fast BLAS for it
+#   [MODELS="minilm gpt2"] [GPT2_STEPS=STEPS] bench/training-throughput.sh [STEPS] [REPS]
+#                                                            # default 20 steps, 3 pairs
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STEPS="${1:-20}"
 REPS="${2:-3}"
+MODELS="${MODELS:-minilm gpt2}"
+# A GPT-2 step costs 5-10 MiniLM steps; fewer of them keep the run within minutes.
+GPT2_STEPS="${GPT2_STEPS:-$STEPS}"
 OUT="$ROOT/services/engine/target/bench"
 mkdir -p "$OUT"
 
@@ -23,27 +29,49 @@ JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tunelin
 export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMP_NUM_THREADS=2
 
-"${JAVA[@]}" lora 1 "$OUT" > /dev/null 2>&1   # exports base.safetensors, unpacks libtorch once
+peer() {  # MODEL METHOD STEPS: the PyTorch side's command
+  case "$1" in
+    minilm) /usr/bin/python3 "$ROOT/bench/torch_minilm_train.py" "$2" "$3" "$OUT/minilm.safetensors" ;;
+    gpt2) /usr/bin/python3 "$ROOT/bench/torch_gpt2_train.py" "$2" "$3" "$OUT/gpt2" ;;
+    *) echo "unknown model $1 (minilm or gpt2)" >&2; return 1 ;;
+  esac
+}
+
 : > "$OUT/results.jsonl"
-for method in full freeze lora; do
-  for ((i = 1; i <= REPS; i++)); do
-    "${JAVA[@]}" "$method" "$STEPS" 2> /dev/null | grep '^{' >> "$OUT/results.jsonl"
-    /usr/bin/python3 "$ROOT/bench/torch_minilm_train.py" "$method" "$STEPS" "$OUT/base.safetensors" >> "$OUT/results.jsonl"
+for model in $MODELS; do
+  steps=$STEPS
+  [[ $model == gpt2 ]] && steps=$GPT2_STEPS
+  # Fresh weights for the PyTorch side (a changed shape must not meet a stale file); this
+  # untimed run also unpacks libtorch once.
+  rm -rf "$OUT/minilm.safetensors" "$OUT/gpt2"
+  "${JAVA[@]}" "$model" lora 1 "$OUT" > /dev/null 2>&1
+  for method in full freeze lora; do
+    for ((i = 1; i <= REPS; i++)); do
+      "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" 2> /dev/null | grep '^{' >> "$OUT/results.jsonl"
+      peer "$model" "$method" "$steps" >> "$OUT/results.jsonl"
+    done
   done
 done
 
 /usr/bin/python3 - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| method | trainable params | DJL tokens/s | PyTorch tokens/s | DJL / PyTorch (median of pairs) | DJL peak RSS MiB | PyTorch peak RSS MiB |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for m in ("full", "freeze", "lora"):
-    d = [r for r in rows if r["method"] == m and r["impl"] == "djl"]
-    p = [r for r in rows if r["method"] == m and r["impl"] == "pytorch"]
-    ratios = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(d, p)]
-    med = lambda xs, k: statistics.median(x[k] for x in xs)
-    print(f"| {m} | {d[0]['trainable']:,} | {med(d,'tokens_per_second'):.0f} | {med(p,'tokens_per_second'):.0f} "
-          f"| {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) "
-          f"| {med(d,'peak_rss_mb'):.0f} | {med(p,'peak_rss_mb'):.0f} |")
-print(f"\nPyTorch {p[0].get('torch')}, {len(d)} pairs of {d[0]['steps']} steps per method.")
+med = lambda xs, k: statistics.median(x[k] for x in xs)
+for model in dict.fromkeys(r["model"] for r in rows):
+    print(f"\n{model}:\n")
+    print("| method | trainable params | DJL tokens/s | PyTorch tokens/s | DJL / PyTorch (median of pairs) | DJL peak RSS MiB | PyTorch peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for m in ("full", "freeze", "lora"):
+        d = [r for r in rows if r["model"] == model and r["method"] == m and r["impl"] == "djl"]
+        p = [r for r in rows if r["model"] == model and r["method"] == m and r["impl"] == "pytorch"]
+        if not d or not p:
+            continue
+        # Differing counts mean the two sides set up different methods: the ratio would be void.
+        trainable = f"{d[0]['trainable']:,}" if d[0]["trainable"] == p[0]["trainable"] else \
+            f"MISMATCH djl {d[0]['trainable']:,} / pytorch {p[0]['trainable']:,}"
+        ratios = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(d, p)]
+        print(f"| {m} | {trainable} | {med(d,'tokens_per_second'):.0f} | {med(p,'tokens_per_second'):.0f} "
+              f"| {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) "
+              f"| {med(d,'peak_rss_mb'):.0f} | {med(p,'peak_rss_mb'):.0f} |")
+    print(f"\nPyTorch {p[0].get('torch')}, {len(d)} pairs of {d[0]['steps']} steps per method.")
 PY
