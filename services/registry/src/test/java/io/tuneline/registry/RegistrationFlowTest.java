@@ -137,7 +137,10 @@ class RegistrationFlowTest {
         String scraped = given().get("/q/metrics").then().statusCode(200).extract().asString();
         assertThat(scraped)
                 .containsPattern(
-                        "tuneline_registry_version_metric\\{[^}]*metric=\"macro_f1\"[^}]*model=\"flow-model\"[^}]*version=\"2\"[^}]*} 0\\.95");
+                        "tuneline_registry_version_metric\\{[^}]*metric=\"macro_f1\"[^}]*model=\"flow-model\"[^}]*version=\"2\"[^}]*} 0\\.95")
+                .containsPattern(
+                        "(?m)^tuneline_registry_versions_registered_total(\\{[^}]*})? [1-9]")
+                .doesNotContain("_total_total");
         assertThat(version.getString("dataset.raw_sha256")).isEqualTo("a".repeat(64));
         JsonPath history =
                 given().get("/api/v1/models/flow-model/history").then().extract().jsonPath();

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.CountingInputStream;
 import io.tuneline.preprocessing.prepare.Example.Shape;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetIngested;
@@ -423,7 +424,7 @@ public final class DatasetPreparation implements AutoCloseable {
         final long expected;
         final Progress progress;
 
-        /** Characters read in the last pass (bytes for ASCII), for throughput. */
+        /** Bytes read in the last pass, for the manifest and throughput. */
         long bytes;
 
         Reader(
@@ -451,12 +452,11 @@ public final class DatasetPreparation implements AutoCloseable {
             bytes = 0;
             int index = 0;
             progress.at(from, what);
-            try (InputStream in = store.get(source);
+            try (CountingInputStream in = new CountingInputStream(store.get(source));
                     BufferedReader r =
                             new BufferedReader(
                                     new InputStreamReader(in, StandardCharsets.UTF_8), 1 << 16)) {
                 for (String line; (line = r.readLine()) != null; ) {
-                    bytes += line.length() + 1;
                     if (line.isBlank()) {
                         continue;
                     }
@@ -482,6 +482,7 @@ public final class DatasetPreparation implements AutoCloseable {
                                         expected));
                     }
                 }
+                bytes = in.count();
             }
         }
     }

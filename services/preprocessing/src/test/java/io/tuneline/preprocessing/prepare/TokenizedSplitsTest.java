@@ -240,7 +240,8 @@ class TokenizedSplitsTest {
         StringBuilder data = new StringBuilder();
         List<Integer> lengths = new ArrayList<>();
         for (int i = 0; i < 50; i++) {
-            String text = ("word" + i + " ").repeat(1 + i % 25);
+            // Not ASCII: the manifest's byte count must count bytes, not characters.
+            String text = ("wörd" + i + " ").repeat(1 + i % 25);
             data.append(
                             JSON.writeValueAsString(
                                     Map.of("text", text, "label", i % 2 == 0 ? "a" : "b")))
@@ -300,6 +301,8 @@ class TokenizedSplitsTest {
                                 + manifest.at("/truncated/test").asLong())
                 .isEqualTo(truncated);
         assertThat(manifest.at("/token_lengths/train/p99").asInt()).isPositive();
+        assertThat(manifest.at("/input/bytes").asLong())
+                .isEqualTo(data.toString().getBytes(StandardCharsets.UTF_8).length);
     }
 
     @Test

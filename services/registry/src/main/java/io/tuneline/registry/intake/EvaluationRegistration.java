@@ -28,7 +28,8 @@ import org.jboss.logging.Logger;
 public class EvaluationRegistration {
     public static final String GATE_FAILED = "QUALITY_GATE_FAILED";
     public static final String REJECTED = "REGISTRATION_REJECTED";
-    static final String VERSIONS_REGISTERED = "tuneline_registry_versions_registered_total";
+    // Micrometer names: Prometheus shows this as tuneline_registry_versions_registered_total.
+    static final String VERSIONS_REGISTERED = "tuneline.registry.versions.registered";
 
     private static final Logger LOG = Logger.getLogger(EvaluationRegistration.class);
 
