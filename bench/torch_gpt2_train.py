@@ -11,14 +11,12 @@ usage: python3 torch_gpt2_train.py METHOD STEPS MODEL_DIR
 """
 import json
 import math
-import resource
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-from torch_minilm_train import read_safetensors
+from torch_minilm_train import read_safetensors, time_steps
 
 BATCH, SEQ, WARMUP = 8, 64, 3
 PREFIX = "transformer."
@@ -129,20 +127,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
 
-    for _ in range(WARMUP):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    print(json.dumps({
-        "impl": "pytorch", "model": "gpt2", "method": method, "steps": steps, "seconds": round(seconds, 3),
-        "tokens_per_second": round(steps * BATCH * SEQ / seconds, 1),
-        "trainable": sum(p.numel() for p in trained),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "torch": torch.__version__,
-    }))
-
+    time_steps(step, steps, "gpt2", method, trained, BATCH * SEQ, WARMUP)
 
 if __name__ == "__main__":
     main()

@@ -115,6 +115,24 @@ def build(method, weights):
     return model
 
 
+def time_steps(step, steps, model, method, trained, tokens_per_step, warmup=WARMUP):
+    """Runs `step` `warmup` times untimed, then `steps` times timed; prints the result line both
+    benchmark peers share with the Java side."""
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    print(json.dumps({
+        "impl": "pytorch", "model": model, "method": method, "steps": steps, "seconds": round(seconds, 3),
+        "tokens_per_second": round(steps * tokens_per_step / seconds, 1),
+        "trainable": sum(p.numel() for p in trained),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "torch": torch.__version__,
+    }))
+
+
 def main():
     method, steps, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     torch.manual_seed(42)
@@ -134,20 +152,7 @@ def main():
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
 
-    for _ in range(WARMUP):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    print(json.dumps({
-        "impl": "pytorch", "model": "minilm", "method": method, "steps": steps, "seconds": round(seconds, 3),
-        "tokens_per_second": round(steps * BATCH * SEQ / seconds, 1),
-        "trainable": sum(p.numel() for p in trained),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "torch": torch.__version__,
-    }))
-
+    time_steps(step, steps, "minilm", method, trained, BATCH * SEQ)
 
 if __name__ == "__main__":
     main()
