@@ -16,6 +16,8 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -24,6 +26,7 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The artifact store against a real S3 protocol server (S3Proxy), as the services use it. */
 class ArtifactStoreRoundTripTest {
@@ -61,6 +64,34 @@ class ArtifactStoreRoundTripTest {
         try (InputStream in = store.get(ref)) {
             assertThat(sha256Of(in)).isEqualTo(expected);
         }
+    }
+
+    /** A file larger than one part goes up as a multipart upload read from the file itself. */
+    @Test
+    void aFileOfTwelveMebibytesRoundTripsWithMatchingSha256(@TempDir Path dir) throws IOException {
+        long size = 12L * 1024 * 1024 + 5;
+        Path file = dir.resolve("train.jsonl");
+        try (InputStream in = new PseudoRandomStream(size, 11)) {
+            Files.copy(in, file);
+        }
+        String expected;
+        try (InputStream in = Files.newInputStream(file)) {
+            expected = sha256Of(in);
+        }
+        S3Uri uri = store.uri("datasets/job-2/prepared/train.jsonl");
+
+        ArtifactRef ref = store.put(uri, file, "application/jsonl");
+
+        assertThat(ref.getSizeBytes()).isEqualTo(size);
+        assertThat(ref.getSha256()).isEqualTo(expected);
+        assertThat(ref.getContentType()).isEqualTo("application/jsonl");
+        assertThat(store.size(uri)).contains(size);
+        try (InputStream in = store.get(ref)) {
+            assertThat(sha256Of(in)).isEqualTo(expected);
+        }
+        assertThatThrownBy(() -> store.put(uri, dir.resolve("missing"), "application/jsonl"))
+                .isInstanceOf(ArtifactStoreException.class)
+                .hasMessageContaining("missing");
     }
 
     @Test

@@ -168,14 +168,11 @@ public final class DatasetIngestion {
             metrics.validated(result.valid(), result.rejected());
             metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
             DatasetValidator.enforce(result, spec);
-            try (InputStream in = Files.newInputStream(canonical)) {
-                records =
-                        store.put(
-                                store.uri("datasets/" + job.getJobId() + "/records.jsonl"),
-                                in,
-                                Files.size(canonical),
-                                "application/jsonl");
-            }
+            records =
+                    store.put(
+                            store.uri("datasets/" + job.getJobId() + "/records.jsonl"),
+                            canonical,
+                            "application/jsonl");
         } finally {
             Files.deleteIfExists(canonical);
         }

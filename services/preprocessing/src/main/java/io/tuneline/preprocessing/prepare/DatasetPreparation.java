@@ -19,7 +19,6 @@ import it.unimi.dsi.fastutil.ints.IntArrayList;
 import it.unimi.dsi.fastutil.longs.Long2IntOpenHashMap;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -236,15 +235,9 @@ public final class DatasetPreparation implements AutoCloseable {
         String prefix = "datasets/" + jobId + "/prepared/";
         Map<String, ArtifactRef> refs = new LinkedHashMap<>();
         for (SplitFile f : files) {
-            try (InputStream in = Files.newInputStream(f.file)) {
-                refs.put(
-                        f.name,
-                        store.put(
-                                store.uri(prefix + f.name + ".jsonl"),
-                                in,
-                                Files.size(f.file),
-                                "application/jsonl"));
-            }
+            refs.put(
+                    f.name,
+                    store.put(store.uri(prefix + f.name + ".jsonl"), f.file, "application/jsonl"));
         }
         long truncated = files.stream().mapToLong(f -> f.truncated).sum();
         DatasetStats.Builder stats =

@@ -289,10 +289,8 @@ public final class ClassificationRun {
         }
     }
 
-    ArtifactRef upload(Path file, String key, String contentType) throws IOException {
-        try (InputStream in = Files.newInputStream(file)) {
-            return store.put(store.uri(key), in, Files.size(file), contentType);
-        }
+    ArtifactRef upload(Path file, String key, String contentType) {
+        return store.put(store.uri(key), file, contentType);
     }
 
     static TrainingProgress progress(

@@ -68,10 +68,7 @@ public final class RunCheckpoints {
     public void publish(Path checkpoint, TrainingState state) throws IOException {
         String dir = prefix() + String.format("step-%08d/", state.step());
         for (String name : FILES) {
-            Path file = checkpoint.resolve(name);
-            try (InputStream in = Files.newInputStream(file)) {
-                store.put(store.uri(dir + name), in, Files.size(file), "application/octet-stream");
-            }
+            store.put(store.uri(dir + name), checkpoint.resolve(name), "application/octet-stream");
         }
         store.put(
                 store.uri(prefix() + LATEST),
