@@ -181,8 +181,10 @@ class PlatformEndToEndTest {
         ((ObjectNode) job.path("hyperparameters")).put("epochs", 200);
         publishWithKcat(job);
 
+        // The registry knows the job only once it has consumed its first event: 404 until then.
         await().atMost(JOB_TIMEOUT)
                 .pollInterval(Duration.ofSeconds(1))
+                .ignoreExceptions()
                 .until(
                         () ->
                                 get("/api/v1/jobs/" + jobId).path("progress").path("step").asLong()
