@@ -16,7 +16,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from torch_minilm_train import read_safetensors, time_steps
+from torch_minilm_train import Lora, read_safetensors, time_steps
 
 BATCH, SEQ, WARMUP = 8, 64, 3
 PREFIX = "transformer."
@@ -26,22 +26,6 @@ FREEZE_TOP = 2
 
 def gelu_new(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-class LoraConv1D(torch.nn.Module):
-    """x W + b + (alpha / r) B A x for a Conv1D weight W (in, out); PEFT keeps A (r, in), B (out, r)."""
-
-    def __init__(self, weight, bias, r=8, alpha=16.0, dropout=0.05):
-        super().__init__()
-        self.weight, self.bias = weight, bias
-        self.a = torch.nn.Parameter(torch.empty(r, weight.shape[0]))
-        torch.nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
-        self.b = torch.nn.Parameter(torch.zeros(weight.shape[1], r))
-        self.scale, self.dropout = alpha / r, dropout
-
-    def forward(self, x):
-        lora = F.linear(F.linear(F.dropout(x, self.dropout, self.training), self.a), self.b)
-        return torch.addmm(self.bias, x, self.weight) + self.scale * lora
 
 
 class Gpt2(torch.nn.Module):
@@ -99,8 +83,8 @@ def build(method, config, weights):
     if method == "lora":
         for i in range(model.layers):
             name = f"h.{i}.attn.c_attn"
-            model.lora[(PREFIX + name).replace(".", "__")] = LoraConv1D(
-                model.w(name + ".weight"), model.w(name + ".bias"))
+            model.lora[(PREFIX + name).replace(".", "__")] = Lora(
+                model.w(name + ".weight"), model.w(name + ".bias"), fan_in_fan_out=True)
     return model
 
 

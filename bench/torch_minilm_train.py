@@ -39,18 +39,23 @@ def read_safetensors(path):
 
 
 class Lora(torch.nn.Module):
-    """W x + (alpha / r) B A x, as the engine's Dense.enableLora (PEFT's LoRA)."""
+    """W x + (alpha / r) B A x, as the engine's Dense.enableLora (PEFT's LoRA). With
+    fan_in_fan_out, W is a Conv1D weight (in, out) used as x W + b (GPT-2); A stays (r, in) and
+    B (out, r) either way, as PEFT keeps them."""
 
-    def __init__(self, weight, bias, r=8, alpha=16.0, dropout=0.05):
+    def __init__(self, weight, bias, r=8, alpha=16.0, dropout=0.05, fan_in_fan_out=False):
         super().__init__()
-        self.weight, self.bias = weight, bias
-        self.a = torch.nn.Parameter(torch.empty(r, weight.shape[1]))
+        self.weight, self.bias, self.fan_in_fan_out = weight, bias, fan_in_fan_out
+        fan_in, fan_out = weight.shape if fan_in_fan_out else reversed(weight.shape)
+        self.a = torch.nn.Parameter(torch.empty(r, fan_in))
         torch.nn.init.kaiming_uniform_(self.a, a=math.sqrt(5))
-        self.b = torch.nn.Parameter(torch.zeros(weight.shape[0], r))
+        self.b = torch.nn.Parameter(torch.zeros(fan_out, r))
         self.scale, self.dropout = alpha / r, dropout
 
     def forward(self, x):
         lora = F.linear(F.linear(F.dropout(x, self.dropout, self.training), self.a), self.b)
+        if self.fan_in_fan_out:
+            return torch.addmm(self.bias, x, self.weight) + self.scale * lora
         return F.linear(x, self.weight, self.bias) + self.scale * lora
 
 

@@ -119,7 +119,7 @@ public final class ModelCatalog {
             String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
             Path dir = Files.createDirectories(scratch.resolve("base-tokenizer").resolve(safe));
             fetcher.fetch(ref, List.of(CONFIG, TOKENIZER), dir);
-            architectureOf(ref, dir);
+            configOf(ref, dir);
             if (!Files.isRegularFile(dir.resolve(TOKENIZER))) {
                 throw new UnknownModelException(
                         "base model '"
@@ -165,7 +165,7 @@ public final class ModelCatalog {
         Path dir = Files.createDirectories(scratch.resolve("base-model").resolve(safe));
         // The config first: a directory of another architecture fails before its weights travel.
         fetcher.fetch(ref, List.of(CONFIG), dir);
-        architectureOf(ref, dir);
+        configOf(ref, dir);
         List<String> rest = new ArrayList<>();
         for (String f : List.of(WEIGHTS, TOKENIZER)) {
             if (!Files.isRegularFile(dir.resolve(f))) {
@@ -211,23 +211,28 @@ public final class ModelCatalog {
             }
             throw new UnknownModelException(m.toString());
         }
-        String type = architectureOf(ref, dir);
-        long tokenizerIds = largestTokenId(dir.resolve(TOKENIZER));
-        try {
-            boolean gpt2 = type.equals("gpt2");
-            Gpt2Config decoder = gpt2 ? Gpt2Config.read(dir) : null;
-            BertConfig encoder = gpt2 ? null : BertConfig.read(dir);
-            checkVocabulary(ref, tokenizerIds, gpt2 ? decoder.vocabSize() : encoder.vocabSize());
-            return new PretrainedModel(
-                    ref,
-                    gpt2 ? PretrainedModel.Architecture.GPT2 : PretrainedModel.Architecture.BERT,
-                    encoder,
-                    decoder,
-                    PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
-                    PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
-                    Optional.of(dir));
-        } catch (IllegalArgumentException e) {
-            throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
+        Configured config = configOf(ref, dir);
+        checkVocabulary(ref, largestTokenId(dir.resolve(TOKENIZER)), config.vocabSize());
+        return new PretrainedModel(
+                ref,
+                config.architecture(),
+                config.encoder(),
+                config.decoder(),
+                PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
+                PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
+                Optional.of(dir));
+    }
+
+    /** A directory's parsed config.json: exactly one of the two is set. */
+    private record Configured(BertConfig encoder, Gpt2Config decoder) {
+        PretrainedModel.Architecture architecture() {
+            return decoder != null
+                    ? PretrainedModel.Architecture.GPT2
+                    : PretrainedModel.Architecture.BERT;
+        }
+
+        int vocabSize() {
+            return decoder != null ? decoder.vocabSize() : encoder.vocabSize();
         }
     }
 
@@ -245,10 +250,10 @@ public final class ModelCatalog {
     }
 
     /**
-     * config.json's model_type, when the engine builds it (gpt2, bert or roberta) and the
-     * configuration is one it implements.
+     * config.json, parsed, when its model_type is one the engine builds (gpt2, bert or roberta) and
+     * its settings are ones it implements.
      */
-    private static String architectureOf(String ref, Path dir) throws IOException {
+    private static Configured configOf(String ref, Path dir) throws IOException {
         Path file = dir.resolve(CONFIG);
         if (!Files.isRegularFile(file)) {
             throw new UnknownModelException(
@@ -279,15 +284,12 @@ public final class ModelCatalog {
         if (SUPPORTED_TYPES.contains(t)) {
             // The whole configuration, so an unsupported setting fails before weights travel.
             try {
-                if (t.equals("gpt2")) {
-                    Gpt2Config.read(dir);
-                } else {
-                    BertConfig.read(dir);
-                }
+                return t.equals("gpt2")
+                        ? new Configured(null, Gpt2Config.read(dir))
+                        : new Configured(BertConfig.read(dir), null);
             } catch (IllegalArgumentException e) {
                 throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
             }
-            return t;
         }
         throw new UnknownModelException(
                 "base model '"

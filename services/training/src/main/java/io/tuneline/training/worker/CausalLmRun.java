@@ -1,7 +1,6 @@
 package io.tuneline.training.worker;
 
 import ai.djl.Model;
-import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
@@ -14,8 +13,6 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
-import io.tuneline.engine.train.TrainingCheckpoint;
-import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.engine.train.Validation;
@@ -31,7 +28,6 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.BooleanSupplier;
@@ -102,126 +98,37 @@ public final class CausalLmRun {
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
-        String runId = jobId + "-a" + attempt;
         try (Model model = Gpt2Checkpoint.load(baseDir, runtime.device())) {
             Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             ParameterCounts counts = method.apply(lm, model.getNDManager());
 
-            RunCheckpoints checkpoints = new RunCheckpoints(store, jobId);
-            Optional<Path> resumeFrom = checkpoints.fetchLatest(scratch.resolve("resume"));
-            resumeFrom.ifPresent(
-                    dir ->
-                            System.out.printf(
-                                    "attempt %d of %s resumes from checkpoint %s%n",
-                                    attempt, jobId, dir.getFileName()));
-            MetricsLog metricsLog = new MetricsLog(store, jobId);
-            if (resumeFrom.isPresent()) {
-                metricsLog.resumeAt(TrainingCheckpoint.state(resumeFrom.get()).step());
-            }
+            Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
             Checkpointing checkpointing =
-                    new Checkpointing(
-                            scratch.resolve("checkpoints"),
-                            ClassificationRun.checkpointEvery(job.getHyperparameters()),
-                            resumeFrom,
-                            (dir, state) -> {
-                                metricsLog.store();
-                                checkpoints.publish(dir, state);
-                            },
-                            stopRequested);
-
-            long[] lastSent = {0};
-            TrainingListener.StepReport[] last = {null};
+                    run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =
                     new CausalLmTrainer()
-                            .train(
-                                    model,
-                                    lm,
-                                    train,
-                                    settings,
-                                    validation,
-                                    r -> {
-                                        last[0] = r;
-                                        metricsLog.add(r);
-                                        long now = System.currentTimeMillis();
-                                        if (now - lastSent[0]
-                                                        >= ClassificationRun.PROGRESS_INTERVAL_MS
-                                                || r.step() == r.totalSteps()
-                                                || r.validationLoss().isPresent()) {
-                                            lastSent[0] = now;
-                                            progress.publish(
-                                                    ClassificationRun.progress(
-                                                            jobId, runId, r, runtime));
-                                        }
-                                    },
-                                    checkpointing);
+                            .train(model, lm, train, settings, validation, run, checkpointing);
 
-            String prefix = RunStore.runPrefix(jobId) + "model/";
             Path out = scratch.resolve("model");
             Gpt2Checkpoint.save(lm, out);
             Files.copy(
                     baseDir.resolve(ModelCatalog.TOKENIZER),
                     out.resolve(ModelCatalog.TOKENIZER),
                     StandardCopyOption.REPLACE_EXISTING);
-            ClassificationRun uploader =
-                    new ClassificationRun(store, progress, scratch, stopRequested);
-            List<ArtifactRef> files = new ArrayList<>();
-            files.add(
-                    uploader.upload(
-                            out.resolve(Gpt2Checkpoint.WEIGHTS),
-                            prefix + Gpt2Checkpoint.WEIGHTS,
-                            "application/octet-stream"));
             Path adapter = scratch.resolve("adapter");
-            if (method instanceof FineTuningMethod.Lora lora
-                    && PeftAdapter.write(lm, lora, ModelCatalog.huggingFaceName(ref), adapter)) {
-                files.add(
-                        uploader.upload(
-                                adapter.resolve("adapter_config.json"),
-                                prefix + "adapter/adapter_config.json",
-                                "application/json"));
-                files.add(
-                        uploader.upload(
-                                adapter.resolve("adapter_model.safetensors"),
-                                prefix + "adapter/adapter_model.safetensors",
-                                "application/octet-stream"));
-            }
-            files.add(
-                    uploader.upload(
-                            out.resolve(Gpt2Checkpoint.CONFIG),
-                            prefix + Gpt2Checkpoint.CONFIG,
-                            "application/json"));
-            files.add(
-                    uploader.upload(
-                            out.resolve(ModelCatalog.TOKENIZER),
-                            prefix + ModelCatalog.TOKENIZER,
-                            "application/json"));
-
-            long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
-            TrainingCompleted.Builder completed =
-                    TrainingCompleted.newBuilder().setMetricsLog(metricsLog.store());
-            outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
-            TrainingCompleted result =
-                    completed
-                            .setJobId(jobId)
-                            .setRunId(runId)
-                            .setModel(
-                                    ArtifactRef.newBuilder()
-                                            .setUri(store.uri(prefix).toString())
-                                            .setSha256(files.get(0).getSha256())
-                                            .setSizeBytes(size))
-                            .addAllModelFiles(files)
-                            .setFinalLoss(outcome.finalLoss())
-                            .setSteps(outcome.steps())
-                            .setEpochs(last[0] == null ? 0 : last[0].epoch())
-                            .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
-                            .setDevice(runtime.deviceName())
-                            .setTrainableParameters(counts.trainable())
-                            .setTotalParameters(counts.total())
-                            .setCompletedAt(Timestamps.now())
-                            .build();
-            runs.writeResult(result);
-            return result;
+            boolean withAdapter =
+                    method instanceof FineTuningMethod.Lora lora
+                            && PeftAdapter.write(
+                                    lm, lora, ModelCatalog.huggingFaceName(ref), adapter);
+            List<ArtifactRef> files =
+                    run.uploadModel(
+                            out,
+                            Gpt2Checkpoint.WEIGHTS,
+                            List.of(Gpt2Checkpoint.CONFIG, ModelCatalog.TOKENIZER),
+                            withAdapter ? Optional.of(adapter) : Optional.empty());
+            return run.complete(outcome, counts, files);
         }
     }
 

@@ -6,7 +6,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.engine.catalog.ModelCatalog;
@@ -24,8 +23,6 @@ import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.LearningRateSchedule;
 import io.tuneline.engine.train.PreparedSplit;
-import io.tuneline.engine.train.TrainingCheckpoint;
-import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.engine.train.Validation;
@@ -36,13 +33,11 @@ import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
-import io.tuneline.proto.v1.TrainingProgress;
 import io.tuneline.training.run.RunStore;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -57,9 +52,6 @@ import java.util.function.BooleanSupplier;
  * DatasetPrepared.labels}.
  */
 public final class ClassificationRun {
-
-    /** At most one progress event per interval, plus the last step. */
-    static final long PROGRESS_INTERVAL_MS = 2000;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -146,7 +138,6 @@ public final class ClassificationRun {
         }
         SequenceClassifier classifier =
                 new SequenceClassifier(new BertEncoder(base.config()), labels.size(), 0.1f);
-        String runId = jobId + "-a" + attempt;
         try (HuggingFaceTokenizer tokenizer =
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile,
@@ -171,32 +162,9 @@ public final class ClassificationRun {
             FineTuningMethod method = method(job.getMethod());
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
-            RunCheckpoints checkpoints = new RunCheckpoints(store, jobId);
-            Optional<Path> resumeFrom = checkpoints.fetchLatest(scratch.resolve("resume"));
-            resumeFrom.ifPresent(
-                    dir ->
-                            System.out.printf(
-                                    "attempt %d of %s resumes from checkpoint %s%n",
-                                    attempt, jobId, dir.getFileName()));
-            MetricsLog metricsLog = new MetricsLog(store, jobId);
-            if (resumeFrom.isPresent()) {
-                metricsLog.resumeAt(TrainingCheckpoint.state(resumeFrom.get()).step());
-            }
+            Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
             Checkpointing checkpointing =
-                    new Checkpointing(
-                            scratch.resolve("checkpoints"),
-                            checkpointEvery(job.getHyperparameters()),
-                            resumeFrom,
-                            (dir, state) -> {
-                                // The log first: once latest.json names this checkpoint, the
-                                // curve up to its step must already be stored.
-                                metricsLog.store();
-                                checkpoints.publish(dir, state);
-                            },
-                            stopRequested);
-
-            long[] lastSent = {0};
-            TrainingListener.StepReport[] last = {null};
+                    run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =
                     new ClassifierTrainer(tokenizer, objective(job.getHyperparameters(), labels))
                             .train(
@@ -205,22 +173,9 @@ public final class ClassificationRun {
                                     train,
                                     settings,
                                     validation,
-                                    r -> {
-                                        last[0] = r;
-                                        metricsLog.add(r);
-                                        long now = System.currentTimeMillis();
-                                        // Validation points are rare and each one matters.
-                                        if (now - lastSent[0] >= PROGRESS_INTERVAL_MS
-                                                || r.step() == r.totalSteps()
-                                                || r.validationLoss().isPresent()) {
-                                            lastSent[0] = now;
-                                            progress.publish(progress(jobId, runId, r, runtime));
-                                        }
-                                    },
+                                    run,
                                     checkpointing);
 
-            String prefix = RunStore.runPrefix(jobId) + "model/";
-            List<ArtifactRef> files = new ArrayList<>();
             // A Hugging Face directory: Python reads the encoder with AutoModel, and the catalogue
             // takes it as the base model of the next fine-tuning.
             Path out = scratch.resolve("model");
@@ -228,90 +183,21 @@ public final class ClassificationRun {
             provenance.put("base_model", ref);
             provenance.put("method", job.getMethod().getKindCase().name());
             ClassifierWeights.writeDirectory(classifier, labels, tokenizerFile, provenance, out);
-            files.add(
-                    upload(
-                            out.resolve(ClassifierWeights.WEIGHTS),
-                            prefix + ClassifierWeights.WEIGHTS,
-                            "application/octet-stream"));
             // LoRA: the adapter alone as PEFT saves it, for Python users
             // (PeftModel.from_pretrained).
             Path adapter = scratch.resolve("adapter");
-            if (method instanceof FineTuningMethod.Lora lora
-                    && PeftAdapter.write(
-                            classifier, lora, ModelCatalog.huggingFaceName(ref), adapter)) {
-                files.add(
-                        upload(
-                                adapter.resolve("adapter_config.json"),
-                                prefix + "adapter/adapter_config.json",
-                                "application/json"));
-                files.add(
-                        upload(
-                                adapter.resolve("adapter_model.safetensors"),
-                                prefix + "adapter/adapter_model.safetensors",
-                                "application/octet-stream"));
-            }
-            files.add(
-                    upload(
-                            out.resolve(ClassifierWeights.CONFIG),
-                            prefix + ClassifierWeights.CONFIG,
-                            "application/json"));
-            files.add(
-                    upload(
-                            out.resolve(ClassifierWeights.TOKENIZER),
-                            prefix + ClassifierWeights.TOKENIZER,
-                            "application/json"));
-
-            long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
-            TrainingCompleted.Builder completed =
-                    TrainingCompleted.newBuilder().setMetricsLog(metricsLog.store());
-            outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
-            TrainingCompleted result =
-                    completed
-                            .setJobId(jobId)
-                            .setRunId(runId)
-                            .setModel(
-                                    ArtifactRef.newBuilder()
-                                            .setUri(store.uri(prefix).toString())
-                                            .setSha256(files.get(0).getSha256())
-                                            .setSizeBytes(size))
-                            .addAllModelFiles(files)
-                            .setFinalLoss(outcome.finalLoss())
-                            .setSteps(outcome.steps())
-                            .setEpochs(last[0] == null ? 0 : last[0].epoch())
-                            .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
-                            .setDevice(runtime.deviceName())
-                            .setTrainableParameters(counts.trainable())
-                            .setTotalParameters(counts.total())
-                            .setCompletedAt(Timestamps.now())
-                            .build();
-            runs.writeResult(result);
-            return result;
+            boolean withAdapter =
+                    method instanceof FineTuningMethod.Lora lora
+                            && PeftAdapter.write(
+                                    classifier, lora, ModelCatalog.huggingFaceName(ref), adapter);
+            List<ArtifactRef> files =
+                    run.uploadModel(
+                            out,
+                            ClassifierWeights.WEIGHTS,
+                            List.of(ClassifierWeights.CONFIG, ClassifierWeights.TOKENIZER),
+                            withAdapter ? Optional.of(adapter) : Optional.empty());
+            return run.complete(outcome, counts, files);
         }
-    }
-
-    ArtifactRef upload(Path file, String key, String contentType) {
-        return store.put(store.uri(key), file, contentType);
-    }
-
-    static TrainingProgress progress(
-            String jobId, String runId, TrainingListener.StepReport r, EngineRuntime runtime) {
-        Runtime rt = Runtime.getRuntime();
-        TrainingProgress.Builder p =
-                TrainingProgress.newBuilder()
-                        .setJobId(jobId)
-                        .setRunId(runId)
-                        .setStep(r.step())
-                        .setTotalSteps(r.totalSteps())
-                        .setEpoch(r.epoch())
-                        .setLoss(r.loss())
-                        .setLearningRate(r.learningRate())
-                        .setTokensPerSecond(r.tokensPerSecond())
-                        .setEtaSeconds(r.etaSeconds())
-                        .setDevice(runtime.deviceName())
-                        .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
-                        .setReportedAt(Timestamps.now());
-        r.validationLoss().ifPresent(p::setValidationLoss);
-        return p.build();
     }
 
     /**
@@ -341,15 +227,6 @@ public final class ClassificationRun {
             weights = Optional.of(w);
         }
         return new ClassificationLoss(h.getLabelSmoothing(), weights);
-    }
-
-    /** Default checkpoint interval: often enough to lose little, rarely enough to cost little. */
-    static final long DEFAULT_CHECKPOINT_EVERY = 50;
-
-    static long checkpointEvery(Hyperparameters h) {
-        return h.getCheckpointEverySteps() > 0
-                ? h.getCheckpointEverySteps()
-                : DEFAULT_CHECKPOINT_EVERY;
     }
 
     /** The job's hyperparameters with the defaults its comments promise. */

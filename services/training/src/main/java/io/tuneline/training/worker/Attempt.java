@@ -1,0 +1,194 @@
+package io.tuneline.training.worker;
+
+import com.google.protobuf.util.Timestamps;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.Checkpointing;
+import io.tuneline.engine.train.TrainingCheckpoint;
+import io.tuneline.engine.train.TrainingListener;
+import io.tuneline.engine.train.TrainingOutcome;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.TrainingCompleted;
+import io.tuneline.proto.v1.TrainingProgress;
+import io.tuneline.training.run.RunStore;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.BooleanSupplier;
+
+/**
+ * What every training attempt does around its trainer, whatever the task: resume from the newest
+ * stored checkpoint, keep the metrics log, publish checkpoints and rate-limited progress, upload
+ * the tuned model's directory and write {@code result.json}. {@link ClassificationRun} and {@link
+ * CausalLmRun} build the model and pick the trainer.
+ */
+final class Attempt implements TrainingListener {
+    /** At most one progress event per interval, plus the last step. */
+    static final long PROGRESS_INTERVAL_MS = 2000;
+
+    /** Default checkpoint interval: often enough to lose little, rarely enough to cost little. */
+    static final long DEFAULT_CHECKPOINT_EVERY = 50;
+
+    private final ArtifactStore store;
+    private final ProgressSink progress;
+    private final String jobId;
+    private final int attempt;
+    private final String runId;
+    private final EngineRuntime runtime;
+    private final long started;
+    private final MetricsLog metricsLog;
+    private StepReport last;
+    private long lastSent;
+
+    /**
+     * @param started when the attempt began (System.currentTimeMillis), for its duration
+     */
+    Attempt(
+            ArtifactStore store,
+            ProgressSink progress,
+            String jobId,
+            int attempt,
+            EngineRuntime runtime,
+            long started) {
+        this.store = store;
+        this.progress = progress;
+        this.jobId = jobId;
+        this.attempt = attempt;
+        this.runId = jobId + "-a" + attempt;
+        this.runtime = runtime;
+        this.started = started;
+        this.metricsLog = new MetricsLog(store, jobId);
+    }
+
+    /**
+     * Checkpoints under {@code scratch/checkpoints}, published to the store as they are written,
+     * resuming from the newest stored one (the metrics log resumes with it).
+     */
+    Checkpointing checkpointing(Path scratch, Hyperparameters h, BooleanSupplier stopRequested)
+            throws IOException {
+        RunCheckpoints checkpoints = new RunCheckpoints(store, jobId);
+        Optional<Path> resumeFrom = checkpoints.fetchLatest(scratch.resolve("resume"));
+        if (resumeFrom.isPresent()) {
+            System.out.printf(
+                    "attempt %d of %s resumes from checkpoint %s%n",
+                    attempt, jobId, resumeFrom.get().getFileName());
+            metricsLog.resumeAt(TrainingCheckpoint.state(resumeFrom.get()).step());
+        }
+        return new Checkpointing(
+                scratch.resolve("checkpoints"),
+                checkpointEvery(h),
+                resumeFrom,
+                (dir, state) -> {
+                    // The log first: once latest.json names this checkpoint, the curve up to its
+                    // step must already be stored.
+                    metricsLog.store();
+                    checkpoints.publish(dir, state);
+                },
+                stopRequested);
+    }
+
+    @Override
+    public void onStep(StepReport r) {
+        last = r;
+        metricsLog.add(r);
+        long now = System.currentTimeMillis();
+        // Validation points are rare and each one matters.
+        if (now - lastSent >= PROGRESS_INTERVAL_MS
+                || r.step() == r.totalSteps()
+                || r.validationLoss().isPresent()) {
+            lastSent = now;
+            progress.publish(progress(jobId, runId, r, runtime));
+        }
+    }
+
+    /**
+     * Uploads the tuned model under {@code runs/{jobId}/model/}: {@code weights} first (its sha256
+     * is the model's), then the PEFT adapter's files under {@code adapter/} when there is one, then
+     * {@code others}; all from {@code directory}.
+     */
+    List<ArtifactRef> uploadModel(
+            Path directory, String weights, List<String> others, Optional<Path> adapter) {
+        String prefix = modelPrefix();
+        List<ArtifactRef> files = new ArrayList<>();
+        files.add(upload(directory.resolve(weights), prefix + weights));
+        if (adapter.isPresent()) {
+            for (String name : List.of("adapter_config.json", "adapter_model.safetensors")) {
+                files.add(upload(adapter.get().resolve(name), prefix + "adapter/" + name));
+            }
+        }
+        for (String name : others) {
+            files.add(upload(directory.resolve(name), prefix + name));
+        }
+        return files;
+    }
+
+    private ArtifactRef upload(Path file, String key) {
+        String type = key.endsWith(".json") ? "application/json" : "application/octet-stream";
+        return store.put(store.uri(key), file, type);
+    }
+
+    /** The attempt's {@code TrainingCompleted}, written to the store as {@code result.json}. */
+    TrainingCompleted complete(
+            TrainingOutcome outcome, ParameterCounts counts, List<ArtifactRef> files) {
+        long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
+        TrainingCompleted.Builder completed =
+                TrainingCompleted.newBuilder().setMetricsLog(metricsLog.store());
+        outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
+        TrainingCompleted result =
+                completed
+                        .setJobId(jobId)
+                        .setRunId(runId)
+                        .setModel(
+                                ArtifactRef.newBuilder()
+                                        .setUri(store.uri(modelPrefix()).toString())
+                                        .setSha256(files.get(0).getSha256())
+                                        .setSizeBytes(size))
+                        .addAllModelFiles(files)
+                        .setFinalLoss(outcome.finalLoss())
+                        .setSteps(outcome.steps())
+                        .setEpochs(last == null ? 0 : last.epoch())
+                        .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
+                        .setDevice(runtime.deviceName())
+                        .setTrainableParameters(counts.trainable())
+                        .setTotalParameters(counts.total())
+                        .setCompletedAt(Timestamps.now())
+                        .build();
+        new RunStore(store).writeResult(result);
+        return result;
+    }
+
+    private String modelPrefix() {
+        return RunStore.runPrefix(jobId) + "model/";
+    }
+
+    static long checkpointEvery(Hyperparameters h) {
+        return h.getCheckpointEverySteps() > 0
+                ? h.getCheckpointEverySteps()
+                : DEFAULT_CHECKPOINT_EVERY;
+    }
+
+    static TrainingProgress progress(
+            String jobId, String runId, StepReport r, EngineRuntime runtime) {
+        Runtime rt = Runtime.getRuntime();
+        TrainingProgress.Builder p =
+                TrainingProgress.newBuilder()
+                        .setJobId(jobId)
+                        .setRunId(runId)
+                        .setStep(r.step())
+                        .setTotalSteps(r.totalSteps())
+                        .setEpoch(r.epoch())
+                        .setLoss(r.loss())
+                        .setLearningRate(r.learningRate())
+                        .setTokensPerSecond(r.tokensPerSecond())
+                        .setEtaSeconds(r.etaSeconds())
+                        .setDevice(runtime.deviceName())
+                        .setDeviceMemoryBytes(rt.totalMemory() - rt.freeMemory())
+                        .setReportedAt(Timestamps.now());
+        r.validationLoss().ifPresent(p::setValidationLoss);
+        return p.build();
+    }
+}
