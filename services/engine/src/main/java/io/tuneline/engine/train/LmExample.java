@@ -49,13 +49,7 @@ public record LmExample(long[] inputIds, long[] labels) {
                     continue;
                 }
                 try {
-                    JsonNode n = JSON.readTree(line);
-                    long[] ids = longs(n.path("input_ids"), "input_ids");
-                    JsonNode labels = n.path("labels");
-                    out.add(
-                            labels.isMissingNode()
-                                    ? LmExample.of(ids)
-                                    : new LmExample(ids, longs(labels, "labels")));
+                    out.add(fromJson(JSON.readTree(line)));
                 } catch (IOException | IllegalArgumentException e) {
                     throw new IllegalArgumentException(
                             file + ", line " + number + ": " + e.getMessage(), e);
@@ -63,6 +57,13 @@ public record LmExample(long[] inputIds, long[] labels) {
             }
         }
         return out;
+    }
+
+    /** One {@code {"input_ids", "labels"?}} object; labels default to the ids. */
+    public static LmExample fromJson(JsonNode n) {
+        long[] ids = longs(n.path("input_ids"), "input_ids");
+        JsonNode labels = n.path("labels");
+        return labels.isMissingNode() ? of(ids) : new LmExample(ids, longs(labels, "labels"));
     }
 
     private static long[] longs(JsonNode array, String field) {

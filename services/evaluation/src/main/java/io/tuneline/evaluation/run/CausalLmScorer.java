@@ -79,11 +79,9 @@ final class CausalLmScorer {
             if (ids.size() < 2) {
                 continue;
             }
-            long[] idArray = longs(ids);
-            long[] labels = n.has("labels") ? longs(n.path("labels")) : idArray.clone();
             LmExample example;
             try {
-                example = new LmExample(idArray, labels);
+                example = LmExample.fromJson(n);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(
                         source + ", line " + number + ": " + e.getMessage(), e);
@@ -100,14 +98,6 @@ final class CausalLmScorer {
     private static Optional<String> text(JsonNode n, String field) {
         JsonNode v = n.get(field);
         return v != null && v.isTextual() ? Optional.of(v.asText()) : Optional.empty();
-    }
-
-    private static long[] longs(JsonNode a) {
-        long[] v = new long[a.size()];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = a.get(i).asLong();
-        }
-        return v;
     }
 
     /**
