@@ -8,6 +8,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import java.io.IOException;
+import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -16,19 +17,27 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalDouble;
 import java.util.Random;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The optimisation loop every task shares: AdamW (decoupled weight decay, Loshchilov & Hutter 2019,
  * arXiv:1711.05101), the learning-rate schedule, gradient accumulation, global gradient-norm
- * clipping, validation with early stopping, checkpoints and exact resume, the step report, and a
- * stop when the loss stops being a number. A task ({@link Task}) says how a batch becomes a loss
- * and how the validation split is scored; {@link ClassifierTrainer} and {@link CausalLmTrainer} are
- * the two today, and further methods and tasks plug in the same way.
+ * clipping, validation with early stopping, checkpoints and exact resume, the step report, and
+ * skipping steps whose loss or gradients are not numbers (a run failing {@link
+ * #MAX_NON_FINITE_STEPS} in a row has diverged). A task ({@link Task}) says how a batch becomes a
+ * loss and how the validation split is scored; {@link ClassifierTrainer} and {@link
+ * CausalLmTrainer} are the two today, and further methods and tasks plug in the same way.
  *
  * <p>Seeded: the same data, settings and seed give the same run. Per-step arrays live in a
  * sub-manager closed after the step, so memory stays flat.
  */
 final class TrainingLoop {
+    /** Steps in a row whose loss or gradients are not numbers before a run counts as diverged. */
+    static final int MAX_NON_FINITE_STEPS = 3;
+
+    private static final Logger LOG = LoggerFactory.getLogger(TrainingLoop.class);
+
     private TrainingLoop() {}
 
     /** What one task brings to the loop. */
@@ -133,6 +142,7 @@ final class TrainingLoop {
         long firstStep = step;
         long tokensAtStart = tokens;
         NDManager manager = model.getNDManager();
+        int nonFinite = 0;
         training:
         for (int epoch = 0; epoch < s.epochs(); epoch++) {
             // Replaying the earlier epochs' shuffles puts the data order where the checkpoint was.
@@ -172,12 +182,30 @@ final class TrainingLoop {
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }
-                if (!Double.isFinite(stepLoss)) {
-                    // Stop before the update: the weights keep the last finite step's values.
-                    throw new TrainingDivergedException(
-                            step + 1, stepLoss, schedule.at(adamW.step() + 1));
+                double norm = clipGradients(task.block(), s.maxGradNorm());
+                if (!Double.isFinite(stepLoss) || !Double.isFinite(norm)) {
+                    // As PyTorch's GradScaler does: a step whose loss or gradients are not numbers
+                    // is not applied, so the weights keep the last good step's values; a run
+                    // whose steps keep failing has diverged.
+                    nonFinite++;
+                    if (nonFinite >= MAX_NON_FINITE_STEPS) {
+                        throw new TrainingDivergedException(
+                                step + 1, stepLoss, schedule.at(adamW.step() + 1), nonFinite);
+                    }
+                    LOG.warn(
+                            "step {}: loss {} / gradient norm {} is not a number; update skipped",
+                            step + 1,
+                            stepLoss,
+                            norm);
+                    for (Parameter p : trained.values()) {
+                        try (NDArray gradient = p.getArray().getGradient()) {
+                            // NaN * 0 is NaN: the buffer is overwritten, not scaled.
+                            gradient.set(FloatBuffer.wrap(new float[(int) gradient.size()]));
+                        }
+                    }
+                    continue;
                 }
-                clipGradients(task.block(), s.maxGradNorm());
+                nonFinite = 0;
                 adamW.beginStep();
                 float lr = (float) schedule.at(adamW.step());
                 for (Map.Entry<String, Parameter> e : trained.entrySet()) {
@@ -247,10 +275,13 @@ final class TrainingLoop {
         return new TrainingOutcome(epochLoss, lastValidation, step, stoppedEarly);
     }
 
-    /** Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_). */
-    static void clipGradients(Block block, float maxNorm) {
+    /**
+     * Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_);
+     * returns the norm before clipping, or -1 when clipping is off.
+     */
+    static double clipGradients(Block block, float maxNorm) {
         if (maxNorm <= 0) {
-            return;
+            return -1;
         }
         List<NDArray> grads = new ArrayList<>();
         for (var p : block.getParameters()) {
@@ -274,6 +305,7 @@ final class TrainingLoop {
                     g.muli(scale);
                 }
             }
+            return norm;
         } finally {
             // The gradient handles belong to the model's manager; close them so steps do not
             // accumulate native memory.

@@ -1,0 +1,90 @@
+package io.tuneline.engine.train;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The shared loop's handling of a step whose loss is not a number. */
+class TrainingLoopTest {
+    /**
+     * One NaN batch in the middle of a run is not applied (the weights stay numbers, its gradients
+     * do not leak into the next step) and the run takes its other steps; only several in a row
+     * count as divergence (tested with GPT-2 in {@code Gpt2TrainingTest}).
+     */
+    @Test
+    void aSingleNonFiniteStepIsSkippedAndTheRunGoesOn() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        try (Model model = Model.newInstance("loop", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = new Dense(2, 1);
+            dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+            model.setBlock(dense);
+            int[] calls = {0};
+            TrainingLoop.Task<Integer> task =
+                    new TrainingLoop.Task<>() {
+                        @Override
+                        public Block block() {
+                            return dense;
+                        }
+
+                        @Override
+                        public Map<String, Parameter> namedParameters() {
+                            Map<String, Parameter> p = new LinkedHashMap<>();
+                            p.put("weight", dense.weight());
+                            p.put("bias", dense.bias());
+                            return p;
+                        }
+
+                        @Override
+                        public TrainingLoop.BatchLoss loss(NDManager m, List<Integer> batch) {
+                            NDArray x = m.create(new float[] {1f, 2f}, new Shape(1, 2));
+                            NDArray y =
+                                    dense.forward(new ParameterStore(m, false), new NDList(x), true)
+                                            .singletonOrThrow();
+                            NDArray loss = y.sub(3f).square().sum();
+                            // The third batch goes wrong once, as a sporadic NaN would.
+                            return new TrainingLoop.BatchLoss(
+                                    ++calls[0] == 3 ? loss.mul(Float.NaN) : loss, 1);
+                        }
+
+                        @Override
+                        public double validationLoss(List<Integer> examples) {
+                            return 0;
+                        }
+                    };
+            List<TrainingListener.StepReport> reports = new ArrayList<>();
+            TrainingOutcome outcome =
+                    TrainingLoop.run(
+                            model,
+                            task,
+                            List.of(0, 1, 2, 3, 4, 5),
+                            new TrainingSettings(1, 1, 0.05f, 0f, 0f, 1f, 8, 1),
+                            Validation.none(),
+                            reports::add,
+                            Checkpointing.none());
+
+            assertThat(calls[0]).isEqualTo(6);
+            assertThat(outcome.steps()).isEqualTo(5);
+            assertThat(reports).hasSize(5).allMatch(r -> Double.isFinite(r.loss()));
+            // The skipped step's NaN gradients reached neither the weights nor the next step.
+            for (float w : dense.weight().getArray().toFloatArray()) {
+                assertThat(Float.isFinite(w)).isTrue();
+            }
+            assertThat(reports.get(4).loss()).isLessThan(reports.get(0).loss());
+        }
+    }
+}
