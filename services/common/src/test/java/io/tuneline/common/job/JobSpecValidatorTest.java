@@ -41,6 +41,32 @@ class JobSpecValidatorTest {
     }
 
     @Test
+    void aMethodTheEngineCannotTrainIsRefusedNamingItAndTheOnesItCan() {
+        JobRequested prefix =
+                VALID.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setPrefix(
+                                                io.tuneline.proto.v1.PrefixTuningParams
+                                                        .getDefaultInstance()))
+                        .build();
+        assertThat(JobSpecValidator.problems(prefix))
+                .singleElement()
+                .asString()
+                .startsWith("method.prefix: ")
+                .contains("cannot train PREFIX yet")
+                .endsWith("use freeze, full, lora");
+        for (MethodSpec ok :
+                new MethodSpec[] {
+                    MethodSpec.getDefaultInstance(),
+                    MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build()
+                }) {
+            assertThat(JobSpecValidator.problems(VALID.toBuilder().setMethod(ok).build()))
+                    .isEmpty();
+        }
+    }
+
+    @Test
     void reportsEveryProblemWithItsFieldPath() {
         JobRequested job =
                 VALID.toBuilder()
