@@ -3,6 +3,8 @@ package io.tuneline.engine.model.llama;
 import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
@@ -14,7 +16,6 @@ import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
-import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -104,8 +105,7 @@ public final class LlamaCheckpoint {
                 }
                 unused.remove(stored);
                 NDArray target = e.getValue().getArray();
-                float[] values = shards.file(stored).floats(stored, target.getShape().getShape());
-                target.set(FloatBuffer.wrap(values));
+                copyInto(target, shards.file(stored).floats(stored, target.getShape().getShape()));
                 loaded++;
             }
             if (model.config().tieWordEmbeddings() && unused.contains(HEAD)) {
@@ -131,6 +131,21 @@ public final class LlamaCheckpoint {
                                 + (unused.size() > 10 ? " (" + unused.size() + " in all)" : ""));
             }
             return loaded;
+        }
+    }
+
+    /**
+     * Copies {@code values} into {@code target} natively. Not {@code NDArray.set(Buffer)}: DJL's
+     * PyTorch engine keeps the direct buffer it copies a heap buffer into as the tensor's storage
+     * ({@code dataRef}), so a loaded model would sit in direct memory, capped by {@code
+     * -XX:MaxDirectMemorySize} (default: the heap size), instead of libtorch's allocator. A 1B
+     * model then fails to load under a 2 GB heap. Here the direct buffer belongs to a temporary
+     * array that is closed (and its buffer collectable) once libtorch has copied it.
+     */
+    static void copyInto(NDArray target, float[] values) {
+        try (NDManager scratch = target.getManager().newSubManager()) {
+            NDArray source = scratch.create(values, target.getShape());
+            target.set(new NDIndex("..."), source);
         }
     }
 
