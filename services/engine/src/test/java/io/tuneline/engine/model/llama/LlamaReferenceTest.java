@@ -55,6 +55,9 @@ class LlamaReferenceTest {
         {0, 0, 1, 1, 1, 1, 1, 1, 1, 1}
     };
 
+    /** 300 tokens: rotation angles far beyond max_position_embeddings and every window. */
+    private static final long[][] LONG = {new java.util.Random(3).longs(300, 0, 61).toArray()};
+
     private static EngineRuntime runtime;
 
     @BeforeAll
@@ -197,6 +200,7 @@ class LlamaReferenceTest {
                 (name, path) -> {
                     cases.put(name + ".plain", new Case(path, PLAIN, null));
                     cases.put(name + ".padded", new Case(path, PADDED, PADDED_MASK));
+                    cases.put(name + ".long", new Case(path, LONG, null));
                 });
         Map<String, double[][][]> expected = reference(dir, cases);
 
@@ -215,10 +219,16 @@ class LlamaReferenceTest {
                                 expected.get(e.getKey() + ".padded"),
                                 PADDED_MASK,
                                 e.getKey() + " padded");
-                report.add(String.format("%s %.2e %.2e", e.getKey(), plain, padded));
+                double longer =
+                        maxDifference(
+                                forward(model, LONG, null),
+                                expected.get(e.getKey() + ".long"),
+                                null,
+                                e.getKey() + " 300 tokens");
+                report.add(String.format("%s %.2e %.2e %.2e", e.getKey(), plain, padded, longer));
             }
         }
-        // The numbers the engine README quotes (max |difference|, unpadded then padded batch).
+        // The numbers the engine README quotes (max |difference|: unpadded, padded, 300 tokens).
         System.out.println(
                 "Llama reference, max abs logit difference:\n" + String.join("\n", report));
         assertThat(report).hasSize(checkpoints.size());
