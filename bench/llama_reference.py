@@ -151,11 +151,14 @@ def rope_parameters(config, seq_len):
         is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
         return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama), 1.0
     if rope_type == "yarn":
-        factor = rs["factor"]
+        original_max = rs.get("original_max_position_embeddings") or config.max_position_embeddings
+        # transformers v5: factor as given, else the ratio of the two context lengths.
+        factor = rs.get("factor")
+        if factor is None:
+            factor = config.max_position_embeddings / original_max
         attention_factor = rs.get("attention_factor")
         mscale = rs.get("mscale")
         mscale_all_dim = rs.get("mscale_all_dim")
-        original_max = rs.get("original_max_position_embeddings") or config.max_position_embeddings
 
         def get_mscale(scale, m=1):
             if scale <= 1:

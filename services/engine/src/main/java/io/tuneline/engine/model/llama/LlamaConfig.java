@@ -304,17 +304,23 @@ public record LlamaConfig(
                         requiredNumber(node, "high_freq_factor"),
                         (int) requiredNumber(node, "original_max_position_embeddings"));
             case "yarn":
+                int original =
+                        node.hasNonNull("original_max_position_embeddings")
+                                ? (int) requiredNumber(node, "original_max_position_embeddings")
+                                : maxPositions;
+                // transformers v5 takes factor as given and derives it from the two lengths only
+                // when absent (some v4.5x releases overrode it with that ratio whenever
+                // original_max_position_embeddings was set, which turned Qwen2.5's recommended
+                // yarn block into factor 1).
                 return new RopeScaling.Yarn(
-                        requiredNumber(node, "factor"),
+                        optionalNumber(node, "factor").orElse((double) maxPositions / original),
                         optionalNumber(node, "attention_factor"),
                         // `or 32` / `or 1` in transformers: absent, null or 0 take the default.
                         nonZero(optionalNumber(node, "beta_fast"), 32),
                         nonZero(optionalNumber(node, "beta_slow"), 1),
                         optionalNumber(node, "mscale"),
                         optionalNumber(node, "mscale_all_dim"),
-                        node.hasNonNull("original_max_position_embeddings")
-                                ? (int) requiredNumber(node, "original_max_position_embeddings")
-                                : maxPositions,
+                        original,
                         bool(node, "truncate", true));
             default:
                 unsupported.add(

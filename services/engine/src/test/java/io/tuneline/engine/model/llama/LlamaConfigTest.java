@@ -169,4 +169,23 @@ class LlamaConfigTest {
         assertThat(scaled[0]).isEqualTo(plain[0]);
         assertThat(scaled[31]).isEqualTo(plain[31] / 32f);
     }
+
+    @Test
+    void qwen25sRecommendedYarnBlockKeepsItsFactor() {
+        // Qwen2.5's model cards: add this block for contexts beyond 32768 tokens.
+        LlamaConfig c =
+                LlamaConfig.parse(
+                        QWEN25_05B.replace(
+                                "\"rope_theta\": 1000000.0,",
+                                "\"rope_theta\": 1000000.0, \"rope_scaling\": {\"factor\": 4.0,"
+                                        + " \"original_max_position_embeddings\": 32768,"
+                                        + " \"type\": \"yarn\"},"));
+        RopeScaling.Yarn yarn = (RopeScaling.Yarn) c.ropeScaling();
+        assertThat(yarn.factor()).isEqualTo(4.0);
+        assertThat(yarn.originalMaxPositionEmbeddings()).isEqualTo(32768);
+        assertThat(yarn.betaFast()).isEqualTo(32);
+        assertThat(yarn.betaSlow()).isEqualTo(1);
+        // get_mscale(4) = 0.1 ln 4 + 1.
+        assertThat(LlamaRope.attentionFactor(c)).isEqualTo((float) (0.1 * Math.log(4) + 1));
+    }
 }
