@@ -1,6 +1,10 @@
 package io.tuneline.engine.bench;
 
 import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaInference;
 import io.tuneline.engine.model.llama.LlamaLmModel;
@@ -8,6 +12,7 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -17,7 +22,10 @@ import java.util.Arrays;
  * time, the peak Java heap (the loader reads one tensor at a time, so this stays near the largest
  * tensor's size however large the model) and the generation speed.
  *
- * <p>Usage: {@code LlamaLoad DIR [NEW_TOKENS]}; run with a small {@code -Xmx} to check the claim.
+ * <p>Usage: {@code LlamaLoad DIR [NEW_TOKENS [LOGITS_JSON]]}; run with a small {@code -Xmx} to
+ * check the claim. With {@code LOGITS_JSON}, the logits of the prompt are written there as {@code
+ * {"input_ids": [[...]], "logits": [[[...]]]}} for a comparison with {@code
+ * bench/llama_reference.py}.
  */
 public final class LlamaLoad {
     private LlamaLoad() {}
@@ -40,7 +48,10 @@ public final class LlamaLoad {
                     peakHeap += pool.getPeakUsage().getUsed();
                 }
             }
-            long[] prompt = {lm.config().bosTokenId().orElse(1), 791, 6460, 315};
+            long[] prompt = {lm.config().bosTokenId().orElse(1), 791, 6460, 315, 9822, 374, 12};
+            if (args.length > 2) {
+                writeLogits(lm, model, prompt, Path.of(args[2]));
+            }
             long t0 = System.nanoTime();
             long[] tokens =
                     LlamaInference.greedy(lm, model.getNDManager(), prompt, newTokens, true);
@@ -56,6 +67,32 @@ public final class LlamaLoad {
                     Runtime.getRuntime().maxMemory() >> 20,
                     Arrays.toString(tokens),
                     newTokens / genSeconds);
+        }
+    }
+
+    private static void writeLogits(LlamaLmModel lm, Model model, long[] prompt, Path out)
+            throws java.io.IOException {
+        try (NDManager m = model.getNDManager().newSubManager()) {
+            NDArray logits =
+                    lm.logits(
+                            new ParameterStore(m, false),
+                            m.create(prompt, new Shape(1, prompt.length)),
+                            null,
+                            null,
+                            false);
+            float[] flat = logits.toFloatArray();
+            int v = lm.config().vocabSize();
+            StringBuilder json = new StringBuilder("{\"input_ids\": [");
+            json.append(Arrays.toString(prompt)).append("], \"logits\": [[");
+            for (int t = 0; t < prompt.length; t++) {
+                json.append(t == 0 ? "[" : ", [");
+                for (int i = 0; i < v; i++) {
+                    json.append(i == 0 ? "" : ", ").append(flat[t * v + i]);
+                }
+                json.append(']');
+            }
+            json.append("]]}");
+            Files.writeString(out, json);
         }
     }
 }
