@@ -33,8 +33,10 @@ import org.junit.jupiter.api.io.TempDir;
  * (untied, tied, GQA with biases, Mistral's sliding window shorter than the sequence, Qwen2's q/k/v
  * bias with a sliding window on its second layer only, Qwen3's q/k norms with head_dim != hidden /
  * heads, rope_scaling llama3, linear, yarn and dynamic) is written as a small random checkpoint,
- * plus a BF16 and a sharded checkpoint; logits of an unpadded batch and of a right- and left-padded
- * batch must agree within 1e-4 at every real token.
+ * plus a BF16 and a sharded checkpoint; logits of an unpadded batch, of a right- and left-padded
+ * batch and of one 300-token sequence (beyond every max_position_embeddings and window here) must
+ * agree within 1e-4 at every real token. Without /usr/bin/python3 and torch the test fails, saying
+ * {@code apt-get install python3-torch}.
  */
 class LlamaReferenceTest {
     private static final double TOLERANCE = 1e-4;
