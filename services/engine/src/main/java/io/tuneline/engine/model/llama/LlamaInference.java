@@ -3,6 +3,7 @@ package io.tuneline.engine.model.llama;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import java.util.Arrays;
@@ -41,11 +42,7 @@ public final class LlamaInference {
                     NDArray hidden = model.decoder().hidden(ps, ids, null, cache, false);
                     NDArray last = hidden.get(new NDIndex(":, -1:, :"));
                     NDArray logits = model.head(ps, last, false);
-                    long next =
-                            logits.reshape(-1)
-                                    .argMax()
-                                    .toType(ai.djl.ndarray.types.DataType.INT64, false)
-                                    .getLong();
+                    long next = logits.reshape(-1).argMax().toType(DataType.INT64, false).getLong();
                     sequence[length] = next;
                     out[step] = next;
                 }
