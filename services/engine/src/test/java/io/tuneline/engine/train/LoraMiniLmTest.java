@@ -342,13 +342,11 @@ class LoraMiniLmTest {
                     r -> {});
 
             // Merging is W + (alpha / r) B A: checked element by element against a hand loop.
-            var q =
-                    lora.encoder()
-                            .denseByWeightName()
-                            .get("encoder.layer.2.attention.self.query.weight");
+            var q = lora.linears().get("encoder.layer.2.attention.self.query");
+            var delta = (io.tuneline.engine.nn.LoraDelta) q.deltas().get(0);
             float[] w = q.weight().getArray().toFloatArray();
-            float[] a = q.lora().orElseThrow()[0].getArray().toFloatArray(); // (8, 384)
-            float[] b = q.lora().orElseThrow()[1].getArray().toFloatArray(); // (384, 8)
+            float[] a = delta.a().getArray().toFloatArray(); // (8, 384)
+            float[] b = delta.b().getArray().toFloatArray(); // (384, 8)
             float[] merged = q.mergedWeight().toFloatArray();
             float scaling = 16f / 8;
             for (int i = 0; i < 384; i += 37) {

@@ -141,7 +141,7 @@ public final class CausalLmRun {
                     l.rank(),
                     l.alpha(),
                     l.dropout(),
-                    FineTuningMethod.Lora.gpt2Defaults().targetModules());
+                    FineTuningMethod.Lora.gpt2Defaults().targets());
         }
         return ClassificationRun.method(spec);
     }

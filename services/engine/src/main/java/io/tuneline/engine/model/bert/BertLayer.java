@@ -63,49 +63,20 @@ public final class BertLayer extends AbstractBlock {
         return p;
     }
 
-    private static void dense(Map<String, Parameter> p, String name, Dense d) {
-        p.put(name + ".weight", d.weight());
-        p.put(name + ".bias", d.bias());
-        // PEFT's names for the adapter of this projection.
-        d.lora()
-                .ifPresent(
-                        ab -> {
-                            p.put(name + ".lora_A.weight", ab[0]);
-                            p.put(name + ".lora_B.weight", ab[1]);
-                        });
+    private static void dense(Map<String, Parameter> p, String module, Dense d) {
+        d.namedParameters().forEach((name, param) -> p.put(module + "." + name, param));
     }
 
-    Map<String, Dense> denseByWeightName() {
+    /** The linear layers by Hugging Face module path, relative to {@code encoder.layer.N.}. */
+    Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
-        m.put("attention.self.query.weight", query);
-        m.put("attention.self.key.weight", key);
-        m.put("attention.self.value.weight", value);
-        m.put("attention.output.dense.weight", attentionOutput);
-        m.put("intermediate.dense.weight", intermediate);
-        m.put("output.dense.weight", output);
+        m.put("attention.self.query", query);
+        m.put("attention.self.key", key);
+        m.put("attention.self.value", value);
+        m.put("attention.output.dense", attentionOutput);
+        m.put("intermediate.dense", intermediate);
+        m.put("output.dense", output);
         return m;
-    }
-
-    int enableLora(
-            java.util.List<String> targets,
-            int rank,
-            float alpha,
-            float dropout,
-            NDManager manager) {
-        Map<String, Dense> byName = new LinkedHashMap<>();
-        byName.put("query", query);
-        byName.put("key", key);
-        byName.put("value", value);
-        byName.put("dense", attentionOutput);
-        int wrapped = 0;
-        for (String target : targets) {
-            Dense d = byName.get(target);
-            if (d != null) {
-                d.enableLora(rank, alpha, dropout, manager);
-                wrapped++;
-            }
-        }
-        return wrapped;
     }
 
     @Override

@@ -12,7 +12,6 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -62,45 +61,18 @@ public final class Gpt2Layer extends AbstractBlock {
         return p;
     }
 
-    private static void dense(Map<String, Parameter> p, String name, Dense d) {
-        p.put(name + ".weight", d.weight());
-        p.put(name + ".bias", d.bias());
-        // PEFT's names for the adapter of this projection (A (r, in), B (out, r) for Conv1D too).
-        d.lora()
-                .ifPresent(
-                        ab -> {
-                            p.put(name + ".lora_A.weight", ab[0]);
-                            p.put(name + ".lora_B.weight", ab[1]);
-                        });
+    private static void dense(Map<String, Parameter> p, String module, Dense d) {
+        d.namedParameters().forEach((name, param) -> p.put(module + "." + name, param));
     }
 
-    /** The projections by the Hugging Face name of their weight, relative to the layer. */
-    Map<String, Dense> denseByWeightName() {
+    /** The projections by Hugging Face module path, relative to {@code transformer.h.N.}. */
+    Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
-        m.put("attn.c_attn.weight", cAttn);
-        m.put("attn.c_proj.weight", attnProj);
-        m.put("mlp.c_fc.weight", cFc);
-        m.put("mlp.c_proj.weight", mlpProj);
+        m.put("attn.c_attn", cAttn);
+        m.put("attn.c_proj", attnProj);
+        m.put("mlp.c_fc", cFc);
+        m.put("mlp.c_proj", mlpProj);
         return m;
-    }
-
-    /**
-     * Adds LoRA to the projections named in {@code targets}, matched as PEFT matches module names:
-     * {@code c_attn}, {@code c_fc}, {@code c_proj} (both the attention's and the MLP's), or the
-     * qualified {@code attn.c_proj} / {@code mlp.c_proj}. Returns how many got an adapter.
-     */
-    int enableLora(List<String> targets, int rank, float alpha, float dropout, NDManager manager) {
-        int wrapped = 0;
-        for (Map.Entry<String, Dense> e : denseByWeightName().entrySet()) {
-            String module = e.getKey().substring(0, e.getKey().length() - ".weight".length());
-            boolean match =
-                    targets.stream().anyMatch(t -> module.equals(t) || module.endsWith("." + t));
-            if (match) {
-                e.getValue().enableLora(rank, alpha, dropout, manager);
-                wrapped++;
-            }
-        }
-        return wrapped;
     }
 
     /** GELU "new", the tanh approximation GPT-2 was trained with (Hendrycks & Gimpel 2016). */
