@@ -8,7 +8,6 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
-import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
@@ -89,8 +88,7 @@ public final class LoraDelta extends AbstractBlock implements LinearDelta {
 
     @Override
     public NDArray delta(ParameterStore ps, NDArray x, boolean training) {
-        NDArray in =
-                training && dropout > 0 ? Dropout.dropout(x, dropout, true).singletonOrThrow() : x;
+        NDArray in = TrainingDropout.apply(x, dropout, training);
         NDArray down =
                 Linear.linear(in, ps.getValue(a, x.getDevice(), training)).singletonOrThrow();
         return Linear.linear(down, ps.getValue(b, x.getDevice(), training))

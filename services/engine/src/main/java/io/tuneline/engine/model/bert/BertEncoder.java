@@ -15,6 +15,7 @@ import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -137,6 +138,8 @@ public final class BertEncoder extends AbstractBlock {
                                         .get(new NDIndex("{}:{}", offset, offset + t)))
                         .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
+        // BertEmbeddings: LayerNorm, then dropout at hidden_dropout_prob.
+        x = TrainingDropout.apply(x, config.hiddenDropout(), training);
         NDList layerInputs;
         if (inputs.size() > 1) {
             NDArray additive =

@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -23,6 +24,8 @@ import java.util.Map;
 public final class BertLayer extends AbstractBlock {
     private final int hidden;
     private final int heads;
+    private final float hiddenDropout;
+    private final float attentionDropout;
     private final Dense query;
     private final Dense key;
     private final Dense value;
@@ -35,6 +38,8 @@ public final class BertLayer extends AbstractBlock {
     public BertLayer(BertConfig config) {
         hidden = config.hiddenSize();
         heads = config.heads();
+        hiddenDropout = config.hiddenDropout();
+        attentionDropout = config.attentionDropout();
         query = addChildBlock("query", new Dense(hidden, hidden));
         key = addChildBlock("key", new Dense(hidden, hidden));
         value = addChildBlock("value", new Dense(hidden, hidden));
@@ -96,15 +101,23 @@ public final class BertLayer extends AbstractBlock {
         if (mask != null) {
             scores = scores.add(mask);
         }
-        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
-        NDArray h1 =
-                apply(
-                        attentionNorm,
-                        ps,
-                        flat.add(apply(attentionOutput, ps, context, training)),
-                        training);
+        // As Hugging Face's BertSelfAttention / BertSelfOutput / BertOutput: dropout on the
+        // attention probabilities, and on each sublayer's output before its residual LayerNorm.
+        NDArray probs = TrainingDropout.apply(scores.softmax(-1), attentionDropout, training);
+        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray attended =
+                TrainingDropout.apply(
+                        apply(attentionOutput, ps, context, training), hiddenDropout, training);
+        NDArray h1 = apply(attentionNorm, ps, flat.add(attended), training);
         NDArray ff =
-                apply(output, ps, Activation.gelu(apply(intermediate, ps, h1, training)), training);
+                TrainingDropout.apply(
+                        apply(
+                                output,
+                                ps,
+                                Activation.gelu(apply(intermediate, ps, h1, training)),
+                                training),
+                        hiddenDropout,
+                        training);
         NDArray h2 = apply(outputNorm, ps, h1.add(ff), training);
         return new NDList(h2.reshape(b, t, hidden));
     }

@@ -22,6 +22,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Loads and saves GPT-2 in a Hugging Face model directory: {@code config.json} and {@code
@@ -54,7 +55,17 @@ public final class Gpt2Checkpoint {
      * returns a DJL model whose block is the {@link Gpt2LmModel}; the caller closes it.
      */
     public static Model load(Path directory, Device device) throws IOException {
-        Gpt2Config config = Gpt2Config.read(directory);
+        return load(directory, device, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #load(Path, Device)}, with the config adjusted before the model is built (e.g.
+     * {@link Gpt2Config#withoutDropout()} for a run that must be a deterministic function of its
+     * data).
+     */
+    public static Model load(Path directory, Device device, UnaryOperator<Gpt2Config> adjust)
+            throws IOException {
+        Gpt2Config config = adjust.apply(Gpt2Config.read(directory));
         Gpt2LmModel lm = new Gpt2LmModel(config);
         Model model = Model.newInstance("gpt2", device, EngineRuntime.ENGINE);
         try {
@@ -278,6 +289,9 @@ public final class Gpt2Checkpoint {
         c.put("n_head", config.heads());
         c.put("n_inner", config.innerSize());
         c.put("layer_norm_epsilon", config.layerNormEps());
+        c.put("embd_pdrop", config.embdPdrop());
+        c.put("attn_pdrop", config.attnPdrop());
+        c.put("resid_pdrop", config.residPdrop());
         c.put("activation_function", Gpt2Config.GELU_NEW);
         c.put("tie_word_embeddings", true);
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c);

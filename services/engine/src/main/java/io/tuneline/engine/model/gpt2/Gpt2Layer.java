@@ -11,6 +11,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -29,6 +30,8 @@ public final class Gpt2Layer extends AbstractBlock {
 
     private final int hidden;
     private final int heads;
+    private final float attnDropout;
+    private final float residDropout;
     private final LayerNormBlock ln1;
     private final Dense cAttn;
     private final Dense attnProj;
@@ -39,6 +42,8 @@ public final class Gpt2Layer extends AbstractBlock {
     public Gpt2Layer(Gpt2Config config) {
         hidden = config.hiddenSize();
         heads = config.heads();
+        attnDropout = config.attnPdrop();
+        residDropout = config.residPdrop();
         ln1 = addChildBlock("ln_1", new LayerNormBlock(hidden, config.layerNormEps()));
         cAttn = addChildBlock("attn_c_attn", new Dense(hidden, 3 * hidden));
         attnProj = addChildBlock("attn_c_proj", new Dense(hidden, hidden));
@@ -98,13 +103,22 @@ public final class Gpt2Layer extends AbstractBlock {
         NDArray v = heads4.get(2);
         NDArray scores =
                 q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d))).add(mask);
-        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
-        NDArray h1 = flat.add(apply(attnProj, ps, context, training));
+        // As Hugging Face's GPT2Attention and GPT2MLP: attn_pdrop on the attention probabilities,
+        // resid_pdrop on the attention's and the MLP's output before each residual sum.
+        NDArray probs = TrainingDropout.apply(scores.softmax(-1), attnDropout, training);
+        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray h1 =
+                flat.add(
+                        TrainingDropout.apply(
+                                apply(attnProj, ps, context, training), residDropout, training));
         NDArray ff =
-                apply(
-                        mlpProj,
-                        ps,
-                        geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                TrainingDropout.apply(
+                        apply(
+                                mlpProj,
+                                ps,
+                                geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                                training),
+                        residDropout,
                         training);
         return new NDList(h1.add(ff).reshape(b, t, hidden));
     }

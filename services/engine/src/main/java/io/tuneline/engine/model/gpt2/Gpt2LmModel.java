@@ -17,6 +17,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -193,6 +194,8 @@ public final class Gpt2LmModel extends AbstractBlock implements TunableModel {
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
         x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
+        // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
+        x = TrainingDropout.apply(x, config.embdPdrop(), training);
         NDArray bias =
                 attentionBias(ids.getManager(), t, inputs.size() > 1 ? inputs.get(1) : null)
                         .toDevice(device, false);
