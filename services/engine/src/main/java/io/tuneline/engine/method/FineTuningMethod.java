@@ -101,11 +101,18 @@ public sealed interface FineTuningMethod
          * unfreezes the adapters and the task head.
          *
          * @throws TargetMatcher.NoTargetMatchException when no linear module matches
+         * @throws IllegalStateException when a selected module has an adapter already
          */
         @Override
         public ParameterCounts apply(TunableModel model, NDManager manager) {
             Map<String, Dense> linears = model.linears();
             List<String> selected = targets.select(linears.keySet());
+            for (String module : selected) {
+                if (linears.get(module).deltas().stream().anyMatch(LoraDelta.class::isInstance)) {
+                    throw new IllegalStateException(
+                            "module " + module + " already has a LoRA adapter");
+                }
+            }
             model.namedParameters().values().forEach(p -> p.freeze(true));
             for (String module : selected) {
                 Dense layer = linears.get(module);

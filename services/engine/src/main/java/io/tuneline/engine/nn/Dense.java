@@ -55,8 +55,20 @@ public final class Dense extends AbstractBlock {
     /**
      * Attaches {@code delta}: from now on the layer adds its output to {@code x W^T + b}. W stays
      * as it is; freezing it is the method's job.
+     *
+     * @throws IllegalStateException when an attached delta already uses one of its parameter names
      */
     public void attach(LinearDelta delta) {
+        // Two deltas of one kind would share PEFT's names (lora_A.weight), and an export could
+        // hold only one of them.
+        for (LinearDelta d : deltas) {
+            for (String name : delta.namedParameters().keySet()) {
+                if (d.namedParameters().containsKey(name)) {
+                    throw new IllegalStateException(
+                            "this layer already has a delta with a parameter named " + name);
+                }
+            }
+        }
         addChildBlock(delta.getClass().getSimpleName(), delta);
         deltas.add(delta);
     }

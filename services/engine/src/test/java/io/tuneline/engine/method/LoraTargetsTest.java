@@ -95,6 +95,14 @@ class LoraTargetsTest {
                             "transformer.h.1.attn.c_attn.lora_B.weight",
                             "transformer.h.1.attn.c_proj.lora_A.weight",
                             "transformer.h.1.attn.c_proj.lora_B.weight");
+            // A second adapter on the same module would share its PEFT names.
+            assertThatThrownBy(
+                            () ->
+                                    new FineTuningMethod.Lora(2, 4f, 0f, List.of("c_attn"))
+                                            .apply(lm, model.getNDManager()))
+                    .isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("transformer.h.1.attn.c_attn");
+            assertThat(lm.deltaParameters()).hasSize(4);
 
             assertThat(PeftAdapter.write(lm, lora, "base", dir)).isTrue();
             JsonNode config = JSON.readTree(dir.resolve("adapter_config.json").toFile());

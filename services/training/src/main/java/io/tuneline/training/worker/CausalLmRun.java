@@ -70,6 +70,7 @@ public final class CausalLmRun {
                     "task " + job.getTask() + " is not causal language modelling");
         }
         Files.createDirectories(scratch);
+        ClassificationRun.requireSupported(job.getMethod());
         List<LmExample> train = read(input.getTrain(), "train");
         List<LmExample> validationSplit =
                 input.getValidation().getUri().isEmpty()

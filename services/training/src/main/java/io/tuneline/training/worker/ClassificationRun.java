@@ -91,6 +91,7 @@ public final class ClassificationRun {
                             + job.getTask()
                             + " is not trained by this worker yet; only TASK_SEQUENCE_CLASSIFICATION");
         }
+        requireSupported(job.getMethod());
         List<String> labels = input.getLabelsList();
         if (labels.size() < 2) {
             throw new IllegalArgumentException(
@@ -290,12 +291,26 @@ public final class ClassificationRun {
                                                 ? l.getTargetModulesList()
                                                 : defaultTargets));
             }
-            default ->
-                    throw new UnsupportedOperationException(
-                            "method "
-                                    + spec.getKindCase()
-                                    + " is not trained by this worker yet; use full, freeze or lora");
+            default -> throw unsupported(spec);
         };
+    }
+
+    /**
+     * Fails for a method this worker cannot train, before anything is downloaded or built (the
+     * method itself needs the model for its default targets).
+     */
+    static void requireSupported(MethodSpec spec) {
+        switch (spec.getKindCase()) {
+            case FULL, KIND_NOT_SET, FREEZE, LORA -> {}
+            default -> throw unsupported(spec);
+        }
+    }
+
+    private static UnsupportedOperationException unsupported(MethodSpec spec) {
+        return new UnsupportedOperationException(
+                "method "
+                        + spec.getKindCase()
+                        + " is not trained by this worker yet; use full, freeze or lora");
     }
 
     private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {

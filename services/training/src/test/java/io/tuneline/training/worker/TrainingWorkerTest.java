@@ -96,6 +96,20 @@ class TrainingWorkerTest {
                 .isEqualTo(1e-3f);
     }
 
+    /** A method the worker cannot train fails before the base model is fetched. */
+    @Test
+    void anUnsupportedMethodIsRefusedBeforeAnythingIsBuilt() {
+        var qlora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setQlora(io.tuneline.proto.v1.QloraParams.getDefaultInstance())
+                        .build();
+        org.assertj.core.api.Assertions.assertThatThrownBy(
+                        () -> ClassificationRun.requireSupported(qlora))
+                .isInstanceOf(UnsupportedOperationException.class)
+                .hasMessageContaining("QLORA is not trained by this worker yet");
+        ClassificationRun.requireSupported(io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
+    }
+
     /** The job's list or regular expression, or PEFT's targets for the family when it has none. */
     @Test
     void aLoraJobWithoutTargetsGetsTheFamilysDefaultTargets() {
