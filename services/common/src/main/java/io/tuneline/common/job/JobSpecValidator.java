@@ -196,5 +196,22 @@ public final class JobSpecValidator {
         if (l.getDropout() < 0 || l.getDropout() >= 1) {
             p.add(path + ".dropout: " + l.getDropout() + " is outside [0, 1)");
         }
+        if (!l.getTargetModulesRegex().isEmpty()) {
+            if (l.getTargetModulesCount() > 0) {
+                p.add(
+                        path
+                                + ".target_modules_regex: set together with target_modules;"
+                                + " give one of them");
+            }
+            try {
+                java.util.regex.Pattern.compile(l.getTargetModulesRegex());
+            } catch (java.util.regex.PatternSyntaxException e) {
+                p.add(
+                        path
+                                + ".target_modules_regex: not a regular expression ("
+                                + e.getDescription()
+                                + ")");
+            }
+        }
     }
 }

@@ -94,6 +94,34 @@ class JobSpecValidatorTest {
                                                 "method.lora.dropout"));
     }
 
+    /** PEFT takes a list of names or one regular expression, not both. */
+    @Test
+    void aTargetRegexMustCompileAndComeWithoutATargetList() {
+        JobRequested regex =
+                VALID.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setLora(
+                                                LoraParams.newBuilder()
+                                                        .setTargetModulesRegex(
+                                                                ".*\\.layer\\.(10|11)\\..*dense")))
+                        .build();
+        assertThat(JobSpecValidator.problems(regex)).isEmpty();
+        JobRequested both =
+                regex.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setLora(
+                                                LoraParams.newBuilder()
+                                                        .setTargetModulesRegex("(unclosed")
+                                                        .addTargetModules("query")))
+                        .build();
+        assertThat(JobSpecValidator.problems(both))
+                .hasSize(2)
+                .anyMatch(p -> p.contains("set together with target_modules"))
+                .anyMatch(p -> p.contains("not a regular expression"));
+    }
+
     @Test
     void rejectsADatasetUriWithAnUnsupportedScheme() {
         JobRequested job =
