@@ -18,17 +18,15 @@ import java.util.Arrays;
 public final class Nf4Weight {
     /**
      * For each possible packed byte b, the code value of its high nibble (the even element) and of
-     * its low nibble (the odd one): one gather per nibble instead of shifts and masks, which DJL
-     * does not offer on integer arrays.
+     * its low nibble (the odd one), as a (256, 2) table: one lookup per byte instead of shifts and
+     * masks, which DJL does not offer on integer arrays.
      */
-    private static final float[] HIGH = new float[256];
-
-    private static final float[] LOW = new float[256];
+    private static final float[] PAIRS = new float[512];
 
     static {
         for (int b = 0; b < 256; b++) {
-            HIGH[b] = Nf4.CODE[b >> 4];
-            LOW[b] = Nf4.CODE[b & 0x0F];
+            PAIRS[2 * b] = Nf4.CODE[b >> 4];
+            PAIRS[2 * b + 1] = Nf4.CODE[b & 0x0F];
         }
     }
 
@@ -159,8 +157,8 @@ public final class Nf4Weight {
      * The dense float32 weight in the original shape, as bitsandbytes' {@code dequantize_4bit}
      * computes it before casting to the original dtype: {@code code[nibble] * absmax[block]} in
      * float32 (so the values are bit for bit bitsandbytes'). Everything is NDArray work on the
-     * manager's device: two gathers over 256-entry tables, a reshape to (blocks, blocksize) and a
-     * broadcast multiply; intermediate arrays are freed before returning.
+     * manager's device: one row lookup in a (256, 2) table of nibble values, a reshape to (blocks,
+     * blocksize) and a broadcast multiply; intermediate arrays are freed before returning.
      */
     public NDArray dequantize(NDManager manager) {
         long n = elements();
@@ -173,10 +171,9 @@ public final class Nf4Weight {
                                     new Shape(packed.length),
                                     DataType.UINT8)
                             .toType(DataType.INT64, false);
-            NDArray high = scratch.create(HIGH).gather(index, 0);
-            NDArray low = scratch.create(LOW).gather(index, 0);
-            // (bytes, 2) row-major is the element order: even, odd, even, odd ...
-            NDArray values = high.stack(low, 1).reshape(2L * packed.length);
+            // Row b of the (256, 2) table holds the values of byte b's two nibbles; indexing by
+            // the packed bytes gives (bytes, 2), whose row-major order is the element order.
+            NDArray values = scratch.create(PAIRS, new Shape(256, 2)).get(index).reshape(-1);
             if (padded > values.getShape().get(0)) {
                 values = values.concat(scratch.zeros(new Shape(padded - values.getShape().get(0))));
             }
