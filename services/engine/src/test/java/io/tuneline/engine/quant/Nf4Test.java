@@ -181,4 +181,65 @@ class Nf4Test {
                     .hasMessageContaining("'position_ids' is I64");
         }
     }
+
+    @Test
+    void aStateDictRoundTripsAndForeignVariantsAreRefusedByName() throws Exception {
+        float[] values = new float[130];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) Math.sin(i) * 0.1f;
+        }
+        Nf4Weight w = Nf4.quantize(values, new long[] {10, 13}, Dtype.BF16, 64, true);
+        Path file = dir.resolve("nf4.safetensors");
+        Nf4StateDict.write(Map.of("l.weight", w), file);
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            assertThat(f.info("l.weight").shape()).containsExactly(65, 1);
+            assertThat(f.info("l.weight.absmax").dtype()).isEqualTo(Dtype.U8);
+            assertThat(f.names())
+                    .containsExactlyInAnyOrder(
+                            "l.weight",
+                            "l.weight.absmax",
+                            "l.weight.quant_map",
+                            "l.weight.nested_absmax",
+                            "l.weight.nested_quant_map",
+                            "l.weight.quant_state.bitsandbytes__nf4");
+            Nf4Weight back = Nf4StateDict.read(f, "l.weight");
+            assertThat(back.packed()).isEqualTo(w.packed());
+            assertThat(back.absmax().values()).isEqualTo(w.absmax().values());
+            assertThat(back.dtype()).isEqualTo(Dtype.BF16);
+        }
+
+        Path fp4 = dir.resolve("fp4.safetensors");
+        byte[] json =
+                "{\"quant_type\": \"fp4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [2]}"
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        new SafetensorsWriter()
+                .addU8("l.weight", new long[] {1, 1}, new byte[] {0x0F})
+                .addF32("l.weight.absmax", new long[] {1}, new float[] {1f})
+                .addU8("l.weight.quant_state.bitsandbytes__fp4", new long[] {json.length}, json)
+                .write(fp4);
+        try (SafetensorsFile f = SafetensorsFile.open(fp4)) {
+            assertThatThrownBy(() -> Nf4StateDict.readAll(f))
+                    .hasMessageContaining("'l.weight.quant_state.bitsandbytes__fp4'")
+                    .hasMessageContaining("only NF4");
+        }
+
+        Path otherMap = dir.resolve("other-map.safetensors");
+        byte[] nf4Json =
+                "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [3]}"
+                        .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        new SafetensorsWriter()
+                .addU8("l.weight", new long[] {2, 1}, new byte[] {0x0F, 0x70})
+                .addF32("l.weight.absmax", new long[] {1}, new float[] {1f})
+                .addF32("l.weight.quant_map", new long[] {16}, new float[16])
+                .addU8(
+                        "l.weight" + Nf4StateDict.QUANT_STATE_SUFFIX,
+                        new long[] {nf4Json.length},
+                        nf4Json)
+                .write(otherMap);
+        try (SafetensorsFile f = SafetensorsFile.open(otherMap)) {
+            assertThatThrownBy(() -> Nf4StateDict.read(f, "l.weight"))
+                    .hasMessageContaining("NF4 weight 'l.weight'")
+                    .hasMessageContaining("not bitsandbytes' NF4 table");
+        }
+    }
 }
