@@ -131,21 +131,25 @@ public sealed interface Nf4Absmax {
             int n = codes.length;
             int nested = nestedAbsmax.length;
             long padded = (long) nested * nestedBlocksize;
-            NDArray index =
-                    manager.create(ByteBuffer.wrap(codes), new Shape(n), DataType.UINT8)
-                            .toType(DataType.INT64, false);
-            NDArray decoded = manager.create(nestedMap).gather(index, 0);
-            if (padded > n) {
-                decoded = decoded.concat(manager.zeros(new Shape(padded - n)));
+            try (NDManager scratch = manager.newSubManager()) {
+                NDArray index =
+                        scratch.create(ByteBuffer.wrap(codes), new Shape(n), DataType.UINT8)
+                                .toType(DataType.INT64, false);
+                NDArray decoded = scratch.create(nestedMap).gather(index, 0);
+                if (padded > n) {
+                    decoded = decoded.concat(scratch.zeros(new Shape(padded - n)));
+                }
+                NDArray scaled =
+                        decoded.reshape(nested, nestedBlocksize)
+                                .mul(scratch.create(nestedAbsmax).reshape(nested, 1))
+                                .reshape(padded);
+                if (padded > n) {
+                    scaled = scaled.get(new NDIndex("0:" + n));
+                }
+                NDArray out = scaled.add(offset);
+                out.attach(manager);
+                return out;
             }
-            NDArray scaled =
-                    decoded.reshape(nested, nestedBlocksize)
-                            .mul(manager.create(nestedAbsmax).reshape(nested, 1))
-                            .reshape(padded);
-            if (padded > n) {
-                scaled = scaled.get(new NDIndex("0:" + n));
-            }
-            return scaled.add(offset);
         }
 
         @Override
