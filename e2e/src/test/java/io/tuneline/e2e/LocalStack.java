@@ -193,6 +193,142 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
         return HOME.resolve("logs/" + component + ".log");
     }
 
+    /**
+     * Kills a component with SIGKILL, as a crash or an OOM kill would, and waits until it is gone.
+     */
+    static void killHard(String component) throws Exception {
+        long pid = pidOf(component);
+        Process kill = new ProcessBuilder("kill", "-9", Long.toString(pid)).start();
+        assertThat(kill.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        await().atMost(Duration.ofSeconds(30))
+                .until(() -> ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true));
+    }
+
+    /** Every topic the pipeline's events travel on. */
+    static final List<String> PIPELINE_TOPICS =
+            List.of(
+                    "finetune.jobs.requested",
+                    "finetune.jobs.status",
+                    "finetune.datasets.ingested",
+                    "finetune.datasets.prepared",
+                    "finetune.training.progress",
+                    "finetune.training.completed",
+                    "finetune.evaluations.completed",
+                    "finetune.models.registered");
+
+    /** Every record on a topic now, from the beginning. */
+    static List<org.apache.kafka.clients.consumer.ConsumerRecord<String, byte[]>> readAll(
+            String topic) {
+        java.util.Properties props = new java.util.Properties();
+        props.put("bootstrap.servers", KAFKA);
+        props.put(
+                "key.deserializer",
+                org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+        props.put(
+                "value.deserializer",
+                org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        List<org.apache.kafka.clients.consumer.ConsumerRecord<String, byte[]>> all =
+                new java.util.ArrayList<>();
+        try (var consumer =
+                new org.apache.kafka.clients.consumer.KafkaConsumer<String, byte[]>(props)) {
+            var partitions =
+                    consumer.partitionsFor(topic).stream()
+                            .map(
+                                    p ->
+                                            new org.apache.kafka.common.TopicPartition(
+                                                    topic, p.partition()))
+                            .toList();
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            var end = consumer.endOffsets(partitions);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
+                assertThat(System.nanoTime()).as("reading %s", topic).isLessThan(deadline);
+                consumer.poll(Duration.ofMillis(200)).forEach(all::add);
+            }
+        }
+        return all;
+    }
+
+    /**
+     * Waits until every service's consumer group has committed every record of its topics: what was
+     * published has been handled.
+     */
+    static void awaitNoConsumerLag() {
+        java.util.Properties props = new java.util.Properties();
+        props.put("bootstrap.servers", KAFKA);
+        try (var admin = org.apache.kafka.clients.admin.Admin.create(props)) {
+            await().atMost(Duration.ofMinutes(3))
+                    .pollInterval(Duration.ofSeconds(1))
+                    .until(
+                            () -> {
+                                long lag = 0;
+                                for (String group :
+                                        List.of(
+                                                "ingestion",
+                                                "preprocessing",
+                                                "training",
+                                                "evaluation",
+                                                "registry")) {
+                                    var committed =
+                                            admin.listConsumerGroupOffsets(group)
+                                                    .partitionsToOffsetAndMetadata()
+                                                    .get();
+                                    var latest =
+                                            admin.listOffsets(
+                                                            committed.keySet().stream()
+                                                                    .collect(
+                                                                            java.util.stream
+                                                                                    .Collectors
+                                                                                    .toMap(
+                                                                                            tp ->
+                                                                                                    tp,
+                                                                                            tp ->
+                                                                                                    org
+                                                                                                            .apache
+                                                                                                            .kafka
+                                                                                                            .clients
+                                                                                                            .admin
+                                                                                                            .OffsetSpec
+                                                                                                            .latest())))
+                                                    .all()
+                                                    .get();
+                                    for (var e : committed.entrySet()) {
+                                        if (e.getValue() != null) {
+                                            lag +=
+                                                    latest.get(e.getKey()).offset()
+                                                            - e.getValue().offset();
+                                        }
+                                    }
+                                }
+                                return lag == 0;
+                            });
+        }
+    }
+
+    /** The values of every record on a topic, read from the beginning with kcat. */
+    static List<String> consume(String topic) throws Exception {
+        Process kcat =
+                new ProcessBuilder(
+                                "kcat",
+                                "-C",
+                                "-b",
+                                KAFKA,
+                                "-t",
+                                topic,
+                                "-o",
+                                "beginning",
+                                "-e",
+                                "-q",
+                                "-f",
+                                "%s\\n")
+                        .redirectErrorStream(true)
+                        .start();
+        String output = new String(kcat.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(kcat.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        return output.lines().toList();
+    }
+
     private static boolean onPath(String tool) {
         for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
             if (Files.isExecutable(Path.of(dir, tool))) {

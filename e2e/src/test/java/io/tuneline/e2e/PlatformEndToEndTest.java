@@ -113,16 +113,7 @@ class PlatformEndToEndTest {
         }
         assertThat(checked).containsExactlyInAnyOrder("model/model.safetensors", "report.html");
 
-        for (String topic :
-                List.of(
-                        "finetune.jobs.requested",
-                        "finetune.jobs.status",
-                        "finetune.datasets.ingested",
-                        "finetune.datasets.prepared",
-                        "finetune.training.progress",
-                        "finetune.training.completed",
-                        "finetune.evaluations.completed",
-                        "finetune.models.registered")) {
+        for (String topic : LocalStack.PIPELINE_TOPICS) {
             assertThat(keysOn(topic)).as("events of %s on %s", jobId, topic).contains(jobId);
         }
     }

@@ -181,6 +181,63 @@ class RegistrationFlowTest {
     }
 
     @Test
+    void anInvalidRecordIsDeadLetteredOnceByTheTopicsOwnConsumerOnly() {
+        // finetune.jobs.status is the registry's alone: its bad records go to its DLQ from here.
+        kafka.publish(Topics.JOBS_STATUS, "flow-garbage", "{not an event");
+        List<ConsumerRecord<String, byte[]>> dead =
+                kafka.readUntil(
+                        Topics.dlq(Topics.JOBS_STATUS),
+                        rs -> rs.stream().anyMatch(r -> "flow-garbage".equals(r.key())),
+                        WAIT);
+        assertThat(dead.stream().filter(r -> "flow-garbage".equals(r.key()))).hasSize(1);
+
+        // finetune.jobs.requested is ingestion's: ingestion dead-letters it, the registry skips
+        // it. A valid event after it on the same partition (same key) shows the registry is past.
+        kafka.publish(Topics.JOBS_REQUESTED, "flow-garbage-2", "{not an event");
+        Fixtures.publish(
+                kafka,
+                Topics.JOBS_REQUESTED,
+                Fixtures.job("flow-garbage-2", "garbage-model", 1e-3));
+        awaitJob("flow-garbage-2", "QUEUED");
+        try (var consumer = dlqReader()) {
+            var infos = consumer.partitionsFor(Topics.dlq(Topics.JOBS_REQUESTED));
+            var partitions =
+                    (infos == null ? List.<org.apache.kafka.common.PartitionInfo>of() : infos)
+                            .stream()
+                                    .map(
+                                            p ->
+                                                    new org.apache.kafka.common.TopicPartition(
+                                                            p.topic(), p.partition()))
+                                    .toList();
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            var end = consumer.endOffsets(partitions);
+            List<String> keys = new java.util.ArrayList<>();
+            while (partitions.stream().anyMatch(p -> consumer.position(p) < end.get(p))) {
+                consumer.poll(Duration.ofMillis(200)).forEach(r -> keys.add(r.key()));
+            }
+            assertThat(keys)
+                    .as("the registry dead-lettered ingestion's record")
+                    .doesNotContain("flow-garbage-2");
+        }
+    }
+
+    private static org.apache.kafka.clients.consumer.KafkaConsumer<String, byte[]> dlqReader() {
+        java.util.Properties props = new java.util.Properties();
+        props.put(
+                "bootstrap.servers",
+                org.eclipse.microprofile.config.ConfigProvider.getConfig()
+                        .getValue("kafka.bootstrap.servers", String.class));
+        props.put(
+                "key.deserializer",
+                org.apache.kafka.common.serialization.StringDeserializer.class.getName());
+        props.put(
+                "value.deserializer",
+                org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        return new org.apache.kafka.clients.consumer.KafkaConsumer<>(props);
+    }
+
+    @Test
     void aRedeliveredEvaluationRegistersNothingMore() {
         JobRequested job = Fixtures.job("flow-redelivered", "redelivered-model", 1e-3);
         EvaluationCompleted evaluation =

@@ -6,6 +6,7 @@ import com.google.protobuf.Value;
 import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.ArtifactStoreException;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.Stage;
@@ -39,6 +40,7 @@ public class StageRunner {
     public static final String POOL = "tuneline-stages";
 
     public static final String ERROR_STAGE_CRASHED = "STAGE_CRASHED";
+    public static final String ERROR_STORE_UNAVAILABLE = "STORE_UNAVAILABLE";
 
     private static final Logger LOG = Logger.getLogger(StageRunner.class);
 
@@ -75,7 +77,21 @@ public class StageRunner {
     public void run(
             String service, Stage stage, String jobId, Emitter<byte[]> status, Runnable work) {
         S3Uri uri = store.uri("stages/" + jobId + "/" + service + ".json");
-        Optional<Struct> previous = read(uri);
+        Optional<Struct> previous;
+        try {
+            previous = read(uri);
+        } catch (ArtifactStoreException e) {
+            // The store stayed out of reach for all of tuneline.store.retry-for: the stage
+            // cannot run without it, and the job must end with the reason rather than its event
+            // in a dead-letter topic.
+            fail(
+                    status,
+                    jobId,
+                    stage,
+                    ERROR_STORE_UNAVAILABLE,
+                    "the " + service + " stage cannot start: " + e.getMessage());
+            return;
+        }
         // Starts that never reached the end; a finished stage (a later redelivery is a duplicate
         // the stage itself skips) counts from zero.
         int started =
@@ -98,17 +114,7 @@ public class StageRunner {
                                     .getFieldsOrDefault("last_start", text("?"))
                                     .getStringValue(),
                             jobId);
-            LOG.errorf("%s", message);
-            publisher.sendAndWait(
-                    status,
-                    JobFailed.newBuilder()
-                            .setJobId(jobId)
-                            .setStage(stage)
-                            .setErrorCode(ERROR_STAGE_CRASHED)
-                            .setMessage(message)
-                            .setRetriable(false)
-                            .setFailedAt(Timestamps.now())
-                            .build());
+            fail(status, jobId, stage, ERROR_STAGE_CRASHED, message);
             write(uri, started, "failed", Instant.now());
             return;
         }
@@ -122,6 +128,21 @@ public class StageRunner {
         injectFaults(service, jobId);
         work.run();
         write(uri, 0, "finished", start);
+    }
+
+    private void fail(
+            Emitter<byte[]> status, String jobId, Stage stage, String code, String message) {
+        LOG.errorf("%s", message);
+        publisher.sendAndWait(
+                status,
+                JobFailed.newBuilder()
+                        .setJobId(jobId)
+                        .setStage(stage)
+                        .setErrorCode(code)
+                        .setMessage(message)
+                        .setRetriable(!ERROR_STAGE_CRASHED.equals(code))
+                        .setFailedAt(Timestamps.now())
+                        .build());
     }
 
     private void injectFaults(String service, String jobId) {

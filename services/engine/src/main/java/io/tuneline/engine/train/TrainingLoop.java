@@ -3,13 +3,13 @@ package io.tuneline.engine.train;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
-import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -210,8 +210,12 @@ final class TrainingLoop {
                             norm);
                     for (Parameter p : trained.values()) {
                         try (NDArray gradient = p.getArray().getGradient()) {
-                            // NaN * 0 is NaN: the buffer is overwritten, not scaled.
-                            gradient.set(FloatBuffer.wrap(new float[(int) gradient.size()]));
+                            // NaN * 0 is NaN: the values are overwritten, not scaled. A native
+                            // fill, not set(Buffer): DJL's PyTorch engine makes a tensor alias
+                            // the direct buffer it is set from, owned by this short-lived
+                            // wrapper, and the parameter's gradient would then live in memory
+                            // the garbage collector frees.
+                            gradient.set(new NDIndex("..."), 0f);
                         }
                     }
                     continue;

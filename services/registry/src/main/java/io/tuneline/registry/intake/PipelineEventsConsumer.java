@@ -31,6 +31,11 @@ public class PipelineEventsConsumer {
     private static final org.jboss.logging.Logger LOG =
             org.jboss.logging.Logger.getLogger(PipelineEventsConsumer.class);
 
+    /** Topics no other service consumes: the registry dead-letters their invalid records. */
+    static final java.util.Set<String> OWN_TOPICS =
+            java.util.Set.of(
+                    Topics.JOBS_STATUS, Topics.EVALUATIONS_COMPLETED, Topics.MODELS_REGISTERED);
+
     private final InboundEvents inbound;
     private final JobReadModel readModel;
     private final JobEventBus bus;
@@ -61,14 +66,17 @@ public class PipelineEventsConsumer {
                     EventTypes.forTopic(record.topic()),
                     this::process);
             return message.ack();
-        } catch (io.tuneline.common.event.InvalidEventException e) {
-            // The registry reads every topic but owns none: the topic's own consumer sends the
-            // record to its dead-letter topic, so a second copy from here would only confuse.
-            LOG.infof(
-                    "%s-%d@%d is not a valid event, skipped (its own consumer dead-letters it): %s",
-                    record.topic(), record.partition(), record.offset(), e.getMessage());
-            return message.ack();
         } catch (RuntimeException e) {
+            if (e instanceof io.tuneline.common.event.InvalidEventException
+                    && !OWN_TOPICS.contains(record.topic())) {
+                // Another service consumes this topic for its work and dead-letters what it
+                // cannot read; a second copy from the registry would only confuse.
+                LOG.infof(
+                        "%s-%d@%d is not a valid event, skipped (its own consumer dead-letters it):"
+                                + " %s",
+                        record.topic(), record.partition(), record.offset(), e.getMessage());
+                return message.ack();
+            }
             if (shuttingDown) {
                 // The database or the emitters are closing under us: the record is fine. Leave
                 // it unacknowledged so it is delivered again after the restart, not dead-lettered.
