@@ -4,12 +4,15 @@ import ai.djl.huggingface.tokenizers.jni.CharSpan;
 import java.util.List;
 
 /**
- * Labels for a rendered conversation: a token is learned when it starts inside an assistant span
- * ({@link ChatTemplate#renderWithAnswers}), every other token gets -100, Hugging Face's "no loss
- * here" label. The tokenizer reports token offsets in Unicode code points (the tokenizers library's
- * char offsets, as Python's {@code return_offsets_mapping}), while the spans are Java char indices,
- * so the spans are converted first (they differ after any character outside the Basic Multilingual
- * Plane, such as an emoji).
+ * Labels for a rendered conversation: a token is learned when any of its characters lies in an
+ * assistant span ({@link ChatTemplate#renderWithAnswers}), every other token gets -100, Hugging
+ * Face's "no loss here" label. A token a BPE merge carries across the span's edge (">a" where a
+ * template writes {@code <assistant>} right before the answer "a") is learned, as in transformers'
+ * {@code return_assistant_tokens_mask}, which marks the tokens from {@code char_to_token(start)} to
+ * {@code char_to_token(end - 1)}. The tokenizer reports token offsets in Unicode code points (the
+ * tokenizers library's char offsets, as Python's {@code return_offsets_mapping}), while the spans
+ * are Java char indices, so the spans are converted first (they differ after any character outside
+ * the Basic Multilingual Plane, such as an emoji).
  */
 public final class AnswerMask {
     /** Hugging Face's ignore index for labels. */
@@ -43,7 +46,7 @@ public final class AnswerMask {
             while (k < spans.length && spans[k][1] <= start) {
                 k++;
             }
-            if (k < spans.length && start >= spans[k][0] && start < spans[k][1]) {
+            if (k < spans.length && o.getEnd() > spans[k][0]) {
                 labels[t] = ids[t];
             }
         }

@@ -92,6 +92,42 @@ class ChatTemplateTest {
                 .containsExactly("😀 done<|im_end|>", "ok 😀<|im_end|>");
     }
 
+    @Test
+    void aTokenMergedAcrossTheAnswersEdgeIsLearnedAsTransformersMarksIt() throws Exception {
+        Path dir = RealTokenizers.dir(RealTokenizers.QWEN3);
+        ModelTokens tokens = ModelTokens.read(dir);
+        ChatTemplate t =
+                tokens.chatTemplateFor(
+                                Optional.of(
+                                        "{% for m in messages %}<{{ m.role }}>{{ m.content }}"
+                                                + "{{ eos_token }}{% endfor %}"))
+                        .orElseThrow();
+        ChatTemplate.Rendered r =
+                t.renderWithAnswers(
+                        List.of(
+                                new ChatMessage("user", "x"),
+                                new ChatMessage("assistant", "a 8 5")));
+        try (HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(
+                        dir.resolve("tokenizer.json"),
+                        Map.of("truncation", "false", "padding", "false"))) {
+            Encoding e = tokenizer.encode(r.text(), false, false);
+            long[] labels =
+                    AnswerMask.labels(r.text(), e.getIds(), e.getCharTokenSpans(), r.answers());
+            List<Long> learned = new ArrayList<>();
+            for (int i = 0; i < labels.length; i++) {
+                if (labels[i] != AnswerMask.IGNORE) {
+                    learned.add(labels[i]);
+                }
+            }
+            // Qwen's BPE merges ">a" into one token; it carries the answer's first letter.
+            assertThat(
+                            tokenizer.decode(
+                                    learned.stream().mapToLong(Long::longValue).toArray(), false))
+                    .isEqualTo(">a 8 5<|im_end|>");
+        }
+    }
+
     static List<String> learned(String name) throws Exception {
         return learned(name, CHAT);
     }
