@@ -197,6 +197,12 @@ public final class ModelCatalog {
                 rest.add(f);
             }
         }
+        // Special tokens and the chat template, when the directory has them (optional files).
+        for (String f : List.of(TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP)) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                rest.add(f);
+            }
+        }
         fetcher.fetch(ref, rest, dir);
         return fromDirectory(ref, dir);
     }
