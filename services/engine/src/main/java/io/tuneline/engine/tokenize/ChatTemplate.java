@@ -73,7 +73,10 @@ public final class ChatTemplate {
                                 .withTrimBlocks(true)
                                 .withLstripBlocks(true)
                                 .withElResolver(resolver)
-                                .withFailOnUnknownTokens(false)
+                                // A job may bring its own template: Jinjava refuses
+                                // getClass() and reflection; this bounds what one render may
+                                // build (transformers uses Jinja2's sandbox for the same reason).
+                                .withMaxOutputSize(64L << 20)
                                 .withLegacyOverrides(
                                         LegacyOverrides.newBuilder()
                                                 .withUseTrimmingForNotesAndExpressions(true)
