@@ -1,12 +1,18 @@
 package io.tuneline.e2e;
 
+import static io.tuneline.e2e.LocalStack.JOB_TIMEOUT;
+import static io.tuneline.e2e.LocalStack.KAFKA;
+import static io.tuneline.e2e.LocalStack.REGISTRY;
+import static io.tuneline.e2e.LocalStack.TOKEN;
+import static io.tuneline.e2e.LocalStack.awaitTerminal;
+import static io.tuneline.e2e.LocalStack.exampleJob;
+import static io.tuneline.e2e.LocalStack.get;
+import static io.tuneline.e2e.LocalStack.publishWithKcat;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -26,13 +32,12 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The whole platform as a user runs it: {@code ./platform up} (real Kafka, S3 server, Prometheus
@@ -40,19 +45,12 @@ import org.junit.jupiter.api.TestMethodOrder;
  * registry's API, artifacts downloaded through presigned URLs, and every dashboard query run
  * against the Prometheus that scraped it all.
  */
+@Order(1)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@ExtendWith(LocalStack.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class PlatformEndToEndTest {
-    private static final ObjectMapper JSON = new ObjectMapper();
-    private static final String REGISTRY = "http://127.0.0.1:8080";
-
-    /** Not 9090: a Debian-installed Prometheus may already run there. */
-    private static final int PROMETHEUS_PORT = 19090;
-
-    private static final String PROMETHEUS = "http://127.0.0.1:" + PROMETHEUS_PORT;
-    private static final String KAFKA = "127.0.0.1:9092";
-    private static final String TOKEN = "tuneline-local-token";
-    private static final Duration JOB_TIMEOUT = Duration.ofMinutes(10);
+    private static final String PROMETHEUS = "http://127.0.0.1:" + LocalStack.PROMETHEUS_PORT;
 
     /**
      * Dashboard queries that cannot return data on one machine, each with the reason. Everything
@@ -61,38 +59,9 @@ class PlatformEndToEndTest {
     private static final Map<String, String> SKIPPED_QUERIES =
             Map.of("DCGM_FI_DEV_GPU_UTIL", "NVIDIA DCGM exporter metrics exist only on GPU nodes");
 
-    private final Path root =
-            Path.of(System.getProperty("tuneline.root", "..")).toAbsolutePath().normalize();
-    private final Path home =
-            Path.of(System.getProperty("tuneline.home", "target/e2e-home")).toAbsolutePath();
-    private final HttpClient http =
-            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    private final Path root = LocalStack.ROOT;
+    private final HttpClient http = LocalStack.http();
     private final String run = Long.toString(System.currentTimeMillis() % 1_000_000);
-    private Instant started;
-
-    @BeforeAll
-    void startThePlatform() throws Exception {
-        for (String tool : List.of("kcat", "prometheus")) {
-            assertThat(onPath(tool))
-                    .as(
-                            "%s must be installed for the end-to-end test (apt-get install %s; .ci/run does)",
-                            tool, tool)
-                    .isTrue();
-        }
-        started = Instant.now();
-        Process up = platform("up");
-        String output = new String(up.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(up.waitFor(10, TimeUnit.MINUTES)).isTrue();
-        assertThat(up.exitValue()).as("./platform up failed:%n%s", output).isZero();
-        assertThat(output).contains("prometheus    up at");
-    }
-
-    @AfterAll
-    void stopThePlatform() throws Exception {
-        Process down = platform("down");
-        down.getInputStream().readAllBytes();
-        down.waitFor(3, TimeUnit.MINUTES);
-    }
 
     @Test
     @Order(1)
@@ -229,6 +198,7 @@ class PlatformEndToEndTest {
                                     && Double.parseDouble(v.asText()) > lastJob.getEpochSecond();
                         });
 
+        Instant started = LocalStack.started();
         Instant end = Instant.now();
         long window = Math.max(60, Duration.between(started, end).toSeconds() + 30);
         List<String> empty = new ArrayList<>();
@@ -236,7 +206,7 @@ class PlatformEndToEndTest {
         int checked = 0;
         try (var files = Files.list(root.resolve("deploy/grafana/dashboards"))) {
             for (Path file : files.sorted().toList()) {
-                JsonNode dashboard = JSON.readTree(file.toFile());
+                JsonNode dashboard = LocalStack.JSON.readTree(file.toFile());
                 for (JsonNode panel : dashboard.path("panels")) {
                     for (JsonNode target : panel.path("targets")) {
                         String expr = target.path("expr").asText();
@@ -307,35 +277,27 @@ class PlatformEndToEndTest {
         assertThat(loaded).containsAll(declared);
     }
 
-    // --- helpers -----------------------------------------------------------------------------
-
-    private ObjectNode exampleJob(String jobId) throws IOException {
-        ObjectNode job =
-                (ObjectNode) JSON.readTree(root.resolve("examples/sentiment-inline.json").toFile());
-        job.put("job_id", jobId);
-        return job;
-    }
-
-    private void publishWithKcat(JsonNode job) throws Exception {
-        Path file = Files.createTempFile(home.getParent(), "job-", ".json");
+    @Test
+    @Order(5)
+    void theCommandLineClientSaysWhyAJobIsRefusedWithoutLoggingNoise() throws Exception {
+        ObjectNode job = exampleJob("e2e-cli-" + run);
+        job.putObject("method").putObject("prefix").put("num_virtual_tokens", 20);
+        Path file = Files.createTempFile(LocalStack.HOME.getParent(), "prefix-job-", ".json");
         Files.writeString(file, job.toString());
-        Process kcat =
-                new ProcessBuilder(
-                                "kcat",
-                                "-P",
-                                "-b",
-                                KAFKA,
-                                "-t",
-                                "finetune.jobs.requested",
-                                "-k",
-                                job.path("job_id").asText(),
-                                file.toString())
-                        .redirectErrorStream(true)
-                        .start();
-        String output = new String(kcat.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(kcat.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        assertThat(kcat.exitValue()).as("kcat: %s", output).isZero();
+
+        LocalStack.Result published = LocalStack.platform("publish", file.toString(), "--watch");
+        assertThat(published.output())
+                .as("./platform publish --watch")
+                .contains("cannot train PREFIX yet")
+                .doesNotContain("SLF4J")
+                .doesNotContain("LogManager")
+                .doesNotContainPattern("(?m)^\\s+at [a-z]+\\.");
+        LocalStack.Result jobs = LocalStack.platform("jobs");
+        assertThat(jobs.exit()).as(jobs.output()).isZero();
+        assertThat(jobs.output()).contains("e2e-cli-" + run).doesNotContain("SLF4J");
     }
+
+    // --- helpers -----------------------------------------------------------------------------
 
     /** The record keys on a topic, read from the beginning with kcat. */
     private List<String> keysOn(String topic) throws Exception {
@@ -360,56 +322,12 @@ class PlatformEndToEndTest {
         return output.lines().toList();
     }
 
-    private JsonNode awaitTerminal(String jobId) {
-        List<String> terminal = List.of("SUCCEEDED", "FAILED", "CANCELLED");
-        JsonNode[] last = new JsonNode[1];
-        await().atMost(JOB_TIMEOUT)
-                .pollInterval(Duration.ofSeconds(1))
-                .ignoreExceptions()
-                .until(
-                        () -> {
-                            last[0] = get("/api/v1/jobs/" + jobId);
-                            return terminal.contains(last[0].path("status").asText());
-                        });
-        return last[0];
-    }
-
-    private JsonNode get(String path) throws Exception {
-        HttpResponse<String> r =
-                http.send(
-                        HttpRequest.newBuilder(URI.create(REGISTRY + path)).build(),
-                        HttpResponse.BodyHandlers.ofString());
-        assertThat(r.statusCode()).as("GET %s: %s", path, r.body()).isEqualTo(200);
-        return JSON.readTree(r.body());
-    }
-
     private JsonNode prometheus(String path) throws Exception {
         HttpResponse<String> r =
                 http.send(
                         HttpRequest.newBuilder(URI.create(PROMETHEUS + path)).build(),
                         HttpResponse.BodyHandlers.ofString());
-        return JSON.readTree(r.body());
-    }
-
-    private Process platform(String command) throws IOException {
-        Files.createDirectories(home);
-        ProcessBuilder pb =
-                new ProcessBuilder(root.resolve("platform").toString(), command)
-                        .redirectErrorStream(true);
-        Map<String, String> env = pb.environment();
-        env.put("TUNELINE_HOME", home.toString());
-        env.put("TUNELINE_SKIP_BUILD", "1");
-        env.put("TUNELINE_PROMETHEUS_PORT", Integer.toString(PROMETHEUS_PORT));
-        return pb.start();
-    }
-
-    private static boolean onPath(String tool) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
-            if (Files.isExecutable(Path.of(dir, tool))) {
-                return true;
-            }
-        }
-        return false;
+        return LocalStack.JSON.readTree(r.body());
     }
 
     private static String sha256(byte[] bytes) throws NoSuchAlgorithmException {

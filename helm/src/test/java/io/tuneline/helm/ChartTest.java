@@ -324,6 +324,12 @@ class ChartTest {
                         () -> Chart.template("minimal.yaml", Map.of("objectStore.secretKey", "")))
                 .hasMessageContaining(
                         "objectStore.secretKey is required unless objectStore.existingSecret is set");
+        // Dataset uploads are never open in a cluster: the token has no default.
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml", Map.of("registryApi.existingSecret", "")))
+                .hasMessageContaining("registryApi.existingSecret is required");
     }
 
     private static String trainingChecksum(List<JsonNode> docs, String annotation) {

@@ -243,6 +243,59 @@ class RegistrationFlowTest {
     }
 
     @Test
+    void aJobTooLargeForAKafkaMessageIsRefusedWith413AndAReusedIdWith409() {
+        var big = Fixtures.job("flow-too-big", "big-model", 1e-3).toBuilder();
+        var inline = io.tuneline.proto.v1.InlineDataset.newBuilder();
+        String text = "a review that goes on and on ".repeat(40);
+        for (int i = 0; i < 1200; i++) {
+            inline.addRecords(
+                    com.google.protobuf.Struct.newBuilder()
+                            .putFields(
+                                    "text",
+                                    com.google.protobuf.Value.newBuilder()
+                                            .setStringValue(text + i)
+                                            .build())
+                            .putFields(
+                                    "label",
+                                    com.google.protobuf.Value.newBuilder()
+                                            .setStringValue(i % 2 == 0 ? "pos" : "neg")
+                                            .build()));
+        }
+        big.setDataset(io.tuneline.proto.v1.DatasetSpec.newBuilder().setInline(inline).build());
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .contentType("application/json")
+                .body(Fixtures.CODEC.toJson(big.build()))
+                .post("/api/v1/jobs")
+                .then()
+                .statusCode(413)
+                .contentType("application/problem+json")
+                .body("detail", org.hamcrest.Matchers.containsString("give dataset.uri"));
+
+        String body = Fixtures.CODEC.toJson(Fixtures.job("flow-reused", "reused-model", 1e-3));
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .contentType("application/json")
+                .body(body)
+                .post("/api/v1/jobs")
+                .then()
+                .statusCode(202);
+        awaitJob("flow-reused", "QUEUED");
+        given().header("Authorization", "Bearer " + Fixtures.TOKEN)
+                .contentType("application/json")
+                .body(Fixtures.CODEC.toJson(Fixtures.job("flow-reused", "other-model", 1e-3)))
+                .post("/api/v1/jobs")
+                .then()
+                .statusCode(409)
+                .body("detail", org.hamcrest.Matchers.containsString("already exists"));
+        assertThat(
+                        given().get("/api/v1/jobs/flow-reused")
+                                .then()
+                                .extract()
+                                .jsonPath()
+                                .getString("model_name"))
+                .isEqualTo("reused-model");
+    }
+
+    @Test
     void aJobSubmittedOverHttpIsPublishedAndItsProgressStreamsLive() throws Exception {
         String body =
                 EventCodec.class

@@ -9,7 +9,10 @@ import io.tuneline.proto.v1.SplitSpec;
 import io.tuneline.proto.v1.Task;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import java.util.Set;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 
 /**
  * Checks a {@link JobRequested} for what the schema cannot say: required fields, ranges, and
@@ -24,6 +27,17 @@ public final class JobSpecValidator {
     public static final Pattern JOB_ID = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
 
     private static final double SPLIT_TOLERANCE = 1e-6;
+
+    /**
+     * The methods the engine trains today. A job asking for another one is refused when it is
+     * submitted, not after its data has been ingested and prepared; the set grows as methods land.
+     */
+    public static final Set<MethodSpec.KindCase> ENGINE_METHODS =
+            Set.of(
+                    MethodSpec.KindCase.KIND_NOT_SET,
+                    MethodSpec.KindCase.FULL,
+                    MethodSpec.KindCase.FREEZE,
+                    MethodSpec.KindCase.LORA);
 
     private JobSpecValidator() {}
 
@@ -129,6 +143,19 @@ public final class JobSpecValidator {
     }
 
     private static void method(MethodSpec m, List<String> p) {
+        if (!ENGINE_METHODS.contains(m.getKindCase())) {
+            p.add(
+                    "method."
+                            + m.getKindCase().name().toLowerCase(Locale.ROOT)
+                            + ": this version of the engine cannot train "
+                            + m.getKindCase()
+                            + " yet; use "
+                            + ENGINE_METHODS.stream()
+                                    .filter(k -> k != MethodSpec.KindCase.KIND_NOT_SET)
+                                    .map(k -> k.name().toLowerCase(Locale.ROOT))
+                                    .sorted()
+                                    .collect(Collectors.joining(", ")));
+        }
         switch (m.getKindCase()) {
             case LORA -> lora("method.lora", m.getLora(), p);
             case QLORA -> {
@@ -168,6 +195,23 @@ public final class JobSpecValidator {
         }
         if (l.getDropout() < 0 || l.getDropout() >= 1) {
             p.add(path + ".dropout: " + l.getDropout() + " is outside [0, 1)");
+        }
+        if (!l.getTargetModulesRegex().isEmpty()) {
+            if (l.getTargetModulesCount() > 0) {
+                p.add(
+                        path
+                                + ".target_modules_regex: set together with target_modules;"
+                                + " give one of them");
+            }
+            try {
+                java.util.regex.Pattern.compile(l.getTargetModulesRegex());
+            } catch (java.util.regex.PatternSyntaxException e) {
+                p.add(
+                        path
+                                + ".target_modules_regex: not a regular expression ("
+                                + e.getDescription()
+                                + ")");
+            }
         }
     }
 }

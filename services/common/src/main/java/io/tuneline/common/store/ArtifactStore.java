@@ -35,6 +35,9 @@ import okhttp3.OkHttpClient;
  * Close it: the HTTP client's threads otherwise keep the JVM alive for a minute.
  */
 public final class ArtifactStore implements AutoCloseable {
+    private static final org.jboss.logging.Logger LOG =
+            org.jboss.logging.Logger.getLogger(ArtifactStore.class);
+
     private final StoreSettings settings;
     private final OkHttpClient http;
     private final MinioClient client;
@@ -67,11 +70,15 @@ public final class ArtifactStore implements AutoCloseable {
         return new S3Uri(settings.bucket(), key);
     }
 
-    /** Creates the platform bucket when it does not exist yet. */
+    /**
+     * Creates the platform bucket when it does not exist yet. Tried once: it runs at start-up,
+     * which a store outage must not hold up.
+     */
     public void ensureBucket() {
         String bucket = settings.bucket();
         call(
                 "create bucket " + bucket,
+                false,
                 () -> {
                     if (!client.bucketExists(BucketExistsArgs.builder().bucket(bucket).build())) {
                         client.makeBucket(MakeBucketArgs.builder().bucket(bucket).build());
@@ -80,10 +87,11 @@ public final class ArtifactStore implements AutoCloseable {
                 });
     }
 
-    /** Whether the platform bucket answers; for readiness checks. */
+    /** Whether the platform bucket answers; for readiness checks, so tried once. */
     public boolean bucketExists() {
         return call(
                 "check bucket " + settings.bucket(),
+                false,
                 () ->
                         client.bucketExists(
                                 BucketExistsArgs.builder().bucket(settings.bucket()).build()));
@@ -95,27 +103,39 @@ public final class ArtifactStore implements AutoCloseable {
      * than one part (or of unknown size, {@code size = -1}) are sent as a multipart upload.
      */
     public ArtifactRef put(S3Uri uri, InputStream in, long size, String contentType) {
-        MessageDigest digest = sha256();
-        CountingInputStream counted = new CountingInputStream(new DigestInputStream(in, digest));
+        // A stream read once cannot be sent again: no retries (files and byte arrays have them).
+        return putStream(uri, () -> in, size, contentType, false);
+    }
+
+    private ArtifactRef putStream(
+            S3Uri uri,
+            java.util.function.Supplier<InputStream> source,
+            long size,
+            String contentType,
+            boolean retry) {
+        MessageDigest[] digest = new MessageDigest[1];
+        CountingInputStream[] counted = new CountingInputStream[1];
         call(
                 "write " + uri,
-                () ->
-                        client.putObject(
-                                PutObjectArgs.builder()
-                                        .bucket(uri.bucket())
-                                        .object(uri.key())
-                                        .stream(counted, size, size < 0 ? settings.partSize() : -1)
-                                        .contentType(contentType)
-                                        .build()));
+                retry,
+                () -> {
+                    digest[0] = sha256();
+                    counted[0] =
+                            new CountingInputStream(new DigestInputStream(source.get(), digest[0]));
+                    return client.putObject(
+                            PutObjectArgs.builder().bucket(uri.bucket()).object(uri.key()).stream(
+                                            counted[0], size, size < 0 ? settings.partSize() : -1)
+                                    .contentType(contentType)
+                                    .build());
+                });
         return ArtifactRef.newBuilder()
                 .setUri(uri.toString())
-                .setSha256(HexFormat.of().formatHex(digest.digest()))
-                .setSizeBytes(counted.count())
+                .setSha256(HexFormat.of().formatHex(digest[0].digest()))
+                .setSizeBytes(counted[0].count())
                 .setContentType(contentType)
                 .build();
     }
 
-    /** Writes a small object from memory. */
     /**
      * Uploads a local file. MinIO reads each part from the file when it sends it, so no part is
      * held in the heap (a stream's parts are: 5 MiB and more each, which a small heap feels); the
@@ -149,8 +169,14 @@ public final class ArtifactStore implements AutoCloseable {
                 .build();
     }
 
+    /** Writes a small object from memory. */
     public ArtifactRef put(S3Uri uri, byte[] bytes, String contentType) {
-        return put(uri, new java.io.ByteArrayInputStream(bytes), bytes.length, contentType);
+        return putStream(
+                uri,
+                () -> new java.io.ByteArrayInputStream(bytes),
+                bytes.length,
+                contentType,
+                true);
     }
 
     /** Opens an object for streaming; the caller closes the stream. */
@@ -176,22 +202,25 @@ public final class ArtifactStore implements AutoCloseable {
 
     /** Size in bytes, or empty when the object does not exist. */
     public Optional<Long> size(S3Uri uri) {
-        try {
-            return Optional.of(
-                    client.statObject(
-                                    StatObjectArgs.builder()
-                                            .bucket(uri.bucket())
-                                            .object(uri.key())
-                                            .build())
-                            .size());
-        } catch (ErrorResponseException e) {
-            if ("NoSuchKey".equals(e.errorResponse().code())) {
-                return Optional.empty();
-            }
-            throw new ArtifactStoreException("cannot stat " + uri + ": " + e.getMessage(), e);
-        } catch (Exception e) {
-            throw new ArtifactStoreException("cannot stat " + uri + ": " + e.getMessage(), e);
-        }
+        return call(
+                "stat " + uri,
+                true,
+                () -> {
+                    try {
+                        return Optional.of(
+                                client.statObject(
+                                                StatObjectArgs.builder()
+                                                        .bucket(uri.bucket())
+                                                        .object(uri.key())
+                                                        .build())
+                                        .size());
+                    } catch (ErrorResponseException e) {
+                        if ("NoSuchKey".equals(e.errorResponse().code())) {
+                            return Optional.<Long>empty();
+                        }
+                        throw e;
+                    }
+                });
     }
 
     public boolean exists(S3Uri uri) {
@@ -281,23 +310,81 @@ public final class ArtifactStore implements AutoCloseable {
     }
 
     private <T> T call(String what, StoreCall<T> action) {
-        try {
-            return action.run();
-        } catch (ErrorResponseException e) {
-            throw new ArtifactStoreException(
-                    "cannot "
-                            + what
-                            + " at "
-                            + settings.endpoint()
-                            + ": "
-                            + e.errorResponse().code()
-                            + " "
-                            + e.errorResponse().message(),
-                    e);
-        } catch (Exception e) {
-            throw new ArtifactStoreException(
-                    "cannot " + what + " at " + settings.endpoint() + ": " + e, e);
+        return call(what, true, action);
+    }
+
+    /**
+     * Runs {@code action}; while the store cannot be reached (or answers 5xx or SlowDown) and
+     * {@code retry} allows, tries again with exponential backoff for {@code settings.retryFor()},
+     * so an outage of the store delays work instead of failing it. Refusals (403, NoSuchKey, a bad
+     * request) fail at once.
+     */
+    private <T> T call(String what, boolean retry, StoreCall<T> action) {
+        long deadline = System.nanoTime() + settings.retryFor().toNanos();
+        long backoffMillis = 200;
+        int failures = 0;
+        while (true) {
+            try {
+                T result = action.run();
+                if (failures > 0) {
+                    LOG.infof(
+                            "object store answers again: %s succeeded after %d retries",
+                            what, failures);
+                }
+                return result;
+            } catch (Exception e) {
+                if (!retry || !transient_(e) || System.nanoTime() >= deadline) {
+                    throw failure(what, e, failures);
+                }
+                if (failures++ == 0) {
+                    LOG.warnf(
+                            "cannot %s (%s); retrying for up to %s while the store is unavailable",
+                            what, brief(e), settings.retryFor());
+                }
+                try {
+                    Thread.sleep(
+                            Math.min(
+                                    backoffMillis,
+                                    Math.max(1, (deadline - System.nanoTime()) / 1_000_000)));
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw failure(what, e, failures);
+                }
+                backoffMillis = Math.min(backoffMillis * 2, MAX_BACKOFF_MILLIS);
+            }
         }
+    }
+
+    private static final long MAX_BACKOFF_MILLIS = 10_000;
+
+    /** Whether trying the same request again later may succeed: the store was out of reach. */
+    static boolean transient_(Exception e) {
+        if (e instanceof ErrorResponseException r) {
+            String code = r.errorResponse().code();
+            int status = r.response() == null ? 0 : r.response().code();
+            return status >= 500
+                    || "SlowDown".equals(code)
+                    || "ServiceUnavailable".equals(code)
+                    || "InternalError".equals(code)
+                    || "RequestTimeout".equals(code);
+        }
+        if (e instanceof io.minio.errors.ServerException s) {
+            return s.statusCode() >= 500;
+        }
+        return e instanceof IOException;
+    }
+
+    private ArtifactStoreException failure(String what, Exception e, int retries) {
+        String after = retries == 0 ? "" : " (after " + retries + " retries)";
+        return new ArtifactStoreException(
+                "cannot " + what + " at " + settings.endpoint() + after + ": " + brief(e), e);
+    }
+
+    private static String brief(Exception e) {
+        if (e instanceof ErrorResponseException r) {
+            return r.errorResponse().code() + " " + r.errorResponse().message();
+        }
+        return e.toString();
     }
 
     static MessageDigest sha256() {

@@ -28,8 +28,15 @@ public interface StoreConfig {
     @WithDefault("true")
     boolean createBucket();
 
+    /**
+     * How long an operation keeps trying while the store cannot be reached (connection refused,
+     * 5xx, SlowDown), with exponential backoff; then it fails with the last error.
+     */
+    @WithDefault("PT5M")
+    java.time.Duration retryFor();
+
     default StoreSettings settings() {
         return new StoreSettings(
-                endpoint(), accessKey(), secretKey(), bucket(), region(), partSize());
+                endpoint(), accessKey(), secretKey(), bucket(), region(), partSize(), retryFor());
     }
 }

@@ -5,6 +5,8 @@ package io.tuneline.common.store;
  *
  * @param partSize bytes per multipart part when the size is unknown or large; S3 requires 5 MiB at
  *     least (AWS "Amazon S3 multipart upload limits")
+ * @param retryFor how long an operation that failed because the store could not be reached (or
+ *     answered 5xx / SlowDown) is tried again, with backoff, before it fails; zero: never
  */
 public record StoreSettings(
         String endpoint,
@@ -12,13 +14,30 @@ public record StoreSettings(
         String secretKey,
         String bucket,
         String region,
-        long partSize) {
+        long partSize,
+        java.time.Duration retryFor) {
     public static final long MIN_PART_SIZE = 5L * 1024 * 1024;
+
+    /** How long a store outage is waited out unless configured otherwise. */
+    public static final java.time.Duration DEFAULT_RETRY_FOR = java.time.Duration.ofMinutes(5);
 
     public StoreSettings {
         if (partSize < MIN_PART_SIZE) {
             throw new IllegalArgumentException(
                     "part size " + partSize + " is below the S3 minimum of " + MIN_PART_SIZE);
         }
+        if (retryFor.isNegative()) {
+            throw new IllegalArgumentException("retry-for must not be negative: " + retryFor);
+        }
+    }
+
+    public StoreSettings(
+            String endpoint,
+            String accessKey,
+            String secretKey,
+            String bucket,
+            String region,
+            long partSize) {
+        this(endpoint, accessKey, secretKey, bucket, region, partSize, DEFAULT_RETRY_FOR);
     }
 }

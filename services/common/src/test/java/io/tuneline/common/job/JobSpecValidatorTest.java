@@ -41,6 +41,32 @@ class JobSpecValidatorTest {
     }
 
     @Test
+    void aMethodTheEngineCannotTrainIsRefusedNamingItAndTheOnesItCan() {
+        JobRequested prefix =
+                VALID.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setPrefix(
+                                                io.tuneline.proto.v1.PrefixTuningParams
+                                                        .getDefaultInstance()))
+                        .build();
+        assertThat(JobSpecValidator.problems(prefix))
+                .singleElement()
+                .asString()
+                .startsWith("method.prefix: ")
+                .contains("cannot train PREFIX yet")
+                .endsWith("use freeze, full, lora");
+        for (MethodSpec ok :
+                new MethodSpec[] {
+                    MethodSpec.getDefaultInstance(),
+                    MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build()
+                }) {
+            assertThat(JobSpecValidator.problems(VALID.toBuilder().setMethod(ok).build()))
+                    .isEmpty();
+        }
+    }
+
+    @Test
     void reportsEveryProblemWithItsFieldPath() {
         JobRequested job =
                 VALID.toBuilder()
@@ -66,6 +92,34 @@ class JobSpecValidatorTest {
                                                 "split",
                                                 "method.lora.rank",
                                                 "method.lora.dropout"));
+    }
+
+    /** PEFT takes a list of names or one regular expression, not both. */
+    @Test
+    void aTargetRegexMustCompileAndComeWithoutATargetList() {
+        JobRequested regex =
+                VALID.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setLora(
+                                                LoraParams.newBuilder()
+                                                        .setTargetModulesRegex(
+                                                                ".*\\.layer\\.(10|11)\\..*dense")))
+                        .build();
+        assertThat(JobSpecValidator.problems(regex)).isEmpty();
+        JobRequested both =
+                regex.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setLora(
+                                                LoraParams.newBuilder()
+                                                        .setTargetModulesRegex("(unclosed")
+                                                        .addTargetModules("query")))
+                        .build();
+        assertThat(JobSpecValidator.problems(both))
+                .hasSize(2)
+                .anyMatch(p -> p.contains("set together with target_modules"))
+                .anyMatch(p -> p.contains("not a regular expression"));
     }
 
     @Test

@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
+import io.tuneline.engine.model.llama.LlamaCheckpoint;
+import io.tuneline.engine.model.llama.LlamaConfig;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -31,12 +33,17 @@ public final class ModelCatalog {
     public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
     public static final String SPECIAL_TOKENS_MAP = "special_tokens_map.json";
+    /** A sharded checkpoint's index ({@code weight_map}: tensor name to shard file). */
+    public static final String INDEX = LlamaCheckpoint.INDEX;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The model_type values of Hugging Face directories the engine builds. */
     private static final List<String> SUPPORTED_TYPES =
-            List.of("gpt2", BertConfig.BERT, BertConfig.ROBERTA);
+            java.util.stream.Stream.concat(
+                            java.util.stream.Stream.of("gpt2", BertConfig.BERT, BertConfig.ROBERTA),
+                            LlamaConfig.MODEL_TYPES.stream())
+                    .toList();
 
     private static final Map<String, PretrainedModel> BUILT_IN =
             Map.of(
@@ -70,9 +77,11 @@ public final class ModelCatalog {
      * Resolves a job's base model reference: a built-in name ({@code minilm-l6}), a local Hugging
      * Face model directory, or an {@code s3://bucket/prefix/} URI of one, whose files {@code
      * fetcher} copies into a directory below {@code scratch}. A model directory needs {@code
-     * config.json} (its {@code model_type} picks the architecture: {@code gpt2}, {@code bert} or
-     * {@code roberta}), {@code model.safetensors} and {@code tokenizer.json}; what is missing or
-     * unsupported fails the resolution, named.
+     * config.json} (its {@code model_type} picks the architecture: {@code gpt2}, {@code bert},
+     * {@code roberta}, or the Llama family's {@code llama}, {@code mistral}, {@code qwen2}, {@code
+     * qwen3}), {@code model.safetensors} (Llama family: or {@code model.safetensors.index.json} and
+     * the shards it names) and {@code tokenizer.json}; what is missing or unsupported fails the
+     * resolution, named.
      */
     public static PretrainedModel resolve(String ref, ModelFetcher fetcher, Path scratch) {
         if (ref == null || ref.isBlank()) {
@@ -204,6 +213,19 @@ public final class ModelCatalog {
             }
         }
         fetcher.fetch(ref, rest, dir);
+        if (!Files.isRegularFile(dir.resolve(WEIGHTS)) && configOf(ref, dir).llama() != null) {
+            // A sharded checkpoint: the index, then the shards its weight_map names.
+            fetcher.fetch(ref, List.of(INDEX), dir);
+            if (Files.isRegularFile(dir.resolve(INDEX))) {
+                List<String> shards = new ArrayList<>();
+                for (String shard : shardFiles(ref, dir)) {
+                    if (!Files.isRegularFile(dir.resolve(shard))) {
+                        shards.add(shard);
+                    }
+                }
+                fetcher.fetch(ref, shards, dir);
+            }
+        }
         return fromDirectory(ref, dir);
     }
 
@@ -212,6 +234,20 @@ public final class ModelCatalog {
         for (String f : List.of(CONFIG, WEIGHTS, TOKENIZER)) {
             if (!Files.isRegularFile(dir.resolve(f))) {
                 missing.add(f);
+            }
+        }
+        // Llama-family directories may hold a sharded checkpoint instead of model.safetensors.
+        boolean sharded =
+                missing.contains(WEIGHTS)
+                        && !missing.contains(CONFIG)
+                        && Files.isRegularFile(dir.resolve(INDEX))
+                        && configOf(ref, dir).llama() != null;
+        if (sharded) {
+            missing.remove(WEIGHTS);
+            for (String shard : shardFiles(ref, dir)) {
+                if (!Files.isRegularFile(dir.resolve(shard))) {
+                    missing.add(shard + " (named in " + INDEX + ")");
+                }
             }
         }
         if (!missing.isEmpty()) {
@@ -224,11 +260,15 @@ public final class ModelCatalog {
                             .append(CONFIG)
                             .append(", ")
                             .append(WEIGHTS)
-                            .append(" and ")
+                            .append(" (or, for Llama-family models, ")
+                            .append(INDEX)
+                            .append(" and its shards) and ")
                             .append(TOKENIZER);
             if (missing.contains(WEIGHTS)) {
-                if (Files.exists(dir.resolve("model.safetensors.index.json"))) {
-                    m.append(" (sharded safetensors checkpoints are not supported yet)");
+                if (Files.exists(dir.resolve(INDEX))) {
+                    m.append(
+                            " (sharded safetensors checkpoints are read for Llama-family models"
+                                    + " only)");
                 } else if (Files.exists(dir.resolve("pytorch_model.bin"))) {
                     m.append(
                             " (pytorch_model.bin is not read: save the model with"
@@ -249,20 +289,61 @@ public final class ModelCatalog {
                 config.architecture(),
                 config.encoder(),
                 config.decoder(),
-                PretrainedModel.Source.file(dir.resolve(WEIGHTS)),
+                config.llama(),
+                PretrainedModel.Source.file(dir.resolve(sharded ? INDEX : WEIGHTS)),
                 PretrainedModel.Source.file(dir.resolve(TOKENIZER)),
                 Optional.of(dir));
     }
 
-    /** A directory's parsed config.json: exactly one of the two is set. */
-    private record Configured(BertConfig encoder, Gpt2Config decoder) {
+    /** The shard files a sharded checkpoint's index names, each once, in order. */
+    private static List<String> shardFiles(String ref, Path dir) throws IOException {
+        JsonNode map;
+        try {
+            map = JSON.readTree(dir.resolve(INDEX).toFile()).path("weight_map");
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "base model '" + ref + "': " + INDEX + " is not valid JSON: " + e.getMessage());
+        }
+        if (!map.isObject()) {
+            throw new UnknownModelException(
+                    "base model '" + ref + "': " + INDEX + " has no weight_map object");
+        }
+        java.util.Set<String> shards = new java.util.LinkedHashSet<>();
+        for (JsonNode f : (Iterable<JsonNode>) map::elements) {
+            String name = f.asText();
+            if (name.isEmpty()
+                    || name.contains("/")
+                    || name.contains("\\")
+                    || name.startsWith(".")) {
+                throw new UnknownModelException(
+                        "base model '"
+                                + ref
+                                + "': "
+                                + INDEX
+                                + " names the shard '"
+                                + name
+                                + "', which is not a file name in the directory");
+            }
+            shards.add(name);
+        }
+        return List.copyOf(shards);
+    }
+
+    /** A directory's parsed config.json: exactly one of the three is set. */
+    private record Configured(BertConfig encoder, Gpt2Config decoder, LlamaConfig llama) {
         PretrainedModel.Architecture architecture() {
+            if (llama != null) {
+                return PretrainedModel.Architecture.LLAMA;
+            }
             return decoder != null
                     ? PretrainedModel.Architecture.GPT2
                     : PretrainedModel.Architecture.BERT;
         }
 
         int vocabSize() {
+            if (llama != null) {
+                return llama.vocabSize();
+            }
             return decoder != null ? decoder.vocabSize() : encoder.vocabSize();
         }
     }
@@ -281,8 +362,8 @@ public final class ModelCatalog {
     }
 
     /**
-     * config.json, parsed, when its model_type is one the engine builds (gpt2, bert or roberta) and
-     * its settings are ones it implements.
+     * config.json, parsed, when its model_type is one the engine builds (gpt2, bert, roberta,
+     * llama, mistral, qwen2, qwen3) and its settings are ones it implements.
      */
     private static Configured configOf(String ref, Path dir) throws IOException {
         Path file = dir.resolve(CONFIG);
@@ -315,9 +396,12 @@ public final class ModelCatalog {
         if (SUPPORTED_TYPES.contains(t)) {
             // The whole configuration, so an unsupported setting fails before weights travel.
             try {
+                if (LlamaConfig.MODEL_TYPES.contains(t)) {
+                    return new Configured(null, null, LlamaConfig.read(dir));
+                }
                 return t.equals("gpt2")
-                        ? new Configured(null, Gpt2Config.read(dir))
-                        : new Configured(BertConfig.read(dir), null);
+                        ? new Configured(null, Gpt2Config.read(dir), null)
+                        : new Configured(BertConfig.read(dir), null, null);
             } catch (IllegalArgumentException e) {
                 throw new UnknownModelException("base model '" + ref + "': " + e.getMessage());
             }

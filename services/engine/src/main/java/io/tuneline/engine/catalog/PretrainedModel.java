@@ -6,6 +6,7 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
+import io.tuneline.engine.model.llama.LlamaConfig;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -20,7 +21,9 @@ import java.util.Optional;
  * @param architecture which model family the weights are for
  * @param bert the encoder configuration, for {@link Architecture#BERT}; null otherwise
  * @param gpt2 the GPT-2 configuration, for {@link Architecture#GPT2}; null otherwise
- * @param weights the ONNX file (built-in encoders) or {@code model.safetensors} (directories)
+ * @param llama the Llama-family configuration, for {@link Architecture#LLAMA}; null otherwise
+ * @param weights the ONNX file (built-in encoders), {@code model.safetensors} (directories) or a
+ *     sharded checkpoint's {@code model.safetensors.index.json}
  * @param tokenizer the Hugging Face {@code tokenizer.json}
  * @param directory the local Hugging Face model directory, for models resolved from a directory or
  *     fetched from the store (what {@link io.tuneline.engine.model.gpt2.Gpt2Checkpoint#load} and
@@ -31,6 +34,7 @@ public record PretrainedModel(
         Architecture architecture,
         BertConfig bert,
         Gpt2Config gpt2,
+        LlamaConfig llama,
         Source weights,
         Source tokenizer,
         Optional<Path> directory) {
@@ -43,12 +47,19 @@ public record PretrainedModel(
          */
         BERT,
         /** A GPT-2 decoder from a Hugging Face directory ({@code model_type} gpt2). */
-        GPT2
+        GPT2,
+        /**
+         * A Llama-family decoder from a Hugging Face directory ({@code model_type} llama, mistral,
+         * qwen2 or qwen3), single-file or sharded; {@link
+         * io.tuneline.engine.model.llama.LlamaCheckpoint#load} reads it. Not trained yet.
+         */
+        LLAMA
     }
 
     public PretrainedModel {
         if ((architecture == Architecture.BERT) != (bert != null)
-                || (architecture == Architecture.GPT2) != (gpt2 != null)) {
+                || (architecture == Architecture.GPT2) != (gpt2 != null)
+                || (architecture == Architecture.LLAMA) != (llama != null)) {
             throw new IllegalArgumentException(
                     "a " + architecture + " model needs exactly its own configuration");
         }
@@ -56,7 +67,7 @@ public record PretrainedModel(
 
     /** A built-in BERT-family model. */
     public PretrainedModel(String name, BertConfig config, Source weights, Source tokenizer) {
-        this(name, Architecture.BERT, config, null, weights, tokenizer, Optional.empty());
+        this(name, Architecture.BERT, config, null, null, weights, tokenizer, Optional.empty());
     }
 
     /**
@@ -93,6 +104,19 @@ public record PretrainedModel(
                     "base model '" + name + "' is " + architecture + ", not GPT-2");
         }
         return gpt2;
+    }
+
+    /** The Llama-family configuration; fails for a model of another architecture. */
+    public LlamaConfig llamaConfig() {
+        if (llama == null) {
+            throw new IllegalStateException(
+                    "base model '"
+                            + name
+                            + "' is "
+                            + architecture
+                            + ", not a Llama-family decoder");
+        }
+        return llama;
     }
 
     /** Where bytes come from: a class-path resource, a file, an object in the store. */

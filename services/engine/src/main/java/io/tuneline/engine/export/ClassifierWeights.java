@@ -82,11 +82,8 @@ public final class ClassifierWeights {
     public static int load(SequenceClassifier classifier, Path file) {
         int loaded = 0;
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            for (Map.Entry<String, Parameter> e : classifier.namedParameters().entrySet()) {
+            for (Map.Entry<String, Parameter> e : classifier.baseParameters().entrySet()) {
                 String name = e.getKey();
-                if (name.contains(".lora_")) {
-                    continue;
-                }
                 if (!f.names().contains(name)) {
                     throw new IllegalArgumentException(
                             file

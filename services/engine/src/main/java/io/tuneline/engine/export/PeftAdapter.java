@@ -6,10 +6,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -39,7 +42,7 @@ public final class PeftAdapter {
             String baseModel,
             Path dir)
             throws IOException {
-        return write(lm.namedParameters(), false, "CAUSAL_LM", true, lora, baseModel, dir);
+        return write(lm, "CAUSAL_LM", true, lora, baseModel, dir);
     }
 
     /**
@@ -52,23 +55,15 @@ public final class PeftAdapter {
     public static boolean write(
             SequenceClassifier classifier, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {
-        return write(
-                classifier.namedParameters(),
-                true,
-                "FEATURE_EXTRACTION",
-                false,
-                lora,
-                baseModel,
-                dir);
+        return write(classifier, "FEATURE_EXTRACTION", false, lora, baseModel, dir);
     }
 
     /**
-     * @param withHead also save the {@code classifier.*} head, as PEFT saves {@code
-     *     modules_to_save}
+     * The adapters attached to {@code model}'s linear layers, and its task head as PEFT saves
+     * {@code modules_to_save}.
      */
     private static boolean write(
-            Map<String, Parameter> parameters,
-            boolean withHead,
+            TunableModel model,
             String taskType,
             boolean fanInFanOut,
             FineTuningMethod.Lora lora,
@@ -76,16 +71,17 @@ public final class PeftAdapter {
             Path dir)
             throws IOException {
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-        boolean any = false;
-        for (Map.Entry<String, Parameter> e : parameters.entrySet()) {
+        Map<String, Parameter> adapters = model.deltaParameters();
+        List<String> head = model.headModules();
+        for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
             String name = e.getKey();
-            boolean adapter = name.contains(".lora_");
-            if (adapter || (withHead && name.startsWith("classifier."))) {
+            if (adapters.containsKey(name)
+                    || head.stream().anyMatch(m -> name.startsWith(m + "."))) {
                 NDArray a = e.getValue().getArray();
                 writer.addF32(PREFIX + name, a.getShape().getShape(), a.toFloatArray());
-                any |= adapter;
             }
         }
+        boolean any = !adapters.isEmpty();
         if (!any) {
             return false;
         }
@@ -98,14 +94,20 @@ public final class PeftAdapter {
         config.put("r", lora.rank());
         config.put("lora_alpha", lora.alpha());
         config.put("lora_dropout", lora.dropout());
-        config.putPOJO("target_modules", lora.targetModules());
+        // As PEFT writes what it was given: a list of names, or one regular expression. Both
+        // select under PEFT's rule exactly the modules that were trained (TargetMatcher).
+        if (lora.targets() instanceof TargetMatcher.FullMatch regex) {
+            config.put("target_modules", regex.regex());
+        } else {
+            config.putPOJO("target_modules", ((TargetMatcher.AnyOf) lora.targets()).names());
+        }
         config.put("bias", "none");
         config.put("fan_in_fan_out", fanInFanOut);
         config.put("inference_mode", true);
         config.put("init_lora_weights", true);
         config.put("use_rslora", false);
-        if (withHead) {
-            config.putArray("modules_to_save").add("classifier");
+        if (!head.isEmpty()) {
+            head.forEach(config.putArray("modules_to_save")::add);
         } else {
             config.putNull("modules_to_save");
         }

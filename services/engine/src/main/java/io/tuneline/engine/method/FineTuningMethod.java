@@ -2,8 +2,9 @@ package io.tuneline.engine.method;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
-import io.tuneline.engine.model.SequenceClassifier;
-import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.LoraDelta;
 import java.nio.file.FileSystems;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
@@ -12,40 +13,30 @@ import java.util.Map;
 
 /**
  * How much of a pretrained model a job trains. Each method decides which parameters get gradients
- * (the others are frozen: no gradient, no optimizer state) and may add its own. QLoRA, adapters,
+ * (the others are frozen: no gradient, no optimizer state) and may add its own. Every method is
+ * written once against {@link TunableModel}, so it applies to every model family; QLoRA, adapters,
  * prefix and prompt tuning join this closed set as further records.
  */
 public sealed interface FineTuningMethod
         permits FineTuningMethod.Full, FineTuningMethod.Freeze, FineTuningMethod.Lora {
 
     /** Prepares {@code model} for training and says how many parameters train. */
-    ParameterCounts apply(SequenceClassifier model, NDManager manager);
-
-    /**
-     * Prepares a GPT-2 language model for training. Its LM head is tied to {@code wte}, so there is
-     * no separate head: {@code Freeze} always trains the final LayerNorm {@code ln_f} and trains
-     * the (tied) embeddings only when asked; {@code Lora} trains the adapters and nothing else.
-     */
-    ParameterCounts apply(Gpt2LmModel model, NDManager manager);
+    ParameterCounts apply(TunableModel model, NDManager manager);
 
     /** Every weight trains. */
     record Full() implements FineTuningMethod {
         @Override
-        public ParameterCounts apply(SequenceClassifier model, NDManager manager) {
-            model.namedParameters().values().forEach(p -> p.freeze(false));
-            return ParameterCounts.of(model);
-        }
-
-        @Override
-        public ParameterCounts apply(Gpt2LmModel model, NDManager manager) {
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
             model.namedParameters().values().forEach(p -> p.freeze(false));
             return ParameterCounts.of(model);
         }
     }
 
     /**
-     * Only chosen parts train: the top {@code trainTopLayers} layers, the embeddings if asked, any
-     * parameter whose Hugging Face name matches a glob pattern, and always the task head.
+     * Only chosen parts train: the top {@code trainTopLayers} layers and what sits above them (the
+     * final norm and the task head, {@link TunableModel#outputModules()}, always), the embeddings
+     * if asked, and any parameter whose Hugging Face name matches a glob pattern. A language model
+     * whose head is tied to its embedding trains that head only with the embeddings.
      */
     record Freeze(int trainTopLayers, boolean trainEmbeddings, List<String> trainablePatterns)
             implements FineTuningMethod {
@@ -54,8 +45,8 @@ public sealed interface FineTuningMethod
         }
 
         @Override
-        public ParameterCounts apply(SequenceClassifier model, NDManager manager) {
-            int layers = model.encoder().config().layers();
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            int layers = model.layerCount();
             List<PathMatcher> patterns =
                     trainablePatterns.stream()
                             .map(p -> FileSystems.getDefault().getPathMatcher("glob:" + p))
@@ -63,42 +54,17 @@ public sealed interface FineTuningMethod
             for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
                 String name = e.getKey();
                 boolean train =
-                        name.startsWith("classifier.")
-                                || (trainEmbeddings && name.startsWith("embeddings."))
-                                || inTopLayers(name, layers, trainTopLayers)
+                        inAny(name, model.outputModules())
+                                || (trainEmbeddings && inAny(name, model.embeddingModules()))
+                                || inTopLayers(name, model.layerPrefix(), layers, trainTopLayers)
                                 || patterns.stream().anyMatch(m -> m.matches(Path.of(name)));
                 e.getValue().freeze(!train);
             }
             return ParameterCounts.of(model);
-        }
-
-        @Override
-        public ParameterCounts apply(Gpt2LmModel model, NDManager manager) {
-            int layers = model.config().layers();
-            List<PathMatcher> patterns =
-                    trainablePatterns.stream()
-                            .map(p -> FileSystems.getDefault().getPathMatcher("glob:" + p))
-                            .toList();
-            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
-                String name = e.getKey();
-                boolean train =
-                        name.startsWith("transformer.ln_f.")
-                                || (trainEmbeddings
-                                        && (name.startsWith("transformer.wte.")
-                                                || name.startsWith("transformer.wpe.")))
-                                || inTopLayers(name, "transformer.h.", layers, trainTopLayers)
-                                || patterns.stream().anyMatch(m -> m.matches(Path.of(name)));
-                e.getValue().freeze(!train);
-            }
-            return ParameterCounts.of(model);
-        }
-
-        private static boolean inTopLayers(String name, int layers, int top) {
-            return inTopLayers(name, "encoder.layer.", layers, top);
         }
 
         private static boolean inTopLayers(String name, String prefix, int layers, int top) {
-            for (int i = layers - top; i < layers; i++) {
+            for (int i = Math.max(0, layers - top); i < layers; i++) {
                 if (name.startsWith(prefix + i + ".")) {
                     return true;
                 }
@@ -108,29 +74,20 @@ public sealed interface FineTuningMethod
     }
 
     /**
-     * Low-rank adapters on the named projections of every layer ({@code query}, {@code key}, {@code
-     * value}, {@code dense} for the attention output); the base is frozen, the head trains.
+     * Low-rank adapters ({@link LoraDelta}) on the linear modules {@code targets} selects by PEFT's
+     * rule ({@link TargetMatcher}); the base is frozen, the task head trains (PEFT's {@code
+     * modules_to_save}).
      */
-    record Lora(int rank, float alpha, float dropout, List<String> targetModules)
+    record Lora(int rank, float alpha, float dropout, TargetMatcher targets)
             implements FineTuningMethod {
+        /** Targets as a list of names, PEFT's {@code target_modules=[...]}. */
+        public Lora(int rank, float alpha, float dropout, List<String> targetModules) {
+            this(rank, alpha, dropout, TargetMatcher.anyOf(targetModules));
+        }
+
         /** The defaults of the job spec: r 8, alpha 16, dropout 0.05, query and value. */
         public static Lora defaults() {
             return new Lora(8, 16f, 0.05f, List.of("query", "value"));
-        }
-
-        @Override
-        public ParameterCounts apply(SequenceClassifier model, NDManager manager) {
-            model.namedParameters().values().forEach(p -> p.freeze(true));
-            int wrapped = model.encoder().enableLora(targetModules, rank, alpha, dropout, manager);
-            if (wrapped == 0) {
-                throw new IllegalArgumentException(
-                        "no layer matches the LoRA target modules "
-                                + targetModules
-                                + "; use query, key, value or dense");
-            }
-            model.head().weight().freeze(false);
-            model.head().bias().freeze(false);
-            return ParameterCounts.of(model);
         }
 
         /** PEFT's default for GPT-2: r 8, alpha 16, dropout 0.05 on the fused {@code c_attn}. */
@@ -139,20 +96,43 @@ public sealed interface FineTuningMethod
         }
 
         /**
-         * Targets are GPT-2's module names: {@code c_attn}, {@code c_proj} (attention and MLP),
-         * {@code c_fc}, or {@code attn.c_proj} / {@code mlp.c_proj}. Only the adapters train.
+         * Freezes every parameter, attaches an adapter to each selected module (in the model's
+         * order, so the engine's seeded generator gives every run the same initial A), then
+         * unfreezes the adapters and the task head.
+         *
+         * @throws TargetMatcher.NoTargetMatchException when no linear module matches
+         * @throws IllegalStateException when a selected module has an adapter already
          */
         @Override
-        public ParameterCounts apply(Gpt2LmModel model, NDManager manager) {
-            model.namedParameters().values().forEach(p -> p.freeze(true));
-            int wrapped = model.enableLora(targetModules, rank, alpha, dropout, manager);
-            if (wrapped == 0) {
-                throw new IllegalArgumentException(
-                        "no GPT-2 layer matches the LoRA target modules "
-                                + targetModules
-                                + "; use c_attn, c_proj, c_fc, attn.c_proj or mlp.c_proj");
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            Map<String, Dense> linears = model.linears();
+            List<String> selected = targets.select(linears.keySet());
+            for (String module : selected) {
+                if (linears.get(module).deltas().stream().anyMatch(LoraDelta.class::isInstance)) {
+                    throw new IllegalStateException(
+                            "module " + module + " already has a LoRA adapter");
+                }
             }
+            model.namedParameters().values().forEach(p -> p.freeze(true));
+            for (String module : selected) {
+                Dense layer = linears.get(module);
+                LoraDelta delta = new LoraDelta(layer, rank, alpha, dropout, manager);
+                layer.attach(delta);
+            }
+            model.deltaParameters().values().forEach(p -> p.freeze(false));
+            model.namedParameters()
+                    .forEach(
+                            (name, p) -> {
+                                if (inAny(name, model.headModules())) {
+                                    p.freeze(false);
+                                }
+                            });
             return ParameterCounts.of(model);
         }
+    }
+
+    /** Whether parameter {@code name} belongs to one of {@code modules}. */
+    private static boolean inAny(String name, List<String> modules) {
+        return modules.stream().anyMatch(m -> name.startsWith(m + "."));
     }
 }

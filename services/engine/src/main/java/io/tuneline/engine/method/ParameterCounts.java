@@ -2,14 +2,9 @@ package io.tuneline.engine.method;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import io.tuneline.engine.model.SequenceClassifier;
 
 /** Trainable versus total parameters, as every method reports them. */
 public record ParameterCounts(long trainable, long total) {
-    public static ParameterCounts of(SequenceClassifier model) {
-        return of((Block) model);
-    }
-
     /** Over every parameter of {@code model} (adapters included); trainable ones need gradients. */
     public static ParameterCounts of(Block model) {
         long trainable = 0;

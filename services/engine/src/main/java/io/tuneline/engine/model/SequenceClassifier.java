@@ -13,6 +13,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -20,14 +21,17 @@ import java.util.Map;
  * all-MiniLM-L6-v2 was trained with). Inputs: ids (B, T), mask (B, T), and optionally a word
  * embedding perturbation (B, T, H) passed to the encoder. Output: logits (B, labels).
  */
-public final class SequenceClassifier extends AbstractBlock {
+public final class SequenceClassifier extends AbstractBlock implements TunableModel {
+    /** The head's module name, as Hugging Face's {@code BertForSequenceClassification} names it. */
+    public static final String HEAD = "classifier";
+
     private final BertEncoder encoder;
     private final Dense head;
     private final float dropout;
 
     public SequenceClassifier(BertEncoder encoder, int labels, float dropout) {
         this.encoder = addChildBlock("encoder", encoder);
-        this.head = addChildBlock("classifier", new Dense(encoder.config().hiddenSize(), labels));
+        this.head = addChildBlock(HEAD, new Dense(encoder.config().hiddenSize(), labels));
         this.dropout = dropout;
     }
 
@@ -40,41 +44,47 @@ public final class SequenceClassifier extends AbstractBlock {
     }
 
     /** Every parameter under its Hugging Face name, the head as {@code classifier.*}. */
+    @Override
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>(encoder.namedParameters());
-        p.put("classifier.weight", head.weight());
-        p.put("classifier.bias", head.bias());
-        head.lora()
-                .ifPresent(
-                        ab -> {
-                            p.put("classifier.lora_A.weight", ab[0]);
-                            p.put("classifier.lora_B.weight", ab[1]);
-                        });
+        head.namedParameters().forEach((name, param) -> p.put(HEAD + "." + name, param));
         return p;
     }
 
-    /**
-     * Every base weight under its Hugging Face name, with LoRA updates merged in (new arrays; the
-     * caller closes them). Adapter matrices are not included.
-     */
-    public Map<String, NDArray> mergedWeights() {
-        Map<String, NDArray> out = new LinkedHashMap<>();
-        Map<String, Dense> dense = denseByWeightName();
-        for (Map.Entry<String, Parameter> e : namedParameters().entrySet()) {
-            String name = e.getKey();
-            if (name.contains(".lora_")) {
-                continue;
-            }
-            Dense d = dense.get(name);
-            out.put(name, d != null ? d.mergedWeight() : e.getValue().getArray().duplicate());
-        }
-        return out;
+    @Override
+    public Map<String, Dense> linears() {
+        return encoder.linears();
     }
 
-    private Map<String, Dense> denseByWeightName() {
-        Map<String, Dense> m = new LinkedHashMap<>(encoder.denseByWeightName());
-        m.put("classifier.weight", head);
-        return m;
+    @Override
+    public List<String> headModules() {
+        return List.of(HEAD);
+    }
+
+    /** BERT has no final norm: the head reads the last layer's output directly. */
+    @Override
+    public List<String> outputModules() {
+        return List.of(HEAD);
+    }
+
+    @Override
+    public List<String> embeddingModules() {
+        return List.of("embeddings");
+    }
+
+    @Override
+    public String layerPrefix() {
+        return BertEncoder.LAYER_PREFIX;
+    }
+
+    @Override
+    public int layerCount() {
+        return encoder.config().layers();
+    }
+
+    @Override
+    public List<String> defaultLoraTargets() {
+        return List.of("query", "value");
     }
 
     static NDArray meanPool(NDArray hidden, NDArray mask) {

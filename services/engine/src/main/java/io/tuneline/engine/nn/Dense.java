@@ -10,20 +10,23 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * {@code y = x W^T + b} with PyTorch's layout, W of shape (out, in), so Hugging Face weights load
- * as they are and a method (LoRA, adapters) can wrap it by name.
+ * as they are. Methods change it through {@link LinearDelta}s attached by module path (LoRA: {@link
+ * LoraDelta}); the layer itself knows no method.
  */
 public final class Dense extends AbstractBlock {
     private final int in;
     private final int out;
     private final Parameter weight;
     private final Parameter bias;
-    private Parameter loraA;
-    private Parameter loraB;
-    private float loraScaling;
-    private float loraDropout;
+    private final List<LinearDelta> deltas = new ArrayList<>();
 
     public Dense(int in, int out) {
         this.in = in;
@@ -50,49 +53,54 @@ public final class Dense extends AbstractBlock {
     }
 
     /**
-     * Adds a LoRA update (Hu et al. 2021, arXiv:2106.09685): {@code y = x W^T + b + (alpha / r) *
-     * dropout(x) A^T B^T} with A (r, in) drawn from N(0, 1/in) and B (out, r) zero, so the block
-     * computes exactly what it did until B is trained. W stays as it is; freezing it is the
-     * method's job.
+     * Attaches {@code delta}: from now on the layer adds its output to {@code x W^T + b}. W stays
+     * as it is; freezing it is the method's job.
+     *
+     * @throws IllegalStateException when an attached delta already uses one of its parameter names
      */
-    public void enableLora(int rank, float alpha, float dropout, ai.djl.ndarray.NDManager manager) {
-        if (loraA != null) {
-            throw new IllegalStateException("LoRA is already enabled on this layer");
+    public void attach(LinearDelta delta) {
+        // Two deltas of one kind would share PEFT's names (lora_A.weight), and an export could
+        // hold only one of them.
+        for (LinearDelta d : deltas) {
+            for (String name : delta.namedParameters().keySet()) {
+                if (d.namedParameters().containsKey(name)) {
+                    throw new IllegalStateException(
+                            "this layer already has a delta with a parameter named " + name);
+                }
+            }
         }
-        loraScaling = alpha / rank;
-        loraDropout = dropout;
-        loraA =
-                addParameter(
-                        Parameters.of(
-                                "lora_A",
-                                Parameter.Type.WEIGHT,
-                                new Shape(rank, in),
-                                new NormalInitializer((float) (1.0 / Math.sqrt(in)))));
-        loraB =
-                addParameter(
-                        Parameters.of(
-                                "lora_B",
-                                Parameter.Type.WEIGHT,
-                                new Shape(out, rank),
-                                new ConstantInitializer(0f)));
-        loraA.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32);
-        loraB.initialize(manager, ai.djl.ndarray.types.DataType.FLOAT32);
+        addChildBlock(delta.getClass().getSimpleName(), delta);
+        deltas.add(delta);
     }
 
-    /** LoRA's A and B when enabled. */
-    public java.util.Optional<Parameter[]> lora() {
-        return loraA == null
-                ? java.util.Optional.empty()
-                : java.util.Optional.of(new Parameter[] {loraA, loraB});
+    /** The attached deltas, in the order they were attached. */
+    public List<LinearDelta> deltas() {
+        return Collections.unmodifiableList(deltas);
     }
 
-    /** W + (alpha / r) B A: the weight a merged export writes. */
-    public ai.djl.ndarray.NDArray mergedWeight() {
-        ai.djl.ndarray.NDArray w = weight.getArray();
-        if (loraA == null) {
-            return w.duplicate();
+    /**
+     * The layer's parameters under names relative to its module path: {@code weight}, {@code bias},
+     * then each delta's ({@code lora_A.weight}, PEFT's names).
+     */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        p.put("weight", weight);
+        p.put("bias", bias);
+        for (LinearDelta d : deltas) {
+            p.putAll(d.namedParameters());
         }
-        return w.add(loraB.getArray().matMul(loraA.getArray()).mul(loraScaling));
+        return p;
+    }
+
+    /** W plus every delta as a weight change (LoRA: W + (alpha / r) B A); a new array. */
+    public NDArray mergedWeight() {
+        NDArray merged = weight.getArray().duplicate();
+        for (LinearDelta d : deltas) {
+            try (NDArray change = d.weightDelta()) {
+                merged.addi(change);
+            }
+        }
+        return merged;
     }
 
     public Parameter bias() {
@@ -116,20 +124,14 @@ public final class Dense extends AbstractBlock {
                         x,
                         ps.getValue(weight, x.getDevice(), training),
                         ps.getValue(bias, x.getDevice(), training));
-        if (loraA == null) {
+        if (deltas.isEmpty()) {
             return y;
         }
-        NDArray in =
-                training && loraDropout > 0
-                        ? ai.djl.nn.norm.Dropout.dropout(x, loraDropout, true).singletonOrThrow()
-                        : x;
-        NDArray delta =
-                Linear.linear(
-                                Linear.linear(in, ps.getValue(loraA, x.getDevice(), training))
-                                        .singletonOrThrow(),
-                                ps.getValue(loraB, x.getDevice(), training))
-                        .singletonOrThrow();
-        return new NDList(y.singletonOrThrow().add(delta.mul(loraScaling)));
+        NDArray out = y.singletonOrThrow();
+        for (LinearDelta d : deltas) {
+            out = out.add(d.delta(ps, x, training));
+        }
+        return new NDList(out);
     }
 
     @Override

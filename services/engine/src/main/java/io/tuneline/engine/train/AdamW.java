@@ -43,8 +43,12 @@ public final class AdamW {
         return step;
     }
 
-    /** Updates {@code weight} in place from its {@code gradient} at learning rate {@code lr}. */
-    public void update(String name, NDArray weight, NDArray gradient, float lr) {
+    /**
+     * Updates {@code weight} in place from its {@code gradient} at learning rate {@code lr}, with
+     * the weight decay when {@code decay} (biases and norm weights go without, as in Hugging Face's
+     * Trainer: {@link io.tuneline.engine.model.TunableModel#decays}).
+     */
+    public void update(String name, NDArray weight, NDArray gradient, float lr, boolean decay) {
         NDArray m = first.computeIfAbsent(name, k -> zerosLike(weight));
         NDArray v = second.computeIfAbsent(name, k -> zerosLike(weight));
         // Every temporary is closed here: the step runs thousands of times per run.
@@ -56,9 +60,9 @@ public final class AdamW {
         }
         double bias1 = 1 - Math.pow(BETA1, step);
         double bias2 = 1 - Math.pow(BETA2, step);
-        if (weightDecay > 0) {
-            try (NDArray decay = weight.mul(lr * weightDecay)) {
-                weight.subi(decay);
+        if (decay && weightDecay > 0) {
+            try (NDArray decrement = weight.mul(lr * weightDecay)) {
+                weight.subi(decrement);
             }
         }
         try (NDArray corrected = v.div((float) bias2);

@@ -68,6 +68,11 @@ public final class CausalLmTrainer {
                     }
 
                     @Override
+                    public boolean decays(String name) {
+                        return lm.decays(name);
+                    }
+
+                    @Override
                     public TrainingLoop.BatchLoss loss(NDManager manager, List<LmExample> batch) {
                         Batch b = Batch.of(manager, batch, maxLength);
                         NDArray logits =

@@ -94,6 +94,11 @@ public final class ClassifierTrainer {
                     }
 
                     @Override
+                    public boolean decays(String name) {
+                        return classifier.decays(name);
+                    }
+
+                    @Override
                     public TrainingLoop.BatchLoss loss(
                             NDManager manager, List<LabelledText> batch) {
                         Batch b = encode(manager, batch, s.maxSeqLength());

@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
+import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
 import java.nio.FloatBuffer;
 import java.nio.file.Path;
@@ -47,6 +48,14 @@ final class TrainingLoop {
 
         /** Every parameter under its name; those that require gradients are trained. */
         Map<String, Parameter> namedParameters();
+
+        /**
+         * Whether AdamW decays parameter {@code name}; by default Hugging Face Trainer's rule
+         * ({@link TunableModel#decaysByType}).
+         */
+        default boolean decays(String name) {
+            return TunableModel.decaysByType(namedParameters().get(name));
+        }
 
         /**
          * A training-mode forward pass over {@code batch}, its arrays in {@code manager}: the
@@ -103,6 +112,8 @@ final class TrainingLoop {
         if (trained.isEmpty()) {
             throw new IllegalArgumentException("every parameter is frozen; nothing would train");
         }
+        Map<String, Boolean> decays = new LinkedHashMap<>();
+        trained.keySet().forEach(name -> decays.put(name, task.decays(name)));
         for (Parameter p : trained.values()) {
             p.getArray().setRequiresGradient(true);
         }
@@ -211,7 +222,7 @@ final class TrainingLoop {
                 for (Map.Entry<String, Parameter> e : trained.entrySet()) {
                     NDArray weight = e.getValue().getArray();
                     try (NDArray gradient = weight.getGradient()) {
-                        adamW.update(e.getKey(), weight, gradient, lr);
+                        adamW.update(e.getKey(), weight, gradient, lr, decays.get(e.getKey()));
                         // Gradients accumulate in place; the next step starts from zero.
                         gradient.muli(0);
                     }

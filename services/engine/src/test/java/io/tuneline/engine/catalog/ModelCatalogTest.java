@@ -7,6 +7,9 @@ import ai.djl.Model;
 import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.llama.LlamaCheckpoint;
+import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.model.llama.LlamaLmModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.io.InputStream;
@@ -90,12 +93,12 @@ class ModelCatalogTest {
                 .hasMessageContaining("base model '" + bert + "'")
                 .hasMessageContaining("hidden_act 'gelu_new'");
 
-        Path llama = Files.createDirectories(tmp.resolve("llama"));
-        Files.writeString(llama.resolve("config.json"), "{\"model_type\": \"llama\"}");
-        Files.writeString(llama.resolve("model.safetensors"), "x");
-        Files.writeString(llama.resolve("tokenizer.json"), "{}");
-        assertThatThrownBy(() -> ModelCatalog.resolve(llama.toString()))
-                .hasMessageContaining("model_type 'llama'");
+        Path gemma = Files.createDirectories(tmp.resolve("gemma"));
+        Files.writeString(gemma.resolve("config.json"), "{\"model_type\": \"gemma\"}");
+        Files.writeString(gemma.resolve("model.safetensors"), "x");
+        Files.writeString(gemma.resolve("tokenizer.json"), "{}");
+        assertThatThrownBy(() -> ModelCatalog.resolve(gemma.toString()))
+                .hasMessageContaining("model_type 'gemma'");
 
         // vocab 50: MiniLM's tokenizer would produce ids the embedding does not have.
         Path small = gpt2Directory(tmp.resolve("small"), Gpt2Config.of(50, 16, 16, 1, 2));
@@ -192,6 +195,97 @@ class ModelCatalogTest {
         }
         assertThat(ModelCatalog.tokenizer("minilm-l6", ModelFetcher.NONE, null).describe())
                 .isEqualTo("classpath:all-minilm-l6-v2-tokenizer.json");
+    }
+
+    /** A tiny Qwen2 of MiniLM's vocabulary size, sharded as save_pretrained shards. */
+    Path shardedQwen2(Path dir) throws IOException {
+        LlamaConfig config =
+                LlamaConfig.parse(
+                        "{\"model_type\": \"qwen2\", \"vocab_size\": 30522, \"hidden_size\": 16,"
+                                + " \"intermediate_size\": 24, \"num_hidden_layers\": 2,"
+                                + " \"num_attention_heads\": 2, \"num_key_value_heads\": 1,"
+                                + " \"tie_word_embeddings\": true}");
+        Path single = tmp.resolve("single-" + dir.getFileName());
+        LlamaCheckpoint.saveRandom(config, single, 3);
+        Files.createDirectories(dir);
+        Files.copy(single.resolve("config.json"), dir.resolve("config.json"));
+        var writers =
+                new io.tuneline.engine.io.safetensors.SafetensorsWriter[] {
+                    new io.tuneline.engine.io.safetensors.SafetensorsWriter(),
+                    new io.tuneline.engine.io.safetensors.SafetensorsWriter()
+                };
+        String[] shards = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+        StringBuilder map = new StringBuilder();
+        try (var f =
+                io.tuneline.engine.io.safetensors.SafetensorsFile.open(
+                        single.resolve("model.safetensors"))) {
+            for (String n : f.names()) {
+                int s = n.startsWith("model.layers.1.") ? 1 : 0;
+                writers[s].addF32(n, f.info(n).shape(), f.floats(n));
+                map.append(map.length() == 0 ? "" : ", ")
+                        .append('"')
+                        .append(n)
+                        .append("\": \"")
+                        .append(shards[s])
+                        .append('"');
+            }
+        }
+        writers[0].write(dir.resolve(shards[0]));
+        writers[1].write(dir.resolve(shards[1]));
+        Files.writeString(
+                dir.resolve("model.safetensors.index.json"),
+                "{\"metadata\": {}, \"weight_map\": {" + map + "}}");
+        try (InputStream in =
+                ModelCatalogTest.class
+                        .getClassLoader()
+                        .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
+            Files.copy(in, dir.resolve("tokenizer.json"));
+        }
+        return dir;
+    }
+
+    @Test
+    void aShardedLlamaFamilyDirectoryResolvesLocallyAndFromTheStore() throws Exception {
+        Path dir = shardedQwen2(tmp.resolve("qwen2"));
+        PretrainedModel model = ModelCatalog.resolve(dir.toString());
+        assertThat(model.architecture()).isEqualTo(PretrainedModel.Architecture.LLAMA);
+        assertThat(model.llamaConfig().modelType()).isEqualTo("qwen2");
+        assertThat(model.weights().describe()).endsWith("model.safetensors.index.json");
+        assertThatThrownBy(model::gpt2Config).hasMessageContaining("not GPT-2");
+        EngineRuntime runtime = EngineRuntime.start(2);
+        try (Model loaded =
+                LlamaCheckpoint.load(model.directory().orElseThrow(), runtime.device())) {
+            assertThat(((LlamaLmModel) loaded.getBlock()).config()).isEqualTo(model.llamaConfig());
+        }
+
+        List<List<String>> asked = new ArrayList<>();
+        ModelFetcher fetcher =
+                (uri, files, into) -> {
+                    asked.add(files);
+                    for (String f : files) {
+                        if (Files.exists(dir.resolve(f))) {
+                            Files.copy(dir.resolve(f), into.resolve(f));
+                        }
+                    }
+                };
+        PretrainedModel fetched =
+                ModelCatalog.resolve("s3://models/qwen2/", fetcher, tmp.resolve("scratch"));
+        assertThat(fetched.llamaConfig()).isEqualTo(model.llamaConfig());
+        assertThat(asked)
+                .containsExactly(
+                        List.of("config.json"),
+                        List.of("model.safetensors", "tokenizer.json"),
+                        List.of("model.safetensors.index.json"),
+                        List.of(
+                                "model-00001-of-00002.safetensors",
+                                "model-00002-of-00002.safetensors"));
+
+        Files.delete(dir.resolve("model-00002-of-00002.safetensors"));
+        assertThatThrownBy(() -> ModelCatalog.resolve(dir.toString()))
+                .isInstanceOf(UnknownModelException.class)
+                .hasMessageContaining(
+                        "lacks model-00002-of-00002.safetensors (named in"
+                                + " model.safetensors.index.json)");
     }
 
     @Test

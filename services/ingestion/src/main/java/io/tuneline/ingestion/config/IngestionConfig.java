@@ -10,7 +10,7 @@ import java.util.Optional;
 /** {@code tuneline.ingestion.*}: limits and the rules for fetching datasets over HTTP. */
 @ConfigMapping(prefix = "tuneline.ingestion")
 public interface IngestionConfig {
-    /** Largest dataset accepted, in bytes (compressed size for gzip). */
+    /** Largest dataset accepted, in bytes: as stored and, for gzip, also once decompressed. */
     @WithDefault("10737418240")
     long maxBytes();
 

@@ -124,9 +124,25 @@ public final class DatasetIngestion {
             gzip = isGzip(peek);
             InputStream decoded =
                     gzip ? new BufferedInputStream(new GZIPInputStream(peek), PEEK_BYTES) : peek;
+            String first = firstLine(decoded);
+            if (first.isEmpty()
+                    && (raw.getSizeBytes() == 0 || (!gzip && raw.getSizeBytes() <= PEEK_BYTES))) {
+                // Said before any format is guessed: detecting one from nothing would blame the
+                // format ("plain text has no labels") for what is an empty file.
+                throw new DatasetInvalidException(
+                        "DATASET_EMPTY",
+                        "the dataset is empty: "
+                                + (spec.getSourceCase() == DatasetSpec.SourceCase.URI
+                                        ? spec.getUri()
+                                        : raw.getUri())
+                                + (raw.getSizeBytes() == 0
+                                        ? " has 0 bytes"
+                                        : " has only blank lines"),
+                        java.util.List.of());
+            }
             format =
                     spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
-                            ? RecordFormat.detect(firstLine(decoded))
+                            ? RecordFormat.detect(first)
                             : RecordFormat.of(spec.getFormat());
         }
         LOG.infof(
@@ -142,7 +158,15 @@ public final class DatasetIngestion {
         try {
             try (io.tuneline.common.store.CountingInputStream in =
                             new io.tuneline.common.store.CountingInputStream(store.get(raw));
-                    InputStream decoded = gzip ? new GZIPInputStream(in) : in;
+                    // The limit holds for what the data expands to as well: a small gzip
+                    // stream can inflate to terabytes.
+                    InputStream decoded =
+                            gzip
+                                    ? new SizeLimitedInputStream(
+                                            new GZIPInputStream(in),
+                                            config.maxBytes(),
+                                            "the decompressed dataset")
+                                    : in;
                     OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
                 result =
                         DatasetValidator.validate(

@@ -591,6 +591,35 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void anEmptyDatasetIsCalledEmptyNotUnlabelled() {
+        store.put(store.uri("uploads/empty.jsonl"), new byte[0], "application/jsonl");
+        store.put(
+                store.uri("uploads/blank.jsonl"),
+                "\n  \n\n".getBytes(StandardCharsets.UTF_8),
+                "application/jsonl");
+        for (String name : new String[] {"empty", "blank"}) {
+            kafka.publish(
+                    Topics.JOBS_REQUESTED,
+                    name + "-1",
+                    json(
+                            s3Job(
+                                    name + "-1",
+                                    "uploads/" + name + ".jsonl",
+                                    io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+            JobFailed failed =
+                    codec().decode(
+                                    statusEvent(name + "-1", "tuneline.v1.JobFailed"),
+                                    JobFailed.getDefaultInstance())
+                            .payload();
+            assertThat(failed.getErrorCode()).as(name).isEqualTo("DATASET_EMPTY");
+            assertThat(failed.getMessage())
+                    .as(name)
+                    .startsWith("the dataset is empty: s3://tuneline-test/uploads/" + name)
+                    .doesNotContain("label");
+        }
+    }
+
+    @Test
     void aDatasetOverTheSizeLimitFailsFastAndTheNextJobIsServed() {
         // The test profile allows 1,000,000 bytes.
         store.put(
@@ -628,6 +657,41 @@ class JobRequestedConsumerTest {
                                 "uploads/small.jsonl",
                                 io.tuneline.proto.v1.DatasetSpec.newBuilder())));
         assertThat(ingested("after-huge-1").getValidRecords()).isEqualTo(10);
+    }
+
+    @Test
+    void aGzipStreamThatInflatesPastTheSizeLimitFailsAsTooLarge() throws Exception {
+        // About 9 KB of gzip that inflates to 9,000,000 bytes, nine times the test profile's
+        // limit of 1,000,000; stored, it is far below it. Long lines, so the record limit is not
+        // what stops it.
+        var bytes = new java.io.ByteArrayOutputStream();
+        byte[] line =
+                ("{\"text\": \"" + "a long review ".repeat(150) + "\", \"label\": \"pos\"}\n")
+                        .getBytes(StandardCharsets.UTF_8);
+        try (var gz = new java.util.zip.GZIPOutputStream(bytes)) {
+            for (long written = 0; written < 9_000_000; written += line.length) {
+                gz.write(line);
+            }
+        }
+        assertThat(bytes.size()).isLessThan(1_000_000 / 10);
+        store.put(store.uri("uploads/bomb.jsonl.gz"), bytes.toByteArray(), "application/gzip");
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                "bomb-1",
+                json(
+                        s3Job(
+                                "bomb-1",
+                                "uploads/bomb.jsonl.gz",
+                                io.tuneline.proto.v1.DatasetSpec.newBuilder())));
+        JobFailed failed =
+                codec().decode(
+                                statusEvent("bomb-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("DATASET_TOO_LARGE");
+        assertThat(failed.getMessage())
+                .contains("the decompressed dataset")
+                .contains("tuneline.ingestion.max-bytes (1000000 bytes)");
     }
 
     @Test

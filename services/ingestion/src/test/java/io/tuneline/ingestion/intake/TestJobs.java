@@ -58,8 +58,7 @@ final class TestJobs {
                                                 .setAlpha(16)
                                                 .setDropout(0.05)
                                                 .addTargetModules("query")
-                                                .addTargetModules("value")
-                                                .setMergeOnExport(true)))
+                                                .addTargetModules("value")))
                 .setHyperparameters(
                         Hyperparameters.newBuilder()
                                 .setEpochs(3)

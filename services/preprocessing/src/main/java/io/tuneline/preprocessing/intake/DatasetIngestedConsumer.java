@@ -6,6 +6,7 @@ import io.smallrye.reactive.messaging.annotations.Blocking;
 import io.tuneline.common.job.ProgressThrottle;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.messaging.InboundEvents;
+import io.tuneline.common.messaging.StageRunner;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.preprocessing.config.PreprocessingConfig;
 import io.tuneline.preprocessing.metrics.PreprocessingMetrics;
@@ -43,6 +44,7 @@ public class DatasetIngestedConsumer {
     private final DatasetPreparation preparation;
     private final PreprocessingMetrics metrics;
     private final Duration progressInterval;
+    private final StageRunner stages;
 
     @Inject
     public DatasetIngestedConsumer(
@@ -52,7 +54,9 @@ public class DatasetIngestedConsumer {
             @Channel("datasets-prepared") Emitter<byte[]> prepared,
             ArtifactStore store,
             PreprocessingConfig config,
-            PreprocessingMetrics metrics) {
+            PreprocessingMetrics metrics,
+            StageRunner stages) {
+        this.stages = stages;
         this.inbound = inbound;
         this.publisher = publisher;
         this.status = status;
@@ -69,13 +73,19 @@ public class DatasetIngestedConsumer {
     }
 
     @Incoming("datasets-ingested")
-    @Blocking
+    @Blocking(value = StageRunner.POOL, ordered = false)
     public void consume(ConsumerRecord<String, byte[]> record) {
         inbound.handle(
                 "preprocessing.datasets-ingested",
                 record,
                 DatasetIngested.getDefaultInstance(),
-                e -> prepare(e.payload()));
+                e ->
+                        stages.run(
+                                "preprocessing",
+                                Stage.STAGE_PREPROCESSING,
+                                e.jobId(),
+                                status,
+                                () -> prepare(e.payload())));
     }
 
     private void status(String jobId, double percent, String message) {

@@ -160,6 +160,13 @@ public class JobsResource {
     }
 
     /**
+     * The largest job event published: Kafka's default message limit (1 MiB, {@code
+     * max.request.size} and the broker's {@code message.max.bytes}) less room for the headers. The
+     * event goes out as JSON, a little larger than the binary size checked here.
+     */
+    static final int MAX_JOB_EVENT_BYTES = 900 * 1024;
+
+    /**
      * Submits a job: the body is the same JSON as a job file ({@code examples/*.json}). A missing
      * {@code job_id} is generated. The job is validated, then published as {@code JobRequested}.
      */
@@ -192,6 +199,18 @@ public class JobsResource {
         }
         JobRequested built = job.build();
         JobSpecValidator.requireValid(built);
+        int eventBytes = built.getSerializedSize();
+        if (eventBytes > MAX_JOB_EVENT_BYTES) {
+            // Said here rather than by the broker, which would refuse the record with a bare
+            // RecordTooLargeException after the job was accepted.
+            throw new RegistryException.TooLarge(
+                    "the job is "
+                            + eventBytes
+                            + " bytes as an event, more than the "
+                            + MAX_JOB_EVENT_BYTES
+                            + " a Kafka message carries here; put the dataset in the store or"
+                            + " behind http(s):// and give dataset.uri instead of inline records");
+        }
         if (jobs.find(built.getJobId()).isPresent()) {
             throw new RegistryException.Conflict(
                     "job '"

@@ -63,4 +63,21 @@ public abstract sealed class RegistryException extends RuntimeException {
             return "Bad request";
         }
     }
+
+    /** The request is larger than the platform can carry. */
+    public static final class TooLarge extends RegistryException {
+        public TooLarge(String message) {
+            super(message);
+        }
+
+        @Override
+        public int status() {
+            return 413;
+        }
+
+        @Override
+        public String title() {
+            return "Content too large";
+        }
+    }
 }

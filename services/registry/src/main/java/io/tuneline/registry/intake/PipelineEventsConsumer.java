@@ -61,6 +61,13 @@ public class PipelineEventsConsumer {
                     EventTypes.forTopic(record.topic()),
                     this::process);
             return message.ack();
+        } catch (io.tuneline.common.event.InvalidEventException e) {
+            // The registry reads every topic but owns none: the topic's own consumer sends the
+            // record to its dead-letter topic, so a second copy from here would only confuse.
+            LOG.infof(
+                    "%s-%d@%d is not a valid event, skipped (its own consumer dead-letters it): %s",
+                    record.topic(), record.partition(), record.offset(), e.getMessage());
+            return message.ack();
         } catch (RuntimeException e) {
             if (shuttingDown) {
                 // The database or the emitters are closing under us: the record is fine. Leave

@@ -36,6 +36,8 @@ import java.util.Optional;
  */
 @ApplicationScoped
 public class JobReadModel {
+    private static final org.jboss.logging.Logger LOG =
+            org.jboss.logging.Logger.getLogger(JobReadModel.class);
     private static final TypeReference<Map<String, Object>> MAP = new TypeReference<>() {};
 
     private final RegistryDatabase db;
@@ -90,7 +92,12 @@ public class JobReadModel {
     }
 
     private void fold(JobRecord job, Message payload, Instant at) {
-        if (payload instanceof JobRequested e) {
+        if (payload instanceof JobRequested e && job.requestedAt != null) {
+            // A job id is used once: a second request under it never rewrites the first job.
+            LOG.warnf(
+                    "a second JobRequested for job %s was ignored: job ids are used once",
+                    job.jobId);
+        } else if (payload instanceof JobRequested e) {
             job.displayName = e.getDisplayName();
             job.task = EventSummaries.shortName(e.getTask().name(), "TASK_");
             job.baseModel = e.getBaseModel().getRef();

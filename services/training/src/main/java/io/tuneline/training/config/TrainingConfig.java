@@ -19,6 +19,13 @@ public interface TrainingConfig {
     @WithDefault("3")
     int maxAttempts();
 
+    /**
+     * How often the controller asks the executor again about every run in flight, so that a run's
+     * end it could not record (the object store was down) is acted on once the store is back.
+     */
+    @WithDefault("30s")
+    Duration reconcileInterval();
+
     Local local();
 
     Kubernetes kubernetes();

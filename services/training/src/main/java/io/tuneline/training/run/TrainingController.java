@@ -20,6 +20,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import java.time.Instant;
+import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import org.eclipse.microprofile.reactive.messaging.Channel;
@@ -47,6 +48,14 @@ public class TrainingController {
     private final TrainingMetrics metrics;
     private AutoCloseable watch;
 
+    /** Jobs whose run is not terminal, as this controller last knew: what reconcile looks at. */
+    private final java.util.Set<String> active = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+    /** Runs the executor said it did not know on the last reconcile pass. */
+    private final java.util.Set<String> unknownOnce = new java.util.HashSet<>();
+
+    private java.util.concurrent.ScheduledExecutorService reconciler;
+
     @Inject
     public TrainingController(
             RunLauncher launcher,
@@ -68,13 +77,97 @@ public class TrainingController {
     /** Follows the executor and picks up the runs a previous controller left in flight. */
     void onStart(@Observes StartupEvent event) {
         watch = launcher.watch(this::onRunState);
-        recoverInFlight();
+        try {
+            recoverInFlight();
+        } catch (RuntimeException e) {
+            // The store is unreachable at start-up: the reconcile pass recovers once it is back.
+            LOG.warnf("cannot recover the runs in flight yet: %s", e.getMessage());
+            recoverPending = true;
+        }
+        long every = config.reconcileInterval().toMillis();
+        reconciler =
+                java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+                        r -> {
+                            Thread t = new Thread(r, "training-reconcile");
+                            t.setDaemon(true);
+                            return t;
+                        });
+        reconciler.scheduleWithFixedDelay(
+                this::reconcileQuietly, every, every, java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
+    private volatile boolean recoverPending;
+
+    private void reconcileQuietly() {
+        try {
+            if (recoverPending) {
+                recoverInFlight();
+                recoverPending = false;
+            }
+            reconcile();
+        } catch (RuntimeException e) {
+            LOG.warnf(
+                    "reconcile pass failed, next in %s: %s",
+                    config.reconcileInterval(), e.getMessage());
+        }
+    }
+
+    /**
+     * Asks the executor again about every run in flight and acts on what it says. A run's end that
+     * the controller could not record (the object store was down when the worker exited) is
+     * otherwise lost, and the job would stay in training with nothing working on it; this pass
+     * finds it once the store is back. A run the executor has not heard of on two passes in a row
+     * (its worker is gone without a trace) is treated as a failed attempt that may be retried.
+     */
+    public synchronized void reconcile() {
+        for (String jobId : List.copyOf(active)) {
+            try (var ctx = JobLogContext.of(jobId)) {
+                Optional<RunRecord> current = runs.record(jobId);
+                if (current.isEmpty() || current.get().status().terminal()) {
+                    forget(jobId);
+                    continue;
+                }
+                RunRecord record = current.get();
+                RunState state = launcher.state(request(runs.input(jobId), record.attempt()));
+                metrics.track(record);
+                if (state instanceof RunState.Unknown && record.status() != RunStatus.CANCELLING) {
+                    if (unknownOnce.add(jobId)) {
+                        continue;
+                    }
+                    unknownOnce.remove(jobId);
+                    LOG.warnf(
+                            "the executor has no run for attempt %d, recorded as %s; treating it"
+                                    + " as failed",
+                            record.attempt(), record.status());
+                    failed(
+                            record,
+                            new RunState.Failed(
+                                    "the executor lost attempt "
+                                            + record.attempt()
+                                            + " (no worker and no exit recorded)",
+                                    true));
+                    continue;
+                }
+                unknownOnce.remove(jobId);
+                if (!(state instanceof RunState.Pending) && !(state instanceof RunState.Running)) {
+                    onRunState(record.key(), state);
+                }
+            } catch (RuntimeException e) {
+                LOG.warnf("cannot reconcile the run of %s yet: %s", jobId, e.getMessage());
+            }
+        }
+    }
+
+    private void forget(String jobId) {
+        active.remove(jobId);
+        unknownOnce.remove(jobId);
     }
 
     /** Carries on with every run that is not finished, as recorded in the object store. */
     public synchronized void recoverInFlight() {
         for (RunRecord record : runs.all()) {
             if (!record.status().terminal()) {
+                active.add(record.jobId());
                 metrics.priority(
                         record.jobId(),
                         runs.input(record.jobId()).getJob().getResources().getPriority());
@@ -88,6 +181,9 @@ public class TrainingController {
 
     @PreDestroy
     void stop() throws Exception {
+        if (reconciler != null) {
+            reconciler.shutdownNow();
+        }
         if (watch != null) {
             watch.close();
         }
@@ -106,6 +202,7 @@ public class TrainingController {
         runs.writeInput(prepared);
         RunRecord record = new RunRecord(jobId, 1, RunStatus.QUEUED, "queued", Instant.now());
         runs.save(record);
+        active.add(jobId);
         metrics.priority(jobId, prepared.getJob().getResources().getPriority());
         metrics.track(record);
         if (config.executor() == TrainingConfig.Executor.LOCAL
@@ -208,6 +305,7 @@ public class TrainingController {
                         .build();
         publisher.sendAndWait(completed, event);
         runs.save(record.with(RunStatus.SUCCEEDED, "succeeded"));
+        forget(record.jobId());
         metrics.finished(record.jobId());
         LOG.infof(
                 "training finished: %d steps, final loss %.4f, model %s",
@@ -251,6 +349,7 @@ public class TrainingController {
 
     private void cancelled(RunRecord record) {
         runs.save(record.with(RunStatus.CANCELLED, record.reason()));
+        forget(record.jobId());
         metrics.finished(record.jobId());
         statusChanged(
                 record.jobId(),
@@ -260,6 +359,7 @@ public class TrainingController {
 
     private void fail(RunRecord record, String code, String message) {
         runs.save(record.with(RunStatus.FAILED, message));
+        forget(record.jobId());
         metrics.finished(record.jobId());
         LOG.warnf("training failed: %s", message);
         publisher.sendAndWait(

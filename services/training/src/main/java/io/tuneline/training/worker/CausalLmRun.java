@@ -19,7 +19,6 @@ import io.tuneline.engine.train.Validation;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetPrepared;
 import io.tuneline.proto.v1.JobRequested;
-import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
 import io.tuneline.training.run.RunStore;
@@ -71,7 +70,7 @@ public final class CausalLmRun {
                     "task " + job.getTask() + " is not causal language modelling");
         }
         Files.createDirectories(scratch);
-        FineTuningMethod method = method(job.getMethod());
+        ClassificationRun.requireSupported(job.getMethod());
         List<LmExample> train = read(input.getTrain(), "train");
         List<LmExample> validationSplit =
                 input.getValidation().getUri().isEmpty()
@@ -82,7 +81,8 @@ public final class CausalLmRun {
                         validationSplit,
                         Math.max(0, job.getHyperparameters().getEvalEverySteps()),
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
-        TrainingSettings settings = ClassificationRun.settings(job.getHyperparameters());
+        TrainingSettings settings =
+                ClassificationRun.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
         if (base.architecture() != PretrainedModel.Architecture.GPT2) {
@@ -102,6 +102,8 @@ public final class CausalLmRun {
             Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
+            FineTuningMethod method =
+                    ClassificationRun.method(job.getMethod(), lm.defaultLoraTargets());
             ParameterCounts counts = method.apply(lm, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
@@ -146,20 +148,6 @@ public final class CausalLmRun {
                             withAdapter ? Optional.of(adapter) : Optional.empty());
             return run.complete(outcome, counts, files);
         }
-    }
-
-    /** The job's method for GPT-2: LoRA defaults to PEFT's c_attn target. */
-    static FineTuningMethod method(MethodSpec spec) {
-        if (spec.getKindCase() == MethodSpec.KindCase.LORA
-                && spec.getLora().getTargetModulesCount() == 0) {
-            FineTuningMethod.Lora l = (FineTuningMethod.Lora) ClassificationRun.method(spec);
-            return new FineTuningMethod.Lora(
-                    l.rank(),
-                    l.alpha(),
-                    l.dropout(),
-                    FineTuningMethod.Lora.gpt2Defaults().targetModules());
-        }
-        return ClassificationRun.method(spec);
     }
 
     private List<LmExample> read(ArtifactRef split, String name) throws IOException {

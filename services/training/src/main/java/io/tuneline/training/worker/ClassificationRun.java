@@ -14,6 +14,7 @@ import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -90,6 +91,7 @@ public final class ClassificationRun {
                             + job.getTask()
                             + " is not trained by this worker yet; only TASK_SEQUENCE_CLASSIFICATION");
         }
+        requireSupported(job.getMethod());
         List<String> labels = input.getLabelsList();
         if (labels.size() < 2) {
             throw new IllegalArgumentException(
@@ -107,7 +109,7 @@ public final class ClassificationRun {
                         validationSplit,
                         Math.max(0, job.getHyperparameters().getEvalEverySteps()),
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
-        TrainingSettings settings = settings(job.getHyperparameters());
+        TrainingSettings settings = settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
         if (base.architecture() != PretrainedModel.Architecture.BERT) {
@@ -159,7 +161,7 @@ public final class ClassificationRun {
                     new Shape(1, settings.maxSeqLength()));
             base.loadInto(classifier.encoder());
             model.setBlock(classifier);
-            FineTuningMethod method = method(job.getMethod());
+            FineTuningMethod method = method(job.getMethod(), classifier.defaultLoraTargets());
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
@@ -230,11 +232,11 @@ public final class ClassificationRun {
     }
 
     /** The job's hyperparameters with the defaults its comments promise. */
-    static TrainingSettings settings(Hyperparameters h) {
+    static TrainingSettings settings(Hyperparameters h, MethodSpec method) {
         return new TrainingSettings(
                 h.getEpochs() > 0 ? h.getEpochs() : 3,
                 h.getBatchSize() > 0 ? h.getBatchSize() : 16,
-                h.getLearningRate() > 0 ? (float) h.getLearningRate() : 2e-4f,
+                h.getLearningRate() > 0 ? (float) h.getLearningRate() : defaultLearningRate(method),
                 h.getWeightDecay() > 0 ? (float) h.getWeightDecay() : 0.01f,
                 h.getWarmupRatio() > 0 ? (float) h.getWarmupRatio() : 0.06f,
                 h.getMaxGradNorm() == 0 ? 1f : (float) Math.max(0, h.getMaxGradNorm()),
@@ -248,7 +250,24 @@ public final class ClassificationRun {
                 Math.max(1, h.getGradientAccumulationSteps()));
     }
 
-    static FineTuningMethod method(MethodSpec spec) {
+    /**
+     * The learning rate job.proto promises when the job sets none: 2e-5 for full fine-tuning (the
+     * usual rate for BERT-size models, Devlin et al. 2019), 2e-4 for every method that trains a
+     * small part of the model (LoRA's and layer freezing's usual rate, as in PEFT's examples).
+     */
+    static float defaultLearningRate(MethodSpec method) {
+        return switch (method.getKindCase()) {
+            case FULL, KIND_NOT_SET -> 2e-5f;
+            default -> 2e-4f;
+        };
+    }
+
+    /**
+     * The job's method; a LoRA job's targets are its {@code target_modules} list, its {@code
+     * target_modules_regex}, or when it names neither PEFT's targets for the model family ({@code
+     * defaultTargets}: query and value for BERT, c_attn for GPT-2).
+     */
+    static FineTuningMethod method(MethodSpec spec, List<String> defaultTargets) {
         return switch (spec.getKindCase()) {
             case FULL, KIND_NOT_SET -> new FineTuningMethod.Full();
             case FREEZE ->
@@ -265,16 +284,33 @@ public final class ClassificationRun {
                         rank,
                         l.getAlpha() > 0 ? (float) l.getAlpha() : 2f * rank,
                         l.getDropout() > 0 ? (float) l.getDropout() : 0.05f,
-                        l.getTargetModulesCount() > 0
-                                ? l.getTargetModulesList()
-                                : List.of("query", "value"));
+                        !l.getTargetModulesRegex().isEmpty()
+                                ? TargetMatcher.fullMatch(l.getTargetModulesRegex())
+                                : TargetMatcher.anyOf(
+                                        l.getTargetModulesCount() > 0
+                                                ? l.getTargetModulesList()
+                                                : defaultTargets));
             }
-            default ->
-                    throw new UnsupportedOperationException(
-                            "method "
-                                    + spec.getKindCase()
-                                    + " is not trained by this worker yet; use full, freeze or lora");
+            default -> throw unsupported(spec);
         };
+    }
+
+    /**
+     * Fails for a method this worker cannot train, before anything is downloaded or built (the
+     * method itself needs the model for its default targets).
+     */
+    static void requireSupported(MethodSpec spec) {
+        switch (spec.getKindCase()) {
+            case FULL, KIND_NOT_SET, FREEZE, LORA -> {}
+            default -> throw unsupported(spec);
+        }
+    }
+
+    private static UnsupportedOperationException unsupported(MethodSpec spec) {
+        return new UnsupportedOperationException(
+                "method "
+                        + spec.getKindCase()
+                        + " is not trained by this worker yet; use full, freeze or lora");
     }
 
     private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {

@@ -29,7 +29,10 @@ class TrainingWorkerTest {
     void theJobsHyperparametersBecomeTheEnginesSettingsWithTheirDocumentedDefaults() {
         var defaults =
                 ClassificationRun.settings(
-                        io.tuneline.proto.v1.Hyperparameters.getDefaultInstance());
+                        io.tuneline.proto.v1.Hyperparameters.getDefaultInstance(),
+                        io.tuneline.proto.v1.MethodSpec.newBuilder()
+                                .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
+                                .build());
         org.assertj.core.api.Assertions.assertThat(defaults)
                 .isEqualTo(
                         new io.tuneline.engine.train.TrainingSettings(
@@ -49,11 +52,99 @@ class TrainingWorkerTest {
                                 .setLrSchedule(io.tuneline.proto.v1.LrSchedule.LR_SCHEDULE_COSINE)
                                 .setEpochs(2)
                                 .setGradientAccumulationSteps(4)
-                                .build());
+                                .build(),
+                        io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
         org.assertj.core.api.Assertions.assertThat(cosine.schedule())
                 .isEqualTo(io.tuneline.engine.train.LearningRateSchedule.Shape.COSINE);
         org.assertj.core.api.Assertions.assertThat(cosine.epochs()).isEqualTo(2);
         org.assertj.core.api.Assertions.assertThat(cosine.accumulationSteps()).isEqualTo(4);
+    }
+
+    /**
+     * job.proto: "default 2e-5 for full fine-tuning, 2e-4 for adapter methods"; a job's own rate
+     * wins.
+     */
+    @Test
+    void theDefaultLearningRateIsTheOneJobProtoPromisesForTheMethod() {
+        var none = io.tuneline.proto.v1.Hyperparameters.getDefaultInstance();
+        var full =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setFull(io.tuneline.proto.v1.FullFineTuning.getDefaultInstance())
+                        .build();
+        var lora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
+                        .build();
+        var freeze =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setFreeze(
+                                io.tuneline.proto.v1.LayerFreezing.newBuilder().setHeadOnly(true))
+                        .build();
+        assertThat(ClassificationRun.settings(none, full).learningRate()).isEqualTo(2e-5f);
+        assertThat(
+                        ClassificationRun.settings(
+                                        none, io.tuneline.proto.v1.MethodSpec.getDefaultInstance())
+                                .learningRate())
+                .as("no method is full fine-tuning")
+                .isEqualTo(2e-5f);
+        assertThat(ClassificationRun.settings(none, lora).learningRate()).isEqualTo(2e-4f);
+        assertThat(ClassificationRun.settings(none, freeze).learningRate()).isEqualTo(2e-4f);
+        assertThat(
+                        ClassificationRun.settings(
+                                        none.toBuilder().setLearningRate(1e-3).build(), full)
+                                .learningRate())
+                .isEqualTo(1e-3f);
+    }
+
+    /** A method the worker cannot train fails before the base model is fetched. */
+    @Test
+    void anUnsupportedMethodIsRefusedBeforeAnythingIsBuilt() {
+        var qlora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setQlora(io.tuneline.proto.v1.QloraParams.getDefaultInstance())
+                        .build();
+        org.assertj.core.api.Assertions.assertThatThrownBy(
+                        () -> ClassificationRun.requireSupported(qlora))
+                .isInstanceOf(UnsupportedOperationException.class)
+                .hasMessageContaining("QLORA is not trained by this worker yet");
+        ClassificationRun.requireSupported(io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
+    }
+
+    /** The job's list or regular expression, or PEFT's targets for the family when it has none. */
+    @Test
+    void aLoraJobWithoutTargetsGetsTheFamilysDefaultTargets() {
+        var lora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
+                        .build();
+        assertThat(ClassificationRun.method(lora, java.util.List.of("c_attn")))
+                .isEqualTo(
+                        new io.tuneline.engine.method.FineTuningMethod.Lora(
+                                8, 16f, 0.05f, java.util.List.of("c_attn")));
+        var named =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(
+                                io.tuneline.proto.v1.LoraParams.newBuilder()
+                                        .addTargetModules("dense"))
+                        .build();
+        assertThat(ClassificationRun.method(named, java.util.List.of("query", "value")))
+                .isEqualTo(
+                        new io.tuneline.engine.method.FineTuningMethod.Lora(
+                                8, 16f, 0.05f, java.util.List.of("dense")));
+        var regex =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(
+                                io.tuneline.proto.v1.LoraParams.newBuilder()
+                                        .setTargetModulesRegex(".*\\.(query|value)"))
+                        .build();
+        assertThat(ClassificationRun.method(regex, java.util.List.of("query", "value")))
+                .isEqualTo(
+                        new io.tuneline.engine.method.FineTuningMethod.Lora(
+                                8,
+                                16f,
+                                0.05f,
+                                io.tuneline.engine.method.TargetMatcher.fullMatch(
+                                        ".*\\.(query|value)")));
     }
 
     @Test

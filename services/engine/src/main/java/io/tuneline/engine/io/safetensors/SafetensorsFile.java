@@ -296,6 +296,19 @@ public final class SafetensorsFile implements AutoCloseable {
         return out;
     }
 
+    /** A U8 tensor's bytes (bitsandbytes' packed 4-bit weights, its JSON quant state). */
+    public byte[] bytes(String name) {
+        TensorInfo info = info(name);
+        if (info.dtype() != Dtype.U8) {
+            throw new SafetensorsException(
+                    path, "tensor '" + name + "' is " + info.dtype() + ", not U8");
+        }
+        ByteBuffer b = raw(name);
+        byte[] out = new byte[b.remaining()];
+        b.get(out);
+        return out;
+    }
+
     /** An integer tensor as longs. */
     public long[] longs(String name) {
         TensorInfo info = info(name);

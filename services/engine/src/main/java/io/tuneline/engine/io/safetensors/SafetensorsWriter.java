@@ -46,6 +46,15 @@ public final class SafetensorsWriter {
         return add(name, Dtype.I64, shape, b.array());
     }
 
+    /**
+     * A U8 tensor: raw bytes, e.g. bitsandbytes' packed 4-bit weights and its JSON quant state. The
+     * array is kept, not copied, until {@link #write}.
+     */
+    public SafetensorsWriter addU8(String name, long[] shape, byte[] values) {
+        checkSize(name, shape, values.length);
+        return add(name, Dtype.U8, shape, values);
+    }
+
     private SafetensorsWriter add(String name, Dtype dtype, long[] shape, byte[] data) {
         if (name.equals("__metadata__")) {
             throw new IllegalArgumentException(

@@ -20,6 +20,10 @@ import java.util.List;
  * @param positionOffset the first position embedding row a sequence uses: 0 for BERT; RoBERTa
  *     numbers positions from {@code pad_token_id + 1} (fairseq's convention), so its table has
  *     {@code pad_token_id + 1} rows more than the longest sequence it takes
+ * @param hiddenDropout {@code hidden_dropout_prob}: on the embeddings and on each attention and
+ *     feed-forward output before its residual sum, while training (Hugging Face's default 0.1)
+ * @param attentionDropout {@code attention_probs_dropout_prob}: on the attention probabilities,
+ *     while training (default 0.1)
  */
 public record BertConfig(
         int vocabSize,
@@ -31,7 +35,12 @@ public record BertConfig(
         int typeVocabSize,
         float layerNormEps,
         String modelType,
-        int positionOffset) {
+        int positionOffset,
+        float hiddenDropout,
+        float attentionDropout) {
+
+    /** Hugging Face's {@code BertConfig} default for both dropout rates. */
+    public static final float DEFAULT_DROPOUT = 0.1f;
 
     public static final String BERT = "bert";
     public static final String ROBERTA = "roberta";
@@ -63,6 +72,14 @@ public record BertConfig(
             throw new IllegalArgumentException(
                     "model_type '" + modelType + "' is not a BERT-family encoder");
         }
+        if (!(hiddenDropout >= 0 && hiddenDropout < 1)
+                || !(attentionDropout >= 0 && attentionDropout < 1)) {
+            throw new IllegalArgumentException(
+                    "hidden_dropout_prob and attention_probs_dropout_prob must be in [0, 1), were "
+                            + hiddenDropout
+                            + " and "
+                            + attentionDropout);
+        }
         if (positionOffset < 0 || positionOffset >= maxPositions) {
             throw new IllegalArgumentException(
                     "position offset "
@@ -73,7 +90,34 @@ public record BertConfig(
         }
     }
 
-    /** A BERT layout (positions from 0). */
+    /** With Hugging Face's default dropout rates. */
+    public BertConfig(
+            int vocabSize,
+            int hiddenSize,
+            int layers,
+            int heads,
+            int intermediateSize,
+            int maxPositions,
+            int typeVocabSize,
+            float layerNormEps,
+            String modelType,
+            int positionOffset) {
+        this(
+                vocabSize,
+                hiddenSize,
+                layers,
+                heads,
+                intermediateSize,
+                maxPositions,
+                typeVocabSize,
+                layerNormEps,
+                modelType,
+                positionOffset,
+                DEFAULT_DROPOUT,
+                DEFAULT_DROPOUT);
+    }
+
+    /** A BERT layout (positions from 0), Hugging Face's default dropout rates. */
     public BertConfig(
             int vocabSize,
             int hiddenSize,
@@ -99,6 +143,26 @@ public record BertConfig(
     /** sentence-transformers/all-MiniLM-L6-v2 (its config.json). */
     public static BertConfig miniLmL6() {
         return new BertConfig(30522, 384, 6, 12, 1536, 512, 2, 1e-12f);
+    }
+
+    /**
+     * The same shape with every dropout rate 0: training is then a deterministic function of the
+     * data, for comparisons such as accumulated versus whole batches.
+     */
+    public BertConfig withoutDropout() {
+        return new BertConfig(
+                vocabSize,
+                hiddenSize,
+                layers,
+                heads,
+                intermediateSize,
+                maxPositions,
+                typeVocabSize,
+                layerNormEps,
+                modelType,
+                positionOffset,
+                0f,
+                0f);
     }
 
     /** The longest sequence the position embeddings cover. */
@@ -151,7 +215,14 @@ public record BertConfig(
                 ConfigJson.optional(root, "type_vocab_size", 2),
                 eps.isMissingNode() || eps.isNull() ? 1e-12f : (float) eps.asDouble(),
                 modelType,
-                roberta ? padId + 1 : 0);
+                roberta ? padId + 1 : 0,
+                rate(root, "hidden_dropout_prob"),
+                rate(root, "attention_probs_dropout_prob"));
+    }
+
+    private static float rate(JsonNode root, String field) {
+        JsonNode n = root.path(field);
+        return n.isMissingNode() || n.isNull() ? DEFAULT_DROPOUT : (float) n.asDouble();
     }
 
     /**
@@ -173,6 +244,8 @@ public record BertConfig(
         c.put("layer_norm_eps", layerNormEps);
         c.put("hidden_act", "gelu");
         c.put("position_embedding_type", "absolute");
+        c.put("hidden_dropout_prob", hiddenDropout);
+        c.put("attention_probs_dropout_prob", attentionDropout);
         if (roberta) {
             c.put("pad_token_id", positionOffset - 1);
         }

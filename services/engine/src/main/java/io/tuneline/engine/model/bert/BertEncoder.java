@@ -13,7 +13,9 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -31,6 +33,9 @@ import java.util.Map;
 public final class BertEncoder extends AbstractBlock {
     /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */
     private static final float MASKED = -1e9f;
+
+    /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
+    public static final String LAYER_PREFIX = "encoder.layer.";
 
     private final BertConfig config;
     private final Parameter wordEmbeddings;
@@ -79,37 +84,23 @@ public final class BertEncoder extends AbstractBlock {
         p.put("embeddings.LayerNorm.weight", embeddingNorm.weight());
         p.put("embeddings.LayerNorm.bias", embeddingNorm.bias());
         for (int i = 0; i < layers.size(); i++) {
-            String prefix = "encoder.layer." + i + ".";
+            String prefix = LAYER_PREFIX + i + ".";
             layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
         }
         return Collections.unmodifiableMap(p);
     }
 
-    /** The Dense layers by the Hugging Face name of their weight, for merging adapters. */
-    public Map<String, io.tuneline.engine.nn.Dense> denseByWeightName() {
-        Map<String, io.tuneline.engine.nn.Dense> m = new LinkedHashMap<>();
-        for (int i = 0; i < layers.size(); i++) {
-            String prefix = "encoder.layer." + i + ".";
-            layers.get(i).denseByWeightName().forEach((name, d) -> m.put(prefix + name, d));
-        }
-        return m;
-    }
-
     /**
-     * Adds LoRA to the projections named in {@code targets} in every layer; returns how many
-     * projections got an adapter.
+     * The linear layers by Hugging Face module path ({@code encoder.layer.0.attention.self.query},
+     * {@code encoder.layer.0.intermediate.dense}, ...), layer by layer.
      */
-    public int enableLora(
-            java.util.List<String> targets,
-            int rank,
-            float alpha,
-            float dropout,
-            NDManager manager) {
-        int wrapped = 0;
-        for (BertLayer layer : layers) {
-            wrapped += layer.enableLora(targets, rank, alpha, dropout, manager);
+    public Map<String, Dense> linears() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = LAYER_PREFIX + i + ".";
+            layers.get(i).linears().forEach((name, d) -> m.put(prefix + name, d));
         }
-        return wrapped;
+        return Collections.unmodifiableMap(m);
     }
 
     @Override
@@ -147,6 +138,8 @@ public final class BertEncoder extends AbstractBlock {
                                         .get(new NDIndex("{}:{}", offset, offset + t)))
                         .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
+        // BertEmbeddings: LayerNorm, then dropout at hidden_dropout_prob.
+        x = TrainingDropout.apply(x, config.hiddenDropout(), training);
         NDList layerInputs;
         if (inputs.size() > 1) {
             NDArray additive =

@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -23,6 +24,8 @@ import java.util.Map;
 public final class BertLayer extends AbstractBlock {
     private final int hidden;
     private final int heads;
+    private final float hiddenDropout;
+    private final float attentionDropout;
     private final Dense query;
     private final Dense key;
     private final Dense value;
@@ -35,6 +38,8 @@ public final class BertLayer extends AbstractBlock {
     public BertLayer(BertConfig config) {
         hidden = config.hiddenSize();
         heads = config.heads();
+        hiddenDropout = config.hiddenDropout();
+        attentionDropout = config.attentionDropout();
         query = addChildBlock("query", new Dense(hidden, hidden));
         key = addChildBlock("key", new Dense(hidden, hidden));
         value = addChildBlock("value", new Dense(hidden, hidden));
@@ -63,49 +68,20 @@ public final class BertLayer extends AbstractBlock {
         return p;
     }
 
-    private static void dense(Map<String, Parameter> p, String name, Dense d) {
-        p.put(name + ".weight", d.weight());
-        p.put(name + ".bias", d.bias());
-        // PEFT's names for the adapter of this projection.
-        d.lora()
-                .ifPresent(
-                        ab -> {
-                            p.put(name + ".lora_A.weight", ab[0]);
-                            p.put(name + ".lora_B.weight", ab[1]);
-                        });
+    private static void dense(Map<String, Parameter> p, String module, Dense d) {
+        d.namedParameters().forEach((name, param) -> p.put(module + "." + name, param));
     }
 
-    Map<String, Dense> denseByWeightName() {
+    /** The linear layers by Hugging Face module path, relative to {@code encoder.layer.N.}. */
+    Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
-        m.put("attention.self.query.weight", query);
-        m.put("attention.self.key.weight", key);
-        m.put("attention.self.value.weight", value);
-        m.put("attention.output.dense.weight", attentionOutput);
-        m.put("intermediate.dense.weight", intermediate);
-        m.put("output.dense.weight", output);
+        m.put("attention.self.query", query);
+        m.put("attention.self.key", key);
+        m.put("attention.self.value", value);
+        m.put("attention.output.dense", attentionOutput);
+        m.put("intermediate.dense", intermediate);
+        m.put("output.dense", output);
         return m;
-    }
-
-    int enableLora(
-            java.util.List<String> targets,
-            int rank,
-            float alpha,
-            float dropout,
-            NDManager manager) {
-        Map<String, Dense> byName = new LinkedHashMap<>();
-        byName.put("query", query);
-        byName.put("key", key);
-        byName.put("value", value);
-        byName.put("dense", attentionOutput);
-        int wrapped = 0;
-        for (String target : targets) {
-            Dense d = byName.get(target);
-            if (d != null) {
-                d.enableLora(rank, alpha, dropout, manager);
-                wrapped++;
-            }
-        }
-        return wrapped;
     }
 
     @Override
@@ -125,15 +101,23 @@ public final class BertLayer extends AbstractBlock {
         if (mask != null) {
             scores = scores.add(mask);
         }
-        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
-        NDArray h1 =
-                apply(
-                        attentionNorm,
-                        ps,
-                        flat.add(apply(attentionOutput, ps, context, training)),
-                        training);
+        // As Hugging Face's BertSelfAttention / BertSelfOutput / BertOutput: dropout on the
+        // attention probabilities, and on each sublayer's output before its residual LayerNorm.
+        NDArray probs = TrainingDropout.apply(scores.softmax(-1), attentionDropout, training);
+        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray attended =
+                TrainingDropout.apply(
+                        apply(attentionOutput, ps, context, training), hiddenDropout, training);
+        NDArray h1 = apply(attentionNorm, ps, flat.add(attended), training);
         NDArray ff =
-                apply(output, ps, Activation.gelu(apply(intermediate, ps, h1, training)), training);
+                TrainingDropout.apply(
+                        apply(
+                                output,
+                                ps,
+                                Activation.gelu(apply(intermediate, ps, h1, training)),
+                                training),
+                        hiddenDropout,
+                        training);
         NDArray h2 = apply(outputNorm, ps, h1.add(ff), training);
         return new NDList(h2.reshape(b, t, hidden));
     }

@@ -22,6 +22,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Loads and saves GPT-2 in a Hugging Face model directory: {@code config.json} and {@code
@@ -54,7 +55,17 @@ public final class Gpt2Checkpoint {
      * returns a DJL model whose block is the {@link Gpt2LmModel}; the caller closes it.
      */
     public static Model load(Path directory, Device device) throws IOException {
-        Gpt2Config config = Gpt2Config.read(directory);
+        return load(directory, device, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #load(Path, Device)}, with the config adjusted before the model is built (e.g.
+     * {@link Gpt2Config#withoutDropout()} for a run that must be a deterministic function of its
+     * data).
+     */
+    public static Model load(Path directory, Device device, UnaryOperator<Gpt2Config> adjust)
+            throws IOException {
+        Gpt2Config config = adjust.apply(Gpt2Config.read(directory));
         Gpt2LmModel lm = new Gpt2LmModel(config);
         Model model = Model.newInstance("gpt2", device, EngineRuntime.ENGINE);
         try {
@@ -68,14 +79,14 @@ public final class Gpt2Checkpoint {
         }
     }
 
-    /** True for the four projections whose checkpoint weights are (in, out). */
-    static boolean isConv1DWeight(String name) {
-        return name.endsWith(".weight")
-                && (name.contains(".attn.c_attn.")
-                        || name.contains(".attn.c_proj.")
-                        || name.contains(".mlp.c_fc.")
-                        || name.contains(".mlp.c_proj."))
-                && !name.contains(".lora_");
+    /**
+     * The weights stored (in, out) in the checkpoint: every linear layer of GPT-2 is a {@code
+     * Conv1D} ({@code transformers/pytorch_utils.py}), so every linear weight.
+     */
+    static Set<String> conv1DWeights(Gpt2LmModel model) {
+        Set<String> names = new LinkedHashSet<>();
+        model.linears().keySet().forEach(module -> names.add(module + ".weight"));
+        return names;
     }
 
     /**
@@ -86,11 +97,9 @@ public final class Gpt2Checkpoint {
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             Set<String> unused = new LinkedHashSet<>(f.names());
             int loaded = 0;
-            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
+            Set<String> conv1D = conv1DWeights(model);
+            for (Map.Entry<String, Parameter> e : model.baseParameters().entrySet()) {
                 String name = e.getKey();
-                if (name.contains(".lora_")) {
-                    continue;
-                }
                 String stored = find(f, name);
                 if (stored == null) {
                     throw new IllegalArgumentException(
@@ -102,7 +111,7 @@ public final class Gpt2Checkpoint {
                                     + "') is missing");
                 }
                 unused.remove(stored);
-                set(file, stored, f, e.getValue().getArray(), isConv1DWeight(name));
+                set(file, stored, f, e.getValue().getArray(), conv1D.contains(name));
                 loaded++;
             }
             String head = unused.contains("lm_head.weight") ? "lm_head.weight" : null;
@@ -176,27 +185,23 @@ public final class Gpt2Checkpoint {
      * B A}), no adapter matrices, no {@code lm_head.weight} (tied). Values with their shapes.
      */
     public static Map<String, Tensor> exportWeights(Gpt2LmModel model) {
-        Map<String, Dense> dense = model.denseByWeightName();
+        Set<String> conv1D = conv1DWeights(model);
+        Map<String, NDArray> merged = model.mergedWeights();
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
-            String name = e.getKey();
-            if (name.contains(".lora_")) {
-                continue;
+        try {
+            for (Map.Entry<String, NDArray> e : merged.entrySet()) {
+                long[] s = e.getValue().getShape().getShape();
+                float[] values = e.getValue().toFloatArray();
+                out.put(
+                        e.getKey(),
+                        conv1D.contains(e.getKey())
+                                ? new Tensor(
+                                        new long[] {s[1], s[0]},
+                                        transpose(values, (int) s[0], (int) s[1]))
+                                : new Tensor(s, values));
             }
-            Dense d = dense.get(name);
-            if (d != null) {
-                try (NDArray merged = d.mergedWeight()) {
-                    long[] s = merged.getShape().getShape();
-                    out.put(
-                            name,
-                            new Tensor(
-                                    new long[] {s[1], s[0]},
-                                    transpose(merged.toFloatArray(), (int) s[0], (int) s[1])));
-                }
-            } else {
-                NDArray a = e.getValue().getArray();
-                out.put(name, new Tensor(a.getShape().getShape(), a.toFloatArray()));
-            }
+        } finally {
+            merged.values().forEach(NDArray::close);
         }
         return out;
     }
@@ -284,6 +289,9 @@ public final class Gpt2Checkpoint {
         c.put("n_head", config.heads());
         c.put("n_inner", config.innerSize());
         c.put("layer_norm_epsilon", config.layerNormEps());
+        c.put("embd_pdrop", config.embdPdrop());
+        c.put("attn_pdrop", config.attnPdrop());
+        c.put("resid_pdrop", config.residPdrop());
         c.put("activation_function", Gpt2Config.GELU_NEW);
         c.put("tie_word_embeddings", true);
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c);

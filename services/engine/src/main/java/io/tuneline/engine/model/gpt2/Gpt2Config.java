@@ -20,6 +20,10 @@ import java.util.List;
  * @param heads {@code n_head}
  * @param innerSize {@code n_inner}, 4 * n_embd when absent or null
  * @param layerNormEps {@code layer_norm_epsilon}, 1e-5 for the published GPT-2 models
+ * @param embdPdrop {@code embd_pdrop}: dropout on token + position embeddings while training
+ * @param attnPdrop {@code attn_pdrop}: dropout on the attention probabilities while training
+ * @param residPdrop {@code resid_pdrop}: dropout on the attention's and the MLP's output before
+ *     each residual sum while training (all three 0.1 in the published models and by default)
  */
 public record Gpt2Config(
         int vocabSize,
@@ -28,7 +32,13 @@ public record Gpt2Config(
         int layers,
         int heads,
         int innerSize,
-        float layerNormEps) {
+        float layerNormEps,
+        float embdPdrop,
+        float attnPdrop,
+        float residPdrop) {
+
+    /** Hugging Face's {@code GPT2Config} default for the three dropout rates. */
+    public static final float DEFAULT_DROPOUT = 0.1f;
 
     /** The only activation implemented: GELU with the tanh approximation. */
     public static final String GELU_NEW = "gelu_new";
@@ -49,6 +59,57 @@ public record Gpt2Config(
             throw new IllegalArgumentException(
                     "layer_norm_epsilon must be positive, was " + layerNormEps);
         }
+        for (float rate : new float[] {embdPdrop, attnPdrop, residPdrop}) {
+            if (!(rate >= 0 && rate < 1)) {
+                throw new IllegalArgumentException(
+                        "embd_pdrop, attn_pdrop and resid_pdrop must be in [0, 1), were "
+                                + embdPdrop
+                                + ", "
+                                + attnPdrop
+                                + " and "
+                                + residPdrop);
+            }
+        }
+    }
+
+    /** With Hugging Face's default dropout rates. */
+    public Gpt2Config(
+            int vocabSize,
+            int maxPositions,
+            int hiddenSize,
+            int layers,
+            int heads,
+            int innerSize,
+            float layerNormEps) {
+        this(
+                vocabSize,
+                maxPositions,
+                hiddenSize,
+                layers,
+                heads,
+                innerSize,
+                layerNormEps,
+                DEFAULT_DROPOUT,
+                DEFAULT_DROPOUT,
+                DEFAULT_DROPOUT);
+    }
+
+    /**
+     * The same shape with every dropout rate 0: training is then a deterministic function of the
+     * data, for comparisons such as accumulated versus whole batches.
+     */
+    public Gpt2Config withoutDropout() {
+        return new Gpt2Config(
+                vocabSize,
+                maxPositions,
+                hiddenSize,
+                layers,
+                heads,
+                innerSize,
+                layerNormEps,
+                0f,
+                0f,
+                0f);
     }
 
     /** A config with n_inner = 4 * n_embd and the published epsilon 1e-5. */
@@ -103,7 +164,15 @@ public record Gpt2Config(
                 ConfigJson.required(root, "n_layer"),
                 ConfigJson.required(root, "n_head"),
                 innerSize,
-                eps.isMissingNode() ? 1e-5f : (float) eps.asDouble());
+                eps.isMissingNode() ? 1e-5f : (float) eps.asDouble(),
+                rate(root, "embd_pdrop"),
+                rate(root, "attn_pdrop"),
+                rate(root, "resid_pdrop"));
+    }
+
+    private static float rate(JsonNode root, String field) {
+        JsonNode n = root.path(field);
+        return n.isMissingNode() || n.isNull() ? DEFAULT_DROPOUT : (float) n.asDouble();
     }
 
     private static void expect(

@@ -11,8 +11,8 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -30,6 +30,8 @@ public final class Gpt2Layer extends AbstractBlock {
 
     private final int hidden;
     private final int heads;
+    private final float attnDropout;
+    private final float residDropout;
     private final LayerNormBlock ln1;
     private final Dense cAttn;
     private final Dense attnProj;
@@ -40,6 +42,8 @@ public final class Gpt2Layer extends AbstractBlock {
     public Gpt2Layer(Gpt2Config config) {
         hidden = config.hiddenSize();
         heads = config.heads();
+        attnDropout = config.attnPdrop();
+        residDropout = config.residPdrop();
         ln1 = addChildBlock("ln_1", new LayerNormBlock(hidden, config.layerNormEps()));
         cAttn = addChildBlock("attn_c_attn", new Dense(hidden, 3 * hidden));
         attnProj = addChildBlock("attn_c_proj", new Dense(hidden, hidden));
@@ -62,45 +66,18 @@ public final class Gpt2Layer extends AbstractBlock {
         return p;
     }
 
-    private static void dense(Map<String, Parameter> p, String name, Dense d) {
-        p.put(name + ".weight", d.weight());
-        p.put(name + ".bias", d.bias());
-        // PEFT's names for the adapter of this projection (A (r, in), B (out, r) for Conv1D too).
-        d.lora()
-                .ifPresent(
-                        ab -> {
-                            p.put(name + ".lora_A.weight", ab[0]);
-                            p.put(name + ".lora_B.weight", ab[1]);
-                        });
+    private static void dense(Map<String, Parameter> p, String module, Dense d) {
+        d.namedParameters().forEach((name, param) -> p.put(module + "." + name, param));
     }
 
-    /** The projections by the Hugging Face name of their weight, relative to the layer. */
-    Map<String, Dense> denseByWeightName() {
+    /** The projections by Hugging Face module path, relative to {@code transformer.h.N.}. */
+    Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
-        m.put("attn.c_attn.weight", cAttn);
-        m.put("attn.c_proj.weight", attnProj);
-        m.put("mlp.c_fc.weight", cFc);
-        m.put("mlp.c_proj.weight", mlpProj);
+        m.put("attn.c_attn", cAttn);
+        m.put("attn.c_proj", attnProj);
+        m.put("mlp.c_fc", cFc);
+        m.put("mlp.c_proj", mlpProj);
         return m;
-    }
-
-    /**
-     * Adds LoRA to the projections named in {@code targets}, matched as PEFT matches module names:
-     * {@code c_attn}, {@code c_fc}, {@code c_proj} (both the attention's and the MLP's), or the
-     * qualified {@code attn.c_proj} / {@code mlp.c_proj}. Returns how many got an adapter.
-     */
-    int enableLora(List<String> targets, int rank, float alpha, float dropout, NDManager manager) {
-        int wrapped = 0;
-        for (Map.Entry<String, Dense> e : denseByWeightName().entrySet()) {
-            String module = e.getKey().substring(0, e.getKey().length() - ".weight".length());
-            boolean match =
-                    targets.stream().anyMatch(t -> module.equals(t) || module.endsWith("." + t));
-            if (match) {
-                e.getValue().enableLora(rank, alpha, dropout, manager);
-                wrapped++;
-            }
-        }
-        return wrapped;
     }
 
     /** GELU "new", the tanh approximation GPT-2 was trained with (Hendrycks & Gimpel 2016). */
@@ -126,13 +103,22 @@ public final class Gpt2Layer extends AbstractBlock {
         NDArray v = heads4.get(2);
         NDArray scores =
                 q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d))).add(mask);
-        NDArray context = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
-        NDArray h1 = flat.add(apply(attnProj, ps, context, training));
+        // As Hugging Face's GPT2Attention and GPT2MLP: attn_pdrop on the attention probabilities,
+        // resid_pdrop on the attention's and the MLP's output before each residual sum.
+        NDArray probs = TrainingDropout.apply(scores.softmax(-1), attnDropout, training);
+        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray h1 =
+                flat.add(
+                        TrainingDropout.apply(
+                                apply(attnProj, ps, context, training), residDropout, training));
         NDArray ff =
-                apply(
-                        mlpProj,
-                        ps,
-                        geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                TrainingDropout.apply(
+                        apply(
+                                mlpProj,
+                                ps,
+                                geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                                training),
+                        residDropout,
                         training);
         return new NDList(h1.add(ff).reshape(b, t, hidden));
     }

@@ -14,8 +14,10 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -37,7 +39,10 @@ import java.util.Map;
  * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
  * on load and on save, and {@link #namedParameters()} hands out the (out, in) arrays.
  */
-public final class Gpt2LmModel extends AbstractBlock {
+public final class Gpt2LmModel extends AbstractBlock implements TunableModel {
+    /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
+    public static final String LAYER_PREFIX = "transformer.h.";
+
     /** Hidden positions get this added to their attention scores: exp() of it is 0 in float32. */
     static final float MASKED = -1e9f;
 
@@ -83,12 +88,13 @@ public final class Gpt2LmModel extends AbstractBlock {
      * {@code lm_head.weight} is not listed, as PyTorch's {@code named_parameters()} does not list
      * it. Projection weights are (out, in): transposed relative to the checkpoint.
      */
+    @Override
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
         p.put("transformer.wte.weight", wte);
         p.put("transformer.wpe.weight", wpe);
         for (int i = 0; i < layers.size(); i++) {
-            String prefix = "transformer.h." + i + ".";
+            String prefix = LAYER_PREFIX + i + ".";
             layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
         }
         p.put("transformer.ln_f.weight", lnF.weight());
@@ -96,28 +102,53 @@ public final class Gpt2LmModel extends AbstractBlock {
         return Collections.unmodifiableMap(p);
     }
 
-    /** The projections by the Hugging Face name of their weight (GPT-2 {@code Conv1D} modules). */
-    public Map<String, Dense> denseByWeightName() {
+    /**
+     * The projections (GPT-2's {@code Conv1D} modules) by Hugging Face module path ({@code
+     * transformer.h.0.attn.c_attn}), layer by layer.
+     */
+    @Override
+    public Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
-            String prefix = "transformer.h." + i + ".";
-            layers.get(i).denseByWeightName().forEach((name, d) -> m.put(prefix + name, d));
+            String prefix = LAYER_PREFIX + i + ".";
+            layers.get(i).linears().forEach((name, d) -> m.put(prefix + name, d));
         }
-        return m;
+        return Collections.unmodifiableMap(m);
+    }
+
+    /** None: the LM head is {@code wte} itself. */
+    @Override
+    public List<String> headModules() {
+        return List.of();
     }
 
     /**
-     * Adds LoRA to the projections named in {@code targets} ({@code c_attn}, {@code c_proj}, {@code
-     * c_fc}, {@code attn.c_proj}, {@code mlp.c_proj}) in every layer; returns how many projections
-     * got an adapter.
+     * The final LayerNorm; the head is tied to {@code wte}, which trains with the embeddings when
+     * asked.
      */
-    public int enableLora(
-            List<String> targets, int rank, float alpha, float dropout, NDManager manager) {
-        int wrapped = 0;
-        for (Gpt2Layer layer : layers) {
-            wrapped += layer.enableLora(targets, rank, alpha, dropout, manager);
-        }
-        return wrapped;
+    @Override
+    public List<String> outputModules() {
+        return List.of("transformer.ln_f");
+    }
+
+    @Override
+    public List<String> embeddingModules() {
+        return List.of("transformer.wte", "transformer.wpe");
+    }
+
+    @Override
+    public String layerPrefix() {
+        return LAYER_PREFIX;
+    }
+
+    @Override
+    public int layerCount() {
+        return config.layers();
+    }
+
+    @Override
+    public List<String> defaultLoraTargets() {
+        return List.of("c_attn");
     }
 
     /**
@@ -163,6 +194,8 @@ public final class Gpt2LmModel extends AbstractBlock {
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
         x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
+        // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
+        x = TrainingDropout.apply(x, config.embdPdrop(), training);
         NDArray bias =
                 attentionBias(ids.getManager(), t, inputs.size() > 1 ? inputs.get(1) : null)
                         .toDevice(device, false);

@@ -1,0 +1,141 @@
+package io.tuneline.engine.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.LinearDelta;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What a fine-tuning method sees of a model, whatever its family (BERT, GPT-2, Llama): parameters
+ * and linear layers under their Hugging Face names, and where the layers, embeddings and outputs
+ * are. A method is written once against this interface; a family implements it once.
+ *
+ * <p>Names are those of the Hugging Face model the weights come from ({@code
+ * encoder.layer.0.attention.self.query.weight}, {@code transformer.h.0.attn.c_attn.weight}), so
+ * targets, glob patterns, checkpoints and PEFT exports all speak the same names. A parameter
+ * belongs to module {@code m} when its name starts with {@code m + "."}.
+ */
+public interface TunableModel extends Block {
+
+    /**
+     * Every parameter under its Hugging Face name, the deltas attached to linear layers included
+     * (PEFT's {@code <module>.lora_A.weight}). Tied parameters are listed once, as PyTorch's {@code
+     * named_parameters()} lists them.
+     */
+    Map<String, Parameter> namedParameters();
+
+    /**
+     * The linear layers a method may attach deltas to, by full Hugging Face module path ({@code
+     * encoder.layer.0.intermediate.dense}, {@code transformer.h.0.attn.c_attn}), in the model's
+     * order. The task head is not among them: it trains whole (PEFT's {@code modules_to_save}).
+     */
+    Map<String, Dense> linears();
+
+    /**
+     * Modules of the task head, trained by every method: PEFT's {@code modules_to_save} (a
+     * classifier's {@code classifier}); empty for a language model whose head is tied to its
+     * embedding.
+     */
+    List<String> headModules();
+
+    /**
+     * Modules above the last layer up to the output: the final norm and the head. Layer freezing
+     * trains them with the top layers, since they read the top layer's output.
+     */
+    List<String> outputModules();
+
+    /** Modules of the input embeddings, trained by layer freezing only when asked. */
+    List<String> embeddingModules();
+
+    /** Prefix of the numbered layers: layer {@code i}'s module is {@code layerPrefix() + i}. */
+    String layerPrefix();
+
+    int layerCount();
+
+    /**
+     * The targets PEFT gives this family when a LoRA job names none ({@code
+     * TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING} in {@code peft/utils/constants.py}: bert
+     * {@code query, value}; gpt2 {@code c_attn}; llama {@code q_proj, v_proj}).
+     */
+    List<String> defaultLoraTargets();
+
+    /**
+     * Whether AdamW's decoupled weight decay applies to a parameter; the optimizer reads it per
+     * parameter. By default {@link #decaysByType}; a family or method overrides it for parameters
+     * of its own (soft prompts, prefixes).
+     */
+    default boolean decays(String parameterName) {
+        Parameter p = namedParameters().get(parameterName);
+        if (p == null) {
+            throw new IllegalArgumentException("no parameter named " + parameterName);
+        }
+        return decaysByType(p);
+    }
+
+    /**
+     * Hugging Face Trainer's rule ({@code Trainer.get_decay_parameter_names}: every parameter
+     * except biases and those of LayerNorm modules), decided by the parameter's type: weights
+     * (linear, embedding, adapter matrices) decay; biases and a norm's scale and shift (LayerNorm,
+     * RMSNorm: {@code GAMMA}, {@code BETA}) do not.
+     */
+    static boolean decaysByType(Parameter p) {
+        return p.getType() == Parameter.Type.WEIGHT;
+    }
+
+    /**
+     * The parameters of the attached deltas under their full names ({@code
+     * encoder.layer.0.attention.self.query.lora_A.weight}): what an adapter export writes.
+     */
+    default Map<String, Parameter> deltaParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        linears()
+                .forEach(
+                        (module, dense) -> {
+                            for (LinearDelta d : dense.deltas()) {
+                                d.namedParameters()
+                                        .forEach(
+                                                (name, param) -> p.put(module + "." + name, param));
+                            }
+                        });
+        return p;
+    }
+
+    /**
+     * The base parameters (every parameter that is not a delta's) under their Hugging Face names,
+     * each linear weight with its deltas folded in: what a merged export writes. New arrays; the
+     * caller closes them.
+     */
+    default Map<String, NDArray> mergedWeights() {
+        Map<String, Dense> byWeight = new LinkedHashMap<>();
+        linears().forEach((module, dense) -> byWeight.put(module + ".weight", dense));
+        Map<String, Parameter> deltas = deltaParameters();
+        Map<String, NDArray> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Parameter> e : namedParameters().entrySet()) {
+            String name = e.getKey();
+            if (deltas.containsKey(name)) {
+                continue;
+            }
+            Dense d = byWeight.get(name);
+            out.put(name, d != null ? d.mergedWeight() : e.getValue().getArray().duplicate());
+        }
+        return out;
+    }
+
+    /** {@link #namedParameters()} without the deltas': the parameters a base checkpoint holds. */
+    default Map<String, Parameter> baseParameters() {
+        Map<String, Parameter> deltas = deltaParameters();
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        namedParameters()
+                .forEach(
+                        (name, param) -> {
+                            if (!deltas.containsKey(name)) {
+                                p.put(name, param);
+                            }
+                        });
+        return p;
+    }
+}

@@ -1,0 +1,207 @@
+package io.tuneline.engine.model.llama;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.ndarray.types.SparseFormat;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Embedding;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.initializer.NormalInitializer;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Llama-family decoder without its LM head ({@code LlamaModel}, Hugging Face's {@code model.}
+ * prefix): {@code embed_tokens}, the layers, the final {@code norm}. Inputs: token ids (B, T) and
+ * optionally an attention mask (B, T) with 1 for tokens and 0 for padding; output: the normalised
+ * hidden states (B, T, H).
+ *
+ * <p>Positions are {@code past .. past + T - 1} for every row (as HF's forward without {@code
+ * position_ids}), so pad on the right. A query sees keys at its own and earlier positions, not
+ * padded keys, and on sliding-window layers only keys less than {@code sliding_window} positions
+ * back ({@code kv_idx > q_idx - sliding_window}, transformers' {@code sliding_window_overlay}).
+ * Masked scores get float32's lowest value added, as HF's eager attention does.
+ */
+public final class LlamaDecoder extends AbstractBlock {
+    private final LlamaConfig config;
+    private final Parameter embedTokens;
+    private final List<LlamaLayer> layers = new ArrayList<>();
+    private final RmsNorm norm;
+
+    public LlamaDecoder(LlamaConfig config) {
+        this.config = config;
+        embedTokens =
+                addParameter(
+                        Parameter.builder()
+                                .setName("embed_tokens")
+                                .setType(Parameter.Type.WEIGHT)
+                                .optShape(new Shape(config.vocabSize(), config.hiddenSize()))
+                                // LlamaConfig.initializer_range.
+                                .optInitializer(new NormalInitializer(0.02f))
+                                .build());
+        for (int i = 0; i < config.layers(); i++) {
+            layers.add(addChildBlock("layers_" + i, new LlamaLayer(config, i)));
+        }
+        norm = addChildBlock("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps()));
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    /** {@code embed_tokens}: (vocab, hidden); also the LM head's weight when tied. */
+    public Parameter embedTokens() {
+        return embedTokens;
+    }
+
+    public List<LlamaLayer> layers() {
+        return List.copyOf(layers);
+    }
+
+    /**
+     * Every parameter under its Hugging Face name without the {@code model.} prefix ({@code
+     * embed_tokens.weight}, {@code layers.0.self_attn.q_proj.weight}, {@code norm.weight}).
+     */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        p.put("embed_tokens.weight", embedTokens);
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "layers." + i + ".";
+            layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
+        }
+        p.put("norm.weight", norm.weight());
+        return p;
+    }
+
+    /** The linear layers by module path without the {@code model.} prefix. */
+    public Map<String, Dense> linears() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "layers." + i + ".";
+            layers.get(i).linears().forEach((name, d) -> m.put(prefix + name, d));
+        }
+        return m;
+    }
+
+    /**
+     * Hidden states (B, T, H) after the final norm.
+     *
+     * @param mask (B, past + T) with 1 for tokens and 0 for padding, or null for none
+     * @param cache keys and values of earlier positions, extended by this call; or null
+     */
+    public NDArray hidden(
+            ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
+        long b = ids.getShape().get(0);
+        int t = Math.toIntExact(ids.getShape().get(1));
+        long past = cache == null ? 0 : cache.length();
+        Device device = ids.getDevice();
+        NDManager manager = ids.getManager();
+        if (mask != null
+                && (mask.getShape().dimension() != 2
+                        || mask.getShape().get(0) != b
+                        || mask.getShape().get(1) != past + t)) {
+            throw new IllegalArgumentException(
+                    "attention mask of shape "
+                            + mask.getShape()
+                            + " for "
+                            + b
+                            + " rows of "
+                            + past
+                            + " cached and "
+                            + t
+                            + " new tokens; expected ("
+                            + b
+                            + ", "
+                            + (past + t)
+                            + ")");
+        }
+        NDArray x =
+                Embedding.embedding(
+                                ids, ps.getValue(embedTokens, device, training), SparseFormat.DENSE)
+                        .singletonOrThrow();
+        float[][] cs = LlamaRope.cosSin(config, past, t);
+        Shape table = new Shape(1, 1, t, config.headDim());
+        NDArray cos = manager.create(cs[0], table).toDevice(device, false);
+        NDArray sin = manager.create(cs[1], table).toDevice(device, false);
+        NDArray full = attentionBias(manager, past, t, mask, 0).toDevice(device, false);
+        NDArray sliding =
+                config.slidingWindow() > 0
+                        ? attentionBias(manager, past, t, mask, config.slidingWindow())
+                                .toDevice(device, false)
+                        : full;
+        for (int i = 0; i < layers.size(); i++) {
+            NDArray bias = config.sliding(i) ? sliding : full;
+            x = layers.get(i).forward(ps, x, cos, sin, bias, cache, training);
+        }
+        if (cache != null) {
+            cache.advance(t);
+        }
+        return norm.forward(ps, new NDList(x), training).singletonOrThrow();
+    }
+
+    /**
+     * The additive attention mask (1 or B, 1, T, past + T): 0 where query {@code past + i} may see
+     * key {@code j} ({@code j <= past + i}, within the window when {@code window > 0}, not
+     * padding), float32's lowest value elsewhere ({@code torch.finfo(float32).min}, as HF's eager
+     * masks).
+     */
+    static NDArray attentionBias(
+            NDManager manager, long past, int t, NDArray paddingMask, int window) {
+        long s = past + t;
+        NDArray queries = manager.arange((float) past, (float) s, 1f).reshape(t, 1);
+        NDArray keys = manager.arange(0f, (float) s, 1f).reshape(1, s);
+        NDArray allowed = keys.lte(queries);
+        if (window > 0) {
+            allowed = allowed.logicalAnd(queries.sub(keys).lt((float) window));
+        }
+        allowed = allowed.reshape(1, 1, t, s);
+        if (paddingMask != null) {
+            long b = paddingMask.getShape().get(0);
+            NDArray real =
+                    paddingMask
+                            .toType(DataType.FLOAT32, false)
+                            .gt(0f)
+                            .reshape(b, 1, 1, s)
+                            .toDevice(manager.getDevice(), false);
+            allowed = allowed.logicalAnd(real);
+        }
+        return allowed.toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        return new NDList(
+                hidden(
+                        ps,
+                        inputs.get(0),
+                        inputs.size() > 1 ? inputs.get(1) : null,
+                        null,
+                        training));
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        for (LlamaLayer layer : layers) {
+            layer.initialize(manager, dataType, new Shape(-1, -1, config.hiddenSize()));
+            layer.freezeAbsentBiases();
+        }
+        norm.initialize(manager, dataType, new Shape(-1, config.hiddenSize()));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        Shape ids = inputShapes[0];
+        return new Shape[] {new Shape(ids.get(0), ids.get(1), config.hiddenSize())};
+    }
+}

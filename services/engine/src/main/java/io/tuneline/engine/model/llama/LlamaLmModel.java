@@ -1,0 +1,138 @@
+package io.tuneline.engine.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A Llama-family causal LM ({@code LlamaForCausalLM}, {@code MistralForCausalLM}, {@code
+ * Qwen2ForCausalLM}, {@code Qwen3ForCausalLM}): the {@link LlamaDecoder} under {@code model.} and
+ * {@code lm_head}, its own (vocab, hidden) weight without bias, or {@code embed_tokens} itself when
+ * {@code tie_word_embeddings} is set (SmolLM, Llama 3.2 1B/3B, small Qwen models).
+ *
+ * <p>Inputs: token ids (B, T) and optionally an attention mask (B, T), 1 for tokens, 0 for padding
+ * (pad on the right). Output: logits (B, T, vocab). {@link #logits} also takes a {@link
+ * LlamaKvCache} for generation.
+ */
+public final class LlamaLmModel extends AbstractBlock {
+    private final LlamaConfig config;
+    private final LlamaDecoder decoder;
+    private final Dense lmHead;
+
+    public LlamaLmModel(LlamaConfig config) {
+        this.config = config;
+        decoder = addChildBlock("model", new LlamaDecoder(config));
+        lmHead =
+                config.tieWordEmbeddings()
+                        ? null
+                        : addChildBlock(
+                                "lm_head", new Dense(config.hiddenSize(), config.vocabSize()));
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public LlamaDecoder decoder() {
+        return decoder;
+    }
+
+    /** The untied head; empty when the head is {@code embed_tokens}. */
+    public Optional<Dense> lmHead() {
+        return Optional.ofNullable(lmHead);
+    }
+
+    /**
+     * Every parameter under its Hugging Face name ({@code model.embed_tokens.weight}, {@code
+     * model.layers.0.self_attn.q_proj.weight}, {@code model.norm.weight}, {@code lm_head.weight}
+     * when untied), as PyTorch's {@code named_parameters()} lists them: biases only where the
+     * architecture has them, a tied head not listed.
+     */
+    public Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        decoder.namedParameters().forEach((name, param) -> p.put("model." + name, param));
+        if (lmHead != null) {
+            p.put("lm_head.weight", lmHead.weight());
+        }
+        return Collections.unmodifiableMap(p);
+    }
+
+    /**
+     * The decoder's linear layers by full Hugging Face module path ({@code
+     * model.layers.0.self_attn.q_proj} ... {@code model.layers.N.mlp.down_proj}), where fine-tuning
+     * methods attach. {@code lm_head} is not among them (PEFT's {@code all-linear} leaves the
+     * output layer out too).
+     */
+    public Map<String, Dense> linears() {
+        Map<String, Dense> m = new LinkedHashMap<>();
+        decoder.linears().forEach((name, d) -> m.put("model." + name, d));
+        return Collections.unmodifiableMap(m);
+    }
+
+    /**
+     * Logits (B, T, vocab).
+     *
+     * @param mask (B, past + T), 1 for tokens and 0 for padding, or null
+     * @param cache keys and values of earlier positions, extended by this call; or null
+     */
+    public NDArray logits(
+            ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
+        return head(ps, decoder.hidden(ps, ids, mask, cache, training), training);
+    }
+
+    /** The LM head over hidden states (B, T, H): logits (B, T, vocab). */
+    public NDArray head(ParameterStore ps, NDArray hidden, boolean training) {
+        Shape s = hidden.getShape();
+        NDArray flat = hidden.reshape(s.get(0) * s.get(1), s.get(2));
+        NDArray logits =
+                lmHead != null
+                        ? lmHead.forward(ps, new NDList(flat), training).singletonOrThrow()
+                        : Linear.linear(
+                                        flat,
+                                        ps.getValue(
+                                                decoder.embedTokens(), flat.getDevice(), training))
+                                .singletonOrThrow();
+        return logits.reshape(s.get(0), s.get(1), config.vocabSize());
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        return new NDList(
+                logits(
+                        ps,
+                        inputs.get(0),
+                        inputs.size() > 1 ? inputs.get(1) : null,
+                        null,
+                        training));
+    }
+
+    @Override
+    protected void initializeChildBlocks(
+            NDManager manager, DataType dataType, Shape... inputShapes) {
+        decoder.initialize(manager, dataType, new Shape(-1, -1));
+        if (lmHead != null) {
+            lmHead.initialize(manager, dataType, new Shape(-1, config.hiddenSize()));
+            // LlamaForCausalLM's lm_head has no bias.
+            lmHead.bias().freeze(true);
+        }
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        Shape ids = inputShapes[0];
+        return new Shape[] {new Shape(ids.get(0), ids.get(1), config.vocabSize())};
+    }
+}
