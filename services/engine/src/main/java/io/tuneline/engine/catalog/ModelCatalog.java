@@ -33,6 +33,7 @@ public final class ModelCatalog {
     public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
 
     public static final String SPECIAL_TOKENS_MAP = "special_tokens_map.json";
+
     /** A sharded checkpoint's index ({@code weight_map}: tensor name to shard file). */
     public static final String INDEX = LlamaCheckpoint.INDEX;
 
