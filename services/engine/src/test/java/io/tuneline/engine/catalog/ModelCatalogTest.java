@@ -274,7 +274,11 @@ class ModelCatalogTest {
         assertThat(asked)
                 .containsExactly(
                         List.of("config.json"),
-                        List.of("model.safetensors", "tokenizer.json"),
+                        List.of(
+                                "model.safetensors",
+                                "tokenizer.json",
+                                "tokenizer_config.json",
+                                "special_tokens_map.json"),
                         List.of("model.safetensors.index.json"),
                         List.of(
                                 "model-00001-of-00002.safetensors",
