@@ -29,6 +29,11 @@ public final class ModelCatalog {
     public static final String WEIGHTS = "model.safetensors";
     public static final String TOKENIZER = "tokenizer.json";
 
+    /** Optional beside tokenizer.json: special tokens and the chat template. */
+    public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+
+    public static final String SPECIAL_TOKENS_MAP = "special_tokens_map.json";
+
     /** A sharded checkpoint's index ({@code weight_map}: tensor name to shard file). */
     public static final String INDEX = LlamaCheckpoint.INDEX;
 
@@ -122,13 +127,32 @@ public final class ModelCatalog {
      * fetched, into a directory below {@code scratch}.
      */
     public static PretrainedModel.Source tokenizer(String ref, ModelFetcher fetcher, Path scratch) {
+        return tokenizerFiles(ref, fetcher, scratch).tokenizer();
+    }
+
+    /**
+     * A base model's {@code tokenizer.json} and the directory beside it, which may also hold {@code
+     * tokenizer_config.json} and {@code special_tokens_map.json} (special tokens, chat template:
+     * {@code tokenize.ModelTokens}); empty for built-in models, which ship {@code tokenizer.json}
+     * alone.
+     */
+    public record TokenizerFiles(PretrainedModel.Source tokenizer, Optional<Path> directory) {}
+
+    /**
+     * As {@link #tokenizer}, with the directory: from the store {@code config.json}, {@code
+     * tokenizer.json}, {@code tokenizer_config.json} and {@code special_tokens_map.json} are
+     * fetched (the last two when they exist), never the weights.
+     */
+    public static TokenizerFiles tokenizerFiles(String ref, ModelFetcher fetcher, Path scratch) {
         if (ref == null || !ref.startsWith("s3://")) {
-            return resolve(ref, fetcher, scratch).tokenizer();
+            PretrainedModel model = resolve(ref, fetcher, scratch);
+            return new TokenizerFiles(model.tokenizer(), model.directory());
         }
         try {
             String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
             Path dir = Files.createDirectories(scratch.resolve("base-tokenizer").resolve(safe));
-            fetcher.fetch(ref, List.of(CONFIG, TOKENIZER), dir);
+            fetcher.fetch(
+                    ref, List.of(CONFIG, TOKENIZER, TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP), dir);
             configOf(ref, dir);
             if (!Files.isRegularFile(dir.resolve(TOKENIZER))) {
                 throw new UnknownModelException(
@@ -143,7 +167,8 @@ public final class ModelCatalog {
                                 + " and "
                                 + TOKENIZER);
             }
-            return PretrainedModel.Source.file(dir.resolve(TOKENIZER));
+            return new TokenizerFiles(
+                    PretrainedModel.Source.file(dir.resolve(TOKENIZER)), Optional.of(dir));
         } catch (IOException e) {
             throw new UnknownModelException(
                     "cannot read base model '" + ref + "': " + e.getMessage(), e);
@@ -178,6 +203,12 @@ public final class ModelCatalog {
         configOf(ref, dir);
         List<String> rest = new ArrayList<>();
         for (String f : List.of(WEIGHTS, TOKENIZER)) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                rest.add(f);
+            }
+        }
+        // Special tokens and the chat template, when the directory has them (optional files).
+        for (String f : List.of(TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP)) {
             if (!Files.isRegularFile(dir.resolve(f))) {
                 rest.add(f);
             }

@@ -127,9 +127,15 @@ class ModelCatalogTest {
         assertThat(model.gpt2Config()).isEqualTo(TINY);
         assertThat(model.name()).isEqualTo("s3://models/tiny-gpt2/");
         assertThat(model.directory().orElseThrow()).startsWith(tmp.resolve("scratch"));
+        // The optional tokenizer files (special tokens, chat template) are asked for too.
         assertThat(asked)
                 .containsExactly(
-                        List.of("config.json"), List.of("model.safetensors", "tokenizer.json"));
+                        List.of("config.json"),
+                        List.of(
+                                "model.safetensors",
+                                "tokenizer.json",
+                                "tokenizer_config.json",
+                                "special_tokens_map.json"));
 
         // A configuration the engine does not implement fails on its own: no weights travel.
         Files.writeString(
@@ -165,12 +171,25 @@ class ModelCatalogTest {
                 (uri, files, into) -> {
                     asked.add(files);
                     for (String f : files) {
-                        Files.copy(remote.resolve(f), into.resolve(f));
+                        if (Files.exists(remote.resolve(f))) {
+                            Files.copy(remote.resolve(f), into.resolve(f));
+                        }
                     }
                 };
-        PretrainedModel.Source tokenizer =
-                ModelCatalog.tokenizer("s3://models/tiny/", fetcher, tmp.resolve("s"));
-        assertThat(asked).containsExactly(List.of("config.json", "tokenizer.json"));
+        Files.writeString(remote.resolve("tokenizer_config.json"), "{\"eos_token\": \"[SEP]\"}");
+        ModelCatalog.TokenizerFiles files =
+                ModelCatalog.tokenizerFiles("s3://models/tiny/", fetcher, tmp.resolve("s"));
+        PretrainedModel.Source tokenizer = files.tokenizer();
+        assertThat(asked)
+                .containsExactly(
+                        List.of(
+                                "config.json",
+                                "tokenizer.json",
+                                "tokenizer_config.json",
+                                "special_tokens_map.json"));
+        assertThat(files.directory().orElseThrow().resolve("tokenizer_config.json")).exists();
+        assertThat(files.directory().orElseThrow().resolve("special_tokens_map.json"))
+                .doesNotExist();
         try (InputStream in = tokenizer.open()) {
             assertThat(new String(in.readNBytes(200))).contains("\"truncation\"");
         }
@@ -255,7 +274,11 @@ class ModelCatalogTest {
         assertThat(asked)
                 .containsExactly(
                         List.of("config.json"),
-                        List.of("model.safetensors", "tokenizer.json"),
+                        List.of(
+                                "model.safetensors",
+                                "tokenizer.json",
+                                "tokenizer_config.json",
+                                "special_tokens_map.json"),
                         List.of("model.safetensors.index.json"),
                         List.of(
                                 "model-00001-of-00002.safetensors",

@@ -8,6 +8,8 @@ import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Inference;
 import io.tuneline.engine.model.gpt2.Gpt2LmModel;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.tokenize.ModelTokens;
+import io.tuneline.engine.tokenize.SpecialToken;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
 import io.tuneline.evaluation.metrics.CausalLmMetrics.AnswerScore;
@@ -33,10 +35,6 @@ import java.util.Optional;
  */
 final class CausalLmScorer {
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    /** End-of-text tokens by family, as preprocessing appends them. */
-    private static final List<String> EOS_CANDIDATES =
-            List.of("<|endoftext|>", "</s>", "<eos>", "[SEP]");
 
     /** Answers longer than the reference by this many tokens are cut. */
     static final int EXTRA_ANSWER_TOKENS = 8;
@@ -124,7 +122,7 @@ final class CausalLmScorer {
             Gpt2Inference inference = new Gpt2Inference(model);
             int limit =
                     Math.min(maxLength, ((Gpt2LmModel) model.getBlock()).config().maxPositions());
-            long eos = eosId(tokenizerFile);
+            long eos = eosId(directory);
             for (TestExample t : examples) {
                 LmExample e = cut(t.example(), limit);
                 Gpt2Inference.TokenStats s = inference.tokenStats(e);
@@ -174,16 +172,12 @@ final class CausalLmScorer {
         return new LmExample(Arrays.copyOf(e.inputIds(), limit), Arrays.copyOf(e.labels(), limit));
     }
 
-    /** The tokenizer's end-of-sequence id, or -1 (generation then stops at the length limit). */
-    static long eosId(Path tokenizer) throws IOException {
-        JsonNode root = JSON.readTree(tokenizer.toFile());
-        for (String candidate : EOS_CANDIDATES) {
-            for (JsonNode t : root.path("added_tokens")) {
-                if (candidate.equals(t.path("content").asText())) {
-                    return t.path("id").asLong();
-                }
-            }
-        }
-        return -1;
+    /**
+     * The end-of-sequence id preprocessing appended, from the model's own files ({@link
+     * ModelTokens}: tokenizer_config.json, else the documented fallback for a directory with
+     * tokenizer.json alone), or -1 (generation then stops at the length limit).
+     */
+    static long eosId(Path directory) throws IOException {
+        return ModelTokens.read(directory).eos().map(SpecialToken::id).orElse(-1L);
     }
 }

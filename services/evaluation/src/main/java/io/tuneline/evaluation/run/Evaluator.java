@@ -318,8 +318,15 @@ public class Evaluator {
             for (ArtifactRef f : training.getModelFilesList()) {
                 String uri = f.getUri();
                 String name = uri.substring(uri.lastIndexOf('/') + 1);
+                // tokenizer_config.json / special_tokens_map.json, when training passed them on,
+                // name the end-of-sequence token generation stops at (ModelTokens).
                 if (!uri.contains("/adapter/")
-                        && List.of("config.json", "model.safetensors", "tokenizer.json")
+                        && List.of(
+                                        "config.json",
+                                        "model.safetensors",
+                                        "tokenizer.json",
+                                        ModelCatalog.TOKENIZER_CONFIG,
+                                        ModelCatalog.SPECIAL_TOKENS_MAP)
                                 .contains(name)) {
                     try (InputStream in = store.get(f)) {
                         Files.copy(in, tuned.resolve(name));

@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.CountingInputStream;
+import io.tuneline.engine.tokenize.ModelTokens;
+import io.tuneline.engine.tokenize.SpecialToken;
 import io.tuneline.preprocessing.prepare.Example.Shape;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetIngested;
@@ -29,6 +31,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
@@ -162,6 +165,13 @@ public final class DatasetPreparation implements AutoCloseable {
 
         // Pass 2: tokenize and write.
         int maxLength = maxLength(ingested);
+        Optional<String> override = Optional.of(spec.getChatTemplate()).filter(t -> !t.isBlank());
+        CausalEncoder causal =
+                new CausalEncoder(
+                        tokenizer,
+                        shape == Shape.CHAT || shape == Shape.INSTRUCTION
+                                ? tokenizer.tokens().chatTemplateFor(override)
+                                : Optional.empty());
         Path dir = Files.createTempDirectory("tuneline-prepared-");
         try {
             List<SplitFile> files = new ArrayList<>();
@@ -173,7 +183,7 @@ public final class DatasetPreparation implements AutoCloseable {
                                 maxLength,
                                 shape.causal() && settings.packing() && name.equals("train")));
             }
-            Tokenization tokenization = new Tokenization(tokenizer, shape, files);
+            Tokenization tokenization = new Tokenization(tokenizer, shape, files, causal);
             try {
                 reader.read(
                         50,
@@ -208,7 +218,8 @@ public final class DatasetPreparation implements AutoCloseable {
                                 + p1.removed[EMPTY]
                                 + " empty)");
             }
-            return publish(ingested, shape, tokenizer, labels, seed, maxLength, p1, files, reader);
+            return publish(
+                    ingested, shape, tokenizer, causal, labels, seed, maxLength, p1, files, reader);
         } finally {
             try (Stream<Path> s = Files.list(dir)) {
                 for (Path p : s.toList()) {
@@ -223,6 +234,7 @@ public final class DatasetPreparation implements AutoCloseable {
             DatasetIngested ingested,
             Shape shape,
             ModelTokenizer tokenizer,
+            CausalEncoder causal,
             List<String> labels,
             long seed,
             int maxLength,
@@ -270,6 +282,18 @@ public final class DatasetPreparation implements AutoCloseable {
         tok.put("sha256", tokenizer.sha256());
         tok.put("lowercase", tokenizer.lowercase());
         tok.put("eos_token", tokenizer.eosToken());
+        ModelTokens special = tokenizer.tokens();
+        tok.put("bos_token", special.bos().map(SpecialToken::content).orElse(null));
+        tok.put("pad_token", special.pad().map(SpecialToken::content).orElse(null));
+        tok.put("special_tokens_from", special.source().name().toLowerCase(Locale.ROOT));
+        if (causal.templated()) {
+            boolean fromJob = !ingested.getJob().getDataset().getChatTemplate().isBlank();
+            tok.putObject("chat_template")
+                    .put("from", fromJob ? "job" : "model")
+                    .put(
+                            "sha256",
+                            sha256(causal.template().source().getBytes(StandardCharsets.UTF_8)));
+        }
         manifest.put("max_seq_length", maxLength);
         ObjectNode filesNode = manifest.putObject("files");
         ObjectNode counts = manifest.putObject("counts");
@@ -390,6 +414,15 @@ public final class DatasetPreparation implements AutoCloseable {
                                     + name
                                     + "'; use train, validation or test");
         };
+    }
+
+    private static String sha256(byte[] bytes) {
+        try {
+            return java.util.HexFormat.of()
+                    .formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** 64-bit FNV-1a of the chars, finished with SplitMix64's mixer. */
@@ -639,112 +672,6 @@ public final class DatasetPreparation implements AutoCloseable {
                 }
             }
             return assigned;
-        }
-    }
-
-    /** Batches examples through the tokenizer and hands the tokens to their split's file. */
-    private static final class Tokenization {
-        private final ModelTokenizer tokenizer;
-        private final Shape shape;
-        private final List<SplitFile> files;
-        private final List<Example> batch = new ArrayList<>();
-        private final List<Byte> splits = new ArrayList<>();
-
-        Tokenization(ModelTokenizer tokenizer, Shape shape, List<SplitFile> files) {
-            this.tokenizer = tokenizer;
-            this.shape = shape;
-            this.files = files;
-        }
-
-        void add(Example example, byte split, int batchSize) throws IOException {
-            batch.add(example);
-            splits.add(split);
-            if (batch.size() >= batchSize) {
-                flush();
-            }
-        }
-
-        void flush() throws IOException {
-            if (batch.isEmpty()) {
-                return;
-            }
-            if (shape == Shape.CLASSIFICATION) {
-                long[][] ids =
-                        tokenizer.encode(
-                                batch.stream()
-                                        .map(e -> ((Example.Classification) e).text())
-                                        .toList(),
-                                true);
-                for (int i = 0; i < ids.length; i++) {
-                    files.get(splits.get(i)).add(batch.get(i), ids[i], null);
-                }
-            } else {
-                // Every piece of every example in one call; a piece is learned or only read.
-                List<String> pieces = new ArrayList<>();
-                List<boolean[]> learned = new ArrayList<>();
-                for (Example e : batch) {
-                    List<String> p = new ArrayList<>();
-                    List<Boolean> l = new ArrayList<>();
-                    pieces(e, p, l);
-                    pieces.addAll(p);
-                    boolean[] flags = new boolean[l.size()];
-                    for (int i = 0; i < flags.length; i++) {
-                        flags[i] = l.get(i);
-                    }
-                    learned.add(flags);
-                }
-                long[][] ids = tokenizer.encode(pieces, false);
-                int at = 0;
-                for (int i = 0; i < batch.size(); i++) {
-                    boolean[] flags = learned.get(i);
-                    it.unimi.dsi.fastutil.longs.LongArrayList tokens =
-                            new it.unimi.dsi.fastutil.longs.LongArrayList();
-                    it.unimi.dsi.fastutil.longs.LongArrayList targets =
-                            new it.unimi.dsi.fastutil.longs.LongArrayList();
-                    for (boolean learn : flags) {
-                        for (long id : ids[at++]) {
-                            tokens.add(id);
-                            targets.add(learn ? id : SplitFile.IGNORE);
-                        }
-                    }
-                    if (tokenizer.eosId() >= 0) {
-                        tokens.add(tokenizer.eosId());
-                        targets.add(tokenizer.eosId());
-                    }
-                    files.get(splits.get(i))
-                            .add(batch.get(i), tokens.toLongArray(), targets.toLongArray());
-                }
-            }
-            batch.clear();
-            splits.clear();
-        }
-
-        /**
-         * A causal example as pieces: plain text is all learned; an instruction's prompt is read
-         * and its completion learned; a chat is "role: content" turns where only the assistant's
-         * content is learned.
-         */
-        private static void pieces(Example e, List<String> pieces, List<Boolean> learned) {
-            if (e instanceof Example.Text t) {
-                pieces.add(t.text());
-                learned.add(true);
-            } else if (e instanceof Example.Instruction in) {
-                pieces.add(in.prompt() + "\n");
-                learned.add(false);
-                pieces.add(in.completion());
-                learned.add(true);
-            } else if (e instanceof Example.Chat c) {
-                boolean first = true;
-                for (Example.Message m : c.messages()) {
-                    pieces.add((first ? "" : "\n") + m.role() + ": ");
-                    learned.add(false);
-                    pieces.add(m.content());
-                    learned.add(m.role().equals("assistant"));
-                    first = false;
-                }
-            } else {
-                throw new IllegalStateException("not a causal example: " + e);
-            }
         }
     }
 }

@@ -7,7 +7,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.ModelFetcher;
-import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.tokenize.ModelTokens;
+import io.tuneline.engine.tokenize.SpecialToken;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -17,39 +18,34 @@ import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The base model's own tokenizer ({@code tokenizer.json} through DJL's Hugging Face tokenizers,
- * offline), with what preprocessing needs to know about it: whether it lower-cases, its
- * end-of-sequence token, and an id (model reference and the file's sha256) for the manifest.
+ * offline), with what preprocessing needs to know about it: whether it lower-cases, its special
+ * tokens and chat template ({@link ModelTokens}, from the model's {@code tokenizer_config.json}),
+ * and an id (model reference and the file's sha256) for the manifest.
  */
 public final class ModelTokenizer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    /** End-of-text tokens by family: GPT-2, Llama/T5, Gemma-style, BERT (its separator). */
-    private static final List<String> EOS_CANDIDATES =
-            List.of("<|endoftext|>", "</s>", "<eos>", "[SEP]");
 
     private final HuggingFaceTokenizer tokenizer;
     private final String ref;
     private final String sha256;
     private final boolean lowercase;
-    private final long eosId;
-    private final String eosToken;
+    private final ModelTokens tokens;
 
     private ModelTokenizer(
             HuggingFaceTokenizer tokenizer,
             String ref,
             String sha256,
             boolean lowercase,
-            long eosId,
-            String eosToken) {
+            ModelTokens tokens) {
         this.tokenizer = tokenizer;
         this.ref = ref;
         this.sha256 = sha256;
         this.lowercase = lowercase;
-        this.eosId = eosId;
-        this.eosToken = eosToken;
+        this.tokens = tokens;
     }
 
     /** The tokenizer of a built-in base model or a local model directory. */
@@ -65,12 +61,13 @@ public final class ModelTokenizer implements AutoCloseable {
     public static ModelTokenizer of(String baseModelRef, ModelFetcher fetcher) throws IOException {
         Path scratch = Files.createTempDirectory("tuneline-base-tokenizer-");
         try {
-            PretrainedModel.Source source = ModelCatalog.tokenizer(baseModelRef, fetcher, scratch);
+            ModelCatalog.TokenizerFiles files =
+                    ModelCatalog.tokenizerFiles(baseModelRef, fetcher, scratch);
             byte[] bytes;
-            try (InputStream in = source.open()) {
+            try (InputStream in = files.tokenizer().open()) {
                 bytes = in.readAllBytes();
             }
-            return of(baseModelRef, bytes);
+            return of(baseModelRef, bytes, files.directory());
         } finally {
             try (var files = Files.walk(scratch)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -79,7 +76,23 @@ public final class ModelTokenizer implements AutoCloseable {
     }
 
     static ModelTokenizer of(String ref, byte[] tokenizerJson) throws IOException {
+        return of(ref, tokenizerJson, Optional.empty());
+    }
+
+    /**
+     * @param directory where {@code tokenizer_config.json}, {@code special_tokens_map.json} and
+     *     {@code config.json} may lie beside the tokenizer; without them the end-of-sequence token
+     *     is {@link ModelTokens}' documented fallback
+     */
+    static ModelTokenizer of(String ref, byte[] tokenizerJson, Optional<Path> directory)
+            throws IOException {
         JsonNode config = JSON.readTree(tokenizerJson);
+        ModelTokens tokens =
+                ModelTokens.of(
+                        config,
+                        side(directory, ModelCatalog.TOKENIZER_CONFIG),
+                        side(directory, ModelCatalog.SPECIAL_TOKENS_MAP),
+                        side(directory, ModelCatalog.CONFIG));
         Path file = Files.createTempFile("tuneline-tokenizer-", ".json");
         try {
             Files.write(file, tokenizerJson);
@@ -87,25 +100,19 @@ public final class ModelTokenizer implements AutoCloseable {
             HuggingFaceTokenizer tokenizer =
                     HuggingFaceTokenizer.newInstance(
                             file, Map.of("truncation", "false", "padding", "false"));
-            long eosId = -1;
-            String eosToken = null;
-            for (String candidate : EOS_CANDIDATES) {
-                for (JsonNode t : config.path("added_tokens")) {
-                    if (candidate.equals(t.path("content").asText())) {
-                        eosId = t.path("id").asLong();
-                        eosToken = candidate;
-                        break;
-                    }
-                }
-                if (eosToken != null) {
-                    break;
-                }
-            }
             return new ModelTokenizer(
-                    tokenizer, ref, sha256(tokenizerJson), lowercases(config), eosId, eosToken);
+                    tokenizer, ref, sha256(tokenizerJson), lowercases(config), tokens);
         } finally {
             Files.deleteIfExists(file);
         }
+    }
+
+    private static Optional<JsonNode> side(Optional<Path> directory, String name)
+            throws IOException {
+        if (directory.isEmpty() || !Files.isRegularFile(directory.get().resolve(name))) {
+            return Optional.empty();
+        }
+        return Optional.of(JSON.readTree(directory.get().resolve(name).toFile()));
     }
 
     /** BERT's normaliser says so in {@code lowercase}; other pipelines name a Lowercase step. */
@@ -152,6 +159,22 @@ public final class ModelTokenizer implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Tokens of texts with their character offsets (Unicode code points), no special tokens added:
+     * for rendered chats, whose template writes its own.
+     */
+    public Encoding[] encodeWithOffsets(List<String> texts) {
+        if (texts.isEmpty()) {
+            return new Encoding[0];
+        }
+        return tokenizer.batchEncode(texts, false, false);
+    }
+
+    /** The model's special tokens and chat templates. */
+    public ModelTokens tokens() {
+        return tokens;
+    }
+
     public String ref() {
         return ref;
     }
@@ -166,11 +189,12 @@ public final class ModelTokenizer implements AutoCloseable {
 
     /** The end-of-sequence id appended to causal examples; -1 when the tokenizer has none. */
     public long eosId() {
-        return eosId;
+        return tokens.eos().map(SpecialToken::id).orElse(-1L);
     }
 
+    /** The end-of-sequence token's text, or null when the tokenizer has none. */
     public String eosToken() {
-        return eosToken;
+        return tokens.eos().map(SpecialToken::content).orElse(null);
     }
 
     @Override

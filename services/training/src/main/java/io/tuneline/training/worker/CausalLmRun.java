@@ -115,10 +115,26 @@ public final class CausalLmRun {
 
             Path out = scratch.resolve("model");
             Gpt2Checkpoint.save(lm, out);
-            Files.copy(
-                    baseDir.resolve(ModelCatalog.TOKENIZER),
-                    out.resolve(ModelCatalog.TOKENIZER),
-                    StandardCopyOption.REPLACE_EXISTING);
+            // The tokenizer travels with the model, with its special tokens and chat template
+            // when the base has them (evaluation and the next job read them: ModelTokens).
+            List<String> others =
+                    new java.util.ArrayList<>(
+                            List.of(Gpt2Checkpoint.CONFIG, ModelCatalog.TOKENIZER));
+            for (String f :
+                    List.of(
+                            ModelCatalog.TOKENIZER,
+                            ModelCatalog.TOKENIZER_CONFIG,
+                            ModelCatalog.SPECIAL_TOKENS_MAP)) {
+                if (Files.isRegularFile(baseDir.resolve(f))) {
+                    Files.copy(
+                            baseDir.resolve(f),
+                            out.resolve(f),
+                            StandardCopyOption.REPLACE_EXISTING);
+                    if (!others.contains(f)) {
+                        others.add(f);
+                    }
+                }
+            }
             Path adapter = scratch.resolve("adapter");
             boolean withAdapter =
                     method instanceof FineTuningMethod.Lora lora
@@ -128,7 +144,7 @@ public final class CausalLmRun {
                     run.uploadModel(
                             out,
                             Gpt2Checkpoint.WEIGHTS,
-                            List.of(Gpt2Checkpoint.CONFIG, ModelCatalog.TOKENIZER),
+                            others,
                             withAdapter ? Optional.of(adapter) : Optional.empty());
             return run.complete(outcome, counts, files);
         }

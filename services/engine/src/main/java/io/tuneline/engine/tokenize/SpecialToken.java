@@ -1,0 +1,4 @@
+package io.tuneline.engine.tokenize;
+
+/** A special token of a tokenizer: its text and its id. */
+public record SpecialToken(String content, long id) {}
