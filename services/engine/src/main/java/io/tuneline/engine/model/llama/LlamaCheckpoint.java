@@ -156,9 +156,20 @@ public final class LlamaCheckpoint {
      * array that is closed (and its buffer collectable) once libtorch has copied it.
      */
     static void copyInto(NDArray target, float[] values) {
+        // The copy is an in-place autograd op: PyTorch refuses it on a leaf that requires grad
+        // wherever grad mode is on, which it is by default on every thread but the one DJL's
+        // engine started on (grad mode is thread-local), e.g. a service's worker threads.
+        boolean grad = target.hasGradient();
+        if (grad) {
+            target.setRequiresGradient(false);
+        }
         try (NDManager scratch = target.getManager().newSubManager()) {
             NDArray source = scratch.create(values, target.getShape());
             target.set(new NDIndex("..."), source);
+        } finally {
+            if (grad) {
+                target.setRequiresGradient(true);
+            }
         }
     }
 
