@@ -409,6 +409,12 @@ class CausalLmRunTest {
                 "s3://tuneline/runs/causal-llama-lora/model/");
         TrainingCompleted next =
                 TrainingWorker.runAttempt(store, p -> {}, scratch, "causal-llama-next", 1);
+        System.out.printf(
+                "causal LM worker, next job (freeze top layer) on the tuned Llama: trainable %d of"
+                        + " %d, validation %.3f%n",
+                next.getTrainableParameters(),
+                next.getTotalParameters(),
+                next.getFinalValidationLoss());
         assertThat(next.getTrainableParameters())
                 .isPositive()
                 .isLessThan(next.getTotalParameters());
