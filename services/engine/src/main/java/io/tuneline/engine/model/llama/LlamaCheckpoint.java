@@ -437,18 +437,20 @@ public final class LlamaCheckpoint {
         @Override
         public float[] range(long from, long to) {
             if (flat == null) {
-                NDArray source =
-                        dense != null && !dense.deltas().isEmpty()
-                                ? dense.mergedWeight()
-                                : stored.duplicate();
-                flat = source.reshape(-1);
-                if (flat != source) {
-                    source.close();
+                if (dense != null && !dense.deltas().isEmpty()) {
+                    // A view keeps the merged storage alive after its own handle is closed.
+                    try (NDArray merged = dense.mergedWeight()) {
+                        flat = merged.reshape(-1);
+                    }
+                } else {
+                    // A view of the parameter itself: no copy of a (possibly 1 GB) embedding.
+                    flat = stored.reshape(-1);
                 }
             }
             float[] v;
+            // Parameters are float32 (the loader widens every stored type).
             try (NDArray slice = flat.get(new NDIndex(from + ":" + to))) {
-                v = slice.toType(DataType.FLOAT32, false).toFloatArray();
+                v = slice.toFloatArray();
             }
             if (to == count) {
                 flat.close();
