@@ -35,8 +35,9 @@ import java.util.Optional;
  * leaves it frozen as PEFT does); the output module is the final {@code model.norm}; the embedding
  * modules are {@code model.embed_tokens} and, when untied, {@code lm_head}: layer freezing trains
  * both vocabulary matrices only when asked for the embeddings (LLaMA-Factory's freeze method
- * likewise trains {@code embed_tokens}/{@code lm_head} only when named in {@code
- * freeze_extra_modules}; with tied embeddings they are one matrix anyway, as GPT-2's). RMSNorm
+ * likewise trains modules outside the hidden layers, {@code embed_tokens} and {@code lm_head}, only
+ * when named in {@code freeze_extra_modules}, default None: {@code hparams/finetuning_args.py},
+ * {@code model/adapter.py}; with tied embeddings they are one matrix anyway, as GPT-2's). RMSNorm
  * weights are {@code GAMMA} parameters and so are not decayed, as Hugging Face's Trainer excludes
  * norm weights; the zero biases the architecture lacks are not listed, so no method trains them.
  */
