@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.TargetMatcher;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
@@ -31,18 +32,18 @@ public final class PeftAdapter {
     private PeftAdapter() {}
 
     /**
-     * The LoRA matrices of a GPT-2 as PEFT saves a {@code CAUSAL_LM} adapter ({@code
-     * base_model.model.transformer.h.N.attn.c_attn.lora_A.weight}, A (r, in), B (out, r); {@code
-     * fan_in_fan_out} true as PEFT sets it for GPT-2's Conv1D). Returns false (and writes nothing)
-     * when the model has no LoRA matrices.
+     * The LoRA matrices of a causal LM as PEFT saves a {@code CAUSAL_LM} adapter, under the
+     * family's Hugging Face module paths: GPT-2 {@code
+     * base_model.model.transformer.h.N.attn.c_attn.lora_A.weight} ({@code fan_in_fan_out} true, as
+     * PEFT sets it for GPT-2's Conv1D), Llama family {@code
+     * base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight} ({@code fan_in_fan_out}
+     * false, {@code nn.Linear}); A (r, in), B (out, r). Returns false (and writes nothing) when the
+     * model has no LoRA matrices.
      */
     public static boolean write(
-            io.tuneline.engine.model.gpt2.Gpt2LmModel lm,
-            FineTuningMethod.Lora lora,
-            String baseModel,
-            Path dir)
+            CausalLanguageModel lm, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {
-        return write(lm, "CAUSAL_LM", true, lora, baseModel, dir);
+        return write(lm, "CAUSAL_LM", lm.peftFanInFanOut(), lora, baseModel, dir);
     }
 
     /**

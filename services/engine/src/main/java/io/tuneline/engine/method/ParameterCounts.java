@@ -2,6 +2,7 @@ package io.tuneline.engine.method;
 
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import io.tuneline.engine.model.TunableModel;
 
 /** Trainable versus total parameters, as every method reports them. */
 public record ParameterCounts(long trainable, long total) {
@@ -11,6 +12,25 @@ public record ParameterCounts(long trainable, long total) {
         long total = 0;
         for (var entry : model.getParameters()) {
             Parameter p = entry.getValue();
+            long n = p.getArray().size();
+            total += n;
+            if (p.requiresGradient()) {
+                trainable += n;
+            }
+        }
+        return new ParameterCounts(trainable, total);
+    }
+
+    /**
+     * Over the parameters {@code model} lists under Hugging Face names ({@link
+     * TunableModel#namedParameters()}, adapters included), as PEFT's {@code
+     * print_trainable_parameters} counts {@code named_parameters()}: a bias the architecture lacks
+     * (the Llama family's, which {@code nn.Dense} holds at zero and frozen) is not counted.
+     */
+    public static ParameterCounts of(TunableModel model) {
+        long trainable = 0;
+        long total = 0;
+        for (Parameter p : model.namedParameters().values()) {
             long n = p.getArray().size();
             total += n;
             if (p.requiresGradient()) {

@@ -8,20 +8,21 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
-import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.CausalLanguageModel;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Trains a {@link Gpt2LmModel} on causal language modelling ({@link CausalLmLoss}) in the shared
- * {@link TrainingLoop} (AdamW, schedule, accumulation, clipping, seeding, checkpoints).
+ * Trains a {@link CausalLanguageModel} (GPT-2, the Llama family) on causal language modelling
+ * ({@link CausalLmLoss}) in the shared {@link TrainingLoop} (AdamW, schedule, accumulation,
+ * clipping, seeding, checkpoints).
  *
- * <p>Examples longer than {@code maxSeqLength} (and the model's {@code n_positions}) keep their
- * first tokens; a batch is padded on the right to its longest example with id 0, attention mask 0
- * and label -100, so padding neither attends nor is scored. Each batch's loss is the mean over its
- * scored tokens (as Hugging Face's).
+ * <p>Examples longer than {@code maxSeqLength} (and the model's positions, {@code n_positions} or
+ * {@code max_position_embeddings}) keep their first tokens; a batch is padded on the right to its
+ * longest example with id 0, attention mask 0 and label -100, so padding neither attends nor is
+ * scored. Each batch's loss is the mean over its scored tokens (as Hugging Face's).
  */
 public final class CausalLmTrainer {
     /** The id padding takes; it is masked and never scored, so any valid id does. */
@@ -30,7 +31,7 @@ public final class CausalLmTrainer {
     /** Trains; returns the mean loss of the last epoch and the number of steps taken. */
     public TrainingOutcome train(
             Model model,
-            Gpt2LmModel lm,
+            CausalLanguageModel lm,
             List<LmExample> examples,
             TrainingSettings s,
             TrainingListener listener) {
@@ -47,7 +48,7 @@ public final class CausalLmTrainer {
      */
     public TrainingOutcome train(
             Model model,
-            Gpt2LmModel lm,
+            CausalLanguageModel lm,
             List<LmExample> examples,
             TrainingSettings s,
             Validation<LmExample> validation,
@@ -94,8 +95,8 @@ public final class CausalLmTrainer {
     }
 
     /** The longest input the run feeds: the job's max_seq_length within the model's positions. */
-    static int maxLength(Gpt2LmModel lm, TrainingSettings s) {
-        return Math.min(s.maxSeqLength(), lm.config().maxPositions());
+    static int maxLength(CausalLanguageModel lm, TrainingSettings s) {
+        return Math.min(s.maxSeqLength(), lm.maxPositions());
     }
 
     /**
@@ -103,7 +104,7 @@ public final class CausalLmTrainer {
      * truncates), in padded batches, without gradients.
      */
     public static double validationLoss(
-            Model model, Gpt2LmModel lm, List<LmExample> examples, int maxLength) {
+            Model model, CausalLanguageModel lm, List<LmExample> examples, int maxLength) {
         double sum = 0;
         double count = 0;
         for (int from = 0; from < examples.size(); from += 16) {

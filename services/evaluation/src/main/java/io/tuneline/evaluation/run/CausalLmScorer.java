@@ -4,9 +4,8 @@ import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
-import io.tuneline.engine.model.gpt2.Gpt2Inference;
-import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.CausalLmCheckpoint;
+import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.engine.tokenize.SpecialToken;
@@ -27,11 +26,11 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Scores a GPT-2 model directory on a prepared causal LM test split: per example, the
- * log-likelihood of its scored tokens and how many are the argmax next token; for instruction
- * examples (lines with {@code "prompt"} and {@code "completion"}), the greedy answer to the prompt
- * tokens (those before the first scored label), decoded with the model's tokenizer and compared
- * with the reference completion.
+ * Scores a causal LM directory (GPT-2 or the Llama family, by its {@code model_type}) on a prepared
+ * causal LM test split: per example, the log-likelihood of its scored tokens and how many are the
+ * argmax next token; for instruction examples (lines with {@code "prompt"} and {@code
+ * "completion"}), the greedy answer to the prompt tokens (those before the first scored label),
+ * decoded with the model's tokenizer and compared with the reference completion.
  */
 final class CausalLmScorer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -115,17 +114,17 @@ final class CausalLmScorer {
         List<AnswerScore> answerScores = new ArrayList<>();
         List<String> generated = new ArrayList<>();
         Path tokenizerFile = directory.resolve("tokenizer.json");
-        try (Model model = Gpt2Checkpoint.load(directory, runtime.device());
+        try (Model model = CausalLmCheckpoint.load(directory, runtime.device());
                 HuggingFaceTokenizer tokenizer =
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile, Map.of("padding", "false", "truncation", "false"))) {
-            Gpt2Inference inference = new Gpt2Inference(model);
-            int limit =
-                    Math.min(maxLength, ((Gpt2LmModel) model.getBlock()).config().maxPositions());
+            // Llama-family answers are generated with the key/value cache (LlamaInference).
+            CausalLmInference inference = CausalLmInference.of(model);
+            int limit = Math.min(maxLength, inference.maxPositions());
             long eos = eosId(directory);
             for (TestExample t : examples) {
                 LmExample e = cut(t.example(), limit);
-                Gpt2Inference.TokenStats s = inference.tokenStats(e);
+                CausalLmInference.TokenStats s = inference.tokenStats(e);
                 scores.add(new ExampleScore(s.logLikelihood(), s.tokens(), s.correct()));
                 if (answers) {
                     String answer = answer(inference, tokenizer, t.example(), limit, eos);
@@ -139,7 +138,7 @@ final class CausalLmScorer {
 
     /** The greedy answer to the example's prompt tokens, decoded without special tokens. */
     static String answer(
-            Gpt2Inference inference,
+            CausalLmInference inference,
             HuggingFaceTokenizer tokenizer,
             LmExample example,
             int limit,

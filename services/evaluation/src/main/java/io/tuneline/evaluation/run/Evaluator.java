@@ -351,11 +351,12 @@ public class Evaluator {
                 PretrainedModel base =
                         ModelCatalog.resolve(
                                 job.getBaseModel().getRef(), store::download, work.resolve("base"));
-                if (base.architecture() != PretrainedModel.Architecture.GPT2) {
+                if (base.architecture() != PretrainedModel.Architecture.GPT2
+                        && base.architecture() != PretrainedModel.Architecture.LLAMA) {
                     throw new EvaluationFailedException(
                             "base model '"
                                     + job.getBaseModel().getRef()
-                                    + "' is not a GPT-2 model directory");
+                                    + "' is not a GPT-2 or Llama-family model directory");
                 }
                 baseResult =
                         Optional.of(

@@ -7,8 +7,8 @@ import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
-import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
-import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
@@ -32,13 +32,14 @@ import java.util.Optional;
 import java.util.function.BooleanSupplier;
 
 /**
- * One training attempt of a causal language-modelling job: a GPT-2 base model (a Hugging Face
- * directory, local or in the store) fine-tuned with the full, freeze or LoRA method on the packed
- * training blocks ({@code {"input_ids","labels","examples"}}), the validation loss measured on the
- * validation split (one example per line), progress and checkpoints as in {@link
- * ClassificationRun}. The tuned model is written as a Hugging Face directory ({@code config.json},
- * {@code model.safetensors} with LoRA merged, the base model's {@code tokenizer.json}) and, for
- * LoRA, the PEFT adapter under {@code adapter/}.
+ * One training attempt of a causal language-modelling job: a GPT-2 or Llama-family (Llama, Mistral,
+ * Qwen2, Qwen3) base model (a Hugging Face directory, local or in the store) fine-tuned with the
+ * full, freeze or LoRA method on the packed training blocks ({@code
+ * {"input_ids","labels","examples"}}), the validation loss measured on the validation split (one
+ * example per line), progress and checkpoints as in {@link ClassificationRun}. The tuned model is
+ * written as a Hugging Face directory ({@code config.json}, {@code model.safetensors} with LoRA
+ * merged, in BF16 when the base is stored in BF16, the base model's {@code tokenizer.json}) and,
+ * for LoRA, the PEFT adapter under {@code adapter/}.
  */
 public final class CausalLmRun {
     private final ArtifactStore store;
@@ -85,21 +86,23 @@ public final class CausalLmRun {
                 ClassificationRun.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
-        if (base.architecture() != PretrainedModel.Architecture.GPT2) {
+        if (base.architecture() != PretrainedModel.Architecture.GPT2
+                && base.architecture() != PretrainedModel.Architecture.LLAMA) {
             throw new IllegalArgumentException(
                     "base model '"
                             + ref
                             + "' is "
                             + base.architecture()
-                            + "; causal language modelling needs a GPT-2 model directory"
+                            + "; causal language modelling needs a GPT-2 or Llama-family"
+                            + " (llama, mistral, qwen2, qwen3) model directory"
                             + " (config.json, model.safetensors, tokenizer.json)");
         }
         Path baseDir = base.directory().orElseThrow();
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
-        try (Model model = Gpt2Checkpoint.load(baseDir, runtime.device())) {
-            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+        try (Model model = CausalLmCheckpoint.load(baseDir, runtime.device())) {
+            CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             FineTuningMethod method =
@@ -114,12 +117,13 @@ public final class CausalLmRun {
                             .train(model, lm, train, settings, validation, run, checkpointing);
 
             Path out = scratch.resolve("model");
-            Gpt2Checkpoint.save(lm, out);
+            // A BF16 base is written back in BF16 (as published Llama checkpoints are), else F32.
+            CausalLmCheckpoint.save(lm, out, CausalLmCheckpoint.savedDtype(baseDir));
             // The tokenizer travels with the model, with its special tokens and chat template
             // when the base has them (evaluation and the next job read them: ModelTokens).
             List<String> others =
                     new java.util.ArrayList<>(
-                            List.of(Gpt2Checkpoint.CONFIG, ModelCatalog.TOKENIZER));
+                            List.of(CausalLmCheckpoint.CONFIG, ModelCatalog.TOKENIZER));
             for (String f :
                     List.of(
                             ModelCatalog.TOKENIZER,
@@ -143,7 +147,7 @@ public final class CausalLmRun {
             List<ArtifactRef> files =
                     run.uploadModel(
                             out,
-                            Gpt2Checkpoint.WEIGHTS,
+                            CausalLmCheckpoint.WEIGHTS,
                             others,
                             withAdapter ? Optional.of(adapter) : Optional.empty());
             return run.complete(outcome, counts, files);

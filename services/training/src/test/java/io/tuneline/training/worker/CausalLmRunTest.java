@@ -4,12 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
+import io.tuneline.engine.model.llama.LlamaCheckpoint;
+import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.model.llama.LlamaLmModel;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.BaseModel;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -47,6 +52,19 @@ class CausalLmRunTest {
     static final Gpt2Config TINY = Gpt2Config.of(30522, 64, 32, 2, 4);
     static final ObjectMapper JSON = new ObjectMapper();
 
+    /**
+     * A tiny Llama (8 query heads on 2 key/value heads, own lm_head, attention dropout 0.1) with
+     * MiniLM's vocabulary size, so the same tokenizer stands in.
+     */
+    static final LlamaConfig TINY_LLAMA =
+            LlamaConfig.parse(
+                    "{\"model_type\": \"llama\", \"vocab_size\": 30522, \"hidden_size\": 32,"
+                            + " \"intermediate_size\": 64, \"num_hidden_layers\": 2,"
+                            + " \"num_attention_heads\": 8, \"num_key_value_heads\": 2,"
+                            + " \"max_position_embeddings\": 64, \"rope_theta\": 10000.0,"
+                            + " \"tie_word_embeddings\": false, \"attention_dropout\": 0.1,"
+                            + " \"bos_token_id\": 101, \"eos_token_id\": 102}");
+
     static final String[][] PAIRS = {
         {"capital of france?", "paris"},
         {"capital of italy?", "rome"},
@@ -83,6 +101,33 @@ class CausalLmRunTest {
                     "application/octet-stream");
         }
         baseUri = "s3://tuneline/models/tiny-gpt2/";
+
+        // A Llama of the same vocabulary stored in BF16, as published Llama checkpoints are.
+        Path f32 = tmp.resolve("tiny-llama-f32");
+        // Weights of std 0.5, not HF's 0.02: with the head and the final norm frozen under LoRA, a
+        // 0.02 head's logits cannot move more than about 0.6 over 30522 tokens.
+        LlamaCheckpoint.saveRandom(TINY_LLAMA, f32, 5, 0.5);
+        Path llama = tmp.resolve("tiny-llama");
+        try (EngineRuntimeHolder h = new EngineRuntimeHolder();
+                ai.djl.Model m = LlamaCheckpoint.load(f32, h.runtime.device())) {
+            LlamaCheckpoint.save((LlamaLmModel) m.getBlock(), llama, Dtype.BF16);
+        }
+        Files.copy(dir.resolve("tokenizer.json"), llama.resolve("tokenizer.json"));
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+            store.put(
+                    store.uri("models/tiny-llama/" + f),
+                    Files.readAllBytes(llama.resolve(f)),
+                    "application/octet-stream");
+        }
+    }
+
+    /** Starts the engine for the test's own use. */
+    private static final class EngineRuntimeHolder implements AutoCloseable {
+        final io.tuneline.engine.runtime.EngineRuntime runtime =
+                io.tuneline.engine.runtime.EngineRuntime.start(2);
+
+        @Override
+        public void close() {}
     }
 
     @AfterAll
@@ -127,6 +172,10 @@ class CausalLmRunTest {
     }
 
     static DatasetPrepared prepare(String jobId, MethodSpec method) throws Exception {
+        return prepare(jobId, method, baseUri);
+    }
+
+    static DatasetPrepared prepare(String jobId, MethodSpec method, String base) throws Exception {
         List<long[][]> examples = examples();
         // Packed training blocks of at most 32 tokens, whole examples end to end, twice over.
         StringBuilder train = new StringBuilder();
@@ -174,7 +223,7 @@ class CausalLmRunTest {
                         .setJob(
                                 JobRequested.newBuilder()
                                         .setJobId(jobId)
-                                        .setBaseModel(BaseModel.newBuilder().setRef(baseUri))
+                                        .setBaseModel(BaseModel.newBuilder().setRef(base))
                                         .setTask(Task.TASK_CAUSAL_LM)
                                         .setMethod(method)
                                         .setHyperparameters(
@@ -283,6 +332,92 @@ class CausalLmRunTest {
                                 .build());
         assertThatThrownBy(
                         () -> TrainingWorker.runAttempt(store, x -> {}, scratch, "causal-bert", 1))
-                .hasMessageContaining("causal language modelling needs a GPT-2 model directory");
+                .hasMessageContaining(
+                        "causal language modelling needs a GPT-2 or Llama-family (llama, mistral,"
+                                + " qwen2, qwen3) model directory");
+    }
+
+    /**
+     * A Llama LoRA job end to end: PEFT's default targets (q_proj, v_proj), the adapter under Llama
+     * module names, the merged model in BF16 as the base was, and the tuned directory in the store
+     * the base of the next job.
+     */
+    @Test
+    void aLlamaLoraJobTrainsEndToEndAndItsModelIsTheNextJobsBase() throws Exception {
+        prepare(
+                "causal-llama-lora",
+                MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(4)).build(),
+                "s3://tuneline/models/tiny-llama/");
+        List<TrainingProgress> progress = new CopyOnWriteArrayList<>();
+        TrainingCompleted result =
+                TrainingWorker.runAttempt(store, progress::add, scratch, "causal-llama-lora", 1);
+        // Per layer: q_proj A (4, 32) + B (32, 4); v_proj A (4, 32) + B (8, 4).
+        assertThat(result.getTrainableParameters())
+                .isEqualTo(2 * (4 * 32 + 32 * 4 + 4 * 32 + 8 * 4));
+        List<TrainingProgress> validations =
+                progress.stream().filter(TrainingProgress::hasValidationLoss).toList();
+        double first = validations.get(0).getValidationLoss();
+        double last = result.getFinalValidationLoss();
+        System.out.printf(
+                "causal LM worker, Llama LoRA r=4: %d steps, final train loss %.3f, validation"
+                        + " %.3f -> %.3f%n",
+                result.getSteps(), result.getFinalLoss(), first, last);
+        assertThat(last).isLessThan(first);
+        assertThat(result.getModelFilesList())
+                .extracting(ArtifactRef::getUri)
+                .contains(
+                        "s3://tuneline/runs/causal-llama-lora/model/model.safetensors",
+                        "s3://tuneline/runs/causal-llama-lora/model/config.json",
+                        "s3://tuneline/runs/causal-llama-lora/model/tokenizer.json",
+                        "s3://tuneline/runs/causal-llama-lora/model/adapter/adapter_config.json",
+                        "s3://tuneline/runs/causal-llama-lora/model/adapter/adapter_model.safetensors");
+        Path model = scratch.resolve("downloaded");
+        Files.createDirectories(model.resolve("adapter"));
+        for (ArtifactRef f : result.getModelFilesList()) {
+            String rel =
+                    f.getUri().substring("s3://tuneline/runs/causal-llama-lora/model/".length());
+            try (InputStream in = store.get(f)) {
+                Files.copy(in, model.resolve(rel));
+            }
+        }
+        JsonNode adapterConfig =
+                JSON.readTree(model.resolve("adapter/adapter_config.json").toFile());
+        assertThat(adapterConfig.path("task_type").asText()).isEqualTo("CAUSAL_LM");
+        assertThat(adapterConfig.path("target_modules").toString())
+                .isEqualTo("[\"q_proj\",\"v_proj\"]");
+        try (SafetensorsFile f =
+                SafetensorsFile.open(model.resolve("adapter/adapter_model.safetensors"))) {
+            assertThat(f.names())
+                    .hasSize(8)
+                    .contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+        }
+        try (SafetensorsFile f = SafetensorsFile.open(model.resolve("model.safetensors"))) {
+            assertThat(f.info("model.layers.0.self_attn.q_proj.weight").dtype())
+                    .isEqualTo(Dtype.BF16);
+            assertThat(f.names()).noneMatch(n -> n.contains("lora_"));
+        }
+        assertThat(LlamaConfig.read(model)).isEqualTo(TINY_LLAMA);
+
+        // The tuned directory in the store is the base of a next (freeze) job.
+        prepare(
+                "causal-llama-next",
+                MethodSpec.newBuilder()
+                        .setFreeze(
+                                io.tuneline.proto.v1.LayerFreezing.newBuilder()
+                                        .setTrainTopLayers(1))
+                        .build(),
+                "s3://tuneline/runs/causal-llama-lora/model/");
+        TrainingCompleted next =
+                TrainingWorker.runAttempt(store, p -> {}, scratch, "causal-llama-next", 1);
+        System.out.printf(
+                "causal LM worker, next job (freeze top layer) on the tuned Llama: trainable %d of"
+                        + " %d, validation %.3f%n",
+                next.getTrainableParameters(),
+                next.getTotalParameters(),
+                next.getFinalValidationLoss());
+        assertThat(next.getTrainableParameters())
+                .isPositive()
+                .isLessThan(next.getTotalParameters());
+        assertThat(next.getFinalValidationLoss()).isLessThan(last);
     }
 }

@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
+import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
 import java.util.Arrays;
@@ -19,7 +20,7 @@ import java.util.Random;
  * sub-manager per call. Generation runs the whole sequence through the model for every new token
  * (no key/value cache), which is fine for evaluation-sized outputs but quadratic in length.
  */
-public final class Gpt2Inference {
+public final class Gpt2Inference implements CausalLmInference {
     private final Model model;
     private final Gpt2LmModel lm;
 
@@ -68,15 +69,8 @@ public final class Gpt2Inference {
         }
     }
 
-    /**
-     * The scored tokens' log-likelihood and how many of them are the model's most likely next token
-     * (argmax of the logits at the position before), for token accuracy.
-     *
-     * @param correct scored positions whose label equals the argmax of the preceding logits
-     */
-    public record TokenStats(double logLikelihood, long tokens, long correct) {}
-
     /** {@link #score(LmExample)} plus next-token argmax accuracy over the scored positions. */
+    @Override
     public TokenStats tokenStats(LmExample example) {
         checkLength(example.inputIds().length);
         try (NDManager m = model.getNDManager().newSubManager()) {
@@ -104,6 +98,7 @@ public final class Gpt2Inference {
      * Greedy generation that stops after {@code stop} (included) or {@code maxNewTokens} tokens, or
      * where the model's positions run out; returns the new tokens only.
      */
+    @Override
     public long[] greedyUntil(long[] prompt, int maxNewTokens, long stop) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("generation needs a prompt of at least one token");
@@ -120,6 +115,11 @@ public final class Gpt2Inference {
             }
         }
         return Arrays.copyOfRange(seq, prompt.length, prompt.length + n);
+    }
+
+    @Override
+    public int maxPositions() {
+        return lm.config().maxPositions();
     }
 
     /** Summed over {@code examples}: the corpus perplexity weights every scored token alike. */

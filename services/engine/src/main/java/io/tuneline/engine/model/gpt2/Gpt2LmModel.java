@@ -14,7 +14,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
-import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -39,7 +39,7 @@ import java.util.Map;
  * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
  * on load and on save, and {@link #namedParameters()} hands out the (out, in) arrays.
  */
-public final class Gpt2LmModel extends AbstractBlock implements TunableModel {
+public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageModel {
     /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
     public static final String LAYER_PREFIX = "transformer.h.";
 
@@ -149,6 +149,22 @@ public final class Gpt2LmModel extends AbstractBlock implements TunableModel {
     @Override
     public List<String> defaultLoraTargets() {
         return List.of("c_attn");
+    }
+
+    @Override
+    public int maxPositions() {
+        return config.maxPositions();
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    /** GPT-2's projections are {@code Conv1D}, (in, out) in the file: PEFT sets it true. */
+    @Override
+    public boolean peftFanInFanOut() {
+        return true;
     }
 
     /**

@@ -12,8 +12,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import io.tuneline.engine.io.safetensors.SafetensorsStreamWriter;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -27,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
+import java.util.function.UnaryOperator;
 
 /**
  * Loads Llama-family checkpoints from a Hugging Face model directory: {@code config.json} and
@@ -67,7 +71,16 @@ public final class LlamaCheckpoint {
      * returns a DJL model whose block is the {@link LlamaLmModel}; the caller closes it.
      */
     public static Model load(Path directory, Device device) throws IOException {
-        LlamaConfig config = LlamaConfig.read(directory);
+        return load(directory, device, UnaryOperator.identity());
+    }
+
+    /**
+     * As {@link #load(Path, Device)} with the config changed by {@code adjust} first ({@code
+     * LlamaConfig::withoutDropout} for runs that must be a function of the data).
+     */
+    public static Model load(Path directory, Device device, UnaryOperator<LlamaConfig> adjust)
+            throws IOException {
+        LlamaConfig config = adjust.apply(LlamaConfig.read(directory));
         LlamaLmModel lm = new LlamaLmModel(config);
         Model model = Model.newInstance(config.modelType(), device, EngineRuntime.ENGINE);
         try {
@@ -89,7 +102,7 @@ public final class LlamaCheckpoint {
         try (Shards shards = Shards.open(directory)) {
             Set<String> unused = new LinkedHashSet<>(shards.names());
             int loaded = 0;
-            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
+            for (Map.Entry<String, Parameter> e : model.baseParameters().entrySet()) {
                 String name = e.getKey();
                 String stored = find(unused, name);
                 if (stored == null) {
@@ -143,9 +156,20 @@ public final class LlamaCheckpoint {
      * array that is closed (and its buffer collectable) once libtorch has copied it.
      */
     static void copyInto(NDArray target, float[] values) {
+        // The copy is an in-place autograd op: PyTorch refuses it on a leaf that requires grad
+        // wherever grad mode is on, which it is by default on every thread but the one DJL's
+        // engine started on (grad mode is thread-local), e.g. a service's worker threads.
+        boolean grad = target.hasGradient();
+        if (grad) {
+            target.setRequiresGradient(false);
+        }
         try (NDManager scratch = target.getManager().newSubManager()) {
             NDArray source = scratch.create(values, target.getShape());
             target.set(new NDIndex("..."), source);
+        } finally {
+            if (grad) {
+                target.setRequiresGradient(true);
+            }
         }
     }
 
@@ -361,9 +385,108 @@ public final class LlamaCheckpoint {
     }
 
     /**
+     * Writes {@code model} as a Hugging Face directory {@code LlamaForCausalLM.from_pretrained}
+     * reads: {@code config.json} (the fields {@link #configJson} writes, {@code torch_dtype} naming
+     * {@code dtype}) and {@code model.safetensors} with every base parameter under its HF name,
+     * LoRA and any other delta folded into its layer's weight ({@code W + (alpha/r) B A}), a tied
+     * head written once (as {@code model.embed_tokens.weight}; {@code save_pretrained} drops the
+     * tied {@code lm_head.weight} too), biases only where the architecture has them.
+     *
+     * <p>Tensors are streamed ({@link SafetensorsStreamWriter}): one merged weight at a time in
+     * native memory, a few MB of it in the heap, every size a {@code long}.
+     *
+     * @param dtype F32, or BF16 (rounded to nearest even, as {@code tensor.to(torch.bfloat16)})
+     */
+    public static void save(LlamaLmModel model, Path directory, Dtype dtype) throws IOException {
+        Files.createDirectories(directory);
+        SafetensorsStreamWriter w = new SafetensorsStreamWriter().metadata("format", "pt");
+        Map<String, Dense> byWeight = new LinkedHashMap<>();
+        model.linears().forEach((module, dense) -> byWeight.put(module + ".weight", dense));
+        for (Map.Entry<String, Parameter> e : model.baseParameters().entrySet()) {
+            String name = e.getKey();
+            NDArray stored = e.getValue().getArray();
+            Dense dense = byWeight.get(name);
+            w.add(
+                    name,
+                    dtype,
+                    stored.getShape().getShape(),
+                    new MergedValues(stored, dense, stored.size()));
+        }
+        w.write(directory.resolve(WEIGHTS));
+        Files.writeString(
+                directory.resolve(CONFIG),
+                configJson(model.config(), dtype == Dtype.BF16 ? "bfloat16" : "float32"));
+    }
+
+    /**
+     * The row-major values of a parameter, a linear weight with its deltas merged: the merged array
+     * is made when the first chunk is asked for and closed after the last.
+     */
+    private static final class MergedValues implements SafetensorsStreamWriter.Values {
+        private final NDArray stored;
+        private final Dense dense;
+        private final long count;
+        private NDArray flat;
+
+        MergedValues(NDArray stored, Dense dense, long count) {
+            this.stored = stored;
+            this.dense = dense;
+            this.count = count;
+        }
+
+        @Override
+        public float[] range(long from, long to) {
+            if (flat == null) {
+                if (dense != null && !dense.deltas().isEmpty()) {
+                    // A view keeps the merged storage alive after its own handle is closed.
+                    try (NDArray merged = dense.mergedWeight()) {
+                        flat = merged.reshape(-1);
+                    }
+                } else {
+                    // A view of the parameter itself: no copy of a (possibly 1 GB) embedding.
+                    flat = stored.reshape(-1);
+                }
+            }
+            float[] v;
+            // Parameters are float32 (the loader widens every stored type).
+            try (NDArray slice = flat.get(new NDIndex(from + ":" + to))) {
+                v = slice.toFloatArray();
+            }
+            if (to == count) {
+                flat.close();
+                flat = null;
+            }
+            return v;
+        }
+    }
+
+    /**
+     * The type a tuned copy of {@code directory}'s model is saved in: BF16 when its weights are
+     * stored in BF16 (as most published Llama-family checkpoints are), F32 otherwise (F16 too: the
+     * engine computes in float32 and writes F32 or BF16 only).
+     */
+    public static Dtype storedDtype(Path directory) throws IOException {
+        try (Shards shards = Shards.open(directory)) {
+            for (String name : shards.names()) {
+                if (name.endsWith("embed_tokens.weight")) {
+                    return shards.file(name).info(name).dtype() == Dtype.BF16
+                            ? Dtype.BF16
+                            : Dtype.F32;
+                }
+            }
+        }
+        return Dtype.F32;
+    }
+
+    /**
      * A Hugging Face {@code config.json} that {@link LlamaConfig#parse} reads back as {@code c}.
      */
     public static String configJson(LlamaConfig c) throws IOException {
+        return configJson(c, "float32");
+    }
+
+    /** As {@link #configJson(LlamaConfig)}, with {@code torch_dtype} set to {@code torchDtype}. */
+    public static String configJson(LlamaConfig c, String torchDtype) throws IOException {
         ObjectNode o = JSON.createObjectNode();
         String arch =
                 switch (c.modelType()) {
@@ -388,6 +511,7 @@ public final class LlamaCheckpoint {
         o.put("max_position_embeddings", c.maxPositionEmbeddings());
         o.put("tie_word_embeddings", c.tieWordEmbeddings());
         o.put("initializer_range", 0.02);
+        o.put("attention_dropout", c.attentionDropout());
         switch (c.modelType()) {
             case "llama" -> {
                 o.put("attention_bias", c.qkvBias());
@@ -425,7 +549,7 @@ public final class LlamaCheckpoint {
             c.eosTokenIds().forEach(eos::add);
         }
         c.padTokenId().ifPresent(id -> o.put("pad_token_id", id));
-        o.put("torch_dtype", "float32");
+        o.put("torch_dtype", torchDtype);
         return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o);
     }
 

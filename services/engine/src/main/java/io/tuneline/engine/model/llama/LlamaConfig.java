@@ -37,6 +37,9 @@ import java.util.OptionalInt;
  * @param qkNorm Qwen3's per-head RMSNorm of queries and keys
  * @param slidingWindow the window in tokens, 0 for none
  * @param slidingLayers per layer, whether it attends through the sliding window
+ * @param attentionDropout {@code attention_dropout}: dropout on the attention probabilities while
+ *     training ({@code LlamaAttention}: {@code dropout=0.0 if not self.training else
+ *     self.attention_dropout}); 0 when absent, every family's default
  */
 public record LlamaConfig(
         String modelType,
@@ -60,7 +63,8 @@ public record LlamaConfig(
         List<Boolean> slidingLayers,
         OptionalInt bosTokenId,
         List<Integer> eosTokenIds,
-        OptionalInt padTokenId) {
+        OptionalInt padTokenId,
+        float attentionDropout) {
 
     /** The model types this family reads. */
     public static final List<String> MODEL_TYPES = List.of("llama", "mistral", "qwen2", "qwen3");
@@ -109,6 +113,43 @@ public record LlamaConfig(
             throw new IllegalArgumentException("sliding layers without a sliding_window");
         }
         eosTokenIds = List.copyOf(eosTokenIds);
+        if (!(attentionDropout >= 0 && attentionDropout < 1)) {
+            throw new IllegalArgumentException(
+                    "attention_dropout " + attentionDropout + " must be in [0, 1)");
+        }
+    }
+
+    /** The same model without attention dropout, for runs that must be a function of the data. */
+    public LlamaConfig withoutDropout() {
+        return withAttentionDropout(0f);
+    }
+
+    /** The same model with attention dropout at {@code rate}. */
+    public LlamaConfig withAttentionDropout(float rate) {
+        return new LlamaConfig(
+                modelType,
+                vocabSize,
+                hiddenSize,
+                intermediateSize,
+                layers,
+                heads,
+                kvHeads,
+                headDim,
+                rmsNormEps,
+                ropeTheta,
+                ropeScaling,
+                maxPositionEmbeddings,
+                tieWordEmbeddings,
+                qkvBias,
+                outputBias,
+                mlpBias,
+                qkNorm,
+                slidingWindow,
+                slidingLayers,
+                bosTokenId,
+                eosTokenIds,
+                padTokenId,
+                rate);
     }
 
     /** Query heads per key/value head (1 without grouped-query attention). */
@@ -276,7 +317,8 @@ public record LlamaConfig(
                 sliding,
                 optionalInt(root, "bos_token_id"),
                 tokenIds(root, "eos_token_id"),
-                optionalInt(root, "pad_token_id"));
+                optionalInt(root, "pad_token_id"),
+                (float) number(root, "attention_dropout", 0.0));
     }
 
     private static RopeScaling ropeScaling(

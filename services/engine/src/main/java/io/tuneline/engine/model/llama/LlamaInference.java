@@ -1,11 +1,15 @@
 package io.tuneline.engine.model.llama;
 
+import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
+import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.train.CausalLmLoss;
+import io.tuneline.engine.train.LmExample;
 import java.util.Arrays;
 
 /**
@@ -13,8 +17,88 @@ import java.util.Arrays;
  * new token) or without (each step reruns the whole sequence, quadratic in length). Both give the
  * same tokens; the cache is what makes generation from a real checkpoint affordable.
  */
-public final class LlamaInference {
-    private LlamaInference() {}
+public final class LlamaInference implements CausalLmInference {
+    private final Model model;
+    private final LlamaLmModel lm;
+
+    /** Scoring and greedy answers with the model {@link LlamaCheckpoint#load} returned. */
+    public LlamaInference(Model model) {
+        if (!(model.getBlock() instanceof LlamaLmModel block)) {
+            throw new IllegalArgumentException("the model's block is not a LlamaLmModel");
+        }
+        this.model = model;
+        this.lm = block;
+    }
+
+    @Override
+    public int maxPositions() {
+        return lm.maxPositions();
+    }
+
+    /** One forward pass without cache; positions whose label is -100 are not scored. */
+    @Override
+    public TokenStats tokenStats(LmExample example) {
+        int t = example.inputIds().length;
+        try (NDManager m = model.getNDManager().newSubManager()) {
+            Shape s = new Shape(1, t);
+            NDArray logits =
+                    lm.logits(
+                            new ParameterStore(m, false),
+                            m.create(example.inputIds(), s),
+                            null,
+                            null,
+                            false);
+            NDArray[] sc = CausalLmLoss.sumAndCount(logits, m.create(example.labels(), s));
+            long[] predicted =
+                    logits.get(new NDIndex("0, 0:" + (t - 1) + ", :"))
+                            .argMax(-1)
+                            .toType(DataType.INT64, false)
+                            .toLongArray();
+            long correct = 0;
+            for (int i = 1; i < t; i++) {
+                long label = example.labels()[i];
+                if (label != CausalLmLoss.IGNORE && predicted[i - 1] == label) {
+                    correct++;
+                }
+            }
+            return new TokenStats(-sc[0].getFloat(), Math.round(sc[1].getFloat()), correct);
+        }
+    }
+
+    /**
+     * Greedy generation with the key/value cache: the prompt in one pass, then one token per step;
+     * stops after {@code stop} (included), after {@code maxNewTokens}, or at {@code
+     * max_position_embeddings}.
+     */
+    @Override
+    public long[] greedyUntil(long[] prompt, int maxNewTokens, long stop) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("generation needs a prompt of at least one token");
+        }
+        int room = Math.max(0, Math.min(maxNewTokens, lm.maxPositions() - prompt.length));
+        long[] out = new long[room];
+        int n = 0;
+        try (NDManager m = model.getNDManager().newSubManager();
+                LlamaKvCache cache = new LlamaKvCache(m, lm.config().layers())) {
+            ParameterStore ps = new ParameterStore(m, false);
+            long[] input = prompt;
+            while (n < room) {
+                long next;
+                try (NDManager step = m.newSubManager()) {
+                    NDArray ids = step.create(input, new Shape(1, input.length));
+                    NDArray hidden = lm.decoder().hidden(ps, ids, null, cache, false);
+                    NDArray logits = lm.head(ps, hidden.get(new NDIndex(":, -1:, :")), false);
+                    next = logits.reshape(-1).argMax().toType(DataType.INT64, false).getLong();
+                }
+                out[n++] = next;
+                if (next == stop) {
+                    break;
+                }
+                input = new long[] {next};
+            }
+        }
+        return Arrays.copyOf(out, n);
+    }
 
     /**
      * Appends {@code newTokens} argmax tokens to {@code prompt} (one sequence, no padding) and

@@ -13,6 +13,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -92,7 +93,7 @@ public final class LlamaLayer extends AbstractBlock {
 
     /**
      * Parameters under their Hugging Face names relative to {@code model.layers.N.}, in the order
-     * of PyTorch's {@code named_parameters()}.
+     * of PyTorch's {@code named_parameters()}, attached deltas after their layer's weight and bias.
      */
     Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
@@ -102,10 +103,17 @@ public final class LlamaLayer extends AbstractBlock {
                 p.put("self_attn.q_norm.weight", qNorm.weight());
                 p.put("self_attn.k_norm.weight", kNorm.weight());
             }
-            p.put(e.getKey() + ".weight", e.getValue().weight());
-            if (hasBias(e.getKey())) {
-                p.put(e.getKey() + ".bias", e.getValue().bias());
-            }
+            boolean bias = hasBias(e.getKey());
+            String module = e.getKey();
+            // Dense lists weight, bias, then its deltas' parameters (PEFT's lora_A.weight, ...).
+            e.getValue()
+                    .namedParameters()
+                    .forEach(
+                            (name, param) -> {
+                                if (bias || !name.equals("bias")) {
+                                    p.put(module + "." + name, param);
+                                }
+                            });
         }
         p.put("input_layernorm.weight", inputNorm.weight());
         p.put("post_attention_layernorm.weight", postNorm.weight());
@@ -165,11 +173,11 @@ public final class LlamaLayer extends AbstractBlock {
         vs = repeatKv(vs, config.groups());
         NDArray scores =
                 qs.matMul(ks.transpose(0, 1, 3, 2)).mul((float) Math.pow(d, -0.5)).add(mask);
+        // LlamaAttention / eager_attention_forward: dropout on the probabilities, training only.
+        NDArray probs =
+                TrainingDropout.apply(scores.softmax(-1), config.attentionDropout(), training);
         NDArray context =
-                scores.softmax(-1)
-                        .matMul(vs)
-                        .transpose(0, 2, 1, 3)
-                        .reshape(b * t, (long) config.heads() * d);
+                probs.matMul(vs).transpose(0, 2, 1, 3).reshape(b * t, (long) config.heads() * d);
         NDArray h1 = flat.add(apply(o, ps, context, training));
         NDArray m = apply(postNorm, ps, h1, training);
         NDArray g = apply(gate, ps, m, training);

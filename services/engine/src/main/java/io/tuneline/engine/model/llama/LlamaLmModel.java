@@ -10,9 +10,12 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -25,8 +28,23 @@ import java.util.Optional;
  * <p>Inputs: token ids (B, T) and optionally an attention mask (B, T), 1 for tokens, 0 for padding
  * (pad on the right). Output: logits (B, T, vocab). {@link #logits} also takes a {@link
  * LlamaKvCache} for generation.
+ *
+ * <p>As a {@link io.tuneline.engine.model.TunableModel}: linears are the seven projections of each
+ * layer ({@code lm_head} is left out, as PEFT's {@code all-linear} leaves the output layer out); no
+ * task head ({@code lm_head} is the pretrained model's own output layer, not a new head, so LoRA
+ * leaves it frozen as PEFT does); the output module is the final {@code model.norm}; the embedding
+ * modules are {@code model.embed_tokens} and, when untied, {@code lm_head}: layer freezing trains
+ * both vocabulary matrices only when asked for the embeddings (LLaMA-Factory's freeze method
+ * likewise trains modules outside the hidden layers, {@code embed_tokens} and {@code lm_head}, only
+ * when named in {@code freeze_extra_modules}, default None: {@code hparams/finetuning_args.py},
+ * {@code model/adapter.py}; with tied embeddings they are one matrix anyway, as GPT-2's). RMSNorm
+ * weights are {@code GAMMA} parameters and so are not decayed, as Hugging Face's Trainer excludes
+ * norm weights; the zero biases the architecture lacks are not listed, so no method trains them.
  */
-public final class LlamaLmModel extends AbstractBlock {
+public final class LlamaLmModel extends AbstractBlock implements CausalLanguageModel {
+    /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
+    public static final String LAYER_PREFIX = "model.layers.";
+
     private final LlamaConfig config;
     private final LlamaDecoder decoder;
     private final Dense lmHead;
@@ -58,8 +76,10 @@ public final class LlamaLmModel extends AbstractBlock {
      * Every parameter under its Hugging Face name ({@code model.embed_tokens.weight}, {@code
      * model.layers.0.self_attn.q_proj.weight}, {@code model.norm.weight}, {@code lm_head.weight}
      * when untied), as PyTorch's {@code named_parameters()} lists them: biases only where the
-     * architecture has them, a tied head not listed.
+     * architecture has them, a tied head not listed; attached deltas under PEFT's names ({@code
+     * model.layers.0.self_attn.q_proj.lora_A.weight}).
      */
+    @Override
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
         decoder.namedParameters().forEach((name, param) -> p.put("model." + name, param));
@@ -75,10 +95,65 @@ public final class LlamaLmModel extends AbstractBlock {
      * methods attach. {@code lm_head} is not among them (PEFT's {@code all-linear} leaves the
      * output layer out too).
      */
+    @Override
     public Map<String, Dense> linears() {
         Map<String, Dense> m = new LinkedHashMap<>();
         decoder.linears().forEach((name, d) -> m.put("model." + name, d));
         return Collections.unmodifiableMap(m);
+    }
+
+    /** None: {@code lm_head} belongs to the pretrained model (PEFT has no modules_to_save). */
+    @Override
+    public List<String> headModules() {
+        return List.of();
+    }
+
+    /** The final RMSNorm, which reads the top layer's output. */
+    @Override
+    public List<String> outputModules() {
+        return List.of("model.norm");
+    }
+
+    /** {@code model.embed_tokens}, and {@code lm_head} when untied (see the class comment). */
+    @Override
+    public List<String> embeddingModules() {
+        List<String> m = new ArrayList<>();
+        m.add("model.embed_tokens");
+        if (lmHead != null) {
+            m.add("lm_head");
+        }
+        return List.copyOf(m);
+    }
+
+    @Override
+    public String layerPrefix() {
+        return LAYER_PREFIX;
+    }
+
+    @Override
+    public int layerCount() {
+        return config.layers();
+    }
+
+    /**
+     * PEFT's {@code TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING} ({@code
+     * peft/utils/constants.py}): {@code llama}, {@code mistral}, {@code qwen2} and {@code qwen3}
+     * all map to {@code ["q_proj", "v_proj"]}.
+     */
+    @Override
+    public List<String> defaultLoraTargets() {
+        return List.of("q_proj", "v_proj");
+    }
+
+    /** {@code max_position_embeddings}: training and evaluation cut sequences there. */
+    @Override
+    public int maxPositions() {
+        return config.maxPositionEmbeddings();
+    }
+
+    @Override
+    public int vocabSize() {
+        return config.vocabSize();
     }
 
     /**

@@ -1,0 +1,90 @@
+package io.tuneline.engine.model;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import io.tuneline.engine.io.hf.ConfigJson;
+import io.tuneline.engine.io.safetensors.Dtype;
+import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
+import io.tuneline.engine.model.gpt2.Gpt2LmModel;
+import io.tuneline.engine.model.llama.LlamaCheckpoint;
+import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.model.llama.LlamaLmModel;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * Loads and saves a causal LM's Hugging Face directory by its {@code config.json}'s {@code
+ * model_type}: {@code gpt2} through {@link Gpt2Checkpoint}, the Llama family ({@code llama}, {@code
+ * mistral}, {@code qwen2}, {@code qwen3}) through {@link LlamaCheckpoint}. The one place that knows
+ * which families are causal LMs, so the worker and the evaluator do not.
+ */
+public final class CausalLmCheckpoint {
+    public static final String CONFIG = "config.json";
+    public static final String WEIGHTS = "model.safetensors";
+
+    private CausalLmCheckpoint() {}
+
+    /** The directory's {@code model_type}. */
+    public static String modelType(Path directory) throws IOException {
+        return ConfigJson.read(
+                directory,
+                json -> {
+                    var node = ConfigJson.object(json).path("model_type");
+                    return node.isTextual() ? node.asText() : "";
+                });
+    }
+
+    /** Whether {@code directory}'s {@code config.json} names a causal LM family the engine has. */
+    public static boolean isCausalLm(Path directory) throws IOException {
+        String type = modelType(directory);
+        return type.equals("gpt2") || LlamaConfig.MODEL_TYPES.contains(type);
+    }
+
+    /**
+     * A DJL model whose block is the directory's {@link CausalLanguageModel}; the caller closes it.
+     */
+    public static Model load(Path directory, Device device) throws IOException {
+        String type = modelType(directory);
+        if (type.equals("gpt2")) {
+            return Gpt2Checkpoint.load(directory, device);
+        }
+        if (LlamaConfig.MODEL_TYPES.contains(type)) {
+            return LlamaCheckpoint.load(directory, device);
+        }
+        throw new IllegalArgumentException(
+                directory
+                        + ": model_type '"
+                        + type
+                        + "' is not a causal LM the engine has (gpt2, "
+                        + String.join(", ", LlamaConfig.MODEL_TYPES)
+                        + ")");
+    }
+
+    /**
+     * The type a tuned copy of the base in {@code directory} is written in: the Llama family keeps
+     * a BF16 base in BF16 ({@link LlamaCheckpoint#storedDtype}); GPT-2 is written in F32.
+     */
+    public static Dtype savedDtype(Path directory) throws IOException {
+        return LlamaConfig.MODEL_TYPES.contains(modelType(directory))
+                ? LlamaCheckpoint.storedDtype(directory)
+                : Dtype.F32;
+    }
+
+    /**
+     * Writes {@code config.json} and a merged {@code model.safetensors} of {@code lm} into {@code
+     * directory}, in {@code dtype} (GPT-2: F32 only).
+     */
+    public static void save(CausalLanguageModel lm, Path directory, Dtype dtype)
+            throws IOException {
+        if (lm instanceof Gpt2LmModel gpt2) {
+            if (dtype != Dtype.F32) {
+                throw new IllegalArgumentException("GPT-2 is written in F32 only, not " + dtype);
+            }
+            Gpt2Checkpoint.save(gpt2, directory);
+        } else if (lm instanceof LlamaLmModel llama) {
+            LlamaCheckpoint.save(llama, directory, dtype);
+        } else {
+            throw new IllegalArgumentException("no checkpoint format for " + lm.getClass());
+        }
+    }
+}
