@@ -12,14 +12,17 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
+import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
+import io.tuneline.engine.train.Validation;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -110,6 +113,81 @@ class QloraGpt2Test {
                     mergeDiff);
             assertThat(mergeDiff).isLessThan(1e-4);
             assertThat(quantDiff).isGreaterThan(0).isLessThan(0.5 * maxAbs(fp32));
+        }
+    }
+
+    /**
+     * Exact resume: the checkpoint holds LoRA's matrices and AdamW's moments only; the NF4 base is
+     * quantized again from the base checkpoint when the run restarts, which gives the same bytes
+     * (quantization is a pure function of the weights), so the resumed steps equal the
+     * uninterrupted run's. LoRA dropout is on, so its masks must be replayed too.
+     */
+    @Test
+    void aResumedQloraRunRequantizesTheSameBaseAndContinuesTheUninterruptedOne(@TempDir Path dir)
+            throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(2);
+        Path base = TinyGpt2.write(dir.resolve("base"), TinyGpt2.randomWeights(23), true);
+        TrainingSettings settings = new TrainingSettings(3, 4, 1e-2f, 0.01f, 0.1f, 1f, 16, 42);
+        FineTuningMethod.Qlora qlora =
+                new FineTuningMethod.Qlora(
+                        new FineTuningMethod.Lora(4, 8f, 0.1f, List.of("c_attn")));
+        List<TrainingListener.StepReport> full = new ArrayList<>();
+        Map<String, byte[]> packed = new LinkedHashMap<>();
+        try (Model model =
+                Gpt2Checkpoint.load(base, runtime.device(), Gpt2Config::withoutDropout)) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            ai.djl.engine.Engine.getInstance().setRandomSeed(3);
+            qlora.apply(lm, model.getNDManager());
+            lm.linears()
+                    .forEach(
+                            (n, d) ->
+                                    packed.put(
+                                            n,
+                                            ((Dense.WeightStore.Nf4) d.base()).weight().packed()));
+            new CausalLmTrainer()
+                    .train(
+                            model,
+                            lm,
+                            Gpt2TrainingTest.dataset(),
+                            settings,
+                            Validation.none(),
+                            full::add,
+                            new Checkpointing(
+                                    dir.resolve("ckpt"), 2, Optional.empty(), (d, st) -> {}));
+        }
+        List<TrainingListener.StepReport> resumed = new ArrayList<>();
+        try (Model model =
+                Gpt2Checkpoint.load(base, runtime.device(), Gpt2Config::withoutDropout)) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            ai.djl.engine.Engine.getInstance().setRandomSeed(99);
+            qlora.apply(lm, model.getNDManager());
+            lm.linears()
+                    .forEach(
+                            (n, d) ->
+                                    assertThat(((Dense.WeightStore.Nf4) d.base()).weight().packed())
+                                            .as(n)
+                                            .isEqualTo(packed.get(n)));
+            new CausalLmTrainer()
+                    .train(
+                            model,
+                            lm,
+                            Gpt2TrainingTest.dataset(),
+                            settings,
+                            Validation.none(),
+                            resumed::add,
+                            new Checkpointing(
+                                    dir.resolve("ckpt2"),
+                                    0,
+                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
+                                    (d, st) -> {}));
+        }
+        assertThat(full).hasSize(6);
+        assertThat(resumed).hasSize(2);
+        for (int i = 0; i < 2; i++) {
+            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
+            assertThat(resumed.get(i).loss())
+                    .isCloseTo(
+                            full.get(4 + i).loss(), org.assertj.core.api.Assertions.within(1e-5));
         }
     }
 
