@@ -2,7 +2,6 @@ package io.tuneline.engine.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -122,19 +121,6 @@ public final class Dense extends AbstractBlock {
         parameters.remove("weight");
         weight.close();
         base = new WeightStore.Nf4(nf4);
-    }
-
-    /**
-     * W as float32 (out, in) in {@code manager}: the parameter's array duplicated, or the NF4 codes
-     * dequantized. A new array; the caller closes it.
-     */
-    public NDArray baseWeight(NDManager manager) {
-        if (base instanceof WeightStore.Nf4 q) {
-            return q.weight().dequantize(manager);
-        }
-        NDArray copy = weight.getArray().duplicate();
-        copy.attach(manager);
-        return copy;
     }
 
     /** Number of values of W, however it is held. */
