@@ -37,7 +37,8 @@ public final class JobSpecValidator {
                     MethodSpec.KindCase.KIND_NOT_SET,
                     MethodSpec.KindCase.FULL,
                     MethodSpec.KindCase.FREEZE,
-                    MethodSpec.KindCase.LORA);
+                    MethodSpec.KindCase.LORA,
+                    MethodSpec.KindCase.QLORA);
 
     private JobSpecValidator() {}
 
@@ -163,6 +164,20 @@ public final class JobSpecValidator {
                 int bits = m.getQlora().getBits();
                 if (bits != 0 && bits != 4) {
                     p.add("method.qlora.bits: " + bits + " is not supported; use 4 (NF4)");
+                }
+                int block = m.getQlora().getBlockSize();
+                // bitsandbytes' blocksizes (quantize_4bit): powers of two from 32 to 4096.
+                if (block != 0 && (block < 32 || block > 4096 || Integer.bitCount(block) != 1)) {
+                    p.add(
+                            "method.qlora.block_size: "
+                                    + block
+                                    + " is not supported; use a power of two from 32 to 4096"
+                                    + " (default 64)");
+                }
+                if (m.getQlora().getDoubleQuant() && m.getQlora().getDisableDoubleQuant()) {
+                    p.add(
+                            "method.qlora: double_quant and disable_double_quant are both set;"
+                                    + " set at most one");
                 }
             }
             case ADAPTER -> {

@@ -55,15 +55,49 @@ class JobSpecValidatorTest {
                 .asString()
                 .startsWith("method.prefix: ")
                 .contains("cannot train PREFIX yet")
-                .endsWith("use freeze, full, lora");
+                .endsWith("use freeze, full, lora, qlora");
         for (MethodSpec ok :
                 new MethodSpec[] {
                     MethodSpec.getDefaultInstance(),
-                    MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build()
+                    MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build(),
+                    MethodSpec.newBuilder()
+                            .setQlora(io.tuneline.proto.v1.QloraParams.getDefaultInstance())
+                            .build()
                 }) {
             assertThat(JobSpecValidator.problems(VALID.toBuilder().setMethod(ok).build()))
                     .isEmpty();
         }
+    }
+
+    /** The example QLoRA job is read as the CLI reads it (proto JSON) and is valid as it is. */
+    @Test
+    void theQloraExampleJobIsValid() throws Exception {
+        java.nio.file.Path file = java.nio.file.Path.of("../../examples/sentiment-qlora.json");
+        JobRequested.Builder job = JobRequested.newBuilder();
+        com.google.protobuf.util.JsonFormat.parser()
+                .merge(java.nio.file.Files.readString(file), job);
+        assertThat(job.getMethod().getKindCase()).isEqualTo(MethodSpec.KindCase.QLORA);
+        assertThat(job.getMethod().getQlora().getBlockSize()).isEqualTo(64);
+        assertThat(JobSpecValidator.problems(job.build())).isEmpty();
+    }
+
+    @Test
+    void qloraSettingsBitsandbytesCannotHonourAreRefused() {
+        JobRequested bad =
+                VALID.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setQlora(
+                                                io.tuneline.proto.v1.QloraParams.newBuilder()
+                                                        .setBits(8)
+                                                        .setBlockSize(48)
+                                                        .setDoubleQuant(true)
+                                                        .setDisableDoubleQuant(true)))
+                        .build();
+        assertThat(JobSpecValidator.problems(bad))
+                .anySatisfy(s -> assertThat(s).startsWith("method.qlora.bits: 8"))
+                .anySatisfy(s -> assertThat(s).startsWith("method.qlora.block_size: 48"))
+                .anySatisfy(s -> assertThat(s).contains("disable_double_quant"));
     }
 
     @Test

@@ -18,7 +18,10 @@ import java.util.Map;
  * prefix and prompt tuning join this closed set as further records.
  */
 public sealed interface FineTuningMethod
-        permits FineTuningMethod.Full, FineTuningMethod.Freeze, FineTuningMethod.Lora {
+        permits FineTuningMethod.Full,
+                FineTuningMethod.Freeze,
+                FineTuningMethod.Lora,
+                FineTuningMethod.Qlora {
 
     /** Prepares {@code model} for training and says how many parameters train. */
     ParameterCounts apply(TunableModel model, NDManager manager);
@@ -128,6 +131,48 @@ public sealed interface FineTuningMethod
                                 }
                             });
             return ParameterCounts.of(model);
+        }
+    }
+
+    /**
+     * QLoRA (Dettmers et al. 2023, arXiv:2305.14314): the linear layers {@code quantized} selects
+     * (by default every one in {@link TunableModel#linears()}, as transformers' {@code
+     * load_in_4bit} replaces every {@code nn.Linear} but the output head) are frozen in NF4 with
+     * blocksize {@code blocksize} and optional double quantization, then {@link #lora} is applied
+     * exactly as on a full-precision base. Embeddings, norms and the head stay in float32
+     * (bitsandbytes' {@code llm_int8_skip_modules} default keeps the head unquantized). Written
+     * against {@link TunableModel} only, so every family gets it.
+     */
+    record Qlora(Lora lora, int blocksize, boolean doubleQuant, TargetMatcher quantized)
+            implements FineTuningMethod {
+        /** QLoRA's defaults: blocksize 64, double quantization, every linear layer in NF4. */
+        public Qlora(Lora lora) {
+            this(
+                    lora,
+                    io.tuneline.engine.quant.Nf4.DEFAULT_BLOCKSIZE,
+                    true,
+                    TargetMatcher.fullMatch(".*"));
+        }
+
+        public Qlora(Lora lora, int blocksize, boolean doubleQuant) {
+            this(lora, blocksize, doubleQuant, TargetMatcher.fullMatch(".*"));
+        }
+
+        /**
+         * Quantizes the selected linear weights (one layer at a time, so only one layer's values
+         * are copied to the heap at once), then attaches LoRA as {@link Lora#apply} does. The
+         * quantization is a pure function of the weights, so a run resumed from a checkpoint
+         * quantizes the same base to the same bytes.
+         */
+        @Override
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            Map<String, Dense> linears = model.linears();
+            // Fail on bad LoRA targets before anything is quantized.
+            lora.targets().select(linears.keySet());
+            for (String module : quantized.select(linears.keySet())) {
+                linears.get(module).quantizeWeight(blocksize, doubleQuant);
+            }
+            return lora.apply(model, manager);
         }
     }
 

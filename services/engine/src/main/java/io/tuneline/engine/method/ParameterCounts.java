@@ -3,6 +3,7 @@ package io.tuneline.engine.method;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.nn.Dense;
 
 /** Trainable versus total parameters, as every method reports them. */
 public record ParameterCounts(long trainable, long total) {
@@ -25,7 +26,10 @@ public record ParameterCounts(long trainable, long total) {
      * Over the parameters {@code model} lists under Hugging Face names ({@link
      * TunableModel#namedParameters()}, adapters included), as PEFT's {@code
      * print_trainable_parameters} counts {@code named_parameters()}: a bias the architecture lacks
-     * (the Llama family's, which {@code nn.Dense} holds at zero and frozen) is not counted.
+     * (the Llama family's, which {@code nn.Dense} holds at zero and frozen) is not counted. Linear
+     * weights a method holds in NF4 (QLoRA) are no parameters any more but still part of the model:
+     * they count in the total at their element count (PEFT's {@code get_nb_trainable_parameters}
+     * does the same for bitsandbytes' {@code Params4bit}).
      */
     public static ParameterCounts of(TunableModel model) {
         long trainable = 0;
@@ -35,6 +39,11 @@ public record ParameterCounts(long trainable, long total) {
             total += n;
             if (p.requiresGradient()) {
                 trainable += n;
+            }
+        }
+        for (Dense d : model.linears().values()) {
+            if (d.base() instanceof Dense.WeightStore.Nf4) {
+                total += d.weightElements();
             }
         }
         return new ParameterCounts(trainable, total);

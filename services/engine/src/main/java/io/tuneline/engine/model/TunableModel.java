@@ -122,6 +122,14 @@ public interface TunableModel extends Block {
             Dense d = byWeight.get(name);
             out.put(name, d != null ? d.mergedWeight() : e.getValue().getArray().duplicate());
         }
+        // A weight held in NF4 (QLoRA) is no parameter; the merged export still writes it,
+        // dequantized with the deltas folded in, so the result is a plain full-precision model.
+        byWeight.forEach(
+                (name, dense) -> {
+                    if (!out.containsKey(name)) {
+                        out.put(name, dense.mergedWeight());
+                    }
+                });
         return out;
     }
 

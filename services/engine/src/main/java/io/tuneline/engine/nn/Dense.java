@@ -10,6 +10,9 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.io.safetensors.Dtype;
+import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Weight;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -20,11 +23,18 @@ import java.util.Map;
  * {@code y = x W^T + b} with PyTorch's layout, W of shape (out, in), so Hugging Face weights load
  * as they are. Methods change it through {@link LinearDelta}s attached by module path (LoRA: {@link
  * LoraDelta}); the layer itself knows no method.
+ *
+ * <p>The base weight is held one of two ways ({@link WeightStore}): as a dense parameter, or, after
+ * {@link #quantizeWeight}, frozen in NF4 (QLoRA, Dettmers et al. 2023, arXiv:2305.14314). An NF4
+ * base is dequantized for each forward call and the dense copy is released right after the matmul,
+ * as bitsandbytes' {@code Linear4bit.forward} dequantizes per call ({@code
+ * bitsandbytes/nn/modules.py}, {@code functional.dequantize_4bit}); the deltas are added on top.
  */
 public final class Dense extends AbstractBlock {
     private final int in;
     private final int out;
     private final Parameter weight;
+    private WeightStore base;
     private final Parameter bias;
     private final List<LinearDelta> deltas = new ArrayList<>();
 
@@ -46,10 +56,76 @@ public final class Dense extends AbstractBlock {
                                 Parameter.Type.BIAS,
                                 new Shape(out),
                                 new ConstantInitializer(0f)));
+        base = new WeightStore.DenseWeight(weight);
     }
 
+    /**
+     * How the frozen base weight W is held: a dense parameter (trainable or not) or NF4 codes that
+     * only a forward pass turns back into floats. A sealed pair so that every use of the base says
+     * what it does with each.
+     */
+    public sealed interface WeightStore {
+        /** W as a DJL parameter (out, in): what every method but QLoRA trains or freezes. */
+        record DenseWeight(Parameter parameter) implements WeightStore {}
+
+        /** W frozen in NF4; not a parameter, so no gradient and no optimizer state can reach it. */
+        record Nf4(Nf4Weight weight) implements WeightStore {}
+    }
+
+    /** How W is held now. */
+    public WeightStore base() {
+        return base;
+    }
+
+    /**
+     * The dense weight parameter.
+     *
+     * @throws IllegalStateException when W is held in NF4 (it is no parameter then)
+     */
     public Parameter weight() {
+        if (base instanceof WeightStore.Nf4) {
+            throw new IllegalStateException("the weight of this layer is held in NF4");
+        }
         return weight;
+    }
+
+    /**
+     * Replaces the dense W by its NF4 quantization (bitsandbytes' {@code quantize_4bit}, {@link
+     * Nf4}) and frees the dense array: from now on W is no parameter of the layer (DJL's parameter
+     * walk, checkpoints and optimizers do not see it) and cannot change. The bias stays a dense
+     * parameter, as in bitsandbytes' {@code Linear4bit}.
+     *
+     * @param blocksize values per absmax block (the QLoRA paper's 64)
+     * @param doubleQuant whether the block scales are quantized to 8 bits too (QLoRA's double
+     *     quantization, {@code bnb_4bit_use_double_quant})
+     * @throws IllegalStateException when W is already in NF4, or has deltas attached (they were
+     *     initialised against the dense base; quantize first, as PEFT's {@code
+     *     prepare_model_for_kbit_training} expects a model loaded in 4 bits)
+     */
+    public void quantizeWeight(int blocksize, boolean doubleQuant) {
+        if (base instanceof WeightStore.Nf4) {
+            throw new IllegalStateException("the weight of this layer is in NF4 already");
+        }
+        if (!deltas.isEmpty()) {
+            throw new IllegalStateException("quantize the base before attaching deltas");
+        }
+        NDArray w = weight.getArray();
+        Nf4Weight nf4 =
+                Nf4.quantize(
+                        w.toFloatArray(),
+                        w.getShape().getShape(),
+                        Dtype.F32,
+                        blocksize,
+                        doubleQuant);
+        weight.freeze(true);
+        parameters.remove("weight");
+        weight.close();
+        base = new WeightStore.Nf4(nf4);
+    }
+
+    /** Number of values of W, however it is held. */
+    public long weightElements() {
+        return (long) in * out;
     }
 
     /**
@@ -79,12 +155,14 @@ public final class Dense extends AbstractBlock {
     }
 
     /**
-     * The layer's parameters under names relative to its module path: {@code weight}, {@code bias},
-     * then each delta's ({@code lora_A.weight}, PEFT's names).
+     * The layer's parameters under names relative to its module path: {@code weight} (unless it is
+     * held in NF4), {@code bias}, then each delta's ({@code lora_A.weight}, PEFT's names).
      */
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
-        p.put("weight", weight);
+        if (base instanceof WeightStore.DenseWeight) {
+            p.put("weight", weight);
+        }
         p.put("bias", bias);
         for (LinearDelta d : deltas) {
             p.putAll(d.namedParameters());
@@ -92,9 +170,17 @@ public final class Dense extends AbstractBlock {
         return p;
     }
 
-    /** W plus every delta as a weight change (LoRA: W + (alpha / r) B A); a new array. */
+    /**
+     * W plus every delta as a weight change (LoRA: W + (alpha / r) B A); a new array. An NF4 W is
+     * dequantized first: the merge bitsandbytes users are told to do (dequantize the base, add the
+     * adapter, save in full precision; PEFT's {@code merge_and_unload} on a 4-bit model does the
+     * same through {@code dequantize_bnb_weight}).
+     */
     public NDArray mergedWeight() {
-        NDArray merged = weight.getArray().duplicate();
+        NDArray merged =
+                base instanceof WeightStore.Nf4 q
+                        ? q.weight().dequantize(bias.getArray().getManager())
+                        : weight.getArray().duplicate();
         for (LinearDelta d : deltas) {
             try (NDArray change = d.weightDelta()) {
                 merged.addi(change);
@@ -119,11 +205,28 @@ public final class Dense extends AbstractBlock {
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray x = inputs.singletonOrThrow();
-        NDList y =
-                Linear.linear(
-                        x,
-                        ps.getValue(weight, x.getDevice(), training),
-                        ps.getValue(bias, x.getDevice(), training));
+        NDList y;
+        if (base instanceof WeightStore.Nf4 q) {
+            // Dequantized in x's manager (the step's sub-manager in training) and its handle
+            // closed after the matmul: in inference the dense copy is gone before the next layer
+            // runs. Under autograd, libtorch keeps the tensor for the input gradient until
+            // backward has used it (bitsandbytes' MatMul4Bit saves only the 4-bit state and
+            // dequantizes again in backward; DJL offers no custom autograd function to do that).
+            NDArray w = q.weight().dequantize(x.getManager());
+            if (!w.getDevice().equals(x.getDevice())) {
+                NDArray moved = w.toDevice(x.getDevice(), false);
+                w.close();
+                w = moved;
+            }
+            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            w.close();
+        } else {
+            y =
+                    Linear.linear(
+                            x,
+                            ps.getValue(weight, x.getDevice(), training),
+                            ps.getValue(bias, x.getDevice(), training));
+        }
         if (deltas.isEmpty()) {
             return y;
         }

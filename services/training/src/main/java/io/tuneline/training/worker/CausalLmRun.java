@@ -34,7 +34,7 @@ import java.util.function.BooleanSupplier;
 /**
  * One training attempt of a causal language-modelling job: a GPT-2 or Llama-family (Llama, Mistral,
  * Qwen2, Qwen3) base model (a Hugging Face directory, local or in the store) fine-tuned with the
- * full, freeze or LoRA method on the packed training blocks ({@code
+ * full, freeze, LoRA or QLoRA method on the packed training blocks ({@code
  * {"input_ids","labels","examples"}}), the validation loss measured on the validation split (one
  * example per line), progress and checkpoints as in {@link ClassificationRun}. The tuned model is
  * written as a Hugging Face directory ({@code config.json}, {@code model.safetensors} with LoRA
@@ -140,10 +140,11 @@ public final class CausalLmRun {
                 }
             }
             Path adapter = scratch.resolve("adapter");
+            Optional<FineTuningMethod.Lora> lora = ClassificationRun.adapterOf(method);
             boolean withAdapter =
-                    method instanceof FineTuningMethod.Lora lora
+                    lora.isPresent()
                             && PeftAdapter.write(
-                                    lm, lora, ModelCatalog.huggingFaceName(ref), adapter);
+                                    lm, lora.get(), ModelCatalog.huggingFaceName(ref), adapter);
             List<ArtifactRef> files =
                     run.uploadModel(
                             out,

@@ -31,6 +31,7 @@ import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.DatasetPrepared;
 import io.tuneline.proto.v1.Hyperparameters;
 import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
@@ -188,10 +189,14 @@ public final class ClassificationRun {
             // LoRA: the adapter alone as PEFT saves it, for Python users
             // (PeftModel.from_pretrained).
             Path adapter = scratch.resolve("adapter");
+            Optional<FineTuningMethod.Lora> lora = adapterOf(method);
             boolean withAdapter =
-                    method instanceof FineTuningMethod.Lora lora
+                    lora.isPresent()
                             && PeftAdapter.write(
-                                    classifier, lora, ModelCatalog.huggingFaceName(ref), adapter);
+                                    classifier,
+                                    lora.get(),
+                                    ModelCatalog.huggingFaceName(ref),
+                                    adapter);
             List<ArtifactRef> files =
                     run.uploadModel(
                             out,
@@ -277,22 +282,48 @@ public final class ClassificationRun {
                                     spec.getFreeze().getTrainTopLayers(),
                                     spec.getFreeze().getTrainEmbeddings(),
                                     spec.getFreeze().getTrainablePatternsList());
-            case LORA -> {
-                var l = spec.getLora();
-                int rank = l.getRank() > 0 ? l.getRank() : 8;
-                yield new FineTuningMethod.Lora(
-                        rank,
-                        l.getAlpha() > 0 ? (float) l.getAlpha() : 2f * rank,
-                        l.getDropout() > 0 ? (float) l.getDropout() : 0.05f,
-                        !l.getTargetModulesRegex().isEmpty()
-                                ? TargetMatcher.fullMatch(l.getTargetModulesRegex())
-                                : TargetMatcher.anyOf(
-                                        l.getTargetModulesCount() > 0
-                                                ? l.getTargetModulesList()
-                                                : defaultTargets));
+            case LORA -> lora(spec.getLora(), defaultTargets);
+            case QLORA -> {
+                var q = spec.getQlora();
+                // QLoRA's defaults (Dettmers et al. 2023, arXiv:2305.14314; transformers'
+                // BitsAndBytesConfig as the paper's scripts set it): NF4 in blocks of 64 with
+                // double quantization, off only when the job says disable_double_quant.
+                int blocksize = q.getBlockSize() > 0 ? q.getBlockSize() : 64;
+                boolean doubleQuant = !q.getDisableDoubleQuant();
+                yield new FineTuningMethod.Qlora(
+                        lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
             }
             default -> throw unsupported(spec);
         };
+    }
+
+    private static FineTuningMethod.Lora lora(LoraParams l, List<String> defaultTargets) {
+        int rank = l.getRank() > 0 ? l.getRank() : 8;
+        return new FineTuningMethod.Lora(
+                rank,
+                l.getAlpha() > 0 ? (float) l.getAlpha() : 2f * rank,
+                l.getDropout() > 0 ? (float) l.getDropout() : 0.05f,
+                !l.getTargetModulesRegex().isEmpty()
+                        ? TargetMatcher.fullMatch(l.getTargetModulesRegex())
+                        : TargetMatcher.anyOf(
+                                l.getTargetModulesCount() > 0
+                                        ? l.getTargetModulesList()
+                                        : defaultTargets));
+    }
+
+    /**
+     * The LoRA adapter a method trains, for the PEFT export: LoRA's own, or the one QLoRA trains on
+     * its NF4 base (PEFT saves a QLoRA adapter exactly as a LoRA one; the base's quantization is
+     * the loader's business).
+     */
+    static Optional<FineTuningMethod.Lora> adapterOf(FineTuningMethod method) {
+        if (method instanceof FineTuningMethod.Lora lora) {
+            return Optional.of(lora);
+        }
+        if (method instanceof FineTuningMethod.Qlora qlora) {
+            return Optional.of(qlora.lora());
+        }
+        return Optional.empty();
     }
 
     /**
@@ -301,7 +332,7 @@ public final class ClassificationRun {
      */
     static void requireSupported(MethodSpec spec) {
         switch (spec.getKindCase()) {
-            case FULL, KIND_NOT_SET, FREEZE, LORA -> {}
+            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA -> {}
             default -> throw unsupported(spec);
         }
     }
@@ -310,7 +341,7 @@ public final class ClassificationRun {
         return new UnsupportedOperationException(
                 "method "
                         + spec.getKindCase()
-                        + " is not trained by this worker yet; use full, freeze or lora");
+                        + " is not trained by this worker yet; use full, freeze, lora or qlora");
     }
 
     private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {

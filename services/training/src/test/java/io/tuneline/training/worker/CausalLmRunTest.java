@@ -319,6 +319,31 @@ class CausalLmRunTest {
         assertThat(result.getFinalValidationLoss()).isPositive();
     }
 
+    /**
+     * A QLoRA job: GPT-2's projections in NF4, LoRA on c_attn; the worker writes the merged
+     * full-precision model (dequantized base + LoRA) and the adapter as PEFT saves it.
+     */
+    @Test
+    void qloraTrainsOnAnNf4BaseAndWritesTheMergedModelAndTheAdapter() throws Exception {
+        prepare(
+                "causal-qlora",
+                MethodSpec.newBuilder()
+                        .setQlora(
+                                io.tuneline.proto.v1.QloraParams.newBuilder()
+                                        .setLora(LoraParams.newBuilder().setRank(4)))
+                        .build());
+        TrainingCompleted result =
+                TrainingWorker.runAttempt(store, p -> {}, scratch, "causal-qlora", 1);
+        assertThat(result.getTrainableParameters()).isEqualTo(2 * (4 * 32 + 96 * 4));
+        assertThat(result.getTotalParameters()).isGreaterThan(result.getTrainableParameters());
+        assertThat(result.getModelFilesList())
+                .extracting(ArtifactRef::getUri)
+                .contains(
+                        "s3://tuneline/runs/causal-qlora/model/adapter/adapter_config.json",
+                        "s3://tuneline/runs/causal-qlora/model/adapter/adapter_model.safetensors");
+        assertThat(result.getFinalValidationLoss()).isPositive();
+    }
+
     @Test
     void anEncoderBaseModelIsRefusedForCausalLm() throws Exception {
         DatasetPrepared p = prepare("causal-bert", MethodSpec.getDefaultInstance());

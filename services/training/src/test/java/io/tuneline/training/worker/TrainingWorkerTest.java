@@ -99,15 +99,54 @@ class TrainingWorkerTest {
     /** A method the worker cannot train fails before the base model is fetched. */
     @Test
     void anUnsupportedMethodIsRefusedBeforeAnythingIsBuilt() {
-        var qlora =
+        var adapter =
                 io.tuneline.proto.v1.MethodSpec.newBuilder()
-                        .setQlora(io.tuneline.proto.v1.QloraParams.getDefaultInstance())
+                        .setAdapter(io.tuneline.proto.v1.AdapterParams.getDefaultInstance())
                         .build();
         org.assertj.core.api.Assertions.assertThatThrownBy(
-                        () -> ClassificationRun.requireSupported(qlora))
+                        () -> ClassificationRun.requireSupported(adapter))
                 .isInstanceOf(UnsupportedOperationException.class)
-                .hasMessageContaining("QLORA is not trained by this worker yet");
+                .hasMessageContaining("ADAPTER is not trained by this worker yet");
         ClassificationRun.requireSupported(io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
+    }
+
+    /**
+     * A QLoRA job becomes the engine's Qlora with the QLoRA paper's defaults (NF4, blocks of 64,
+     * double quantization) around the LoRA the job describes; its adapter is exported as LoRA's.
+     */
+    @Test
+    void aQloraJobGetsNf4DefaultsAndItsLora() {
+        var spec =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setQlora(
+                                io.tuneline.proto.v1.QloraParams.newBuilder()
+                                        .setLora(
+                                                io.tuneline.proto.v1.LoraParams.newBuilder()
+                                                        .setRank(4)))
+                        .build();
+        ClassificationRun.requireSupported(spec);
+        var method = ClassificationRun.method(spec, java.util.List.of("c_attn"));
+        org.assertj.core.api.Assertions.assertThat(method)
+                .isEqualTo(
+                        new io.tuneline.engine.method.FineTuningMethod.Qlora(
+                                new io.tuneline.engine.method.FineTuningMethod.Lora(
+                                        4, 8f, 0.05f, java.util.List.of("c_attn")),
+                                64,
+                                true));
+        org.assertj.core.api.Assertions.assertThat(ClassificationRun.adapterOf(method))
+                .contains(((io.tuneline.engine.method.FineTuningMethod.Qlora) method).lora());
+        var single =
+                ClassificationRun.method(
+                        spec.toBuilder()
+                                .setQlora(
+                                        spec.getQlora().toBuilder()
+                                                .setBlockSize(128)
+                                                .setDisableDoubleQuant(true))
+                                .build(),
+                        java.util.List.of("c_attn"));
+        org.assertj.core.api.Assertions.assertThat(single)
+                .extracting("blocksize", "doubleQuant")
+                .containsExactly(128, false);
     }
 
     /** The job's list or regular expression, or PEFT's targets for the family when it has none. */
