@@ -308,6 +308,11 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
 
     /** The values of every record on a topic, read from the beginning with kcat. */
     static List<String> consume(String topic) throws Exception {
+        return kcat(topic, "%s\\n");
+    }
+
+    /** Every record on a topic from the beginning, one line each in kcat's {@code format}. */
+    static List<String> kcat(String topic, String format) throws Exception {
         Process kcat =
                 new ProcessBuilder(
                                 "kcat",
@@ -321,7 +326,7 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
                                 "-e",
                                 "-q",
                                 "-f",
-                                "%s\\n")
+                                format)
                         .redirectErrorStream(true)
                         .start();
         String output = new String(kcat.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

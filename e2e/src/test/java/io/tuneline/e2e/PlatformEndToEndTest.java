@@ -1,7 +1,6 @@
 package io.tuneline.e2e;
 
 import static io.tuneline.e2e.LocalStack.JOB_TIMEOUT;
-import static io.tuneline.e2e.LocalStack.KAFKA;
 import static io.tuneline.e2e.LocalStack.REGISTRY;
 import static io.tuneline.e2e.LocalStack.TOKEN;
 import static io.tuneline.e2e.LocalStack.awaitTerminal;
@@ -29,7 +28,6 @@ import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.MethodOrderer;
@@ -292,25 +290,7 @@ class PlatformEndToEndTest {
 
     /** The record keys on a topic, read from the beginning with kcat. */
     private List<String> keysOn(String topic) throws Exception {
-        Process kcat =
-                new ProcessBuilder(
-                                "kcat",
-                                "-C",
-                                "-b",
-                                KAFKA,
-                                "-t",
-                                topic,
-                                "-o",
-                                "beginning",
-                                "-e",
-                                "-q",
-                                "-f",
-                                "%k\\n")
-                        .redirectErrorStream(true)
-                        .start();
-        String output = new String(kcat.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(kcat.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        return output.lines().toList();
+        return LocalStack.kcat(topic, "%k\\n");
     }
 
     private JsonNode prometheus(String path) throws Exception {

@@ -116,8 +116,8 @@ public class TrainingController {
      * Asks the executor again about every run in flight and acts on what it says. A run's end that
      * the controller could not record (the object store was down when the worker exited) is
      * otherwise lost, and the job would stay in training with nothing working on it; this pass
-     * finds it once the store is back. A run the executor has not heard of on two passes in a row
-     * (its worker is gone without a trace) is treated as a failed attempt that may be retried.
+     * finds it once the store is back. A Kubernetes run the executor has not heard of on two passes
+     * in a row (its Job is gone) is treated as a failed attempt that may be retried.
      */
     public synchronized void reconcile() {
         for (String jobId : List.copyOf(active)) {
@@ -130,7 +130,12 @@ public class TrainingController {
                 RunRecord record = current.get();
                 RunState state = launcher.state(request(runs.input(jobId), record.attempt()));
                 metrics.track(record);
-                if (state instanceof RunState.Unknown && record.status() != RunStatus.CANCELLING) {
+                // Only a Kubernetes Job can vanish under the controller (deleted after its TTL,
+                // or by hand); the local executor runs in this process and knows every run it
+                // started, and runs from before a restart are recovered at start-up.
+                if (state instanceof RunState.Unknown
+                        && record.status() != RunStatus.CANCELLING
+                        && config.executor() == TrainingConfig.Executor.KUBERNETES) {
                     if (unknownOnce.add(jobId)) {
                         continue;
                     }
