@@ -7,8 +7,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.nn.NativeCopy;
 import java.io.IOException;
-import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -92,7 +92,7 @@ public final class ClassifierWeights {
                                     + "; was it written for another model?");
                 }
                 NDArray target = e.getValue().getArray();
-                target.set(FloatBuffer.wrap(f.floats(name, target.getShape().getShape())));
+                NativeCopy.copyInto(target, f.floats(name, target.getShape().getShape()));
                 loaded++;
             }
         }

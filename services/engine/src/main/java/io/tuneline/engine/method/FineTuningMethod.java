@@ -2,6 +2,7 @@ package io.tuneline.engine.method;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LoraDelta;
@@ -25,6 +26,46 @@ public sealed interface FineTuningMethod
 
     /** Prepares {@code model} for training and says how many parameters train. */
     ParameterCounts apply(TunableModel model, NDManager manager);
+
+    /**
+     * Whether what the method trains folds into the base's own weights, so that a merged Hugging
+     * Face directory is the whole tuned model (full, freeze, LoRA, QLoRA). Methods that change the
+     * forward pass instead (virtual tokens, key/value prefixes, bottleneck adapters) cannot be
+     * merged: their tuned model is the base plus the method's state ({@link MethodState}).
+     */
+    default boolean mergeable() {
+        return true;
+    }
+
+    /**
+     * The method and its settings as JSON, {@code {"method": "PROMPT", ...}}, from which {@link
+     * #fromDescription} rebuilds it: what {@link MethodState} stores beside a tuned model that
+     * cannot be merged. Mergeable methods need none.
+     */
+    default ObjectNode describe() {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName()
+                        + " is mergeable; its tuned model is the merged weights");
+    }
+
+    /**
+     * Rebuilds a method from {@link #describe()}'s output.
+     *
+     * @throws IllegalArgumentException naming the method when this engine does not know it
+     */
+    static FineTuningMethod fromDescription(ObjectNode description) {
+        String method = description.path("method").asText("");
+        // Each method that cannot be merged adds its case: case "NAME" -> { return ...; }
+        switch (method) {
+            default ->
+                    throw new IllegalArgumentException(
+                            "method '"
+                                    + method
+                                    + "' in "
+                                    + MethodState.CONFIG
+                                    + " is not one this engine can rebuild");
+        }
+    }
 
     /** Every weight trains. */
     record Full() implements FineTuningMethod {

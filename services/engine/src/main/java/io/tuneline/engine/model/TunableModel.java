@@ -87,11 +87,22 @@ public interface TunableModel extends Block {
     }
 
     /**
-     * The parameters of the attached deltas under their full names ({@code
-     * encoder.layer.0.attention.self.query.lora_A.weight}): what an adapter export writes.
+     * Parameters a method adds outside the linear layers (soft prompts and prompt encoders,
+     * key/value prefixes and their projection, bottleneck adapters) under their full names. A
+     * family lists them in {@link #namedParameters()} too, so training, clipping, parameter counts
+     * and checkpoints see them with no code of their own. Empty until such a method attaches.
+     */
+    default Map<String, Parameter> methodParameters() {
+        return Map.of();
+    }
+
+    /**
+     * Every parameter a method added: the deltas attached to linear layers under their full names
+     * ({@code encoder.layer.0.attention.self.query.lora_A.weight}) and {@link #methodParameters()}.
+     * What an adapter export and {@code MethodState} write; the rest is the base.
      */
     default Map<String, Parameter> deltaParameters() {
-        Map<String, Parameter> p = new LinkedHashMap<>();
+        Map<String, Parameter> p = new LinkedHashMap<>(methodParameters());
         linears()
                 .forEach(
                         (module, dense) -> {

@@ -5,9 +5,9 @@ import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
+import io.tuneline.engine.nn.NativeCopy;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -88,7 +88,7 @@ public final class TrainingCheckpoint {
                     throw new IllegalArgumentException(
                             dir + ": " + e.getKey() + " has another shape than the model's");
                 }
-                target.set(FloatBuffer.wrap(f.floats(e.getKey())));
+                NativeCopy.copyInto(target, f.floats(e.getKey()));
             }
         }
         try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(OPTIMIZER))) {

@@ -12,6 +12,7 @@ import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -193,7 +194,7 @@ final class TrainingLoop {
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }
-                double norm = clipGradients(task.block(), s.maxGradNorm());
+                double norm = clipGradients(trained.values(), s.maxGradNorm());
                 if (!Double.isFinite(stepLoss) || !Double.isFinite(norm)) {
                     // As PyTorch's GradScaler does: a step whose loss or gradients are not numbers
                     // is not applied, so the weights keep the last good step's values; a run
@@ -292,26 +293,34 @@ final class TrainingLoop {
 
     /**
      * Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_);
-     * returns the norm before clipping, or -1 when clipping is off.
+     * returns the norm before clipping, or -1 when clipping is off. The parameters are the task's
+     * trained ones by name, so parameters a method adds outside DJL's block tree (soft prompts,
+     * prefixes) are clipped too; the sum of squares stays native and is read back once per step.
      */
-    static double clipGradients(Block block, float maxNorm) {
+    static double clipGradients(Collection<Parameter> trained, float maxNorm) {
         if (maxNorm <= 0) {
             return -1;
         }
         List<NDArray> grads = new ArrayList<>();
-        for (var p : block.getParameters()) {
-            Parameter param = p.getValue();
+        for (Parameter param : trained) {
             if (param.requiresGradient() && param.getArray().hasGradient()) {
                 grads.add(param.getArray().getGradient());
             }
         }
         try {
-            double sumSquares = 0;
-            for (NDArray g : grads) {
-                try (NDArray squared = g.square();
-                        NDArray sum = squared.sum()) {
-                    sumSquares += sum.getFloat();
+            double sumSquares;
+            try (NDManager scratch =
+                    grads.isEmpty() ? null : grads.get(0).getManager().newSubManager()) {
+                NDArray total = null;
+                for (NDArray g : grads) {
+                    try (NDArray squared = g.square()) {
+                        NDArray sum = squared.sum();
+                        sum.attach(scratch);
+                        total = total == null ? sum : total.add(sum);
+                        total.attach(scratch);
+                    }
                 }
+                sumSquares = total == null ? 0 : total.getFloat();
             }
             double norm = Math.sqrt(sumSquares);
             if (norm > maxNorm) {

@@ -3,7 +3,7 @@ package io.tuneline.engine.model.bert;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
-import java.nio.FloatBuffer;
+import io.tuneline.engine.nn.NativeCopy;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -47,7 +47,7 @@ public final class BertCheckpoint {
                 }
                 NDArray target = e.getValue().getArray();
                 float[] values = f.floats(stored, target.getShape().getShape());
-                target.set(FloatBuffer.wrap(values));
+                NativeCopy.copyInto(target, values);
                 loaded++;
             }
             return loaded;

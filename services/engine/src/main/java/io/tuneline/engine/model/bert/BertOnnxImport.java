@@ -3,7 +3,7 @@ package io.tuneline.engine.model.bert;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.onnx.OnnxGraph;
-import java.nio.FloatBuffer;
+import io.tuneline.engine.nn.NativeCopy;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -97,6 +97,6 @@ public final class BertOnnxImport {
                             + " differs from the model's "
                             + Arrays.toString(want));
         }
-        target.set(FloatBuffer.wrap(values));
+        NativeCopy.copyInto(target, values);
     }
 }

@@ -11,9 +11,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
-import java.nio.FloatBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -165,7 +165,7 @@ public final class Gpt2Checkpoint {
         } else {
             values = f.floats(name, want);
         }
-        target.set(FloatBuffer.wrap(values));
+        NativeCopy.copyInto(target, values);
     }
 
     /** A row-major (rows, cols) matrix as row-major (cols, rows). */

@@ -3,7 +3,6 @@ package io.tuneline.engine.model.llama;
 import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -17,6 +16,7 @@ import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsStreamWriter;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -147,30 +147,8 @@ public final class LlamaCheckpoint {
         }
     }
 
-    /**
-     * Copies {@code values} into {@code target} natively. Not {@code NDArray.set(Buffer)}: DJL's
-     * PyTorch engine keeps the direct buffer it copies a heap buffer into as the tensor's storage
-     * ({@code dataRef}), so a loaded model would sit in direct memory, capped by {@code
-     * -XX:MaxDirectMemorySize} (default: the heap size), instead of libtorch's allocator. A 1B
-     * model then fails to load under a 2 GB heap. Here the direct buffer belongs to a temporary
-     * array that is closed (and its buffer collectable) once libtorch has copied it.
-     */
     static void copyInto(NDArray target, float[] values) {
-        // The copy is an in-place autograd op: PyTorch refuses it on a leaf that requires grad
-        // wherever grad mode is on, which it is by default on every thread but the one DJL's
-        // engine started on (grad mode is thread-local), e.g. a service's worker threads.
-        boolean grad = target.hasGradient();
-        if (grad) {
-            target.setRequiresGradient(false);
-        }
-        try (NDManager scratch = target.getManager().newSubManager()) {
-            NDArray source = scratch.create(values, target.getShape());
-            target.set(new NDIndex("..."), source);
-        } finally {
-            if (grad) {
-                target.setRequiresGradient(true);
-            }
-        }
+        NativeCopy.copyInto(target, values);
     }
 
     private static String find(Set<String> names, String name) {
