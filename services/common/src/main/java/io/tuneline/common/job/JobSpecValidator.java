@@ -181,19 +181,55 @@ public final class JobSpecValidator {
                 }
             }
             case ADAPTER -> {
-                if (m.getAdapter().getBottleneckSize() < 0) {
-                    p.add("method.adapter.bottleneck_size: must not be negative");
-                }
+                var a = m.getAdapter();
+                nonNegative("method.adapter.bottleneck_size", a.getBottleneckSize(), p);
+                nonNegative("method.adapter.reduction_factor", a.getReductionFactor(), p);
+                oneOf(
+                        "method.adapter.placement",
+                        a.getPlacement(),
+                        List.of("pfeiffer", "houlsby", "seq_bn", "double_seq_bn"),
+                        p);
+                oneOf(
+                        "method.adapter.activation",
+                        a.getActivation(),
+                        List.of("relu", "swish", "silu", "gelu", "tanh"),
+                        p);
+                probability("method.adapter.dropout", a.getDropout(), p);
             }
             case PREFIX -> {
-                if (m.getPrefix().getNumVirtualTokens() < 0) {
-                    p.add("method.prefix.num_virtual_tokens: must not be negative");
-                }
+                nonNegative(
+                        "method.prefix.num_virtual_tokens", m.getPrefix().getNumVirtualTokens(), p);
+                nonNegative(
+                        "method.prefix.projection_hidden_size",
+                        m.getPrefix().getProjectionHiddenSize(),
+                        p);
             }
             case PROMPT -> {
-                if (m.getPrompt().getNumVirtualTokens() < 0) {
-                    p.add("method.prompt.num_virtual_tokens: must not be negative");
+                var t = m.getPrompt();
+                nonNegative("method.prompt.num_virtual_tokens", t.getNumVirtualTokens(), p);
+                oneOf("method.prompt.init", t.getInit(), List.of("random", "vocab", "text"), p);
+                if (t.getInit().equalsIgnoreCase("text") && t.getInitText().isBlank()) {
+                    p.add("method.prompt.init: \"text\" needs method.prompt.init_text");
                 }
+                if (!t.getInitText().isBlank()
+                        && !t.getInit().isEmpty()
+                        && !t.getInit().equalsIgnoreCase("text")) {
+                    p.add(
+                            "method.prompt.init_text: set, but init is \""
+                                    + t.getInit()
+                                    + "\"; drop one of them");
+                }
+            }
+            case P_TUNING -> {
+                var t = m.getPTuning();
+                nonNegative("method.p_tuning.num_virtual_tokens", t.getNumVirtualTokens(), p);
+                nonNegative("method.p_tuning.encoder_hidden_size", t.getEncoderHiddenSize(), p);
+                oneOf(
+                        "method.p_tuning.encoder_type",
+                        t.getEncoderType(),
+                        List.of("mlp", "lstm"),
+                        p);
+                probability("method.p_tuning.encoder_dropout", t.getEncoderDropout(), p);
             }
             case FREEZE -> {
                 if (m.getFreeze().getTrainTopLayers() < 0) {
@@ -201,6 +237,25 @@ public final class JobSpecValidator {
                 }
             }
             case FULL, KIND_NOT_SET -> {}
+        }
+    }
+
+    private static void nonNegative(String path, long value, List<String> p) {
+        if (value < 0) {
+            p.add(path + ": " + value + " must not be negative");
+        }
+    }
+
+    private static void probability(String path, double value, List<String> p) {
+        if (value < 0 || value >= 1) {
+            p.add(path + ": " + value + " is outside [0, 1)");
+        }
+    }
+
+    /** An optional choice: empty means the default; otherwise one of {@code allowed}, any case. */
+    private static void oneOf(String path, String value, List<String> allowed, List<String> p) {
+        if (!value.isEmpty() && !allowed.contains(value.toLowerCase(Locale.ROOT))) {
+            p.add(path + ": \"" + value + "\" is not one of " + String.join(", ", allowed));
         }
     }
 

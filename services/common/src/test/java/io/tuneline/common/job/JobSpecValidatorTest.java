@@ -41,6 +41,97 @@ class JobSpecValidatorTest {
     }
 
     @Test
+    void parameterEfficientMethodSettingsAreCheckedNamingTheField() {
+        var cases =
+                java.util.Map.of(
+                        MethodSpec.newBuilder()
+                                .setAdapter(
+                                        io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                                .setPlacement("parallel"))
+                                .build(),
+                        "method.adapter.placement: \"parallel\" is not one of",
+                        MethodSpec.newBuilder()
+                                .setAdapter(
+                                        io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                                .setActivation("softmax"))
+                                .build(),
+                        "method.adapter.activation:",
+                        MethodSpec.newBuilder()
+                                .setAdapter(
+                                        io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                                .setReductionFactor(-2))
+                                .build(),
+                        "method.adapter.reduction_factor: -2 must not be negative",
+                        MethodSpec.newBuilder()
+                                .setPrefix(
+                                        io.tuneline.proto.v1.PrefixTuningParams.newBuilder()
+                                                .setProjectionHiddenSize(-1))
+                                .build(),
+                        "method.prefix.projection_hidden_size:",
+                        MethodSpec.newBuilder()
+                                .setPrompt(
+                                        io.tuneline.proto.v1.PromptTuningParams.newBuilder()
+                                                .setInit("text"))
+                                .build(),
+                        "method.prompt.init: \"text\" needs method.prompt.init_text",
+                        MethodSpec.newBuilder()
+                                .setPrompt(
+                                        io.tuneline.proto.v1.PromptTuningParams.newBuilder()
+                                                .setInit("vocab")
+                                                .setInitText("classify the review"))
+                                .build(),
+                        "method.prompt.init_text: set, but init is \"vocab\"",
+                        MethodSpec.newBuilder()
+                                .setPTuning(
+                                        io.tuneline.proto.v1.PTuningParams.newBuilder()
+                                                .setEncoderType("gru"))
+                                .build(),
+                        "method.p_tuning.encoder_type: \"gru\" is not one of mlp, lstm",
+                        MethodSpec.newBuilder()
+                                .setPTuning(
+                                        io.tuneline.proto.v1.PTuningParams.newBuilder()
+                                                .setEncoderDropout(1.5))
+                                .build(),
+                        "method.p_tuning.encoder_dropout: 1.5 is outside [0, 1)");
+        cases.forEach(
+                (method, problem) ->
+                        assertThat(
+                                        JobSpecValidator.problems(
+                                                VALID.toBuilder().setMethod(method).build()))
+                                .as(problem)
+                                .anySatisfy(p -> assertThat(p).startsWith(problem)));
+        // The same methods with their settings in range (choices in any case) have no such
+        // problem.
+        for (MethodSpec ok :
+                new MethodSpec[] {
+                    MethodSpec.newBuilder()
+                            .setAdapter(
+                                    io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                            .setPlacement("Houlsby")
+                                            .setActivation("swish")
+                                            .setReductionFactor(8))
+                            .build(),
+                    MethodSpec.newBuilder()
+                            .setPrompt(
+                                    io.tuneline.proto.v1.PromptTuningParams.newBuilder()
+                                            .setInitText("classify the review"))
+                            .build(),
+                    MethodSpec.newBuilder()
+                            .setPTuning(
+                                    io.tuneline.proto.v1.PTuningParams.newBuilder()
+                                            .setEncoderType("LSTM"))
+                            .build()
+                }) {
+            assertThat(JobSpecValidator.problems(VALID.toBuilder().setMethod(ok).build()))
+                    .noneMatch(
+                            p ->
+                                    p.contains(": \"")
+                                            || p.contains("must not")
+                                            || p.contains("outside"));
+        }
+    }
+
+    @Test
     void aMethodTheEngineCannotTrainIsRefusedNamingItAndTheOnesItCan() {
         JobRequested prefix =
                 VALID.toBuilder()

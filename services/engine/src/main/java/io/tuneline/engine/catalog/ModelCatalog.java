@@ -2,6 +2,7 @@ package io.tuneline.engine.catalog;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
@@ -207,8 +208,15 @@ public final class ModelCatalog {
                 rest.add(f);
             }
         }
-        // Special tokens and the chat template, when the directory has them (optional files).
-        for (String f : List.of(TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP)) {
+        // Special tokens and the chat template, when the directory has them (optional files); the
+        // state of a method that cannot be merged, when a tuned model carries one, so a caller
+        // sees that the weights alone are not the tuned model (MethodState).
+        for (String f :
+                List.of(
+                        TOKENIZER_CONFIG,
+                        SPECIAL_TOKENS_MAP,
+                        MethodState.CONFIG,
+                        MethodState.WEIGHTS)) {
             if (!Files.isRegularFile(dir.resolve(f))) {
                 rest.add(f);
             }

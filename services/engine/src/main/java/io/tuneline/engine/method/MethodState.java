@@ -70,6 +70,17 @@ public final class MethodState {
     }
 
     /**
+     * {@link #restore} when {@code dir} holds a method's state; nothing otherwise (a mergeable
+     * method's tuned model is its weights alone).
+     */
+    public static java.util.Optional<FineTuningMethod> restoreIfPresent(
+            TunableModel model, Path dir, NDManager manager) throws IOException {
+        return present(dir)
+                ? java.util.Optional.of(restore(model, dir, manager))
+                : java.util.Optional.empty();
+    }
+
+    /**
      * Rebuilds the method stored in {@code dir} on {@code model} (whose base weights are loaded
      * already) and copies its trained parameters in; the model is then the tuned model.
      *

@@ -4,8 +4,10 @@ import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.engine.tokenize.SpecialToken;
@@ -119,6 +121,9 @@ final class CausalLmScorer {
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile, Map.of("padding", "false", "truncation", "false"))) {
             // Llama-family answers are generated with the key/value cache (LlamaInference).
+            // Base + method state when the tuned model's method cannot be merged (MethodState).
+            MethodState.restoreIfPresent(
+                    (TunableModel) model.getBlock(), directory, model.getNDManager());
             CausalLmInference inference = CausalLmInference.of(model);
             int limit = Math.min(maxLength, inference.maxPositions());
             long eos = eosId(directory);

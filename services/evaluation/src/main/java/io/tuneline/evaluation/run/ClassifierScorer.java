@@ -12,6 +12,7 @@ import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -71,6 +72,8 @@ final class ClassifierScorer implements AutoCloseable {
                     new Shape(1, maxLength));
             if (tunedWeights.isPresent()) {
                 ClassifierWeights.load(classifier, tunedWeights.get());
+                MethodState.restoreIfPresent(
+                        classifier, tunedWeights.get().getParent(), model.getNDManager());
             } else {
                 base.loadInto(classifier.encoder());
             }

@@ -12,6 +12,7 @@ import io.tuneline.common.observability.MetricNames;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
@@ -198,6 +199,17 @@ public class Evaluator {
             try (InputStream in = store.get(weightsRef)) {
                 Files.copy(in, weights);
             }
+            // A method that cannot be merged (prompts, prefixes, bottleneck adapters) travels as
+            // its own state beside the weights; ClassifierScorer rebuilds base + method from it.
+            for (ArtifactRef f : training.getModelFilesList()) {
+                String name = f.getUri().substring(f.getUri().lastIndexOf('/') + 1);
+                if (!f.getUri().contains("/adapter/")
+                        && List.of(MethodState.CONFIG, MethodState.WEIGHTS).contains(name)) {
+                    try (InputStream in = store.get(f)) {
+                        Files.copy(in, work.resolve(name));
+                    }
+                }
+            }
             EngineRuntime runtime = EngineRuntime.start(0);
 
             double[][] tunedProbs;
@@ -326,7 +338,9 @@ public class Evaluator {
                                         "model.safetensors",
                                         "tokenizer.json",
                                         ModelCatalog.TOKENIZER_CONFIG,
-                                        ModelCatalog.SPECIAL_TOKENS_MAP)
+                                        ModelCatalog.SPECIAL_TOKENS_MAP,
+                                        MethodState.CONFIG,
+                                        MethodState.WEIGHTS)
                                 .contains(name)) {
                     try (InputStream in = store.get(f)) {
                         Files.copy(in, tuned.resolve(name));

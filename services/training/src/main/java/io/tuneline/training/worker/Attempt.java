@@ -116,8 +116,16 @@ final class Attempt implements TrainingListener {
         List<ArtifactRef> files = new ArrayList<>();
         files.add(upload(directory.resolve(weights), prefix + weights));
         if (adapter.isPresent()) {
-            for (String name : List.of("adapter_config.json", "adapter_model.safetensors")) {
-                files.add(upload(adapter.get().resolve(name), prefix + "adapter/" + name));
+            // PEFT's two files, or the adapters library's (its config, weights and head files).
+            try (var listing = java.nio.file.Files.list(adapter.get())) {
+                for (Path file :
+                        listing.filter(java.nio.file.Files::isRegularFile).sorted().toList()) {
+                    String name = file.getFileName().toString();
+                    files.add(upload(file, prefix + "adapter/" + name));
+                }
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(
+                        "cannot list the adapter files in " + adapter.get(), e);
             }
         }
         for (String name : others) {

@@ -6,6 +6,7 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
@@ -86,6 +87,7 @@ public final class CausalLmRun {
                 ClassificationRun.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        ClassificationRun.requireMergedBase(ref, base);
         if (base.architecture() != PretrainedModel.Architecture.GPT2
                 && base.architecture() != PretrainedModel.Architecture.LLAMA) {
             throw new IllegalArgumentException(
@@ -138,6 +140,12 @@ public final class CausalLmRun {
                         others.add(f);
                     }
                 }
+            }
+            if (!method.mergeable()) {
+                // Virtual tokens, prefixes and bottleneck adapters change the forward pass: the
+                // tuned model is the base weights plus the method's state.
+                MethodState.write(lm, method, out);
+                others.addAll(List.of(MethodState.CONFIG, MethodState.WEIGHTS));
             }
             Path adapter = scratch.resolve("adapter");
             Optional<FineTuningMethod.Lora> lora = ClassificationRun.adapterOf(method);

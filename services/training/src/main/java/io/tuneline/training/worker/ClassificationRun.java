@@ -13,6 +13,7 @@ import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -113,6 +114,7 @@ public final class ClassificationRun {
         TrainingSettings settings = settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        requireMergedBase(ref, base);
         if (base.architecture() != PretrainedModel.Architecture.BERT) {
             throw new IllegalArgumentException(
                     "base model '"
@@ -186,6 +188,15 @@ public final class ClassificationRun {
             provenance.put("base_model", ref);
             provenance.put("method", job.getMethod().getKindCase().name());
             ClassifierWeights.writeDirectory(classifier, labels, tokenizerFile, provenance, out);
+            List<String> others =
+                    new java.util.ArrayList<>(
+                            List.of(ClassifierWeights.CONFIG, ClassifierWeights.TOKENIZER));
+            if (!method.mergeable()) {
+                // Virtual tokens, prefixes and bottleneck adapters change the forward pass: the
+                // tuned model is the base weights plus the method's state.
+                MethodState.write(classifier, method, out);
+                others.addAll(List.of(MethodState.CONFIG, MethodState.WEIGHTS));
+            }
             // LoRA: the adapter alone as PEFT saves it, for Python users
             // (PeftModel.from_pretrained).
             Path adapter = scratch.resolve("adapter");
@@ -201,7 +212,7 @@ public final class ClassificationRun {
                     run.uploadModel(
                             out,
                             ClassifierWeights.WEIGHTS,
-                            List.of(ClassifierWeights.CONFIG, ClassifierWeights.TOKENIZER),
+                            others,
                             withAdapter ? Optional.of(adapter) : Optional.empty());
             return run.complete(outcome, counts, files);
         }
@@ -324,6 +335,24 @@ public final class ClassificationRun {
             return Optional.of(qlora.lora());
         }
         return Optional.empty();
+    }
+
+    /**
+     * Fails for a base model that is a tuned model whose method could not be merged into its
+     * weights (its directory carries {@link MethodState}'s files): training on its weights alone
+     * would silently start from the untuned base.
+     */
+    static void requireMergedBase(String ref, PretrainedModel base) throws IOException {
+        Optional<Path> dir = base.directory().filter(MethodState::present);
+        if (dir.isPresent()) {
+            throw new IllegalArgumentException(
+                    "base model '"
+                            + ref
+                            + "' was tuned with "
+                            + MethodState.description(dir.get()).path("method").asText("a method")
+                            + ", which cannot be merged into its weights: it can be evaluated,"
+                            + " but not fine-tuned further; start from its own base model");
+        }
     }
 
     /**
