@@ -80,6 +80,8 @@ public final class EventSummaries {
             m.put("device", e.getDevice());
             m.put("trainable_parameters", e.getTrainableParameters());
             m.put("total_parameters", e.getTotalParameters());
+            m.put("peak_memory_bytes", e.getPeakMemoryBytes());
+            m.put("tokens_per_second", e.getTokensPerSecond());
             m.put("model_uri", e.getModel().getUri());
         } else if (payload instanceof EvaluationCompleted e) {
             String primary = e.getPrimaryMetric();

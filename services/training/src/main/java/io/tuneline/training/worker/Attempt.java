@@ -163,10 +163,30 @@ final class Attempt implements TrainingListener {
                         .setDevice(runtime.deviceName())
                         .setTrainableParameters(counts.trainable())
                         .setTotalParameters(counts.total())
+                        .setPeakMemoryBytes(peakResidentBytes())
+                        .setTokensPerSecond(last == null ? 0 : last.tokensPerSecond())
                         .setCompletedAt(Timestamps.now())
                         .build();
         new RunStore(store).writeResult(result);
         return result;
+    }
+
+    /**
+     * The worker process's peak resident memory ({@code VmHWM} of {@code /proc/self/status}: the
+     * JVM heap, libtorch's allocations and the model together, what a memory limit counts); 0 where
+     * there is no such file.
+     */
+    static long peakResidentBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | NumberFormatException e) {
+            // Not Linux, or an unreadable status: the figure is optional.
+        }
+        return 0;
     }
 
     private String modelPrefix() {

@@ -111,6 +111,13 @@ class ClassificationRunTest {
         assertThat(result.getSteps()).isEqualTo(4);
         assertThat(result.getTrainableParameters())
                 .isEqualTo(6 * 2 * (8 * 384 + 384 * 8) + 384 * 2 + 2);
+        // What a method comparison reads: the worker's peak resident memory (this test JVM's,
+        // libtorch and MiniLM included, so well above MiniLM's 90 MB of weights) and the run's
+        // throughput.
+        assertThat(result.getPeakMemoryBytes()).isGreaterThan(90L << 20);
+        assertThat(result.getTokensPerSecond())
+                .isPositive()
+                .isEqualTo(progress.get(progress.size() - 1).getTokensPerSecond());
         assertThat(result.getModel().getUri()).isEqualTo("s3://tuneline/runs/lora-run-1/model/");
         assertThat(result.getModelFilesList())
                 .extracting(ArtifactRef::getUri)
