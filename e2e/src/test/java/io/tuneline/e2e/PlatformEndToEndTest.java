@@ -270,14 +270,14 @@ class PlatformEndToEndTest {
     @Order(5)
     void theCommandLineClientSaysWhyAJobIsRefusedWithoutLoggingNoise() throws Exception {
         ObjectNode job = exampleJob("e2e-cli-" + run);
-        job.putObject("method").putObject("prefix").put("num_virtual_tokens", 20);
-        Path file = Files.createTempFile(LocalStack.HOME.getParent(), "prefix-job-", ".json");
+        job.putObject("method").putObject("adapter").put("placement", "parallel");
+        Path file = Files.createTempFile(LocalStack.HOME.getParent(), "adapter-job-", ".json");
         Files.writeString(file, job.toString());
 
         LocalStack.Result published = LocalStack.platform("publish", file.toString(), "--watch");
         assertThat(published.output())
                 .as("./platform publish --watch")
-                .contains("cannot train PREFIX yet")
+                .contains("method.adapter.placement: \"parallel\" is not one of")
                 .doesNotContain("SLF4J")
                 .doesNotContain("LogManager")
                 .doesNotContainPattern("(?m)^\\s+at [a-z]+\\.");

@@ -78,6 +78,55 @@ class IdempotencyGuardTest {
         }
     }
 
+    /**
+     * A duplicate that arrives while the first delivery runs really waits for it: when the first
+     * then fails, the duplicate does the work (a guard that skipped in-flight keys at once would
+     * lose the event).
+     */
+    @Test
+    void aDuplicateWaitingForAFailedFirstDeliveryThenRunsItself() throws Exception {
+        IdempotencyGuard guard = new IdempotencyGuard(10);
+        CountDownLatch started = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicInteger runs = new AtomicInteger();
+        java.util.concurrent.atomic.AtomicReference<Throwable> firstFailure =
+                new java.util.concurrent.atomic.AtomicReference<>();
+        Thread first =
+                new Thread(
+                        () -> {
+                            try {
+                                guard.runOnce(
+                                        "e1",
+                                        () -> {
+                                            started.countDown();
+                                            await(release);
+                                            throw new IllegalStateException("store down");
+                                        });
+                            } catch (IllegalStateException e) {
+                                firstFailure.set(e);
+                            }
+                        });
+        first.start();
+        assertThat(started.await(10, TimeUnit.SECONDS)).isTrue();
+        java.util.concurrent.atomic.AtomicBoolean secondRan =
+                new java.util.concurrent.atomic.AtomicBoolean();
+        Thread second = new Thread(() -> secondRan.set(guard.runOnce("e1", runs::incrementAndGet)));
+        second.start();
+        // The duplicate is parked in the guard (not finished, not skipped) before the first fails.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (second.getState() != Thread.State.WAITING && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        assertThat(second.getState()).isEqualTo(Thread.State.WAITING);
+        assertThat(runs).hasValue(0);
+        release.countDown();
+        first.join(10_000);
+        second.join(10_000);
+        assertThat(firstFailure.get()).hasMessage("store down");
+        assertThat(secondRan).isTrue();
+        assertThat(runs).hasValue(1);
+    }
+
     private static void await(CountDownLatch latch) {
         try {
             latch.await(10, TimeUnit.SECONDS);
