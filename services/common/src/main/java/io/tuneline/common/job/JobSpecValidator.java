@@ -141,6 +141,9 @@ public final class JobSpecValidator {
         if (h.getMaxSeqLength() < 0) {
             p.add("hyperparameters.max_seq_length: must not be negative");
         }
+        if (h.hasModelDropout()) {
+            probability("hyperparameters.model_dropout", h.getModelDropout(), p);
+        }
     }
 
     private static void method(MethodSpec m, List<String> p) {

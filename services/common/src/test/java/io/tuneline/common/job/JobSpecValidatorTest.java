@@ -41,6 +41,24 @@ class JobSpecValidatorTest {
     }
 
     @Test
+    void aModelDropoutOutsideZeroToOneIsRefusedAndZeroIsAllowed() {
+        JobRequested bad =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder().setModelDropout(1.0))
+                        .build();
+        assertThat(JobSpecValidator.problems(bad))
+                .containsExactly("hyperparameters.model_dropout: 1.0 is outside [0, 1)");
+        JobRequested off =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder().setModelDropout(0))
+                        .build();
+        assertThat(off.getHyperparameters().hasModelDropout()).isTrue();
+        assertThat(JobSpecValidator.problems(off)).isEmpty();
+    }
+
+    @Test
     void parameterEfficientMethodSettingsAreCheckedNamingTheField() {
         var cases =
                 java.util.Map.of(

@@ -44,12 +44,30 @@ public final class CausalLmCheckpoint {
      * A DJL model whose block is the directory's {@link CausalLanguageModel}; the caller closes it.
      */
     public static Model load(Path directory, Device device) throws IOException {
+        return load(directory, device, java.util.OptionalDouble.empty());
+    }
+
+    /**
+     * As {@link #load(Path, Device)}, with every dropout rate inside the model at {@code dropout}
+     * when present (a job's override of the checkpoint's {@code config.json} rates).
+     */
+    public static Model load(Path directory, Device device, java.util.OptionalDouble dropout)
+            throws IOException {
         String type = modelType(directory);
         if (type.equals("gpt2")) {
-            return Gpt2Checkpoint.load(directory, device);
+            return Gpt2Checkpoint.load(
+                    directory,
+                    device,
+                    c -> dropout.isPresent() ? c.withDropout((float) dropout.getAsDouble()) : c);
         }
         if (LlamaConfig.MODEL_TYPES.contains(type)) {
-            return LlamaCheckpoint.load(directory, device);
+            return LlamaCheckpoint.load(
+                    directory,
+                    device,
+                    c ->
+                            dropout.isPresent()
+                                    ? c.withAttentionDropout((float) dropout.getAsDouble())
+                                    : c);
         }
         throw new IllegalArgumentException(
                 directory

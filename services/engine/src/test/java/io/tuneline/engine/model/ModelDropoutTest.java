@@ -15,6 +15,7 @@ import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.gpt2.Gpt2LmModel;
 import io.tuneline.engine.runtime.EngineRuntime;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -60,6 +61,19 @@ class ModelDropoutTest {
                         """);
         assertThat(defaults.residPdrop()).isEqualTo(0.1f);
         assertThat(defaults.withoutDropout().residPdrop()).isZero();
+    }
+
+    /** A job's model_dropout replaces every rate of the family and keeps the shape. */
+    @Test
+    void aJobOverrideSetsEveryRateOfTheFamily() {
+        BertConfig bert = BertConfig.miniLmL6().withDropout(0.3f);
+        assertThat(bert.hiddenDropout()).isEqualTo(0.3f);
+        assertThat(bert.attentionDropout()).isEqualTo(0.3f);
+        assertThat(bert.withDropout(0.1f)).isEqualTo(BertConfig.miniLmL6());
+        Gpt2Config gpt2 = new Gpt2Config(50, 16, 32, 2, 4, 128, 1e-5f).withDropout(0.35f);
+        assertThat(List.of(gpt2.embdPdrop(), gpt2.attnPdrop(), gpt2.residPdrop()))
+                .containsOnly(0.35f);
+        assertThat(gpt2.withoutDropout()).isEqualTo(gpt2.withDropout(0f));
     }
 
     @Test

@@ -103,7 +103,11 @@ public final class CausalLmRun {
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
-        try (Model model = CausalLmCheckpoint.load(baseDir, runtime.device())) {
+        try (Model model =
+                CausalLmCheckpoint.load(
+                        baseDir,
+                        runtime.device(),
+                        ClassificationRun.modelDropout(job.getHyperparameters()))) {
             CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());

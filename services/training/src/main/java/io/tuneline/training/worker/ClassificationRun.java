@@ -142,7 +142,8 @@ public final class ClassificationRun {
             Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         SequenceClassifier classifier =
-                new SequenceClassifier(new BertEncoder(base.config()), labels.size(), 0.1f);
+                new SequenceClassifier(
+                        new BertEncoder(encoderConfig(base, job)), labels.size(), 0.1f);
         try (HuggingFaceTokenizer tokenizer =
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile,
@@ -264,6 +265,22 @@ public final class ClassificationRun {
                     default -> LearningRateSchedule.Shape.LINEAR;
                 },
                 Math.max(1, h.getGradientAccumulationSteps()));
+    }
+
+    /** The base's encoder config, with the job's dropout override when it sets one. */
+    private static io.tuneline.engine.model.bert.BertConfig encoderConfig(
+            PretrainedModel base, JobRequested job) {
+        java.util.OptionalDouble dropout = modelDropout(job.getHyperparameters());
+        return dropout.isPresent()
+                ? base.config().withDropout((float) dropout.getAsDouble())
+                : base.config();
+    }
+
+    /** The job's override of every dropout rate inside the model, when it sets one. */
+    static java.util.OptionalDouble modelDropout(Hyperparameters h) {
+        return h.hasModelDropout()
+                ? java.util.OptionalDouble.of(h.getModelDropout())
+                : java.util.OptionalDouble.empty();
     }
 
     /**

@@ -150,6 +150,15 @@ public record BertConfig(
      * data, for comparisons such as accumulated versus whole batches.
      */
     public BertConfig withoutDropout() {
+        return withDropout(0f);
+    }
+
+    /**
+     * The same shape with every dropout rate inside the encoder ({@code hidden_dropout_prob} and
+     * {@code attention_probs_dropout_prob}) at {@code rate}: a job's override of the checkpoint's
+     * rates.
+     */
+    public BertConfig withDropout(float rate) {
         return new BertConfig(
                 vocabSize,
                 hiddenSize,
@@ -161,8 +170,8 @@ public record BertConfig(
                 layerNormEps,
                 modelType,
                 positionOffset,
-                0f,
-                0f);
+                rate,
+                rate);
     }
 
     /** The longest sequence the position embeddings cover. */

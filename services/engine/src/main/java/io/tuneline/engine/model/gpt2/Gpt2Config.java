@@ -99,6 +99,14 @@ public record Gpt2Config(
      * data, for comparisons such as accumulated versus whole batches.
      */
     public Gpt2Config withoutDropout() {
+        return withDropout(0f);
+    }
+
+    /**
+     * The same shape with {@code embd_pdrop}, {@code attn_pdrop} and {@code resid_pdrop} at {@code
+     * rate}: a job's override of the checkpoint's rates.
+     */
+    public Gpt2Config withDropout(float rate) {
         return new Gpt2Config(
                 vocabSize,
                 maxPositions,
@@ -107,9 +115,9 @@ public record Gpt2Config(
                 heads,
                 innerSize,
                 layerNormEps,
-                0f,
-                0f,
-                0f);
+                rate,
+                rate,
+                rate);
     }
 
     /** A config with n_inner = 4 * n_embd and the published epsilon 1e-5. */

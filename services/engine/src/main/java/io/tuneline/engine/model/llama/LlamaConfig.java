@@ -124,7 +124,10 @@ public record LlamaConfig(
         return withAttentionDropout(0f);
     }
 
-    /** The same model with attention dropout at {@code rate}. */
+    /**
+     * The same model with attention dropout at {@code rate}, the only dropout the Llama family has:
+     * a job's override of {@code attention_dropout}.
+     */
     public LlamaConfig withAttentionDropout(float rate) {
         return new LlamaConfig(
                 modelType,
