@@ -39,6 +39,7 @@ public class JobIntake {
     private final Emitter<byte[]> status;
     private final Emitter<byte[]> ingested;
     private final DatasetIngestion ingestion;
+    private final io.micrometer.core.instrument.Counter reusedIds;
 
     @Inject
     public JobIntake(
@@ -52,6 +53,7 @@ public class JobIntake {
         this.status = status;
         this.ingested = ingested;
         this.ingestion = new DatasetIngestion(store, config, metrics);
+        this.reusedIds = metrics.reusedJobIds();
     }
 
     public void accept(IncomingEvent<JobRequested> event) {
@@ -91,6 +93,17 @@ public class JobIntake {
                                 + job.getDataset().getInline().getRecordsCount()
                                 + " records)");
         Optional<DatasetIngested> previous = ingestion.previous(job.getJobId());
+        if (previous.isPresent() && !sameJob(previous.get().getJob(), job)) {
+            // Another job under a used id: running it would overwrite the first job's artifacts,
+            // and a JobFailed under that id would fail the first job. Neither happens; the
+            // request is dropped, loudly. (POST /api/v1/jobs answers 409 for the same case.)
+            LOG.warnf(
+                    "job id %s is already used by another job (ingested %s); this different"
+                            + " request from %s is ignored: submit it with a new job_id",
+                    job.getJobId(), previous.get().getRaw().getUri(), event.source());
+            reusedIds.increment();
+            return;
+        }
         if (previous.isPresent()) {
             LOG.infof("dataset already ingested; announcing it again");
             publisher.sendAndWait(ingested, previous.get());
@@ -122,6 +135,17 @@ public class JobIntake {
                     "ingestion failed: " + e.getMessage(),
                     List.of());
         }
+    }
+
+    /**
+     * Whether two requests are the same job: equal but for when they were sent, so a client that
+     * retries its request is not refused.
+     */
+    static boolean sameJob(JobRequested a, JobRequested b) {
+        return a.toBuilder()
+                .clearRequestedAt()
+                .build()
+                .equals(b.toBuilder().clearRequestedAt().build());
     }
 
     /** A progress event; one that cannot be sent is logged, it does not fail the job. */

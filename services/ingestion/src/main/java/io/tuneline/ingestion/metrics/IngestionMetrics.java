@@ -22,11 +22,13 @@ public class IngestionMetrics {
     public static final String RECORDS = "tuneline.ingestion.records";
     public static final String REJECTED = "tuneline.ingestion.records.rejected";
     public static final String DURATION = "tuneline.ingestion.duration";
+    public static final String REUSED_JOB_IDS = "tuneline.ingestion.jobs.reused.id";
 
     private final Counter bytes;
     private final Counter records;
     private final Map<RejectionReason, Counter> rejected = new EnumMap<>(RejectionReason.class);
     private final Timer duration;
+    private final Counter reusedJobIds;
 
     @Inject
     public IngestionMetrics(MeterRegistry registry) {
@@ -44,6 +46,11 @@ public class IngestionMetrics {
                             .description("Records rejected, by reason")
                             .register(registry));
         }
+        reusedJobIds =
+                Counter.builder(REUSED_JOB_IDS)
+                        .description(
+                                "Job requests ignored because their job id belongs to another job")
+                        .register(registry);
         duration =
                 Timer.builder(DURATION)
                         .description("Time to fetch, store and validate one dataset")
@@ -58,6 +65,11 @@ public class IngestionMetrics {
     public void validated(long valid, Map<RejectionReason, Long> rejections) {
         records.increment(valid);
         rejections.forEach((reason, n) -> rejected.get(reason).increment(n));
+    }
+
+    /** Counts a request whose job id another job already uses. */
+    public Counter reusedJobIds() {
+        return reusedJobIds;
     }
 
     public void took(Duration d) {

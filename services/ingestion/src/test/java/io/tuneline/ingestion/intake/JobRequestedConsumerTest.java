@@ -7,6 +7,7 @@ import static org.mockito.Mockito.atLeastOnce;
 import static org.mockito.Mockito.times;
 import static org.mockito.Mockito.verify;
 
+import com.google.protobuf.util.Timestamps;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
@@ -17,6 +18,7 @@ import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.messaging.DeadLetters;
 import io.tuneline.common.observability.MetricNames;
 import io.tuneline.common.topic.Topics;
+import io.tuneline.ingestion.metrics.IngestionMetrics;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobRequested;
@@ -146,6 +148,63 @@ class JobRequestedConsumerTest {
 
         await().atMost(WAIT).until(() -> duplicates() > duplicatesBefore);
         verify(intake, times(1)).accept(argThat(e -> e.jobId().equals(jobId)));
+    }
+
+    @Test
+    void anotherJobUnderAUsedIdIsIgnoredAndTheFirstJobsDatasetStays() throws Exception {
+        JobRequested first = TestJobs.fullJob().toBuilder().setJobId("reused-1").build();
+        kafka.publish(Topics.JOBS_REQUESTED, first.getJobId(), json(first));
+        DatasetIngested ingested = ingested("reused-1");
+        byte[] raw = bytes("datasets/reused-1/raw/inline.jsonl");
+        double before = registry.counter(IngestionMetrics.REUSED_JOB_IDS).count();
+
+        JobRequested other =
+                first.toBuilder().setDisplayName("someone else's job with the same id").build();
+        kafka.publish(Topics.JOBS_REQUESTED, other.getJobId(), json(other));
+        await().atMost(WAIT)
+                .until(() -> registry.counter(IngestionMetrics.REUSED_JOB_IDS).count() > before);
+        // The same request sent again (a client's retry) is the same job: announced again.
+        kafka.publish(
+                Topics.JOBS_REQUESTED,
+                first.getJobId(),
+                json(first.toBuilder().setRequestedAt(Timestamps.now()).build()));
+        List<ConsumerRecord<String, byte[]>> announced =
+                kafka.readUntil(
+                        Topics.DATASETS_INGESTED,
+                        rs -> rs.stream().filter(r -> "reused-1".equals(r.key())).count() >= 2,
+                        WAIT);
+
+        assertThat(bytes("datasets/reused-1/raw/inline.jsonl")).isEqualTo(raw);
+        assertThat(
+                        announced.stream()
+                                .filter(r -> "reused-1".equals(r.key()))
+                                .map(
+                                        r ->
+                                                codec().decode(
+                                                                r,
+                                                                DatasetIngested
+                                                                        .getDefaultInstance())
+                                                        .payload()
+                                                        .getJob()
+                                                        .getDisplayName()))
+                .hasSize(2)
+                .containsOnly(ingested.getJob().getDisplayName());
+        assertThat(
+                        kafka
+                                .readUntil(
+                                        Topics.JOBS_STATUS,
+                                        rs -> rs.stream().anyMatch(r -> "reused-1".equals(r.key())),
+                                        WAIT)
+                                .stream()
+                                .filter(r -> "reused-1".equals(r.key()))
+                                .map(r -> KafkaTestClient.header(r, CloudEventHeaders.TYPE)))
+                .doesNotContain("tuneline.v1.JobFailed");
+    }
+
+    private byte[] bytes(String key) throws java.io.IOException {
+        try (var in = store.get(store.uri(key))) {
+            return in.readAllBytes();
+        }
     }
 
     @Test
