@@ -29,6 +29,9 @@ Usage: /usr/bin/python3 prompt_reference.py REQUEST.json
 REQUEST.json: {"cases": [{"family": "bert" | "gpt2" | "llama", "model_dir": DIR,
                           "method": {"method": "PROMPT" | "P_TUNING", "encoder": "MLP" | "LSTM"},
                           "state": FILE.safetensors (prompt_encoder.* and the head, if any),
+                          or instead of method and state "peft_dir": a PEFT adapter directory
+                          (checked for PEFT's names, shapes and config fields, then run as PEFT
+                          runs it in inference mode),
                           "input_ids": [[...]], "attention_mask": [[...]], "output": FILE}]}
 Each output FILE receives {"logits": [...], "loss": x, "grads": {name: [flat values]}}.
 """
@@ -241,11 +244,63 @@ def llama_lm(config, w, ids, mask, prompt):
     return hidden[:, n:, :] @ head.t()
 
 
+def read_peft(peft_dir, cfg, family):
+    """Reads a PEFT prompt-learning adapter (adapter_config.json + adapter_model.safetensors) and
+    checks it against PEFT's layout; returns the state that runs it (PEFT in inference mode: the
+    virtual tokens are prompt_embeddings' rows) and the config."""
+    with open(os.path.join(peft_dir, "adapter_config.json")) as f:
+        config = json.load(f)
+    tensors = read(os.path.join(peft_dir, "adapter_model.safetensors"))
+    hidden = cfg.get("hidden_size", cfg.get("n_embd"))
+    heads = cfg.get("num_attention_heads", cfg.get("n_head"))
+    layers = cfg.get("num_hidden_layers", cfg.get("n_layer"))
+    seq_cls = family == "bert"
+
+    def check(ok, what):
+        if not ok:
+            raise AssertionError("%s: %s (config %s, tensors %s)" % (
+                peft_dir, what, config, {k: list(v.shape) for k, v in tensors.items()}))
+
+    check(config["peft_type"] in ("PROMPT_TUNING", "P_TUNING"), "peft_type")
+    check(config["task_type"] == ("SEQ_CLS" if seq_cls else "CAUSAL_LM"), "task_type")
+    check(config["inference_mode"] is True, "inference_mode")
+    check(config["num_transformer_submodules"] == 1, "num_transformer_submodules")
+    check(config["token_dim"] == hidden, "token_dim")
+    check(config["num_attention_heads"] == heads, "num_attention_heads")
+    check(config["num_layers"] == layers, "num_layers")
+    check(isinstance(config.get("base_model_name_or_path"), str), "base_model_name_or_path")
+    if config["peft_type"] == "PROMPT_TUNING":
+        check(config["prompt_tuning_init"] in ("RANDOM", "SAMPLE_VOCAB", "TEXT"), "prompt_tuning_init")
+        if config["prompt_tuning_init"] == "TEXT":
+            check(isinstance(config.get("prompt_tuning_init_text"), str), "prompt_tuning_init_text")
+            check(isinstance(config.get("tokenizer_name_or_path"), str), "tokenizer_name_or_path")
+    else:
+        check(config["encoder_reparameterization_type"] in ("MLP", "LSTM"), "encoder type")
+        check(isinstance(config["encoder_hidden_size"], int), "encoder_hidden_size")
+        check(config["encoder_num_layers"] == 2, "encoder_num_layers")
+        check(isinstance(config["encoder_dropout"], float), "encoder_dropout")
+    expected = {"prompt_embeddings"}
+    if seq_cls:
+        expected |= {"base_model.classifier.weight", "base_model.classifier.bias"}
+        check(config["modules_to_save"] == ["classifier", "score"], "modules_to_save")
+    check(set(tensors) == expected, "tensor names")
+    check(list(tensors["prompt_embeddings"].shape) == [config["num_virtual_tokens"], hidden], "shape")
+    state = {"prompt_encoder.embedding.weight": tensors["prompt_embeddings"]}
+    if seq_cls:
+        state["classifier.weight"] = tensors["base_model.classifier.weight"]
+        state["classifier.bias"] = tensors["base_model.classifier.bias"]
+    return state, config
+
+
 def run(case):
     with open(os.path.join(case["model_dir"], "config.json")) as f:
         cfg = json.load(f)
     weights = lr.read_weights(case["model_dir"])
-    state = read(case["state"])
+    if "peft_dir" in case:
+        state, _ = read_peft(case["peft_dir"], cfg, case["family"])
+        case["method"] = {"method": "PROMPT"}
+    else:
+        state = read(case["state"])
     for name, value in state.items():
         value.requires_grad_(True)
     merged = dict(weights)

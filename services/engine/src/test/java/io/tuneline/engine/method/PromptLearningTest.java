@@ -345,6 +345,80 @@ class PromptLearningTest {
         }
     }
 
+    @Test
+    void peftExportsReadBackWithAnIndependentReaderAndReproduceTheTunedModel(@TempDir Path dir)
+            throws Exception {
+        Map<String, Object[]> cases = new LinkedHashMap<>();
+        cases.put("bert-ptuning-lstm", new Object[] {PromptFamilies.BERT, methods().get(5)});
+        cases.put("gpt2-prompt-text", new Object[] {PromptFamilies.GPT2, methods().get(2)});
+        cases.put(
+                "llama-gqa-ptuning-mlp", new Object[] {PromptFamilies.LLAMA_GQA, methods().get(3)});
+        cases.put("qwen3-prompt-vocab", new Object[] {PromptFamilies.QWEN3, methods().get(1)});
+        ObjectNode request = JSON.createObjectNode();
+        ArrayNode list = request.putArray("cases");
+        Map<String, float[]> tuned = new LinkedHashMap<>();
+        for (Map.Entry<String, Object[]> c : cases.entrySet()) {
+            PromptFamilies family = (PromptFamilies) c.getValue()[0];
+            FineTuningMethod method = (FineTuningMethod) c.getValue()[1];
+            Path base = family.write(dir.resolve(c.getKey()), runtime, 17);
+            Path peft = dir.resolve(c.getKey() + "-peft");
+            try (Model m = family.load(base, runtime)) {
+                TunableModel model = PromptFamilies.tunable(m);
+                method.apply(model, m.getNDManager());
+                for (Parameter p : MethodState.stateParameters(model).values()) {
+                    NDArray a = p.getArray();
+                    float[] v = a.toFloatArray();
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] += 0.05f * (float) Math.cos(i + 2);
+                    }
+                    io.tuneline.engine.nn.NativeCopy.copyInto(a, v);
+                }
+                io.tuneline.engine.export.PeftPromptLearning.write(
+                        model,
+                        method,
+                        "tiny/" + c.getKey(),
+                        java.util.Optional.of("great movie"),
+                        peft);
+                try (NDManager s = m.getNDManager().newSubManager()) {
+                    tuned.put(
+                            c.getKey(),
+                            PromptFamilies.forward(m, s, IDS, MASK, false).toFloatArray());
+                }
+            }
+            JsonNode config = JSON.readTree(peft.resolve("adapter_config.json").toFile());
+            assertThat(config.get("peft_type").asText())
+                    .isEqualTo(
+                            method instanceof FineTuningMethod.Prompt
+                                    ? "PROMPT_TUNING"
+                                    : "P_TUNING");
+            ObjectNode entry = list.addObject();
+            entry.put("family", family.reference());
+            entry.put("model_dir", base.toString());
+            entry.put("peft_dir", peft.toString());
+            entry.set("input_ids", JSON.valueToTree(IDS));
+            entry.set("attention_mask", JSON.valueToTree(MASK));
+            entry.put("output", dir.resolve(c.getKey() + ".json").toString());
+        }
+        runReference("bench/prompt_reference.py", request, dir);
+        for (String name : cases.keySet()) {
+            JsonNode ref = JSON.readTree(dir.resolve(name + ".json").toFile());
+            double diff = maxDiff(tuned.get(name), flatten(ref.get("logits")));
+            System.out.printf(
+                    "PEFT export %s: max |logit diff| vs the tuned model %.2e%n", name, diff);
+            assertThat(diff).as(name).isLessThan(1e-4);
+        }
+        JsonNode text =
+                JSON.readTree(dir.resolve("gpt2-prompt-text-peft/adapter_config.json").toFile());
+        assertThat(text.get("prompt_tuning_init").asText()).isEqualTo("TEXT");
+        assertThat(text.get("prompt_tuning_init_text").asText()).isEqualTo("great movie");
+        assertThat(text.get("task_type").asText()).isEqualTo("CAUSAL_LM");
+        JsonNode lstm =
+                JSON.readTree(dir.resolve("bert-ptuning-lstm-peft/adapter_config.json").toFile());
+        assertThat(lstm.get("encoder_reparameterization_type").asText()).isEqualTo("LSTM");
+        assertThat(lstm.get("encoder_hidden_size").asInt()).isEqualTo(6);
+        assertThat(lstm.get("task_type").asText()).isEqualTo("SEQ_CLS");
+    }
+
     static double maxDiff(float[] a, float[] b) {
         double d = 0;
         for (int i = 0; i < a.length; i++) {
