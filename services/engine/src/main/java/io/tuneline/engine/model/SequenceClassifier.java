@@ -58,6 +58,15 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return encoder.linears();
     }
 
+    /**
+     * The longest real sequence the encoder takes: its positions, less the virtual tokens' N when a
+     * method attached some (they take the first N positions). The trainer cuts inputs there.
+     */
+    public int maxSequenceLength() {
+        return encoder.config().maxSequenceLength()
+                - encoder.virtualTokens().map(VirtualTokens::count).orElse(0);
+    }
+
     @Override
     public int hiddenSize() {
         return encoder.config().hiddenSize();

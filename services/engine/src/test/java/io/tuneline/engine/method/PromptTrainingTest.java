@@ -230,4 +230,25 @@ class PromptTrainingTest {
                             });
         }
     }
+
+    @Test
+    void theClassifierTrainerCutsTextsToThePositionsTheVirtualTokensLeave(@TempDir Path dir)
+            throws Exception {
+        Path base = PromptFamilies.BERT.write(dir, runtime, 23);
+        try (Model m = PromptFamilies.BERT.load(base, runtime)) {
+            SequenceClassifier c = (SequenceClassifier) m.getBlock();
+            new FineTuningMethod.Prompt(34, FineTuningMethod.Prompt.Init.RANDOM, List.of())
+                    .apply(c, m.getNDManager());
+            // 40 positions less 34 virtual tokens: 6 real tokens fit, the texts are longer.
+            assertThat(c.maxSequenceLength()).isEqualTo(6);
+            float[][] p =
+                    new ClassifierTrainer(tokenizer)
+                            .predict(
+                                    m,
+                                    c,
+                                    List.of("a rather long sentence that runs past six tokens"),
+                                    MAX_LEN);
+            assertThat(p[0]).hasSize(PromptFamilies.LABELS);
+        }
+    }
 }

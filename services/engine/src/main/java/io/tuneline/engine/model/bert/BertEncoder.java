@@ -31,6 +31,10 @@ import java.util.Optional;
  * <p>Inputs: token ids (B, T) and attention mask (B, T) with 1 for tokens, 0 for padding; token
  * type ids are taken as 0 (single-sentence tasks); optionally a third input (B, T, H) added to the
  * word embeddings, for embedding-space attacks. Output: last hidden states (B, T, H).
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) the
+ * encoder runs on N + T embeddings (positions 0 .. N + T - 1, token type 0, the mask widened by N
+ * ones) and still returns the T real tokens' states.
  */
 public final class BertEncoder extends AbstractBlock {
     /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */

@@ -40,6 +40,10 @@ import java.util.Optional;
  * <p>Projection weights are held as (out, in), PyTorch's {@code nn.Linear} layout, while the
  * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
  * on load and on save, and {@link #namedParameters()} hands out the (out, in) arrays.
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) they take
+ * positions 0 .. N - 1 before the real tokens and the logits are still (B, T, vocab), the real
+ * tokens'; {@link #maxPositions()} is then {@code n_positions - N}.
  */
 public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageModel {
     /** Layer {@code i}'s module path is this prefix followed by {@code i}. */

@@ -33,6 +33,10 @@ import java.util.Optional;
  * padded keys, and on sliding-window layers only keys less than {@code sliding_window} positions
  * back ({@code kv_idx > q_idx - sliding_window}, transformers' {@code sliding_window_overlay}).
  * Masked scores get float32's lowest value added, as HF's eager attention does.
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) they sit
+ * at positions 0 .. N - 1 (rotated by RoPE like any token) and the real tokens at N ..; the hidden
+ * states returned are the real tokens'.
  */
 public final class LlamaDecoder extends AbstractBlock {
     private final LlamaConfig config;
