@@ -1,11 +1,18 @@
 package io.tuneline.engine.method;
 
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LoraDelta;
+import io.tuneline.engine.nn.PromptEncoder;
+import io.tuneline.engine.nn.SoftPrompt;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.nio.file.FileSystems;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
@@ -22,7 +29,9 @@ public sealed interface FineTuningMethod
         permits FineTuningMethod.Full,
                 FineTuningMethod.Freeze,
                 FineTuningMethod.Lora,
-                FineTuningMethod.Qlora {
+                FineTuningMethod.Qlora,
+                FineTuningMethod.Prompt,
+                FineTuningMethod.PTuning {
 
     /** Prepares {@code model} for training and says how many parameters train. */
     ParameterCounts apply(TunableModel model, NDManager manager);
@@ -57,6 +66,12 @@ public sealed interface FineTuningMethod
         String method = description.path("method").asText("");
         // Each method that cannot be merged adds its case: case "NAME" -> { return ...; }
         switch (method) {
+            case Prompt.NAME -> {
+                return Prompt.fromDescription(description);
+            }
+            case PTuning.NAME -> {
+                return PTuning.fromDescription(description);
+            }
             default ->
                     throw new IllegalArgumentException(
                             "method '"
@@ -215,6 +230,237 @@ public sealed interface FineTuningMethod
             }
             return lora.apply(model, manager);
         }
+    }
+
+    /**
+     * Prompt tuning (Lester et al. 2021, arXiv:2104.08691): {@code virtualTokens} trainable vectors
+     * ({@link SoftPrompt}) prepended to the input embeddings through {@link
+     * TunableModel#attachVirtualTokens}; the base is frozen, the task head trains (PEFT's {@code
+     * modules_to_save}). Initialisation as PEFT's {@code PromptEmbedding} ({@code
+     * peft/tuners/prompt_tuning/model.py}): {@link Init#RANDOM} as {@code nn.Embedding} (N(0, 1)),
+     * {@link Init#VOCAB} ({@code SAMPLE_VOCAB}) rows of the token embedding at ids drawn uniformly
+     * from the vocabulary with the engine's seeded generator, {@link Init#TEXT} the token
+     * embeddings of {@code initTokenIds} (the caller tokenizes the text as PEFT does, special
+     * tokens included), repeated or cut to N.
+     */
+    record Prompt(int virtualTokens, Prompt.Init init, List<Integer> initTokenIds)
+            implements FineTuningMethod {
+        /** {@link #describe()}'s method name, the job's {@code PROMPT}. */
+        public static final String NAME = "PROMPT";
+
+        /** PEFT's {@code PromptTuningInit}: RANDOM, SAMPLE_VOCAB, TEXT. */
+        public enum Init {
+            RANDOM,
+            VOCAB,
+            TEXT
+        }
+
+        public Prompt {
+            if (virtualTokens < 1) {
+                throw new IllegalArgumentException(
+                        "prompt tuning needs at least one virtual token, was " + virtualTokens);
+            }
+            initTokenIds = List.copyOf(initTokenIds);
+            if (init == Init.TEXT && initTokenIds.isEmpty()) {
+                throw new IllegalArgumentException(
+                        "prompt tuning's TEXT init needs the text's token ids; the text gave none");
+            }
+        }
+
+        /** The job spec's defaults: 20 virtual tokens, random init. */
+        public static Prompt defaults() {
+            return new Prompt(20, Init.RANDOM, List.of());
+        }
+
+        /**
+         * PEFT's TEXT rule: the ids cut to N when longer, repeated {@code ceil(N / len)} times and
+         * cut to N when shorter.
+         */
+        public static List<Integer> textIds(List<Integer> ids, int n) {
+            List<Integer> out = new java.util.ArrayList<>();
+            while (out.size() < n) {
+                out.addAll(ids);
+            }
+            return List.copyOf(out.subList(0, n));
+        }
+
+        @Override
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            int n = virtualTokens;
+            int h = model.hiddenSize();
+            NDArray initial =
+                    switch (init) {
+                        case RANDOM -> manager.randomNormal(new Shape(n, h));
+                        case VOCAB -> {
+                            long vocab = model.tokenEmbedding().getArray().getShape().get(0);
+                            try (NDManager scratch = manager.newSubManager()) {
+                                long[] ids =
+                                        scratch.randomInteger(
+                                                        0, vocab, new Shape(n), DataType.INT64)
+                                                .toLongArray();
+                                yield rows(model, ids, manager);
+                            }
+                        }
+                        case TEXT ->
+                                rows(
+                                        model,
+                                        textIds(initTokenIds, n).stream()
+                                                .mapToLong(Integer::longValue)
+                                                .toArray(),
+                                        manager);
+                    };
+            return attach(model, new SoftPrompt(initial));
+        }
+
+        @Override
+        public boolean mergeable() {
+            return false;
+        }
+
+        @Override
+        public ObjectNode describe() {
+            ObjectNode d = JsonNodeFactory.instance.objectNode();
+            d.put("method", NAME);
+            d.put("virtual_tokens", virtualTokens);
+            d.put("init", init.name());
+            var ids = d.putArray("init_token_ids");
+            initTokenIds.forEach(ids::add);
+            return d;
+        }
+
+        static Prompt fromDescription(ObjectNode d) {
+            List<Integer> ids = new java.util.ArrayList<>();
+            d.path("init_token_ids").forEach(node -> ids.add(node.asInt()));
+            return new Prompt(
+                    d.path("virtual_tokens").asInt(), Init.valueOf(d.path("init").asText()), ids);
+        }
+
+        /** Copies of the token embedding's rows {@code ids}, (len, hidden), in {@code manager}. */
+        private static NDArray rows(TunableModel model, long[] ids, NDManager manager) {
+            NDArray table = model.tokenEmbedding().getArray();
+            long vocab = table.getShape().get(0);
+            int h = model.hiddenSize();
+            float[] values = new float[ids.length * h];
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] < 0 || ids[i] >= vocab) {
+                    throw new IllegalArgumentException(
+                            "token id "
+                                    + ids[i]
+                                    + " for the prompt's init is outside the vocabulary of "
+                                    + vocab);
+                }
+                float[] row = table.get(ids[i]).toFloatArray();
+                System.arraycopy(row, 0, values, i * h, h);
+            }
+            return manager.create(values, new Shape(ids.length, h));
+        }
+    }
+
+    /**
+     * P-tuning (Liu et al. 2021, arXiv:2103.10385): a prompt encoder ({@link PromptEncoder}: an
+     * embedding of {@code virtualTokens} rows through an MLP or a bidirectional LSTM, as PEFT's
+     * {@code PromptEncoder}) computes the virtual tokens in every forward pass; they are prepended
+     * to the input embeddings through {@link TunableModel#attachVirtualTokens}. The base is frozen,
+     * the task head trains. {@code encoderHiddenSize} 0 means the model's hidden size (PEFT's
+     * default, {@code _prepare_prompt_learning_config}); {@code encoderDropout} is the LSTM's
+     * dropout between its two layers (PEFT's MLP ignores it).
+     */
+    record PTuning(
+            int virtualTokens, PTuning.Encoder encoder, int encoderHiddenSize, float encoderDropout)
+            implements FineTuningMethod {
+        /** {@link #describe()}'s method name, the job's {@code P_TUNING}. */
+        public static final String NAME = "P_TUNING";
+
+        /** PEFT's {@code PromptEncoderReparameterizationType}. */
+        public enum Encoder {
+            MLP,
+            LSTM
+        }
+
+        public PTuning {
+            if (virtualTokens < 1) {
+                throw new IllegalArgumentException(
+                        "P-tuning needs at least one virtual token, was " + virtualTokens);
+            }
+            if (encoderHiddenSize < 0) {
+                throw new IllegalArgumentException(
+                        "encoder hidden size must be positive (or 0 for the model's), was "
+                                + encoderHiddenSize);
+            }
+            if (encoderDropout < 0 || encoderDropout >= 1) {
+                throw new IllegalArgumentException(
+                        "encoder dropout must be in [0, 1), was " + encoderDropout);
+            }
+        }
+
+        /** The job spec's defaults: 20 virtual tokens, MLP, the model's hidden size, no dropout. */
+        public static PTuning defaults() {
+            return new PTuning(20, Encoder.MLP, 0, 0f);
+        }
+
+        /** The encoder's hidden size on {@code model}: PEFT's {@code encoder_hidden_size}. */
+        public int encoderHiddenSize(TunableModel model) {
+            return encoderHiddenSize > 0 ? encoderHiddenSize : model.hiddenSize();
+        }
+
+        @Override
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            PromptEncoder e =
+                    new PromptEncoder(
+                            PromptEncoder.Kind.valueOf(encoder.name()),
+                            virtualTokens,
+                            model.hiddenSize(),
+                            encoderHiddenSize(model),
+                            encoderDropout,
+                            manager);
+            return attach(model, e);
+        }
+
+        @Override
+        public boolean mergeable() {
+            return false;
+        }
+
+        @Override
+        public ObjectNode describe() {
+            ObjectNode d = JsonNodeFactory.instance.objectNode();
+            d.put("method", NAME);
+            d.put("virtual_tokens", virtualTokens);
+            d.put("encoder", encoder.name());
+            d.put("encoder_hidden_size", encoderHiddenSize);
+            d.put("encoder_dropout", encoderDropout);
+            return d;
+        }
+
+        static PTuning fromDescription(ObjectNode d) {
+            return new PTuning(
+                    d.path("virtual_tokens").asInt(),
+                    Encoder.valueOf(d.path("encoder").asText()),
+                    d.path("encoder_hidden_size").asInt(),
+                    (float) d.path("encoder_dropout").asDouble());
+        }
+    }
+
+    /**
+     * Freezes the base, attaches {@code tokens} and trains them and the task head: what prompt
+     * tuning and P-tuning share (PEFT's prompt learning freezes the base model and sets {@code
+     * modules_to_save} to the classifier for sequence classification).
+     */
+    private static ParameterCounts attach(TunableModel model, VirtualTokens tokens) {
+        if (model.virtualTokens().isPresent()) {
+            throw new IllegalStateException("the model has virtual tokens already");
+        }
+        model.namedParameters().values().forEach(p -> p.freeze(true));
+        model.attachVirtualTokens(tokens);
+        tokens.namedParameters().values().forEach(p -> p.freeze(false));
+        model.namedParameters()
+                .forEach(
+                        (name, p) -> {
+                            if (inAny(name, model.headModules())) {
+                                p.freeze(false);
+                            }
+                        });
+        return ParameterCounts.of(model);
     }
 
     /** Whether parameter {@code name} belongs to one of {@code modules}. */

@@ -12,9 +12,11 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * An encoder with a classification head over its mean-pooled token states (masked mean, the pooling
@@ -54,6 +56,48 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     @Override
     public Map<String, Dense> linears() {
         return encoder.linears();
+    }
+
+    /**
+     * The longest real sequence the encoder takes: its positions, less the virtual tokens' N when a
+     * method attached some (they take the first N positions). The trainer cuts inputs there.
+     */
+    public int maxSequenceLength() {
+        return encoder.config().maxSequenceLength()
+                - encoder.virtualTokens().map(VirtualTokens::count).orElse(0);
+    }
+
+    @Override
+    public int hiddenSize() {
+        return encoder.config().hiddenSize();
+    }
+
+    @Override
+    public int attentionHeads() {
+        return encoder.config().heads();
+    }
+
+    @Override
+    public Parameter tokenEmbedding() {
+        return encoder.wordEmbeddings();
+    }
+
+    /** Virtual tokens go before the words; the mean pooling reads the real tokens only. */
+    @Override
+    public void attachVirtualTokens(VirtualTokens tokens) {
+        encoder.attachVirtualTokens(tokens);
+    }
+
+    @Override
+    public Optional<VirtualTokens> virtualTokens() {
+        return encoder.virtualTokens();
+    }
+
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        encoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
+        return p;
     }
 
     @Override

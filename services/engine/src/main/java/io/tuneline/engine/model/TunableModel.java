@@ -5,9 +5,11 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LinearDelta;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * What a fine-tuning method sees of a model, whatever its family (BERT, GPT-2, Llama): parameters
@@ -94,6 +96,51 @@ public interface TunableModel extends Block {
      */
     default Map<String, Parameter> methodParameters() {
         return Map.of();
+    }
+
+    /**
+     * The width of a token embedding (PEFT's {@code token_dim}): {@code hidden_size}, {@code
+     * n_embd}.
+     */
+    default int hiddenSize() {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " names no hidden size");
+    }
+
+    /**
+     * {@code num_attention_heads} ({@code n_head}), as PEFT's prompt-learning configs record it.
+     */
+    default int attentionHeads() {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " names no attention heads");
+    }
+
+    /**
+     * The input token embedding (vocab, hidden): what prompt tuning's vocabulary and text
+     * initialisations copy rows from (PEFT's {@code word_embeddings}).
+     */
+    default Parameter tokenEmbedding() {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " has no token embedding for virtual tokens");
+    }
+
+    /**
+     * The input-embedding seam: {@code tokens}' N vectors are prepended to the input embeddings in
+     * every forward pass ({@link VirtualTokens} says how the mask, positions and token types
+     * follow), the output keeps the real tokens only, and the tokens' parameters are listed by
+     * {@link #methodParameters()} and {@link #namedParameters()}. A model takes one set.
+     *
+     * @throws IllegalStateException when virtual tokens are attached already
+     * @throws UnsupportedOperationException when the family has no such seam
+     */
+    default void attachVirtualTokens(VirtualTokens tokens) {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " takes no virtual tokens");
+    }
+
+    /** The attached virtual tokens, if any. */
+    default Optional<VirtualTokens> virtualTokens() {
+        return Optional.empty();
     }
 
     /**

@@ -101,7 +101,7 @@ public final class ClassifierTrainer {
                     @Override
                     public TrainingLoop.BatchLoss loss(
                             NDManager manager, List<LabelledText> batch) {
-                        Batch b = encode(manager, batch, s.maxSeqLength());
+                        Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
                         NDArray logits =
                                 classifier
                                         .forward(
@@ -136,7 +136,7 @@ public final class ClassifierTrainer {
         for (int from = 0; from < examples.size(); from += 32) {
             List<LabelledText> chunk = examples.subList(from, Math.min(examples.size(), from + 32));
             try (NDManager m = model.getNDManager().newSubManager()) {
-                Batch b = encode(m, chunk, maxSeqLength);
+                Batch b = encode(m, chunk, room(classifier, maxSeqLength));
                 NDArray logits =
                         classifier
                                 .forward(
@@ -163,7 +163,7 @@ public final class ClassifierTrainer {
                         encode(
                                 m,
                                 chunk.stream().map(t -> new LabelledText(t, 0)).toList(),
-                                maxSeqLength);
+                                room(classifier, maxSeqLength));
                 NDArray probs =
                         classifier
                                 .forward(
@@ -181,6 +181,11 @@ public final class ClassifierTrainer {
             }
         }
         return out;
+    }
+
+    /** At most {@code maxSeqLength}, and no more than virtual tokens leave of the positions. */
+    private static int room(SequenceClassifier classifier, int maxSeqLength) {
+        return Math.min(maxSeqLength, classifier.maxSequenceLength());
     }
 
     private record Batch(NDArray ids, NDArray mask, NDArray labels, long tokens) {}

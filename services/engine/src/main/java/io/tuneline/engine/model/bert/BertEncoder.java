@@ -16,11 +16,13 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * A BERT-family encoder (BERT, MiniLM, and RoBERTa's layout) built from DJL blocks, every parameter
@@ -29,6 +31,10 @@ import java.util.Map;
  * <p>Inputs: token ids (B, T) and attention mask (B, T) with 1 for tokens, 0 for padding; token
  * type ids are taken as 0 (single-sentence tasks); optionally a third input (B, T, H) added to the
  * word embeddings, for embedding-space attacks. Output: last hidden states (B, T, H).
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) the
+ * encoder runs on N + T embeddings (positions 0 .. N + T - 1, token type 0, the mask widened by N
+ * ones) and still returns the T real tokens' states.
  */
 public final class BertEncoder extends AbstractBlock {
     /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */
@@ -43,6 +49,7 @@ public final class BertEncoder extends AbstractBlock {
     private final Parameter tokenTypeEmbeddings;
     private final LayerNormBlock embeddingNorm;
     private final List<BertLayer> layers = new ArrayList<>();
+    private VirtualTokens virtualTokens;
 
     public BertEncoder(BertConfig config) {
         this.config = config;
@@ -72,6 +79,26 @@ public final class BertEncoder extends AbstractBlock {
         return config;
     }
 
+    /** The word embedding (vocab, hidden). */
+    public Parameter wordEmbeddings() {
+        return wordEmbeddings;
+    }
+
+    /**
+     * Prepends {@code tokens} to the word embeddings from now on (prompt tuning, P-tuning): see
+     * {@link VirtualTokens}; the encoder's output keeps the real tokens only.
+     */
+    public void attachVirtualTokens(VirtualTokens tokens) {
+        if (virtualTokens != null) {
+            throw new IllegalStateException("the encoder has virtual tokens already");
+        }
+        virtualTokens = tokens;
+    }
+
+    public Optional<VirtualTokens> virtualTokens() {
+        return Optional.ofNullable(virtualTokens);
+    }
+
     /**
      * Every parameter under its Hugging Face name ({@code
      * encoder.layer.0.attention.self.query.weight}).
@@ -86,6 +113,9 @@ public final class BertEncoder extends AbstractBlock {
         for (int i = 0; i < layers.size(); i++) {
             String prefix = LAYER_PREFIX + i + ".";
             layers.get(i).namedParameters().forEach((name, param) -> p.put(prefix + name, param));
+        }
+        if (virtualTokens != null) {
+            p.putAll(virtualTokens.namedParameters());
         }
         return Collections.unmodifiableMap(p);
     }
@@ -108,12 +138,18 @@ public final class BertEncoder extends AbstractBlock {
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray ids = inputs.get(0);
         long b = ids.getShape().get(0);
-        long t = ids.getShape().get(1);
+        long real = ids.getShape().get(1);
+        // Virtual tokens (prompt tuning, P-tuning) come first, as PEFT passes inputs_embeds of
+        // length N + T: positions 0 .. N + T - 1, token type 0, N ones in front of the mask.
+        long n = virtualTokens == null ? 0 : virtualTokens.count();
+        long t = n + real;
         if (t > config.maxSequenceLength()) {
             throw new IllegalArgumentException(
                     "sequence of "
-                            + t
-                            + " tokens is longer than the model's "
+                            + real
+                            + " tokens"
+                            + (n > 0 ? " after " + n + " virtual tokens" : "")
+                            + " is longer than the model's "
                             + config.maxSequenceLength()
                             + " positions");
         }
@@ -132,6 +168,14 @@ public final class BertEncoder extends AbstractBlock {
             // (FGSM, PGD) moves along the loss gradient.
             x = x.add(inputs.get(2));
         }
+        if (n > 0) {
+            NDArray prompt =
+                    virtualTokens
+                            .embeddings(ps, device, training)
+                            .expandDims(0)
+                            .broadcast(b, n, config.hiddenSize());
+            x = prompt.concat(x, 1);
+        }
         x =
                 x.add(
                                 ps.getValue(positionEmbeddings, device, training)
@@ -142,12 +186,14 @@ public final class BertEncoder extends AbstractBlock {
         x = TrainingDropout.apply(x, config.hiddenDropout(), training);
         NDList layerInputs;
         if (inputs.size() > 1) {
-            NDArray additive =
-                    inputs.get(1)
-                            .toType(DataType.FLOAT32, false)
-                            .sub(1f)
-                            .mul(-MASKED)
-                            .reshape(b, 1, 1, t);
+            NDArray mask = inputs.get(1).toType(DataType.FLOAT32, false);
+            if (n > 0) {
+                mask =
+                        mask.getManager()
+                                .ones(new Shape(b, n), DataType.FLOAT32, device)
+                                .concat(mask, 1);
+            }
+            NDArray additive = mask.sub(1f).mul(-MASKED).reshape(b, 1, 1, t);
             layerInputs = new NDList(x, additive);
         } else {
             layerInputs = new NDList(x);
@@ -157,7 +203,8 @@ public final class BertEncoder extends AbstractBlock {
             layerInputs =
                     layerInputs.size() > 1 ? new NDList(out, layerInputs.get(1)) : new NDList(out);
         }
-        return new NDList(layerInputs.get(0));
+        NDArray hidden = layerInputs.get(0);
+        return new NDList(n > 0 ? hidden.get(new NDIndex(":, {}:, :", n)) : hidden);
     }
 
     @Override

@@ -18,11 +18,13 @@ import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * A GPT-2 decoder with its language-model head ({@code GPT2LMHeadModel}) built from DJL blocks,
@@ -38,6 +40,10 @@ import java.util.Map;
  * <p>Projection weights are held as (out, in), PyTorch's {@code nn.Linear} layout, while the
  * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
  * on load and on save, and {@link #namedParameters()} hands out the (out, in) arrays.
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) they take
+ * positions 0 .. N - 1 before the real tokens and the logits are still (B, T, vocab), the real
+ * tokens'; {@link #maxPositions()} is then {@code n_positions - N}.
  */
 public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageModel {
     /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
@@ -51,6 +57,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     private final Parameter wpe;
     private final List<Gpt2Layer> layers = new ArrayList<>();
     private final LayerNormBlock lnF;
+    private VirtualTokens virtualTokens;
 
     public Gpt2LmModel(Gpt2Config config) {
         this.config = config;
@@ -78,6 +85,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     }
 
     /** The token embedding, which is also the LM head's weight. */
+    @Override
     public Parameter tokenEmbedding() {
         return wte;
     }
@@ -99,6 +107,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         }
         p.put("transformer.ln_f.weight", lnF.weight());
         p.put("transformer.ln_f.bias", lnF.bias());
+        p.putAll(methodParameters());
         return Collections.unmodifiableMap(p);
     }
 
@@ -151,9 +160,52 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         return List.of("c_attn");
     }
 
+    /**
+     * {@code n_positions}, less the virtual tokens' N when a method attached some: they take the
+     * first N learned positions, so training and evaluation cut real sequences N tokens shorter.
+     */
     @Override
     public int maxPositions() {
-        return config.maxPositions();
+        return config.maxPositions() - (virtualTokens == null ? 0 : virtualTokens.count());
+    }
+
+    @Override
+    public int hiddenSize() {
+        return config.hiddenSize();
+    }
+
+    @Override
+    public int attentionHeads() {
+        return config.heads();
+    }
+
+    @Override
+    public void attachVirtualTokens(VirtualTokens tokens) {
+        if (virtualTokens != null) {
+            throw new IllegalStateException("the model has virtual tokens already");
+        }
+        if (tokens.count() >= config.maxPositions()) {
+            throw new IllegalArgumentException(
+                    tokens.count()
+                            + " virtual tokens leave no room in the model's "
+                            + config.maxPositions()
+                            + " positions (n_positions)");
+        }
+        virtualTokens = tokens;
+    }
+
+    @Override
+    public Optional<VirtualTokens> virtualTokens() {
+        return Optional.ofNullable(virtualTokens);
+    }
+
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        if (virtualTokens != null) {
+            p.putAll(virtualTokens.namedParameters());
+        }
+        return p;
     }
 
     @Override
@@ -197,33 +249,56 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray ids = inputs.get(0);
         long b = ids.getShape().get(0);
-        long t = ids.getShape().get(1);
+        long real = ids.getShape().get(1);
+        // Virtual tokens (prompt tuning, P-tuning) come first, as PEFT passes inputs_embeds of
+        // length N + T: they take positions 0 .. N - 1 and N ones in front of the mask.
+        long n = virtualTokens == null ? 0 : virtualTokens.count();
+        long t = n + real;
         if (t > config.maxPositions()) {
             throw new IllegalArgumentException(
                     "sequence of "
-                            + t
-                            + " tokens is longer than the model's "
+                            + real
+                            + " tokens"
+                            + (n > 0 ? " after " + n + " virtual tokens" : "")
+                            + " is longer than the model's "
                             + config.maxPositions()
                             + " positions (n_positions)");
         }
         var device = ids.getDevice();
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
+        NDArray mask = inputs.size() > 1 ? inputs.get(1) : null;
+        if (n > 0) {
+            NDArray prompt =
+                    virtualTokens
+                            .embeddings(ps, device, training)
+                            .expandDims(0)
+                            .broadcast(b, n, config.hiddenSize());
+            x = prompt.concat(x, 1);
+            if (mask != null) {
+                mask =
+                        mask.getManager()
+                                .ones(new Shape(b, n), DataType.FLOAT32, device)
+                                .concat(mask.toType(DataType.FLOAT32, false), 1);
+            }
+        }
         x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
         // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
         x = TrainingDropout.apply(x, config.embdPdrop(), training);
-        NDArray bias =
-                attentionBias(ids.getManager(), t, inputs.size() > 1 ? inputs.get(1) : null)
-                        .toDevice(device, false);
+        NDArray bias = attentionBias(ids.getManager(), t, mask).toDevice(device, false);
         for (Gpt2Layer layer : layers) {
             x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
         }
+        if (n > 0) {
+            // The output keeps the real tokens: logits (B, T, vocab), as without virtual tokens.
+            x = x.get(new NDIndex(":, {}:, :", n));
+        }
         NDArray h =
-                lnF.forward(ps, new NDList(x.reshape(b * t, config.hiddenSize())), training)
+                lnF.forward(ps, new NDList(x.reshape(b * real, config.hiddenSize())), training)
                         .singletonOrThrow();
         // The LM head is wte itself: logits = h wte^T.
         NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
-        return new NDList(logits.reshape(b, t, config.vocabSize()));
+        return new NDList(logits.reshape(b, real, config.vocabSize()));
     }
 
     @Override

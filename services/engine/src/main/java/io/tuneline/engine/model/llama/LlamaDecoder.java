@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.ndarray.types.SparseFormat;
@@ -14,10 +15,12 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The Llama-family decoder without its LM head ({@code LlamaModel}, Hugging Face's {@code model.}
@@ -30,12 +33,17 @@ import java.util.Map;
  * padded keys, and on sliding-window layers only keys less than {@code sliding_window} positions
  * back ({@code kv_idx > q_idx - sliding_window}, transformers' {@code sliding_window_overlay}).
  * Masked scores get float32's lowest value added, as HF's eager attention does.
+ *
+ * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) they sit
+ * at positions 0 .. N - 1 (rotated by RoPE like any token) and the real tokens at N ..; the hidden
+ * states returned are the real tokens'.
  */
 public final class LlamaDecoder extends AbstractBlock {
     private final LlamaConfig config;
     private final Parameter embedTokens;
     private final List<LlamaLayer> layers = new ArrayList<>();
     private final RmsNorm norm;
+    private VirtualTokens virtualTokens;
 
     public LlamaDecoder(LlamaConfig config) {
         this.config = config;
@@ -61,6 +69,23 @@ public final class LlamaDecoder extends AbstractBlock {
     /** {@code embed_tokens}: (vocab, hidden); also the LM head's weight when tied. */
     public Parameter embedTokens() {
         return embedTokens;
+    }
+
+    /**
+     * Prepends {@code tokens} to the token embeddings from now on (prompt tuning, P-tuning): see
+     * {@link VirtualTokens}. With a key/value cache they are prepended on the first call (an empty
+     * cache) and stay in the cache, so generation honours them; the hidden states returned are the
+     * real tokens' only.
+     */
+    public void attachVirtualTokens(VirtualTokens tokens) {
+        if (virtualTokens != null) {
+            throw new IllegalStateException("the decoder has virtual tokens already");
+        }
+        virtualTokens = tokens;
+    }
+
+    public Optional<VirtualTokens> virtualTokens() {
+        return Optional.ofNullable(virtualTokens);
     }
 
     public List<LlamaLayer> layers() {
@@ -101,14 +126,19 @@ public final class LlamaDecoder extends AbstractBlock {
     public NDArray hidden(
             ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
         long b = ids.getShape().get(0);
-        int t = Math.toIntExact(ids.getShape().get(1));
+        int real = Math.toIntExact(ids.getShape().get(1));
         long past = cache == null ? 0 : cache.length();
+        // Virtual tokens (prompt tuning, P-tuning) come first, as PEFT passes inputs_embeds of
+        // length N + T: positions 0 .. N + T - 1 (RoPE rotates them too), N ones in front of the
+        // mask. With a cache they go in on the first call and stay there.
+        int n = virtualTokens != null && past == 0 ? virtualTokens.count() : 0;
+        int t = n + real;
         Device device = ids.getDevice();
         NDManager manager = ids.getManager();
         if (mask != null
                 && (mask.getShape().dimension() != 2
                         || mask.getShape().get(0) != b
-                        || mask.getShape().get(1) != past + t)) {
+                        || mask.getShape().get(1) != past + real)) {
             throw new IllegalArgumentException(
                     "attention mask of shape "
                             + mask.getShape()
@@ -117,17 +147,40 @@ public final class LlamaDecoder extends AbstractBlock {
                             + " rows of "
                             + past
                             + " cached and "
-                            + t
+                            + real
                             + " new tokens; expected ("
                             + b
                             + ", "
-                            + (past + t)
+                            + (past + real)
                             + ")");
+        }
+        if (virtualTokens != null && past + t > config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException(
+                    "sequence of "
+                            + (past + t - virtualTokens.count())
+                            + " tokens after "
+                            + virtualTokens.count()
+                            + " virtual tokens is longer than the model's "
+                            + config.maxPositionEmbeddings()
+                            + " positions (max_position_embeddings)");
         }
         NDArray x =
                 Embedding.embedding(
                                 ids, ps.getValue(embedTokens, device, training), SparseFormat.DENSE)
                         .singletonOrThrow();
+        if (n > 0) {
+            NDArray prompt =
+                    virtualTokens
+                            .embeddings(ps, device, training)
+                            .expandDims(0)
+                            .broadcast(b, n, config.hiddenSize());
+            x = prompt.concat(x, 1);
+            if (mask != null) {
+                mask =
+                        manager.ones(new Shape(b, n), DataType.FLOAT32, device)
+                                .concat(mask.toType(DataType.FLOAT32, false), 1);
+            }
+        }
         float[][] cs = LlamaRope.cosSin(config, past, t);
         Shape table = new Shape(1, 1, t, config.headDim());
         NDArray cos = manager.create(cs[0], table).toDevice(device, false);
@@ -144,6 +197,9 @@ public final class LlamaDecoder extends AbstractBlock {
         }
         if (cache != null) {
             cache.advance(t);
+        }
+        if (n > 0) {
+            x = x.get(new NDIndex(":, {}:, :", n));
         }
         return norm.forward(ps, new NDList(x), training).singletonOrThrow();
     }

@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -86,6 +87,7 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         if (lmHead != null) {
             p.put("lm_head.weight", lmHead.weight());
         }
+        p.putAll(methodParameters());
         return Collections.unmodifiableMap(p);
     }
 
@@ -145,10 +147,54 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         return List.of("q_proj", "v_proj");
     }
 
-    /** {@code max_position_embeddings}: training and evaluation cut sequences there. */
+    /**
+     * {@code max_position_embeddings}: training and evaluation cut sequences there; less the
+     * virtual tokens' N when a method attached some, since they take the first N positions.
+     */
     @Override
     public int maxPositions() {
-        return config.maxPositionEmbeddings();
+        return config.maxPositionEmbeddings()
+                - decoder.virtualTokens().map(VirtualTokens::count).orElse(0);
+    }
+
+    @Override
+    public int hiddenSize() {
+        return config.hiddenSize();
+    }
+
+    /** {@code num_attention_heads} (query heads; PEFT's prompt tuning records these). */
+    @Override
+    public int attentionHeads() {
+        return config.heads();
+    }
+
+    @Override
+    public Parameter tokenEmbedding() {
+        return decoder.embedTokens();
+    }
+
+    @Override
+    public void attachVirtualTokens(VirtualTokens tokens) {
+        if (tokens.count() >= config.maxPositionEmbeddings()) {
+            throw new IllegalArgumentException(
+                    tokens.count()
+                            + " virtual tokens leave no room in the model's "
+                            + config.maxPositionEmbeddings()
+                            + " positions (max_position_embeddings)");
+        }
+        decoder.attachVirtualTokens(tokens);
+    }
+
+    @Override
+    public Optional<VirtualTokens> virtualTokens() {
+        return decoder.virtualTokens();
+    }
+
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        Map<String, Parameter> p = new LinkedHashMap<>();
+        decoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
+        return p;
     }
 
     @Override
