@@ -1,10 +1,10 @@
 package io.tuneline.training.worker;
 
 import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
-import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
@@ -112,7 +112,10 @@ public final class CausalLmRun {
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             FineTuningMethod method =
-                    ClassificationRun.method(job.getMethod(), lm.defaultLoraTargets());
+                    ClassificationRun.method(
+                            job.getMethod(),
+                            lm.defaultLoraTargets(),
+                            text -> tokenIds(baseDir, text));
             ParameterCounts counts = method.apply(lm, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
@@ -152,11 +155,13 @@ public final class CausalLmRun {
                 others.addAll(List.of(MethodState.CONFIG, MethodState.WEIGHTS));
             }
             Path adapter = scratch.resolve("adapter");
-            Optional<FineTuningMethod.Lora> lora = ClassificationRun.adapterOf(method);
             boolean withAdapter =
-                    lora.isPresent()
-                            && PeftAdapter.write(
-                                    lm, lora.get(), ModelCatalog.huggingFaceName(ref), adapter);
+                    ClassificationRun.writeAdapter(
+                            lm,
+                            method,
+                            job.getMethod(),
+                            ModelCatalog.huggingFaceName(ref),
+                            adapter);
             List<ArtifactRef> files =
                     run.uploadModel(
                             out,
@@ -164,6 +169,17 @@ public final class CausalLmRun {
                             others,
                             withAdapter ? Optional.of(adapter) : Optional.empty());
             return run.complete(outcome, counts, files);
+        }
+    }
+
+    /** The base's tokenizer's ids for {@code text} (prompt tuning's text init). */
+    private static List<Integer> tokenIds(Path baseDir, String text) {
+        try (HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(baseDir.resolve(ModelCatalog.TOKENIZER))) {
+            return ClassificationRun.tokenIds(tokenizer).apply(text);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(
+                    "cannot read the base model's tokenizer for the prompt's init text", e);
         }
     }
 

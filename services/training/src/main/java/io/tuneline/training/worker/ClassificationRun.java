@@ -12,11 +12,14 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
+import io.tuneline.engine.export.PeftPromptLearning;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.method.TargetMatcher;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
@@ -34,6 +37,7 @@ import io.tuneline.proto.v1.Hyperparameters;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.PromptTuningParams;
 import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
 import io.tuneline.training.run.RunStore;
@@ -42,9 +46,11 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 
 /**
  * One training attempt of a sequence-classification job: reads the run's input and prepared
@@ -165,7 +171,8 @@ public final class ClassificationRun {
                     new Shape(1, settings.maxSeqLength()));
             base.loadInto(classifier.encoder());
             model.setBlock(classifier);
-            FineTuningMethod method = method(job.getMethod(), classifier.defaultLoraTargets());
+            FineTuningMethod method =
+                    method(job.getMethod(), classifier.defaultLoraTargets(), tokenIds(tokenizer));
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
@@ -201,14 +208,13 @@ public final class ClassificationRun {
             // LoRA: the adapter alone as PEFT saves it, for Python users
             // (PeftModel.from_pretrained).
             Path adapter = scratch.resolve("adapter");
-            Optional<FineTuningMethod.Lora> lora = adapterOf(method);
             boolean withAdapter =
-                    lora.isPresent()
-                            && PeftAdapter.write(
-                                    classifier,
-                                    lora.get(),
-                                    ModelCatalog.huggingFaceName(ref),
-                                    adapter);
+                    writeAdapter(
+                            classifier,
+                            method,
+                            job.getMethod(),
+                            ModelCatalog.huggingFaceName(ref),
+                            adapter);
             List<ArtifactRef> files =
                     run.uploadModel(
                             out,
@@ -300,7 +306,10 @@ public final class ClassificationRun {
      * target_modules_regex}, or when it names neither PEFT's targets for the model family ({@code
      * defaultTargets}: query and value for BERT, c_attn for GPT-2).
      */
-    static FineTuningMethod method(MethodSpec spec, List<String> defaultTargets) {
+    static FineTuningMethod method(
+            MethodSpec spec,
+            List<String> defaultTargets,
+            Function<String, List<Integer>> tokenize) {
         return switch (spec.getKindCase()) {
             case FULL, KIND_NOT_SET -> new FineTuningMethod.Full();
             case FREEZE ->
@@ -321,8 +330,82 @@ public final class ClassificationRun {
                 yield new FineTuningMethod.Qlora(
                         lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
             }
+            case PROMPT -> prompt(spec.getPrompt(), tokenize);
+            case P_TUNING -> {
+                var p = spec.getPTuning();
+                yield new FineTuningMethod.PTuning(
+                        p.getNumVirtualTokens() > 0 ? p.getNumVirtualTokens() : 20,
+                        p.getEncoderType().isEmpty()
+                                ? FineTuningMethod.PTuning.Encoder.MLP
+                                : FineTuningMethod.PTuning.Encoder.valueOf(
+                                        p.getEncoderType().toUpperCase(Locale.ROOT)),
+                        p.getEncoderHiddenSize(),
+                        (float) p.getEncoderDropout());
+            }
             default -> throw unsupported(spec);
         };
+    }
+
+    /**
+     * Prompt tuning with the job's init: the text's token ids (special tokens included, as PEFT
+     * tokenizes {@code prompt_tuning_init_text}) when it gives a text, rows drawn from the
+     * vocabulary for "vocab", random vectors otherwise.
+     */
+    private static FineTuningMethod.Prompt prompt(
+            PromptTuningParams p, Function<String, List<Integer>> tokenize) {
+        int n = p.getNumVirtualTokens() > 0 ? p.getNumVirtualTokens() : 20;
+        String init = p.getInit().toLowerCase(Locale.ROOT);
+        if (!p.getInitText().isBlank() || init.equals("text")) {
+            return new FineTuningMethod.Prompt(
+                    n, FineTuningMethod.Prompt.Init.TEXT, tokenize.apply(p.getInitText()));
+        }
+        return new FineTuningMethod.Prompt(
+                n,
+                init.equals("vocab")
+                        ? FineTuningMethod.Prompt.Init.VOCAB
+                        : FineTuningMethod.Prompt.Init.RANDOM,
+                List.of());
+    }
+
+    /** A tokenizer's ids for a text, special tokens included. */
+    static Function<String, List<Integer>> tokenIds(HuggingFaceTokenizer tokenizer) {
+        return text ->
+                java.util.Arrays.stream(tokenizer.encode(text).getIds())
+                        .mapToObj(id -> (int) id)
+                        .toList();
+    }
+
+    /**
+     * Writes the adapter a method trains in the layout Python tools load, and says whether there is
+     * one: PEFT's LoRA adapter (also QLoRA's), PEFT's prompt-learning adapter (prompt tuning,
+     * P-tuning). Full fine-tuning and freezing have none: their model is the whole result.
+     */
+    static boolean writeAdapter(
+            TunableModel model,
+            FineTuningMethod method,
+            MethodSpec spec,
+            String baseModel,
+            Path dir)
+            throws IOException {
+        if (method instanceof FineTuningMethod.Prompt
+                || method instanceof FineTuningMethod.PTuning) {
+            PeftPromptLearning.write(
+                    model,
+                    method,
+                    baseModel,
+                    spec.getPrompt().getInitText().isBlank()
+                            ? Optional.empty()
+                            : Optional.of(spec.getPrompt().getInitText()),
+                    dir);
+            return true;
+        }
+        Optional<FineTuningMethod.Lora> lora = adapterOf(method);
+        if (lora.isEmpty()) {
+            return false;
+        }
+        return model instanceof SequenceClassifier classifier
+                ? PeftAdapter.write(classifier, lora.get(), baseModel, dir)
+                : PeftAdapter.write((CausalLanguageModel) model, lora.get(), baseModel, dir);
     }
 
     private static FineTuningMethod.Lora lora(LoraParams l, List<String> defaultTargets) {
@@ -378,7 +461,7 @@ public final class ClassificationRun {
      */
     static void requireSupported(MethodSpec spec) {
         switch (spec.getKindCase()) {
-            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA -> {}
+            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA, PROMPT, P_TUNING -> {}
             default -> throw unsupported(spec);
         }
     }

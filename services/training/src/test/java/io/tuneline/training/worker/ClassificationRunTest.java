@@ -224,16 +224,56 @@ class ClassificationRunTest {
                 .hasMessageContaining("config.json");
     }
 
+    /**
+     * Prompt tuning cannot be merged: the model directory holds the base's weights with the trained
+     * head, the method's state beside them (which the engine restores) and PEFT's prompt-learning
+     * adapter; such a model is not the base of a next job.
+     */
     @Test
-    void aTaskOrMethodTheWorkerCannotTrainFailsSayingWhich() {
+    void aPromptTuningRunWritesTheMethodStateAndThePeftAdapterAndIsNoBaseForAnotherJob()
+            throws Exception {
         prepare(
                 "prompt-run-1",
                 MethodSpec.newBuilder()
-                        .setPrompt(io.tuneline.proto.v1.PromptTuningParams.getDefaultInstance())
+                        .setPrompt(
+                                io.tuneline.proto.v1.PromptTuningParams.newBuilder()
+                                        .setNumVirtualTokens(4)
+                                        .setInitText("Is this review positive?"))
                         .build());
+        TrainingCompleted result =
+                new ClassificationRun(store, p -> {}, scratch.resolve("prompt"))
+                        .run("prompt-run-1", 1);
+
+        assertThat(result.getTrainableParameters()).isEqualTo(4 * 384 + 384 * 2 + 2);
+        String prefix = "s3://tuneline/runs/prompt-run-1/model/";
+        assertThat(result.getModelFilesList())
+                .extracting(ArtifactRef::getUri)
+                .containsExactly(
+                        prefix + "model.safetensors",
+                        prefix + "adapter/adapter_config.json",
+                        prefix + "adapter/adapter_model.safetensors",
+                        prefix + "config.json",
+                        prefix + "tokenizer.json",
+                        prefix + io.tuneline.engine.method.MethodState.CONFIG,
+                        prefix + io.tuneline.engine.method.MethodState.WEIGHTS);
+        String state = Files.readString(download(result.getModelFiles(5)));
+        assertThat(state).contains("\"method\" : \"PROMPT\"").contains("\"init\" : \"TEXT\"");
+        try (SafetensorsFile f = SafetensorsFile.open(download(result.getModelFiles(6)))) {
+            assertThat(f.info("prompt_encoder.embedding.weight").shape()).containsExactly(4, 384);
+        }
+        try (SafetensorsFile f = SafetensorsFile.open(download(result.getModelFiles(2)))) {
+            assertThat(f.info("prompt_embeddings").shape()).containsExactly(4, 384);
+        }
+        assertThat(Files.readString(download(result.getModelFiles(1))))
+                .contains("\"peft_type\" : \"PROMPT_TUNING\"")
+                .contains("Is this review positive?");
+
+        prepare("after-prompt", MethodSpec.getDefaultInstance(), prefix);
         assertThatThrownBy(
-                        () -> new ClassificationRun(store, p -> {}, scratch).run("prompt-run-1", 1))
-                .hasMessageContaining("method PROMPT is not trained by this worker yet");
+                        () ->
+                                new ClassificationRun(store, p -> {}, scratch.resolve("after"))
+                                        .run("after-prompt", 1))
+                .hasMessageContaining("was tuned with PROMPT, which cannot be merged");
     }
 
     private Path download(ArtifactRef ref) throws Exception {

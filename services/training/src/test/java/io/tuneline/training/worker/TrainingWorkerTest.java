@@ -6,6 +6,11 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 class TrainingWorkerTest {
+    /** For methods that need no tokenizer: a prompt init text would be a mistake here. */
+    private static final java.util.function.Function<String, java.util.List<Integer>> NO_TEXT =
+            text -> {
+                throw new AssertionError("no text to tokenize expected: " + text);
+            };
 
     @Test
     void kafkaSecuritySettingsComeFromTheSameVariablesTheServicesUse() {
@@ -125,7 +130,7 @@ class TrainingWorkerTest {
                                                         .setRank(4)))
                         .build();
         ClassificationRun.requireSupported(spec);
-        var method = ClassificationRun.method(spec, java.util.List.of("c_attn"));
+        var method = ClassificationRun.method(spec, java.util.List.of("c_attn"), NO_TEXT);
         org.assertj.core.api.Assertions.assertThat(method)
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Qlora(
@@ -143,7 +148,8 @@ class TrainingWorkerTest {
                                                 .setBlockSize(128)
                                                 .setDisableDoubleQuant(true))
                                 .build(),
-                        java.util.List.of("c_attn"));
+                        java.util.List.of("c_attn"),
+                        NO_TEXT);
         org.assertj.core.api.Assertions.assertThat(single)
                 .extracting("blocksize", "doubleQuant")
                 .containsExactly(128, false);
@@ -156,7 +162,7 @@ class TrainingWorkerTest {
                 io.tuneline.proto.v1.MethodSpec.newBuilder()
                         .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
                         .build();
-        assertThat(ClassificationRun.method(lora, java.util.List.of("c_attn")))
+        assertThat(ClassificationRun.method(lora, java.util.List.of("c_attn"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8, 16f, 0.05f, java.util.List.of("c_attn")));
@@ -166,7 +172,7 @@ class TrainingWorkerTest {
                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                         .addTargetModules("dense"))
                         .build();
-        assertThat(ClassificationRun.method(named, java.util.List.of("query", "value")))
+        assertThat(ClassificationRun.method(named, java.util.List.of("query", "value"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8, 16f, 0.05f, java.util.List.of("dense")));
@@ -176,7 +182,7 @@ class TrainingWorkerTest {
                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                         .setTargetModulesRegex(".*\\.(query|value)"))
                         .build();
-        assertThat(ClassificationRun.method(regex, java.util.List.of("query", "value")))
+        assertThat(ClassificationRun.method(regex, java.util.List.of("query", "value"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8,
