@@ -15,6 +15,7 @@ import io.tuneline.engine.nn.Dense;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * An encoder with a classification head over its mean-pooled token states (masked mean, the pooling
@@ -48,7 +49,30 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>(encoder.namedParameters());
         head.namedParameters().forEach((name, param) -> p.put(HEAD + "." + name, param));
+        p.putAll(methodParameters());
         return p;
+    }
+
+    /** The key/value prefix's parameters when a method attached one. */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return encoder.kvPrefix().map(KvPrefix::namedParameters).orElse(Map.of());
+    }
+
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return encoder.kvPrefixSizes();
+    }
+
+    /** The encoder prepends it; mean pooling still reads the real tokens only. */
+    @Override
+    public void attachKvPrefix(KvPrefix prefix) {
+        encoder.attachKvPrefix(prefix);
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return encoder.kvPrefix();
     }
 
     @Override

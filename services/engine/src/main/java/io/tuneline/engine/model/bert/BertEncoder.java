@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.bert;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -13,6 +14,7 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -21,6 +23,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * A BERT-family encoder (BERT, MiniLM, and RoBERTa's layout) built from DJL blocks, every parameter
@@ -43,6 +46,7 @@ public final class BertEncoder extends AbstractBlock {
     private final Parameter tokenTypeEmbeddings;
     private final LayerNormBlock embeddingNorm;
     private final List<BertLayer> layers = new ArrayList<>();
+    private KvPrefix prefix;
 
     public BertEncoder(BertConfig config) {
         this.config = config;
@@ -70,6 +74,24 @@ public final class BertEncoder extends AbstractBlock {
 
     public BertConfig config() {
         return config;
+    }
+
+    /** Layers, key/value heads and head_dim of the prefixes this encoder's attention takes. */
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(
+                config.layers(), config.heads(), config.hiddenSize() / config.heads());
+    }
+
+    /** Every layer prepends {@code p}'s keys and values from the next forward pass on. */
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the encoder has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
     }
 
     /**
@@ -109,18 +131,22 @@ public final class BertEncoder extends AbstractBlock {
         NDArray ids = inputs.get(0);
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        if (t > config.maxSequenceLength()) {
+        // Under a key/value prefix of N virtual tokens the real tokens sit at positions N..
+        // (BertEmbeddings slices position_ids from past_key_values_length).
+        int n = prefix == null ? 0 : prefix.virtualTokens();
+        if (n + t > config.maxSequenceLength()) {
             throw new IllegalArgumentException(
                     "sequence of "
                             + t
                             + " tokens is longer than the model's "
                             + config.maxSequenceLength()
-                            + " positions");
+                            + " positions"
+                            + (n > 0 ? " less the prefix's " + n + " virtual tokens" : ""));
         }
         var device = ids.getDevice();
         // RoBERTa's first position row is pad_token_id + 1; right padding keeps every real token
         // at the position Hugging Face gives it (padded positions are masked out).
-        long offset = config.positionOffset();
+        long offset = config.positionOffset() + n;
         NDArray x =
                 Embedding.embedding(
                                 ids,
@@ -140,6 +166,25 @@ public final class BertEncoder extends AbstractBlock {
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
         // BertEmbeddings: LayerNorm, then dropout at hidden_dropout_prob.
         x = TrainingDropout.apply(x, config.hiddenDropout(), training);
+        if (prefix != null) {
+            // PEFT prepends N ones to the attention mask: every token sees every prefix.
+            NDArray mask =
+                    inputs.size() > 1
+                            ? inputs.get(1).toType(DataType.FLOAT32, false)
+                            : ids.getManager().ones(new Shape(b, t), DataType.FLOAT32, device);
+            NDArray ones = mask.getManager().ones(new Shape(b, n), DataType.FLOAT32, device);
+            NDArray additive =
+                    NDArrays.concat(new NDList(ones, mask), 1)
+                            .sub(1f)
+                            .mul(-MASKED)
+                            .reshape(b, 1, 1, n + t);
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, training);
+            for (int i = 0; i < layers.size(); i++) {
+                NDList in = new NDList(x, additive, kv.get(i)[0], kv.get(i)[1]);
+                x = layers.get(i).forward(ps, in, training).singletonOrThrow();
+            }
+            return new NDList(x);
+        }
         NDList layerInputs;
         if (inputs.size() > 1) {
             NDArray additive =

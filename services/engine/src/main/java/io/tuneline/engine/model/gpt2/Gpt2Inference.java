@@ -104,7 +104,7 @@ public final class Gpt2Inference implements CausalLmInference {
             throw new IllegalArgumentException("generation needs a prompt of at least one token");
         }
         checkLength(prompt.length);
-        int room = Math.min(maxNewTokens, lm.config().maxPositions() - prompt.length);
+        int room = Math.min(maxNewTokens, lm.maxPositions() - prompt.length);
         long[] seq = Arrays.copyOf(prompt, prompt.length + Math.max(0, room));
         int n = 0;
         while (n < room) {
@@ -119,7 +119,7 @@ public final class Gpt2Inference implements CausalLmInference {
 
     @Override
     public int maxPositions() {
-        return lm.config().maxPositions();
+        return lm.maxPositions();
     }
 
     /** Summed over {@code examples}: the corpus perplexity weights every scored token alike. */
@@ -210,11 +210,11 @@ public final class Gpt2Inference implements CausalLmInference {
     }
 
     private void checkLength(int length) {
-        if (length > lm.config().maxPositions()) {
+        if (length > lm.maxPositions()) {
             throw new IllegalArgumentException(
                     length
                             + " tokens do not fit the model's "
-                            + lm.config().maxPositions()
+                            + lm.maxPositions()
                             + " positions (n_positions)");
         }
     }

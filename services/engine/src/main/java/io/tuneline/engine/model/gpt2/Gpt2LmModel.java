@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.gpt2;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -15,6 +16,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -23,6 +25,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * A GPT-2 decoder with its language-model head ({@code GPT2LMHeadModel}) built from DJL blocks,
@@ -51,6 +54,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     private final Parameter wpe;
     private final List<Gpt2Layer> layers = new ArrayList<>();
     private final LayerNormBlock lnF;
+    private KvPrefix prefix;
 
     public Gpt2LmModel(Gpt2Config config) {
         this.config = config;
@@ -99,7 +103,33 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         }
         p.put("transformer.ln_f.weight", lnF.weight());
         p.put("transformer.ln_f.bias", lnF.bias());
+        p.putAll(methodParameters());
         return Collections.unmodifiableMap(p);
+    }
+
+    /** The key/value prefix's parameters when a method attached one. */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return prefix == null ? Map.of() : prefix.namedParameters();
+    }
+
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(
+                config.layers(), config.heads(), config.hiddenSize() / config.heads());
+    }
+
+    @Override
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the model has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
     }
 
     /**
@@ -151,9 +181,13 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         return List.of("c_attn");
     }
 
+    /**
+     * {@code n_positions}, less the virtual tokens of an attached prefix: the real tokens sit at
+     * positions N.. (GPT2Model counts positions from {@code past_length}).
+     */
     @Override
     public int maxPositions() {
-        return config.maxPositions();
+        return config.maxPositions() - (prefix == null ? 0 : prefix.virtualTokens());
     }
 
     @Override
@@ -198,25 +232,36 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         NDArray ids = inputs.get(0);
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        if (t > config.maxPositions()) {
+        int n = prefix == null ? 0 : prefix.virtualTokens();
+        if (n + t > config.maxPositions()) {
             throw new IllegalArgumentException(
                     "sequence of "
                             + t
                             + " tokens is longer than the model's "
                             + config.maxPositions()
-                            + " positions (n_positions)");
+                            + " positions (n_positions)"
+                            + (n > 0 ? " less the prefix's " + n + " virtual tokens" : ""));
         }
         var device = ids.getDevice();
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
-        x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
+        x = x.add(ps.getValue(wpe, device, training).get(new NDIndex(n + ":" + (n + t))));
         // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
         x = TrainingDropout.apply(x, config.embdPdrop(), training);
         NDArray bias =
                 attentionBias(ids.getManager(), t, inputs.size() > 1 ? inputs.get(1) : null)
                         .toDevice(device, false);
-        for (Gpt2Layer layer : layers) {
-            x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
+        if (prefix != null) {
+            bias = prefixed(bias, n);
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, training);
+            for (int i = 0; i < layers.size(); i++) {
+                NDList in = new NDList(x, bias, kv.get(i)[0], kv.get(i)[1]);
+                x = layers.get(i).forward(ps, in, training).singletonOrThrow();
+            }
+        } else {
+            for (Gpt2Layer layer : layers) {
+                x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
+            }
         }
         NDArray h =
                 lnF.forward(ps, new NDList(x.reshape(b * t, config.hiddenSize())), training)
@@ -224,6 +269,20 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         // The LM head is wte itself: logits = h wte^T.
         NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
         return new NDList(logits.reshape(b, t, config.vocabSize()));
+    }
+
+    /**
+     * The mask (1 or B, 1, T, N + T) under a prefix of {@code n} virtual tokens: {@code n} open
+     * columns in front of the causal and padding mask (PEFT prepends N ones to the attention mask,
+     * and every query lies after the cached prefix).
+     */
+    private static NDArray prefixed(NDArray bias, int n) {
+        Shape s = bias.getShape();
+        NDArray open =
+                bias.getManager()
+                        .zeros(new Shape(s.get(0), 1, s.get(2), n), DataType.FLOAT32)
+                        .toDevice(bias.getDevice(), false);
+        return NDArrays.concat(new NDList(open, bias), 3);
     }
 
     @Override

@@ -2,6 +2,7 @@ package io.tuneline.engine.model.llama;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -13,11 +14,13 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The Llama-family decoder without its LM head ({@code LlamaModel}, Hugging Face's {@code model.}
@@ -36,6 +39,7 @@ public final class LlamaDecoder extends AbstractBlock {
     private final Parameter embedTokens;
     private final List<LlamaLayer> layers = new ArrayList<>();
     private final RmsNorm norm;
+    private KvPrefix prefix;
 
     public LlamaDecoder(LlamaConfig config) {
         this.config = config;
@@ -65,6 +69,23 @@ public final class LlamaDecoder extends AbstractBlock {
 
     public List<LlamaLayer> layers() {
         return List.copyOf(layers);
+    }
+
+    /** Layers, key/value heads and head_dim of the prefixes this decoder's attention takes. */
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(config.layers(), config.kvHeads(), config.headDim());
+    }
+
+    /** Every layer prepends {@code p}'s keys and values from the next forward pass on. */
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the decoder has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
     }
 
     /**
@@ -102,13 +123,28 @@ public final class LlamaDecoder extends AbstractBlock {
             ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
         long b = ids.getShape().get(0);
         int t = Math.toIntExact(ids.getShape().get(1));
-        long past = cache == null ? 0 : cache.length();
         Device device = ids.getDevice();
         NDManager manager = ids.getManager();
+        // A key/value prefix is N positions before the real tokens, as transformers sees PEFT's
+        // past_key_values: real tokens at positions N.. (cache_position), prefix keys unrotated.
+        // With a cache, the prefix is its first N positions; without, each layer prepends it.
+        int n = prefix == null ? 0 : prefix.virtualTokens();
+        List<NDArray[]> prefixKv = null;
+        if (prefix != null && cache == null) {
+            prefixKv = prefix.keysAndValues(ps, b, device, training);
+        } else if (prefix != null && cache.length() == 0) {
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, false);
+            for (int i = 0; i < layers.size(); i++) {
+                cache.append(i, kv.get(i)[0], kv.get(i)[1]);
+            }
+            cache.advance(n);
+        }
+        long past = cache == null ? n : cache.length();
+        // The caller's mask covers the real tokens (cached and new); the prefix's N ones go first.
         if (mask != null
                 && (mask.getShape().dimension() != 2
                         || mask.getShape().get(0) != b
-                        || mask.getShape().get(1) != past + t)) {
+                        || mask.getShape().get(1) != past - n + t)) {
             throw new IllegalArgumentException(
                     "attention mask of shape "
                             + mask.getShape()
@@ -121,8 +157,12 @@ public final class LlamaDecoder extends AbstractBlock {
                             + " new tokens; expected ("
                             + b
                             + ", "
-                            + (past + t)
+                            + (past - n + t)
                             + ")");
+        }
+        if (mask != null && n > 0) {
+            NDArray ones = manager.ones(new Shape(b, n), mask.getDataType(), mask.getDevice());
+            mask = NDArrays.concat(new NDList(ones, mask), 1);
         }
         NDArray x =
                 Embedding.embedding(
@@ -140,7 +180,8 @@ public final class LlamaDecoder extends AbstractBlock {
                         : full;
         for (int i = 0; i < layers.size(); i++) {
             NDArray bias = config.sliding(i) ? sliding : full;
-            x = layers.get(i).forward(ps, x, cos, sin, bias, cache, training);
+            NDArray[] kv = prefixKv == null ? null : prefixKv.get(i);
+            x = layers.get(i).forward(ps, x, cos, sin, bias, kv, cache, training);
         }
         if (cache != null) {
             cache.advance(t);

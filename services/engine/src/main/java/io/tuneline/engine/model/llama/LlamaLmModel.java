@@ -11,6 +11,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -86,7 +87,30 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         if (lmHead != null) {
             p.put("lm_head.weight", lmHead.weight());
         }
+        p.putAll(methodParameters());
         return Collections.unmodifiableMap(p);
+    }
+
+    /** The key/value prefix's parameters when a method attached one. */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return decoder.kvPrefix().map(KvPrefix::namedParameters).orElse(Map.of());
+    }
+
+    /** Sized from num_key_value_heads x head_dim, so grouped-query attention gets its width. */
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return decoder.kvPrefixSizes();
+    }
+
+    @Override
+    public void attachKvPrefix(KvPrefix prefix) {
+        decoder.attachKvPrefix(prefix);
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return decoder.kvPrefix();
     }
 
     /**
@@ -145,10 +169,15 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         return List.of("q_proj", "v_proj");
     }
 
-    /** {@code max_position_embeddings}: training and evaluation cut sequences there. */
+    /**
+     * {@code max_position_embeddings} less an attached prefix's virtual tokens: training and
+     * evaluation cut sequences there.
+     */
     @Override
     public int maxPositions() {
-        return config.maxPositionEmbeddings();
+        // Real tokens sit at positions N.. under a prefix of N virtual tokens.
+        return config.maxPositionEmbeddings()
+                - decoder.kvPrefix().map(KvPrefix::virtualTokens).orElse(0);
     }
 
     @Override
