@@ -22,9 +22,10 @@ import java.util.Map;
  * directory plus two files this class writes beside it: {@value #CONFIG} (the method and its
  * settings, as the method describes itself) and {@value #WEIGHTS} (every parameter the method
  * added, under the model's names: {@link TunableModel#deltaParameters()}, the prompt encoder's and
- * prefix projection's weights included, which PEFT's export drops). The engine rebuilds "base +
- * method" from them: evaluation scores the tuned model, and a next job can start from it. The PEFT
- * or {@code adapters}-library export for Python users is written separately.
+ * prefix projection's weights included, which PEFT's export drops; and the task head, which trains
+ * with every method: {@link #stateParameters}). The engine rebuilds "base + method" from them:
+ * evaluation scores the tuned model, and a next job can start from it. The PEFT or {@code
+ * adapters}-library export for Python users is written separately.
  */
 public final class MethodState {
     /** The method and its settings. */
@@ -50,7 +51,7 @@ public final class MethodState {
         ObjectNode description = method.describe();
         Files.createDirectories(dir);
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
-        for (Map.Entry<String, Parameter> e : model.deltaParameters().entrySet()) {
+        for (Map.Entry<String, Parameter> e : stateParameters(model).entrySet()) {
             NDArray a = e.getValue().getArray();
             writer.addF32(e.getKey(), a.getShape().getShape(), a.toFloatArray());
         }
@@ -58,6 +59,25 @@ public final class MethodState {
         Path tmp = dir.resolve(CONFIG + ".tmp");
         JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.toFile(), description);
         Files.move(tmp, dir.resolve(CONFIG), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /**
+     * What the state holds: every parameter a method added ({@link TunableModel#deltaParameters()})
+     * and the task head ({@link TunableModel#headModules()}, PEFT's {@code modules_to_save}), which
+     * trains with every method and is no part of the base directory.
+     */
+    public static Map<String, Parameter> stateParameters(TunableModel model) {
+        Map<String, Parameter> p = new java.util.LinkedHashMap<>(model.deltaParameters());
+        model.namedParameters()
+                .forEach(
+                        (name, param) -> {
+                            for (String head : model.headModules()) {
+                                if (name.startsWith(head + ".")) {
+                                    p.put(name, param);
+                                }
+                            }
+                        });
+        return p;
     }
 
     /** The description {@link #write} stored. */
@@ -80,7 +100,7 @@ public final class MethodState {
         FineTuningMethod method = FineTuningMethod.fromDescription(description(dir));
         method.apply(model, manager);
         try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(WEIGHTS))) {
-            for (Map.Entry<String, Parameter> e : model.deltaParameters().entrySet()) {
+            for (Map.Entry<String, Parameter> e : stateParameters(model).entrySet()) {
                 String name = e.getKey();
                 if (!f.names().contains(name)) {
                     throw new IllegalArgumentException(
