@@ -247,6 +247,29 @@ def run(case):
     mask = None if case.get("attention_mask") is None else torch.tensor(case["attention_mask"], dtype=torch.float64)
     B = ids.shape[0]
     layers, kv_heads, head_dim = sizes(family, cfg)
+    checks = {}
+    if case["method"]["format"] == "peft":
+        # Read the adapter as PEFT would: its config sizes the view of prompt_embeddings.
+        with open(case["method"]["dir"] + "/adapter_config.json") as f:
+            ac = json.load(f)
+        expect_names = {"prompt_embeddings"}
+        if ac["task_type"] == "SEQ_CLS":
+            expect_names |= {"base_model.classifier.weight", "base_model.classifier.bias"}
+        checks = {
+            "peft_type": ac["peft_type"] == "PREFIX_TUNING",
+            "task_type": ac["task_type"] == ("SEQ_CLS" if family == "bert" else "CAUSAL_LM"),
+            "inference_mode": ac["inference_mode"] is True,
+            "names": set(method_weights) == expect_names,
+            "num_layers": ac["num_layers"] == layers,
+            "num_attention_heads": ac["num_attention_heads"] == kv_heads,
+            "token_dim": ac["token_dim"] == kv_heads * head_dim,
+            "num_transformer_submodules": ac["num_transformer_submodules"] == 1,
+            "shape": list(prefix.shape) == [ac["num_virtual_tokens"], ac["num_layers"] * 2 * ac["token_dim"]],
+            "base_model_name_or_path": bool(ac.get("base_model_name_or_path")),
+            "prefix_projection": isinstance(ac.get("prefix_projection"), bool),
+        }
+        layers, kv_heads = ac["num_layers"], ac["num_attention_heads"]
+        head_dim = ac["token_dim"] // ac["num_attention_heads"]
     pkv = peft_past_key_values(prefix, B, layers, kv_heads, head_dim)
     n = prefix.shape[0]
     if family == "bert":
@@ -260,7 +283,7 @@ def run(case):
         labels = torch.tensor(case["labels"], dtype=torch.long)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                ignore_index=-100)
-    out = {"logits": logits.detach().tolist(), "loss": loss.item()}
+    out = {"logits": logits.detach().tolist(), "loss": loss.item(), "checks": checks}
     if case.get("grads"):
         loss.backward()
         out["grads"] = {k: t.grad.reshape(-1).tolist() for k, t in trained.items()}

@@ -34,7 +34,11 @@ public final class PrefixReference {
     private PrefixReference() {}
 
     /** What the reference computed for one case. */
-    public record Result(double[] logits, double loss, Map<String, double[]> grads) {}
+    public record Result(
+            double[] logits,
+            double loss,
+            Map<String, double[]> grads,
+            Map<String, Boolean> checks) {}
 
     /** What the engine computed for the same case. */
     public record EngineRun(float[] logits, double loss, Map<String, float[]> grads) {}
@@ -115,7 +119,13 @@ public final class PrefixReference {
             r.path("grads")
                     .fields()
                     .forEachRemaining(e -> grads.put(e.getKey(), doubles(e.getValue())));
-            out.add(new Result(doubles(r.path("logits")), r.path("loss").asDouble(), grads));
+            Map<String, Boolean> checks = new LinkedHashMap<>();
+            r.path("checks")
+                    .fields()
+                    .forEachRemaining(e -> checks.put(e.getKey(), e.getValue().asBoolean()));
+            out.add(
+                    new Result(
+                            doubles(r.path("logits")), r.path("loss").asDouble(), grads, checks));
         }
         return out;
     }
@@ -162,6 +172,24 @@ public final class PrefixReference {
             }
             return new EngineRun(logits, loss, grads);
         }
+    }
+
+    /**
+     * An export read back by the reference: every check of names, shapes and config passed, and the
+     * base plus {@code prompt_embeddings} gives the engine's logits; returns the max difference.
+     */
+    public static double compareExport(
+            String what, float[] engineLogits, Result r, int vocab, long[][] mask) {
+        assertThat(r.checks()).as("%s: checks", what).isNotEmpty();
+        r.checks().forEach((k, ok) -> assertThat(ok).as("%s: export check %s", what, k).isTrue());
+        int t = mask == null ? 0 : mask[0].length;
+        double d =
+                maxDiff(
+                        engineLogits,
+                        r.logits(),
+                        i -> mask == null || mask[(i / vocab) / t][(i / vocab) % t] == 1);
+        assertThat(d).as("%s: logits from the export", what).isLessThan(TOLERANCE);
+        return d;
     }
 
     /** Max |a - b| over the positions {@code use} admits; fails beyond {@link #TOLERANCE}. */

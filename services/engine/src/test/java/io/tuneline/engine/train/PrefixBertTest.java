@@ -346,6 +346,48 @@ public class PrefixBertTest {
         }
     }
 
+    @Test
+    void thePeftExportWithItsHeadReadByAnIndependentReaderReproducesTheTunedLogits(
+            @TempDir Path dir) throws Exception {
+        FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(N, 16);
+        Path export = dir.resolve("peft");
+        Path base;
+        float[] tuned;
+        try (Model model = Model.newInstance("bert", runtime.device(), EngineRuntime.ENGINE)) {
+            SequenceClassifier c = tiny(model, BertConfig.BERT, 80);
+            base = writeBase(c, dir.resolve("base"));
+            Engine.getInstance().setRandomSeed(4);
+            prefix.apply(c, model.getNDManager());
+            TrainingLoop.run(
+                    model,
+                    task(c),
+                    data(),
+                    new TrainingSettings(1, 4, 1e-2f, 0f, 0f, 1f, 8, 42),
+                    Validation.none(),
+                    r -> {},
+                    Checkpointing.none());
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                tuned = classify(c, m, IDS, MASK, false).toFloatArray();
+            }
+            io.tuneline.engine.export.PeftPrefixTuning.write(c, prefix, "tiny-bert", export);
+        }
+        PrefixReference.Result r =
+                PrefixReference.run(
+                                dir,
+                                List.of(
+                                        PrefixReference.newCase(
+                                                "bert",
+                                                base,
+                                                PrefixReference.peftMethod(export),
+                                                IDS,
+                                                MASK,
+                                                LABELS,
+                                                false)))
+                        .get(0);
+        double d = PrefixReference.compareExport("bert export", tuned, r, 2, null);
+        System.out.printf("prefix BERT tiny: PEFT export vs engine max |logit| diff %.2e%n", d);
+    }
+
     static long[] flat(long[][] rows) {
         return Arrays.stream(rows).flatMapToLong(Arrays::stream).toArray();
     }

@@ -234,6 +234,55 @@ class PrefixGpt2Test {
         }
     }
 
+    @Test
+    void thePeftExportReadByAnIndependentReaderReproducesTheTunedLogits(@TempDir Path dir)
+            throws Exception {
+        Path base = TinyGpt2.write(dir.resolve("base"), TinyGpt2.randomWeights(35), true);
+        FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(N, 24);
+        float[] tuned;
+        Path export = dir.resolve("peft");
+        try (Model model =
+                Gpt2Checkpoint.load(base, runtime.device(), Gpt2Config::withoutDropout)) {
+            Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();
+            Engine.getInstance().setRandomSeed(8);
+            prefix.apply(lm, model.getNDManager());
+            new CausalLmTrainer()
+                    .train(
+                            model,
+                            lm,
+                            data(),
+                            new TrainingSettings(1, 4, 1e-2f, 0f, 0f, 1f, 16, 42),
+                            r -> {});
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                tuned =
+                        lm.forward(
+                                        new ParameterStore(m, false),
+                                        new NDList(
+                                                m.create(flat(IDS), new Shape(2, 10)),
+                                                m.create(flat(MASK), new Shape(2, 10))),
+                                        false)
+                                .singletonOrThrow()
+                                .toFloatArray();
+            }
+            io.tuneline.engine.export.PeftPrefixTuning.write(lm, prefix, "tiny-gpt2", export);
+        }
+        PrefixReference.Result r =
+                PrefixReference.run(
+                                dir,
+                                List.of(
+                                        PrefixReference.newCase(
+                                                "gpt2",
+                                                base,
+                                                PrefixReference.peftMethod(export),
+                                                IDS,
+                                                MASK,
+                                                LABELS,
+                                                false)))
+                        .get(0);
+        double d = PrefixReference.compareExport("gpt2 export", tuned, r, 50, MASK);
+        System.out.printf("prefix GPT-2 tiny: PEFT export vs engine max |logit| diff %.2e%n", d);
+    }
+
     /** The GPT-2 training set without its 14-token row: 12 positions are left beside 4 prefixes. */
     static List<io.tuneline.engine.train.LmExample> data() {
         return Gpt2TrainingTest.dataset().stream()

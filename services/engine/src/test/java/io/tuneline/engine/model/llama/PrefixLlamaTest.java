@@ -206,6 +206,53 @@ class PrefixLlamaTest {
         }
     }
 
+    @Test
+    void theGqaPeftExportReadByAnIndependentReaderReproducesTheTunedLogits(@TempDir Path dir)
+            throws Exception {
+        Path base = TinyLlamas.write("llama-gqa", dir.resolve("base"), 78);
+        FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(N, 20);
+        float[] tuned;
+        Path export = dir.resolve("peft");
+        try (Model model =
+                LlamaCheckpoint.load(base, runtime.device(), LlamaConfig::withoutDropout)) {
+            LlamaLmModel lm = (LlamaLmModel) model.getBlock();
+            Engine.getInstance().setRandomSeed(8);
+            prefix.apply(lm, model.getNDManager());
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                tuned =
+                        lm.logits(
+                                        new ParameterStore(m, false),
+                                        m.create(flat(IDS), new Shape(2, 10)),
+                                        m.create(flat(MASK), new Shape(2, 10)),
+                                        null,
+                                        false)
+                                .toFloatArray();
+            }
+            io.tuneline.engine.export.PeftPrefixTuning.write(lm, prefix, "tiny-llama-gqa", export);
+        }
+        String config = java.nio.file.Files.readString(export.resolve("adapter_config.json"));
+        // GQA: 2 key/value heads of 8 -> token_dim 16, as PEFT sets it.
+        assertThat(config)
+                .contains("\"token_dim\" : 16")
+                .contains("\"num_attention_heads\" : 2")
+                .contains("\"task_type\" : \"CAUSAL_LM\"");
+        PrefixReference.Result r =
+                PrefixReference.run(
+                                dir,
+                                List.of(
+                                        PrefixReference.newCase(
+                                                "llama",
+                                                base,
+                                                PrefixReference.peftMethod(export),
+                                                IDS,
+                                                MASK,
+                                                LABELS,
+                                                false)))
+                        .get(0);
+        double d = PrefixReference.compareExport("llama-gqa export", tuned, r, 61, MASK);
+        System.out.printf("prefix llama-gqa: PEFT export vs engine max |logit| diff %.2e%n", d);
+    }
+
     private static double meanLoss(Model model, LlamaLmModel lm, List<LmExample> data) {
         LlamaInference inference = new LlamaInference(model);
         double sum = 0;
