@@ -127,7 +127,11 @@ public final class PrefixEncoder implements KvPrefix {
      * {@code get_prompt_embedding_to_save} returns and exports as {@code prompt_embeddings}.
      */
     public NDArray prefix(ParameterStore ps, Device device, boolean training) {
-        NDArray e = ps.getValue(parameters.get(EMBEDDING), device, training);
+        NDArray weight = ps.getValue(parameters.get(EMBEDDING), device, training);
+        // An op's result belongs to its first operand's manager: without this view in the step's
+        // manager, every forward pass would leave its prefix arrays in the model's manager.
+        NDArray e = weight.reshape(weight.getShape());
+        e.attach(ps.getManager());
         if (projectionHiddenSize == 0) {
             return e;
         }

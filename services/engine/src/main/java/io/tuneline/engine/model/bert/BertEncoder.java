@@ -158,11 +158,14 @@ public final class BertEncoder extends AbstractBlock {
             // (FGSM, PGD) moves along the loss gradient.
             x = x.add(inputs.get(2));
         }
-        x =
-                x.add(
-                                ps.getValue(positionEmbeddings, device, training)
-                                        .get(new NDIndex("{}:{}", offset, offset + t)))
-                        .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
+        NDArray positions =
+                ps.getValue(positionEmbeddings, device, training)
+                        .get(new NDIndex("{}:{}", offset, offset + t));
+        NDArray tokenType = ps.getValue(tokenTypeEmbeddings, device, training).get(0);
+        // Slices would otherwise stay in the model's manager after every forward pass.
+        positions.attach(ids.getManager());
+        tokenType.attach(ids.getManager());
+        x = x.add(positions).add(tokenType);
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
         // BertEmbeddings: LayerNorm, then dropout at hidden_dropout_prob.
         x = TrainingDropout.apply(x, config.hiddenDropout(), training);

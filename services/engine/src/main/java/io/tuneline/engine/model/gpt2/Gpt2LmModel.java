@@ -245,7 +245,10 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         var device = ids.getDevice();
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
-        x = x.add(ps.getValue(wpe, device, training).get(new NDIndex(n + ":" + (n + t))));
+        NDArray positions = ps.getValue(wpe, device, training).get(new NDIndex(n + ":" + (n + t)));
+        // The slice would otherwise stay in the model's manager after every forward pass.
+        positions.attach(ids.getManager());
+        x = x.add(positions);
         // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
         x = TrainingDropout.apply(x, config.embdPdrop(), training);
         NDArray bias =

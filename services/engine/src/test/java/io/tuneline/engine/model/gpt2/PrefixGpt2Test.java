@@ -172,6 +172,13 @@ class PrefixGpt2Test {
             Engine.getInstance().setRandomSeed(3);
             prefix.apply(lm, model.getNDManager());
             assertThat(lm.maxPositions()).isEqualTo(16 - N);
+            // A forward pass leaves nothing in the model's manager: the prefix's arrays (and the
+            // position rows) belong to the step's manager.
+            var owner = (ai.djl.ndarray.BaseNDManager) model.getNDManager();
+            int managed = owner.getManagedArrays().size();
+            logits(model, lm, probe);
+            logits(model, lm, probe);
+            assertThat(owner.getManagedArrays().size()).isEqualTo(managed);
             new CausalLmTrainer()
                     .train(
                             model,
