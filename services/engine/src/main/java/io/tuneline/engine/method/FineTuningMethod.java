@@ -31,7 +31,8 @@ public sealed interface FineTuningMethod
                 FineTuningMethod.Lora,
                 FineTuningMethod.Qlora,
                 FineTuningMethod.Prompt,
-                FineTuningMethod.PTuning {
+                FineTuningMethod.PTuning,
+                FineTuningMethod.Prefix {
 
     /** Prepares {@code model} for training and says how many parameters train. */
     ParameterCounts apply(TunableModel model, NDManager manager);
@@ -71,6 +72,11 @@ public sealed interface FineTuningMethod
             }
             case PTuning.NAME -> {
                 return PTuning.fromDescription(description);
+            }
+            case "PREFIX" -> {
+                return new Prefix(
+                        description.path("virtual_tokens").asInt(),
+                        description.path("projection_hidden_size").asInt(0));
             }
             default ->
                     throw new IllegalArgumentException(
@@ -461,6 +467,78 @@ public sealed interface FineTuningMethod
                             }
                         });
         return ParameterCounts.of(model);
+    }
+
+    /**
+     * Prefix tuning (Li & Liang 2021, arXiv:2101.00190) / P-tuning v2 (Liu et al. 2022,
+     * arXiv:2110.07602), PEFT's {@code PREFIX_TUNING}: {@code virtualTokens} trainable keys and
+     * values in every attention layer, sized from the model's key/value heads x head_dim ({@link
+     * io.tuneline.engine.model.KvPrefix.Sizes}), through the model's key/value prefix seam ({@link
+     * TunableModel#attachKvPrefix}). With {@code projectionHiddenSize > 0} they are PEFT's {@code
+     * prefix_projection} (an MLP with that hidden size over an N x token_dim embedding) while
+     * training; 0 trains the prefixes themselves. The base is frozen, the task head trains (PEFT's
+     * {@code modules_to_save} for sequence classification), nothing can be merged.
+     */
+    record Prefix(int virtualTokens, int projectionHiddenSize) implements FineTuningMethod {
+        public Prefix {
+            if (virtualTokens < 1) {
+                throw new IllegalArgumentException(
+                        "prefix tuning needs at least one virtual token, was " + virtualTokens);
+            }
+            if (projectionHiddenSize < 0) {
+                throw new IllegalArgumentException(
+                        "projection_hidden_size must be 0 (no projection) or positive, was "
+                                + projectionHiddenSize);
+            }
+        }
+
+        /** Prefixes that train themselves, PEFT's default ({@code prefix_projection=False}). */
+        public static Prefix of(int virtualTokens) {
+            return new Prefix(virtualTokens, 0);
+        }
+
+        /**
+         * Freezes every parameter, attaches a {@link PrefixEncoder} (initialised from the engine's
+         * seeded generator), then unfreezes it and the task head.
+         *
+         * @throws IllegalStateException when the model has a prefix already
+         * @throws UnsupportedOperationException when the family takes no prefixes
+         */
+        @Override
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            if (model.kvPrefix().isPresent()) {
+                throw new IllegalStateException("the model has a key/value prefix already");
+            }
+            PrefixEncoder encoder =
+                    new PrefixEncoder(
+                            virtualTokens, projectionHiddenSize, model.kvPrefixSizes(), manager);
+            model.namedParameters().values().forEach(p -> p.freeze(true));
+            model.attachKvPrefix(encoder);
+            model.methodParameters().values().forEach(p -> p.freeze(false));
+            model.namedParameters()
+                    .forEach(
+                            (name, p) -> {
+                                if (inAny(name, model.headModules())) {
+                                    p.freeze(false);
+                                }
+                            });
+            return ParameterCounts.of(model);
+        }
+
+        @Override
+        public boolean mergeable() {
+            return false;
+        }
+
+        @Override
+        public ObjectNode describe() {
+            ObjectNode o =
+                    com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
+            o.put("method", "PREFIX");
+            o.put("virtual_tokens", virtualTokens);
+            o.put("projection_hidden_size", projectionHiddenSize);
+            return o;
+        }
     }
 
     /** Whether parameter {@code name} belongs to one of {@code modules}. */

@@ -22,9 +22,10 @@ import java.util.Map;
  * directory plus two files this class writes beside it: {@value #CONFIG} (the method and its
  * settings, as the method describes itself) and {@value #WEIGHTS} (every parameter the method
  * added, under the model's names: {@link TunableModel#deltaParameters()}, the prompt encoder's and
- * prefix projection's weights included, which PEFT's export drops; and the task head's). The engine
- * rebuilds "base + method" from them: evaluation scores the tuned model, and a next job can start
- * from it. The PEFT or {@code adapters}-library export for Python users is written separately.
+ * prefix projection's weights included, which PEFT's export drops; and the task head, which trains
+ * with every method: {@link #stateParameters}). The engine rebuilds "base + method" from them:
+ * evaluation scores the tuned model, and a next job can start from it. The PEFT or {@code
+ * adapters}-library export for Python users is written separately.
  */
 public final class MethodState {
     /** The method and its settings. */
@@ -61,18 +62,19 @@ public final class MethodState {
     }
 
     /**
-     * What the state holds: the method's parameters ({@link TunableModel#deltaParameters()}) and
-     * the task head's ({@link TunableModel#headModules()}, PEFT's {@code modules_to_save}), which
-     * every method trains and a base directory may hold untrained.
+     * What the state holds: every parameter a method added ({@link TunableModel#deltaParameters()})
+     * and the task head ({@link TunableModel#headModules()}, PEFT's {@code modules_to_save}), which
+     * trains with every method and is no part of the base directory.
      */
-    static Map<String, Parameter> stateParameters(TunableModel model) {
+    public static Map<String, Parameter> stateParameters(TunableModel model) {
         Map<String, Parameter> p = new java.util.LinkedHashMap<>(model.deltaParameters());
         model.namedParameters()
                 .forEach(
                         (name, param) -> {
-                            if (model.headModules().stream()
-                                    .anyMatch(m -> name.startsWith(m + "."))) {
-                                p.put(name, param);
+                            for (String head : model.headModules()) {
+                                if (name.startsWith(head + ".")) {
+                                    p.put(name, param);
+                                }
                             }
                         });
         return p;

@@ -50,7 +50,24 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>(encoder.namedParameters());
         head.namedParameters().forEach((name, param) -> p.put(HEAD + "." + name, param));
+        p.putAll(methodParameters());
         return p;
+    }
+
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return encoder.kvPrefixSizes();
+    }
+
+    /** The encoder prepends it; mean pooling still reads the real tokens only. */
+    @Override
+    public void attachKvPrefix(KvPrefix prefix) {
+        encoder.attachKvPrefix(prefix);
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return encoder.kvPrefix();
     }
 
     @Override
@@ -59,12 +76,14 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     }
 
     /**
-     * The longest real sequence the encoder takes: its positions, less the virtual tokens' N when a
-     * method attached some (they take the first N positions). The trainer cuts inputs there.
+     * The longest real sequence the encoder takes: its positions, less the N virtual tokens a
+     * method attached (prompt tuning's and P-tuning's take the first N positions; under a key/value
+     * prefix the real tokens sit at positions N..). The trainer cuts inputs there.
      */
     public int maxSequenceLength() {
         return encoder.config().maxSequenceLength()
-                - encoder.virtualTokens().map(VirtualTokens::count).orElse(0);
+                - encoder.virtualTokens().map(VirtualTokens::count).orElse(0)
+                - encoder.kvPrefix().map(KvPrefix::virtualTokens).orElse(0);
     }
 
     @Override
@@ -97,6 +116,7 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     public Map<String, Parameter> methodParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
         encoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
+        encoder.kvPrefix().ifPresent(k -> p.putAll(k.namedParameters()));
         return p;
     }
 

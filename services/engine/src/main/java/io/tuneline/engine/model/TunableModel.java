@@ -75,6 +75,9 @@ public interface TunableModel extends Block {
         if (p == null) {
             throw new IllegalArgumentException("no parameter named " + parameterName);
         }
+        if (kvPrefix().map(k -> k.undecayed().contains(parameterName)).orElse(false)) {
+            return false;
+        }
         return decaysByType(p);
     }
 
@@ -140,6 +143,34 @@ public interface TunableModel extends Block {
 
     /** The attached virtual tokens, if any. */
     default Optional<VirtualTokens> virtualTokens() {
+        return Optional.empty();
+    }
+
+    /**
+     * The sizes of the key/value prefixes this model's attention takes ({@link KvPrefix}).
+     *
+     * @throws UnsupportedOperationException when the family takes none
+     */
+    default KvPrefix.Sizes kvPrefixSizes() {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " takes no key/value prefixes");
+    }
+
+    /**
+     * Makes every attention layer prepend {@code prefix}'s keys and values from the next forward
+     * pass on, and lists its parameters in {@link #methodParameters()} and {@link
+     * #namedParameters()}.
+     *
+     * @throws IllegalStateException when a prefix is attached already
+     * @throws UnsupportedOperationException when the family takes none
+     */
+    default void attachKvPrefix(KvPrefix prefix) {
+        throw new UnsupportedOperationException(
+                getClass().getSimpleName() + " takes no key/value prefixes");
+    }
+
+    /** The attached key/value prefix, if a method attached one. */
+    default Optional<KvPrefix> kvPrefix() {
         return Optional.empty();
     }
 

@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.bert;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -13,6 +14,7 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -50,6 +52,7 @@ public final class BertEncoder extends AbstractBlock {
     private final LayerNormBlock embeddingNorm;
     private final List<BertLayer> layers = new ArrayList<>();
     private VirtualTokens virtualTokens;
+    private KvPrefix prefix;
 
     public BertEncoder(BertConfig config) {
         this.config = config;
@@ -99,6 +102,24 @@ public final class BertEncoder extends AbstractBlock {
         return Optional.ofNullable(virtualTokens);
     }
 
+    /** Layers, key/value heads and head_dim of the prefixes this encoder's attention takes. */
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(
+                config.layers(), config.heads(), config.hiddenSize() / config.heads());
+    }
+
+    /** Every layer prepends {@code p}'s keys and values from the next forward pass on. */
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the encoder has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
+    }
+
     /**
      * Every parameter under its Hugging Face name ({@code
      * encoder.layer.0.attention.self.query.weight}).
@@ -143,7 +164,10 @@ public final class BertEncoder extends AbstractBlock {
         // length N + T: positions 0 .. N + T - 1, token type 0, N ones in front of the mask.
         long n = virtualTokens == null ? 0 : virtualTokens.count();
         long t = n + real;
-        if (t > config.maxSequenceLength()) {
+        // Under a key/value prefix of P virtual tokens the real tokens sit at positions P..
+        // (BertEmbeddings slices position_ids from past_key_values_length).
+        int p = prefix == null ? 0 : prefix.virtualTokens();
+        if (p + t > config.maxSequenceLength()) {
             throw new IllegalArgumentException(
                     "sequence of "
                             + real
@@ -151,12 +175,13 @@ public final class BertEncoder extends AbstractBlock {
                             + (n > 0 ? " after " + n + " virtual tokens" : "")
                             + " is longer than the model's "
                             + config.maxSequenceLength()
-                            + " positions");
+                            + " positions"
+                            + (p > 0 ? " less the prefix's " + p + " virtual tokens" : ""));
         }
         var device = ids.getDevice();
         // RoBERTa's first position row is pad_token_id + 1; right padding keeps every real token
         // at the position Hugging Face gives it (padded positions are masked out).
-        long offset = config.positionOffset();
+        long offset = config.positionOffset() + p;
         NDArray x =
                 Embedding.embedding(
                                 ids,
@@ -176,14 +201,36 @@ public final class BertEncoder extends AbstractBlock {
                             .broadcast(b, n, config.hiddenSize());
             x = prompt.concat(x, 1);
         }
-        x =
-                x.add(
-                                ps.getValue(positionEmbeddings, device, training)
-                                        .get(new NDIndex("{}:{}", offset, offset + t)))
-                        .add(ps.getValue(tokenTypeEmbeddings, device, training).get(0));
+        NDArray positions =
+                ps.getValue(positionEmbeddings, device, training)
+                        .get(new NDIndex("{}:{}", offset, offset + t));
+        NDArray tokenType = ps.getValue(tokenTypeEmbeddings, device, training).get(0);
+        // Slices would otherwise stay in the model's manager after every forward pass.
+        positions.attach(ids.getManager());
+        tokenType.attach(ids.getManager());
+        x = x.add(positions).add(tokenType);
         x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
         // BertEmbeddings: LayerNorm, then dropout at hidden_dropout_prob.
         x = TrainingDropout.apply(x, config.hiddenDropout(), training);
+        if (prefix != null) {
+            // PEFT prepends N ones to the attention mask: every token sees every prefix.
+            NDArray mask =
+                    inputs.size() > 1
+                            ? inputs.get(1).toType(DataType.FLOAT32, false)
+                            : ids.getManager().ones(new Shape(b, t), DataType.FLOAT32, device);
+            NDArray ones = mask.getManager().ones(new Shape(b, p), DataType.FLOAT32, device);
+            NDArray additive =
+                    NDArrays.concat(new NDList(ones, mask), 1)
+                            .sub(1f)
+                            .mul(-MASKED)
+                            .reshape(b, 1, 1, p + t);
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, training);
+            for (int i = 0; i < layers.size(); i++) {
+                NDList in = new NDList(x, additive, kv.get(i)[0], kv.get(i)[1]);
+                x = layers.get(i).forward(ps, in, training).singletonOrThrow();
+            }
+            return new NDList(x);
+        }
         NDList layerInputs;
         if (inputs.size() > 1) {
             NDArray mask = inputs.get(1).toType(DataType.FLOAT32, false);

@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.bert;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -19,7 +20,9 @@ import java.util.Map;
 /**
  * One post-LN transformer layer as in BERT (Devlin et al. 2019, arXiv:1810.04805): self-attention,
  * residual, LayerNorm; feed-forward with GELU, residual, LayerNorm. Inputs: hidden states (B, T, H)
- * and an additive attention mask broadcastable to (B, heads, T, T).
+ * and an additive attention mask broadcastable to (B, heads, T, T); optionally a key/value prefix
+ * (keys, values, each (B, heads, N, head_dim)) prepended to the keys and values, the mask then (B,
+ * 1, 1, N + T).
  */
 public final class BertLayer extends AbstractBlock {
     private final int hidden;
@@ -96,6 +99,11 @@ public final class BertLayer extends AbstractBlock {
         NDArray q = split(apply(query, ps, flat, training), b, t, d);
         NDArray k = split(apply(key, ps, flat, training), b, t, d);
         NDArray v = split(apply(value, ps, flat, training), b, t, d);
+        if (inputs.size() > 3) {
+            // A key/value prefix (B, heads, N, d), in front of the tokens' own keys and values.
+            k = NDArrays.concat(new NDList(inputs.get(2), k), 2);
+            v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
+        }
         // Scaled dot-product attention (Vaswani et al. 2017, eq. 1).
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d)));
         if (mask != null) {

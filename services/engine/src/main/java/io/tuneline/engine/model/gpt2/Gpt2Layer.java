@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.gpt2;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -19,7 +20,8 @@ import java.util.Map;
  * One pre-LN GPT-2 block (Radford et al. 2019): {@code x + attn(ln_1(x))}, then {@code x +
  * mlp(ln_2(x))} with a GELU "new" (tanh approximation) feed-forward. Inputs: hidden states (B, T,
  * H) and an additive attention mask broadcastable to (B, heads, T, T) that already holds the causal
- * triangle.
+ * triangle; optionally a key/value prefix (keys, values, each (B, heads, N, head_dim)) prepended to
+ * the keys and values, the mask then (1 or B, 1, T, N + T).
  *
  * <p>The four projections are {@link Dense} layers in PyTorch's (out, in) layout; Hugging Face's
  * GPT-2 keeps them as {@code Conv1D} with (in, out) weights, which {@link Gpt2Checkpoint}
@@ -101,6 +103,11 @@ public final class Gpt2Layer extends AbstractBlock {
         NDArray q = heads4.get(0);
         NDArray k = heads4.get(1);
         NDArray v = heads4.get(2);
+        if (inputs.size() > 3) {
+            // A key/value prefix (B, heads, N, d), in front of the tokens' own keys and values.
+            k = NDArrays.concat(new NDList(inputs.get(2), k), 2);
+            v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
+        }
         NDArray scores =
                 q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d))).add(mask);
         // As Hugging Face's GPT2Attention and GPT2MLP: attn_pdrop on the attention probabilities,

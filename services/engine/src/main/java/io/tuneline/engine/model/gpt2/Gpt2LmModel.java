@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.gpt2;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -15,6 +16,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -58,6 +60,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     private final List<Gpt2Layer> layers = new ArrayList<>();
     private final LayerNormBlock lnF;
     private VirtualTokens virtualTokens;
+    private KvPrefix prefix;
 
     public Gpt2LmModel(Gpt2Config config) {
         this.config = config;
@@ -111,6 +114,25 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         return Collections.unmodifiableMap(p);
     }
 
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(
+                config.layers(), config.heads(), config.hiddenSize() / config.heads());
+    }
+
+    @Override
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the model has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
+    }
+
     /**
      * The projections (GPT-2's {@code Conv1D} modules) by Hugging Face module path ({@code
      * transformer.h.0.attn.c_attn}), layer by layer.
@@ -161,12 +183,16 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     }
 
     /**
-     * {@code n_positions}, less the virtual tokens' N when a method attached some: they take the
-     * first N learned positions, so training and evaluation cut real sequences N tokens shorter.
+     * {@code n_positions}, less the N virtual tokens a method attached: prompt tuning's and
+     * P-tuning's take the first N learned positions, and under a key/value prefix the real tokens
+     * sit at positions N.. (GPT2Model counts positions from {@code past_length}); training and
+     * evaluation cut real sequences N tokens shorter.
      */
     @Override
     public int maxPositions() {
-        return config.maxPositions() - (virtualTokens == null ? 0 : virtualTokens.count());
+        return config.maxPositions()
+                - (virtualTokens == null ? 0 : virtualTokens.count())
+                - (prefix == null ? 0 : prefix.virtualTokens());
     }
 
     @Override
@@ -204,6 +230,9 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         Map<String, Parameter> p = new LinkedHashMap<>();
         if (virtualTokens != null) {
             p.putAll(virtualTokens.namedParameters());
+        }
+        if (prefix != null) {
+            p.putAll(prefix.namedParameters());
         }
         return p;
     }
@@ -254,7 +283,9 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         // length N + T: they take positions 0 .. N - 1 and N ones in front of the mask.
         long n = virtualTokens == null ? 0 : virtualTokens.count();
         long t = n + real;
-        if (t > config.maxPositions()) {
+        // Under a key/value prefix of P virtual tokens the real tokens sit at positions P..
+        int p = prefix == null ? 0 : prefix.virtualTokens();
+        if (p + t > config.maxPositions()) {
             throw new IllegalArgumentException(
                     "sequence of "
                             + real
@@ -262,7 +293,8 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                             + (n > 0 ? " after " + n + " virtual tokens" : "")
                             + " is longer than the model's "
                             + config.maxPositions()
-                            + " positions (n_positions)");
+                            + " positions (n_positions)"
+                            + (p > 0 ? " less the prefix's " + p + " virtual tokens" : ""));
         }
         var device = ids.getDevice();
         NDArray tokenEmbedding = ps.getValue(wte, device, training);
@@ -282,12 +314,24 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                                 .concat(mask.toType(DataType.FLOAT32, false), 1);
             }
         }
-        x = x.add(ps.getValue(wpe, device, training).get(new NDIndex("0:" + t)));
+        NDArray positions = ps.getValue(wpe, device, training).get(new NDIndex(p + ":" + (p + t)));
+        // The slice would otherwise stay in the model's manager after every forward pass.
+        positions.attach(ids.getManager());
+        x = x.add(positions);
         // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
         x = TrainingDropout.apply(x, config.embdPdrop(), training);
         NDArray bias = attentionBias(ids.getManager(), t, mask).toDevice(device, false);
-        for (Gpt2Layer layer : layers) {
-            x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
+        if (prefix != null) {
+            bias = prefixed(bias, p);
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, training);
+            for (int i = 0; i < layers.size(); i++) {
+                NDList in = new NDList(x, bias, kv.get(i)[0], kv.get(i)[1]);
+                x = layers.get(i).forward(ps, in, training).singletonOrThrow();
+            }
+        } else {
+            for (Gpt2Layer layer : layers) {
+                x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
+            }
         }
         if (n > 0) {
             // The output keeps the real tokens: logits (B, T, vocab), as without virtual tokens.
@@ -299,6 +343,20 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         // The LM head is wte itself: logits = h wte^T.
         NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
         return new NDList(logits.reshape(b, real, config.vocabSize()));
+    }
+
+    /**
+     * The mask (1 or B, 1, T, N + T) under a prefix of {@code n} virtual tokens: {@code n} open
+     * columns in front of the causal and padding mask (PEFT prepends N ones to the attention mask,
+     * and every query lies after the cached prefix).
+     */
+    private static NDArray prefixed(NDArray bias, int n) {
+        Shape s = bias.getShape();
+        NDArray open =
+                bias.getManager()
+                        .zeros(new Shape(s.get(0), 1, s.get(2), n), DataType.FLOAT32)
+                        .toDevice(bias.getDevice(), false);
+        return NDArrays.concat(new NDList(open, bias), 3);
     }
 
     @Override

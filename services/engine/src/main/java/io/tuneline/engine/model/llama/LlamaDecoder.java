@@ -2,6 +2,7 @@ package io.tuneline.engine.model.llama;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -14,6 +15,7 @@ import ai.djl.nn.core.Embedding;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
@@ -44,6 +46,7 @@ public final class LlamaDecoder extends AbstractBlock {
     private final List<LlamaLayer> layers = new ArrayList<>();
     private final RmsNorm norm;
     private VirtualTokens virtualTokens;
+    private KvPrefix prefix;
 
     public LlamaDecoder(LlamaConfig config) {
         this.config = config;
@@ -92,6 +95,23 @@ public final class LlamaDecoder extends AbstractBlock {
         return List.copyOf(layers);
     }
 
+    /** Layers, key/value heads and head_dim of the prefixes this decoder's attention takes. */
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return new KvPrefix.Sizes(config.layers(), config.kvHeads(), config.headDim());
+    }
+
+    /** Every layer prepends {@code p}'s keys and values from the next forward pass on. */
+    public void attachKvPrefix(KvPrefix p) {
+        if (prefix != null) {
+            throw new IllegalStateException("the decoder has a key/value prefix already");
+        }
+        prefix = p;
+    }
+
+    public Optional<KvPrefix> kvPrefix() {
+        return Optional.ofNullable(prefix);
+    }
+
     /**
      * Every parameter under its Hugging Face name without the {@code model.} prefix ({@code
      * embed_tokens.weight}, {@code layers.0.self_attn.q_proj.weight}, {@code norm.weight}).
@@ -127,31 +147,50 @@ public final class LlamaDecoder extends AbstractBlock {
             ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
         long b = ids.getShape().get(0);
         int real = Math.toIntExact(ids.getShape().get(1));
-        long past = cache == null ? 0 : cache.length();
+        Device device = ids.getDevice();
+        NDManager manager = ids.getManager();
         // Virtual tokens (prompt tuning, P-tuning) come first, as PEFT passes inputs_embeds of
         // length N + T: positions 0 .. N + T - 1 (RoPE rotates them too), N ones in front of the
         // mask. With a cache they go in on the first call and stay there.
-        int n = virtualTokens != null && past == 0 ? virtualTokens.count() : 0;
+        int n =
+                virtualTokens != null && (cache == null || cache.length() == 0)
+                        ? virtualTokens.count()
+                        : 0;
         int t = n + real;
-        Device device = ids.getDevice();
-        NDManager manager = ids.getManager();
+        // A key/value prefix is P positions before the real tokens, as transformers sees PEFT's
+        // past_key_values: real tokens at positions P.. (cache_position), prefix keys unrotated.
+        // With a cache, the prefix is its first P positions; without, each layer prepends it.
+        int p = prefix == null ? 0 : prefix.virtualTokens();
+        List<NDArray[]> prefixKv = null;
+        if (prefix != null && cache == null) {
+            prefixKv = prefix.keysAndValues(ps, b, device, training);
+        } else if (prefix != null && cache.length() == 0) {
+            List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, false);
+            for (int i = 0; i < layers.size(); i++) {
+                cache.append(i, kv.get(i)[0], kv.get(i)[1]);
+            }
+            cache.advance(p);
+        }
+        long past = cache == null ? p : cache.length();
+        // The caller's mask covers the real tokens (cached and new) and, once cached, the virtual
+        // tokens; the prefix's P ones and, on the first call, the virtual tokens' N ones go first.
         if (mask != null
                 && (mask.getShape().dimension() != 2
                         || mask.getShape().get(0) != b
-                        || mask.getShape().get(1) != past + real)) {
+                        || mask.getShape().get(1) != past - p + real)) {
             throw new IllegalArgumentException(
                     "attention mask of shape "
                             + mask.getShape()
                             + " for "
                             + b
                             + " rows of "
-                            + past
+                            + (past - p)
                             + " cached and "
                             + real
                             + " new tokens; expected ("
                             + b
                             + ", "
-                            + (past + real)
+                            + (past - p + real)
                             + ")");
         }
         if (virtualTokens != null && past + t > config.maxPositionEmbeddings()) {
@@ -163,6 +202,10 @@ public final class LlamaDecoder extends AbstractBlock {
                             + " virtual tokens is longer than the model's "
                             + config.maxPositionEmbeddings()
                             + " positions (max_position_embeddings)");
+        }
+        if (mask != null && p > 0) {
+            NDArray ones = manager.ones(new Shape(b, p), mask.getDataType(), mask.getDevice());
+            mask = NDArrays.concat(new NDList(ones, mask), 1);
         }
         NDArray x =
                 Embedding.embedding(
@@ -193,7 +236,8 @@ public final class LlamaDecoder extends AbstractBlock {
                         : full;
         for (int i = 0; i < layers.size(); i++) {
             NDArray bias = config.sliding(i) ? sliding : full;
-            x = layers.get(i).forward(ps, x, cos, sin, bias, cache, training);
+            NDArray[] kv = prefixKv == null ? null : prefixKv.get(i);
+            x = layers.get(i).forward(ps, x, cos, sin, bias, kv, cache, training);
         }
         if (cache != null) {
             cache.advance(t);

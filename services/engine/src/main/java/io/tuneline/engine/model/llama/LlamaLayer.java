@@ -137,6 +137,8 @@ public final class LlamaLayer extends AbstractBlock {
      * @param cos cos table (1, 1, T, head_dim) of the tokens' positions
      * @param sin sin table, same shape
      * @param mask additive mask (1 or B, 1, T, S) for this layer's kind (full or sliding)
+     * @param prefix a key/value prefix {keys, values}, each (B, kv heads, N, head_dim), put in
+     *     front of the keys (after RoPE: prefix keys are not rotated) and values; or null
      * @param cache the cache to extend, or null
      */
     NDArray forward(
@@ -145,6 +147,7 @@ public final class LlamaLayer extends AbstractBlock {
             NDArray cos,
             NDArray sin,
             NDArray mask,
+            NDArray[] prefix,
             LlamaKvCache cache,
             boolean training) {
         long b = x.getShape().get(0);
@@ -164,6 +167,10 @@ public final class LlamaLayer extends AbstractBlock {
         qs = rotate(qs.transpose(0, 2, 1, 3), cos, sin);
         ks = rotate(ks.transpose(0, 2, 1, 3), cos, sin);
         vs = vs.transpose(0, 2, 1, 3);
+        if (prefix != null) {
+            ks = NDArrays.concat(new NDList(prefix[0], ks), 2);
+            vs = NDArrays.concat(new NDList(prefix[1], vs), 2);
+        }
         if (cache != null) {
             NDArray[] kv = cache.append(index, ks, vs);
             ks = kv[0];
@@ -228,6 +235,7 @@ public final class LlamaLayer extends AbstractBlock {
                         inputs.get(1),
                         inputs.get(2),
                         inputs.get(3),
+                        null,
                         null,
                         training));
     }

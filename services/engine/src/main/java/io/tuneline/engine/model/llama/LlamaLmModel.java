@@ -11,6 +11,7 @@ import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
@@ -91,6 +92,22 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         return Collections.unmodifiableMap(p);
     }
 
+    /** Sized from num_key_value_heads x head_dim, so grouped-query attention gets its width. */
+    @Override
+    public KvPrefix.Sizes kvPrefixSizes() {
+        return decoder.kvPrefixSizes();
+    }
+
+    @Override
+    public void attachKvPrefix(KvPrefix prefix) {
+        decoder.attachKvPrefix(prefix);
+    }
+
+    @Override
+    public Optional<KvPrefix> kvPrefix() {
+        return decoder.kvPrefix();
+    }
+
     /**
      * The decoder's linear layers by full Hugging Face module path ({@code
      * model.layers.0.self_attn.q_proj} ... {@code model.layers.N.mlp.down_proj}), where fine-tuning
@@ -148,13 +165,15 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
     }
 
     /**
-     * {@code max_position_embeddings}: training and evaluation cut sequences there; less the
-     * virtual tokens' N when a method attached some, since they take the first N positions.
+     * {@code max_position_embeddings}: training and evaluation cut sequences there; less the N
+     * virtual tokens a method attached: prompt tuning's and P-tuning's take the first N positions,
+     * and real tokens sit at positions N.. under a prefix of N virtual tokens.
      */
     @Override
     public int maxPositions() {
         return config.maxPositionEmbeddings()
-                - decoder.virtualTokens().map(VirtualTokens::count).orElse(0);
+                - decoder.virtualTokens().map(VirtualTokens::count).orElse(0)
+                - decoder.kvPrefix().map(KvPrefix::virtualTokens).orElse(0);
     }
 
     @Override
@@ -194,6 +213,7 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
     public Map<String, Parameter> methodParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>();
         decoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
+        decoder.kvPrefix().ifPresent(k -> p.putAll(k.namedParameters()));
         return p;
     }
 
