@@ -286,6 +286,46 @@ class PlatformEndToEndTest {
         assertThat(jobs.output()).contains("e2e-cli-" + run).doesNotContain("SLF4J");
     }
 
+    /**
+     * A method that cannot be merged, from its example file as a user submits it: the worker
+     * writes the base, the method's state and PEFT's adapter; evaluation rebuilds base + method
+     * and scores it above the untuned model; the registry offers every file for download.
+     */
+    @Test
+    @Order(6)
+    void theExamplePromptTuningJobIsTrainedEvaluatedAndRegisteredAsBasePlusMethod()
+            throws Exception {
+        LocalStack.Result submitted =
+                LocalStack.platform(
+                        "submit", root.resolve("examples/sentiment-prompt.json").toString(), "--new-id");
+        assertThat(submitted.exit()).as(submitted.output()).isZero();
+        java.util.regex.Matcher id =
+                java.util.regex.Pattern.compile("submitted job (\\S+)").matcher(submitted.output());
+        assertThat(id.find()).as(submitted.output()).isTrue();
+        String jobId = id.group(1);
+
+        JsonNode job = awaitTerminal(jobId);
+        assertThat(job.path("status").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
+        String model = job.path("registered").path("model").asText();
+        long version = job.path("registered").path("version").asLong();
+        JsonNode v = get("/api/v1/models/" + model + "/versions/" + version);
+        double tuned =
+                v.path("metrics").path("tuned_metrics").path("macro_f1").path("value").asDouble();
+        double base =
+                v.path("metrics").path("base_metrics").path("macro_f1").path("value").asDouble();
+        assertThat(tuned).as(v.toString()).isGreaterThan(base);
+        List<String> names = new ArrayList<>();
+        get("/api/v1/models/" + model + "/versions/" + version + "/downloads")
+                .forEach(d -> names.add(d.path("name").asText()));
+        assertThat(names)
+                .contains(
+                        "model/model.safetensors",
+                        "model/tuneline_method.json",
+                        "model/tuneline_method.safetensors",
+                        "model/adapter/adapter_config.json",
+                        "model/adapter/adapter_model.safetensors");
+    }
+
     // --- helpers -----------------------------------------------------------------------------
 
     /** The record keys on a topic, read from the beginning with kcat. */

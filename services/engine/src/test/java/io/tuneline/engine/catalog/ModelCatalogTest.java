@@ -127,7 +127,8 @@ class ModelCatalogTest {
         assertThat(model.gpt2Config()).isEqualTo(TINY);
         assertThat(model.name()).isEqualTo("s3://models/tiny-gpt2/");
         assertThat(model.directory().orElseThrow()).startsWith(tmp.resolve("scratch"));
-        // The optional tokenizer files (special tokens, chat template) are asked for too.
+        // The optional files are asked for too: special tokens and chat template, and the state
+        // of a method that cannot be merged (MethodState), so a tuned model is seen as such.
         assertThat(asked)
                 .containsExactly(
                         List.of("config.json"),
@@ -135,7 +136,9 @@ class ModelCatalogTest {
                                 "model.safetensors",
                                 "tokenizer.json",
                                 "tokenizer_config.json",
-                                "special_tokens_map.json"));
+                                "special_tokens_map.json",
+                                "tuneline_method.json",
+                                "tuneline_method.safetensors"));
 
         // A configuration the engine does not implement fails on its own: no weights travel.
         Files.writeString(
@@ -278,7 +281,9 @@ class ModelCatalogTest {
                                 "model.safetensors",
                                 "tokenizer.json",
                                 "tokenizer_config.json",
-                                "special_tokens_map.json"),
+                                "special_tokens_map.json",
+                                "tuneline_method.json",
+                                "tuneline_method.safetensors"),
                         List.of("model.safetensors.index.json"),
                         List.of(
                                 "model-00001-of-00002.safetensors",

@@ -12,6 +12,7 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
+import io.tuneline.engine.export.PeftPrefixTuning;
 import io.tuneline.engine.export.PeftPromptLearning;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.MethodState;
@@ -330,6 +331,12 @@ public final class ClassificationRun {
                 yield new FineTuningMethod.Qlora(
                         lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
             }
+            case PREFIX ->
+                    new FineTuningMethod.Prefix(
+                            spec.getPrefix().getNumVirtualTokens() > 0
+                                    ? spec.getPrefix().getNumVirtualTokens()
+                                    : 20,
+                            spec.getPrefix().getProjectionHiddenSize());
             case PROMPT -> prompt(spec.getPrompt(), tokenize);
             case P_TUNING -> {
                 var p = spec.getPTuning();
@@ -399,6 +406,10 @@ public final class ClassificationRun {
                     dir);
             return true;
         }
+        if (method instanceof FineTuningMethod.Prefix prefix) {
+            PeftPrefixTuning.write(model, prefix, baseModel, dir);
+            return true;
+        }
         Optional<FineTuningMethod.Lora> lora = adapterOf(method);
         if (lora.isEmpty()) {
             return false;
@@ -461,7 +472,7 @@ public final class ClassificationRun {
      */
     static void requireSupported(MethodSpec spec) {
         switch (spec.getKindCase()) {
-            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA, PROMPT, P_TUNING -> {}
+            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA, PREFIX, PROMPT, P_TUNING -> {}
             default -> throw unsupported(spec);
         }
     }
