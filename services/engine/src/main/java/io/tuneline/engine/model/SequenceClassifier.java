@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -54,6 +55,17 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     @Override
     public Map<String, Dense> linears() {
         return encoder.linears();
+    }
+
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        return encoder.residualTaps();
+    }
+
+    /** What methods attached at the residual taps (bottleneck adapters). */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return ResidualTap.parameters(residualTaps());
     }
 
     @Override

@@ -5,6 +5,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LinearDelta;
+import io.tuneline.engine.nn.ResidualTap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -93,6 +94,16 @@ public interface TunableModel extends Block {
      * and checkpoints see them with no code of their own. Empty until such a method attaches.
      */
     default Map<String, Parameter> methodParameters() {
+        return Map.of();
+    }
+
+    /**
+     * Where each layer closes its attention and feed-forward residual connections, by the {@code
+     * adapters} library's module path for that family's {@code BottleneckLayer} ({@code
+     * encoder.layer.0.output}, {@code transformer.h.0.output_adapters}), in the model's order: the
+     * seam bottleneck adapters attach to. Empty for a family without taps.
+     */
+    default Map<String, ResidualTap> residualTaps() {
         return Map.of();
     }
 

@@ -17,6 +17,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -100,6 +101,26 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         p.put("transformer.ln_f.weight", lnF.weight());
         p.put("transformer.ln_f.bias", lnF.bias());
         return Collections.unmodifiableMap(p);
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path ({@code
+     * transformer.h.0.attention_adapters}, {@code transformer.h.0.output_adapters}).
+     */
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = LAYER_PREFIX + i + ".";
+            layers.get(i).residualTaps().forEach((name, tap) -> m.put(prefix + name, tap));
+        }
+        return Collections.unmodifiableMap(m);
+    }
+
+    /** What methods attached at the residual taps (bottleneck adapters). */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return ResidualTap.parameters(residualTaps());
     }
 
     /**

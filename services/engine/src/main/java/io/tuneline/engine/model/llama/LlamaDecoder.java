@@ -14,6 +14,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -80,6 +81,16 @@ public final class LlamaDecoder extends AbstractBlock {
         }
         p.put("norm.weight", norm.weight());
         return p;
+    }
+
+    /** The residual taps by module path without the {@code model.} prefix. */
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "layers." + i + ".";
+            layers.get(i).residualTaps().forEach((name, tap) -> m.put(prefix + name, tap));
+        }
+        return m;
     }
 
     /** The linear layers by module path without the {@code model.} prefix. */

@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -100,6 +101,23 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         Map<String, Dense> m = new LinkedHashMap<>();
         decoder.linears().forEach((name, d) -> m.put("model." + name, d));
         return Collections.unmodifiableMap(m);
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path ({@code
+     * model.layers.0.attention_adapters}, {@code model.layers.0.output_adapters}).
+     */
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        decoder.residualTaps().forEach((name, tap) -> m.put("model." + name, tap));
+        return Collections.unmodifiableMap(m);
+    }
+
+    /** What methods attached at the residual taps (bottleneck adapters). */
+    @Override
+    public Map<String, Parameter> methodParameters() {
+        return ResidualTap.parameters(residualTaps());
     }
 
     /** None: {@code lm_head} belongs to the pretrained model (PEFT has no modules_to_save). */
