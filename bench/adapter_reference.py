@@ -31,7 +31,7 @@ REQUEST.json: {"cases": [{
     "adapter_dir": DIR,                an export in the adapters library's layout (adapter_config.json,
                                        adapter.safetensors, optionally head_config.json + model_head.safetensors)
     "input_ids": [[...]], "attention_mask": [[...]] | null,
-    "probe": nested list shaped as the output, or null,
+    "probe": the output's coefficients (row-major, any nesting), or null,
     "output": FILE}]}
 FILE receives {"output": logits, "loss": sum(logits * probe), "grads": {name: gradient}} for every
 tensor of "trained" (gradients only with a probe), plus "checked": the tensor names read.
@@ -274,7 +274,7 @@ def run(case):
         out = llama_forward(llama.Config(cfg), w, ad, ids, mask)
     result = {"output": out.tolist(), "checked": checked}
     if case.get("probe") is not None:
-        loss = (out * torch.tensor(case["probe"], dtype=torch.float32)).sum()
+        loss = (out * torch.tensor(case["probe"], dtype=torch.float32).reshape(out.shape)).sum()
         loss.backward()
         result["loss"] = loss.item()
         result["grads"] = {k: t.grad.tolist() for k, t in trained.items()}

@@ -338,9 +338,10 @@ public sealed interface FineTuningMethod
                 throw new IllegalArgumentException(
                         "adapter dropout must be in [0, 1), was " + dropout);
             }
-            if (activation != null && !activation.isBlank()) {
-                BottleneckAdapter.checkActivation(activation);
-            }
+            activation =
+                    activation == null || activation.isBlank()
+                            ? placement.defaultActivation()
+                            : BottleneckAdapter.checkActivation(activation);
         }
 
         /** {@code SeqBnConfig}'s defaults: reduction factor 16, relu, no dropout. */
@@ -361,11 +362,12 @@ public sealed interface FineTuningMethod
             return Placement.parse(name) == Placement.PFEIFFER ? pfeiffer() : houlsby();
         }
 
-        /** The activation in effect: the given one, else the placement's default. */
+        /**
+         * The activation in effect (the record holds it resolved: the given name in lower case, or
+         * the placement's default when none was given).
+         */
         public String effectiveActivation() {
-            return activation == null || activation.isBlank()
-                    ? placement.defaultActivation()
-                    : activation.strip().toLowerCase(Locale.ROOT);
+            return activation;
         }
 
         /**

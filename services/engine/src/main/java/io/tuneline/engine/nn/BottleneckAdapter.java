@@ -111,7 +111,7 @@ public final class BottleneckAdapter extends AbstractBlock implements ResidualTa
 
     /** The activations the library's {@code get_activation} names and the engine computes. */
     public static String checkActivation(String name) {
-        String n = name.toLowerCase(Locale.ROOT);
+        String n = name.strip().toLowerCase(Locale.ROOT);
         return switch (n) {
             case "relu", "swish", "silu", "gelu", "gelu_new", "tanh" -> n;
             default ->
