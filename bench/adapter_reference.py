@@ -207,13 +207,14 @@ def llama_forward(config, w, ad, input_ids, attention_mask):
 MODEL_PREFIX = {"bert": "bert.", "gpt2": "", "llama": ""}
 
 
-def load_export(case, family, hidden_size):
+def load_export(case, family, hidden_size, cfg_model_type):
     """Reads an adapters-library export: config, adapter tensors (renamed to the model's paths), head."""
     d = case["adapter_dir"]
     with open(os.path.join(d, "adapter_config.json")) as f:
         full = json.load(f)
     cfg = full["config"]
-    assert full["model_type"] == family, full["model_type"]
+    families = {"bert": ("bert", "roberta"), "gpt2": ("gpt2",), "llama": ("llama", "mistral", "qwen2", "qwen3")}
+    assert full["model_type"] == cfg_model_type and full["model_type"] in families[family], full["model_type"]
     assert full["hidden_size"] == hidden_size, full["hidden_size"]
     assert full["version"].startswith("adapters."), full["version"]
     name = full["name"]
@@ -262,7 +263,7 @@ def run(case):
         head = {"weight": trained["classifier.weight"], "bias": trained["classifier.bias"]} if family == "bert" else None
         checked = sorted(trained.keys())
     else:
-        ad, head, checked = load_export(case, family, hidden_size)
+        ad, head, checked = load_export(case, family, hidden_size, cfg.get("model_type"))
     ids = torch.tensor(case["input_ids"], dtype=torch.int64)
     mask = case.get("attention_mask")
     mask = None if mask is None else torch.tensor(mask, dtype=torch.int64)
