@@ -229,11 +229,15 @@ public final class AdapterHubAdapter {
 
     /**
      * A {@code reduction_factor} from which the library's {@code int(hidden // reduction_factor)}
-     * gives {@code bottleneck} back (Python's float floor division).
+     * gives {@code bottleneck} back. Python's float floor division of these small integers is the
+     * floor of the exact quotient ({@code fmod} is exact), so the factor is nudged down until
+     * {@code bottleneck * rf <= hidden} holds exactly.
      */
     static double reductionFactorFor(int hidden, int bottleneck) {
         double rf = (double) hidden / bottleneck;
-        for (int i = 0; i < 8 && Math.floor(hidden / rf) < bottleneck; i++) {
+        java.math.BigDecimal h = java.math.BigDecimal.valueOf(hidden);
+        java.math.BigDecimal b = java.math.BigDecimal.valueOf(bottleneck);
+        while (new java.math.BigDecimal(rf).multiply(b).compareTo(h) > 0) {
             rf = Math.nextDown(rf);
         }
         return rf;
