@@ -363,6 +363,27 @@ public sealed interface FineTuningMethod
         }
 
         /**
+         * The method from a job's {@code AdapterParams} (proto {@code tuneline.v1.AdapterParams}),
+         * with the contract's defaults for unset fields: placement "" is Pfeiffer, reduction factor
+         * 0 is 16, bottleneck size 0 derives the width, activation "" is the placement's.
+         */
+        public static Adapter fromJob(
+                String placement,
+                int bottleneckSize,
+                int reductionFactor,
+                String activation,
+                double dropout) {
+            return new Adapter(
+                    placement == null || placement.isBlank()
+                            ? Placement.PFEIFFER
+                            : Placement.parse(placement),
+                    bottleneckSize,
+                    reductionFactor == 0 ? DEFAULT_REDUCTION_FACTOR : reductionFactor,
+                    activation,
+                    (float) dropout);
+        }
+
+        /**
          * The activation in effect (the record holds it resolved: the given name in lower case, or
          * the placement's default when none was given).
          */

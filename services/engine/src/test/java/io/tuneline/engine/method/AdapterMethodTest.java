@@ -45,6 +45,10 @@ class AdapterMethodTest {
         assertThat(new Adapter(Placement.HOULSBY, 7, 16, "GELU", 0f).activation())
                 .isEqualTo("gelu");
         assertThat(Adapter.pfeiffer().mergeable()).isFalse();
+        assertThat(Adapter.fromJob("", 0, 0, "", 0)).isEqualTo(Adapter.pfeiffer());
+        assertThat(Adapter.fromJob("double_seq_bn", 0, 0, null, 0)).isEqualTo(Adapter.houlsby());
+        assertThat(Adapter.fromJob("houlsby", 32, 0, "relu", 0.1))
+                .isEqualTo(new Adapter(Placement.HOULSBY, 32, 16, "relu", 0.1f));
     }
 
     @Test
