@@ -2,6 +2,7 @@ package io.tuneline.engine.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -130,8 +131,8 @@ public final class ResidualTap extends AbstractBlock {
     }
 
     @Override
-    public ai.djl.ndarray.types.Shape[] getOutputShapes(ai.djl.ndarray.types.Shape[] inputShapes) {
-        return new ai.djl.ndarray.types.Shape[] {inputShapes[0]};
+    public Shape[] getOutputShapes(Shape[] inputShapes) {
+        return new Shape[] {inputShapes[0]};
     }
 
     /** The parameters attached at {@code taps} (by module path) under their full names. */
