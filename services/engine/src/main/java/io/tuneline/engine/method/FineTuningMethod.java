@@ -8,15 +8,18 @@ import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.nn.BottleneckAdapter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LoraDelta;
 import io.tuneline.engine.nn.PromptEncoder;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.SoftPrompt;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.nio.file.FileSystems;
 import java.nio.file.Path;
 import java.nio.file.PathMatcher;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -32,7 +35,8 @@ public sealed interface FineTuningMethod
                 FineTuningMethod.Qlora,
                 FineTuningMethod.Prompt,
                 FineTuningMethod.PTuning,
-                FineTuningMethod.Prefix {
+                FineTuningMethod.Prefix,
+                FineTuningMethod.Adapter {
 
     /** Prepares {@code model} for training and says how many parameters train. */
     ParameterCounts apply(TunableModel model, NDManager manager);
@@ -77,6 +81,9 @@ public sealed interface FineTuningMethod
                 return new Prefix(
                         description.path("virtual_tokens").asInt(),
                         description.path("projection_hidden_size").asInt(0));
+            }
+            case "ADAPTER" -> {
+                return Adapter.fromDescription(description);
             }
             default ->
                     throw new IllegalArgumentException(
@@ -538,6 +545,265 @@ public sealed interface FineTuningMethod
             o.put("virtual_tokens", virtualTokens);
             o.put("projection_hidden_size", projectionHiddenSize);
             return o;
+        }
+    }
+
+    /**
+     * Bottleneck adapters (Houlsby et al. 2019, arXiv:1902.00751; Pfeiffer et al. 2020,
+     * arXiv:2005.00247) at the model's residual taps ({@link TunableModel#residualTaps()}), as the
+     * {@code adapters} library (adapter-hub 1.2.0) builds them: {@link BottleneckAdapter}, named
+     * {@code <tap>.adapters.}{@value #NAME}{@code .adapter_down.0.weight} etc. The base is frozen,
+     * the adapters and the task head train. The adapters change the forward pass non-linearly, so
+     * they cannot be merged; the tuned model is the base plus {@link MethodState}, and {@code
+     * export.AdapterHubAdapter} writes the library's own layout.
+     *
+     * @param placement PFEIFFER ({@code SeqBnConfig}, "seq_bn": after the feed-forward only, the
+     *     original LayerNorm before the adapter too) or HOULSBY ({@code DoubleSeqBnConfig},
+     *     "double_seq_bn": after attention and after the feed-forward)
+     * @param bottleneckSize the adapter's inner width; 0 for {@code hidden / reductionFactor}
+     * @param reductionFactor the library's {@code reduction_factor} (16 for both placements), used
+     *     when {@code bottleneckSize} is 0
+     * @param activation the library's {@code non_linearity}; null or empty for the placement's
+     *     (relu for Pfeiffer, swish for Houlsby)
+     * @param dropout the library's {@code dropout}: on the up-projection's output, before the
+     *     adapter's residual sum ({@code Adapter.forward}), in training only
+     */
+    record Adapter(
+            Adapter.Placement placement,
+            int bottleneckSize,
+            int reductionFactor,
+            String activation,
+            float dropout)
+            implements FineTuningMethod {
+        /**
+         * The adapter's name in parameter names and exports ({@code adapters.<name>.}, the name the
+         * library's {@code add_adapter} takes).
+         */
+        public static final String NAME = "tuneline";
+
+        /** The library's default {@code reduction_factor} for both placements. */
+        public static final int DEFAULT_REDUCTION_FACTOR = 16;
+
+        /** Where the adapters sit, after the {@code adapters} library's two sequential configs. */
+        public enum Placement {
+            /** {@code SeqBnConfig}: feed-forward only, {@code original_ln_before} true, relu. */
+            PFEIFFER("seq_bn", "relu", false, true),
+            /** {@code DoubleSeqBnConfig}: attention and feed-forward, swish. */
+            HOULSBY("double_seq_bn", "swish", true, false);
+
+            private final String configName;
+            private final String defaultActivation;
+            private final boolean afterAttention;
+            private final boolean originalLnBefore;
+
+            Placement(
+                    String configName,
+                    String defaultActivation,
+                    boolean afterAttention,
+                    boolean originalLnBefore) {
+                this.configName = configName;
+                this.defaultActivation = defaultActivation;
+                this.afterAttention = afterAttention;
+                this.originalLnBefore = originalLnBefore;
+            }
+
+            /** The library's config name ({@code ADAPTER_CONFIG_MAP}). */
+            public String configName() {
+                return configName;
+            }
+
+            public String defaultActivation() {
+                return defaultActivation;
+            }
+
+            /** The config's {@code mh_adapter}: an adapter after the attention output too. */
+            public boolean afterAttention() {
+                return afterAttention;
+            }
+
+            /** The config's {@code original_ln_before}. */
+            public boolean originalLnBefore() {
+                return originalLnBefore;
+            }
+
+            /**
+             * The placement a name stands for: the engine's (PFEIFFER, HOULSBY) or the library's
+             * current and legacy config names (seq_bn, double_seq_bn, pfeiffer, houlsby).
+             */
+            public static Placement parse(String name) {
+                return switch (name.strip().toLowerCase(Locale.ROOT)) {
+                    case "pfeiffer", "seq_bn" -> PFEIFFER;
+                    case "houlsby", "double_seq_bn" -> HOULSBY;
+                    default ->
+                            throw new IllegalArgumentException(
+                                    "unknown adapter placement '"
+                                            + name
+                                            + "'; use PFEIFFER (seq_bn) or HOULSBY (double_seq_bn)");
+                };
+            }
+        }
+
+        public Adapter {
+            if (placement == null) {
+                throw new IllegalArgumentException("an adapter needs a placement");
+            }
+            if (bottleneckSize < 0) {
+                throw new IllegalArgumentException(
+                        "adapter bottleneck size must be 0 (from the reduction factor) or"
+                                + " positive, was "
+                                + bottleneckSize);
+            }
+            if (bottleneckSize == 0 && reductionFactor < 1) {
+                throw new IllegalArgumentException(
+                        "adapter reduction factor must be at least 1, was " + reductionFactor);
+            }
+            if (!(dropout >= 0 && dropout < 1)) {
+                throw new IllegalArgumentException(
+                        "adapter dropout must be in [0, 1), was " + dropout);
+            }
+            activation =
+                    activation == null || activation.isBlank()
+                            ? placement.defaultActivation()
+                            : BottleneckAdapter.checkActivation(activation);
+        }
+
+        /** {@code SeqBnConfig}'s defaults: reduction factor 16, relu, no dropout. */
+        public static Adapter pfeiffer() {
+            return new Adapter(Placement.PFEIFFER, 0, DEFAULT_REDUCTION_FACTOR, null, 0f);
+        }
+
+        /** {@code DoubleSeqBnConfig}'s defaults: reduction factor 16, swish, no dropout. */
+        public static Adapter houlsby() {
+            return new Adapter(Placement.HOULSBY, 0, DEFAULT_REDUCTION_FACTOR, null, 0f);
+        }
+
+        /**
+         * The defaults of a placement named as the engine or the library names it ({@code seq_bn},
+         * {@code double_seq_bn}, {@code pfeiffer}, {@code houlsby}, ...).
+         */
+        public static Adapter parse(String name) {
+            return Placement.parse(name) == Placement.PFEIFFER ? pfeiffer() : houlsby();
+        }
+
+        /**
+         * The method from a job's {@code AdapterParams} (proto {@code tuneline.v1.AdapterParams}),
+         * with the contract's defaults for unset fields: placement "" is Pfeiffer, reduction factor
+         * 0 is 16, bottleneck size 0 derives the width, activation "" is the placement's.
+         */
+        public static Adapter fromJob(
+                String placement,
+                int bottleneckSize,
+                int reductionFactor,
+                String activation,
+                double dropout) {
+            return new Adapter(
+                    placement == null || placement.isBlank()
+                            ? Placement.PFEIFFER
+                            : Placement.parse(placement),
+                    bottleneckSize,
+                    reductionFactor == 0 ? DEFAULT_REDUCTION_FACTOR : reductionFactor,
+                    activation,
+                    (float) dropout);
+        }
+
+        /**
+         * The activation in effect (the record holds it resolved: the given name in lower case, or
+         * the placement's default when none was given).
+         */
+        public String effectiveActivation() {
+            return activation;
+        }
+
+        /**
+         * The bottleneck width for a residual stream of {@code hidden}: {@code bottleneckSize},
+         * else the library's {@code int(hidden // reduction_factor)}, at least 1.
+         */
+        public int bottleneck(int hidden) {
+            return bottleneckSize > 0 ? bottleneckSize : Math.max(1, hidden / reductionFactor);
+        }
+
+        /** Whether a tap at {@code point} gets an adapter under this placement. */
+        public boolean covers(ResidualTap.Point point) {
+            return point == ResidualTap.Point.FEED_FORWARD || placement.afterAttention();
+        }
+
+        /**
+         * Freezes every parameter, attaches an adapter (initialised so that the model is unchanged)
+         * at each covered tap in the model's order, then unfreezes the adapters and the task head.
+         *
+         * @throws IllegalArgumentException when the model has no residual taps
+         * @throws IllegalStateException when a tap holds an adapter already
+         */
+        @Override
+        public ParameterCounts apply(TunableModel model, NDManager manager) {
+            Map<String, ResidualTap> taps = model.residualTaps();
+            if (taps.isEmpty()) {
+                throw new IllegalArgumentException(
+                        model.getClass().getSimpleName()
+                                + " has no residual taps for bottleneck adapters");
+            }
+            taps.forEach(
+                    (module, tap) -> {
+                        if (!tap.attached().isEmpty()) {
+                            throw new IllegalStateException(
+                                    module + " already has a bottleneck adapter");
+                        }
+                    });
+            model.namedParameters().values().forEach(p -> p.freeze(true));
+            String act = effectiveActivation();
+            taps.forEach(
+                    (module, tap) -> {
+                        if (covers(tap.point())) {
+                            tap.attach(
+                                    NAME,
+                                    new BottleneckAdapter(
+                                            tap.width(),
+                                            bottleneck(tap.width()),
+                                            act,
+                                            placement.originalLnBefore(),
+                                            dropout,
+                                            manager));
+                        }
+                    });
+            ResidualTap.parameters(taps).values().forEach(p -> p.freeze(false));
+            model.namedParameters()
+                    .forEach(
+                            (name, p) -> {
+                                if (inAny(name, model.headModules())) {
+                                    p.freeze(false);
+                                }
+                            });
+            return ParameterCounts.of(model);
+        }
+
+        @Override
+        public boolean mergeable() {
+            return false;
+        }
+
+        /**
+         * {@code {"method": "ADAPTER", "placement": "PFEIFFER", "bottleneck_size": 0,
+         * "reduction_factor": 16, "activation": "relu", "dropout": 0.0}}, the activation resolved.
+         */
+        @Override
+        public ObjectNode describe() {
+            ObjectNode o = JsonNodeFactory.instance.objectNode();
+            o.put("method", "ADAPTER");
+            o.put("placement", placement.name());
+            o.put("bottleneck_size", bottleneckSize);
+            o.put("reduction_factor", reductionFactor);
+            o.put("activation", effectiveActivation());
+            o.put("dropout", dropout);
+            return o;
+        }
+
+        static Adapter fromDescription(ObjectNode d) {
+            return new Adapter(
+                    Placement.parse(d.path("placement").asText("")),
+                    d.path("bottleneck_size").asInt(0),
+                    d.path("reduction_factor").asInt(DEFAULT_REDUCTION_FACTOR),
+                    d.path("activation").asText(null),
+                    (float) d.path("dropout").asDouble(0));
         }
     }
 

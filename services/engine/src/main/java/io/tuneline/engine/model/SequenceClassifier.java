@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -117,7 +118,13 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         Map<String, Parameter> p = new LinkedHashMap<>();
         encoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
         encoder.kvPrefix().ifPresent(k -> p.putAll(k.namedParameters()));
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
+    }
+
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        return encoder.residualTaps();
     }
 
     @Override

@@ -5,6 +5,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LinearDelta;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -172,6 +173,16 @@ public interface TunableModel extends Block {
     /** The attached key/value prefix, if a method attached one. */
     default Optional<KvPrefix> kvPrefix() {
         return Optional.empty();
+    }
+
+    /**
+     * Where each layer closes its attention and feed-forward residual connections, by the {@code
+     * adapters} library's module path for that family's {@code BottleneckLayer} ({@code
+     * encoder.layer.0.output}, {@code transformer.h.0.output_adapters}), in the model's order: the
+     * seam bottleneck adapters attach to. Empty for a family without taps.
+     */
+    default Map<String, ResidualTap> residualTaps() {
+        return Map.of();
     }
 
     /**

@@ -17,6 +17,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
@@ -139,6 +140,19 @@ public final class BertEncoder extends AbstractBlock {
             p.putAll(virtualTokens.namedParameters());
         }
         return Collections.unmodifiableMap(p);
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path ({@code
+     * encoder.layer.0.attention.output}, {@code encoder.layer.0.output}), layer by layer.
+     */
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = LAYER_PREFIX + i + ".";
+            layers.get(i).residualTaps().forEach((name, tap) -> m.put(prefix + name, tap));
+        }
+        return Collections.unmodifiableMap(m);
     }
 
     /**

@@ -13,6 +13,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -37,6 +38,8 @@ public final class BertLayer extends AbstractBlock {
     private final Dense intermediate;
     private final Dense output;
     private final LayerNormBlock outputNorm;
+    private final ResidualTap attentionTap;
+    private final ResidualTap outputTap;
 
     public BertLayer(BertConfig config) {
         hidden = config.hiddenSize();
@@ -53,6 +56,25 @@ public final class BertLayer extends AbstractBlock {
         output = addChildBlock("output", new Dense(config.intermediateSize(), hidden));
         outputNorm =
                 addChildBlock("output_norm", new LayerNormBlock(hidden, config.layerNormEps()));
+        // The adapters library's BertSelfOutput / BertOutput are its BottleneckLayers.
+        attentionTap =
+                addChildBlock(
+                        "attention_output_adapters",
+                        new ResidualTap(ResidualTap.Point.ATTENTION, hidden));
+        outputTap =
+                addChildBlock(
+                        "output_adapters", new ResidualTap(ResidualTap.Point.FEED_FORWARD, hidden));
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path relative to {@code
+     * encoder.layer.N.}: {@code attention.output} (BertSelfOutput) and {@code output} (BertOutput).
+     */
+    Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        m.put("attention.output", attentionTap);
+        m.put("output", outputTap);
+        return m;
     }
 
     /** Parameters under their Hugging Face names, relative to {@code encoder.layer.N.}. */
@@ -68,6 +90,7 @@ public final class BertLayer extends AbstractBlock {
         dense(p, "output.dense", output);
         p.put("output.LayerNorm.weight", outputNorm.weight());
         p.put("output.LayerNorm.bias", outputNorm.bias());
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
     }
 
@@ -116,7 +139,9 @@ public final class BertLayer extends AbstractBlock {
         NDArray attended =
                 TrainingDropout.apply(
                         apply(attentionOutput, ps, context, training), hiddenDropout, training);
-        NDArray h1 = apply(attentionNorm, ps, flat.add(attended), training);
+        NDArray h1 =
+                attentionTap.apply(
+                        ps, attended, flat, s -> apply(attentionNorm, ps, s, training), training);
         NDArray ff =
                 TrainingDropout.apply(
                         apply(
@@ -126,7 +151,7 @@ public final class BertLayer extends AbstractBlock {
                                 training),
                         hiddenDropout,
                         training);
-        NDArray h2 = apply(outputNorm, ps, h1.add(ff), training);
+        NDArray h2 = outputTap.apply(ps, ff, h1, s -> apply(outputNorm, ps, s, training), training);
         return new NDList(h2.reshape(b, t, hidden));
     }
 

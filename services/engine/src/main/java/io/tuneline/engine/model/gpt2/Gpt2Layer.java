@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -40,6 +41,8 @@ public final class Gpt2Layer extends AbstractBlock {
     private final LayerNormBlock ln2;
     private final Dense cFc;
     private final Dense mlpProj;
+    private final ResidualTap attentionTap;
+    private final ResidualTap outputTap;
 
     public Gpt2Layer(Gpt2Config config) {
         hidden = config.hiddenSize();
@@ -52,6 +55,24 @@ public final class Gpt2Layer extends AbstractBlock {
         ln2 = addChildBlock("ln_2", new LayerNormBlock(hidden, config.layerNormEps()));
         cFc = addChildBlock("mlp_c_fc", new Dense(hidden, config.innerSize()));
         mlpProj = addChildBlock("mlp_c_proj", new Dense(config.innerSize(), hidden));
+        attentionTap =
+                addChildBlock(
+                        "attention_adapters", new ResidualTap(ResidualTap.Point.ATTENTION, hidden));
+        outputTap =
+                addChildBlock(
+                        "output_adapters", new ResidualTap(ResidualTap.Point.FEED_FORWARD, hidden));
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path relative to {@code
+     * transformer.h.N.} ({@code GPT2BlockWithAdapters}: {@code attention_adapters}, {@code
+     * output_adapters}).
+     */
+    Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        m.put("attention_adapters", attentionTap);
+        m.put("output_adapters", outputTap);
+        return m;
     }
 
     /** Parameters under their Hugging Face names, relative to {@code transformer.h.N.}. */
@@ -65,6 +86,7 @@ public final class Gpt2Layer extends AbstractBlock {
         p.put("ln_2.bias", ln2.bias());
         dense(p, "mlp.c_fc", cFc);
         dense(p, "mlp.c_proj", mlpProj);
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
     }
 
@@ -115,9 +137,13 @@ public final class Gpt2Layer extends AbstractBlock {
         NDArray probs = TrainingDropout.apply(scores.softmax(-1), attnDropout, training);
         NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
         NDArray h1 =
-                flat.add(
+                attentionTap.apply(
+                        ps,
                         TrainingDropout.apply(
-                                apply(attnProj, ps, context, training), residDropout, training));
+                                apply(attnProj, ps, context, training), residDropout, training),
+                        flat,
+                        null,
+                        training);
         NDArray ff =
                 TrainingDropout.apply(
                         apply(
@@ -127,7 +153,7 @@ public final class Gpt2Layer extends AbstractBlock {
                                 training),
                         residDropout,
                         training);
-        return new NDList(h1.add(ff).reshape(b, t, hidden));
+        return new NDList(outputTap.apply(ps, ff, h1, null, training).reshape(b, t, hidden));
     }
 
     private static NDArray apply(

@@ -19,6 +19,7 @@ import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
@@ -134,6 +135,20 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     }
 
     /**
+     * The residual taps by the {@code adapters} library's module path ({@code
+     * transformer.h.0.attention_adapters}, {@code transformer.h.0.output_adapters}).
+     */
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = LAYER_PREFIX + i + ".";
+            layers.get(i).residualTaps().forEach((name, tap) -> m.put(prefix + name, tap));
+        }
+        return Collections.unmodifiableMap(m);
+    }
+
+    /**
      * The projections (GPT-2's {@code Conv1D} modules) by Hugging Face module path ({@code
      * transformer.h.0.attn.c_attn}), layer by layer.
      */
@@ -234,6 +249,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         if (prefix != null) {
             p.putAll(prefix.namedParameters());
         }
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
     }
 

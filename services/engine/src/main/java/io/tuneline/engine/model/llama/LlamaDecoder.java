@@ -17,6 +17,7 @@ import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -125,6 +126,16 @@ public final class LlamaDecoder extends AbstractBlock {
         }
         p.put("norm.weight", norm.weight());
         return p;
+    }
+
+    /** The residual taps by module path without the {@code model.} prefix. */
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            String prefix = "layers." + i + ".";
+            layers.get(i).residualTaps().forEach((name, tap) -> m.put(prefix + name, tap));
+        }
+        return m;
     }
 
     /** The linear layers by module path without the {@code model.} prefix. */

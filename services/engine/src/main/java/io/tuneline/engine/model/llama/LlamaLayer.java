@@ -13,6 +13,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -45,6 +46,8 @@ public final class LlamaLayer extends AbstractBlock {
     private final Dense gate;
     private final Dense up;
     private final Dense down;
+    private final ResidualTap attentionTap;
+    private final ResidualTap outputTap;
 
     public LlamaLayer(LlamaConfig config, int index) {
         this.config = config;
@@ -67,6 +70,24 @@ public final class LlamaLayer extends AbstractBlock {
         gate = addChildBlock("gate_proj", new Dense(h, config.intermediateSize()));
         up = addChildBlock("up_proj", new Dense(h, config.intermediateSize()));
         down = addChildBlock("down_proj", new Dense(config.intermediateSize(), h));
+        attentionTap =
+                addChildBlock(
+                        "attention_adapters", new ResidualTap(ResidualTap.Point.ATTENTION, h));
+        outputTap =
+                addChildBlock(
+                        "output_adapters", new ResidualTap(ResidualTap.Point.FEED_FORWARD, h));
+    }
+
+    /**
+     * The residual taps by the {@code adapters} library's module path relative to {@code
+     * model.layers.N.} ({@code LlamaDecoderLayerWithAdapters}: {@code attention_adapters}, {@code
+     * output_adapters}).
+     */
+    Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        m.put("attention_adapters", attentionTap);
+        m.put("output_adapters", outputTap);
+        return m;
     }
 
     /** The linear layers by Hugging Face module path relative to the layer. */
@@ -117,6 +138,7 @@ public final class LlamaLayer extends AbstractBlock {
         }
         p.put("input_layernorm.weight", inputNorm.weight());
         p.put("post_attention_layernorm.weight", postNorm.weight());
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
     }
 
@@ -185,7 +207,7 @@ public final class LlamaLayer extends AbstractBlock {
                 TrainingDropout.apply(scores.softmax(-1), config.attentionDropout(), training);
         NDArray context =
                 probs.matMul(vs).transpose(0, 2, 1, 3).reshape(b * t, (long) config.heads() * d);
-        NDArray h1 = flat.add(apply(o, ps, context, training));
+        NDArray h1 = attentionTap.apply(ps, apply(o, ps, context, training), flat, null, training);
         NDArray m = apply(postNorm, ps, h1, training);
         NDArray g = apply(gate, ps, m, training);
         NDArray ff =
@@ -194,7 +216,7 @@ public final class LlamaLayer extends AbstractBlock {
                         ps,
                         g.mul(Activation.sigmoid(g)).mul(apply(up, ps, m, training)),
                         training);
-        return h1.add(ff).reshape(b, t, hidden);
+        return outputTap.apply(ps, ff, h1, null, training).reshape(b, t, hidden);
     }
 
     /** {@code x * cos + rotate_half(x) * sin}, rotate_half(x) = cat(-x2, x1) (HF convention). */

@@ -13,6 +13,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -121,6 +122,17 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         return Collections.unmodifiableMap(m);
     }
 
+    /**
+     * The residual taps by the {@code adapters} library's module path ({@code
+     * model.layers.0.attention_adapters}, {@code model.layers.0.output_adapters}).
+     */
+    @Override
+    public Map<String, ResidualTap> residualTaps() {
+        Map<String, ResidualTap> m = new LinkedHashMap<>();
+        decoder.residualTaps().forEach((name, tap) -> m.put("model." + name, tap));
+        return Collections.unmodifiableMap(m);
+    }
+
     /** None: {@code lm_head} belongs to the pretrained model (PEFT has no modules_to_save). */
     @Override
     public List<String> headModules() {
@@ -214,6 +226,7 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         Map<String, Parameter> p = new LinkedHashMap<>();
         decoder.virtualTokens().ifPresent(v -> p.putAll(v.namedParameters()));
         decoder.kvPrefix().ifPresent(k -> p.putAll(k.namedParameters()));
+        p.putAll(ResidualTap.parameters(residualTaps()));
         return p;
     }
 
