@@ -10,9 +10,7 @@ import io.tuneline.proto.v1.Task;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 
 /**
  * Checks a {@link JobRequested} for what the schema cannot say: required fields, ranges, and
@@ -27,18 +25,6 @@ public final class JobSpecValidator {
     public static final Pattern JOB_ID = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
 
     private static final double SPLIT_TOLERANCE = 1e-6;
-
-    /**
-     * The methods the engine trains today. A job asking for another one is refused when it is
-     * submitted, not after its data has been ingested and prepared; the set grows as methods land.
-     */
-    public static final Set<MethodSpec.KindCase> ENGINE_METHODS =
-            Set.of(
-                    MethodSpec.KindCase.KIND_NOT_SET,
-                    MethodSpec.KindCase.FULL,
-                    MethodSpec.KindCase.FREEZE,
-                    MethodSpec.KindCase.LORA,
-                    MethodSpec.KindCase.QLORA);
 
     private JobSpecValidator() {}
 
@@ -147,19 +133,6 @@ public final class JobSpecValidator {
     }
 
     private static void method(MethodSpec m, List<String> p) {
-        if (!ENGINE_METHODS.contains(m.getKindCase())) {
-            p.add(
-                    "method."
-                            + m.getKindCase().name().toLowerCase(Locale.ROOT)
-                            + ": this version of the engine cannot train "
-                            + m.getKindCase()
-                            + " yet; use "
-                            + ENGINE_METHODS.stream()
-                                    .filter(k -> k != MethodSpec.KindCase.KIND_NOT_SET)
-                                    .map(k -> k.name().toLowerCase(Locale.ROOT))
-                                    .sorted()
-                                    .collect(Collectors.joining(", ")));
-        }
         switch (m.getKindCase()) {
             case LORA -> lora("method.lora", m.getLora(), p);
             case QLORA -> {
@@ -195,7 +168,7 @@ public final class JobSpecValidator {
                 oneOf(
                         "method.adapter.activation",
                         a.getActivation(),
-                        List.of("relu", "swish", "silu", "gelu", "tanh"),
+                        List.of("relu", "swish", "silu", "gelu", "gelu_new", "tanh"),
                         p);
                 probability("method.adapter.dropout", a.getDropout(), p);
             }

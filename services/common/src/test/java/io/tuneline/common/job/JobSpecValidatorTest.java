@@ -149,45 +149,26 @@ class JobSpecValidatorTest {
         }
     }
 
+    /**
+     * Every example job is read as the CLI reads it (proto JSON) and is valid as it is; together
+     * they cover every method of the contract.
+     */
     @Test
-    void aMethodTheEngineCannotTrainIsRefusedNamingItAndTheOnesItCan() {
-        JobRequested prefix =
-                VALID.toBuilder()
-                        .setMethod(
-                                MethodSpec.newBuilder()
-                                        .setPrefix(
-                                                io.tuneline.proto.v1.PrefixTuningParams
-                                                        .getDefaultInstance()))
-                        .build();
-        assertThat(JobSpecValidator.problems(prefix))
-                .singleElement()
-                .asString()
-                .startsWith("method.prefix: ")
-                .contains("cannot train PREFIX yet")
-                .endsWith("use freeze, full, lora, qlora");
-        for (MethodSpec ok :
-                new MethodSpec[] {
-                    MethodSpec.getDefaultInstance(),
-                    MethodSpec.newBuilder().setLora(LoraParams.getDefaultInstance()).build(),
-                    MethodSpec.newBuilder()
-                            .setQlora(io.tuneline.proto.v1.QloraParams.getDefaultInstance())
-                            .build()
-                }) {
-            assertThat(JobSpecValidator.problems(VALID.toBuilder().setMethod(ok).build()))
-                    .isEmpty();
+    void everyExampleJobIsValidAndEveryMethodHasOne() throws Exception {
+        java.util.Set<MethodSpec.KindCase> methods =
+                java.util.EnumSet.noneOf(MethodSpec.KindCase.class);
+        try (var files = java.nio.file.Files.list(java.nio.file.Path.of("../../examples"))) {
+            for (java.nio.file.Path file :
+                    files.filter(f -> f.toString().endsWith(".json")).sorted().toList()) {
+                JobRequested.Builder job = JobRequested.newBuilder();
+                com.google.protobuf.util.JsonFormat.parser()
+                        .merge(java.nio.file.Files.readString(file), job);
+                assertThat(JobSpecValidator.problems(job.build())).as(file.toString()).isEmpty();
+                methods.add(job.getMethod().getKindCase());
+            }
         }
-    }
-
-    /** The example QLoRA job is read as the CLI reads it (proto JSON) and is valid as it is. */
-    @Test
-    void theQloraExampleJobIsValid() throws Exception {
-        java.nio.file.Path file = java.nio.file.Path.of("../../examples/sentiment-qlora.json");
-        JobRequested.Builder job = JobRequested.newBuilder();
-        com.google.protobuf.util.JsonFormat.parser()
-                .merge(java.nio.file.Files.readString(file), job);
-        assertThat(job.getMethod().getKindCase()).isEqualTo(MethodSpec.KindCase.QLORA);
-        assertThat(job.getMethod().getQlora().getBlockSize()).isEqualTo(64);
-        assertThat(JobSpecValidator.problems(job.build())).isEmpty();
+        methods.add(MethodSpec.KindCase.KIND_NOT_SET);
+        assertThat(methods).containsExactlyInAnyOrder(MethodSpec.KindCase.values());
     }
 
     @Test

@@ -207,11 +207,13 @@ public final class Dense extends AbstractBlock {
         NDArray x = inputs.singletonOrThrow();
         NDList y;
         if (base instanceof WeightStore.Nf4 q) {
-            // Dequantized in x's manager (the step's sub-manager in training) and its handle
-            // closed after the matmul: in inference the dense copy is gone before the next layer
-            // runs. Under autograd, libtorch keeps the tensor for the input gradient until
-            // backward has used it (bitsandbytes' MatMul4Bit saves only the 4-bit state and
-            // dequantizes again in backward; DJL offers no custom autograd function to do that).
+            // Dequantized in x's manager (the step's sub-manager in training). In inference the
+            // handle is closed after the matmul, so the dense copy is gone before the next layer
+            // runs. In training autograd needs the tensor for the input gradient until backward
+            // (bitsandbytes' MatMul4Bit saves only the 4-bit state and dequantizes again in
+            // backward; DJL offers no custom autograd function to do that), so the handle lives
+            // until the step's manager closes (closing it here is the suspected cause of a NaN
+            // gradient seen once under load, which cost QloraGpt2Test's resumed run a step).
             NDArray w = q.weight().dequantize(x.getManager());
             if (!w.getDevice().equals(x.getDevice())) {
                 NDArray moved = w.toDevice(x.getDevice(), false);
@@ -219,7 +221,9 @@ public final class Dense extends AbstractBlock {
                 w = moved;
             }
             y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
-            w.close();
+            if (!training) {
+                w.close();
+            }
         } else {
             y =
                     Linear.linear(

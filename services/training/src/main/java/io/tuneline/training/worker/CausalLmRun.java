@@ -72,7 +72,6 @@ public final class CausalLmRun {
                     "task " + job.getTask() + " is not causal language modelling");
         }
         Files.createDirectories(scratch);
-        ClassificationRun.requireSupported(job.getMethod());
         List<LmExample> train = read(input.getTrain(), "train");
         List<LmExample> validationSplit =
                 input.getValidation().getUri().isEmpty()
@@ -161,6 +160,7 @@ public final class CausalLmRun {
                             method,
                             job.getMethod(),
                             ModelCatalog.huggingFaceName(ref),
+                            List.of(),
                             adapter);
             List<ArtifactRef> files =
                     run.uploadModel(

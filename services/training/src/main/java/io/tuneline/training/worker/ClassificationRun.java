@@ -10,6 +10,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
+import io.tuneline.engine.export.AdapterHubAdapter;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.export.PeftPrefixTuning;
@@ -100,7 +101,6 @@ public final class ClassificationRun {
                             + job.getTask()
                             + " is not trained by this worker yet; only TASK_SEQUENCE_CLASSIFICATION");
         }
-        requireSupported(job.getMethod());
         List<String> labels = input.getLabelsList();
         if (labels.size() < 2) {
             throw new IllegalArgumentException(
@@ -215,6 +215,7 @@ public final class ClassificationRun {
                             method,
                             job.getMethod(),
                             ModelCatalog.huggingFaceName(ref),
+                            labels,
                             adapter);
             List<ArtifactRef> files =
                     run.uploadModel(
@@ -331,6 +332,13 @@ public final class ClassificationRun {
                 yield new FineTuningMethod.Qlora(
                         lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
             }
+            case ADAPTER ->
+                    FineTuningMethod.Adapter.fromJob(
+                            spec.getAdapter().getPlacement(),
+                            spec.getAdapter().getBottleneckSize(),
+                            spec.getAdapter().getReductionFactor(),
+                            spec.getAdapter().getActivation(),
+                            spec.getAdapter().getDropout());
             case PREFIX ->
                     new FineTuningMethod.Prefix(
                             spec.getPrefix().getNumVirtualTokens() > 0
@@ -349,7 +357,6 @@ public final class ClassificationRun {
                         p.getEncoderHiddenSize(),
                         (float) p.getEncoderDropout());
             }
-            default -> throw unsupported(spec);
         };
     }
 
@@ -392,8 +399,17 @@ public final class ClassificationRun {
             FineTuningMethod method,
             MethodSpec spec,
             String baseModel,
+            List<String> labels,
             Path dir)
             throws IOException {
+        if (method instanceof FineTuningMethod.Adapter adapter) {
+            if (model instanceof SequenceClassifier classifier) {
+                AdapterHubAdapter.write(classifier, adapter, baseModel, labels, dir);
+            } else {
+                AdapterHubAdapter.write((CausalLanguageModel) model, adapter, baseModel, dir);
+            }
+            return true;
+        }
         if (method instanceof FineTuningMethod.Prompt
                 || method instanceof FineTuningMethod.PTuning) {
             PeftPromptLearning.write(
@@ -464,24 +480,6 @@ public final class ClassificationRun {
                             + ", which cannot be merged into its weights: it can be evaluated,"
                             + " but not fine-tuned further; start from its own base model");
         }
-    }
-
-    /**
-     * Fails for a method this worker cannot train, before anything is downloaded or built (the
-     * method itself needs the model for its default targets).
-     */
-    static void requireSupported(MethodSpec spec) {
-        switch (spec.getKindCase()) {
-            case FULL, KIND_NOT_SET, FREEZE, LORA, QLORA, PREFIX, PROMPT, P_TUNING -> {}
-            default -> throw unsupported(spec);
-        }
-    }
-
-    private static UnsupportedOperationException unsupported(MethodSpec spec) {
-        return new UnsupportedOperationException(
-                "method "
-                        + spec.getKindCase()
-                        + " is not trained by this worker yet; use full, freeze, lora or qlora");
     }
 
     private List<LabelledText> read(ArtifactRef split, List<String> labels) throws IOException {

@@ -276,6 +276,46 @@ class ClassificationRunTest {
                 .hasMessageContaining("was tuned with PROMPT, which cannot be merged");
     }
 
+    /**
+     * Bottleneck adapters have no PEFT layout: the adapter directory is the {@code adapters}
+     * library's (config, weights, and the classification head's config and weights), beside the
+     * method's state.
+     */
+    @Test
+    void anAdapterRunWritesTheAdaptersLibrarysLayoutAndTheMethodState() throws Exception {
+        prepare(
+                "adapter-run-1",
+                MethodSpec.newBuilder()
+                        .setAdapter(
+                                io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                        .setPlacement("houlsby"))
+                        .build());
+        TrainingCompleted result =
+                new ClassificationRun(store, p -> {}, scratch.resolve("adapter"))
+                        .run("adapter-run-1", 1);
+
+        // Houlsby: two adapters per layer, 384 -> 24 -> 384 each, and the head.
+        assertThat(result.getTrainableParameters())
+                .isEqualTo(6 * 2 * (2 * 384 * 24 + 24 + 384) + 384 * 2 + 2);
+        String prefix = "s3://tuneline/runs/adapter-run-1/model/";
+        assertThat(result.getModelFilesList())
+                .extracting(ArtifactRef::getUri)
+                .contains(
+                        prefix + "adapter/adapter_config.json",
+                        prefix + "adapter/adapter.safetensors",
+                        prefix + "adapter/head_config.json",
+                        prefix + "adapter/model_head.safetensors",
+                        prefix + io.tuneline.engine.method.MethodState.CONFIG,
+                        prefix + io.tuneline.engine.method.MethodState.WEIGHTS);
+        ArtifactRef config =
+                result.getModelFilesList().stream()
+                        .filter(f -> f.getUri().endsWith("adapter/adapter_config.json"))
+                        .findFirst()
+                        .orElseThrow();
+        // Houlsby's adapters after attention too (the library's DoubleSeqBnConfig).
+        assertThat(Files.readString(download(config))).contains("\"mh_adapter\" : true");
+    }
+
     private Path download(ArtifactRef ref) throws Exception {
         Path file = Files.createTempFile(scratch, "download", ".safetensors");
         try (InputStream in = store.get(ref)) {

@@ -101,18 +101,80 @@ class TrainingWorkerTest {
                 .isEqualTo(1e-3f);
     }
 
-    /** A method the worker cannot train fails before the base model is fetched. */
+    /**
+     * Every parameter-efficient method of the contract becomes its engine record with the
+     * contract's defaults for the fields a job leaves unset.
+     */
     @Test
-    void anUnsupportedMethodIsRefusedBeforeAnythingIsBuilt() {
-        var adapter =
-                io.tuneline.proto.v1.MethodSpec.newBuilder()
-                        .setAdapter(io.tuneline.proto.v1.AdapterParams.getDefaultInstance())
-                        .build();
-        org.assertj.core.api.Assertions.assertThatThrownBy(
-                        () -> ClassificationRun.requireSupported(adapter))
-                .isInstanceOf(UnsupportedOperationException.class)
-                .hasMessageContaining("ADAPTER is not trained by this worker yet");
-        ClassificationRun.requireSupported(io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
+    void eachParameterEfficientMethodGetsTheContractsDefaults() {
+        var m = io.tuneline.proto.v1.MethodSpec.newBuilder();
+        var none = java.util.List.<String>of();
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setAdapter(
+                                                io.tuneline.proto.v1.AdapterParams
+                                                        .getDefaultInstance())
+                                        .build(),
+                                none,
+                                NO_TEXT))
+                .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Adapter.pfeiffer());
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setAdapter(
+                                                io.tuneline.proto.v1.AdapterParams.newBuilder()
+                                                        .setPlacement("double_seq_bn"))
+                                        .build(),
+                                none,
+                                NO_TEXT))
+                .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Adapter.houlsby());
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setPrefix(
+                                                io.tuneline.proto.v1.PrefixTuningParams
+                                                        .getDefaultInstance())
+                                        .build(),
+                                none,
+                                NO_TEXT))
+                .isEqualTo(new io.tuneline.engine.method.FineTuningMethod.Prefix(20, 0));
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setPTuning(
+                                                io.tuneline.proto.v1.PTuningParams
+                                                        .getDefaultInstance())
+                                        .build(),
+                                none,
+                                NO_TEXT))
+                .isEqualTo(io.tuneline.engine.method.FineTuningMethod.PTuning.defaults());
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setPrompt(
+                                                io.tuneline.proto.v1.PromptTuningParams
+                                                        .getDefaultInstance())
+                                        .build(),
+                                none,
+                                NO_TEXT))
+                .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Prompt.defaults());
+        // A text init is tokenized with the base's tokenizer (special tokens and all).
+        assertThat(
+                        ClassificationRun.method(
+                                m.clear()
+                                        .setPrompt(
+                                                io.tuneline.proto.v1.PromptTuningParams.newBuilder()
+                                                        .setNumVirtualTokens(5)
+                                                        .setInitText("good or bad?"))
+                                        .build(),
+                                none,
+                                text -> java.util.List.of(101, text.length(), 102)))
+                .isEqualTo(
+                        new io.tuneline.engine.method.FineTuningMethod.Prompt(
+                                5,
+                                io.tuneline.engine.method.FineTuningMethod.Prompt.Init.TEXT,
+                                java.util.List.of(101, 12, 102)));
     }
 
     /**
@@ -129,7 +191,6 @@ class TrainingWorkerTest {
                                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                                         .setRank(4)))
                         .build();
-        ClassificationRun.requireSupported(spec);
         var method = ClassificationRun.method(spec, java.util.List.of("c_attn"), NO_TEXT);
         org.assertj.core.api.Assertions.assertThat(method)
                 .isEqualTo(
