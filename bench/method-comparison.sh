@@ -6,7 +6,10 @@
 # untuned model's quality) is read back from the registry's job events and printed as Markdown
 # (docs/methods.md keeps the last run's).
 #
-#   bench/method-comparison.sh [JOB_FILE...]     # default: examples/sentiment-*.json, one by one
+# Every job gets the same budget: EPOCHS passes over the same prepared data (the split seed is the
+# examples'), each method keeping its own learning rate from its example file.
+#
+#   [EPOCHS=6] bench/method-comparison.sh [JOB_FILE...]   # default: examples/sentiment-*.json
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -18,6 +21,7 @@ if (($#)); then JOBS=("$@"); else
         examples/sentiment-prompt.json)
 fi
 REGISTRY="${TUNELINE_REGISTRY:-http://127.0.0.1:8080}"
+EPOCHS="${EPOCHS:-6}"
 OUT="$ROOT/target/method-comparison"
 mkdir -p "$OUT"
 : > "$OUT/jobs.tsv"
@@ -26,7 +30,16 @@ mkdir -p "$OUT"
 for job in "${JOBS[@]}"; do
   # One job at a time: each has the machine to itself, so memory and tokens/s compare.
   log="$OUT/$(basename "$job" .json).log"
-  ./platform submit "$job" --new-id --watch > "$log" 2>&1 || true
+  budgeted="$OUT/$(basename "$job")"
+  python3 - "$job" "$EPOCHS" "$budgeted" <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))
+job.setdefault("hyperparameters", {})["epochs"] = int(sys.argv[2])
+# Compared, not promoted: a version below the example's gate is still recorded.
+job.setdefault("registration", {})["register_on_gate_failure"] = True
+json.dump(job, open(sys.argv[3], "w"), indent=1)
+PY
+  ./platform submit "$budgeted" --new-id --watch > "$log" 2>&1 || true
   id=$(sed -n 's/^submitted job \([^ ]*\).*/\1/p' "$log" | head -1)
   [ -n "$id" ] || { echo "no job id for $job (see $log)" >&2; exit 1; }
   curl -sfN "$REGISTRY/api/v1/jobs/$id/events" > "$OUT/$id.sse"

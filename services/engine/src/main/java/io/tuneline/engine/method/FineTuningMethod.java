@@ -185,21 +185,14 @@ public sealed interface FineTuningMethod
                             "module " + module + " already has a LoRA adapter");
                 }
             }
-            model.namedParameters().values().forEach(p -> p.freeze(true));
-            for (String module : selected) {
-                Dense layer = linears.get(module);
-                LoraDelta delta = new LoraDelta(layer, rank, alpha, dropout, manager);
-                layer.attach(delta);
-            }
-            model.deltaParameters().values().forEach(p -> p.freeze(false));
-            model.namedParameters()
-                    .forEach(
-                            (name, p) -> {
-                                if (inAny(name, model.headModules())) {
-                                    p.freeze(false);
-                                }
-                            });
-            return ParameterCounts.of(model);
+            return trainOnlyWhatAttaches(
+                    model,
+                    () -> {
+                        for (String module : selected) {
+                            Dense layer = linears.get(module);
+                            layer.attach(new LoraDelta(layer, rank, alpha, dropout, manager));
+                        }
+                    });
         }
     }
 
@@ -463,17 +456,7 @@ public sealed interface FineTuningMethod
         if (model.virtualTokens().isPresent()) {
             throw new IllegalStateException("the model has virtual tokens already");
         }
-        model.namedParameters().values().forEach(p -> p.freeze(true));
-        model.attachVirtualTokens(tokens);
-        tokens.namedParameters().values().forEach(p -> p.freeze(false));
-        model.namedParameters()
-                .forEach(
-                        (name, p) -> {
-                            if (inAny(name, model.headModules())) {
-                                p.freeze(false);
-                            }
-                        });
-        return ParameterCounts.of(model);
+        return trainOnlyWhatAttaches(model, () -> model.attachVirtualTokens(tokens));
     }
 
     /**
@@ -519,17 +502,7 @@ public sealed interface FineTuningMethod
             PrefixEncoder encoder =
                     new PrefixEncoder(
                             virtualTokens, projectionHiddenSize, model.kvPrefixSizes(), manager);
-            model.namedParameters().values().forEach(p -> p.freeze(true));
-            model.attachKvPrefix(encoder);
-            model.methodParameters().values().forEach(p -> p.freeze(false));
-            model.namedParameters()
-                    .forEach(
-                            (name, p) -> {
-                                if (inAny(name, model.headModules())) {
-                                    p.freeze(false);
-                                }
-                            });
-            return ParameterCounts.of(model);
+            return trainOnlyWhatAttaches(model, () -> model.attachKvPrefix(encoder));
         }
 
         @Override
@@ -749,31 +722,24 @@ public sealed interface FineTuningMethod
                                     module + " already has a bottleneck adapter");
                         }
                     });
-            model.namedParameters().values().forEach(p -> p.freeze(true));
             String act = effectiveActivation();
-            taps.forEach(
-                    (module, tap) -> {
-                        if (covers(tap.point())) {
-                            tap.attach(
-                                    NAME,
-                                    new BottleneckAdapter(
-                                            tap.width(),
-                                            bottleneck(tap.width()),
-                                            act,
-                                            placement.originalLnBefore(),
-                                            dropout,
-                                            manager));
-                        }
-                    });
-            ResidualTap.parameters(taps).values().forEach(p -> p.freeze(false));
-            model.namedParameters()
-                    .forEach(
-                            (name, p) -> {
-                                if (inAny(name, model.headModules())) {
-                                    p.freeze(false);
-                                }
-                            });
-            return ParameterCounts.of(model);
+            return trainOnlyWhatAttaches(
+                    model,
+                    () ->
+                            taps.forEach(
+                                    (module, tap) -> {
+                                        if (covers(tap.point())) {
+                                            tap.attach(
+                                                    NAME,
+                                                    new BottleneckAdapter(
+                                                            tap.width(),
+                                                            bottleneck(tap.width()),
+                                                            act,
+                                                            placement.originalLnBefore(),
+                                                            dropout,
+                                                            manager));
+                                        }
+                                    }));
         }
 
         @Override
@@ -805,6 +771,25 @@ public sealed interface FineTuningMethod
                     d.path("activation").asText(null),
                     (float) d.path("dropout").asDouble(0));
         }
+    }
+
+    /**
+     * What every parameter-efficient method does around its own attachment: freezes the whole
+     * model, runs {@code attach}, then trains exactly what it added ({@link
+     * TunableModel#deltaParameters()}) and the task head (PEFT's {@code modules_to_save}).
+     */
+    private static ParameterCounts trainOnlyWhatAttaches(TunableModel model, Runnable attach) {
+        model.namedParameters().values().forEach(p -> p.freeze(true));
+        attach.run();
+        model.deltaParameters().values().forEach(p -> p.freeze(false));
+        model.namedParameters()
+                .forEach(
+                        (name, p) -> {
+                            if (inAny(name, model.headModules())) {
+                                p.freeze(false);
+                            }
+                        });
+        return ParameterCounts.of(model);
     }
 
     /** Whether parameter {@code name} belongs to one of {@code modules}. */
