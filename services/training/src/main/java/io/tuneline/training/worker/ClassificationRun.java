@@ -15,6 +15,7 @@ import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.method.TargetMatcher;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -139,8 +140,13 @@ public final class ClassificationRun {
         try (InputStream in = base.tokenizer().open()) {
             Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
+        String namedHead = job.getHyperparameters().getClassifierHead();
+        ClassifierHead head =
+                namedHead.isBlank()
+                        ? base.defaultClassifierHead()
+                        : ClassifierHead.parse(namedHead);
         SequenceClassifier classifier =
-                new SequenceClassifier(new BertEncoder(base.config()), labels.size(), 0.1f);
+                new SequenceClassifier(new BertEncoder(base.config()), labels.size(), 0.1f, head);
         try (HuggingFaceTokenizer tokenizer =
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile,
@@ -160,7 +166,7 @@ public final class ClassificationRun {
                     DataType.FLOAT32,
                     new Shape(1, settings.maxSeqLength()),
                     new Shape(1, settings.maxSeqLength()));
-            base.loadInto(classifier.encoder());
+            base.loadInto(classifier);
             model.setBlock(classifier);
             FineTuningMethod method = method(job.getMethod(), classifier.defaultLoraTargets());
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
