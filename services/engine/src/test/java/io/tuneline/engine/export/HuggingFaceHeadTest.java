@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.fail;
 
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -25,10 +27,14 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.ClassifierTrainer;
+import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.TrainingSettings;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -271,6 +277,85 @@ class HuggingFaceHeadTest {
             ParameterCounts full = new FineTuningMethod.Full().apply(f, manager);
             assertThat(full.trainable()).isEqualTo(22_565_376L + 147_840 + 770);
         }
+    }
+
+    /**
+     * Training through the shared loop: under LoRA the pooler (base) stays bit-identical while the
+     * classifier and the adapters move; under head-only freezing the pooler trains with the
+     * classifier and nothing else changes. Dropout (0.1) is on in the head.
+     */
+    @Test
+    void trainingMovesWhatEachMethodTrainsAndNothingElse() throws Exception {
+        List<LabelledText> train = new ArrayList<>();
+        try (var r =
+                new java.io.BufferedReader(
+                        new java.io.InputStreamReader(
+                                getClass().getResourceAsStream("/datasets/sentiment-train.jsonl"),
+                                StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                JsonNode n = JSON.readTree(line);
+                train.add(
+                        new LabelledText(
+                                n.path("text").asText(),
+                                n.path("label").asText().equals("pos") ? 1 : 0));
+            }
+        }
+        PretrainedModel miniLm = ModelCatalog.resolve(ModelCatalog.MINILM_L6);
+        try (InputStream in = miniLm.tokenizer().open();
+                HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                in, Map.of("truncation", "true", "maxLength", "32"))) {
+            for (FineTuningMethod method :
+                    List.of(FineTuningMethod.Lora.defaults(), FineTuningMethod.Freeze.headOnly())) {
+                SequenceClassifier c =
+                        new SequenceClassifier(
+                                new BertEncoder(bert()), 2, 0.1f, ClassifierHead.CLS_POOLER);
+                try (Model model =
+                        Model.newInstance("head", runtime.device(), EngineRuntime.ENGINE)) {
+                    init(c, model.getNDManager());
+                    randomize(c.namedParameters(), new Random(3), 0.2);
+                    model.setBlock(c);
+                    method.apply(c, model.getNDManager());
+                    Map<String, float[]> before = snapshot(c);
+                    new ClassifierTrainer(tokenizer)
+                            .train(
+                                    model,
+                                    c,
+                                    train,
+                                    new TrainingSettings(1, 8, 1e-2f, 0.01f, 0f, 1f, 32, 1),
+                                    r -> {});
+                    List<String> changed =
+                            snapshot(c).entrySet().stream()
+                                    .filter(
+                                            e ->
+                                                    !Arrays.equals(
+                                                            e.getValue(), before.get(e.getKey())))
+                                    .map(Map.Entry::getKey)
+                                    .toList();
+                    if (method instanceof FineTuningMethod.Lora) {
+                        assertThat(changed)
+                                .allMatch(n -> n.contains(".lora_") || n.startsWith("classifier."))
+                                .contains(
+                                        "classifier.weight",
+                                        "encoder.layer.1.attention.self.value.lora_B.weight")
+                                .noneMatch(n -> n.startsWith("pooler."));
+                    } else {
+                        assertThat(changed)
+                                .containsExactlyInAnyOrder(
+                                        "pooler.dense.weight",
+                                        "pooler.dense.bias",
+                                        "classifier.weight",
+                                        "classifier.bias");
+                    }
+                }
+            }
+        }
+    }
+
+    static Map<String, float[]> snapshot(SequenceClassifier c) {
+        Map<String, float[]> values = new java.util.HashMap<>();
+        c.namedParameters().forEach((name, p) -> values.put(name, p.getArray().toFloatArray()));
+        return values;
     }
 
     // ---- helpers
