@@ -27,6 +27,7 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.TrainingSettings;
@@ -38,6 +39,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
@@ -286,20 +288,7 @@ class HuggingFaceHeadTest {
      */
     @Test
     void trainingMovesWhatEachMethodTrainsAndNothingElse() throws Exception {
-        List<LabelledText> train = new ArrayList<>();
-        try (var r =
-                new java.io.BufferedReader(
-                        new java.io.InputStreamReader(
-                                getClass().getResourceAsStream("/datasets/sentiment-train.jsonl"),
-                                StandardCharsets.UTF_8))) {
-            for (String line; (line = r.readLine()) != null; ) {
-                JsonNode n = JSON.readTree(line);
-                train.add(
-                        new LabelledText(
-                                n.path("text").asText(),
-                                n.path("label").asText().equals("pos") ? 1 : 0));
-            }
-        }
+        List<LabelledText> train = sentimentTrain();
         PretrainedModel miniLm = ModelCatalog.resolve(ModelCatalog.MINILM_L6);
         try (InputStream in = miniLm.tokenizer().open();
                 HuggingFaceTokenizer tokenizer =
@@ -350,6 +339,99 @@ class HuggingFaceHeadTest {
                 }
             }
         }
+    }
+
+    /**
+     * Exact resume with the Hugging Face head under full fine-tuning: the pooler's weights and
+     * AdamW state are in the checkpoint like any trained parameter, and the head's dropout masks
+     * replay. A run killed after step 6 and resumed from its step-4 checkpoint takes steps 5-9 with
+     * the uninterrupted run's losses.
+     */
+    @Test
+    void aResumedRunWithTheHuggingFaceHeadContinuesTheUninterruptedOne(@TempDir Path dir)
+            throws Exception {
+        List<Double> uninterrupted = lossCurve(Checkpointing.none(), -1);
+        assertThat(uninterrupted).hasSize(9);
+        List<Path> saved = new ArrayList<>();
+        List<Double> killed =
+                lossCurve(new Checkpointing(dir, 4, Optional.empty(), (d, st) -> saved.add(d)), 6);
+        assertThat(killed).containsExactlyElementsOf(uninterrupted.subList(0, 5));
+        List<Double> resumed =
+                lossCurve(
+                        new Checkpointing(
+                                dir.resolve("resumed"),
+                                4,
+                                Optional.of(saved.get(0)),
+                                (d, st) -> {}),
+                        -1);
+        assertThat(resumed).hasSize(5);
+        for (int i = 0; i < 5; i++) {
+            assertThat(resumed.get(i))
+                    .as("loss of step %d", i + 5)
+                    .isCloseTo(uninterrupted.get(i + 4), org.assertj.core.data.Offset.offset(1e-5));
+        }
+    }
+
+    /**
+     * 9 steps of full fine-tuning (12 examples, batches of 4, 3 epochs), stopped at {@code stopAt}.
+     */
+    private List<Double> lossCurve(Checkpointing checkpointing, long stopAt) throws Exception {
+        List<LabelledText> train = sentimentTrain().subList(0, 12);
+        List<Double> losses = new ArrayList<>();
+        try (InputStream in = ModelCatalog.resolve(ModelCatalog.MINILM_L6).tokenizer().open();
+                HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                in, Map.of("truncation", "true", "maxLength", "32"));
+                Model model = Model.newInstance("resume", runtime.device(), EngineRuntime.ENGINE)) {
+            ai.djl.engine.Engine.getInstance().setRandomSeed(7);
+            SequenceClassifier c =
+                    new SequenceClassifier(
+                            new BertEncoder(bert().withoutDropout()),
+                            2,
+                            0.1f,
+                            ClassifierHead.CLS_POOLER);
+            init(c, model.getNDManager());
+            randomize(c.namedParameters(), new Random(3), 0.2);
+            model.setBlock(c);
+            new FineTuningMethod.Full().apply(c, model.getNDManager());
+            try {
+                new ClassifierTrainer(tokenizer)
+                        .train(
+                                model,
+                                c,
+                                train,
+                                new TrainingSettings(3, 4, 1e-3f, 0.01f, 0.1f, 1f, 32, 42),
+                                r -> {
+                                    if (r.step() == stopAt) {
+                                        throw new IllegalStateException("worker killed");
+                                    }
+                                    losses.add(r.loss());
+                                },
+                                checkpointing);
+            } catch (IllegalStateException e) {
+                assertThat(e).hasMessage("worker killed");
+            }
+        }
+        return losses;
+    }
+
+    static List<LabelledText> sentimentTrain() throws Exception {
+        List<LabelledText> train = new ArrayList<>();
+        try (var r =
+                new java.io.BufferedReader(
+                        new java.io.InputStreamReader(
+                                HuggingFaceHeadTest.class.getResourceAsStream(
+                                        "/datasets/sentiment-train.jsonl"),
+                                StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                JsonNode n = JSON.readTree(line);
+                train.add(
+                        new LabelledText(
+                                n.path("text").asText(),
+                                n.path("label").asText().equals("pos") ? 1 : 0));
+            }
+        }
+        return train;
     }
 
     static Map<String, float[]> snapshot(SequenceClassifier c) {
