@@ -4,7 +4,8 @@
 # (io.tuneline.engine.bench.ClassifierQuality): accuracy and macro-F1 with bootstrap 95% intervals.
 #
 #   bench/classifier-quality.sh DATA.jsonl | TRAIN.jsonl TEST.jsonl \
-#       [head mean|cls_pooler] [epochs 3] [batch 16] [lr 2e-4] [max_seq_length 128] [seed 42]
+#       [head mean|cls_pooler] [epochs 3] [batch 16] [lr 2e-4] [max_seq_length 128] [seed 42] \
+#       [max_train: train on the first N training records only; 0 = all]
 #
 # e.g. the Debian sections set (examples/data/debian-sections.jsonl, its "split" field):
 #   bench/classifier-quality.sh examples/data/debian-sections.jsonl mean 3 16 2e-4 128

@@ -38,7 +38,8 @@ import java.util.TreeSet;
  *
  * <pre>
  * java ... io.tuneline.engine.bench.ClassifierQuality DATA.jsonl | TRAIN.jsonl TEST.jsonl \
- *     [head mean|cls_pooler] [epochs 3] [batch 16] [lr 2e-4] [max_seq_length 128] [seed 42]
+ *     [head mean|cls_pooler] [epochs 3] [batch 16] [lr 2e-4] [max_seq_length 128] [seed 42] \
+ *     [max_train 0 = all]
  * </pre>
  */
 public final class ClassifierQuality {
@@ -57,9 +58,14 @@ public final class ClassifierQuality {
         float lr = Float.parseFloat(arg(args, 4 + o, "2e-4"));
         int maxLen = Integer.parseInt(arg(args, 5 + o, "128"));
         long seed = Long.parseLong(arg(args, 6 + o, "42"));
+        int maxTrain = Integer.parseInt(arg(args, 7 + o, "0"));
 
         List<String> labels = new ArrayList<>(labelsOf(trainFile));
         List<LabelledText> train = read(trainFile, labels, twoFiles ? null : "train");
+        if (maxTrain > 0 && maxTrain < train.size()) {
+            // The first records in file order: a budget for slow machines (the builders shuffle).
+            train = train.subList(0, maxTrain);
+        }
         List<LabelledText> test =
                 twoFiles ? read(Path.of(args[1]), labels, null) : read(trainFile, labels, "test");
         System.out.printf(

@@ -137,6 +137,42 @@ class HuggingFaceHeadTest {
                     tokenizer,
                     JSON.createObjectNode().put("method", "LORA"),
                     dir);
+            // The adapter alone, as PEFT saves a SEQ_CLS one for
+            // AutoModelForSequenceClassification.
+            Path peft = tmp.resolve("peft-" + config.modelType());
+            assertThat(
+                            PeftAdapter.write(
+                                    classifier,
+                                    new FineTuningMethod.Lora(
+                                            4, 8f, 0f, List.of("query", "value", "dense")),
+                                    "tiny",
+                                    peft))
+                    .isTrue();
+            assertThat(
+                            JSON.readTree(peft.resolve("adapter_config.json").toFile())
+                                    .path("task_type")
+                                    .asText())
+                    .isEqualTo("SEQ_CLS");
+            try (var f =
+                    io.tuneline.engine.io.safetensors.SafetensorsFile.open(
+                            peft.resolve("adapter_model.safetensors"))) {
+                String p = "base_model.model." + config.modelType() + ".";
+                assertThat(f.names())
+                        .contains(p + "encoder.layer.1.attention.self.query.lora_A.weight")
+                        .allMatch(
+                                n ->
+                                        n.startsWith(p)
+                                                || n.startsWith("base_model.model.classifier."))
+                        .noneMatch(n -> n.contains("pooler.dense.weight"));
+                if (isRoberta) {
+                    assertThat(f.names()).contains("base_model.model.classifier.out_proj.weight");
+                } else {
+                    assertThat(f.names())
+                            .contains(
+                                    p + "pooler.dense.lora_B.weight",
+                                    "base_model.model.classifier.weight");
+                }
+            }
         }
 
         JsonNode config0 = JSON.readTree(dir.resolve("config.json").toFile());
