@@ -12,6 +12,7 @@ import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.nn.Dense;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -120,7 +121,29 @@ public record PretrainedModel(
         if (directory.isPresent()) {
             return BertCheckpoint.hasPooler(directory.get().resolve("model.safetensors"));
         }
-        return BertOnnxImport.hasPooler(onnx());
+        byte[] bytes;
+        try (InputStream in = weights.open()) {
+            bytes = in.readAllBytes();
+        }
+        // Initializer names are stored as UTF-8 in the protobuf: a file without the pooler's bias
+        // name has no pooler, and needs no parse (the built-in MiniLM's 90 MB).
+        if (!contains(bytes, "pooler.dense.bias".getBytes(StandardCharsets.UTF_8))) {
+            return false;
+        }
+        return BertOnnxImport.hasPooler(OnnxGraph.parse(bytes));
+    }
+
+    private static boolean contains(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return true;
+        }
+        return false;
     }
 
     /** The head a job gets when it names none ({@link ClassifierHead#defaultFor}). */
