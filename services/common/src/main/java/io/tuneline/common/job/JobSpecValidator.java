@@ -130,6 +130,11 @@ public final class JobSpecValidator {
         if (h.hasModelDropout()) {
             probability("hyperparameters.model_dropout", h.getModelDropout(), p);
         }
+        oneOf(
+                "hyperparameters.classifier_head",
+                h.getClassifierHead(),
+                List.of("mean", "cls_pooler"),
+                p);
     }
 
     private static void method(MethodSpec m, List<String> p) {

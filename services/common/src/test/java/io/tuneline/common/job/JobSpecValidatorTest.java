@@ -59,6 +59,25 @@ class JobSpecValidatorTest {
     }
 
     @Test
+    void aClassifierHeadIsMeanOrClsPooler() {
+        JobRequested bad =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder().setClassifierHead("cls"))
+                        .build();
+        assertThat(JobSpecValidator.problems(bad))
+                .containsExactly(
+                        "hyperparameters.classifier_head: \"cls\" is not one of mean, cls_pooler");
+        JobRequested pooler =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder()
+                                        .setClassifierHead("cls_pooler"))
+                        .build();
+        assertThat(JobSpecValidator.problems(pooler)).isEmpty();
+    }
+
+    @Test
     void parameterEfficientMethodSettingsAreCheckedNamingTheField() {
         var cases =
                 java.util.Map.of(

@@ -1,14 +1,18 @@
 package io.tuneline.engine.catalog;
 
 import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.model.ClassifierHead;
+import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertCheckpoint;
 import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.nn.Dense;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -86,6 +90,71 @@ public record PretrainedModel(
             onnx = in.readAllBytes();
         }
         return BertOnnxImport.load(OnnxGraph.parse(onnx), encoder);
+    }
+
+    /**
+     * Loads this model's encoder and, when {@code classifier} has BERT's pooler ({@link
+     * ClassifierHead#CLS_POOLER}), the checkpoint's pooler if it has one (otherwise the pooler
+     * keeps its initialisation, as transformers leaves it "newly initialized"). Returns the number
+     * of parameters loaded.
+     */
+    public int loadInto(SequenceClassifier classifier) throws IOException {
+        config();
+        Optional<Dense> pooler = classifier.pooler();
+        if (directory.isPresent()) {
+            Path file = directory.get().resolve("model.safetensors");
+            int n = BertCheckpoint.loadWeights(file, classifier.encoder());
+            return pooler.isPresent() ? n + BertCheckpoint.loadPooler(file, pooler.get()) : n;
+        }
+        OnnxGraph graph = onnx();
+        int n = BertOnnxImport.load(graph, classifier.encoder());
+        return pooler.isPresent() ? n + BertOnnxImport.loadPooler(graph, pooler.get()) : n;
+    }
+
+    /**
+     * Whether the checkpoint holds BERT's pooler ({@code pooler.dense}), which the Hugging Face
+     * classification head reads the [CLS] state through. The built-in all-MiniLM-L6-v2 has none
+     * (its ONNX export computes the last hidden state only).
+     */
+    public boolean hasPooler() throws IOException {
+        config();
+        if (directory.isPresent()) {
+            return BertCheckpoint.hasPooler(directory.get().resolve("model.safetensors"));
+        }
+        byte[] bytes;
+        try (InputStream in = weights.open()) {
+            bytes = in.readAllBytes();
+        }
+        // Initializer names are stored as UTF-8 in the protobuf: a file without the pooler's bias
+        // name has no pooler, and needs no parse (the built-in MiniLM's 90 MB).
+        if (!contains(bytes, "pooler.dense.bias".getBytes(StandardCharsets.UTF_8))) {
+            return false;
+        }
+        return BertOnnxImport.hasPooler(OnnxGraph.parse(bytes));
+    }
+
+    private static boolean contains(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /** The head a job gets when it names none ({@link ClassifierHead#defaultFor}). */
+    public ClassifierHead defaultClassifierHead() throws IOException {
+        return ClassifierHead.defaultFor(config().modelType(), hasPooler());
+    }
+
+    private OnnxGraph onnx() throws IOException {
+        try (InputStream in = weights.open()) {
+            return OnnxGraph.parse(in.readAllBytes());
+        }
     }
 
     /** The BERT configuration; fails for a model of another architecture. */

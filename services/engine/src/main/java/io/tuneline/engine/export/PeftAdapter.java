@@ -8,6 +8,7 @@ import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import java.io.IOException;
@@ -15,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * A LoRA adapter in the layout of Hugging Face PEFT's {@code save_pretrained}: {@code
@@ -22,8 +24,9 @@ import java.util.Map;
  * base_model.model.<module>.lora_A.weight} of shape (r, in), {@code lora_B.weight} (out, r)), so
  * {@code PeftModel.from_pretrained(AutoModel.from_pretrained(base), dir)} finds every matrix where
  * it expects it. The classification head, trained in full beside the adapter, is saved as PEFT
- * saves {@code modules_to_save} ({@code base_model.model.classifier.weight}); it sits on
- * mean-pooled token states, as with sentence-transformers, not on BERT's pooler.
+ * saves {@code modules_to_save} ({@code base_model.model.classifier.weight}); with the mean head it
+ * sits on mean-pooled token states, as with sentence-transformers, with the Hugging Face head on
+ * BERT's pooler ({@code SEQ_CLS}).
  */
 public final class PeftAdapter {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -43,12 +46,16 @@ public final class PeftAdapter {
     public static boolean write(
             CausalLanguageModel lm, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {
-        return write(lm, "CAUSAL_LM", lm.peftFanInFanOut(), lora, baseModel, dir);
+        return write(lm, "CAUSAL_LM", lm.peftFanInFanOut(), lora, baseModel, dir, name -> name);
     }
 
     /**
      * A classifier's LoRA matrices and its head; returns false (and writes nothing) when the model
-     * has no LoRA matrices.
+     * has no LoRA matrices. With the mean head it is a {@code FEATURE_EXTRACTION} adapter on the
+     * encoder's {@code BertModel} names; with the Hugging Face head ({@link
+     * ClassifierHead#CLS_POOLER}) a {@code SEQ_CLS} adapter for {@code
+     * AutoModelForSequenceClassification}: {@code base_model.model.bert.encoder.layer.N...} (or
+     * {@code roberta.}), the head under {@code base_model.model.classifier.*}.
      *
      * @param baseModel the base model as Hugging Face names it, e.g. {@code
      *     sentence-transformers/all-MiniLM-L6-v2}
@@ -56,7 +63,15 @@ public final class PeftAdapter {
     public static boolean write(
             SequenceClassifier classifier, FineTuningMethod.Lora lora, String baseModel, Path dir)
             throws IOException {
-        return write(classifier, "FEATURE_EXTRACTION", false, lora, baseModel, dir);
+        boolean hf = classifier.headType() == ClassifierHead.CLS_POOLER;
+        return write(
+                classifier,
+                hf ? "SEQ_CLS" : "FEATURE_EXTRACTION",
+                false,
+                lora,
+                baseModel,
+                dir,
+                name -> ClassifierWeights.storedName(classifier, name));
     }
 
     /**
@@ -69,7 +84,8 @@ public final class PeftAdapter {
             boolean fanInFanOut,
             FineTuningMethod.Lora lora,
             String baseModel,
-            Path dir)
+            Path dir,
+            UnaryOperator<String> storedName)
             throws IOException {
         SafetensorsWriter writer = new SafetensorsWriter().metadata("format", "pt");
         Map<String, Parameter> adapters = model.deltaParameters();
@@ -79,7 +95,8 @@ public final class PeftAdapter {
             if (adapters.containsKey(name)
                     || head.stream().anyMatch(m -> name.startsWith(m + "."))) {
                 NDArray a = e.getValue().getArray();
-                writer.addF32(PREFIX + name, a.getShape().getShape(), a.toFloatArray());
+                writer.addF32(
+                        PREFIX + storedName.apply(name), a.getShape().getShape(), a.toFloatArray());
             }
         }
         boolean any = !adapters.isEmpty();

@@ -3,6 +3,7 @@ package io.tuneline.engine.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
@@ -10,9 +11,11 @@ import ai.djl.nn.Parameter;
 import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.ResidualTap;
+import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,22 +23,73 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * An encoder with a classification head over its mean-pooled token states (masked mean, the pooling
- * all-MiniLM-L6-v2 was trained with). Inputs: ids (B, T), mask (B, T), and optionally a word
- * embedding perturbation (B, T, H) passed to the encoder. Output: logits (B, labels).
+ * An encoder with a classification head ({@link ClassifierHead}): a linear layer over the
+ * mean-pooled token states (masked mean, the pooling all-MiniLM-L6-v2 was trained with), or Hugging
+ * Face's head on the first token ({@code BertForSequenceClassification}: pooler, dropout, linear;
+ * {@code RobertaForSequenceClassification}: {@code RobertaClassificationHead}). Inputs: ids (B, T),
+ * mask (B, T), and optionally a word embedding perturbation (B, T, H) passed to the encoder.
+ * Output: logits (B, labels).
  */
 public final class SequenceClassifier extends AbstractBlock implements TunableModel {
     /** The head's module name, as Hugging Face's {@code BertForSequenceClassification} names it. */
     public static final String HEAD = "classifier";
 
+    /** BERT's pooler ({@code BertModel.pooler}: dense + tanh on the first token). */
+    public static final String POOLER = "pooler";
+
     private final BertEncoder encoder;
+    private final ClassifierHead headType;
+    // The dense + tanh on the first token: BERT's pooler.dense, or RoBERTa's classifier.dense.
+    private final Dense firstTokenDense;
     private final Dense head;
     private final float dropout;
 
+    /** The mean-pooling head ({@link ClassifierHead#MEAN}). */
     public SequenceClassifier(BertEncoder encoder, int labels, float dropout) {
+        this(encoder, labels, dropout, ClassifierHead.MEAN);
+    }
+
+    /**
+     * @param dropout the head's dropout rate in training; for {@link ClassifierHead#CLS_POOLER}
+     *     Hugging Face uses {@code classifier_dropout}, else {@code hidden_dropout_prob}
+     */
+    public SequenceClassifier(
+            BertEncoder encoder, int labels, float dropout, ClassifierHead headType) {
+        int h = encoder.config().hiddenSize();
         this.encoder = addChildBlock("encoder", encoder);
-        this.head = addChildBlock(HEAD, new Dense(encoder.config().hiddenSize(), labels));
+        this.headType = headType;
+        // Children are added (and initialised) in the order the Hugging Face model creates its
+        // modules; the mean head's order is the one its runs were seeded with.
+        this.firstTokenDense =
+                headType == ClassifierHead.CLS_POOLER
+                        ? addChildBlock(roberta() ? "classifier_dense" : POOLER, new Dense(h, h))
+                        : null;
+        this.head = addChildBlock(HEAD, new Dense(h, labels));
         this.dropout = dropout;
+    }
+
+    public ClassifierHead headType() {
+        return headType;
+    }
+
+    /** Whether the head is RoBERTa's {@code RobertaClassificationHead} (no pooler). */
+    private boolean roberta() {
+        return encoder.config().modelType().equals(BertConfig.ROBERTA);
+    }
+
+    /**
+     * BERT's pooler dense layer ({@code pooler.dense}), part of the base: present for {@link
+     * ClassifierHead#CLS_POOLER} on a BERT encoder only.
+     */
+    public Optional<Dense> pooler() {
+        return firstTokenDense != null && !roberta()
+                ? Optional.of(firstTokenDense)
+                : Optional.empty();
+    }
+
+    /** The dropout rate of the head while training. */
+    public float dropout() {
+        return dropout;
     }
 
     public BertEncoder encoder() {
@@ -46,11 +100,23 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return head;
     }
 
-    /** Every parameter under its Hugging Face name, the head as {@code classifier.*}. */
+    /**
+     * Every parameter under its Hugging Face name without the model's prefix ({@code bert.}, {@code
+     * roberta.}): the encoder's, BERT's pooler as {@code pooler.dense.*}, the head as {@code
+     * classifier.*} (RoBERTa's as {@code classifier.dense.*} and {@code classifier.out_proj.*}).
+     */
     @Override
     public Map<String, Parameter> namedParameters() {
         Map<String, Parameter> p = new LinkedHashMap<>(encoder.namedParameters());
-        head.namedParameters().forEach((name, param) -> p.put(HEAD + "." + name, param));
+        if (firstTokenDense != null) {
+            String module = roberta() ? HEAD + ".dense" : POOLER + ".dense";
+            firstTokenDense
+                    .namedParameters()
+                    .forEach((name, param) -> p.put(module + "." + name, param));
+        }
+        String last =
+                headType == ClassifierHead.CLS_POOLER && roberta() ? HEAD + ".out_proj" : HEAD;
+        head.namedParameters().forEach((name, param) -> p.put(last + "." + name, param));
         p.putAll(methodParameters());
         return p;
     }
@@ -71,9 +137,19 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return encoder.kvPrefix();
     }
 
+    /**
+     * The encoder's linear layers and BERT's {@code pooler.dense}: it is a module of the base that
+     * PEFT's rule matches like any other ({@code dense} selects it too). The head's layers are not
+     * among them: the head trains whole.
+     */
     @Override
     public Map<String, Dense> linears() {
-        return encoder.linears();
+        if (pooler().isEmpty()) {
+            return encoder.linears();
+        }
+        Map<String, Dense> m = new LinkedHashMap<>(encoder.linears());
+        m.put(POOLER + ".dense", firstTokenDense);
+        return m;
     }
 
     /**
@@ -132,10 +208,13 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return List.of(HEAD);
     }
 
-    /** BERT has no final norm: the head reads the last layer's output directly. */
+    /**
+     * BERT has no final norm: the head reads the last layer's output directly, through the pooler
+     * when there is one (it trains with the top layers under layer freezing).
+     */
     @Override
     public List<String> outputModules() {
-        return List.of(HEAD);
+        return pooler().isPresent() ? List.of(POOLER, HEAD) : List.of(HEAD);
     }
 
     @Override
@@ -167,6 +246,9 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray hidden = encoder.forward(ps, inputs, training).singletonOrThrow();
+        if (headType == ClassifierHead.CLS_POOLER) {
+            return head.forward(ps, new NDList(firstToken(ps, hidden, training)), training);
+        }
         NDArray pooled = meanPool(hidden, inputs.get(1));
         if (training && dropout > 0) {
             pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
@@ -174,10 +256,28 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return head.forward(ps, new NDList(pooled), training);
     }
 
+    /**
+     * The first token's state as transformers' heads turn it into the classifier's input: {@code
+     * BertPooler} (dense, tanh) then {@code BertForSequenceClassification}'s dropout; {@code
+     * RobertaClassificationHead}: dropout, dense, tanh, dropout.
+     */
+    private NDArray firstToken(ParameterStore ps, NDArray hidden, boolean training) {
+        NDArray x = hidden.get(new NDIndex(":, 0, :"));
+        if (roberta()) {
+            x = TrainingDropout.apply(x, dropout, training);
+        }
+        x = firstTokenDense.forward(ps, new NDList(x), training).singletonOrThrow().tanh();
+        return TrainingDropout.apply(x, dropout, training);
+    }
+
     @Override
     protected void initializeChildBlocks(
             NDManager manager, DataType dataType, Shape... inputShapes) {
         encoder.initialize(manager, dataType, inputShapes);
+        if (firstTokenDense != null) {
+            firstTokenDense.initialize(
+                    manager, dataType, new Shape(-1, encoder.config().hiddenSize()));
+        }
         head.initialize(manager, dataType, new Shape(-1, encoder.config().hiddenSize()));
     }
 

@@ -61,8 +61,12 @@ final class ClassifierScorer implements AutoCloseable {
             Optional<Path> tunedWeights)
             throws IOException {
         ai.djl.engine.Engine.getInstance().setRandomSeed(42);
+        // A tuned model's file says which head it has (mean, or Hugging Face's pooler head).
         SequenceClassifier classifier =
-                new SequenceClassifier(new BertEncoder(base.config()), labels, 0f);
+                tunedWeights.isPresent()
+                        ? ClassifierWeights.classifierFor(
+                                tunedWeights.get(), base.config(), labels, 0f)
+                        : new SequenceClassifier(new BertEncoder(base.config()), labels, 0f);
         Model model = Model.newInstance("evaluation", runtime.device(), EngineRuntime.ENGINE);
         try {
             classifier.initialize(

@@ -20,6 +20,7 @@ import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.model.bert.BertEncoder;
@@ -148,9 +149,14 @@ public final class ClassificationRun {
         try (InputStream in = base.tokenizer().open()) {
             Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
+        String namedHead = job.getHyperparameters().getClassifierHead();
+        ClassifierHead head =
+                namedHead.isBlank()
+                        ? base.defaultClassifierHead()
+                        : ClassifierHead.parse(namedHead);
         SequenceClassifier classifier =
                 new SequenceClassifier(
-                        new BertEncoder(encoderConfig(base, job)), labels.size(), 0.1f);
+                        new BertEncoder(encoderConfig(base, job)), labels.size(), 0.1f, head);
         try (HuggingFaceTokenizer tokenizer =
                         HuggingFaceTokenizer.newInstance(
                                 tokenizerFile,
@@ -170,7 +176,7 @@ public final class ClassificationRun {
                     DataType.FLOAT32,
                     new Shape(1, settings.maxSeqLength()),
                     new Shape(1, settings.maxSeqLength()));
-            base.loadInto(classifier.encoder());
+            base.loadInto(classifier);
             model.setBlock(classifier);
             FineTuningMethod method =
                     method(job.getMethod(), classifier.defaultLoraTargets(), tokenIds(tokenizer));

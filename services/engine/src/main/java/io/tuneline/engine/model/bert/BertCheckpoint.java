@@ -3,6 +3,7 @@ package io.tuneline.engine.model.bert;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
+import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
 import java.nio.file.Path;
 import java.util.List;
@@ -15,13 +16,17 @@ import java.util.Map;
  * <p>The encoder's tensors are found under one common prefix: none ({@code BertModel}, and
  * sentence-transformers models), {@code bert.} ({@code BertForSequenceClassification}, {@code
  * BertForMaskedLM}), {@code roberta.} ({@code RobertaFor...}), or any other; the prefix is where
- * {@code embeddings.word_embeddings.weight} is. Tensors the encoder does not use (pooler, masked-LM
- * or classification heads, the {@code position_ids} buffer) are left alone: a new task gets a new
- * head. Linear weights are (out, in) in both Hugging Face and the engine, so nothing is transposed.
- * F16 and BF16 checkpoints are widened to float32 exactly.
+ * {@code embeddings.word_embeddings.weight} is. Tensors the encoder does not use (masked-LM or
+ * classification heads, the {@code position_ids} buffer) are left alone: a new task gets a new
+ * head. BERT's pooler is part of the base model, read by {@link #loadPooler} for the Hugging Face
+ * classification head when the checkpoint has it. Linear weights are (out, in) in both Hugging Face
+ * and the engine, so nothing is transposed. F16 and BF16 checkpoints are widened to float32
+ * exactly.
  */
 public final class BertCheckpoint {
     private static final String WORD_EMBEDDINGS = "embeddings.word_embeddings.weight";
+    private static final String POOLER_WEIGHT = "pooler.dense.weight";
+    private static final String POOLER_BIAS = "pooler.dense.bias";
 
     private BertCheckpoint() {}
 
@@ -51,6 +56,40 @@ public final class BertCheckpoint {
                 loaded++;
             }
             return loaded;
+        }
+    }
+
+    /**
+     * Whether the checkpoint holds BERT's pooler ({@code pooler.dense.weight} and {@code bias}
+     * beside the encoder's tensors), as {@code BertModel} and {@code BertForSequenceClassification}
+     * save it; masked-LM heads and RoBERTa's classifiers have none.
+     */
+    public static boolean hasPooler(Path file) {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            String prefix = prefix(file, f.names());
+            return f.names().contains(prefix + POOLER_WEIGHT)
+                    && f.names().contains(prefix + POOLER_BIAS);
+        }
+    }
+
+    /**
+     * Copies BERT's pooler ({@code pooler.dense.*}, under the encoder's prefix) into {@code pooler}
+     * when the checkpoint has one; returns how many tensors were copied (0 or 2). Without one the
+     * pooler keeps its initialisation, as transformers leaves a pooler the checkpoint lacks "newly
+     * initialized".
+     */
+    public static int loadPooler(Path file, Dense pooler) {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            String prefix = prefix(file, f.names());
+            if (!f.names().contains(prefix + POOLER_WEIGHT)
+                    || !f.names().contains(prefix + POOLER_BIAS)) {
+                return 0;
+            }
+            NDArray w = pooler.weight().getArray();
+            NativeCopy.copyInto(w, f.floats(prefix + POOLER_WEIGHT, w.getShape().getShape()));
+            NDArray b = pooler.bias().getArray();
+            NativeCopy.copyInto(b, f.floats(prefix + POOLER_BIAS, b.getShape().getShape()));
+            return 2;
         }
     }
 

@@ -3,6 +3,7 @@ package io.tuneline.engine.model.bert;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -20,6 +21,9 @@ import java.util.regex.Pattern;
 public final class BertOnnxImport {
     private static final Pattern LINEAR =
             Pattern.compile("encoder\\.layer\\.(\\d+)\\.(.+)\\.weight");
+
+    private static final String POOLER_WEIGHT = "pooler.dense.weight";
+    private static final String POOLER_BIAS = "pooler.dense.bias";
 
     private BertOnnxImport() {}
 
@@ -64,6 +68,50 @@ public final class BertOnnxImport {
                             + "; it is not a BERT-family export this importer knows");
         }
         return loaded;
+    }
+
+    /**
+     * Whether the graph holds BERT's pooler: an ONNX export of {@code BertModel} with its {@code
+     * pooler_output} keeps {@code pooler.dense.bias} and the MatMul {@code /pooler/dense/MatMul};
+     * an export of the last hidden state alone (the built-in all-MiniLM-L6-v2) prunes it.
+     */
+    public static boolean hasPooler(OnnxGraph graph) {
+        return graph.initializers().containsKey(POOLER_BIAS)
+                && (graph.initializers().containsKey(POOLER_WEIGHT) || poolerMatMul(graph) != null);
+    }
+
+    /**
+     * Copies BERT's pooler into {@code pooler} when the graph has one; returns 0 or 2. A weight
+     * kept under its own name is (out, in) as in PyTorch; an anonymous MatMul weight is (in, out).
+     */
+    public static int loadPooler(OnnxGraph graph, Dense pooler) {
+        if (!hasPooler(graph)) {
+            return 0;
+        }
+        OnnxGraph.Initializer direct = graph.initializers().get(POOLER_WEIGHT);
+        if (direct != null) {
+            copy(POOLER_WEIGHT, direct, pooler.weight().getArray(), false);
+        } else {
+            copy(
+                    POOLER_WEIGHT,
+                    graph.initializers().get(poolerMatMul(graph)),
+                    pooler.weight().getArray(),
+                    true);
+        }
+        copy(POOLER_BIAS, graph.initializers().get(POOLER_BIAS), pooler.bias().getArray(), false);
+        return 2;
+    }
+
+    private static String poolerMatMul(OnnxGraph graph) {
+        for (OnnxGraph.Node node : graph.nodes()) {
+            if (node.opType().equals("MatMul") && node.name().equals("/pooler/dense/MatMul")) {
+                return node.inputs().stream()
+                        .filter(graph.initializers()::containsKey)
+                        .findFirst()
+                        .orElse(null);
+            }
+        }
+        return null;
     }
 
     private static void copy(
