@@ -25,8 +25,9 @@ import java.util.Map;
 /**
  * How much of a pretrained model a job trains. Each method decides which parameters get gradients
  * (the others are frozen: no gradient, no optimizer state) and may add its own. Every method is
- * written once against {@link TunableModel}, so it applies to every model family; QLoRA, adapters,
- * prefix and prompt tuning join this closed set as further records.
+ * written once against {@link TunableModel}, so it applies to every model family: full, freeze,
+ * LoRA and QLoRA change or merge into the base's weights; prompt tuning, P-tuning, prefix tuning
+ * and bottleneck adapters attach through the model's seams and are not {@link #mergeable()}.
  */
 public sealed interface FineTuningMethod
         permits FineTuningMethod.Full,
