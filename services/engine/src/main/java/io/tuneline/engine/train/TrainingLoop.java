@@ -144,6 +144,7 @@ final class TrainingLoop {
         double epochLoss = resumed == null ? 0 : resumed.epochLoss();
         double best = resumed == null ? Double.NaN : resumed.bestValidationLoss();
         int withoutImprovement = resumed == null ? 0 : resumed.evaluationsWithoutImprovement();
+        long skipped = resumed == null ? 0 : resumed.skippedSteps();
         long evalEvery = validation.everySteps() > 0 ? validation.everySteps() : stepsPerEpoch;
         OptionalDouble lastValidation = OptionalDouble.empty();
         boolean stoppedEarly = false;
@@ -200,6 +201,7 @@ final class TrainingLoop {
                     // is not applied, so the weights keep the last good step's values; a run
                     // whose steps keep failing has diverged.
                     nonFinite++;
+                    skipped++;
                     if (nonFinite >= MAX_NON_FINITE_STEPS) {
                         throw new TrainingDivergedException(
                                 step + 1, stepLoss, schedule.at(adamW.step() + 1), nonFinite);
@@ -278,7 +280,8 @@ final class TrainingLoop {
                                     s.seed(),
                                     total,
                                     best,
-                                    withoutImprovement);
+                                    withoutImprovement,
+                                    skipped);
                     Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
                     TrainingCheckpoint.save(dir, trained, adamW, state);
                     checkpointing.onSaved().saved(dir, state);
@@ -288,7 +291,7 @@ final class TrainingLoop {
                 }
             }
         }
-        return new TrainingOutcome(epochLoss, lastValidation, step, stoppedEarly);
+        return new TrainingOutcome(epochLoss, lastValidation, step, stoppedEarly, skipped);
     }
 
     /**

@@ -11,6 +11,8 @@ package io.tuneline.engine.train;
  * @param seed the run's seed: the data order and dropout masks are derived from it and the step
  * @param bestValidationLoss lowest validation loss so far; NaN before the first evaluation
  * @param evaluationsWithoutImprovement for early stopping: evaluations since the best one
+ * @param skippedSteps steps not applied because their loss or gradients were not numbers (0 in
+ *     checkpoints written before the field existed)
  */
 public record TrainingState(
         long step,
@@ -21,4 +23,5 @@ public record TrainingState(
         long seed,
         long totalSteps,
         double bestValidationLoss,
-        int evaluationsWithoutImprovement) {}
+        int evaluationsWithoutImprovement,
+        long skippedSteps) {}

@@ -79,6 +79,7 @@ class TrainingLoopTest {
 
             assertThat(calls[0]).isEqualTo(6);
             assertThat(outcome.steps()).isEqualTo(5);
+            assertThat(outcome.skippedSteps()).isEqualTo(1);
             assertThat(reports).hasSize(5).allMatch(r -> Double.isFinite(r.loss()));
             // The skipped step's NaN gradients reached neither the weights nor the next step.
             for (float w : dense.weight().getArray().toFloatArray()) {

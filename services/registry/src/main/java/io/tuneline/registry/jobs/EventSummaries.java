@@ -75,6 +75,7 @@ public final class EventSummaries {
             m.put("device", e.getDevice());
         } else if (payload instanceof TrainingCompleted e) {
             m.put("steps", e.getSteps());
+            m.put("skipped_steps", e.getSkippedSteps());
             m.put("final_loss", e.getFinalLoss());
             m.put("duration_seconds", e.getDurationSeconds());
             m.put("device", e.getDevice());

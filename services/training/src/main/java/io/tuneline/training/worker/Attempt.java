@@ -158,6 +158,7 @@ final class Attempt implements TrainingListener {
                         .addAllModelFiles(files)
                         .setFinalLoss(outcome.finalLoss())
                         .setSteps(outcome.steps())
+                        .setSkippedSteps(outcome.skippedSteps())
                         .setEpochs(last == null ? 0 : last.epoch())
                         .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
                         .setDevice(runtime.deviceName())
