@@ -243,8 +243,16 @@ public class ModelRegistrar {
         DatasetPrepared d = t.getDataset();
         List<Map<String, Object>> out = new ArrayList<>();
         Set<String> seen = new LinkedHashSet<>();
+        // Named by their path inside the model directory, so an adapter export keeps its own
+        // folder (model/adapter/adapter_config.json) beside the model's files.
+        String directory = t.getModel().getUri();
         for (ArtifactRef f : t.getModelFilesList()) {
-            add(out, seen, "model/" + f.getUri().substring(f.getUri().lastIndexOf('/') + 1), f);
+            String uri = f.getUri();
+            String path =
+                    !directory.isEmpty() && uri.startsWith(directory)
+                            ? uri.substring(directory.length())
+                            : uri.substring(uri.lastIndexOf('/') + 1);
+            add(out, seen, "model/" + path, f);
         }
         add(out, seen, "metrics-log", t.getMetricsLog());
         add(out, seen, "report.html", e.getReportHtml());

@@ -293,8 +293,18 @@ abstract class ModelsApiContract {
                                         + "/model.safetensors"),
                         weights,
                         "application/octet-stream");
+        ArtifactRef adapterConfig =
+                store.put(
+                        io.tuneline.common.store.S3Uri.parse(
+                                "s3://"
+                                        + store.bucket()
+                                        + "/models/"
+                                        + jobId
+                                        + "/adapter/adapter_config.json"),
+                        "{}".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                        "application/json");
         JobRequested job = Fixtures.job(jobId, jobId + "-model", 1e-3);
-        registrar.register(Fixtures.evaluation(job, 0.9, true, List.of(file)));
+        registrar.register(Fixtures.evaluation(job, 0.9, true, List.of(file, adapterConfig)));
 
         List<Map<String, Object>> downloads =
                 given().get("/api/v1/models/" + jobId + "-model/versions/1/downloads")
@@ -303,6 +313,10 @@ abstract class ModelsApiContract {
                         .extract()
                         .jsonPath()
                         .getList("$");
+        // Named by their path in the model directory: an adapter keeps its folder.
+        assertThat(downloads)
+                .extracting(d -> d.get("name"))
+                .contains("model/model.safetensors", "model/adapter/adapter_config.json");
         Map<String, Object> model =
                 downloads.stream()
                         .filter(d -> "model/model.safetensors".equals(d.get("name")))
