@@ -287,9 +287,9 @@ class PlatformEndToEndTest {
     }
 
     /**
-     * A method that cannot be merged, from its example file as a user submits it: the worker
-     * writes the base, the method's state and PEFT's adapter; evaluation rebuilds base + method
-     * and scores it above the untuned model; the registry offers every file for download.
+     * A method that cannot be merged, from its example file as a user submits it: the worker writes
+     * the base, the method's state and PEFT's adapter; evaluation rebuilds base + method and scores
+     * it above the untuned model; the registry offers every file for download.
      */
     @Test
     @Order(6)
@@ -297,7 +297,9 @@ class PlatformEndToEndTest {
             throws Exception {
         LocalStack.Result submitted =
                 LocalStack.platform(
-                        "submit", root.resolve("examples/sentiment-prompt.json").toString(), "--new-id");
+                        "submit",
+                        root.resolve("examples/sentiment-prompt.json").toString(),
+                        "--new-id");
         assertThat(submitted.exit()).as(submitted.output()).isZero();
         java.util.regex.Matcher id =
                 java.util.regex.Pattern.compile("submitted job (\\S+)").matcher(submitted.output());
