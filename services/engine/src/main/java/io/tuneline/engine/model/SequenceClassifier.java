@@ -15,6 +15,7 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.ResidualTap;
+import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.LinkedHashMap;
@@ -239,7 +240,7 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
 
     static NDArray meanPool(NDArray hidden, NDArray mask) {
         NDArray m = mask.toType(DataType.FLOAT32, false).expandDims(2);
-        return hidden.mul(m).sum(new int[] {1}).div(m.sum(new int[] {1}).maximum(1e-9f));
+        return hidden.mul(m).sum(new int[] {1}).div(Scalars.maximum(m.sum(new int[] {1}), 1e-9f));
     }
 
     @Override

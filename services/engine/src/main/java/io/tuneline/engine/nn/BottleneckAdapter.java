@@ -153,10 +153,7 @@ public final class BottleneckAdapter extends AbstractBlock implements ResidualTa
             case "swish", "silu" -> x.mul(Activation.sigmoid(x));
             // transformers' GELUActivation: the exact erf form.
             case "gelu" -> Activation.gelu(x);
-            case "gelu_new" -> {
-                NDArray inner = x.add(x.pow(3).mul(0.044715f)).mul((float) Math.sqrt(2 / Math.PI));
-                yield x.mul(0.5f).mul(inner.tanh().add(1f));
-            }
+            case "gelu_new" -> Activations.geluNew(x);
             case "tanh" -> x.tanh();
             default -> throw new IllegalStateException(activation);
         };

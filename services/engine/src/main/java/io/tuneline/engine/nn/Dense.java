@@ -211,9 +211,9 @@ public final class Dense extends AbstractBlock {
             // handle is closed after the matmul, so the dense copy is gone before the next layer
             // runs. In training autograd needs the tensor for the input gradient until backward
             // (bitsandbytes' MatMul4Bit saves only the 4-bit state and dequantizes again in
-            // backward; DJL offers no custom autograd function to do that), so the handle lives
-            // until the step's manager closes (closing it here is the suspected cause of a NaN
-            // gradient seen once under load, which cost QloraGpt2Test's resumed run a step).
+            // backward; DJL offers no custom autograd function to do that), so the dense copy
+            // lives until backward has run whatever the handle does; the handle goes with the
+            // step's manager.
             NDArray w = q.weight().dequantize(x.getManager());
             if (!w.getDevice().equals(x.getDevice())) {
                 NDArray moved = w.toDevice(x.getDevice(), false);

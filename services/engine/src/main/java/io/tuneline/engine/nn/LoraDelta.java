@@ -91,9 +91,9 @@ public final class LoraDelta extends AbstractBlock implements LinearDelta {
         NDArray in = TrainingDropout.apply(x, dropout, training);
         NDArray down =
                 Linear.linear(in, ps.getValue(a, x.getDevice(), training)).singletonOrThrow();
-        return Linear.linear(down, ps.getValue(b, x.getDevice(), training))
-                .singletonOrThrow()
-                .mul(scaling);
+        return Scalars.mul(
+                Linear.linear(down, ps.getValue(b, x.getDevice(), training)).singletonOrThrow(),
+                scaling);
     }
 
     /** (alpha / r) B A. */

@@ -3,6 +3,7 @@ package io.tuneline.engine.train;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+import io.tuneline.engine.nn.Scalars;
 
 /**
  * Next-token cross-entropy as Hugging Face's causal LM heads compute it: labels are aligned with
@@ -25,7 +26,7 @@ public final class CausalLmLoss {
      */
     public static NDArray mean(NDArray logits, NDArray labels) {
         NDArray[] sumAndCount = sumAndCount(logits, labels);
-        return sumAndCount[0].div(sumAndCount[1].maximum(1f));
+        return sumAndCount[0].div(Scalars.maximum(sumAndCount[1], 1));
     }
 
     /**

@@ -2,6 +2,7 @@ package io.tuneline.engine.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
+import io.tuneline.engine.nn.Scalars;
 import java.util.Optional;
 
 /**
@@ -41,8 +42,8 @@ public record ClassificationLoss(double smoothing, Optional<float[]> classWeight
                                                 .ones(new ai.djl.ndarray.types.Shape(classes)));
         NDArray weightOfLabel = onehot.mul(weights).sum(new int[] {1});
         NDArray nll = logp.mul(onehot).sum(new int[] {1}).neg().mul(weightOfLabel);
-        NDArray spread = logp.mul(weights).sum(new int[] {1}).neg().div(classes);
-        NDArray perExample = nll.mul(1 - smoothing).add(spread.mul(smoothing));
+        NDArray spread = Scalars.div(logp.mul(weights).sum(new int[] {1}).neg(), classes);
+        NDArray perExample = Scalars.mul(nll, 1 - smoothing).add(Scalars.mul(spread, smoothing));
         return perExample.sum().div(weightOfLabel.sum());
     }
 }

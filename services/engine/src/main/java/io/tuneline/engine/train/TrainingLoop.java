@@ -9,6 +9,7 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.nn.Scalars;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -191,7 +192,7 @@ final class TrainingLoop {
                         tokens += l.tokens();
                         // Gradients add up across the group's backward passes: scale each
                         // batch's mean loss so the step follows the group's mean.
-                        collector.backward(l.loss().div(groupSize));
+                        collector.backward(Scalars.div(l.loss(), groupSize));
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }

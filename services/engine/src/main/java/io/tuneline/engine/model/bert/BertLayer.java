@@ -14,6 +14,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.ResidualTap;
+import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -128,7 +129,7 @@ public final class BertLayer extends AbstractBlock {
             v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
         }
         // Scaled dot-product attention (Vaswani et al. 2017, eq. 1).
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d)));
+        NDArray scores = Scalars.mul(q.matMul(k.transpose(0, 1, 3, 2)), 1.0 / Math.sqrt(d));
         if (mask != null) {
             scores = scores.add(mask);
         }

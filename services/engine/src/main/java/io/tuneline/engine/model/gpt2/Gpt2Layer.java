@@ -10,9 +10,11 @@ import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Activations;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.ResidualTap;
+import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -29,7 +31,6 @@ import java.util.Map;
  * transposes when it loads and saves.
  */
 public final class Gpt2Layer extends AbstractBlock {
-    private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2 / Math.PI);
 
     private final int hidden;
     private final int heads;
@@ -104,12 +105,6 @@ public final class Gpt2Layer extends AbstractBlock {
         return m;
     }
 
-    /** GELU "new", the tanh approximation GPT-2 was trained with (Hendrycks & Gimpel 2016). */
-    static NDArray geluNew(NDArray x) {
-        NDArray inner = x.add(x.pow(3).mul(0.044715f)).mul(SQRT_2_OVER_PI);
-        return x.mul(0.5f).mul(inner.tanh().add(1f));
-    }
-
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
@@ -131,7 +126,7 @@ public final class Gpt2Layer extends AbstractBlock {
             v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
         }
         NDArray scores =
-                q.matMul(k.transpose(0, 1, 3, 2)).mul((float) (1.0 / Math.sqrt(d))).add(mask);
+                Scalars.mul(q.matMul(k.transpose(0, 1, 3, 2)), 1.0 / Math.sqrt(d)).add(mask);
         // As Hugging Face's GPT2Attention and GPT2MLP: attn_pdrop on the attention probabilities,
         // resid_pdrop on the attention's and the MLP's output before each residual sum.
         NDArray probs = TrainingDropout.apply(scores.softmax(-1), attnDropout, training);
@@ -149,7 +144,8 @@ public final class Gpt2Layer extends AbstractBlock {
                         apply(
                                 mlpProj,
                                 ps,
-                                geluNew(apply(cFc, ps, apply(ln2, ps, h1, training), training)),
+                                Activations.geluNew(
+                                        apply(cFc, ps, apply(ln2, ps, h1, training), training)),
                                 training),
                         residDropout,
                         training);

@@ -14,6 +14,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.ResidualTap;
+import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -201,7 +202,8 @@ public final class LlamaLayer extends AbstractBlock {
         ks = repeatKv(ks, config.groups());
         vs = repeatKv(vs, config.groups());
         NDArray scores =
-                qs.matMul(ks.transpose(0, 1, 3, 2)).mul((float) Math.pow(d, -0.5)).add(mask);
+                Scalars.mul(qs.matMul(ks.transpose(0, 1, 3, 2)), (float) Math.pow(d, -0.5))
+                        .add(mask);
         // LlamaAttention / eager_attention_forward: dropout on the probabilities, training only.
         NDArray probs =
                 TrainingDropout.apply(scores.softmax(-1), config.attentionDropout(), training);
