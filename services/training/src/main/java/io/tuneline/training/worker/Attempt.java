@@ -2,7 +2,11 @@ package io.tuneline.training.worker;
 
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.catalog.ModelCatalog;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.TrainingCheckpoint;
@@ -10,6 +14,7 @@ import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.Hyperparameters;
+import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.TrainingCompleted;
 import io.tuneline.proto.v1.TrainingProgress;
 import io.tuneline.training.run.RunStore;
@@ -110,6 +115,42 @@ final class Attempt implements TrainingListener {
      * is the model's), then the PEFT adapter's files under {@code adapter/} when there is one, then
      * {@code others}; all from {@code directory}.
      */
+    /**
+     * Uploads a tuned model's directory {@code out} (its {@code weights} and the {@code others}
+     * already written there). A method that cannot be merged into the weights (virtual tokens,
+     * prefixes, bottleneck adapters change the forward pass) has its state written beside them
+     * ({@link MethodState}): the tuned model is the base weights plus that state. The adapter
+     * Python tools load (PEFT's, or the {@code adapters} library's) is written to {@code
+     * adapterDir} and uploaded under {@code adapter/} when the method has one.
+     */
+    List<ArtifactRef> uploadTuned(
+            TunableModel model,
+            FineTuningMethod method,
+            MethodSpec spec,
+            String baseRef,
+            List<String> labels,
+            Path out,
+            String weights,
+            List<String> others,
+            Path adapterDir)
+            throws java.io.IOException {
+        List<String> files = new ArrayList<>(others);
+        if (!method.mergeable()) {
+            MethodState.write(model, method, out);
+            files.addAll(List.of(MethodState.CONFIG, MethodState.WEIGHTS));
+        }
+        boolean withAdapter =
+                JobSettings.writeAdapter(
+                        model,
+                        method,
+                        spec,
+                        ModelCatalog.huggingFaceName(baseRef),
+                        labels,
+                        adapterDir);
+        return uploadModel(
+                out, weights, files, withAdapter ? Optional.of(adapterDir) : Optional.empty());
+    }
+
     List<ArtifactRef> uploadModel(
             Path directory, String weights, List<String> others, Optional<Path> adapter) {
         String prefix = modelPrefix();

@@ -6,7 +6,6 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.method.FineTuningMethod;
-import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
@@ -29,7 +28,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
-import java.util.Optional;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -82,11 +80,10 @@ public final class CausalLmRun {
                         validationSplit,
                         Math.max(0, job.getHyperparameters().getEvalEverySteps()),
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
-        TrainingSettings settings =
-                ClassificationRun.settings(job.getHyperparameters(), job.getMethod());
+        TrainingSettings settings = JobSettings.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
-        ClassificationRun.requireMergedBase(ref, base);
+        JobSettings.requireMergedBase(ref, base);
         if (base.architecture() != PretrainedModel.Architecture.GPT2
                 && base.architecture() != PretrainedModel.Architecture.LLAMA) {
             throw new IllegalArgumentException(
@@ -106,12 +103,12 @@ public final class CausalLmRun {
                 CausalLmCheckpoint.load(
                         baseDir,
                         runtime.device(),
-                        ClassificationRun.modelDropout(job.getHyperparameters()))) {
+                        JobSettings.modelDropout(job.getHyperparameters()))) {
             CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             FineTuningMethod method =
-                    ClassificationRun.method(
+                    JobSettings.method(
                             job.getMethod(),
                             lm.defaultLoraTargets(),
                             text -> tokenIds(baseDir, text));
@@ -147,27 +144,17 @@ public final class CausalLmRun {
                     }
                 }
             }
-            if (!method.mergeable()) {
-                // Virtual tokens, prefixes and bottleneck adapters change the forward pass: the
-                // tuned model is the base weights plus the method's state.
-                MethodState.write(lm, method, out);
-                others.addAll(List.of(MethodState.CONFIG, MethodState.WEIGHTS));
-            }
-            Path adapter = scratch.resolve("adapter");
-            boolean withAdapter =
-                    ClassificationRun.writeAdapter(
+            List<ArtifactRef> files =
+                    run.uploadTuned(
                             lm,
                             method,
                             job.getMethod(),
-                            ModelCatalog.huggingFaceName(ref),
+                            ref,
                             List.of(),
-                            adapter);
-            List<ArtifactRef> files =
-                    run.uploadModel(
                             out,
                             CausalLmCheckpoint.WEIGHTS,
                             others,
-                            withAdapter ? Optional.of(adapter) : Optional.empty());
+                            scratch.resolve("adapter"));
             return run.complete(outcome, counts, files);
         }
     }
@@ -176,7 +163,7 @@ public final class CausalLmRun {
     private static List<Integer> tokenIds(Path baseDir, String text) {
         try (HuggingFaceTokenizer tokenizer =
                 HuggingFaceTokenizer.newInstance(baseDir.resolve(ModelCatalog.TOKENIZER))) {
-            return ClassificationRun.tokenIds(tokenizer).apply(text);
+            return JobSettings.tokenIds(tokenizer).apply(text);
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(
                     "cannot read the base model's tokenizer for the prompt's init text", e);

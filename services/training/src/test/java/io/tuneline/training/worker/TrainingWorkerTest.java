@@ -33,7 +33,7 @@ class TrainingWorkerTest {
     @Test
     void theJobsHyperparametersBecomeTheEnginesSettingsWithTheirDocumentedDefaults() {
         var defaults =
-                ClassificationRun.settings(
+                JobSettings.settings(
                         io.tuneline.proto.v1.Hyperparameters.getDefaultInstance(),
                         io.tuneline.proto.v1.MethodSpec.newBuilder()
                                 .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
@@ -52,7 +52,7 @@ class TrainingWorkerTest {
                                 io.tuneline.engine.train.LearningRateSchedule.Shape.LINEAR,
                                 1));
         var cosine =
-                ClassificationRun.settings(
+                JobSettings.settings(
                         io.tuneline.proto.v1.Hyperparameters.newBuilder()
                                 .setLrSchedule(io.tuneline.proto.v1.LrSchedule.LR_SCHEDULE_COSINE)
                                 .setEpochs(2)
@@ -85,18 +85,17 @@ class TrainingWorkerTest {
                         .setFreeze(
                                 io.tuneline.proto.v1.LayerFreezing.newBuilder().setHeadOnly(true))
                         .build();
-        assertThat(ClassificationRun.settings(none, full).learningRate()).isEqualTo(2e-5f);
+        assertThat(JobSettings.settings(none, full).learningRate()).isEqualTo(2e-5f);
         assertThat(
-                        ClassificationRun.settings(
+                        JobSettings.settings(
                                         none, io.tuneline.proto.v1.MethodSpec.getDefaultInstance())
                                 .learningRate())
                 .as("no method is full fine-tuning")
                 .isEqualTo(2e-5f);
-        assertThat(ClassificationRun.settings(none, lora).learningRate()).isEqualTo(2e-4f);
-        assertThat(ClassificationRun.settings(none, freeze).learningRate()).isEqualTo(2e-4f);
+        assertThat(JobSettings.settings(none, lora).learningRate()).isEqualTo(2e-4f);
+        assertThat(JobSettings.settings(none, freeze).learningRate()).isEqualTo(2e-4f);
         assertThat(
-                        ClassificationRun.settings(
-                                        none.toBuilder().setLearningRate(1e-3).build(), full)
+                        JobSettings.settings(none.toBuilder().setLearningRate(1e-3).build(), full)
                                 .learningRate())
                 .isEqualTo(1e-3f);
     }
@@ -110,7 +109,7 @@ class TrainingWorkerTest {
         var m = io.tuneline.proto.v1.MethodSpec.newBuilder();
         var none = java.util.List.<String>of();
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setAdapter(
                                                 io.tuneline.proto.v1.AdapterParams
@@ -120,7 +119,7 @@ class TrainingWorkerTest {
                                 NO_TEXT))
                 .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Adapter.pfeiffer());
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setAdapter(
                                                 io.tuneline.proto.v1.AdapterParams.newBuilder()
@@ -130,7 +129,7 @@ class TrainingWorkerTest {
                                 NO_TEXT))
                 .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Adapter.houlsby());
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setPrefix(
                                                 io.tuneline.proto.v1.PrefixTuningParams
@@ -140,7 +139,7 @@ class TrainingWorkerTest {
                                 NO_TEXT))
                 .isEqualTo(new io.tuneline.engine.method.FineTuningMethod.Prefix(20, 0));
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setPTuning(
                                                 io.tuneline.proto.v1.PTuningParams
@@ -150,7 +149,7 @@ class TrainingWorkerTest {
                                 NO_TEXT))
                 .isEqualTo(io.tuneline.engine.method.FineTuningMethod.PTuning.defaults());
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setPrompt(
                                                 io.tuneline.proto.v1.PromptTuningParams
@@ -161,7 +160,7 @@ class TrainingWorkerTest {
                 .isEqualTo(io.tuneline.engine.method.FineTuningMethod.Prompt.defaults());
         // A text init is tokenized with the base's tokenizer (special tokens and all).
         assertThat(
-                        ClassificationRun.method(
+                        JobSettings.method(
                                 m.clear()
                                         .setPrompt(
                                                 io.tuneline.proto.v1.PromptTuningParams.newBuilder()
@@ -191,7 +190,7 @@ class TrainingWorkerTest {
                                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                                         .setRank(4)))
                         .build();
-        var method = ClassificationRun.method(spec, java.util.List.of("c_attn"), NO_TEXT);
+        var method = JobSettings.method(spec, java.util.List.of("c_attn"), NO_TEXT);
         org.assertj.core.api.Assertions.assertThat(method)
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Qlora(
@@ -199,10 +198,10 @@ class TrainingWorkerTest {
                                         4, 8f, 0.05f, java.util.List.of("c_attn")),
                                 64,
                                 true));
-        org.assertj.core.api.Assertions.assertThat(ClassificationRun.adapterOf(method))
+        org.assertj.core.api.Assertions.assertThat(JobSettings.adapterOf(method))
                 .contains(((io.tuneline.engine.method.FineTuningMethod.Qlora) method).lora());
         var single =
-                ClassificationRun.method(
+                JobSettings.method(
                         spec.toBuilder()
                                 .setQlora(
                                         spec.getQlora().toBuilder()
@@ -223,7 +222,7 @@ class TrainingWorkerTest {
                 io.tuneline.proto.v1.MethodSpec.newBuilder()
                         .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
                         .build();
-        assertThat(ClassificationRun.method(lora, java.util.List.of("c_attn"), NO_TEXT))
+        assertThat(JobSettings.method(lora, java.util.List.of("c_attn"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8, 16f, 0.05f, java.util.List.of("c_attn")));
@@ -233,7 +232,7 @@ class TrainingWorkerTest {
                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                         .addTargetModules("dense"))
                         .build();
-        assertThat(ClassificationRun.method(named, java.util.List.of("query", "value"), NO_TEXT))
+        assertThat(JobSettings.method(named, java.util.List.of("query", "value"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8, 16f, 0.05f, java.util.List.of("dense")));
@@ -243,7 +242,7 @@ class TrainingWorkerTest {
                                 io.tuneline.proto.v1.LoraParams.newBuilder()
                                         .setTargetModulesRegex(".*\\.(query|value)"))
                         .build();
-        assertThat(ClassificationRun.method(regex, java.util.List.of("query", "value"), NO_TEXT))
+        assertThat(JobSettings.method(regex, java.util.List.of("query", "value"), NO_TEXT))
                 .isEqualTo(
                         new io.tuneline.engine.method.FineTuningMethod.Lora(
                                 8,
