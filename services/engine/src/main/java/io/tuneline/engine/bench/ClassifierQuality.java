@@ -125,23 +125,8 @@ public final class ClassifierQuality {
                                     counts.total(),
                                     (System.nanoTime() - started) / 1e9);
                 }
-                float[][] probs =
-                        trainer.predict(
-                                model,
-                                classifier,
-                                test.stream().map(LabelledText::text).toList(),
-                                maxLen);
                 int[] truth = test.stream().mapToInt(LabelledText::label).toArray();
-                int[] predicted = new int[probs.length];
-                for (int i = 0; i < probs.length; i++) {
-                    int best = 0;
-                    for (int j = 1; j < probs[i].length; j++) {
-                        if (probs[i][j] > probs[i][best]) {
-                            best = j;
-                        }
-                    }
-                    predicted[i] = best;
-                }
+                int[] predicted = predictions(trainer, model, classifier, test, maxLen);
                 double[] acc = bootstrap(truth, predicted, labels.size(), false);
                 double[] f1 = bootstrap(truth, predicted, labels.size(), true);
                 System.out.printf(
@@ -158,6 +143,27 @@ public final class ClassifierQuality {
             }
         }
         tokenizer.close();
+    }
+
+    /** The most probable label of each test text. */
+    static int[] predictions(
+            ClassifierTrainer trainer,
+            Model model,
+            SequenceClassifier classifier,
+            List<LabelledText> test,
+            int maxLen) {
+        float[][] probs =
+                trainer.predict(
+                        model, classifier, test.stream().map(LabelledText::text).toList(), maxLen);
+        int[] predicted = new int[probs.length];
+        for (int i = 0; i < probs.length; i++) {
+            for (int j = 1; j < probs[i].length; j++) {
+                if (probs[i][j] > probs[i][predicted[i]]) {
+                    predicted[i] = j;
+                }
+            }
+        }
+        return predicted;
     }
 
     private static String arg(String[] args, int i, String fallback) {

@@ -94,7 +94,8 @@ final class TrainingLoop {
         int batchesPerEpoch = (examples.size() + s.batchSize() - 1) / s.batchSize();
         int accumulate = s.accumulationSteps();
         int stepsPerEpoch = (batchesPerEpoch + accumulate - 1) / accumulate;
-        int total = stepsPerEpoch * s.epochs();
+        int planned = stepsPerEpoch * s.epochs();
+        int total = s.maxSteps() > 0 ? (int) Math.min(planned, s.maxSteps()) : planned;
         int warmup = Math.round(total * s.warmupRatio());
         LearningRateSchedule schedule =
                 LearningRateSchedule.of(s.schedule(), s.learningRate(), warmup, total);
@@ -289,6 +290,13 @@ final class TrainingLoop {
                 }
                 if (stop) {
                     throw new TrainingStoppedException(step);
+                }
+                if (step == total && total < planned) {
+                    // max_steps ended the run inside an epoch: its mean loss is over the steps
+                    // it took.
+                    long inEpoch = step - (long) epoch * stepsPerEpoch;
+                    epochLoss = epochLoss * stepsPerEpoch / Math.max(1, inEpoch);
+                    break training;
                 }
             }
         }

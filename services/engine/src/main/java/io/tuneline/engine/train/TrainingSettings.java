@@ -8,6 +8,9 @@ package io.tuneline.engine.train;
  * @param schedule how the learning rate moves after the warm-up
  * @param accumulationSteps batches whose gradients are summed into one optimizer step (an effective
  *     batch of {@code batchSize * accumulationSteps} in the memory of one batch)
+ * @param maxSteps the most optimizer steps the run takes, fewer than its epochs would (the job's
+ *     {@code max_steps}; 0 for no limit); the learning-rate schedule then spans these steps, as in
+ *     Hugging Face's Trainer
  */
 public record TrainingSettings(
         int epochs,
@@ -19,7 +22,34 @@ public record TrainingSettings(
         int maxSeqLength,
         long seed,
         LearningRateSchedule.Shape schedule,
-        int accumulationSteps) {
+        int accumulationSteps,
+        long maxSteps) {
+
+    /** Without a step limit. */
+    public TrainingSettings(
+            int epochs,
+            int batchSize,
+            float learningRate,
+            float weightDecay,
+            float warmupRatio,
+            float maxGradNorm,
+            int maxSeqLength,
+            long seed,
+            LearningRateSchedule.Shape schedule,
+            int accumulationSteps) {
+        this(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                schedule,
+                accumulationSteps,
+                0);
+    }
 
     /** With a linear decay after the warm-up, the usual fine-tuning schedule. */
     public TrainingSettings(
@@ -41,13 +71,17 @@ public record TrainingSettings(
                 maxSeqLength,
                 seed,
                 LearningRateSchedule.Shape.LINEAR,
-                1);
+                1,
+                0);
     }
 
     public TrainingSettings {
         if (accumulationSteps < 1) {
             throw new IllegalArgumentException(
                     "gradient_accumulation_steps must be at least 1, was " + accumulationSteps);
+        }
+        if (maxSteps < 0) {
+            throw new IllegalArgumentException("max_steps must not be negative, was " + maxSteps);
         }
         if (schedule == null) {
             throw new IllegalArgumentException("a learning-rate schedule is required");

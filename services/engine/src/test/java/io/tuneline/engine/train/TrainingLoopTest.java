@@ -34,38 +34,7 @@ class TrainingLoopTest {
             dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
             model.setBlock(dense);
             int[] calls = {0};
-            TrainingLoop.Task<Integer> task =
-                    new TrainingLoop.Task<>() {
-                        @Override
-                        public Block block() {
-                            return dense;
-                        }
-
-                        @Override
-                        public Map<String, Parameter> namedParameters() {
-                            Map<String, Parameter> p = new LinkedHashMap<>();
-                            p.put("weight", dense.weight());
-                            p.put("bias", dense.bias());
-                            return p;
-                        }
-
-                        @Override
-                        public TrainingLoop.BatchLoss loss(NDManager m, List<Integer> batch) {
-                            NDArray x = m.create(new float[] {1f, 2f}, new Shape(1, 2));
-                            NDArray y =
-                                    dense.forward(new ParameterStore(m, false), new NDList(x), true)
-                                            .singletonOrThrow();
-                            NDArray loss = y.sub(3f).square().sum();
-                            // The third batch goes wrong once, as a sporadic NaN would.
-                            return new TrainingLoop.BatchLoss(
-                                    ++calls[0] == 3 ? loss.mul(Float.NaN) : loss, 1);
-                        }
-
-                        @Override
-                        public double validationLoss(List<Integer> examples) {
-                            return 0;
-                        }
-                    };
+            TrainingLoop.Task<Integer> task = task(dense, calls, 3);
             List<TrainingListener.StepReport> reports = new ArrayList<>();
             TrainingOutcome outcome =
                     TrainingLoop.run(
@@ -87,5 +56,97 @@ class TrainingLoopTest {
             }
             assertThat(reports.get(4).loss()).isLessThan(reports.get(0).loss());
         }
+    }
+
+    /**
+     * {@code max_steps} ends a run of 3 epochs of 6 steps after 4 steps, with the learning-rate
+     * schedule over those 4 (linear decay to 0 at the last, as Hugging Face's Trainer), and no
+     * batch is read past the limit.
+     */
+    @Test
+    void maxStepsEndsTheRunWithTheScheduleOverItsSteps() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        try (Model model = Model.newInstance("loop", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = new Dense(2, 1);
+            dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+            model.setBlock(dense);
+            int[] calls = {0};
+            List<TrainingListener.StepReport> reports = new ArrayList<>();
+            TrainingOutcome outcome =
+                    TrainingLoop.run(
+                            model,
+                            task(dense, calls, -1),
+                            List.of(0, 1, 2, 3, 4, 5),
+                            new TrainingSettings(
+                                    3,
+                                    1,
+                                    0.04f,
+                                    0f,
+                                    0f,
+                                    1f,
+                                    8,
+                                    1,
+                                    LearningRateSchedule.Shape.LINEAR,
+                                    1,
+                                    4),
+                            Validation.none(),
+                            reports::add,
+                            Checkpointing.none());
+
+            assertThat(calls[0]).isEqualTo(4);
+            assertThat(outcome.steps()).isEqualTo(4);
+            assertThat(reports)
+                    .extracting(TrainingListener.StepReport::totalSteps)
+                    .containsOnly(4L);
+            // Linear decay without warm-up over 4 steps: 0.04 * (1 - k / 4) after step k.
+            assertThat(reports).hasSize(4);
+            for (int k = 1; k <= 4; k++) {
+                assertThat(reports.get(k - 1).learningRate())
+                        .as("learning rate after step %d", k)
+                        .isCloseTo(0.04 * (1 - k / 4.0), org.assertj.core.data.Offset.offset(1e-8));
+            }
+            double mean =
+                    reports.stream()
+                            .mapToDouble(TrainingListener.StepReport::loss)
+                            .average()
+                            .orElseThrow();
+            assertThat(outcome.finalLoss())
+                    .isCloseTo(mean, org.assertj.core.data.Offset.offset(1e-9));
+        }
+    }
+
+    /** A task training {@code dense} towards 3 on one input; call {@code nanAt} gives NaN. */
+    private static TrainingLoop.Task<Integer> task(Dense dense, int[] calls, int nanAt) {
+        return new TrainingLoop.Task<>() {
+            @Override
+            public Block block() {
+                return dense;
+            }
+
+            @Override
+            public Map<String, Parameter> namedParameters() {
+                Map<String, Parameter> p = new LinkedHashMap<>();
+                p.put("weight", dense.weight());
+                p.put("bias", dense.bias());
+                return p;
+            }
+
+            @Override
+            public TrainingLoop.BatchLoss loss(NDManager m, List<Integer> batch) {
+                NDArray x = m.create(new float[] {1f, 2f}, new Shape(1, 2));
+                NDArray y =
+                        dense.forward(new ParameterStore(m, false), new NDList(x), true)
+                                .singletonOrThrow();
+                NDArray loss = y.sub(3f).square().sum();
+                // Call nanAt goes wrong once, as a diverging step would.
+                return new TrainingLoop.BatchLoss(
+                        ++calls[0] == nanAt ? loss.mul(Float.NaN) : loss, 1);
+            }
+
+            @Override
+            public double validationLoss(List<Integer> examples) {
+                return 0;
+            }
+        };
     }
 }

@@ -50,7 +50,8 @@ final class JobSettings {
                     case LR_SCHEDULE_CONSTANT -> LearningRateSchedule.Shape.CONSTANT;
                     default -> LearningRateSchedule.Shape.LINEAR;
                 },
-                Math.max(1, h.getGradientAccumulationSteps()));
+                Math.max(1, h.getGradientAccumulationSteps()),
+                h.getMaxSteps());
     }
 
     /** The job's override of every dropout rate inside the model, when it sets one. */

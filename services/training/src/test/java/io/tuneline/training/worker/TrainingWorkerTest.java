@@ -57,12 +57,15 @@ class TrainingWorkerTest {
                                 .setLrSchedule(io.tuneline.proto.v1.LrSchedule.LR_SCHEDULE_COSINE)
                                 .setEpochs(2)
                                 .setGradientAccumulationSteps(4)
+                                .setMaxSteps(250)
                                 .build(),
                         io.tuneline.proto.v1.MethodSpec.getDefaultInstance());
         org.assertj.core.api.Assertions.assertThat(cosine.schedule())
                 .isEqualTo(io.tuneline.engine.train.LearningRateSchedule.Shape.COSINE);
         org.assertj.core.api.Assertions.assertThat(cosine.epochs()).isEqualTo(2);
         org.assertj.core.api.Assertions.assertThat(cosine.accumulationSteps()).isEqualTo(4);
+        org.assertj.core.api.Assertions.assertThat(cosine.maxSteps()).isEqualTo(250);
+        org.assertj.core.api.Assertions.assertThat(defaults.maxSteps()).isZero();
     }
 
     /**
