@@ -6,10 +6,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
+import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.proto.v1.ArtifactRef;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -52,6 +56,34 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
             VERSIONS.put(name + "/" + alias, v);
         }
         LATEST.merge(name, version, Math::max);
+    }
+
+    /**
+     * Stores a model directory's files under {@code runs/{name}/model/} as the training worker does
+     * and registers them as {@code name}'s version {@code version}.
+     */
+    public static void registerDirectory(
+            ArtifactStore store,
+            Path directory,
+            String name,
+            long version,
+            String method,
+            int maxSeqLength,
+            String... aliases)
+            throws IOException {
+        Map<String, ArtifactRef> files = new LinkedHashMap<>();
+        try (var list = Files.list(directory)) {
+            for (Path f : list.toList()) {
+                String file = f.getFileName().toString();
+                files.put(
+                        file,
+                        store.put(
+                                store.uri("runs/" + name + "/model/" + file),
+                                f,
+                                "application/octet-stream"));
+            }
+        }
+        register(name, version, method, maxSeqLength, files, aliases);
     }
 
     @Override

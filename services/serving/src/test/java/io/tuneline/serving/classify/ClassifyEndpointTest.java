@@ -26,14 +26,12 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
-import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.serving.FakeRegistry;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -216,19 +214,8 @@ class ClassifyEndpointTest {
                 MethodState.write(classifier, method, out);
             }
         }
-        Map<String, ArtifactRef> files = new LinkedHashMap<>();
-        try (var list = Files.list(out)) {
-            for (Path f : list.toList()) {
-                String file = f.getFileName().toString();
-                files.put(
-                        file,
-                        store.put(
-                                store.uri("runs/" + name + "/model/" + file),
-                                f,
-                                "application/octet-stream"));
-            }
-        }
-        FakeRegistry.register(name, version, methodName, MAX_LENGTH, files, "champion");
+        FakeRegistry.registerDirectory(
+                store, out, name, version, methodName, MAX_LENGTH, "champion");
         return expected;
     }
 }
