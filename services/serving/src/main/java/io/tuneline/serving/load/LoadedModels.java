@@ -42,6 +42,7 @@ public class LoadedModels {
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
     private volatile EngineRuntime runtime;
+    private volatile boolean preloaded;
 
     public LoadedModels(
             RegistryClient registry,
@@ -63,6 +64,12 @@ public class LoadedModels {
                 LOG.infof("preloaded %s (%s)", m.version().id(), m.task());
             }
         }
+        preloaded = true;
+    }
+
+    /** Whether every version of {@code tuneline.serving.preload} is loaded. */
+    public boolean preloaded() {
+        return preloaded;
     }
 
     /** Everything loaded, by {@code name:version}. */

@@ -107,7 +107,10 @@ public class RegistryClient {
             throw new ServingException(
                     503,
                     "Registry unavailable",
-                    "cannot reach the registry at " + url + ": " + e.getMessage(),
+                    "cannot reach the registry at "
+                            + url
+                            + ": "
+                            + (e.getMessage() == null ? e.toString() : e.getMessage()),
                     e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
