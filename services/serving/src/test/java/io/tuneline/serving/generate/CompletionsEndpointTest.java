@@ -22,12 +22,16 @@ import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.restassured.path.json.JsonPath;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ChatMessage;
 import io.tuneline.engine.tokenize.ModelTokens;
@@ -68,6 +72,7 @@ class CompletionsEndpointTest {
 
     private static Path gpt2;
     private static Path llama;
+    private static Offline prefixAnswer;
 
     @Inject ArtifactStore store;
 
@@ -110,6 +115,35 @@ class CompletionsEndpointTest {
         }
         register("gpt-tiny", gpt2);
         register("llama-tiny", llama);
+
+        // The Llama base + prefix tuning (a method that cannot be merged): the base's files and
+        // the method state beside them, as the training worker writes them. The expected answer
+        // comes from the model in memory, before anything is written.
+        Path prefixed = dir.resolve("llama-prefix");
+        Files.createDirectories(prefixed);
+        try (var list = Files.list(llama)) {
+            for (Path f : list.toList()) {
+                Files.copy(f, prefixed.resolve(f.getFileName()));
+            }
+        }
+        EngineRuntime runtime = EngineRuntime.start(0);
+        try (Model model = CausalLmCheckpoint.load(llama, runtime.device())) {
+            TunableModel lm = (TunableModel) model.getBlock();
+            ai.djl.engine.Engine.getInstance().setRandomSeed(3);
+            FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(4, 16);
+            prefix.apply(lm, model.getNDManager());
+            java.util.Random random = new java.util.Random(13);
+            for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
+                float[] values = new float[(int) p.getArray().size()];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) (random.nextGaussian() * 0.5);
+                }
+                NativeCopy.copyInto(p.getArray(), values);
+            }
+            prefixAnswer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
+            MethodState.write(lm, prefix, prefixed);
+        }
+        FakeRegistry.registerDirectory(store, prefixed, "llama-prefix", 1, "PREFIX", 64);
     }
 
     private void register(String name, Path model) throws Exception {
@@ -121,11 +155,18 @@ class CompletionsEndpointTest {
 
     static Offline offline(Path model, long[] prompt, int maxTokens) throws Exception {
         EngineRuntime runtime = EngineRuntime.start(0);
+        try (Model m = CausalLmCheckpoint.load(model, runtime.device())) {
+            return offline(model, CausalLmInference.of(m), prompt, maxTokens);
+        }
+    }
+
+    /** As {@link #offline(Path, long[], int)}, with a model already in memory. */
+    static Offline offline(Path model, CausalLmInference inference, long[] prompt, int maxTokens)
+            throws Exception {
         long eos = ModelTokens.read(model).eos().map(SpecialToken::id).orElse(-1L);
-        try (Model m = CausalLmCheckpoint.load(model, runtime.device());
-                HuggingFaceTokenizer tokenizer =
-                        HuggingFaceTokenizer.newInstance(model.resolve(ModelTokens.TOKENIZER))) {
-            long[] tokens = CausalLmInference.of(m).greedyUntil(prompt, maxTokens, eos);
+        try (HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(model.resolve(ModelTokens.TOKENIZER))) {
+            long[] tokens = inference.greedyUntil(prompt, maxTokens, eos);
             boolean stopped = tokens.length > 0 && tokens[tokens.length - 1] == eos;
             long[] answer = stopped ? Arrays.copyOf(tokens, tokens.length - 1) : tokens;
             return new Offline(
@@ -198,6 +239,28 @@ class CompletionsEndpointTest {
                                     1e-9));
             assertThat(nucleus.getString("choices[0].text")).isEqualTo(expected.text());
         }
+    }
+
+    @Test
+    void aPrefixTunedLlamaIsServedAsBasePlusItsMethodState() throws Exception {
+        JsonPath served =
+                post(
+                        "/v1/completions",
+                        Map.of(
+                                "model",
+                                "llama-prefix",
+                                "prompt",
+                                PROMPT,
+                                "max_tokens",
+                                12,
+                                "temperature",
+                                0));
+        assertThat(served.getString("choices[0].text")).isEqualTo(prefixAnswer.text());
+        assertThat(served.getInt("usage.completion_tokens"))
+                .isEqualTo(prefixAnswer.completionTokens());
+        // The method state matters: the base alone answers otherwise.
+        assertThat(offline(llama, encode(llama, PROMPT), 12).text())
+                .isNotEqualTo(prefixAnswer.text());
     }
 
     @Test
