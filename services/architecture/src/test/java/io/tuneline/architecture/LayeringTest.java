@@ -15,7 +15,7 @@ class LayeringTest {
     @ArchTest
     static final ArchRule servicesNeverDependOnEachOther =
             slices().matching(
-                            "io.tuneline.(ingestion|preprocessing|training|evaluation|registry)..")
+                            "io.tuneline.(ingestion|preprocessing|training|evaluation|registry|serving)..")
                     .should()
                     .notDependOnEachOther()
                     .because("services share only common, engine and proto; they talk over Kafka");
@@ -32,7 +32,8 @@ class LayeringTest {
                             "io.tuneline.preprocessing..",
                             "io.tuneline.training..",
                             "io.tuneline.evaluation..",
-                            "io.tuneline.registry..");
+                            "io.tuneline.registry..",
+                            "io.tuneline.serving..");
 
     @ArchTest
     static final ArchRule jobRulesDoNotReachForAdapters =

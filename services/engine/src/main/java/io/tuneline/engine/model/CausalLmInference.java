@@ -31,6 +31,39 @@ public interface CausalLmInference {
      */
     long[] greedyUntil(long[] prompt, int maxNewTokens, long stop);
 
+    /** Picks the next token from the next-token logits (one value per vocabulary entry). */
+    @FunctionalInterface
+    interface TokenChooser {
+        long choose(float[] logits);
+    }
+
+    /**
+     * Generation one token at a time, for serving: {@code chooser} picks each new token from the
+     * next-token logits (argmax gives {@link #greedyUntil}'s tokens), and {@code accepted} hears it
+     * at once (a stream can send it before the next is computed); stops after a token for which
+     * {@code accepted} returns false (that token included), after {@code maxNewTokens}, or where
+     * the model's positions run out. Returns the new tokens only.
+     */
+    long[] generate(
+            long[] prompt,
+            int maxNewTokens,
+            TokenChooser chooser,
+            java.util.function.LongPredicate accepted);
+
+    /**
+     * The first index of the largest logit: torch's {@code argmax} on the same values, so greedy
+     * decoding picks the same token whether the logits are compared on the device or here.
+     */
+    static long argmax(float[] logits) {
+        int best = 0;
+        for (int v = 1; v < logits.length; v++) {
+            if (logits[v] > logits[best]) {
+                best = v;
+            }
+        }
+        return best;
+    }
+
     /** The longest sequence the model takes. */
     int maxPositions();
 

@@ -1,7 +1,6 @@
 package io.tuneline.evaluation.run;
 
 import ai.djl.Model;
-import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -13,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.ClassifierPredictions;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -93,42 +93,10 @@ final class ClassifierScorer implements AutoCloseable {
         }
     }
 
-    /** A batch of texts as padded ids and attention mask, (B, T) each. */
-    private record Batch(long[] ids, long[] mask, int size, int length) {
-        NDList inputs(NDManager m) {
-            return new NDList(
-                    m.create(ids, new Shape(size, length)),
-                    m.create(mask, new Shape(size, length)));
-        }
-    }
-
-    private Batch batch(List<String> chunk) {
-        Encoding[] enc = tokenizer.batchEncode(chunk);
-        int length = 1;
-        for (Encoding e : enc) {
-            length = Math.max(length, Math.min(maxLength, e.getIds().length));
-        }
-        long[] ids = new long[chunk.size() * length];
-        long[] mask = new long[chunk.size() * length];
-        for (int i = 0; i < enc.length; i++) {
-            long[] e = enc[i].getIds();
-            for (int j = 0; j < Math.min(length, e.length); j++) {
-                ids[i * length + j] = e[j];
-                mask[i * length + j] = 1;
-            }
-        }
-        return new Batch(ids, mask, chunk.size(), length);
-    }
-
+    /** The engine's batch scoring, which serving answers with too. */
     double[][] probabilities(List<String> texts) {
-        double[][] out = new double[texts.size()][];
-        for (int from = 0; from < texts.size(); from += BATCH) {
-            Batch b = batch(texts.subList(from, Math.min(texts.size(), from + BATCH)));
-            try (NDManager m = model.getNDManager().newSubManager()) {
-                copyRows(softmax(m, b.inputs(m)), out, from);
-            }
-        }
-        return out;
+        return ClassifierPredictions.probabilities(
+                model, classifier, tokenizer, texts, maxLength, BATCH);
     }
 
     /**
@@ -146,7 +114,11 @@ final class ClassifierScorer implements AutoCloseable {
         long hidden = classifier.encoder().config().hiddenSize();
         double[][] out = new double[texts.size()][];
         for (int from = 0; from < texts.size(); from += BATCH) {
-            Batch b = batch(texts.subList(from, Math.min(texts.size(), from + BATCH)));
+            ClassifierPredictions.Batch b =
+                    ClassifierPredictions.batch(
+                            tokenizer,
+                            texts.subList(from, Math.min(texts.size(), from + BATCH)),
+                            maxLength);
             try (NDManager m = model.getNDManager().newSubManager()) {
                 NDList inputs = b.inputs(m);
                 NDArray tokens = inputs.get(1).toType(DataType.FLOAT32, false).expandDims(2);
@@ -177,7 +149,8 @@ final class ClassifierScorer implements AutoCloseable {
                                     .add(gradient.sign().mul(alpha).mul(tokens))
                                     .clip(-eps, eps);
                 }
-                copyRows(softmax(m, new NDList(inputs.get(0), inputs.get(1), delta)), out, from);
+                ClassifierPredictions.copyRows(
+                        softmax(m, new NDList(inputs.get(0), inputs.get(1), delta)), out, from);
             }
         }
         return out;
@@ -188,19 +161,6 @@ final class ClassifierScorer implements AutoCloseable {
                 .forward(new ParameterStore(m, false), inputs, false)
                 .singletonOrThrow()
                 .softmax(-1);
-    }
-
-    private static void copyRows(NDArray probs, double[][] out, int from) {
-        int rows = (int) probs.getShape().get(0);
-        int k = (int) probs.getShape().get(1);
-        float[] flat = probs.toFloatArray();
-        for (int i = 0; i < rows; i++) {
-            double[] row = new double[k];
-            for (int j = 0; j < k; j++) {
-                row[j] = flat[i * k + j];
-            }
-            out[from + i] = row;
-        }
     }
 
     @Override

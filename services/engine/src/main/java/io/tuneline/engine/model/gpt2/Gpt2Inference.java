@@ -100,17 +100,27 @@ public final class Gpt2Inference implements CausalLmInference {
      */
     @Override
     public long[] greedyUntil(long[] prompt, int maxNewTokens, long stop) {
+        return generate(prompt, maxNewTokens, CausalLmInference::argmax, t -> t != stop);
+    }
+
+    /** Each step reruns the whole sequence (no key/value cache), as {@link #greedyUntil}. */
+    @Override
+    public long[] generate(
+            long[] prompt,
+            int maxNewTokens,
+            TokenChooser chooser,
+            java.util.function.LongPredicate accepted) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("generation needs a prompt of at least one token");
         }
         checkLength(prompt.length);
-        int room = Math.min(maxNewTokens, lm.maxPositions() - prompt.length);
-        long[] seq = Arrays.copyOf(prompt, prompt.length + Math.max(0, room));
+        int room = Math.max(0, Math.min(maxNewTokens, lm.maxPositions() - prompt.length));
+        long[] seq = Arrays.copyOf(prompt, prompt.length + room);
         int n = 0;
         while (n < room) {
-            long next = argmax(nextTokenLogits(Arrays.copyOf(seq, prompt.length + n)));
+            long next = chooser.choose(nextTokenLogits(Arrays.copyOf(seq, prompt.length + n)));
             seq[prompt.length + n++] = next;
-            if (next == stop) {
+            if (!accepted.test(next)) {
                 break;
             }
         }
@@ -173,13 +183,7 @@ public final class Gpt2Inference implements CausalLmInference {
     }
 
     static int argmax(float[] logits) {
-        int best = 0;
-        for (int v = 1; v < logits.length; v++) {
-            if (logits[v] > logits[best]) {
-                best = v;
-            }
-        }
-        return best;
+        return (int) CausalLmInference.argmax(logits);
     }
 
     static int draw(float[] logits, double temperature, Random random) {

@@ -72,6 +72,19 @@ public final class LlamaInference implements CausalLmInference {
      */
     @Override
     public long[] greedyUntil(long[] prompt, int maxNewTokens, long stop) {
+        return generate(prompt, maxNewTokens, CausalLmInference::argmax, t -> t != stop);
+    }
+
+    /**
+     * With the key/value cache: the prompt in one pass, then one token per step; the last
+     * position's logits are copied out for {@code chooser}.
+     */
+    @Override
+    public long[] generate(
+            long[] prompt,
+            int maxNewTokens,
+            TokenChooser chooser,
+            java.util.function.LongPredicate accepted) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("generation needs a prompt of at least one token");
         }
@@ -83,15 +96,19 @@ public final class LlamaInference implements CausalLmInference {
             ParameterStore ps = new ParameterStore(m, false);
             long[] input = prompt;
             while (n < room) {
-                long next;
+                float[] logits;
                 try (NDManager step = m.newSubManager()) {
                     NDArray ids = step.create(input, new Shape(1, input.length));
                     NDArray hidden = lm.decoder().hidden(ps, ids, null, cache, false);
-                    NDArray logits = lm.head(ps, hidden.get(new NDIndex(":, -1:, :")), false);
-                    next = logits.reshape(-1).argMax().toType(DataType.INT64, false).getLong();
+                    logits =
+                            lm.head(ps, hidden.get(new NDIndex(":, -1:, :")), false)
+                                    .reshape(-1)
+                                    .toType(DataType.FLOAT32, false)
+                                    .toFloatArray();
                 }
+                long next = chooser.choose(logits);
                 out[n++] = next;
-                if (next == stop) {
+                if (!accepted.test(next)) {
                     break;
                 }
                 input = new long[] {next};

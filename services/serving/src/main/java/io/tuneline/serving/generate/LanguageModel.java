@@ -1,0 +1,227 @@
+package io.tuneline.serving.generate;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.CausalLmCheckpoint;
+import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.tokenize.ChatMessage;
+import io.tuneline.engine.tokenize.ChatTemplate;
+import io.tuneline.engine.tokenize.ModelTokens;
+import io.tuneline.serving.api.ServingException;
+import io.tuneline.serving.load.LoadedModel;
+import io.tuneline.serving.registry.RegisteredVersion;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Consumer;
+
+/**
+ * A causal LM version in memory (GPT-2 or the Llama family), loaded as evaluation loads it: the
+ * directory's checkpoint by its {@code model_type}, plus the method state of a method that cannot
+ * be merged. Prompts are encoded as preprocessing encodes training text (no special tokens, the BOS
+ * token first when {@code tokenizer_config.json} says {@code add_bos_token}); chats are rendered
+ * with the model's chat template and the generation prompt. Generation stops at the model's stop
+ * ids ({@link ModelTokens#stopIds()}: the tokenizer's EOS and {@code config.json}'s {@code
+ * eos_token_id} list).
+ */
+public final class LanguageModel implements LoadedModel {
+    private final RegisteredVersion version;
+    private final Model model;
+    private final CausalLmInference inference;
+    private final HuggingFaceTokenizer tokenizer;
+    private final ModelTokens tokens;
+    private final Optional<ChatTemplate> chatTemplate;
+
+    private LanguageModel(
+            RegisteredVersion version,
+            Model model,
+            HuggingFaceTokenizer tokenizer,
+            ModelTokens tokens) {
+        this.version = version;
+        this.model = model;
+        this.inference = CausalLmInference.of(model);
+        this.tokenizer = tokenizer;
+        this.tokens = tokens;
+        this.chatTemplate = tokens.chatTemplateFor(Optional.empty());
+    }
+
+    /** Whether {@code dir}'s {@code config.json} is a causal LM the engine builds. */
+    public static boolean isLanguageModel(Path dir) throws IOException {
+        return CausalLmCheckpoint.isCausalLm(dir);
+    }
+
+    public static LanguageModel load(EngineRuntime runtime, RegisteredVersion version, Path dir)
+            throws IOException {
+        Model model = CausalLmCheckpoint.load(dir, runtime.device());
+        try {
+            MethodState.restoreIfPresent(
+                    (TunableModel) model.getBlock(), dir, model.getNDManager());
+            HuggingFaceTokenizer tokenizer =
+                    HuggingFaceTokenizer.newInstance(
+                            dir.resolve(ModelTokens.TOKENIZER),
+                            Map.of("padding", "false", "truncation", "false"));
+            return new LanguageModel(version, model, tokenizer, ModelTokens.read(dir));
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public RegisteredVersion version() {
+        return version;
+    }
+
+    @Override
+    public String task() {
+        return "causal_lm";
+    }
+
+    public int maxPositions() {
+        return inference.maxPositions();
+    }
+
+    /** A completion prompt's tokens. */
+    public long[] encodePrompt(String text) {
+        long[] ids = tokenizer.encode(text, false, false).getIds();
+        if (tokens.addBos()) {
+            long[] withBos = new long[ids.length + 1];
+            withBos[0] = tokens.bos().orElseThrow().id();
+            System.arraycopy(ids, 0, withBos, 1, ids.length);
+            return withBos;
+        }
+        return ids;
+    }
+
+    /** A conversation's tokens: the chat template with the assistant's generation prompt. */
+    public long[] encodeChat(List<ChatMessage> messages) {
+        ChatTemplate template =
+                chatTemplate.orElseThrow(
+                        () ->
+                                ServingException.badRequest(
+                                        version.id()
+                                                + " has no chat template (tokenizer_config.json's"
+                                                + " chat_template); use /v1/completions"));
+        String text;
+        try {
+            text = template.render(messages, true);
+        } catch (RuntimeException e) {
+            throw ServingException.badRequest(
+                    "the model's chat template rejected the messages: " + e.getMessage());
+        }
+        return tokenizer.encode(text, false, false).getIds();
+    }
+
+    /** What a generation produced. */
+    public record Generation(
+            String text, int promptTokens, int completionTokens, String finishReason) {}
+
+    /**
+     * Generates from {@code prompt}: at most {@code maxTokens} tokens picked by {@code chooser},
+     * stopping at a stop id or before the first of {@code stops} in the text; {@code onText} hears
+     * each piece of text as soon as it is final (a stop string could still cut text that is held
+     * back, so up to the longest stop's length less one is held). One generation at a time per
+     * model.
+     */
+    public synchronized Generation generate(
+            long[] prompt,
+            int maxTokens,
+            CausalLmInference.TokenChooser chooser,
+            List<String> stops,
+            Consumer<String> onText) {
+        if (prompt.length == 0) {
+            throw ServingException.badRequest("the prompt has no tokens");
+        }
+        if (prompt.length >= inference.maxPositions()) {
+            throw ServingException.badRequest(
+                    "the prompt has "
+                            + prompt.length
+                            + " tokens; the model takes "
+                            + inference.maxPositions()
+                            + " positions in all, so at most "
+                            + (inference.maxPositions() - 1)
+                            + " prompt tokens");
+        }
+        List<Long> stopIds = tokens.stopIds();
+        int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
+        List<Long> out = new ArrayList<>();
+        String[] finish = {null};
+        StringBuilder sent = new StringBuilder();
+        String[] text = {""};
+        long[] generated =
+                inference.generate(
+                        prompt,
+                        maxTokens,
+                        chooser,
+                        token -> {
+                            if (stopIds.contains(token)) {
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            out.add(token);
+                            text[0] = decode(out);
+                            int cut = firstStop(text[0], stops, Math.max(0, sent.length() - hold));
+                            if (cut >= 0) {
+                                text[0] = text[0].substring(0, cut);
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            int ready = text[0].length() - hold;
+                            while (ready > sent.length()
+                                    && (Character.isWhitespace(text[0].charAt(ready - 1))
+                                            || text[0].charAt(ready - 1) == '\uFFFD')) {
+                                ready--;
+                            }
+                            if (ready > sent.length() && text[0].startsWith(sent.toString())) {
+                                String piece = text[0].substring(sent.length(), ready);
+                                sent.append(piece);
+                                onText.accept(piece);
+                            }
+                            return true;
+                        });
+        if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
+            onText.accept(text[0].substring(sent.length()));
+        }
+        return new Generation(
+                text[0], prompt.length, generated.length, finish[0] == null ? "length" : finish[0]);
+    }
+
+    /**
+     * Where the first stop string starts in {@code text}, searching from {@code from}; -1 if none.
+     */
+    static int firstStop(String text, List<String> stops, int from) {
+        int best = -1;
+        for (String s : stops) {
+            int at = text.indexOf(s, from);
+            if (at >= 0 && (best < 0 || at < best)) {
+                best = at;
+            }
+        }
+        return best;
+    }
+
+    /** Tokens as text, special tokens left out. */
+    public String decode(List<Long> ids) {
+        return ids.isEmpty()
+                ? ""
+                : tokenizer.decode(ids.stream().mapToLong(Long::longValue).toArray(), true);
+    }
+
+    /** Tokens as text, special tokens left out. */
+    public String decode(long[] ids) {
+        return ids.length == 0 ? "" : tokenizer.decode(Arrays.copyOf(ids, ids.length), true);
+    }
+
+    @Override
+    public synchronized void close() {
+        tokenizer.close();
+        model.close();
+    }
+}

@@ -1,0 +1,208 @@
+package io.tuneline.serving.load;
+
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.quarkus.runtime.StartupEvent;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.serving.api.ServingException;
+import io.tuneline.serving.classify.ClassifierModel;
+import io.tuneline.serving.generate.LanguageModel;
+import io.tuneline.serving.registry.RegisteredVersion;
+import io.tuneline.serving.registry.RegistryClient;
+import jakarta.annotation.PreDestroy;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.event.Observes;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jboss.logging.Logger;
+
+/**
+ * The versions in memory. A request names a model as {@code name}, {@code name:version} or {@code
+ * name:alias}; the first request for a version resolves it through the registry, copies its model
+ * directory from the store (checksums verified) and loads it, later ones find it here. What a name
+ * or alias resolved to is kept until restart (following alias moves from the registry's events is
+ * not done yet). Each version is loaded whole, even when several share a base.
+ */
+@ApplicationScoped
+public class LoadedModels {
+    private static final Logger LOG = Logger.getLogger(LoadedModels.class);
+
+    private final RegistryClient registry;
+    private final ArtifactStore store;
+    private final ServingConfig config;
+    private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
+    private final Map<String, String> resolved = new ConcurrentHashMap<>();
+    private volatile EngineRuntime runtime;
+    private volatile boolean preloaded;
+
+    public LoadedModels(
+            RegistryClient registry,
+            ArtifactStore store,
+            ServingConfig config,
+            MeterRegistry meters) {
+        this.registry = registry;
+        this.store = store;
+        this.config = config;
+        Gauge.builder(ServingMetrics.LOADED_MODELS, byId, Map::size)
+                .description("Model versions held in memory")
+                .register(meters);
+    }
+
+    void preload(@Observes StartupEvent event) {
+        for (String name : config.preload().orElse(List.of())) {
+            if (!name.isBlank()) {
+                LoadedModel m = get(name.trim());
+                LOG.infof("preloaded %s (%s)", m.version().id(), m.task());
+            }
+        }
+        preloaded = true;
+    }
+
+    /** Whether every version of {@code tuneline.serving.preload} is loaded. */
+    public boolean preloaded() {
+        return preloaded;
+    }
+
+    /** Everything loaded, by {@code name:version}. */
+    public List<LoadedModel> loaded() {
+        return byId.values().stream().sorted(Comparator.comparing(m -> m.version().id())).toList();
+    }
+
+    /**
+     * The model {@code requested} names, loaded on first use.
+     *
+     * @throws ServingException 400 for an empty name, 404 when the registry has no such version,
+     *     503 when it cannot be loaded now
+     */
+    public LoadedModel get(String requested) {
+        String name = requested == null ? "" : requested.trim();
+        if (name.isEmpty() || name.startsWith(":")) {
+            throw ServingException.badRequest(
+                    "no model named; give one as name, name:version or name:alias");
+        }
+        String id = resolved.get(name);
+        if (id != null && byId.containsKey(id)) {
+            return byId.get(id);
+        }
+        int colon = name.indexOf(':');
+        Optional<String> ref =
+                colon < 0 ? Optional.empty() : Optional.of(name.substring(colon + 1));
+        String model = colon < 0 ? name : name.substring(0, colon);
+        if (ref.isPresent() && ref.get().isBlank()) {
+            throw ServingException.badRequest(
+                    "'"
+                            + name
+                            + "' names no version after the colon; give name:version or name:alias");
+        }
+        RegisteredVersion version = registry.version(model, ref);
+        LoadedModel loaded = load(version);
+        resolved.put(name, version.id());
+        return loaded;
+    }
+
+    private synchronized LoadedModel load(RegisteredVersion version) {
+        LoadedModel present = byId.get(version.id());
+        if (present != null) {
+            return present;
+        }
+        if (byId.size() >= config.limits().maxLoadedModels()) {
+            throw new ServingException(
+                    503,
+                    "Too many models loaded",
+                    "this instance holds "
+                            + byId.size()
+                            + " versions already (tuneline.serving.limits.max-loaded-models); "
+                            + version.id()
+                            + " is not loaded");
+        }
+        long start = System.nanoTime();
+        Path dir = null;
+        try {
+            dir = Files.createTempDirectory("serving-" + version.model() + "-");
+            fetch(version, dir);
+            EngineRuntime engine = runtime();
+            LoadedModel model =
+                    LanguageModel.isLanguageModel(dir)
+                            ? LanguageModel.load(engine, version, dir)
+                            : ClassifierModel.load(engine, version, dir, config.batchSize());
+            byId.put(version.id(), model);
+            LOG.infof(
+                    "loaded %s (%s, %s) in %d ms",
+                    version.id(),
+                    model.task(),
+                    version.method().isEmpty() ? "method unknown" : version.method(),
+                    (System.nanoTime() - start) / 1_000_000);
+            return model;
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ServingException s) {
+                throw s;
+            }
+            LOG.warnf(e, "cannot load %s", version.id());
+            throw new ServingException(
+                    503,
+                    "Model not loadable",
+                    "version " + version.id() + " could not be loaded: " + e.getMessage(),
+                    e);
+        } finally {
+            if (dir != null) {
+                delete(dir);
+            }
+        }
+    }
+
+    /** The model directory's own files (not the PEFT export under adapter/), checksums verified. */
+    private void fetch(RegisteredVersion version, Path dir) throws IOException {
+        int copied = 0;
+        for (RegisteredVersion.ModelFile f : version.files()) {
+            if (f.path().contains("/") || f.path().isBlank() || f.path().startsWith(".")) {
+                continue;
+            }
+            ArtifactRef ref =
+                    ArtifactRef.newBuilder()
+                            .setUri(f.uri())
+                            .setSha256(f.sha256())
+                            .setSizeBytes(f.sizeBytes())
+                            .build();
+            try (InputStream in = store.get(ref)) {
+                Files.copy(in, dir.resolve(f.path()));
+            }
+            copied++;
+        }
+        if (copied == 0) {
+            throw new ServingException(
+                    503,
+                    "Model not loadable",
+                    "version " + version.id() + " lists no model files in the registry");
+        }
+    }
+
+    private EngineRuntime runtime() {
+        if (runtime == null) {
+            runtime = EngineRuntime.start(0);
+        }
+        return runtime;
+    }
+
+    private static void delete(Path dir) {
+        try (var files = Files.walk(dir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            LOG.debugf("cannot delete %s: %s", dir, e.getMessage());
+        }
+    }
+
+    @PreDestroy
+    void close() {
+        byId.values().forEach(LoadedModel::close);
+        byId.clear();
+    }
+}

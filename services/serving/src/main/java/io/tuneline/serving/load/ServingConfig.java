@@ -1,0 +1,49 @@
+package io.tuneline.serving.load;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.net.URI;
+import java.util.List;
+import java.util.Optional;
+
+/** {@code tuneline.serving.*}: where versions come from, what is loaded at start, the limits. */
+@ConfigMapping(prefix = "tuneline.serving")
+public interface ServingConfig {
+
+    Registry registry();
+
+    /** Versions loaded at start-up ({@code name}, {@code name:3}, {@code name:champion}). */
+    Optional<List<String>> preload();
+
+    /** Texts scored in one forward pass of a classifier. */
+    @WithDefault("32")
+    int batchSize();
+
+    Limits limits();
+
+    interface Registry {
+        /** The registry's base URL ({@code http://127.0.0.1:8080} on one machine). */
+        Optional<URI> url();
+
+        /** Bearer token, when the registry protects reads. */
+        Optional<String> token();
+    }
+
+    interface Limits {
+        /** Texts in one classify request. */
+        @WithDefault("64")
+        int maxInputs();
+
+        /** Characters of one classify input, or of one prompt or chat. */
+        @WithDefault("8192")
+        int maxInputChars();
+
+        /** {@code max_tokens} a completion may ask for. */
+        @WithDefault("512")
+        int maxTokens();
+
+        /** Distinct versions held in memory at once. */
+        @WithDefault("8")
+        int maxLoadedModels();
+    }
+}

@@ -1,0 +1,45 @@
+package io.tuneline.serving.load;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import jakarta.enterprise.context.ApplicationScoped;
+import java.time.Duration;
+
+/**
+ * The service's Prometheus series: {@code tuneline_serving_request_duration_seconds} (histogram per
+ * model and endpoint), {@code tuneline_serving_requests_total} (per model, endpoint and outcome:
+ * {@code ok}, {@code rejected} for a 4xx, {@code failed} for a 5xx) and {@code
+ * tuneline_serving_loaded_models}. A request whose model is not known is counted under {@code
+ * model="unknown"}, so a flood of made-up names cannot grow the series.
+ */
+@ApplicationScoped
+public class ServingMetrics {
+    public static final String REQUEST_DURATION = "tuneline.serving.request.duration";
+    public static final String REQUESTS = "tuneline.serving.requests";
+    public static final String LOADED_MODELS = "tuneline.serving.loaded.models";
+    public static final String UNKNOWN_MODEL = "unknown";
+
+    private final MeterRegistry registry;
+
+    public ServingMetrics(MeterRegistry registry) {
+        this.registry = registry;
+    }
+
+    public void record(String model, String endpoint, int status, long startNanos) {
+        String outcome = status < 400 ? "ok" : status < 500 ? "rejected" : "failed";
+        Timer.builder(REQUEST_DURATION)
+                .description("Time to answer a serving request, streamed ones to their last byte")
+                .tags("model", model, "endpoint", endpoint)
+                .publishPercentileHistogram()
+                .minimumExpectedValue(Duration.ofMillis(1))
+                .maximumExpectedValue(Duration.ofMinutes(5))
+                .register(registry)
+                .record(Duration.ofNanos(System.nanoTime() - startNanos));
+        Counter.builder(REQUESTS)
+                .description("Serving requests by outcome")
+                .tags("model", model, "endpoint", endpoint, "outcome", outcome)
+                .register(registry)
+                .increment();
+    }
+}

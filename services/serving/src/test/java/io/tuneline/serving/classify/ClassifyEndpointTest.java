@@ -1,0 +1,221 @@
+package io.tuneline.serving.classify;
+
+import static io.restassured.RestAssured.given;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+import static org.hamcrest.Matchers.containsString;
+import static org.hamcrest.Matchers.equalTo;
+import static org.hamcrest.Matchers.hasItems;
+
+import ai.djl.Model;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quarkus.test.common.QuarkusTestResource;
+import io.quarkus.test.junit.QuarkusTest;
+import io.restassured.http.ContentType;
+import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.ClassifierPredictions;
+import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.nn.NativeCopy;
+import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.serving.FakeRegistry;
+import io.tuneline.testing.S3ProxyResource;
+import jakarta.inject.Inject;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Classifiers stored as the training worker stores them (a Hugging Face directory with merged
+ * weights, plus the method state for a method that cannot be merged), registered, and served: the
+ * served probabilities are the engine's predictions of the model that was written, computed as
+ * evaluation computes them.
+ */
+@QuarkusTest
+@QuarkusTestResource(S3ProxyResource.class)
+@QuarkusTestResource(FakeRegistry.class)
+class ClassifyEndpointTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> LABELS = List.of("negative", "positive");
+    private static final int MAX_LENGTH = 24;
+    // A tiny random BERT on MiniLM's vocabulary (its tokenizer.json ships with the engine).
+    private static final BertConfig TINY =
+            new BertConfig(30522, 32, 2, 4, 64, 40, 2, 1e-12f).withoutDropout();
+    private static final List<String> TEXTS =
+            List.of(
+                    "a wonderful, warm film",
+                    "dull and far too long",
+                    "I would watch it again tomorrow",
+                    "the plot makes no sense at all, and the actors seem bored");
+
+    @Inject ArtifactStore store;
+
+    @Test
+    void aMergedLoraClassifierAnswersAsTheEngineScoresIt() throws Exception {
+        double[][] expected =
+                registerClassifier("sentiment-lora", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        assertServed("sentiment-lora:1", expected);
+        // By alias and as the latest version, the same loaded version answers.
+        assertServed("sentiment-lora:champion", expected);
+        assertServed("sentiment-lora", expected);
+        given().get("/v1/models")
+                .then()
+                .statusCode(200)
+                .body("object", equalTo("list"))
+                .body("data.id", hasItems("sentiment-lora:1"));
+    }
+
+    @Test
+    void aPromptTunedClassifierIsServedAsBasePlusItsMethodState() throws Exception {
+        double[][] expected =
+                registerClassifier(
+                        "sentiment-prompt",
+                        2,
+                        new FineTuningMethod.Prompt(
+                                4, FineTuningMethod.Prompt.Init.RANDOM, List.of()),
+                        "PROMPT");
+        assertServed("sentiment-prompt:2", expected);
+        String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        assertThat(metrics)
+                .contains(
+                        "tuneline_serving_request_duration_seconds_bucket{endpoint=\"classify\",model=\"sentiment-prompt\"")
+                .contains(
+                        "tuneline_serving_requests_total{endpoint=\"classify\",model=\"sentiment-prompt\",outcome=\"ok\"")
+                .containsPattern("tuneline_serving_loaded_models\\{[^}]*} [1-9]");
+    }
+
+    @Test
+    void badRequestsAreProblemDetailsThatNameTheProblem() {
+        problem("no-such-model:1", "{\"inputs\": [\"hi\"]}", 404, "no-such-model:1");
+        problem("no-such-model", "{\"inputs\": [\"hi\"]}", 404, "no-such-model");
+        problem("any", "{\"texts\": [\"hi\"]}", 400, "\"inputs\"");
+        problem("any", "{\"inputs\": []}", 400, "\"inputs\" is empty");
+        problem("any", "{\"inputs\": [\"ok\", 3]}", 400, "inputs[1]");
+        problem("any", "{\"inputs\": [", 400, "JSON");
+        String tooMany =
+                JSON.createObjectNode()
+                        .set(
+                                "inputs",
+                                JSON.valueToTree(Stream.generate(() -> "x").limit(65).toList()))
+                        .toString();
+        problem("any", tooMany, 413, "at most 64");
+        String tooLong = "{\"inputs\": [\"" + "y".repeat(8193) + "\"]}";
+        problem("any", tooLong, 413, "max-input-chars");
+        String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        assertThat(metrics)
+                .contains(
+                        "tuneline_serving_requests_total{endpoint=\"classify\",model=\"unknown\",outcome=\"rejected\"");
+    }
+
+    private static void problem(String model, String body, int status, String detail) {
+        given().contentType(ContentType.JSON)
+                .body(body)
+                .post("/v1/models/" + model + "/classify")
+                .then()
+                .statusCode(status)
+                .contentType("application/problem+json")
+                .body("status", equalTo(status))
+                .body("detail", containsString(detail));
+    }
+
+    private static void assertServed(String model, double[][] expected) {
+        Map<String, Object> body = Map.of("inputs", TEXTS);
+        var response =
+                given().contentType(ContentType.JSON)
+                        .body(body)
+                        .post("/v1/models/" + model + "/classify")
+                        .then()
+                        .statusCode(200)
+                        .extract()
+                        .jsonPath();
+        List<Map<String, Object>> predictions = response.getList("predictions");
+        assertThat(predictions).hasSize(TEXTS.size());
+        for (int i = 0; i < TEXTS.size(); i++) {
+            @SuppressWarnings("unchecked")
+            Map<String, Number> p = (Map<String, Number>) predictions.get(i).get("probabilities");
+            assertThat(p.keySet()).containsExactlyElementsOf(LABELS);
+            for (int k = 0; k < LABELS.size(); k++) {
+                assertThat(p.get(LABELS.get(k)).doubleValue())
+                        .as("%s, input %d, %s", model, i, LABELS.get(k))
+                        .isCloseTo(expected[i][k], within(1e-6));
+            }
+            String best = expected[i][1] > expected[i][0] ? "positive" : "negative";
+            assertThat(predictions.get(i).get("label")).isEqualTo(best);
+        }
+    }
+
+    /**
+     * A random tiny classifier with {@code method} applied and its trainable parameters set to
+     * random values (an untrained LoRA's B is zero), written and registered as the worker and the
+     * registry would; returns its probabilities for {@link #TEXTS} from the model in memory.
+     */
+    private double[][] registerClassifier(
+            String name, long version, FineTuningMethod method, String methodName)
+            throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(0);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(7);
+        Path dir = Files.createTempDirectory(name);
+        Path tokenizerFile = dir.resolve("source-tokenizer.json");
+        try (InputStream in =
+                getClass()
+                        .getClassLoader()
+                        .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
+            Files.copy(in, tokenizerFile);
+        }
+        Path out = dir.resolve("model");
+        double[][] expected;
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(TINY), LABELS.size(), 0f);
+        try (Model model = Model.newInstance("t", runtime.device(), EngineRuntime.ENGINE);
+                HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                tokenizerFile,
+                                Map.of(
+                                        "truncation",
+                                        "true",
+                                        "maxLength",
+                                        Integer.toString(MAX_LENGTH)))) {
+            classifier.initialize(
+                    model.getNDManager(),
+                    DataType.FLOAT32,
+                    new Shape(1, MAX_LENGTH),
+                    new Shape(1, MAX_LENGTH));
+            model.setBlock(classifier);
+            method.apply(classifier, model.getNDManager());
+            Random random = new Random(11);
+            for (Parameter p : classifier.deltaParameters().values()) {
+                float[] values = new float[(int) p.getArray().size()];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) (random.nextGaussian() * 0.2);
+                }
+                NativeCopy.copyInto(p.getArray(), values);
+            }
+            // The engine's offline predictions of the model in memory, as evaluation scores a
+            // split.
+            expected =
+                    ClassifierPredictions.probabilities(
+                            model, classifier, tokenizer, TEXTS, MAX_LENGTH, TEXTS.size());
+            var provenance = JSON.createObjectNode().put("base_model", "test-base");
+            ClassifierWeights.writeDirectory(classifier, LABELS, tokenizerFile, provenance, out);
+            if (!method.mergeable()) {
+                MethodState.write(classifier, method, out);
+            }
+        }
+        FakeRegistry.registerDirectory(
+                store, out, name, version, methodName, MAX_LENGTH, "champion");
+        return expected;
+    }
+}
