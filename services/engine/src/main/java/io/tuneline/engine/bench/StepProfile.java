@@ -30,9 +30,10 @@ import net.bytebuddy.matcher.ElementMatcher;
  * <p>Phases: {@code data} (batch encoding: {@code ClassifierTrainer.encode}, tokenization included,
  * or {@code CausalLmTrainer.Batch.of}), {@code forward} (the task's loss, model and loss function,
  * less {@code data}), {@code backward} ({@code GradientCollector.backward}), {@code clip} ({@code
- * TrainingLoop.clipGradients}), {@code optimizer} ({@code AdamW.update}, once per trained tensor)
- * and {@code loop} (what {@code TrainingLoop.run} does around them: seeding, gradient handles, the
- * loss read-back, zeroing). Single-threaded: only the thread that installed it is measured.
+ * TrainingLoop.gradientNorm}; the scaling happens inside the optimizer), {@code optimizer} ({@code
+ * AdamW.update}, once per trained tensor) and {@code loop} (what {@code TrainingLoop.run} does
+ * around them: seeding, gradient handles, the loss read-back, closing the step's arrays).
+ * Single-threaded: only the thread that installed it is measured.
  */
 public final class StepProfile {
     static final String[] PHASES = {"data", "forward", "backward", "clip", "optimizer", "loop"};
@@ -85,7 +86,7 @@ public final class StepProfile {
                 .type(named("ai.djl.pytorch.engine.PtGradientCollector"))
                 .transform(phase(BACKWARD, named("backward").and(takesArguments(1))))
                 .type(named("io.tuneline.engine.train.TrainingLoop"))
-                .transform(phase(CLIP, named("clipGradients")))
+                .transform(phase(CLIP, named("gradientNorm")))
                 .type(named("io.tuneline.engine.train.TrainingLoop"))
                 .transform(phase(LOOP, named("run")))
                 .type(named("io.tuneline.engine.train.AdamW"))
