@@ -7,7 +7,7 @@ installed here): Conv1D projections with (in, out) weights applied with addmm, g
 out as transformers spells it, the LM head tied to wte. Like the engine's Gpt2LmModel it has no
 dropout; only LoRA's input dropout (0.05) runs, on both sides.
 
-usage: python3 torch_gpt2_train.py METHOD STEPS MODEL_DIR
+usage: python3 torch_gpt2_train.py METHOD STEPS MODEL_DIR [profile]   (profile: see torch_minilm_train.py)
 """
 import json
 import math
@@ -101,17 +101,13 @@ def main():
     ids = torch.randint(0, config["vocab_size"], (BATCH, SEQ))
     mask = torch.ones(BATCH, SEQ, dtype=torch.long)
 
-    def step():
+    def forward():
         logits = model(ids, mask)
         # Labels are the inputs; position t predicts token t + 1, as GPT2LMHeadModel shifts them.
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
                                ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        opt.step()
 
-    time_steps(step, steps, "gpt2", method, trained, BATCH * SEQ, WARMUP)
+    time_steps(forward, opt, steps, "gpt2", method, trained, BATCH * SEQ, WARMUP)
 
 if __name__ == "__main__":
     main()

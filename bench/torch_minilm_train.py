@@ -2,8 +2,14 @@
 the safetensors file the Java side exported), the same method, batch and sequence length, trained
 with torch.optim.AdamW in plain PyTorch. Prints one JSON line.
 
-usage: python3 torch_minilm_train.py METHOD STEPS BASE_SAFETENSORS
+usage: python3 torch_minilm_train.py METHOD STEPS BASE_SAFETENSORS [profile]
+
+With "profile" the line also splits the timed steps into phases (time.perf_counter around each)
+and counts, in one more step under torch's autograd profiler, the native operations each phase
+calls (outermost aten ops, the counterpart of the engine's JNI calls; in backward, those the
+autograd engine calls).
 """
+import contextlib
 import json
 import math
 import os
@@ -120,22 +126,79 @@ def build(method, weights):
     return model
 
 
-def time_steps(step, steps, model, method, trained, tokens_per_step, warmup=WARMUP):
-    """Runs `step` `warmup` times untimed, then `steps` times timed; prints the result line both
-    benchmark peers share with the Java side."""
+PHASES = ("data", "forward", "backward", "clip", "optimizer", "loop")
+
+
+def training_step(forward, opt, trained, phase=lambda name: contextlib.nullcontext()):
+    """One step as both benchmark peers take it; `forward` gives the loss (the ids are made once,
+    so the data phase is empty here). `phase(name)` wraps each phase, for the profile."""
+    def step():
+        with phase("forward"):
+            loss = forward()
+        with phase("loop"):
+            opt.zero_grad(set_to_none=True)
+        with phase("backward"):
+            loss.backward()
+        with phase("clip"):
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
+        with phase("optimizer"):
+            opt.step()
+    return step
+
+
+def profile(forward, opt, trained, steps):
+    """Per step: each phase's milliseconds (perf_counter over `steps` steps) and the native ops it
+    calls (outermost aten ops in one more step under the autograd profiler)."""
+    seconds = dict.fromkeys(PHASES, 0.0)
+
+    @contextlib.contextmanager
+    def timed(name):
+        start = time.perf_counter()
+        yield
+        seconds[name] += time.perf_counter() - start
+
+    step = training_step(forward, opt, trained, timed)
+    for _ in range(steps):
+        step()
+    with torch.autograd.profiler.profile() as prof:
+        training_step(forward, opt, trained, torch.autograd.profiler.record_function)()
+    ops = dict.fromkeys(PHASES, 0)
+    for e in prof.function_events:
+        # An aten op inside another is that op's implementation, not a call of its own.
+        if not e.name.startswith("aten::"):
+            continue
+        parent = e.cpu_parent
+        while parent is not None and parent.name not in ops and not parent.name.startswith("aten::"):
+            parent = parent.cpu_parent
+        if parent is not None and parent.name in ops:
+            ops[parent.name] += 1
+    out = {p: {"ms": round(seconds[p] * 1000 / steps, 2), "ops": ops[p]} for p in PHASES}
+    out["optimizer"]["calls"] = len(trained)  # the tensors it updates, as the engine counts them
+    out["step"] = {"ms": round(sum(seconds.values()) * 1000 / steps, 2), "ops": sum(ops.values())}
+    return out
+
+
+def time_steps(forward, opt, steps, model, method, trained, tokens_per_step, warmup=WARMUP):
+    """Runs a step `warmup` times untimed, then `steps` times timed; prints the result line both
+    benchmark peers share with the Java side, with the step's profile when the command line ends
+    in "profile"."""
+    step = training_step(forward, opt, trained)
     for _ in range(warmup):
         step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - start
-    print(json.dumps({
+    line = {
         "impl": "pytorch", "model": model, "method": method, "steps": steps, "seconds": round(seconds, 3),
         "tokens_per_second": round(steps * tokens_per_step / seconds, 1),
         "trainable": sum(p.numel() for p in trained),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "torch": torch.__version__,
-    }))
+    }
+    if sys.argv[-1] == "profile":
+        line["profile"] = profile(forward, opt, trained, steps)
+    print(json.dumps(line))
 
 
 def main():
@@ -150,14 +213,10 @@ def main():
     mask = torch.ones(BATCH, SEQ, dtype=torch.long)
     labels = torch.arange(BATCH) % 2
 
-    def step():
-        loss = F.cross_entropy(model(ids, mask), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        opt.step()
+    def forward():
+        return F.cross_entropy(model(ids, mask), labels)
 
-    time_steps(step, steps, "minilm", method, trained, BATCH * SEQ)
+    time_steps(forward, opt, steps, "minilm", method, trained, BATCH * SEQ)
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,10 @@
 #   apt-get install python3-torch libopenblas0-openmp        # the peer and a fast BLAS for it
 #   [MODELS="minilm gpt2"] [GPT2_STEPS=STEPS] bench/training-throughput.sh [STEPS] [REPS]
 #                                                            # default 20 steps, 3 pairs
+#
+# PROFILE=1: instead of timed pairs, one profiled run per side, model and method: each phase's
+# time per step (data, forward, backward, clip, optimizer, the loop around them) and the native
+# calls it makes (the engine's JNI calls; PyTorch's outermost aten ops). See bench.StepProfile.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STEPS="${1:-20}"
@@ -16,6 +20,7 @@ REPS="${2:-3}"
 MODELS="${MODELS:-minilm gpt2}"
 # A GPT-2 step costs 5-10 MiniLM steps; fewer of them keep the run within minutes.
 GPT2_STEPS="${GPT2_STEPS:-$STEPS}"
+PROFILE="${PROFILE:-}"
 OUT="$ROOT/services/engine/target/bench"
 mkdir -p "$OUT"
 
@@ -29,15 +34,16 @@ JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tunelin
 export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMP_NUM_THREADS=2
 
-peer() {  # MODEL METHOD STEPS: the PyTorch side's command
+peer() {  # MODEL METHOD STEPS [profile]: the PyTorch side's command
   case "$1" in
-    minilm) /usr/bin/python3 "$ROOT/bench/torch_minilm_train.py" "$2" "$3" "$OUT/minilm.safetensors" ;;
-    gpt2) /usr/bin/python3 "$ROOT/bench/torch_gpt2_train.py" "$2" "$3" "$OUT/gpt2" ;;
+    minilm) /usr/bin/python3 "$ROOT/bench/torch_minilm_train.py" "$2" "$3" "$OUT/minilm.safetensors" "${@:4}" ;;
+    gpt2) /usr/bin/python3 "$ROOT/bench/torch_gpt2_train.py" "$2" "$3" "$OUT/gpt2" "${@:4}" ;;
     *) echo "unknown model $1 (minilm or gpt2)" >&2; return 1 ;;
   esac
 }
 
 : > "$OUT/results.jsonl"
+: > "$OUT/profile.jsonl"
 for model in $MODELS; do
   steps=$STEPS
   [[ $model == gpt2 ]] && steps=$GPT2_STEPS
@@ -46,12 +52,38 @@ for model in $MODELS; do
   rm -rf "$OUT/minilm.safetensors" "$OUT/gpt2"
   "${JAVA[@]}" "$model" lora 1 "$OUT" > /dev/null 2>&1
   for method in full freeze lora; do
+    if [[ -n $PROFILE ]]; then
+      "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" profile 2> /dev/null | grep '^{' >> "$OUT/profile.jsonl"
+      peer "$model" "$method" "$steps" profile >> "$OUT/profile.jsonl"
+      continue
+    fi
     for ((i = 1; i <= REPS; i++)); do
       "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" 2> /dev/null | grep '^{' >> "$OUT/results.jsonl"
       peer "$model" "$method" "$steps" >> "$OUT/results.jsonl"
     done
   done
 done
+
+if [[ -n $PROFILE ]]; then
+  /usr/bin/python3 - "$OUT/profile.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+phases = ("data", "forward", "backward", "clip", "optimizer", "loop", "step")
+print("\nms per step (native calls per step): the engine's JNI calls, PyTorch's outermost aten ops\n")
+print("| model | method | side | " + " | ".join(phases) + " | trained tensors | optimizer calls per tensor |")
+print("|---|---|---|" + "---:|" * (len(phases) + 2))
+for r in rows:
+    p = r["profile"]
+    key = "jni" if r["impl"] == "djl" else "ops"
+    cells = " | ".join(f"{p[ph]['ms']:.1f} ({p[ph][key]:.0f})" for ph in phases)
+    tensors = p["optimizer"]["calls"]
+    print(f"| {r['model']} | {r['method']} | {'engine' if r['impl'] == 'djl' else 'PyTorch'} | {cells} "
+          f"| {tensors:.0f} | {p['optimizer'][key] / tensors:.1f} |")
+steps = ", ".join(f"{m} {r['steps']}" for m, r in {r["model"]: r for r in rows}.items())
+print(f"\nProfiled steps per line after 3 warm-up steps: {steps}; PyTorch {rows[-1].get('torch')}.")
+PY
+  exit 0
+fi
 
 /usr/bin/python3 - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys

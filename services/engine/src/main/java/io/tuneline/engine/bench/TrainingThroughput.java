@@ -18,6 +18,10 @@ import java.util.Locale;
  * Warms up for {@value #WARMUP} steps, then times STEPS steps of the engine's own trainer and
  * prints one JSON line. The model's weights for the PyTorch side are written into DIR when absent,
  * so the script's first, untimed run pays for writing them.
+ *
+ * <p>{@code TrainingThroughput MODEL METHOD STEPS DIR profile} splits the same timed steps into
+ * phases ({@link StepProfile}) and adds them to the line as {@code "profile"}; the instrumentation
+ * slows the steps a little, so its tokens/s are not the benchmark's.
  */
 public final class TrainingThroughput {
     static final int WARMUP = 3;
@@ -39,14 +43,19 @@ public final class TrainingThroughput {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 4) {
+        boolean profile = args.length == 5 && args[4].equals("profile");
+        if (args.length != 4 && !profile) {
             throw new IllegalArgumentException(
-                    "usage: TrainingThroughput minilm|gpt2 full|freeze|lora|qlora STEPS DIR");
+                    "usage: TrainingThroughput minilm|gpt2 full|freeze|lora|qlora STEPS DIR"
+                            + " [profile]");
         }
         String model = args[0];
         String method = args[1];
         int steps = Integer.parseInt(args[2]);
         Path dir = Files.createDirectories(Path.of(args[3]));
+        if (profile) {
+            StepProfile.install();
+        }
         EngineRuntime runtime = EngineRuntime.start(2);
         try (Workload w =
                 switch (model) {
@@ -55,19 +64,21 @@ public final class TrainingThroughput {
                     default -> throw new IllegalArgumentException("model: minilm or gpt2");
                 }) {
             w.train(WARMUP, 1);
+            StepProfile.reset();
             long start = System.nanoTime();
             w.train(steps, 2);
             double seconds = (System.nanoTime() - start) / 1e9;
             System.out.printf(
                     Locale.ROOT,
-                    "{\"impl\":\"djl\",\"model\":\"%s\",\"method\":\"%s\",\"steps\":%d,\"seconds\":%.3f,\"tokens_per_second\":%.1f,\"trainable\":%d,\"peak_rss_mb\":%d}%n",
+                    "{\"impl\":\"djl\",\"model\":\"%s\",\"method\":\"%s\",\"steps\":%d,\"seconds\":%.3f,\"tokens_per_second\":%.1f,\"trainable\":%d,\"peak_rss_mb\":%d%s}%n",
                     model,
                     method,
                     steps,
                     seconds,
                     (double) steps * w.tokensPerStep() / seconds,
                     w.trainable(),
-                    peakRssMb());
+                    peakRssMb(),
+                    profile ? ",\"profile\":" + StepProfile.json(steps) : "");
         }
     }
 

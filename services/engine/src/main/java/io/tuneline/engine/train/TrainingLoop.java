@@ -3,6 +3,8 @@ package io.tuneline.engine.train;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.nn.Block;
@@ -197,7 +199,7 @@ final class TrainingLoop {
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }
-                double norm = clipGradients(trained.values(), s.maxGradNorm());
+                double norm = gradientNorm(trained.values(), s.maxGradNorm());
                 if (!Double.isFinite(stepLoss) || !Double.isFinite(norm)) {
                     // As PyTorch's GradScaler does: a step whose loss or gradients are not numbers
                     // is not applied, so the weights keep the last good step's values; a run
@@ -228,12 +230,13 @@ final class TrainingLoop {
                 nonFinite = 0;
                 adamW.beginStep();
                 float lr = (float) schedule.at(adamW.step());
+                float clip = clipScale(norm, s.maxGradNorm());
                 for (Map.Entry<String, Parameter> e : trained.entrySet()) {
                     NDArray weight = e.getValue().getArray();
                     try (NDArray gradient = weight.getGradient()) {
-                        adamW.update(e.getKey(), weight, gradient, lr, decays.get(e.getKey()));
-                        // Gradients accumulate in place; the next step starts from zero.
-                        gradient.muli(0);
+                        // Also zeroes the gradient, so the next step accumulates from zero.
+                        adamW.update(
+                                e.getKey(), weight, gradient, lr, decays.get(e.getKey()), clip);
                     }
                 }
                 step++;
@@ -304,48 +307,46 @@ final class TrainingLoop {
     }
 
     /**
-     * Global L2 norm clipping over every trained parameter (as torch.nn.utils.clip_grad_norm_);
-     * returns the norm before clipping, or -1 when clipping is off. The parameters are the task's
-     * trained ones by name, so parameters a method adds outside DJL's block tree (soft prompts,
-     * prefixes) are clipped too; the sum of squares stays native and is read back once per step.
+     * The global L2 norm of every trained parameter's gradient (as torch.nn.utils.clip_grad_norm_
+     * takes it: the norm of the per-tensor norms), or -1 when clipping is off. The parameters are
+     * the task's trained ones by name, so parameters a method adds outside DJL's block tree (soft
+     * prompts, prefixes) are clipped too. One native norm per tensor, read back once per step.
      */
-    static double clipGradients(Collection<Parameter> trained, float maxNorm) {
+    static double gradientNorm(Collection<Parameter> trained, float maxNorm) {
         if (maxNorm <= 0) {
             return -1;
         }
-        List<NDArray> grads = new ArrayList<>();
-        for (Parameter param : trained) {
-            if (param.requiresGradient() && param.getArray().hasGradient()) {
-                grads.add(param.getArray().getGradient());
-            }
-        }
+        NDManager scratch = null;
         try {
-            double sumSquares;
-            try (NDManager scratch =
-                    grads.isEmpty() ? null : grads.get(0).getManager().newSubManager()) {
-                NDArray total = null;
-                for (NDArray g : grads) {
-                    try (NDArray squared = g.square()) {
-                        NDArray sum = squared.sum();
-                        sum.attach(scratch);
-                        total = total == null ? sum : total.add(sum);
-                        total.attach(scratch);
+            NDList norms = new NDList();
+            for (Parameter param : trained) {
+                if (param.requiresGradient() && param.getArray().hasGradient()) {
+                    // The gradient handles belong to the model's manager; closing them keeps
+                    // steps from accumulating native memory.
+                    try (NDArray g = param.getArray().getGradient()) {
+                        if (scratch == null) {
+                            scratch = g.getManager().newSubManager();
+                        }
+                        NDArray norm = g.norm();
+                        norm.attach(scratch);
+                        norms.add(norm);
                     }
                 }
-                sumSquares = total == null ? 0 : total.getFloat();
             }
-            double norm = Math.sqrt(sumSquares);
-            if (norm > maxNorm) {
-                float scale = (float) (maxNorm / (norm + 1e-6));
-                for (NDArray g : grads) {
-                    g.muli(scale);
-                }
-            }
-            return norm;
+            return norms.isEmpty() ? 0 : NDArrays.stack(norms).norm().getFloat();
         } finally {
-            // The gradient handles belong to the model's manager; close them so steps do not
-            // accumulate native memory.
-            grads.forEach(NDArray::close);
+            if (scratch != null) {
+                scratch.close();
+            }
         }
+    }
+
+    /**
+     * What clipping to {@code maxNorm} multiplies the gradients by ({@code clip_grad_norm_}'s
+     * {@code max_norm / (norm + 1e-6)}, only when that is below 1); AdamW applies it to its copy of
+     * each gradient, so clipping costs no pass of its own over the gradients.
+     */
+    static float clipScale(double norm, float maxNorm) {
+        return norm > maxNorm && maxNorm > 0 ? (float) (maxNorm / (norm + 1e-6)) : 1f;
     }
 }
