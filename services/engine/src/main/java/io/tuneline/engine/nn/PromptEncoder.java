@@ -165,7 +165,11 @@ public final class PromptEncoder implements VirtualTokens {
 
     @Override
     public NDArray embeddings(ParameterStore ps, Device device, boolean training) {
-        NDArray x = ps.getValue(embedding, device, training);
+        // A differentiable copy of the rows, owned by the forward pass's manager: every later
+        // operation takes its first operand's manager, so the encoder's activations go with the
+        // step instead of piling up in the model's manager (VirtualTokens.forBatch says more).
+        NDArray x = ps.getValue(embedding, device, training).duplicate();
+        x.attach(ps.getManager());
         if (kind == Kind.MLP) {
             x = Activation.relu(linear(ps, x, "prompt_encoder.mlp_head.0", device, training));
             x = Activation.relu(linear(ps, x, "prompt_encoder.mlp_head.2", device, training));

@@ -2,6 +2,7 @@ package io.tuneline.engine.nn;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import java.util.Map;
@@ -25,6 +26,22 @@ public interface VirtualTokens {
 
     /** The vectors (N, hidden) on {@code device}, recorded for autograd when training. */
     NDArray embeddings(ParameterStore ps, Device device, boolean training);
+
+    /**
+     * The vectors broadcast to a batch, (batch, N, hidden), owned by {@code manager} (the forward
+     * pass's, the step's in training). Why: DJL gives an operation's result the manager of its
+     * first operand, and these are computed from parameters, which live in the model's manager;
+     * prepended in front of the input embeddings, everything the forward pass derives from them —
+     * all its activations — would stay in the model's manager after the step, a leak of a step's
+     * activations per step.
+     */
+    default NDArray forBatch(
+            ParameterStore ps, Device device, boolean training, long batch, NDManager manager) {
+        NDArray rows = embeddings(ps, device, training);
+        NDArray expanded = rows.expandDims(0);
+        expanded.attach(manager);
+        return expanded.broadcast(batch, rows.getShape().get(0), rows.getShape().get(1));
+    }
 
     /**
      * Every parameter under its full name ({@code prompt_encoder.embedding.weight}, {@code

@@ -208,11 +208,7 @@ public final class BertEncoder extends AbstractBlock {
             x = x.add(inputs.get(2));
         }
         if (n > 0) {
-            NDArray prompt =
-                    virtualTokens
-                            .embeddings(ps, device, training)
-                            .expandDims(0)
-                            .broadcast(b, n, config.hiddenSize());
+            NDArray prompt = virtualTokens.forBatch(ps, device, training, b, ids.getManager());
             x = prompt.concat(x, 1);
         }
         NDArray positions =

@@ -317,11 +317,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         NDArray x = Embedding.embedding(ids, tokenEmbedding, SparseFormat.DENSE).singletonOrThrow();
         NDArray mask = inputs.size() > 1 ? inputs.get(1) : null;
         if (n > 0) {
-            NDArray prompt =
-                    virtualTokens
-                            .embeddings(ps, device, training)
-                            .expandDims(0)
-                            .broadcast(b, n, config.hiddenSize());
+            NDArray prompt = virtualTokens.forBatch(ps, device, training, b, ids.getManager());
             x = prompt.concat(x, 1);
             if (mask != null) {
                 mask =

@@ -223,11 +223,7 @@ public final class LlamaDecoder extends AbstractBlock {
                                 ids, ps.getValue(embedTokens, device, training), SparseFormat.DENSE)
                         .singletonOrThrow();
         if (n > 0) {
-            NDArray prompt =
-                    virtualTokens
-                            .embeddings(ps, device, training)
-                            .expandDims(0)
-                            .broadcast(b, n, config.hiddenSize());
+            NDArray prompt = virtualTokens.forBatch(ps, device, training, b, ids.getManager());
             x = prompt.concat(x, 1);
             if (mask != null) {
                 mask =
