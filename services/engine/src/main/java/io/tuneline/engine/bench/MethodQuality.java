@@ -142,8 +142,7 @@ public final class MethodQuality {
             return switch (name) {
                 case "full", "freeze" -> 1e-3f;
                 case "lora", "qlora" -> 5e-3f;
-                case "prefix" -> 1e-2f;
-                case "prompt" -> 3e-2f;
+                case "prefix", "prompt" -> 3e-2f;
                 default -> 3e-3f;
             };
         }

@@ -168,7 +168,12 @@ public final class PromptEncoder implements VirtualTokens {
         // A differentiable copy of the rows, owned by the forward pass's manager: every later
         // operation takes its first operand's manager, so the encoder's activations go with the
         // step instead of piling up in the model's manager (VirtualTokens.forBatch says more).
-        NDArray x = ps.getValue(embedding, device, training).duplicate();
+        // A differentiable view of the rows owned by the forward pass's manager: every later
+        // operation takes its first operand's manager, so the encoder's activations go with the
+        // step instead of piling up in the model's manager (VirtualTokens.forBatch says more).
+        // A view, not duplicate(): DJL's duplicate copies through Java memory, outside autograd.
+        NDArray rows = ps.getValue(embedding, device, training);
+        NDArray x = rows.reshape(rows.getShape());
         x.attach(ps.getManager());
         if (kind == Kind.MLP) {
             x = Activation.relu(linear(ps, x, "prompt_encoder.mlp_head.0", device, training));
