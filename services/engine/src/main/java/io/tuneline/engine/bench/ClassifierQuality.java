@@ -91,19 +91,11 @@ public final class ClassifierQuality {
                             Map.of("truncation", "true", "maxLength", Integer.toString(maxLen)));
         }
         for (boolean tune : new boolean[] {false, true}) {
-            SequenceClassifier classifier =
-                    new SequenceClassifier(
-                            new BertEncoder(base.config()), labels.size(), 0.1f, head);
             try (Model model =
                     Model.newInstance("quality", runtime.device(), EngineRuntime.ENGINE)) {
                 ai.djl.engine.Engine.getInstance().setRandomSeed((int) seed);
-                classifier.initialize(
-                        model.getNDManager(),
-                        DataType.FLOAT32,
-                        new Shape(1, maxLen),
-                        new Shape(1, maxLen));
-                base.loadInto(classifier);
-                model.setBlock(classifier);
+                SequenceClassifier classifier =
+                        classifier(model, base, labels.size(), head, maxLen);
                 ClassifierTrainer trainer = new ClassifierTrainer(tokenizer);
                 long started = System.nanoTime();
                 String what = "untuned (random head)";
@@ -143,6 +135,22 @@ public final class ClassifierQuality {
             }
         }
         tokenizer.close();
+    }
+
+    /**
+     * {@code base}'s pretrained encoder with a new head of {@code labels} classes (random, from the
+     * engine's generator) as {@code model}'s block, for inputs of up to {@code maxLen} tokens.
+     */
+    static SequenceClassifier classifier(
+            Model model, PretrainedModel base, int labels, ClassifierHead head, int maxLen)
+            throws IOException {
+        SequenceClassifier classifier =
+                new SequenceClassifier(new BertEncoder(base.config()), labels, 0.1f, head);
+        classifier.initialize(
+                model.getNDManager(), DataType.FLOAT32, new Shape(1, maxLen), new Shape(1, maxLen));
+        base.loadInto(classifier);
+        model.setBlock(classifier);
+        return classifier;
     }
 
     /** The most probable label of each test text. */

@@ -6,7 +6,6 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -21,7 +20,6 @@ import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
-import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -177,18 +175,8 @@ public final class MethodQuality {
                         Model.newInstance("quality", runtime.device(), EngineRuntime.ENGINE)) {
             Engine.getInstance().setRandomSeed((int) seed);
             SequenceClassifier classifier =
-                    new SequenceClassifier(
-                            new BertEncoder(base.config()),
-                            labels.size(),
-                            0.1f,
-                            ClassifierHead.MEAN);
-            classifier.initialize(
-                    model.getNDManager(),
-                    DataType.FLOAT32,
-                    new Shape(1, maxLen),
-                    new Shape(1, maxLen));
-            base.loadInto(classifier);
-            model.setBlock(classifier);
+                    ClassifierQuality.classifier(
+                            model, base, labels.size(), ClassifierHead.MEAN, maxLen);
             ClassifierTrainer trainer = new ClassifierTrainer(tokenizer);
             Run run = Run.untuned(classifier);
             if (!name.equals("untuned")) {
