@@ -110,6 +110,10 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
         env.put("TUNELINE_STAGES_FAULTS_DELAY_IN", "evaluation");
         env.put("TUNELINE_STAGES_FAULTS_HALT_JOBS", HALTING_JOBS);
         env.put("TUNELINE_STAGES_FAULTS_HALT_IN", "ingestion");
+        // Two training runs at once, as the load test reports (-Dtuneline.load.concurrency).
+        env.put(
+                "TUNELINE_TRAINING_LOCAL_MAX_CONCURRENT_RUNS",
+                System.getProperty("tuneline.load.concurrency", "2"));
         Process p = pb.start();
         String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor(10, TimeUnit.MINUTES)).as("./platform %s ended", command).isTrue();

@@ -301,6 +301,25 @@ class ChartTest {
     }
 
     @Test
+    void theTrainingControllerAndTheRegistryRunAsOneReplica() {
+        // The stateless services scale (ScaleOutEndToEndTest proves it); these two keep state
+        // that a second replica would race (runs taken over at start-up, unlocked job rows).
+        for (String key :
+                List.of(
+                        "training.replicaCount",
+                        "registry.replicaCount",
+                        "training.autoscaling.enabled",
+                        "registry.autoscaling.enabled")) {
+            Object value = key.endsWith("enabled") ? (Object) true : (Object) 2;
+            assertThatThrownBy(() -> Chart.template("minimal.yaml", Map.of(key, value)))
+                    .as(key)
+                    .hasMessageContaining("/" + key.replace('.', '/'));
+        }
+        assertThat(Chart.template("minimal.yaml", Map.of("ingestion.replicaCount", 3)))
+                .isNotEmpty();
+    }
+
+    @Test
     void schemaRejectsUnknownKeysAndWrongTypes() {
         assertThatThrownBy(() -> Chart.template("minimal.yaml", Map.of("ingestion.replicas", 2)))
                 .hasMessageContaining("replicas");

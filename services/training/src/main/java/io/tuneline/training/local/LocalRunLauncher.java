@@ -101,6 +101,10 @@ public final class LocalRunLauncher implements RunLauncher {
             builder.environment().put("TUNELINE_RUN_ID", id);
             builder.environment().put("TUNELINE_ATTEMPT", Integer.toString(run.attempt()));
             builder.environment().put("TUNELINE_GPUS", Integer.toString(run.gpus()));
+            builder.environment()
+                    .put(
+                            TrainingWorker.CONTROLLER_PID,
+                            Long.toString(ProcessHandle.current().pid()));
             process = builder.start();
         } catch (IOException e) {
             finish(

@@ -388,9 +388,15 @@ public class TrainingController {
         }
         RunState state = launcher.state(request);
         LOG.infof("recovering attempt %d, executor says %s", record.attempt(), state);
+        if (state instanceof RunState.Unknown && record.status() == RunStatus.QUEUED) {
+            // Queued and never started: the same attempt waits in the new queue (a restart must
+            // not use up the job's attempts).
+            launcher.start(request);
+            return;
+        }
         if (state instanceof RunState.Unknown) {
-            // The local executor's workers ended with the previous controller; start again from
-            // the last checkpoint.
+            // The local executor's workers stop with the controller that started them
+            // (TrainingWorker.CONTROLLER_PID); start again from the last checkpoint.
             RunRecord next = record.nextAttempt("the training controller restarted");
             runs.save(next);
             launcher.start(request(runs.input(record.jobId()), next.attempt()));

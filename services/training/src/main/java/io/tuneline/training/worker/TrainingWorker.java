@@ -12,7 +12,9 @@ import io.tuneline.training.run.RunStore;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.Properties;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -34,6 +36,13 @@ public final class TrainingWorker {
     /** How long a SIGTERM waits for the current step and its checkpoint before the JVM exits. */
     static final Duration STOP_GRACE = Duration.ofSeconds(60);
 
+    /**
+     * The local executor's controller process. A worker whose controller died (SIGKILL, OOM) stops
+     * as on SIGTERM: the restarted controller starts the next attempt from the last checkpoint, and
+     * two workers must never train the same job side by side.
+     */
+    public static final String CONTROLLER_PID = "TUNELINE_CONTROLLER_PID";
+
     private static final AtomicBoolean stop = new AtomicBoolean();
     private static final CountDownLatch finished = new CountDownLatch(1);
 
@@ -52,6 +61,7 @@ public final class TrainingWorker {
                                     }
                                 },
                                 "stop-training"));
+        stopWithTheController(System.getenv(CONTROLLER_PID));
         int exit;
         try {
             exit = run();
@@ -66,6 +76,26 @@ public final class TrainingWorker {
         if (exit != 0 && !stop.get()) {
             System.exit(exit);
         }
+    }
+
+    private static void stopWithTheController(String pid) {
+        if (pid == null || pid.isBlank()) {
+            return; // Kubernetes: the pod outlives a controller restart by design
+        }
+        Optional<ProcessHandle> controller = ProcessHandle.of(Long.parseLong(pid.trim()));
+        CompletableFuture<?> gone =
+                controller.isPresent()
+                        ? controller.get().onExit()
+                        : CompletableFuture.completedFuture(null);
+        gone.thenRun(
+                () -> {
+                    System.err.println(
+                            "the training controller (pid "
+                                    + pid.trim()
+                                    + ") is gone; stopping after this step with a checkpoint");
+                    // Runs the shutdown hook, as SIGTERM does.
+                    System.exit(143);
+                });
     }
 
     /** Runs the attempt; returns the process exit code. */

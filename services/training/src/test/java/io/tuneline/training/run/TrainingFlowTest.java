@@ -311,6 +311,26 @@ class TrainingFlowTest {
     }
 
     @Test
+    void aRunStillQueuedWhenTheControllerDiedStartsAsTheSameAttempt() {
+        RunStore runs = new RunStore(store);
+        runs.writeInput(prepared("ok-queued-1"));
+        runs.save(new RunRecord("ok-queued-1", 1, RunStatus.QUEUED, "queued", Instant.now()));
+
+        controller.recoverInFlight();
+
+        TrainingCompleted done =
+                CODEC.decode(
+                                awaitEvent(
+                                        Topics.TRAINING_COMPLETED,
+                                        "ok-queued-1",
+                                        "tuneline.v1.TrainingCompleted"),
+                                TrainingCompleted.getDefaultInstance())
+                        .payload();
+        // Never started, so a restart uses up none of the job's attempts.
+        assertThat(done.getRunId()).isEqualTo("ok-queued-1-a1");
+    }
+
+    @Test
     void aRedeliveredDatasetDoesNotStartASecondRun() {
         DatasetPrepared prepared = prepared("ok-once-1");
         publish(Topics.DATASETS_PREPARED, prepared);
