@@ -428,16 +428,31 @@ class ScaleOutEndToEndTest {
                 .toList();
     }
 
-    /** How many of {@code ids} an instance's log names (its log lines carry the job id). */
+    /**
+     * How many of {@code ids} an instance's log names (its log lines carry the job id), rotated
+     * logs included: a restarted instance rotates its log at start.
+     */
     private static int jobsIn(String component, List<String> ids) throws Exception {
+        StringBuilder text = new StringBuilder();
         Path log = LocalStack.log(component);
-        if (!Files.exists(log)) {
-            return 0;
+        try (var files = Files.list(log.getParent())) {
+            for (Path f :
+                    files.filter(
+                                    f ->
+                                            f.getFileName()
+                                                    .toString()
+                                                    .matches(
+                                                            java.util.regex.Pattern.quote(
+                                                                            log.getFileName()
+                                                                                    .toString())
+                                                                    + "(\\.\\d+)?"))
+                            .toList()) {
+                text.append(Files.readString(f));
+            }
         }
-        String text = Files.readString(log);
         int n = 0;
         for (String id : ids) {
-            if (text.contains("[" + id + "]")) {
+            if (text.indexOf("[" + id + "]") >= 0) {
                 n++;
             }
         }
