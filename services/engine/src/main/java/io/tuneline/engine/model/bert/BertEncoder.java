@@ -97,7 +97,8 @@ public final class BertEncoder extends AbstractBlock {
 
     /**
      * Prepends {@code tokens} to the word embeddings from now on (prompt tuning, P-tuning): see
-     * {@link VirtualTokens}; the encoder's output keeps the real tokens only.
+     * {@link VirtualTokens}; the encoder's output keeps the real tokens only, unless asked for all
+     * ({@link #WITH_VIRTUAL_TOKENS}).
      */
     public void attachVirtualTokens(VirtualTokens tokens) {
         if (virtualTokens != null) {
