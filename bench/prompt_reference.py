@@ -309,8 +309,8 @@ def read_peft(peft_dir, cfg, family):
     if seq_cls:
         # PEFT keeps a prompt-learning model unwrapped, so a module to save is saved as
         # base_model.<its name in the transformers model>; the pooler is not among them.
-        head = ["classifier.dense", "classifier.out_proj"] if cfg.get("model_type") == "roberta" \
-            and hf_head(cfg) else ["classifier"]
+        roberta_head = cfg.get("model_type") == "roberta" and hf_head(cfg) is not None
+        head = ["classifier.dense", "classifier.out_proj"] if roberta_head else ["classifier"]
         expected |= {"base_model.%s.%s" % (m, p) for m in head for p in ("weight", "bias")}
         check(config["modules_to_save"] == ["classifier", "score"], "modules_to_save")
     check(set(tensors) == expected, "tensor names")
