@@ -14,9 +14,20 @@ learning; tuners/prompt_tuning/model.py PromptEmbedding; tuners/p_tuning/model.p
   inputs_embeds   cat(prompts expanded to the batch, word_embeddings(input_ids)), length N + T
   attention_mask  cat(ones(B, N), attention_mask)
   positions       0 .. N + T - 1 (what the base model derives from inputs_embeds), token types 0
-  outputs         the real tokens': BERT-family classifier = attention-masked mean of the last
-                  hidden states of the T real tokens, then `classifier`; causal LMs: logits of
-                  the T real tokens
+  outputs         BERT-family classifier, by config.json's `architectures`:
+                    BertForSequenceClassification (modeling_bert.py): BertPooler on
+                      hidden_states[:, 0] of the whole N + T sequence (dense, tanh), then
+                      `classifier`; position 0 is the first virtual token, since PEFT hands the
+                      unchanged transformers model inputs_embeds
+                    RobertaForSequenceClassification (modeling_roberta.py):
+                      RobertaClassificationHead on hidden_states[:, 0] (classifier.dense, tanh,
+                      classifier.out_proj), the same position 0
+                    anything else (Tuneline's mean head, not a transformers class):
+                      attention-masked mean of the T real tokens' last hidden states, then
+                      `classifier`
+                  The pooler is the base's and is not trained: PEFT's SEQ_CLS trains the prompt
+                  and modules_to_save (`classifier`, `score`) only, and saves nothing else.
+                  Causal LMs: logits of the T real tokens
 
 The models: BERT (modeling_bert.py, eager attention, exact GELU), GPT-2 (modeling_gpt2.py,
 Conv1D weights (in, out), gelu_new), and the Llama family through bench/llama_reference.py's
@@ -108,6 +119,15 @@ def layer_norm(x, w, b, eps):
     return torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps)
 
 
+def hf_head(cfg):
+    """The transformers class config.json names, if it is one of the two sequence classifiers
+    (eval mode, so their dropouts are identities)."""
+    for arch in cfg.get("architectures") or []:
+        if arch in ("BertForSequenceClassification", "RobertaForSequenceClassification"):
+            return arch
+    return None
+
+
 def bert_classifier(cfg, w, ids, mask, prompt):
     b, t = ids.shape
     n = prompt.shape[0]
@@ -153,6 +173,12 @@ def bert_classifier(cfg, w, ids, mask, prompt):
             w[p + "output.LayerNorm.bias"],
             eps,
         )
+    head = hf_head(cfg)
+    if head == "BertForSequenceClassification":
+        pooled = torch.tanh(lin(x[:, 0], "pooler.dense"))
+        return lin(pooled, "classifier")
+    if head == "RobertaForSequenceClassification":
+        return lin(torch.tanh(lin(x[:, 0], "classifier.dense")), "classifier.out_proj")
     real = x[:, n:, :]
     m = mask.float().unsqueeze(-1)
     pooled = (real * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -281,14 +307,18 @@ def read_peft(peft_dir, cfg, family):
         check(isinstance(config["encoder_dropout"], float), "encoder_dropout")
     expected = {"prompt_embeddings"}
     if seq_cls:
-        expected |= {"base_model.classifier.weight", "base_model.classifier.bias"}
+        # PEFT keeps a prompt-learning model unwrapped, so a module to save is saved as
+        # base_model.<its name in the transformers model>; the pooler is not among them.
+        roberta_head = cfg.get("model_type") == "roberta" and hf_head(cfg) is not None
+        head = ["classifier.dense", "classifier.out_proj"] if roberta_head else ["classifier"]
+        expected |= {"base_model.%s.%s" % (m, p) for m in head for p in ("weight", "bias")}
         check(config["modules_to_save"] == ["classifier", "score"], "modules_to_save")
     check(set(tensors) == expected, "tensor names")
     check(list(tensors["prompt_embeddings"].shape) == [config["num_virtual_tokens"], hidden], "shape")
     state = {"prompt_encoder.embedding.weight": tensors["prompt_embeddings"]}
-    if seq_cls:
-        state["classifier.weight"] = tensors["base_model.classifier.weight"]
-        state["classifier.bias"] = tensors["base_model.classifier.bias"]
+    for name, value in tensors.items():
+        if name.startswith("base_model."):
+            state[name[len("base_model."):]] = value
     return state, config
 
 
@@ -296,6 +326,10 @@ def run(case):
     with open(os.path.join(case["model_dir"], "config.json")) as f:
         cfg = json.load(f)
     weights = lr.read_weights(case["model_dir"])
+    if case["family"] == "bert" and hf_head(cfg):
+        # save_pretrained puts the base model under base_model_prefix; the head is unprefixed.
+        prefix = cfg["model_type"] + "."
+        weights = {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in weights.items()}
     if "peft_dir" in case:
         state, _ = read_peft(case["peft_dir"], cfg, case["family"])
         case["method"] = {"method": "PROMPT"}

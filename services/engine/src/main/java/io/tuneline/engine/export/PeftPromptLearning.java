@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.PromptEncoder;
@@ -41,10 +42,15 @@ import java.util.Optional;
  *       encoder_hidden_size}, {@code encoder_num_layers} 2, {@code encoder_dropout}).
  * </ul>
  *
- * <p>The tuned classifier's pooling is the engine's (the attention-masked mean of the real tokens'
- * last hidden states), not BERT's pooler: a Python user needs that head on top, as for {@link
- * PeftAdapter}'s classifiers. The engine's own "base + method" state, encoder weights included, is
- * {@link io.tuneline.engine.method.MethodState}.
+ * <p>A classifier with the Hugging Face head ({@link ClassifierHead#CLS_POOLER}) is what PEFT runs:
+ * {@code BertForSequenceClassification} / {@code RobertaForSequenceClassification} on the prompt
+ * and the words, reading position 0 (the first virtual token), with BERT's pooler the base model's.
+ * The engine trains the same parameters as PEFT's {@code SEQ_CLS} default, so the pooler is neither
+ * in {@code modules_to_save} nor in the weights, and the adapter loads with no setting changed.
+ * With the mean head ({@link ClassifierHead#MEAN}, the attention-masked mean of the real tokens'
+ * last hidden states) a Python user needs that head on top, as for {@link PeftAdapter}'s
+ * classifiers. The engine's own "base + method" state, encoder weights included, is {@link
+ * io.tuneline.engine.method.MethodState}.
  */
 public final class PeftPromptLearning {
     public static final String CONFIG = "adapter_config.json";
@@ -131,6 +137,7 @@ public final class PeftPromptLearning {
         List<String> head = model.headModules();
         if (classifier) {
             // PeftModelForSequenceClassification adds both names whatever the model calls it.
+            // BERT's pooler stays out: PEFT leaves it frozen in the base, and so does the engine.
             config.putArray("modules_to_save").add("classifier").add("score");
         } else {
             config.putNull("modules_to_save");

@@ -19,7 +19,8 @@ public enum ClassifierHead {
      * dropout, then {@code classifier}; for RoBERTa, {@code RobertaClassificationHead} ({@code
      * modeling_roberta.py}: the {@code <s>} state, dropout, {@code classifier.dense}, tanh,
      * dropout, {@code classifier.out_proj}; RoBERTa's classifier has no pooler). Dropout is {@code
-     * classifier_dropout}, or {@code hidden_dropout_prob} when that is unset. Exported as a
+     * classifier_dropout}, or {@code hidden_dropout_prob} when that is unset. Under prompt tuning
+     * and P-tuning the first position is the first virtual token, as under PEFT. Exported as a
      * standard {@code BertForSequenceClassification} / {@code RobertaForSequenceClassification}
      * directory.
      */

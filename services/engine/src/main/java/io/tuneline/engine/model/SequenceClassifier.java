@@ -179,7 +179,11 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return encoder.wordEmbeddings();
     }
 
-    /** Virtual tokens go before the words; the mean pooling reads the real tokens only. */
+    /**
+     * Virtual tokens go before the words. The mean head pools the real tokens only; the Hugging
+     * Face head reads position 0 of the whole sequence, the first virtual token (see {@link
+     * #forwardInternal}).
+     */
     @Override
     public void attachVirtualTokens(VirtualTokens tokens) {
         encoder.attachVirtualTokens(tokens);
@@ -246,10 +250,19 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        NDArray hidden = encoder.forward(ps, inputs, training).singletonOrThrow();
         if (headType == ClassifierHead.CLS_POOLER) {
-            return head.forward(ps, new NDList(firstToken(ps, hidden, training)), training);
+            // PEFT's prompt learning passes cat(prompt, words) as inputs_embeds to the unchanged
+            // transformers model, whose BertPooler / RobertaClassificationHead take
+            // hidden_states[:, 0]: with virtual tokens that is the first virtual token, not [CLS].
+            // Pooling the same position keeps the PEFT export's predictions the engine's.
+            PairList<String, Object> whole = new PairList<>();
+            whole.add(BertEncoder.WITH_VIRTUAL_TOKENS, true);
+            NDArray all = encoder.forward(ps, inputs, training, whole).singletonOrThrow();
+            return head.forward(ps, new NDList(firstToken(ps, all, training)), training);
         }
+        // Tuneline's own head, no transformers model to agree with: the real tokens' mean, as
+        // without virtual tokens (the mask covers the real tokens only).
+        NDArray hidden = encoder.forward(ps, inputs, training).singletonOrThrow();
         NDArray pooled = meanPool(hidden, inputs.get(1));
         if (training && dropout > 0) {
             pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
@@ -258,9 +271,10 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
     }
 
     /**
-     * The first token's state as transformers' heads turn it into the classifier's input: {@code
-     * BertPooler} (dense, tanh) then {@code BertForSequenceClassification}'s dropout; {@code
-     * RobertaClassificationHead}: dropout, dense, tanh, dropout.
+     * Position 0's state (the first virtual token when there are any) as transformers' heads turn
+     * it into the classifier's input: {@code BertPooler} (dense, tanh) then {@code
+     * BertForSequenceClassification}'s dropout; {@code RobertaClassificationHead}: dropout, dense,
+     * tanh, dropout.
      */
     private NDArray firstToken(ParameterStore ps, NDArray hidden, boolean training) {
         NDArray x = hidden.get(new NDIndex(":, 0, :"));

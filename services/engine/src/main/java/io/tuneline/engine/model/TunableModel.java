@@ -131,8 +131,10 @@ public interface TunableModel extends Block {
     /**
      * The input-embedding seam: {@code tokens}' N vectors are prepended to the input embeddings in
      * every forward pass ({@link VirtualTokens} says how the mask, positions and token types
-     * follow), the output keeps the real tokens only, and the tokens' parameters are listed by
-     * {@link #methodParameters()} and {@link #namedParameters()}. A model takes one set.
+     * follow), the output keeps the real tokens only (a classifier's head on the first token reads
+     * position 0, the first virtual token, as transformers does under PEFT), and the tokens'
+     * parameters are listed by {@link #methodParameters()} and {@link #namedParameters()}. A model
+     * takes one set.
      *
      * @throws IllegalStateException when virtual tokens are attached already
      * @throws UnsupportedOperationException when the family has no such seam

@@ -9,7 +9,9 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.model.bert.BertConfig;
@@ -27,12 +29,16 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * The three families the virtual-token methods are tested on, as small random Hugging Face
- * directories: a BERT classifier (MiniLM's vocabulary, so MiniLM's tokenizer feeds it), GPT-2, a
- * grouped-query Llama with biases and an untied head, and a Qwen3 with q/k norms and a tied head.
+ * The families the virtual-token methods are tested on, as small random Hugging Face directories: a
+ * BERT classifier with the mean head (MiniLM's vocabulary, so MiniLM's tokenizer feeds it), the
+ * same shape as a {@code BertForSequenceClassification} (pooler, {@code cls_pooler}), a {@code
+ * RobertaForSequenceClassification}, GPT-2, a grouped-query Llama with biases and an untied head,
+ * and a Qwen3 with q/k norms and a tied head.
  */
 enum PromptFamilies {
     BERT,
+    BERT_POOLER,
+    ROBERTA,
     GPT2,
     LLAMA_GQA,
     QWEN3;
@@ -42,6 +48,11 @@ enum PromptFamilies {
     /** 30522 words (MiniLM's tokenizer), 32 wide, 2 layers of 4 heads, 40 positions. */
     static final BertConfig BERT_CONFIG =
             new BertConfig(30522, 32, 2, 4, 48, 40, 2, 1e-12f).withoutDropout();
+
+    /** The same shape as RoBERTa: one token type, positions from pad_token_id + 1 = 2. */
+    static final BertConfig ROBERTA_CONFIG =
+            new BertConfig(30522, 32, 2, 4, 48, 42, 1, 1e-5f, BertConfig.ROBERTA, 2)
+                    .withoutDropout();
 
     /** Vocabulary 50, 24 positions, 32 wide, 2 layers, 4 heads. */
     static final Gpt2Config GPT2_CONFIG = Gpt2Config.of(50, 24, 32, 2, 4);
@@ -67,7 +78,7 @@ enum PromptFamilies {
 
     String reference() {
         return switch (this) {
-            case BERT -> "bert";
+            case BERT, BERT_POOLER, ROBERTA -> "bert";
             case GPT2 -> "gpt2";
             case LLAMA_GQA, QWEN3 -> "llama";
         };
@@ -75,7 +86,7 @@ enum PromptFamilies {
 
     int vocab() {
         return switch (this) {
-            case BERT -> 30522;
+            case BERT, BERT_POOLER, ROBERTA -> 30522;
             case GPT2 -> 50;
             case LLAMA_GQA, QWEN3 -> 61;
         };
@@ -85,7 +96,7 @@ enum PromptFamilies {
     Path write(Path dir, EngineRuntime runtime, long seed) throws IOException {
         Files.createDirectories(dir);
         switch (this) {
-            case BERT -> {
+            case BERT, BERT_POOLER, ROBERTA -> {
                 SequenceClassifier c = newClassifier();
                 try (Model m = Model.newInstance("bert", runtime.device(), EngineRuntime.ENGINE)) {
                     c.initialize(
@@ -101,9 +112,17 @@ enum PromptFamilies {
                         NativeCopy.copyInto(a, v);
                     }
                     ClassifierWeights.writeMerged(c, dir.resolve("model.safetensors"));
+                    ObjectNode config = c.encoder().config().toJson();
+                    if (this != BERT) {
+                        config.putArray("architectures")
+                                .add(
+                                        this == ROBERTA
+                                                ? "RobertaForSequenceClassification"
+                                                : "BertForSequenceClassification");
+                    }
                     Files.write(
                             dir.resolve("config.json"),
-                            new ObjectMapper().writeValueAsBytes(BERT_CONFIG.toJson()));
+                            new ObjectMapper().writeValueAsBytes(config));
                 }
             }
             case GPT2 -> Gpt2Checkpoint.saveRandom(GPT2_CONFIG, seed, dir);
@@ -114,14 +133,29 @@ enum PromptFamilies {
         return dir;
     }
 
-    static SequenceClassifier newClassifier() {
-        return new SequenceClassifier(new BertEncoder(BERT_CONFIG), LABELS, 0f);
+    /** Whether the family is one of the BERT-family classifiers. */
+    boolean classifier() {
+        return reference().equals("bert");
+    }
+
+    /** The family's classifier, not yet initialised. */
+    SequenceClassifier newClassifier() {
+        return switch (this) {
+            case BERT -> new SequenceClassifier(new BertEncoder(BERT_CONFIG), LABELS, 0f);
+            case BERT_POOLER ->
+                    new SequenceClassifier(
+                            new BertEncoder(BERT_CONFIG), LABELS, 0f, ClassifierHead.CLS_POOLER);
+            case ROBERTA ->
+                    new SequenceClassifier(
+                            new BertEncoder(ROBERTA_CONFIG), LABELS, 0f, ClassifierHead.CLS_POOLER);
+            default -> throw new IllegalStateException(this + " is not a classifier");
+        };
     }
 
     /** The base in {@code dir} as a model without dropout. */
     Model load(Path dir, EngineRuntime runtime) throws IOException {
         return switch (this) {
-            case BERT -> {
+            case BERT, BERT_POOLER, ROBERTA -> {
                 SequenceClassifier c = newClassifier();
                 Model m = Model.newInstance("bert", runtime.device(), EngineRuntime.ENGINE);
                 c.initialize(m.getNDManager(), DataType.FLOAT32, new Shape(1, 4), new Shape(1, 4));

@@ -165,7 +165,7 @@ class PromptLearningTest {
                 TunableModel model = PromptFamilies.tunable(m);
                 new FineTuningMethod.Prompt(20, FineTuningMethod.Prompt.Init.RANDOM, List.of())
                         .apply(model, m.getNDManager());
-                long[][] ids = new long[1][family == PromptFamilies.BERT ? 21 : 5];
+                long[][] ids = new long[1][family.classifier() ? 21 : 5];
                 long[][] mask = new long[1][ids[0].length];
                 java.util.Arrays.fill(mask[0], 1);
                 try (NDManager s = m.getNDManager().newSubManager()) {
@@ -210,6 +210,16 @@ class PromptLearningTest {
         Map<String, Object[]> cases = new LinkedHashMap<>();
         cases.put("bert-prompt-vocab", new Object[] {PromptFamilies.BERT, methods().get(1)});
         cases.put("bert-ptuning-lstm", new Object[] {PromptFamilies.BERT, methods().get(5)});
+        // BertForSequenceClassification / RobertaForSequenceClassification under PEFT read
+        // position 0 of prompt + words: the first virtual token, through the frozen pooler.
+        cases.put(
+                "bert-pooler-prompt-random",
+                new Object[] {PromptFamilies.BERT_POOLER, methods().get(0)});
+        cases.put(
+                "bert-pooler-ptuning-mlp",
+                new Object[] {PromptFamilies.BERT_POOLER, methods().get(3)});
+        cases.put("roberta-prompt-text", new Object[] {PromptFamilies.ROBERTA, methods().get(2)});
+        cases.put("roberta-ptuning-lstm", new Object[] {PromptFamilies.ROBERTA, methods().get(5)});
         cases.put("gpt2-prompt-text", new Object[] {PromptFamilies.GPT2, methods().get(2)});
         cases.put("gpt2-ptuning-mlp", new Object[] {PromptFamilies.GPT2, methods().get(3)});
         cases.put("llama-gqa-prompt", new Object[] {PromptFamilies.LLAMA_GQA, methods().get(0)});
@@ -350,6 +360,13 @@ class PromptLearningTest {
             throws Exception {
         Map<String, Object[]> cases = new LinkedHashMap<>();
         cases.put("bert-ptuning-lstm", new Object[] {PromptFamilies.BERT, methods().get(5)});
+        cases.put(
+                "bert-pooler-prompt-vocab",
+                new Object[] {PromptFamilies.BERT_POOLER, methods().get(1)});
+        cases.put(
+                "bert-pooler-ptuning-lstm",
+                new Object[] {PromptFamilies.BERT_POOLER, methods().get(5)});
+        cases.put("roberta-ptuning-mlp", new Object[] {PromptFamilies.ROBERTA, methods().get(4)});
         cases.put("gpt2-prompt-text", new Object[] {PromptFamilies.GPT2, methods().get(2)});
         cases.put(
                 "llama-gqa-ptuning-mlp", new Object[] {PromptFamilies.LLAMA_GQA, methods().get(3)});

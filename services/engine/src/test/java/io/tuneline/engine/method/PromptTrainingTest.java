@@ -156,6 +156,14 @@ class PromptTrainingTest {
         cases.put(
                 PromptFamilies.BERT,
                 new FineTuningMethod.Prompt(4, FineTuningMethod.Prompt.Init.VOCAB, List.of()));
+        // The Hugging Face heads learn through the first virtual token; BERT's pooler is base
+        // (frozen, as PEFT's SEQ_CLS leaves it) and must stay bit-identical.
+        cases.put(
+                PromptFamilies.BERT_POOLER,
+                new FineTuningMethod.PTuning(4, FineTuningMethod.PTuning.Encoder.MLP, 16, 0f));
+        cases.put(
+                PromptFamilies.ROBERTA,
+                new FineTuningMethod.Prompt(4, FineTuningMethod.Prompt.Init.RANDOM, List.of()));
         cases.put(
                 PromptFamilies.GPT2,
                 new FineTuningMethod.PTuning(4, FineTuningMethod.PTuning.Encoder.MLP, 0, 0f));

@@ -37,7 +37,8 @@ import java.util.Optional;
  *
  * <p>With virtual tokens attached ({@link #attachVirtualTokens}: prompt tuning, P-tuning) the
  * encoder runs on N + T embeddings (positions 0 .. N + T - 1, token type 0, the mask widened by N
- * ones) and still returns the T real tokens' states.
+ * ones) and still returns the T real tokens' states, or all N + T when the forward pass's
+ * parameters hold {@link #WITH_VIRTUAL_TOKENS}.
  */
 public final class BertEncoder extends AbstractBlock {
     /** Masked positions get this added to their attention scores: exp() of it is 0 in float32. */
@@ -45,6 +46,12 @@ public final class BertEncoder extends AbstractBlock {
 
     /** Layer {@code i}'s module path is this prefix followed by {@code i}. */
     public static final String LAYER_PREFIX = "encoder.layer.";
+
+    /**
+     * A forward-pass parameter (any value) asking for the states of the virtual tokens too, (B, N +
+     * T, H): what transformers' heads read when PEFT passes the prompt as {@code inputs_embeds}.
+     */
+    public static final String WITH_VIRTUAL_TOKENS = "with_virtual_tokens";
 
     private final BertConfig config;
     private final Parameter wordEmbeddings;
@@ -90,7 +97,8 @@ public final class BertEncoder extends AbstractBlock {
 
     /**
      * Prepends {@code tokens} to the word embeddings from now on (prompt tuning, P-tuning): see
-     * {@link VirtualTokens}; the encoder's output keeps the real tokens only.
+     * {@link VirtualTokens}; the encoder's output keeps the real tokens only, unless asked for all
+     * ({@link #WITH_VIRTUAL_TOKENS}).
      */
     public void attachVirtualTokens(VirtualTokens tokens) {
         if (virtualTokens != null) {
@@ -261,7 +269,8 @@ public final class BertEncoder extends AbstractBlock {
                     layerInputs.size() > 1 ? new NDList(out, layerInputs.get(1)) : new NDList(out);
         }
         NDArray hidden = layerInputs.get(0);
-        return new NDList(n > 0 ? hidden.get(new NDIndex(":, {}:, :", n)) : hidden);
+        boolean keepVirtual = params != null && params.contains(WITH_VIRTUAL_TOKENS);
+        return new NDList(n > 0 && !keepVirtual ? hidden.get(new NDIndex(":, {}:, :", n)) : hidden);
     }
 
     @Override
