@@ -13,6 +13,9 @@ public interface LoadedModel extends AutoCloseable {
     /** {@code classification} or {@code causal_lm}, as {@code GET /v1/models} shows it. */
     String task();
 
+    /** Who uses this version's engine now and who waits for it. */
+    ModelQueue queue();
+
     @Override
     void close();
 }

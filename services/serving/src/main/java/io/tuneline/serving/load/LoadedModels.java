@@ -39,6 +39,7 @@ public class LoadedModels {
     private final RegistryClient registry;
     private final ArtifactStore store;
     private final ServingConfig config;
+    private final ServingMetrics metrics;
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
     private volatile EngineRuntime runtime;
@@ -48,10 +49,12 @@ public class LoadedModels {
             RegistryClient registry,
             ArtifactStore store,
             ServingConfig config,
+            ServingMetrics metrics,
             MeterRegistry meters) {
         this.registry = registry;
         this.store = store;
         this.config = config;
+        this.metrics = metrics;
         Gauge.builder(ServingMetrics.LOADED_MODELS, byId, Map::size)
                 .description("Model versions held in memory")
                 .register(meters);
@@ -132,8 +135,8 @@ public class LoadedModels {
             EngineRuntime engine = runtime();
             LoadedModel model =
                     LanguageModel.isLanguageModel(dir)
-                            ? LanguageModel.load(engine, version, dir)
-                            : ClassifierModel.load(engine, version, dir, config.batchSize());
+                            ? LanguageModel.load(engine, version, dir, config.limits().maxQueued())
+                            : ClassifierModel.load(engine, version, dir, config, metrics);
             byId.put(version.id(), model);
             LOG.infof(
                     "loaded %s (%s, %s) in %d ms",

@@ -1,16 +1,20 @@
 package io.tuneline.serving.load;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import jakarta.enterprise.context.ApplicationScoped;
 import java.time.Duration;
+import java.util.TreeSet;
+import java.util.function.IntConsumer;
 
 /**
  * The service's Prometheus series: {@code tuneline_serving_request_duration_seconds} (histogram per
  * model and endpoint), {@code tuneline_serving_requests_total} (per model, endpoint and outcome:
- * {@code ok}, {@code rejected} for a 4xx, {@code failed} for a 5xx) and {@code
- * tuneline_serving_loaded_models}. A request whose model is not known is counted under {@code
+ * {@code ok}, {@code rejected} for a 4xx, {@code failed} for a 5xx), {@code
+ * tuneline_serving_loaded_models} and per model {@code tuneline_serving_batch_inputs} (texts per
+ * classify engine batch). A request whose model is not known is counted under {@code
  * model="unknown"}, so a flood of made-up names cannot grow the series.
  */
 @ApplicationScoped
@@ -18,12 +22,15 @@ public class ServingMetrics {
     public static final String REQUEST_DURATION = "tuneline.serving.request.duration";
     public static final String REQUESTS = "tuneline.serving.requests";
     public static final String LOADED_MODELS = "tuneline.serving.loaded.models";
+    public static final String BATCH_INPUTS = "tuneline.serving.batch.inputs";
     public static final String UNKNOWN_MODEL = "unknown";
 
     private final MeterRegistry registry;
+    private final ServingConfig config;
 
-    public ServingMetrics(MeterRegistry registry) {
+    public ServingMetrics(MeterRegistry registry, ServingConfig config) {
         this.registry = registry;
+        this.config = config;
     }
 
     public void record(String model, String endpoint, int status, long startNanos) {
@@ -41,5 +48,25 @@ public class ServingMetrics {
                 .tags("model", model, "endpoint", endpoint, "outcome", outcome)
                 .register(registry)
                 .increment();
+    }
+
+    /** Hears the texts of each classify engine batch of {@code model}. */
+    public IntConsumer batchInputs(String model) {
+        // Bucket bounds at powers of two up to the batch size, and the batch size itself, so that
+        // "how full are the batches" reads off the buckets directly.
+        int max = config.batch().maxSize();
+        TreeSet<Double> bounds = new TreeSet<>();
+        for (int b = 1; b < max; b *= 2) {
+            bounds.add((double) b);
+        }
+        bounds.add((double) max);
+        DistributionSummary summary =
+                DistributionSummary.builder(BATCH_INPUTS)
+                        .description("Texts per classify engine batch, gathered across requests")
+                        .tags("model", model)
+                        .serviceLevelObjectives(
+                                bounds.stream().mapToDouble(Double::doubleValue).toArray())
+                        .register(registry);
+        return summary::record;
     }
 }

@@ -3,6 +3,7 @@ package io.tuneline.serving.classify;
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
+import static org.awaitility.Awaitility.await;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasItems;
@@ -27,14 +28,18 @@ import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.serving.FakeRegistry;
+import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
@@ -62,6 +67,7 @@ class ClassifyEndpointTest {
                     "the plot makes no sense at all, and the actors seem bored");
 
     @Inject ArtifactStore store;
+    @Inject LoadedModels models;
 
     @Test
     void aMergedLoraClassifierAnswersAsTheEngineScoresIt() throws Exception {
@@ -98,6 +104,91 @@ class ClassifyEndpointTest {
     }
 
     @Test
+    void concurrentRequestsShareOneEngineBatchAndEachGetsItsOwnAnswer() throws Exception {
+        registerClassifier("sentiment-batch", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        List<String> texts = new java.util.ArrayList<>(TEXTS);
+        texts.addAll(
+                List.of(
+                        "fine",
+                        "an hour too long, yet I smiled at the end",
+                        "no",
+                        "the best thing I saw this year, with a cast that never misses a beat"));
+        // Each text alone first: its own request, its own batch.
+        List<double[]> alone = new java.util.ArrayList<>();
+        for (String t : texts) {
+            alone.add(probabilities(classify("sentiment-batch:1", List.of(t)).get(0)));
+        }
+        double batchesBefore = metric("tuneline_serving_batch_inputs_count", "sentiment-batch");
+        double inputsBefore = metric("tuneline_serving_batch_inputs_sum", "sentiment-batch");
+
+        // While the test holds the engine, every request waits; released, they form one batch.
+        ModelQueue queue = models.get("sentiment-batch:1").queue();
+        java.util.concurrent.ExecutorService clients =
+                java.util.concurrent.Executors.newFixedThreadPool(texts.size());
+        List<java.util.concurrent.Future<List<Map<String, Object>>>> answers =
+                new java.util.ArrayList<>();
+        try (ModelQueue.Turn held = queue.awaitTurn()) {
+            for (String t : texts) {
+                answers.add(clients.submit(() -> classify("sentiment-batch:1", List.of(t))));
+            }
+            await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == texts.size());
+            // tuneline.serving.limits.max-queued is 8 in tests: a ninth waiting request is refused.
+            given().contentType(ContentType.JSON)
+                    .body(Map.of("inputs", List.of("one too many")))
+                    .post("/v1/models/sentiment-batch:1/classify")
+                    .then()
+                    .statusCode(429)
+                    .contentType("application/problem+json")
+                    .header("Retry-After", "1")
+                    .body("status", equalTo(429))
+                    .body("detail", containsString("tuneline.serving.limits.max-queued = 8"));
+        } finally {
+            clients.shutdown();
+        }
+        for (int i = 0; i < texts.size(); i++) {
+            double[] served = probabilities(answers.get(i).get(60, TimeUnit.SECONDS).get(0));
+            for (int k = 0; k < LABELS.size(); k++) {
+                assertThat(served[k])
+                        .as("text %d, %s", i, LABELS.get(k))
+                        .isCloseTo(alone.get(i)[k], within(1e-6));
+            }
+        }
+        assertThat(metric("tuneline_serving_batch_inputs_count", "sentiment-batch"))
+                .isEqualTo(batchesBefore + 1);
+        assertThat(metric("tuneline_serving_batch_inputs_sum", "sentiment-batch"))
+                .isEqualTo(inputsBefore + texts.size());
+        assertThat(queue.waiting()).isZero();
+    }
+
+    private static List<Map<String, Object>> classify(String model, List<String> inputs) {
+        return given().contentType(ContentType.JSON)
+                .body(Map.of("inputs", inputs))
+                .post("/v1/models/" + model + "/classify")
+                .then()
+                .statusCode(200)
+                .body("model", equalTo(model))
+                .extract()
+                .jsonPath()
+                .getList("predictions");
+    }
+
+    private static double[] probabilities(Map<String, Object> prediction) {
+        @SuppressWarnings("unchecked")
+        Map<String, Number> p = (Map<String, Number>) prediction.get("probabilities");
+        return LABELS.stream().mapToDouble(l -> p.get(l).doubleValue()).toArray();
+    }
+
+    /** A series' value for {@code model} in the Prometheus text, 0 when absent. */
+    static double metric(String series, String model) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(l -> l.startsWith(series + "{") && l.contains("model=\"" + model + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
+    }
+
+    @Test
     void badRequestsAreProblemDetailsThatNameTheProblem() {
         problem("no-such-model:1", "{\"inputs\": [\"hi\"]}", 404, "no-such-model:1");
         problem("no-such-model", "{\"inputs\": [\"hi\"]}", 404, "no-such-model");
@@ -114,6 +205,9 @@ class ClassifyEndpointTest {
         problem("any", tooMany, 413, "at most 64");
         String tooLong = "{\"inputs\": [\"" + "y".repeat(8193) + "\"]}";
         problem("any", tooLong, 413, "max-input-chars");
+        // Past quarkus.http.limits.max-body-size (2M) the body is not even read.
+        String huge = "{\"inputs\": [\"" + "z".repeat(3 * 1024 * 1024) + "\"]}";
+        problem("any", huge, 413, "max-body-size");
         String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
         assertThat(metrics)
                 .contains(
@@ -186,6 +280,8 @@ class ClassifyEndpointTest {
                                 Map.of(
                                         "truncation",
                                         "true",
+                                        "padding",
+                                        "false",
                                         "maxLength",
                                         Integer.toString(MAX_LENGTH)))) {
             classifier.initialize(

@@ -2,6 +2,7 @@ package io.tuneline.serving.generate;
 
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 
@@ -37,12 +38,15 @@ import io.tuneline.engine.tokenize.ChatMessage;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.engine.tokenize.SpecialToken;
 import io.tuneline.serving.FakeRegistry;
+import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
 import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -75,6 +79,7 @@ class CompletionsEndpointTest {
     private static Offline prefixAnswer;
 
     @Inject ArtifactStore store;
+    @Inject LoadedModels models;
 
     @TestHTTPResource("/v1")
     URL v1;
@@ -449,6 +454,43 @@ class CompletionsEndpointTest {
         assertThat(chunks).allMatch(c -> c.getString("object").equals("text_completion"));
         assertThat(chunks.get(chunks.size() - 1).getString("choices[0].finish_reason"))
                 .isEqualTo(expected.finishReason());
+    }
+
+    @Test
+    void generationsWaitTheirTurnAndPastMaxQueuedTheNextIsA429() throws Exception {
+        Offline expected = offline(gpt2, encode(gpt2, PROMPT), 6);
+        Map<String, Object> body =
+                Map.of("model", "gpt-tiny:1", "prompt", PROMPT, "max_tokens", 6, "temperature", 0);
+        ModelQueue queue = models.get("gpt-tiny:1").queue();
+        java.util.concurrent.ExecutorService clients =
+                java.util.concurrent.Executors.newFixedThreadPool(8);
+        List<java.util.concurrent.Future<JsonPath>> answers = new java.util.ArrayList<>();
+        try (ModelQueue.Turn held = queue.awaitTurn()) {
+            for (int i = 0; i < 8; i++) {
+                answers.add(clients.submit(() -> post("/v1/completions", body)));
+            }
+            await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == 8);
+            // A stream too is refused before it starts: a problem, not a broken event stream.
+            Map<String, Object> streamed = new java.util.HashMap<>(body);
+            streamed.put("stream", true);
+            for (Map<String, Object> b : List.of(body, streamed)) {
+                given().contentType(ContentType.JSON)
+                        .body(b)
+                        .post("/v1/completions")
+                        .then()
+                        .statusCode(429)
+                        .contentType("application/problem+json")
+                        .header("Retry-After", "1")
+                        .body("detail", containsString("tuneline.serving.limits.max-queued = 8"));
+            }
+        } finally {
+            clients.shutdown();
+        }
+        for (var answer : answers) {
+            JsonPath a = answer.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertThat(a.getString("choices[0].text")).isEqualTo(expected.text());
+        }
+        assertThat(queue.waiting()).isZero();
     }
 
     @Test
