@@ -42,6 +42,7 @@ public final class ClassifierModel implements LoadedModel {
     private final List<String> labels;
     private final int maxLength;
     private final int batchSize;
+    private final long parameterBytes;
     private final ModelQueue queue;
     private final ClassifyBatcher batcher;
 
@@ -61,6 +62,7 @@ public final class ClassifierModel implements LoadedModel {
         this.labels = labels;
         this.maxLength = maxLength;
         this.batchSize = config.batch().maxSize();
+        this.parameterBytes = LoadedModel.parameterBytes(classifier);
         this.queue = new ModelQueue(version.id(), config.limits().maxQueued());
         this.batcher =
                 new ClassifyBatcher(
@@ -167,6 +169,11 @@ public final class ClassifierModel implements LoadedModel {
     @Override
     public ModelQueue queue() {
         return queue;
+    }
+
+    @Override
+    public long parameterBytes() {
+        return parameterBytes;
     }
 
     /**

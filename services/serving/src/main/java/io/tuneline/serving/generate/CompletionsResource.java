@@ -128,6 +128,7 @@ public class CompletionsResource {
                 LanguageModel.Generation g =
                         lm.generate(
                                 ticket, prompt, maxTokens, sampler, request.stops(), piece -> {});
+                metrics.tokens(tag, g.promptTokens(), g.completionTokens());
                 status = 200;
                 return Response.ok(answer.complete(g), MediaType.APPLICATION_JSON_TYPE).build();
             }
@@ -209,6 +210,7 @@ public class CompletionsResource {
             send(out, error);
             throw e;
         }
+        metrics.tokens(lm.version().model(), g.promptTokens(), g.completionTokens());
         send(out, answer.last(g.finishReason()));
         if (request.includeUsage()) {
             send(out, answer.usageChunk(g));

@@ -40,6 +40,7 @@ public final class LanguageModel implements LoadedModel {
     private final ModelTokens tokens;
     private final Optional<ChatTemplate> chatTemplate;
     private final ModelQueue queue;
+    private final long parameterBytes;
 
     private LanguageModel(
             RegisteredVersion version,
@@ -49,6 +50,7 @@ public final class LanguageModel implements LoadedModel {
             int maxQueued) {
         this.version = version;
         this.queue = new ModelQueue(version.id(), maxQueued);
+        this.parameterBytes = LoadedModel.parameterBytes(model.getBlock());
         this.model = model;
         this.inference = CausalLmInference.of(model);
         this.tokenizer = tokenizer;
@@ -92,6 +94,11 @@ public final class LanguageModel implements LoadedModel {
     @Override
     public ModelQueue queue() {
         return queue;
+    }
+
+    @Override
+    public long parameterBytes() {
+        return parameterBytes;
     }
 
     public int maxPositions() {

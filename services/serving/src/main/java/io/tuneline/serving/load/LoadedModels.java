@@ -1,6 +1,7 @@
 package io.tuneline.serving.load;
 
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
 import io.tuneline.common.store.ArtifactStore;
@@ -41,6 +42,7 @@ public class LoadedModels {
     private final ServingConfig config;
     private final ServingMetrics metrics;
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
+    private final Map<String, List<Meter>> meters = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
     private volatile EngineRuntime runtime;
     private volatile boolean preloaded;
@@ -138,6 +140,7 @@ public class LoadedModels {
                             ? LanguageModel.load(engine, version, dir, config.limits().maxQueued())
                             : ClassifierModel.load(engine, version, dir, config, metrics);
             byId.put(version.id(), model);
+            meters.put(version.id(), metrics.loaded(model));
             LOG.infof(
                     "loaded %s (%s, %s) in %d ms",
                     version.id(),

@@ -132,6 +132,8 @@ class ClassifyEndpointTest {
                 answers.add(clients.submit(() -> classify("sentiment-batch:1", List.of(t))));
             }
             await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == texts.size());
+            assertThat(metric("tuneline_serving_queued_requests", "sentiment-batch"))
+                    .isEqualTo(texts.size());
             // tuneline.serving.limits.max-queued is 8 in tests: a ninth waiting request is refused.
             given().contentType(ContentType.JSON)
                     .body(Map.of("inputs", List.of("one too many")))
@@ -158,6 +160,22 @@ class ClassifyEndpointTest {
         assertThat(metric("tuneline_serving_batch_inputs_sum", "sentiment-batch"))
                 .isEqualTo(inputsBefore + texts.size());
         assertThat(queue.waiting()).isZero();
+        assertThat(metric("tuneline_serving_queued_requests", "sentiment-batch")).isZero();
+    }
+
+    @Test
+    void theParametersOfALoadedVersionAreCountedInBytes() throws Exception {
+        registerClassifier("sentiment-size", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        classify("sentiment-size:1", List.of("hello"));
+        // By hand from TINY (hidden 32, 2 layers, intermediate 64, 40 positions, 2 token types):
+        // embeddings 30522*32 + 40*32 + 2*32 + LayerNorm 2*32; per layer Q, K, V and output
+        // 4*(32*32+32), two LayerNorms 4*32, intermediate 32*64+64, output 64*32+32; the mean
+        // head 32*2+2 (no pooler). LoRA is merged into the stored weights: nothing more. float32.
+        long embeddings = 30522 * 32 + 40 * 32 + 2 * 32 + 2 * 32;
+        long layer = 4 * (32 * 32 + 32) + 4 * 32 + (32 * 64 + 64) + (64 * 32 + 32);
+        long parameters = embeddings + 2 * layer + (32 * 2 + 2);
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "sentiment-size"))
+                .isEqualTo(4.0 * parameters);
     }
 
     private static List<Map<String, Object>> classify(String model, List<String> inputs) {

@@ -470,6 +470,7 @@ class CompletionsEndpointTest {
                 answers.add(clients.submit(() -> post("/v1/completions", body)));
             }
             await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == 8);
+            assertThat(metric("tuneline_serving_queued_requests", "gpt-tiny")).isEqualTo(8);
             // A stream too is refused before it starts: a problem, not a broken event stream.
             Map<String, Object> streamed = new java.util.HashMap<>(body);
             streamed.put("stream", true);
@@ -491,6 +492,65 @@ class CompletionsEndpointTest {
             assertThat(a.getString("choices[0].text")).isEqualTo(expected.text());
         }
         assertThat(queue.waiting()).isZero();
+        assertThat(metric("tuneline_serving_queued_requests", "gpt-tiny")).isZero();
+    }
+
+    @Test
+    void tokenCountersMoveByEachAnswersUsageAndTheModelsParametersAreCounted() throws Exception {
+        double promptBefore = metric("tuneline_serving_prompt_tokens_total", "llama-tiny");
+        double generatedBefore = metric("tuneline_serving_generated_tokens_total", "llama-tiny");
+        JsonPath plain =
+                post(
+                        "/v1/completions",
+                        Map.of(
+                                "model",
+                                "llama-tiny:1",
+                                "prompt",
+                                PROMPT,
+                                "max_tokens",
+                                7,
+                                "temperature",
+                                0));
+        JsonPath chat =
+                post(
+                        "/v1/chat/completions",
+                        Map.of(
+                                "model",
+                                "llama-tiny:1",
+                                "messages",
+                                List.of(Map.of("role", "user", "content", "hello")),
+                                "max_tokens",
+                                5,
+                                "temperature",
+                                0));
+        int prompt = plain.getInt("usage.prompt_tokens") + chat.getInt("usage.prompt_tokens");
+        int generated =
+                plain.getInt("usage.completion_tokens") + chat.getInt("usage.completion_tokens");
+        assertThat(generated).isPositive();
+        assertThat(metric("tuneline_serving_prompt_tokens_total", "llama-tiny"))
+                .isEqualTo(promptBefore + prompt);
+        assertThat(metric("tuneline_serving_generated_tokens_total", "llama-tiny"))
+                .isEqualTo(generatedBefore + generated);
+
+        // GPT-2 by hand from TINY_GPT2 (vocabulary 30522, 64 positions, width 32, 2 layers):
+        // token and position embeddings; per layer two LayerNorms 4*32, c_attn 32*96+96, c_proj
+        // 32*32+32, MLP 32*128+128 and 128*32+32; the final LayerNorm 2*32; the LM head is the
+        // token embedding (tied), counted once. float32.
+        long layer = 4 * 32 + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 128 + 128) + (128 * 32 + 32);
+        long parameters = 30522 * 32 + 64 * 32 + 2 * layer + 2 * 32;
+        post("/v1/completions", Map.of("model", "gpt-tiny:1", "prompt", "hi", "max_tokens", 1));
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "gpt-tiny"))
+                .isEqualTo(4.0 * parameters);
+    }
+
+    /** A series' value for {@code model} in the Prometheus text, 0 when absent. */
+    static double metric(String series, String model) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(l -> l.startsWith(series + "{") && l.contains("model=\"" + model + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
     }
 
     @Test
