@@ -20,6 +20,18 @@ public interface ServingConfig {
 
     Limits limits();
 
+    Aliases aliases();
+
+    /** How names and aliases follow the registry. */
+    interface Aliases {
+        /**
+         * How often every name and alias served is resolved again ({@code 30s}; {@code off} turns
+         * it off): read by {@code LoadedModels}' schedule, declared here so it is documented.
+         */
+        @WithDefault("30s")
+        String refreshInterval();
+    }
+
     interface Registry {
         /** The registry's base URL ({@code http://127.0.0.1:8080} on one machine). */
         Optional<URI> url();

@@ -164,6 +164,86 @@ class ClassifyEndpointTest {
     }
 
     @Test
+    void aliasesAndTheLatestVersionFollowTheRegistryWithoutARestart() throws Exception {
+        double[][] first =
+                registerClassifier(
+                        "sentiment-moving",
+                        1,
+                        FineTuningMethod.Lora.defaults(),
+                        "LORA",
+                        21,
+                        "production");
+        assertServed("sentiment-moving:production", first);
+        assertServed("sentiment-moving", first);
+        assertThat(classify("sentiment-moving", List.of("x"), "sentiment-moving:1")).hasSize(1);
+
+        // A new version: the latest moves, the alias stays.
+        double[][] second =
+                registerClassifier(
+                        "sentiment-moving", 2, FineTuningMethod.Lora.defaults(), "LORA", 22);
+        assertThat(second[0][0]).isNotCloseTo(first[0][0], within(1e-3));
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () -> classify("sentiment-moving", List.of("x"), "sentiment-moving:2"));
+        assertServed("sentiment-moving", second);
+        classify("sentiment-moving:production", List.of("x"), "sentiment-moving:1");
+
+        // The alias moves: it serves version 2, and version 1, which nothing names any more, is
+        // unloaded.
+        FakeRegistry.moveAlias("sentiment-moving", "production", 2);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () ->
+                                classify(
+                                        "sentiment-moving:production",
+                                        List.of("x"),
+                                        "sentiment-moving:2"));
+        assertServed("sentiment-moving:production", second);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () ->
+                                assertThat(
+                                                given().get("/v1/models")
+                                                        .then()
+                                                        .extract()
+                                                        .jsonPath()
+                                                        .getList("data.id", String.class))
+                                        .contains("sentiment-moving:2")
+                                        .doesNotContain("sentiment-moving:1"));
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "sentiment-moving", "1"))
+                .isZero();
+        // Named by its number, version 1 loads again.
+        classify("sentiment-moving:1", List.of("x"), "sentiment-moving:1");
+    }
+
+    private static List<Map<String, Object>> classify(
+            String model, List<String> inputs, String answeredBy) {
+        return given().contentType(ContentType.JSON)
+                .body(Map.of("inputs", inputs))
+                .post("/v1/models/" + model + "/classify")
+                .then()
+                .statusCode(200)
+                .body("model", equalTo(answeredBy))
+                .extract()
+                .jsonPath()
+                .getList("predictions");
+    }
+
+    /** A series' value for {@code model}'s {@code version}, 0 when absent. */
+    static double metric(String series, String model, String version) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(
+                        l ->
+                                l.startsWith(series + "{")
+                                        && l.contains("model=\"" + model + "\"")
+                                        && l.contains("version=\"" + version + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
+    }
+
+    @Test
     void theParametersOfALoadedVersionAreCountedInBytes() throws Exception {
         registerClassifier("sentiment-size", 1, FineTuningMethod.Lora.defaults(), "LORA");
         classify("sentiment-size:1", List.of("hello"));
@@ -277,8 +357,20 @@ class ClassifyEndpointTest {
     private double[][] registerClassifier(
             String name, long version, FineTuningMethod method, String methodName)
             throws Exception {
+        return registerClassifier(name, version, method, methodName, 7, "champion");
+    }
+
+    /** As above, with {@code seed} drawing the weights and the version's {@code aliases}. */
+    private double[][] registerClassifier(
+            String name,
+            long version,
+            FineTuningMethod method,
+            String methodName,
+            int seed,
+            String... aliases)
+            throws Exception {
         EngineRuntime runtime = EngineRuntime.start(0);
-        ai.djl.engine.Engine.getInstance().setRandomSeed(7);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
         Path dir = Files.createTempDirectory(name);
         Path tokenizerFile = dir.resolve("source-tokenizer.json");
         try (InputStream in =
@@ -309,7 +401,7 @@ class ClassifyEndpointTest {
                     new Shape(1, MAX_LENGTH));
             model.setBlock(classifier);
             method.apply(classifier, model.getNDManager());
-            Random random = new Random(11);
+            Random random = new Random(seed + 4L);
             for (Parameter p : classifier.deltaParameters().values()) {
                 float[] values = new float[(int) p.getArray().size()];
                 for (int i = 0; i < values.length; i++) {
@@ -328,8 +420,7 @@ class ClassifyEndpointTest {
                 MethodState.write(classifier, method, out);
             }
         }
-        FakeRegistry.registerDirectory(
-                store, out, name, version, methodName, MAX_LENGTH, "champion");
+        FakeRegistry.registerDirectory(store, out, name, version, methodName, MAX_LENGTH, aliases);
         return expected;
     }
 }
