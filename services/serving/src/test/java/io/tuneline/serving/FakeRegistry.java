@@ -58,9 +58,15 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
         LATEST.merge(name, version, Math::max);
     }
 
+    /** Points {@code name}'s {@code alias} at {@code version}, as {@code PUT .../aliases/} does. */
+    public static void moveAlias(String name, String alias, long version) {
+        VERSIONS.put(name + "/" + alias, VERSIONS.get(name + "/" + version));
+    }
+
     /**
-     * Stores a model directory's files under {@code runs/{name}/model/} as the training worker does
-     * and registers them as {@code name}'s version {@code version}.
+     * Stores a model directory's files under {@code runs/{name}-{version}/model/} (a job id of its
+     * own per version) as the training worker does and registers them as {@code name}'s version
+     * {@code version}.
      */
     public static void registerDirectory(
             ArtifactStore store,
@@ -78,7 +84,7 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
                 files.put(
                         file,
                         store.put(
-                                store.uri("runs/" + name + "/model/" + file),
+                                store.uri("runs/" + name + "-" + version + "/model/" + file),
                                 f,
                                 "application/octet-stream"));
             }

@@ -13,7 +13,11 @@ public class ProblemMappers {
 
     @ServerExceptionMapper
     public Response serving(ServingException e, UriInfo uri) {
-        return Problem.response(e.status(), e.title(), e.getMessage(), uri.getPath());
+        Response problem = Problem.response(e.status(), e.title(), e.getMessage(), uri.getPath());
+        if (e.retryAfterSeconds() > 0) {
+            problem.getHeaders().putSingle("Retry-After", Integer.toString(e.retryAfterSeconds()));
+        }
+        return problem;
     }
 
     @ServerExceptionMapper

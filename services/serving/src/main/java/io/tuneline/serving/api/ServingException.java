@@ -7,6 +7,7 @@ package io.tuneline.serving.api;
 public class ServingException extends RuntimeException {
     private final int status;
     private final String title;
+    private int retryAfterSeconds;
 
     public ServingException(int status, String title, String message) {
         super(message);
@@ -26,6 +27,17 @@ public class ServingException extends RuntimeException {
 
     public String title() {
         return title;
+    }
+
+    /** Seconds a client should wait before retrying (the {@code Retry-After} header); 0: none. */
+    public int retryAfterSeconds() {
+        return retryAfterSeconds;
+    }
+
+    /** Answers with {@code Retry-After: seconds} (RFC 9110), for a refusal that passes. */
+    public ServingException retryAfter(int seconds) {
+        this.retryAfterSeconds = seconds;
+        return this;
     }
 
     /** A malformed or out-of-limits request: 400. */

@@ -14,6 +14,9 @@ import io.tuneline.engine.model.ClassifierPredictions;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.serving.load.LoadedModel;
+import io.tuneline.serving.load.ModelQueue;
+import io.tuneline.serving.load.ServingConfig;
+import io.tuneline.serving.load.ServingMetrics;
 import io.tuneline.serving.registry.RegisteredVersion;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -39,6 +42,9 @@ public final class ClassifierModel implements LoadedModel {
     private final List<String> labels;
     private final int maxLength;
     private final int batchSize;
+    private final long parameterBytes;
+    private final ModelQueue queue;
+    private final ClassifyBatcher batcher;
 
     private ClassifierModel(
             RegisteredVersion version,
@@ -47,14 +53,25 @@ public final class ClassifierModel implements LoadedModel {
             HuggingFaceTokenizer tokenizer,
             List<String> labels,
             int maxLength,
-            int batchSize) {
+            ServingConfig config,
+            ServingMetrics metrics) {
         this.version = version;
         this.model = model;
         this.classifier = classifier;
         this.tokenizer = tokenizer;
         this.labels = labels;
         this.maxLength = maxLength;
-        this.batchSize = batchSize;
+        this.batchSize = config.batch().maxSize();
+        this.parameterBytes = LoadedModel.parameterBytes(classifier);
+        this.queue = new ModelQueue(version.id(), config.limits().maxQueued());
+        this.batcher =
+                new ClassifyBatcher(
+                        version.id(),
+                        queue,
+                        batchSize,
+                        config.batch().maxWait(),
+                        this::probabilities,
+                        metrics.batchInputs(version.model()));
     }
 
     /**
@@ -62,7 +79,11 @@ public final class ClassifierModel implements LoadedModel {
      * model.safetensors}, {@code tokenizer.json}, and the method state when there is one).
      */
     public static ClassifierModel load(
-            EngineRuntime runtime, RegisteredVersion version, Path dir, int batchSize)
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics)
             throws IOException {
         PretrainedModel pretrained = ModelCatalog.resolve(dir.toString());
         if (pretrained.architecture() != PretrainedModel.Architecture.BERT) {
@@ -86,12 +107,22 @@ public final class ClassifierModel implements LoadedModel {
             MethodState.restoreIfPresent(classifier, dir, model.getNDManager());
             model.setBlock(classifier);
             int maxLength = Math.min(wanted, classifier.maxSequenceLength());
+            // No tokenizer padding: DJL's default pads a batch with [PAD] ids that its encodings
+            // mark as real tokens, and ClassifierPredictions attends to every id it is given, so a
+            // text's answer would depend on its batch mates. Unpadded, ClassifierPredictions pads
+            // with a zero mask, and a text gets the same answer alone or batched.
             HuggingFaceTokenizer tokenizer =
                     HuggingFaceTokenizer.newInstance(
                             dir.resolve(ModelCatalog.TOKENIZER),
-                            Map.of("truncation", "true", "maxLength", Integer.toString(maxLength)));
+                            Map.of(
+                                    "truncation",
+                                    "true",
+                                    "padding",
+                                    "false",
+                                    "maxLength",
+                                    Integer.toString(maxLength)));
             return new ClassifierModel(
-                    version, model, classifier, tokenizer, labels, maxLength, batchSize);
+                    version, model, classifier, tokenizer, labels, maxLength, config, metrics);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
@@ -135,18 +166,35 @@ public final class ClassifierModel implements LoadedModel {
         return maxLength;
     }
 
+    @Override
+    public ModelQueue queue() {
+        return queue;
+    }
+
+    @Override
+    public long parameterBytes() {
+        return parameterBytes;
+    }
+
     /**
-     * Class probabilities of each text, in {@link #labels()} order: the texts go through the model
-     * in batches of the configured size, as evaluation scores a split ({@link
-     * ClassifierPredictions}).
+     * Class probabilities of each text, in {@link #labels()} order, computed in one engine batch
+     * with the texts of concurrent requests ({@link ClassifyBatcher}).
+     *
+     * @throws io.tuneline.serving.api.ServingException 429 when too many requests wait already
      */
-    public double[][] probabilities(List<String> texts) {
+    public double[][] classify(List<String> texts) {
+        return batcher.classify(texts);
+    }
+
+    /** What evaluation computes to score a split ({@link ClassifierPredictions}). */
+    private double[][] probabilities(List<String> texts) {
         return ClassifierPredictions.probabilities(
                 model, classifier, tokenizer, texts, maxLength, batchSize);
     }
 
     @Override
     public void close() {
+        batcher.close();
         tokenizer.close();
         model.close();
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.tuneline.serving.api.ServingException;
 import io.tuneline.serving.load.LoadedModel;
 import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.serving.load.ServingConfig;
 import io.tuneline.serving.load.ServingMetrics;
 import jakarta.ws.rs.Consumes;
@@ -48,19 +49,30 @@ public class ClassifyResource {
         int status = 500;
         try {
             List<String> inputs = inputs(body);
-            LoadedModel loaded = models.get(requested);
-            tag = loaded.version().model();
-            if (!(loaded instanceof ClassifierModel classifier)) {
-                throw ServingException.badRequest(
-                        loaded.version().id()
-                                + " is a "
-                                + loaded.task()
-                                + " model, not a classifier; use /v1/completions or"
-                                + " /v1/chat/completions");
-            }
+            ClassifierModel classifier;
             double[][] probs;
-            synchronized (classifier) {
-                probs = classifier.probabilities(inputs);
+            for (int attempt = 0; ; attempt++) {
+                LoadedModel loaded = models.get(requested);
+                tag = loaded.version().model();
+                if (!(loaded instanceof ClassifierModel c)) {
+                    throw ServingException.badRequest(
+                            loaded.version().id()
+                                    + " is a "
+                                    + loaded.task()
+                                    + " model, not a classifier; use /v1/completions or"
+                                    + " /v1/chat/completions");
+                }
+                classifier = c;
+                try {
+                    probs = classifier.classify(inputs);
+                    break;
+                } catch (ModelQueue.Retired e) {
+                    // The alias moved between resolving it and queueing: the name now resolves
+                    // to the version that replaced this one.
+                    if (attempt > 0) {
+                        throw e;
+                    }
+                }
             }
             List<Prediction> out = new ArrayList<>();
             List<String> labels = classifier.labels();

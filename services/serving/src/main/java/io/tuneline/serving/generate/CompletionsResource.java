@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.serving.api.ServingException;
 import io.tuneline.serving.load.LoadedModel;
 import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.serving.load.ServingConfig;
 import io.tuneline.serving.load.ServingMetrics;
 import jakarta.ws.rs.Consumes;
@@ -65,22 +66,39 @@ public class CompletionsResource {
         String tag = ServingMetrics.UNKNOWN_MODEL;
         int status = 500;
         boolean streaming = false;
+        ModelQueue.Ticket admitted = null;
         try {
             CompletionRequest request =
                     chat
                             ? CompletionRequest.chat(body, config.limits())
                             : CompletionRequest.completion(body, config.limits());
-            LoadedModel loaded = models.get(request.model());
-            tag = loaded.version().model();
-            if (!(loaded instanceof LanguageModel lm)) {
-                throw ServingException.badRequest(
-                        loaded.version().id()
-                                + " is a "
-                                + loaded.task()
-                                + " model, not a causal LM; use /v1/models/"
-                                + loaded.version().id()
-                                + "/classify");
+            LanguageModel lm = null;
+            ModelQueue.Ticket ticket = null;
+            for (int attempt = 0; ticket == null; attempt++) {
+                LoadedModel loaded = models.get(request.model());
+                tag = loaded.version().model();
+                if (!(loaded instanceof LanguageModel l)) {
+                    throw ServingException.badRequest(
+                            loaded.version().id()
+                                    + " is a "
+                                    + loaded.task()
+                                    + " model, not a causal LM; use /v1/models/"
+                                    + loaded.version().id()
+                                    + "/classify");
+                }
+                lm = l;
+                try {
+                    // Admitted before a stream starts, so a full queue is a 429, not a broken
+                    // stream.
+                    ticket = lm.queue().enter();
+                } catch (ModelQueue.Retired e) {
+                    // The alias moved between resolving it and queueing: resolve it again.
+                    if (attempt > 0) {
+                        throw e;
+                    }
+                }
             }
+            admitted = ticket;
             long[] prompt =
                     chat
                             ? lm.encodeChat(request.messages())
@@ -108,17 +126,29 @@ public class CompletionsResource {
                             chat);
             if (!request.stream()) {
                 LanguageModel.Generation g =
-                        lm.generate(prompt, maxTokens, sampler, request.stops(), piece -> {});
+                        lm.generate(
+                                ticket, prompt, maxTokens, sampler, request.stops(), piece -> {});
+                metrics.tokens(tag, g.promptTokens(), g.completionTokens());
                 status = 200;
                 return Response.ok(answer.complete(g), MediaType.APPLICATION_JSON_TYPE).build();
             }
             streaming = true;
             String model = tag;
+            LanguageModel streamed = lm;
+            ModelQueue.Ticket streamTicket = ticket;
             StreamingOutput events =
                     out -> {
                         int code = 500;
-                        try {
-                            stream(out, lm, prompt, maxTokens, sampler, request, answer);
+                        try (streamTicket) {
+                            stream(
+                                    out,
+                                    streamed,
+                                    streamTicket,
+                                    prompt,
+                                    maxTokens,
+                                    sampler,
+                                    request,
+                                    answer);
                             code = 200;
                         } finally {
                             metrics.record(model, endpoint, code, start);
@@ -133,6 +163,9 @@ public class CompletionsResource {
             throw e;
         } finally {
             if (!streaming) {
+                if (admitted != null) {
+                    admitted.close();
+                }
                 metrics.record(tag, endpoint, status, start);
             }
         }
@@ -141,6 +174,7 @@ public class CompletionsResource {
     private void stream(
             OutputStream out,
             LanguageModel lm,
+            ModelQueue.Ticket ticket,
             long[] prompt,
             int maxTokens,
             Sampler sampler,
@@ -163,7 +197,7 @@ public class CompletionsResource {
                 };
         LanguageModel.Generation g;
         try {
-            g = lm.generate(prompt, maxTokens, sampler, request.stops(), onText);
+            g = lm.generate(ticket, prompt, maxTokens, sampler, request.stops(), onText);
         } catch (java.io.UncheckedIOException e) {
             LOG.debugf("stream closed by the client: %s", e.getMessage());
             return;
@@ -176,6 +210,7 @@ public class CompletionsResource {
             send(out, error);
             throw e;
         }
+        metrics.tokens(lm.version().model(), g.promptTokens(), g.completionTokens());
         send(out, answer.last(g.finishReason()));
         if (request.includeUsage()) {
             send(out, answer.usageChunk(g));

@@ -12,6 +12,7 @@ import io.tuneline.engine.tokenize.ChatTemplate;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.serving.api.ServingException;
 import io.tuneline.serving.load.LoadedModel;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.serving.registry.RegisteredVersion;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -38,13 +39,18 @@ public final class LanguageModel implements LoadedModel {
     private final HuggingFaceTokenizer tokenizer;
     private final ModelTokens tokens;
     private final Optional<ChatTemplate> chatTemplate;
+    private final ModelQueue queue;
+    private final long parameterBytes;
 
     private LanguageModel(
             RegisteredVersion version,
             Model model,
             HuggingFaceTokenizer tokenizer,
-            ModelTokens tokens) {
+            ModelTokens tokens,
+            int maxQueued) {
         this.version = version;
+        this.queue = new ModelQueue(version.id(), maxQueued);
+        this.parameterBytes = LoadedModel.parameterBytes(model.getBlock());
         this.model = model;
         this.inference = CausalLmInference.of(model);
         this.tokenizer = tokenizer;
@@ -57,7 +63,8 @@ public final class LanguageModel implements LoadedModel {
         return CausalLmCheckpoint.isCausalLm(dir);
     }
 
-    public static LanguageModel load(EngineRuntime runtime, RegisteredVersion version, Path dir)
+    public static LanguageModel load(
+            EngineRuntime runtime, RegisteredVersion version, Path dir, int maxQueued)
             throws IOException {
         Model model = CausalLmCheckpoint.load(dir, runtime.device());
         try {
@@ -67,7 +74,7 @@ public final class LanguageModel implements LoadedModel {
                     HuggingFaceTokenizer.newInstance(
                             dir.resolve(ModelTokens.TOKENIZER),
                             Map.of("padding", "false", "truncation", "false"));
-            return new LanguageModel(version, model, tokenizer, ModelTokens.read(dir));
+            return new LanguageModel(version, model, tokenizer, ModelTokens.read(dir), maxQueued);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
@@ -82,6 +89,16 @@ public final class LanguageModel implements LoadedModel {
     @Override
     public String task() {
         return "causal_lm";
+    }
+
+    @Override
+    public ModelQueue queue() {
+        return queue;
+    }
+
+    @Override
+    public long parameterBytes() {
+        return parameterBytes;
     }
 
     public int maxPositions() {
@@ -128,9 +145,10 @@ public final class LanguageModel implements LoadedModel {
      * stopping at a stop id or before the first of {@code stops} in the text; {@code onText} hears
      * each piece of text as soon as it is final (a stop string could still cut text that is held
      * back, so up to the longest stop's length less one is held). One generation at a time per
-     * model.
+     * model: {@code ticket}, from {@link ModelQueue#enter()}, waits for its turn.
      */
-    public synchronized Generation generate(
+    public Generation generate(
+            ModelQueue.Ticket ticket,
             long[] prompt,
             int maxTokens,
             CausalLmInference.TokenChooser chooser,
@@ -149,48 +167,56 @@ public final class LanguageModel implements LoadedModel {
                             + (inference.maxPositions() - 1)
                             + " prompt tokens");
         }
-        List<Long> stopIds = tokens.stopIds();
-        int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
-        List<Long> out = new ArrayList<>();
-        String[] finish = {null};
-        StringBuilder sent = new StringBuilder();
-        String[] text = {""};
-        long[] generated =
-                inference.generate(
-                        prompt,
-                        maxTokens,
-                        chooser,
-                        token -> {
-                            if (stopIds.contains(token)) {
-                                finish[0] = "stop";
-                                return false;
-                            }
-                            out.add(token);
-                            text[0] = decode(out);
-                            int cut = firstStop(text[0], stops, Math.max(0, sent.length() - hold));
-                            if (cut >= 0) {
-                                text[0] = text[0].substring(0, cut);
-                                finish[0] = "stop";
-                                return false;
-                            }
-                            int ready = text[0].length() - hold;
-                            while (ready > sent.length()
-                                    && (Character.isWhitespace(text[0].charAt(ready - 1))
-                                            || text[0].charAt(ready - 1) == '\uFFFD')) {
-                                ready--;
-                            }
-                            if (ready > sent.length() && text[0].startsWith(sent.toString())) {
-                                String piece = text[0].substring(sent.length(), ready);
-                                sent.append(piece);
-                                onText.accept(piece);
-                            }
-                            return true;
-                        });
-        if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
-            onText.accept(text[0].substring(sent.length()));
+        try (ModelQueue.Turn turn = queue.awaitTurn()) {
+            ticket.start();
+            List<Long> stopIds = tokens.stopIds();
+            int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
+            List<Long> out = new ArrayList<>();
+            String[] finish = {null};
+            StringBuilder sent = new StringBuilder();
+            String[] text = {""};
+            long[] generated =
+                    inference.generate(
+                            prompt,
+                            maxTokens,
+                            chooser,
+                            token -> {
+                                if (stopIds.contains(token)) {
+                                    finish[0] = "stop";
+                                    return false;
+                                }
+                                out.add(token);
+                                text[0] = decode(out);
+                                int cut =
+                                        firstStop(
+                                                text[0], stops, Math.max(0, sent.length() - hold));
+                                if (cut >= 0) {
+                                    text[0] = text[0].substring(0, cut);
+                                    finish[0] = "stop";
+                                    return false;
+                                }
+                                int ready = text[0].length() - hold;
+                                while (ready > sent.length()
+                                        && (Character.isWhitespace(text[0].charAt(ready - 1))
+                                                || text[0].charAt(ready - 1) == '\uFFFD')) {
+                                    ready--;
+                                }
+                                if (ready > sent.length() && text[0].startsWith(sent.toString())) {
+                                    String piece = text[0].substring(sent.length(), ready);
+                                    sent.append(piece);
+                                    onText.accept(piece);
+                                }
+                                return true;
+                            });
+            if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
+                onText.accept(text[0].substring(sent.length()));
+            }
+            return new Generation(
+                    text[0],
+                    prompt.length,
+                    generated.length,
+                    finish[0] == null ? "length" : finish[0]);
         }
-        return new Generation(
-                text[0], prompt.length, generated.length, finish[0] == null ? "length" : finish[0]);
     }
 
     /**
@@ -220,8 +246,11 @@ public final class LanguageModel implements LoadedModel {
     }
 
     @Override
-    public synchronized void close() {
-        tokenizer.close();
-        model.close();
+    public void close() {
+        // Not under a running generation: it would read freed native memory.
+        try (ModelQueue.Turn turn = queue.awaitTurn()) {
+            tokenizer.close();
+            model.close();
+        }
     }
 }

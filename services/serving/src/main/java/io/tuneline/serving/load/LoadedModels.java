@@ -1,8 +1,10 @@
 package io.tuneline.serving.load;
 
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
+import io.quarkus.scheduler.Scheduled;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.proto.v1.ArtifactRef;
@@ -28,9 +30,10 @@ import org.jboss.logging.Logger;
 /**
  * The versions in memory. A request names a model as {@code name}, {@code name:version} or {@code
  * name:alias}; the first request for a version resolves it through the registry, copies its model
- * directory from the store (checksums verified) and loads it, later ones find it here. What a name
- * or alias resolved to is kept until restart (following alias moves from the registry's events is
- * not done yet). Each version is loaded whole, even when several share a base.
+ * directory from the store (checksums verified) and loads it, later ones find it here. Names and
+ * aliases are resolved again every {@code tuneline.serving.aliases.refresh-interval}: one that
+ * moved is served by its new version from then on, and a version no name points at any more is
+ * unloaded. Each version is loaded whole, even when several share a base.
  */
 @ApplicationScoped
 public class LoadedModels {
@@ -39,7 +42,9 @@ public class LoadedModels {
     private final RegistryClient registry;
     private final ArtifactStore store;
     private final ServingConfig config;
+    private final ServingMetrics metrics;
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
+    private final Map<String, List<Meter>> meters = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
     private volatile EngineRuntime runtime;
     private volatile boolean preloaded;
@@ -48,10 +53,12 @@ public class LoadedModels {
             RegistryClient registry,
             ArtifactStore store,
             ServingConfig config,
+            ServingMetrics metrics,
             MeterRegistry meters) {
         this.registry = registry;
         this.store = store;
         this.config = config;
+        this.metrics = metrics;
         Gauge.builder(ServingMetrics.LOADED_MODELS, byId, Map::size)
                 .description("Model versions held in memory")
                 .register(meters);
@@ -90,23 +97,117 @@ public class LoadedModels {
                     "no model named; give one as name, name:version or name:alias");
         }
         String id = resolved.get(name);
-        if (id != null && byId.containsKey(id)) {
-            return byId.get(id);
+        LoadedModel known = id == null ? null : byId.get(id);
+        if (known != null) {
+            return known;
         }
-        int colon = name.indexOf(':');
-        Optional<String> ref =
-                colon < 0 ? Optional.empty() : Optional.of(name.substring(colon + 1));
-        String model = colon < 0 ? name : name.substring(0, colon);
-        if (ref.isPresent() && ref.get().isBlank()) {
+        Reference ref = Reference.parse(name);
+        if (ref.ref().isPresent() && ref.ref().get().isBlank()) {
             throw ServingException.badRequest(
                     "'"
                             + name
                             + "' names no version after the colon; give name:version or name:alias");
         }
-        RegisteredVersion version = registry.version(model, ref);
+        RegisteredVersion version = registry.version(ref.model(), ref.ref());
         LoadedModel loaded = load(version);
         resolved.put(name, version.id());
         return loaded;
+    }
+
+    /**
+     * Resolves every name and alias served so far again and moves it to the version it names now,
+     * then unloads versions nothing served points at any more. The registry emits an event when a
+     * version is registered ({@code ModelRegistered} on {@code finetune.models.registered}) but
+     * none when a stage or an alias changes over its API, so aliases are followed by asking it
+     * again: every {@code tuneline.serving.aliases.refresh-interval} ({@code off} turns it off).
+     */
+    @Scheduled(
+            identity = "follow-aliases",
+            every = "${tuneline.serving.aliases.refresh-interval:30s}",
+            concurrentExecution = Scheduled.ConcurrentExecution.SKIP)
+    void followAliases() {
+        for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
+            follow(e.getKey(), e.getValue());
+        }
+    }
+
+    private void follow(String name, String was) {
+        Reference ref = Reference.parse(name);
+        if (ref.fixed()) {
+            return;
+        }
+        RegisteredVersion now;
+        try {
+            now = registry.version(ref.model(), ref.ref());
+        } catch (ServingException e) {
+            if (e.status() == 404) {
+                // The alias was removed: the next request asks the registry, which answers 404.
+                resolved.remove(name, was);
+                LOG.infof("%s no longer names a version in the registry", name);
+                retireIfUnused(was);
+            } else {
+                LOG.warnf(
+                        "cannot resolve %s again, still serving %s: %s", name, was, e.getMessage());
+            }
+            return;
+        }
+        if (now.id().equals(was)) {
+            return;
+        }
+        try {
+            load(now);
+        } catch (ServingException e) {
+            LOG.warnf(
+                    "%s now names %s, which cannot be loaded; still serving %s: %s",
+                    name, now.id(), was, e.getMessage());
+            return;
+        }
+        resolved.replace(name, was, now.id());
+        LOG.infof("%s moved from %s to %s", name, was, now.id());
+        retireIfUnused(was);
+    }
+
+    /**
+     * Unloads {@code id} when no name or alias served resolves to it: new requests are refused with
+     * {@link ModelQueue.Retired} (the resources resolve their name again), admitted ones finish
+     * first.
+     */
+    private void retireIfUnused(String id) {
+        LoadedModel old;
+        synchronized (this) {
+            if (resolved.containsValue(id)) {
+                return;
+            }
+            old = byId.remove(id);
+            if (old == null) {
+                return;
+            }
+            metrics.remove(meters.remove(id));
+        }
+        old.queue().retire();
+        try {
+            old.queue().awaitDrained();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        old.close();
+        LOG.infof("unloaded %s: no name or alias served points at it any more", id);
+    }
+
+    /** {@code name}, {@code name:version} or {@code name:alias}. */
+    private record Reference(String model, Optional<String> ref) {
+        static Reference parse(String name) {
+            int colon = name.indexOf(':');
+            return colon < 0
+                    ? new Reference(name, Optional.empty())
+                    : new Reference(
+                            name.substring(0, colon), Optional.of(name.substring(colon + 1)));
+        }
+
+        /** A version number names the same version for good; a name or alias can move. */
+        boolean fixed() {
+            return ref.isPresent() && ref.get().matches("\\d{1,18}");
+        }
     }
 
     private synchronized LoadedModel load(RegisteredVersion version) {
@@ -132,9 +233,10 @@ public class LoadedModels {
             EngineRuntime engine = runtime();
             LoadedModel model =
                     LanguageModel.isLanguageModel(dir)
-                            ? LanguageModel.load(engine, version, dir)
-                            : ClassifierModel.load(engine, version, dir, config.batchSize());
+                            ? LanguageModel.load(engine, version, dir, config.limits().maxQueued())
+                            : ClassifierModel.load(engine, version, dir, config, metrics);
             byId.put(version.id(), model);
+            meters.put(version.id(), metrics.loaded(model));
             LOG.infof(
                     "loaded %s (%s, %s) in %d ms",
                     version.id(),

@@ -3,6 +3,7 @@ package io.tuneline.serving.load;
 import io.smallrye.config.ConfigMapping;
 import io.smallrye.config.WithDefault;
 import java.net.URI;
+import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 
@@ -15,11 +16,21 @@ public interface ServingConfig {
     /** Versions loaded at start-up ({@code name}, {@code name:3}, {@code name:champion}). */
     Optional<List<String>> preload();
 
-    /** Texts scored in one forward pass of a classifier. */
-    @WithDefault("32")
-    int batchSize();
+    Batch batch();
 
     Limits limits();
+
+    Aliases aliases();
+
+    /** How names and aliases follow the registry. */
+    interface Aliases {
+        /**
+         * How often every name and alias served is resolved again ({@code 30s}; {@code off} turns
+         * it off): read by {@code LoadedModels}' schedule, declared here so it is documented.
+         */
+        @WithDefault("30s")
+        String refreshInterval();
+    }
 
     interface Registry {
         /** The registry's base URL ({@code http://127.0.0.1:8080} on one machine). */
@@ -27,6 +38,17 @@ public interface ServingConfig {
 
         /** Bearer token, when the registry protects reads. */
         Optional<String> token();
+    }
+
+    /** How concurrent classify requests to one version are gathered into engine batches. */
+    interface Batch {
+        /** Texts in one engine batch; a request with more runs alone, in slices of this size. */
+        @WithDefault("32")
+        int maxSize();
+
+        /** How long a batch waits for more requests after its first, once the engine is free. */
+        @WithDefault("5ms")
+        Duration maxWait();
     }
 
     interface Limits {
@@ -41,6 +63,10 @@ public interface ServingConfig {
         /** {@code max_tokens} a completion may ask for. */
         @WithDefault("512")
         int maxTokens();
+
+        /** Requests waiting per version while its engine is busy; the next gets a 429. */
+        @WithDefault("64")
+        int maxQueued();
 
         /** Distinct versions held in memory at once. */
         @WithDefault("8")

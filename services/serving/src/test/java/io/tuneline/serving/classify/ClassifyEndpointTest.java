@@ -3,6 +3,7 @@ package io.tuneline.serving.classify;
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
+import static org.awaitility.Awaitility.await;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasItems;
@@ -27,14 +28,18 @@ import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.nn.NativeCopy;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.serving.FakeRegistry;
+import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
@@ -62,6 +67,7 @@ class ClassifyEndpointTest {
                     "the plot makes no sense at all, and the actors seem bored");
 
     @Inject ArtifactStore store;
+    @Inject LoadedModels models;
 
     @Test
     void aMergedLoraClassifierAnswersAsTheEngineScoresIt() throws Exception {
@@ -98,6 +104,189 @@ class ClassifyEndpointTest {
     }
 
     @Test
+    void concurrentRequestsShareOneEngineBatchAndEachGetsItsOwnAnswer() throws Exception {
+        registerClassifier("sentiment-batch", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        List<String> texts = new java.util.ArrayList<>(TEXTS);
+        texts.addAll(
+                List.of(
+                        "fine",
+                        "an hour too long, yet I smiled at the end",
+                        "no",
+                        "the best thing I saw this year, with a cast that never misses a beat"));
+        // Each text alone first: its own request, its own batch.
+        List<double[]> alone = new java.util.ArrayList<>();
+        for (String t : texts) {
+            alone.add(probabilities(classify("sentiment-batch:1", List.of(t)).get(0)));
+        }
+        double batchesBefore = metric("tuneline_serving_batch_inputs_count", "sentiment-batch");
+        double inputsBefore = metric("tuneline_serving_batch_inputs_sum", "sentiment-batch");
+
+        // While the test holds the engine, every request waits; released, they form one batch.
+        ModelQueue queue = models.get("sentiment-batch:1").queue();
+        java.util.concurrent.ExecutorService clients =
+                java.util.concurrent.Executors.newFixedThreadPool(texts.size());
+        List<java.util.concurrent.Future<List<Map<String, Object>>>> answers =
+                new java.util.ArrayList<>();
+        try (ModelQueue.Turn held = queue.awaitTurn()) {
+            for (String t : texts) {
+                answers.add(clients.submit(() -> classify("sentiment-batch:1", List.of(t))));
+            }
+            await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == texts.size());
+            assertThat(metric("tuneline_serving_queued_requests", "sentiment-batch"))
+                    .isEqualTo(texts.size());
+            // tuneline.serving.limits.max-queued is 8 in tests: a ninth waiting request is refused.
+            given().contentType(ContentType.JSON)
+                    .body(Map.of("inputs", List.of("one too many")))
+                    .post("/v1/models/sentiment-batch:1/classify")
+                    .then()
+                    .statusCode(429)
+                    .contentType("application/problem+json")
+                    .header("Retry-After", "1")
+                    .body("status", equalTo(429))
+                    .body("detail", containsString("tuneline.serving.limits.max-queued = 8"));
+        } finally {
+            clients.shutdown();
+        }
+        for (int i = 0; i < texts.size(); i++) {
+            double[] served = probabilities(answers.get(i).get(60, TimeUnit.SECONDS).get(0));
+            for (int k = 0; k < LABELS.size(); k++) {
+                assertThat(served[k])
+                        .as("text %d, %s", i, LABELS.get(k))
+                        .isCloseTo(alone.get(i)[k], within(1e-6));
+            }
+        }
+        assertThat(metric("tuneline_serving_batch_inputs_count", "sentiment-batch"))
+                .isEqualTo(batchesBefore + 1);
+        assertThat(metric("tuneline_serving_batch_inputs_sum", "sentiment-batch"))
+                .isEqualTo(inputsBefore + texts.size());
+        assertThat(queue.waiting()).isZero();
+        assertThat(metric("tuneline_serving_queued_requests", "sentiment-batch")).isZero();
+    }
+
+    @Test
+    void aliasesAndTheLatestVersionFollowTheRegistryWithoutARestart() throws Exception {
+        double[][] first =
+                registerClassifier(
+                        "sentiment-moving",
+                        1,
+                        FineTuningMethod.Lora.defaults(),
+                        "LORA",
+                        21,
+                        "production");
+        assertServed("sentiment-moving:production", first);
+        assertServed("sentiment-moving", first);
+        assertThat(classify("sentiment-moving", List.of("x"), "sentiment-moving:1")).hasSize(1);
+
+        // A new version: the latest moves, the alias stays.
+        double[][] second =
+                registerClassifier(
+                        "sentiment-moving", 2, FineTuningMethod.Lora.defaults(), "LORA", 22);
+        assertThat(second[0][0]).isNotCloseTo(first[0][0], within(1e-3));
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () -> classify("sentiment-moving", List.of("x"), "sentiment-moving:2"));
+        assertServed("sentiment-moving", second);
+        classify("sentiment-moving:production", List.of("x"), "sentiment-moving:1");
+
+        // The alias moves: it serves version 2, and version 1, which nothing names any more, is
+        // unloaded.
+        FakeRegistry.moveAlias("sentiment-moving", "production", 2);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () ->
+                                classify(
+                                        "sentiment-moving:production",
+                                        List.of("x"),
+                                        "sentiment-moving:2"));
+        assertServed("sentiment-moving:production", second);
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () ->
+                                assertThat(
+                                                given().get("/v1/models")
+                                                        .then()
+                                                        .extract()
+                                                        .jsonPath()
+                                                        .getList("data.id", String.class))
+                                        .contains("sentiment-moving:2")
+                                        .doesNotContain("sentiment-moving:1"));
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "sentiment-moving", "1"))
+                .isZero();
+        // Named by its number, version 1 loads again.
+        classify("sentiment-moving:1", List.of("x"), "sentiment-moving:1");
+    }
+
+    private static List<Map<String, Object>> classify(
+            String model, List<String> inputs, String answeredBy) {
+        return given().contentType(ContentType.JSON)
+                .body(Map.of("inputs", inputs))
+                .post("/v1/models/" + model + "/classify")
+                .then()
+                .statusCode(200)
+                .body("model", equalTo(answeredBy))
+                .extract()
+                .jsonPath()
+                .getList("predictions");
+    }
+
+    /** A series' value for {@code model}'s {@code version}, 0 when absent. */
+    static double metric(String series, String model, String version) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(
+                        l ->
+                                l.startsWith(series + "{")
+                                        && l.contains("model=\"" + model + "\"")
+                                        && l.contains("version=\"" + version + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
+    }
+
+    @Test
+    void theParametersOfALoadedVersionAreCountedInBytes() throws Exception {
+        registerClassifier("sentiment-size", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        classify("sentiment-size:1", List.of("hello"));
+        // By hand from TINY (hidden 32, 2 layers, intermediate 64, 40 positions, 2 token types):
+        // embeddings 30522*32 + 40*32 + 2*32 + LayerNorm 2*32; per layer Q, K, V and output
+        // 4*(32*32+32), two LayerNorms 4*32, intermediate 32*64+64, output 64*32+32; the mean
+        // head 32*2+2 (no pooler). LoRA is merged into the stored weights: nothing more. float32.
+        long embeddings = 30522 * 32 + 40 * 32 + 2 * 32 + 2 * 32;
+        long layer = 4 * (32 * 32 + 32) + 4 * 32 + (32 * 64 + 64) + (64 * 32 + 32);
+        long parameters = embeddings + 2 * layer + (32 * 2 + 2);
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "sentiment-size"))
+                .isEqualTo(4.0 * parameters);
+    }
+
+    private static List<Map<String, Object>> classify(String model, List<String> inputs) {
+        return given().contentType(ContentType.JSON)
+                .body(Map.of("inputs", inputs))
+                .post("/v1/models/" + model + "/classify")
+                .then()
+                .statusCode(200)
+                .body("model", equalTo(model))
+                .extract()
+                .jsonPath()
+                .getList("predictions");
+    }
+
+    private static double[] probabilities(Map<String, Object> prediction) {
+        @SuppressWarnings("unchecked")
+        Map<String, Number> p = (Map<String, Number>) prediction.get("probabilities");
+        return LABELS.stream().mapToDouble(l -> p.get(l).doubleValue()).toArray();
+    }
+
+    /** A series' value for {@code model} in the Prometheus text, 0 when absent. */
+    static double metric(String series, String model) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(l -> l.startsWith(series + "{") && l.contains("model=\"" + model + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
+    }
+
+    @Test
     void badRequestsAreProblemDetailsThatNameTheProblem() {
         problem("no-such-model:1", "{\"inputs\": [\"hi\"]}", 404, "no-such-model:1");
         problem("no-such-model", "{\"inputs\": [\"hi\"]}", 404, "no-such-model");
@@ -114,6 +303,9 @@ class ClassifyEndpointTest {
         problem("any", tooMany, 413, "at most 64");
         String tooLong = "{\"inputs\": [\"" + "y".repeat(8193) + "\"]}";
         problem("any", tooLong, 413, "max-input-chars");
+        // Past quarkus.http.limits.max-body-size (2M) the body is not even read.
+        String huge = "{\"inputs\": [\"" + "z".repeat(3 * 1024 * 1024) + "\"]}";
+        problem("any", huge, 413, "max-body-size");
         String metrics = given().get("/q/metrics").then().statusCode(200).extract().asString();
         assertThat(metrics)
                 .contains(
@@ -165,8 +357,20 @@ class ClassifyEndpointTest {
     private double[][] registerClassifier(
             String name, long version, FineTuningMethod method, String methodName)
             throws Exception {
+        return registerClassifier(name, version, method, methodName, 7, "champion");
+    }
+
+    /** As above, with {@code seed} drawing the weights and the version's {@code aliases}. */
+    private double[][] registerClassifier(
+            String name,
+            long version,
+            FineTuningMethod method,
+            String methodName,
+            int seed,
+            String... aliases)
+            throws Exception {
         EngineRuntime runtime = EngineRuntime.start(0);
-        ai.djl.engine.Engine.getInstance().setRandomSeed(7);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
         Path dir = Files.createTempDirectory(name);
         Path tokenizerFile = dir.resolve("source-tokenizer.json");
         try (InputStream in =
@@ -186,6 +390,8 @@ class ClassifyEndpointTest {
                                 Map.of(
                                         "truncation",
                                         "true",
+                                        "padding",
+                                        "false",
                                         "maxLength",
                                         Integer.toString(MAX_LENGTH)))) {
             classifier.initialize(
@@ -195,7 +401,7 @@ class ClassifyEndpointTest {
                     new Shape(1, MAX_LENGTH));
             model.setBlock(classifier);
             method.apply(classifier, model.getNDManager());
-            Random random = new Random(11);
+            Random random = new Random(seed + 4L);
             for (Parameter p : classifier.deltaParameters().values()) {
                 float[] values = new float[(int) p.getArray().size()];
                 for (int i = 0; i < values.length; i++) {
@@ -214,8 +420,7 @@ class ClassifyEndpointTest {
                 MethodState.write(classifier, method, out);
             }
         }
-        FakeRegistry.registerDirectory(
-                store, out, name, version, methodName, MAX_LENGTH, "champion");
+        FakeRegistry.registerDirectory(store, out, name, version, methodName, MAX_LENGTH, aliases);
         return expected;
     }
 }

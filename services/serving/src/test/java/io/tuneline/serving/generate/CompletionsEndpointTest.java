@@ -2,6 +2,7 @@ package io.tuneline.serving.generate;
 
 import static io.restassured.RestAssured.given;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 
@@ -37,12 +38,15 @@ import io.tuneline.engine.tokenize.ChatMessage;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.engine.tokenize.SpecialToken;
 import io.tuneline.serving.FakeRegistry;
+import io.tuneline.serving.load.LoadedModels;
+import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
 import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -75,6 +79,7 @@ class CompletionsEndpointTest {
     private static Offline prefixAnswer;
 
     @Inject ArtifactStore store;
+    @Inject LoadedModels models;
 
     @TestHTTPResource("/v1")
     URL v1;
@@ -449,6 +454,103 @@ class CompletionsEndpointTest {
         assertThat(chunks).allMatch(c -> c.getString("object").equals("text_completion"));
         assertThat(chunks.get(chunks.size() - 1).getString("choices[0].finish_reason"))
                 .isEqualTo(expected.finishReason());
+    }
+
+    @Test
+    void generationsWaitTheirTurnAndPastMaxQueuedTheNextIsA429() throws Exception {
+        Offline expected = offline(gpt2, encode(gpt2, PROMPT), 6);
+        Map<String, Object> body =
+                Map.of("model", "gpt-tiny:1", "prompt", PROMPT, "max_tokens", 6, "temperature", 0);
+        ModelQueue queue = models.get("gpt-tiny:1").queue();
+        java.util.concurrent.ExecutorService clients =
+                java.util.concurrent.Executors.newFixedThreadPool(8);
+        List<java.util.concurrent.Future<JsonPath>> answers = new java.util.ArrayList<>();
+        try (ModelQueue.Turn held = queue.awaitTurn()) {
+            for (int i = 0; i < 8; i++) {
+                answers.add(clients.submit(() -> post("/v1/completions", body)));
+            }
+            await().atMost(Duration.ofSeconds(30)).until(() -> queue.waiting() == 8);
+            assertThat(metric("tuneline_serving_queued_requests", "gpt-tiny")).isEqualTo(8);
+            // A stream too is refused before it starts: a problem, not a broken event stream.
+            Map<String, Object> streamed = new java.util.HashMap<>(body);
+            streamed.put("stream", true);
+            for (Map<String, Object> b : List.of(body, streamed)) {
+                given().contentType(ContentType.JSON)
+                        .body(b)
+                        .post("/v1/completions")
+                        .then()
+                        .statusCode(429)
+                        .contentType("application/problem+json")
+                        .header("Retry-After", "1")
+                        .body("detail", containsString("tuneline.serving.limits.max-queued = 8"));
+            }
+        } finally {
+            clients.shutdown();
+        }
+        for (var answer : answers) {
+            JsonPath a = answer.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            assertThat(a.getString("choices[0].text")).isEqualTo(expected.text());
+        }
+        assertThat(queue.waiting()).isZero();
+        assertThat(metric("tuneline_serving_queued_requests", "gpt-tiny")).isZero();
+    }
+
+    @Test
+    void tokenCountersMoveByEachAnswersUsageAndTheModelsParametersAreCounted() throws Exception {
+        double promptBefore = metric("tuneline_serving_prompt_tokens_total", "llama-tiny");
+        double generatedBefore = metric("tuneline_serving_generated_tokens_total", "llama-tiny");
+        JsonPath plain =
+                post(
+                        "/v1/completions",
+                        Map.of(
+                                "model",
+                                "llama-tiny:1",
+                                "prompt",
+                                PROMPT,
+                                "max_tokens",
+                                7,
+                                "temperature",
+                                0));
+        JsonPath chat =
+                post(
+                        "/v1/chat/completions",
+                        Map.of(
+                                "model",
+                                "llama-tiny:1",
+                                "messages",
+                                List.of(Map.of("role", "user", "content", "hello")),
+                                "max_tokens",
+                                5,
+                                "temperature",
+                                0));
+        int prompt = plain.getInt("usage.prompt_tokens") + chat.getInt("usage.prompt_tokens");
+        int generated =
+                plain.getInt("usage.completion_tokens") + chat.getInt("usage.completion_tokens");
+        assertThat(generated).isPositive();
+        assertThat(metric("tuneline_serving_prompt_tokens_total", "llama-tiny"))
+                .isEqualTo(promptBefore + prompt);
+        assertThat(metric("tuneline_serving_generated_tokens_total", "llama-tiny"))
+                .isEqualTo(generatedBefore + generated);
+
+        // GPT-2 by hand from TINY_GPT2 (vocabulary 30522, 64 positions, width 32, 2 layers):
+        // token and position embeddings; per layer two LayerNorms 4*32, c_attn 32*96+96, c_proj
+        // 32*32+32, MLP 32*128+128 and 128*32+32; the final LayerNorm 2*32; the LM head is the
+        // token embedding (tied), counted once. float32.
+        long layer = 4 * 32 + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 128 + 128) + (128 * 32 + 32);
+        long parameters = 30522 * 32 + 64 * 32 + 2 * layer + 2 * 32;
+        post("/v1/completions", Map.of("model", "gpt-tiny:1", "prompt", "hi", "max_tokens", 1));
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "gpt-tiny"))
+                .isEqualTo(4.0 * parameters);
+    }
+
+    /** A series' value for {@code model} in the Prometheus text, 0 when absent. */
+    static double metric(String series, String model) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(l -> l.startsWith(series + "{") && l.contains("model=\"" + model + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
     }
 
     @Test
