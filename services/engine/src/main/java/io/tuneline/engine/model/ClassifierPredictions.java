@@ -39,9 +39,12 @@ public final class ClassifierPredictions {
         long[] mask = new long[texts.size() * length];
         for (int i = 0; i < enc.length; i++) {
             long[] e = enc[i].getIds();
+            // The tokenizer's own mask: a tokenizer built with padding pads the batch itself, and
+            // those pads must not count as text (else a text's answer depends on its batch).
+            long[] m = enc[i].getAttentionMask();
             for (int j = 0; j < Math.min(length, e.length); j++) {
                 ids[i * length + j] = e[j];
-                mask[i * length + j] = 1;
+                mask[i * length + j] = m[j];
             }
         }
         return new Batch(ids, mask, texts.size(), length);
