@@ -45,10 +45,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(LocalStack.class)
 class ScaleOutEndToEndTest {
     /**
-     * 40 in the README's test command, to keep CI within its 30 minutes on 2 cores; {@code
+     * 25 in the README's test command, to keep CI within its 30 minutes on 2 cores; {@code
      * bench/load.sh} and {@code -Dtuneline.load.jobs=100} run the issue's 100.
      */
-    static final int DEFAULT_JOBS = 40;
+    static final int DEFAULT_JOBS = 25;
 
     /** {@code -Dtuneline.load.jobs=N} for a shorter or a longer run. */
     private final int jobs = Integer.getInteger("tuneline.load.jobs", DEFAULT_JOBS);
