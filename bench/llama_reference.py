@@ -70,8 +70,23 @@ def read_weights(model_dir):
     with open(os.path.join(model_dir, "model.safetensors.index.json")) as f:
         index = json.load(f)
     tensors = {}
+    stored_bytes = 0
     for shard in sorted(set(index["weight_map"].values())):
-        tensors.update(read_safetensors(os.path.join(model_dir, shard)))
+        path = os.path.join(model_dir, shard)
+        part = read_safetensors(path)
+        # As transformers loads a sharded checkpoint: by the weight_map, each name from the shard
+        # the map gives; a name the map puts elsewhere, or one missing, is an error.
+        mapped = {n for n, s in index["weight_map"].items() if s == shard}
+        if set(part) != mapped:
+            raise ValueError("%s holds %s, the index maps %s to it" % (shard, sorted(part), sorted(mapped)))
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(header_len).decode("utf-8"))
+        stored_bytes += sum(i["data_offsets"][1] - i["data_offsets"][0] for n, i in header.items() if n != "__metadata__")
+        tensors.update(part)
+    total = index.get("metadata", {}).get("total_size")
+    if total is not None and total != stored_bytes:
+        raise ValueError("index metadata.total_size %d, the shards hold %d bytes" % (total, stored_bytes))
     return tensors
 
 

@@ -27,7 +27,8 @@ learning; tuners/prompt_tuning/model.py PromptEmbedding; tuners/p_tuning/model.p
                       `classifier`
                   The pooler is the base's and is not trained: PEFT's SEQ_CLS trains the prompt
                   and modules_to_save (`classifier`, `score`) only, and saves nothing else.
-                  Causal LMs: logits of the T real tokens
+                  Causal LMs: logits of the T real tokens; with "labels" (B, T) in the case,
+                  also "lm_loss", PEFT's training loss (see peft_causal_lm_loss)
 
 The models: BERT (modeling_bert.py, eager attention, exact GELU), GPT-2 (modeling_gpt2.py,
 Conv1D weights (in, out), gelu_new), and the Llama family through bench/llama_reference.py's
@@ -223,7 +224,7 @@ def gpt2_lm(cfg, w, ids, mask, prompt):
         a = layer_norm(x, w[p + "ln_2.weight"], w[p + "ln_2.bias"], eps)
         x = x + conv1d(gelu_new(conv1d(a, p + "mlp.c_fc")), p + "mlp.c_proj")
     x = layer_norm(x, w["ln_f.weight"], w["ln_f.bias"], eps)
-    return x[:, n:, :] @ w["wte.weight"].t()
+    return x @ w["wte.weight"].t()
 
 
 # ---- Llama family --------------------------------------------------------------------------------
@@ -267,7 +268,7 @@ def llama_lm(config, w, ids, mask, prompt):
         hidden = residual + lr.linear(torch.nn.functional.silu(gate) * up, w, p + "mlp.down_proj")
     hidden = lr.rms_norm(hidden, w[prefix + "norm.weight"], config.rms_norm_eps)
     head = w[prefix + "embed_tokens.weight"] if config.tie_word_embeddings else w["lm_head.weight"]
-    return hidden[:, n:, :] @ head.t()
+    return hidden @ head.t()
 
 
 def read_peft(peft_dir, cfg, family):
@@ -350,12 +351,32 @@ def run(case):
         logits = gpt2_lm(cfg, merged, ids, mask, prompt)
     else:
         logits = llama_lm(lr.Config(cfg), merged, ids, mask, prompt)
+    lm_loss = None
+    if family != "bert":
+        n = prompt.shape[0]
+        if "labels" in case:
+            lm_loss = peft_causal_lm_loss(logits, torch.tensor(case["labels"], dtype=torch.int64), n)
+        logits = logits[:, n:, :]
     r = torch.sin(0.37 * torch.arange(logits.numel(), dtype=torch.float64) + 0.1).float()
     loss = (logits.reshape(-1) * r).sum() / logits.numel()
     loss.backward()
     grads = {name: value.grad.reshape(-1).tolist() for name, value in state.items() if value.grad is not None}
+    out = {"logits": logits.detach().tolist(), "loss": loss.item(), "grads": grads}
+    if lm_loss is not None:
+        out["lm_loss"] = lm_loss
     with open(case["output"], "w") as f:
-        json.dump({"logits": logits.detach().tolist(), "loss": loss.item(), "grads": grads}, f)
+        json.dump(out, f)
+
+
+def peft_causal_lm_loss(logits, labels, n):
+    """The loss PeftModelForCausalLM.forward gets from the base model for prompt learning:
+    labels = cat(full((B, N), -100), labels) over the N + T logits, then transformers' causal-LM
+    loss (shift by one, cross-entropy, mean over the labels that are not -100)."""
+    b = labels.shape[0]
+    full = torch.cat([torch.full((b, n), -100, dtype=torch.int64), labels], dim=1)
+    shift_logits = logits[:, :-1, :].reshape(-1, logits.shape[-1]).double()
+    shift_labels = full[:, 1:].reshape(-1)
+    return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100).item()
 
 
 def main():

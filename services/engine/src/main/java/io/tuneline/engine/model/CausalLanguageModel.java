@@ -7,6 +7,14 @@ package io.tuneline.engine.model;
  * returns logits (B, T, vocab).
  */
 public interface CausalLanguageModel extends TunableModel {
+    /**
+     * A forward parameter: with virtual tokens attached (prompt tuning, P-tuning), the logits start
+     * one position earlier, at the last virtual token: (B, 1 + T, vocab). PEFT's causal-LM loss
+     * scores the first real token from there (its labels get N x -100 in front of the inputs'
+     * labels), which the real tokens' logits alone cannot. Without virtual tokens it changes
+     * nothing.
+     */
+    String WITH_LAST_VIRTUAL_TOKEN = "with_last_virtual_token";
 
     /**
      * The longest sequence the model is built for ({@code n_positions}, {@code

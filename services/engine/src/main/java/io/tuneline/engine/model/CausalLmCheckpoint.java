@@ -10,7 +10,9 @@ import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.model.llama.LlamaLmModel;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Loads and saves a causal LM's Hugging Face directory by its {@code config.json}'s {@code
@@ -21,8 +23,29 @@ import java.nio.file.Path;
 public final class CausalLmCheckpoint {
     public static final String CONFIG = "config.json";
     public static final String WEIGHTS = "model.safetensors";
+    public static final String INDEX = LlamaCheckpoint.INDEX;
 
     private CausalLmCheckpoint() {}
+
+    /**
+     * Whether a file of a saved directory holds its weights: {@code model.safetensors}, or a
+     * sharded save's {@code model.safetensors.index.json} and {@code model-0000i-of-0000n} shards.
+     */
+    public static boolean isWeightFile(String name) {
+        return name.equals(WEIGHTS)
+                || name.equals(INDEX)
+                || name.matches("model-\\d{5}-of-\\d{5}\\.safetensors");
+    }
+
+    /** The weight files {@link #save} wrote into {@code directory}, in name order. */
+    public static List<String> weightFiles(Path directory) throws IOException {
+        try (var files = Files.list(directory)) {
+            return files.map(f -> f.getFileName().toString())
+                    .filter(CausalLmCheckpoint::isWeightFile)
+                    .sorted()
+                    .toList();
+        }
+    }
 
     /** The directory's {@code model_type}. */
     public static String modelType(Path directory) throws IOException {
@@ -90,7 +113,8 @@ public final class CausalLmCheckpoint {
 
     /**
      * Writes {@code config.json} and a merged {@code model.safetensors} of {@code lm} into {@code
-     * directory}, in {@code dtype} (GPT-2: F32 only).
+     * directory}, in {@code dtype} (GPT-2: F32 only); the Llama family in shards above {@link
+     * LlamaCheckpoint#MAX_SHARD_BYTES} ({@link #weightFiles} lists what was written).
      */
     public static void save(CausalLanguageModel lm, Path directory, Dtype dtype)
             throws IOException {

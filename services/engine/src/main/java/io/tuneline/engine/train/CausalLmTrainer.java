@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -76,14 +77,9 @@ public final class CausalLmTrainer {
                     @Override
                     public TrainingLoop.BatchLoss loss(NDManager manager, List<LmExample> batch) {
                         Batch b = Batch.of(manager, batch, maxLength);
-                        NDArray logits =
-                                lm.forward(
-                                                new ParameterStore(manager, false),
-                                                new NDList(b.ids(), b.mask()),
-                                                true)
-                                        .singletonOrThrow();
                         return new TrainingLoop.BatchLoss(
-                                CausalLmLoss.mean(logits, b.labels()), b.tokens());
+                                trainingLoss(lm, manager, b.ids(), b.mask(), b.labels(), true),
+                                b.tokens());
                     }
 
                     @Override
@@ -92,6 +88,37 @@ public final class CausalLmTrainer {
                     }
                 };
         return TrainingLoop.run(model, task, examples, s, validation, listener, checkpointing);
+    }
+
+    /**
+     * The mean next-token loss training minimises on one batch. With virtual tokens (prompt tuning,
+     * P-tuning) it also scores the first real token from the last virtual one, as PEFT's {@code
+     * PeftModelForCausalLM} does by putting N x -100 in front of the labels; validation and
+     * evaluation score the real tokens only, the tokens the base model is scored on too.
+     *
+     * @param labels (B, T), {@value CausalLmLoss#IGNORE} where not scored
+     */
+    public static NDArray trainingLoss(
+            CausalLanguageModel lm,
+            NDManager manager,
+            NDArray ids,
+            NDArray mask,
+            NDArray labels,
+            boolean training) {
+        ParameterStore ps = new ParameterStore(manager, false);
+        if (lm.virtualTokens().isEmpty()) {
+            NDArray logits = lm.forward(ps, new NDList(ids, mask), training).singletonOrThrow();
+            return CausalLmLoss.mean(logits, labels);
+        }
+        PairList<String, Object> lead = new PairList<>();
+        lead.add(CausalLanguageModel.WITH_LAST_VIRTUAL_TOKEN, true);
+        NDArray logits = lm.forward(ps, new NDList(ids, mask), training, lead).singletonOrThrow();
+        NDArray ignored =
+                manager.full(
+                        new Shape(labels.getShape().get(0), 1),
+                        (float) CausalLmLoss.IGNORE,
+                        labels.getDataType());
+        return CausalLmLoss.mean(logits, ignored.concat(labels, 1));
     }
 
     /** The longest input the run feeds: the job's max_seq_length within the model's positions. */

@@ -7,14 +7,17 @@ import static org.assertj.core.api.Assertions.within;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.model.gpt2.Gpt2Inference;
 import io.tuneline.engine.model.llama.LlamaInference;
@@ -22,6 +25,8 @@ import io.tuneline.engine.model.llama.LlamaLmModel;
 import io.tuneline.engine.nn.PromptEncoder;
 import io.tuneline.engine.nn.SoftPrompt;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.CausalLmLoss;
+import io.tuneline.engine.train.CausalLmTrainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -264,14 +269,9 @@ class PromptLearningTest {
                     grads.put(c.getKey(), g);
                 }
             }
-            ObjectNode entry = list.addObject();
-            entry.put("family", family.reference());
-            entry.put("model_dir", base.toString());
-            entry.set("method", method.describe());
-            entry.put("state", state.resolve(MethodState.WEIGHTS).toString());
-            entry.set("input_ids", JSON.valueToTree(IDS));
-            entry.set("attention_mask", JSON.valueToTree(MASK));
-            entry.put("output", dir.resolve(c.getKey() + ".json").toString());
+            referenceCase(list, family, base, dir.resolve(c.getKey() + ".json"))
+                    .<ObjectNode>set("method", method.describe())
+                    .put("state", state.resolve(MethodState.WEIGHTS).toString());
         }
         runReference("bench/prompt_reference.py", request, dir);
         for (String name : cases.keySet()) {
@@ -307,6 +307,68 @@ class PromptLearningTest {
             assertThat(gradScale).as(name + ": gradients reach the prompt").isGreaterThan(1e-6);
             assertThat((double) losses.get(name))
                     .isCloseTo(ref.get("loss").asDouble(), within(1e-5));
+        }
+    }
+
+    @Test
+    void theCausalLmTrainingLossScoresTheFirstRealTokenFromTheLastVirtualOneAsPeft(
+            @TempDir Path dir) throws Exception {
+        // Labels as the trainer builds them: the ids, -100 on padding.
+        long[][] labels = new long[IDS.length][];
+        for (int i = 0; i < IDS.length; i++) {
+            labels[i] = IDS[i].clone();
+            for (int j = 0; j < labels[i].length; j++) {
+                if (MASK[i][j] == 0) {
+                    labels[i][j] = CausalLmLoss.IGNORE;
+                }
+            }
+        }
+        Map<String, Object[]> cases = new LinkedHashMap<>();
+        cases.put("gpt2-prompt-random", new Object[] {PromptFamilies.GPT2, methods().get(0)});
+        cases.put(
+                "llama-gqa-ptuning-mlp", new Object[] {PromptFamilies.LLAMA_GQA, methods().get(4)});
+        ObjectNode request = JSON.createObjectNode();
+        ArrayNode list = request.putArray("cases");
+        Map<String, double[]> losses = new LinkedHashMap<>();
+        for (Map.Entry<String, Object[]> c : cases.entrySet()) {
+            PromptFamilies family = (PromptFamilies) c.getValue()[0];
+            FineTuningMethod method = (FineTuningMethod) c.getValue()[1];
+            Path base = family.write(dir.resolve(c.getKey()), runtime, 13);
+            Path state = dir.resolve(c.getKey() + "-state");
+            try (Model m = family.load(base, runtime)) {
+                CausalLanguageModel lm = (CausalLanguageModel) PromptFamilies.tunable(m);
+                Engine.getInstance().setRandomSeed(9);
+                method.apply(lm, m.getNDManager());
+                MethodState.write(lm, method, state);
+                try (NDManager s = m.getNDManager().newSubManager()) {
+                    NDArray ids = s.create(IDS);
+                    NDArray mask = s.create(MASK);
+                    NDArray y = s.create(labels);
+                    double withLead =
+                            CausalLmTrainer.trainingLoss(lm, s, ids, mask, y, false).getFloat();
+                    NDArray realOnly =
+                            lm.forward(new ParameterStore(s, false), new NDList(ids, mask), false)
+                                    .singletonOrThrow();
+                    double withoutLead = CausalLmLoss.mean(realOnly, y).getFloat();
+                    losses.put(c.getKey(), new double[] {withLead, withoutLead});
+                }
+            }
+            referenceCase(list, family, base, dir.resolve(c.getKey() + ".json"))
+                    .<ObjectNode>set("method", method.describe())
+                    .<ObjectNode>set("labels", JSON.valueToTree(labels))
+                    .put("state", state.resolve(MethodState.WEIGHTS).toString());
+        }
+        runReference("bench/prompt_reference.py", request, dir);
+        for (String name : cases.keySet()) {
+            double peft =
+                    JSON.readTree(dir.resolve(name + ".json").toFile()).get("lm_loss").asDouble();
+            double[] got = losses.get(name);
+            System.out.printf(
+                    "%s: training loss %.7f, PEFT's %.7f, real tokens only %.7f%n",
+                    name, got[0], peft, got[1]);
+            assertThat(got[0]).as(name).isCloseTo(peft, within(1e-5));
+            // The term the real tokens' logits alone miss is not negligible on these models.
+            assertThat(Math.abs(got[1] - peft)).as(name).isGreaterThan(1e-3);
         }
     }
 
@@ -408,13 +470,8 @@ class PromptLearningTest {
                             method instanceof FineTuningMethod.Prompt
                                     ? "PROMPT_TUNING"
                                     : "P_TUNING");
-            ObjectNode entry = list.addObject();
-            entry.put("family", family.reference());
-            entry.put("model_dir", base.toString());
-            entry.put("peft_dir", peft.toString());
-            entry.set("input_ids", JSON.valueToTree(IDS));
-            entry.set("attention_mask", JSON.valueToTree(MASK));
-            entry.put("output", dir.resolve(c.getKey() + ".json").toString());
+            referenceCase(list, family, base, dir.resolve(c.getKey() + ".json"))
+                    .put("peft_dir", peft.toString());
         }
         runReference("bench/prompt_reference.py", request, dir);
         for (String name : cases.keySet()) {
@@ -460,6 +517,20 @@ class PromptLearningTest {
         } else {
             out.add((float) node.asDouble());
         }
+    }
+
+    /**
+     * A case of {@code bench/prompt_reference.py}'s request over {@link #IDS} and {@link #MASK}.
+     */
+    private static ObjectNode referenceCase(
+            ArrayNode list, PromptFamilies family, Path base, Path output) {
+        ObjectNode entry = list.addObject();
+        entry.put("family", family.reference());
+        entry.put("model_dir", base.toString());
+        entry.set("input_ids", JSON.valueToTree(IDS));
+        entry.set("attention_mask", JSON.valueToTree(MASK));
+        entry.put("output", output.toString());
+        return entry;
     }
 
     /** Runs a bench script (found above the working directory) on {@code request}. */

@@ -13,6 +13,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.LabelledText;
 import io.tuneline.engine.train.PreparedSplit;
@@ -333,25 +334,33 @@ public class Evaluator {
                 // tokenizer_config.json / special_tokens_map.json, when training passed them on,
                 // name the end-of-sequence token generation stops at (ModelTokens).
                 if (!uri.contains("/adapter/")
-                        && List.of(
-                                        "config.json",
-                                        "model.safetensors",
-                                        "tokenizer.json",
-                                        ModelCatalog.TOKENIZER_CONFIG,
-                                        ModelCatalog.SPECIAL_TOKENS_MAP,
-                                        MethodState.CONFIG,
-                                        MethodState.WEIGHTS)
-                                .contains(name)) {
+                        && (CausalLmCheckpoint.isWeightFile(name)
+                                || List.of(
+                                                "config.json",
+                                                "tokenizer.json",
+                                                ModelCatalog.TOKENIZER_CONFIG,
+                                                ModelCatalog.SPECIAL_TOKENS_MAP,
+                                                MethodState.CONFIG,
+                                                MethodState.WEIGHTS)
+                                        .contains(name))) {
                     try (InputStream in = store.get(f)) {
                         Files.copy(in, tuned.resolve(name));
                     }
                 }
             }
             List<String> missing = new ArrayList<>();
-            for (String name : List.of("config.json", "model.safetensors", "tokenizer.json")) {
+            for (String name : List.of("config.json", "tokenizer.json")) {
                 if (!Files.exists(tuned.resolve(name))) {
                     missing.add(name);
                 }
+            }
+            if (!Files.exists(tuned.resolve(CausalLmCheckpoint.WEIGHTS))
+                    && !Files.exists(tuned.resolve(CausalLmCheckpoint.INDEX))) {
+                missing.add(
+                        CausalLmCheckpoint.WEIGHTS
+                                + " (or a sharded "
+                                + CausalLmCheckpoint.INDEX
+                                + ")");
             }
             if (!missing.isEmpty()) {
                 throw new EvaluationFailedException(

@@ -14,6 +14,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.topic.Topics;
 import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.gpt2.Gpt2LmModel;
@@ -251,8 +252,14 @@ class CausalLmEvaluationFlowTest {
                                             r.step(), r.loss());
                                 }
                             });
-            LlamaCheckpoint.save(lm, tuned, Dtype.F32);
+            // In shards, as a model above the shard size comes from training.
+            LlamaCheckpoint.save(
+                    lm, tuned, Dtype.F32, Files.size(base.resolve("model.safetensors")) / 4);
         }
+        assertThat(CausalLmCheckpoint.weightFiles(tuned))
+                .hasSizeGreaterThan(2)
+                .contains(CausalLmCheckpoint.INDEX)
+                .doesNotContain(CausalLmCheckpoint.WEIGHTS);
         Files.copy(base.resolve("tokenizer.json"), tuned.resolve("tokenizer.json"));
 
         EvaluationCompleted done =
@@ -313,7 +320,9 @@ class CausalLmEvaluationFlowTest {
                     "application/octet-stream");
         }
         List<ArtifactRef> files = new ArrayList<>();
-        for (String f : List.of("model.safetensors", "config.json", "tokenizer.json")) {
+        List<String> uploaded = new ArrayList<>(CausalLmCheckpoint.weightFiles(tuned));
+        uploaded.addAll(List.of("config.json", "tokenizer.json"));
+        for (String f : uploaded) {
             files.add(
                     store.put(
                             store.uri("runs/" + jobId + "/model/" + f),

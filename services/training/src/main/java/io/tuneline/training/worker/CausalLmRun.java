@@ -144,6 +144,9 @@ public final class CausalLmRun {
                     }
                 }
             }
+            // One model.safetensors, or (above the shard size) the index and its shards.
+            List<String> weights = CausalLmCheckpoint.weightFiles(out);
+            others.addAll(weights.subList(1, weights.size()));
             List<ArtifactRef> files =
                     run.uploadTuned(
                             lm,
@@ -152,7 +155,7 @@ public final class CausalLmRun {
                             ref,
                             List.of(),
                             out,
-                            CausalLmCheckpoint.WEIGHTS,
+                            weights.get(0),
                             others,
                             scratch.resolve("adapter"));
             return run.complete(outcome, counts, files);

@@ -11,8 +11,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
@@ -45,6 +47,10 @@ public final class SafetensorsStreamWriter {
             }
             return n;
         }
+
+        long bytes() {
+            return Math.multiplyExact(count(), dtype.bytes());
+        }
     }
 
     private final Map<String, Entry> tensors = new TreeMap<>();
@@ -71,6 +77,81 @@ public final class SafetensorsStreamWriter {
         return this;
     }
 
+    /**
+     * Writes {@code STEM.safetensors}, or, when the tensors' bytes exceed {@code maxShardBytes},
+     * shards {@code STEM-00001-of-0000N.safetensors} and {@code STEM.safetensors.index.json}
+     * ({@code metadata.total_size} and the {@code weight_map} from tensor to shard) as
+     * transformers' {@code save_pretrained} does (huggingface_hub's {@code
+     * split_torch_state_dict_into_shards}: tensors in order, a new shard when the next one would
+     * overflow the current; a tensor larger than the limit gets a shard of its own). Whichever
+     * layout is written, the other one's files are removed, so a directory never holds both.
+     *
+     * @return the files written, the index last
+     */
+    public List<Path> writeSharded(Path directory, String stem, long maxShardBytes)
+            throws IOException {
+        if (maxShardBytes <= 0) {
+            throw new IllegalArgumentException("max shard size must be positive: " + maxShardBytes);
+        }
+        List<Map<String, Entry>> shards = new ArrayList<>();
+        Map<String, Entry> current = new TreeMap<>();
+        long currentBytes = 0;
+        long total = 0;
+        for (Map.Entry<String, Entry> e : tensors.entrySet()) {
+            long bytes = e.getValue().bytes();
+            if (!current.isEmpty() && currentBytes + bytes > maxShardBytes) {
+                shards.add(current);
+                current = new TreeMap<>();
+                currentBytes = 0;
+            }
+            current.put(e.getKey(), e.getValue());
+            currentBytes += bytes;
+            total = Math.addExact(total, bytes);
+        }
+        shards.add(current);
+        Path single = directory.resolve(stem + ".safetensors");
+        Path index = directory.resolve(stem + ".safetensors.index.json");
+        try (var old =
+                Files.exists(directory)
+                        ? Files.list(directory)
+                        : java.util.stream.Stream.<Path>empty()) {
+            for (Path f : old.toList()) {
+                String name = f.getFileName().toString();
+                if (name.matches(
+                                java.util.regex.Pattern.quote(stem)
+                                        + "-\\d{5}-of-\\d{5}\\.safetensors")
+                        || (shards.size() > 1 && name.equals(single.getFileName().toString()))
+                        || (shards.size() == 1 && name.equals(index.getFileName().toString()))) {
+                    Files.delete(f);
+                }
+            }
+        }
+        if (shards.size() == 1) {
+            write(single);
+            return List.of(single);
+        }
+        List<Path> written = new ArrayList<>();
+        ObjectNode indexJson = JSON.createObjectNode();
+        indexJson.putObject("metadata").put("total_size", total);
+        ObjectNode weightMap = indexJson.putObject("weight_map");
+        for (int i = 0; i < shards.size(); i++) {
+            String file = String.format("%s-%05d-of-%05d.safetensors", stem, i + 1, shards.size());
+            SafetensorsStreamWriter shard = new SafetensorsStreamWriter();
+            shard.metadata.putAll(metadata);
+            shard.tensors.putAll(shards.get(i));
+            shard.write(directory.resolve(file));
+            shards.get(i).keySet().forEach(name -> weightMap.put(name, file));
+            written.add(directory.resolve(file));
+        }
+        Path temp = Files.createTempFile(directory, index.getFileName().toString(), ".partial");
+        Files.writeString(
+                temp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(indexJson));
+        Files.move(
+                temp, index, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        written.add(index);
+        return written;
+    }
+
     /** The file's size in bytes once written (header included). */
     public long write(Path target) throws IOException {
         ObjectNode header = JSON.createObjectNode();
@@ -89,7 +170,7 @@ public final class SafetensorsStreamWriter {
             }
             var offsets = o.putArray("data_offsets");
             offsets.add(offset);
-            offset = Math.addExact(offset, Math.multiplyExact(t.count(), t.dtype().bytes()));
+            offset = Math.addExact(offset, t.bytes());
             offsets.add(offset);
         }
         byte[] json = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);

@@ -345,16 +345,20 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                 x = layer.forward(ps, new NDList(x, bias), training).singletonOrThrow();
             }
         }
+        long kept = real;
         if (n > 0) {
-            // The output keeps the real tokens: logits (B, T, vocab), as without virtual tokens.
-            x = x.get(new NDIndex(":, {}:, :", n));
+            // The output keeps the real tokens: logits (B, T, vocab), as without virtual tokens;
+            // the loss PEFT computes needs the last virtual token's too.
+            long from = params != null && params.contains(WITH_LAST_VIRTUAL_TOKEN) ? n - 1 : n;
+            x = x.get(new NDIndex(":, {}:, :", from));
+            kept = t - from;
         }
         NDArray h =
-                lnF.forward(ps, new NDList(x.reshape(b * real, config.hiddenSize())), training)
+                lnF.forward(ps, new NDList(x.reshape(b * kept, config.hiddenSize())), training)
                         .singletonOrThrow();
         // The LM head is wte itself: logits = h wte^T.
         NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
-        return new NDList(logits.reshape(b, real, config.vocabSize()));
+        return new NDList(logits.reshape(b, kept, config.vocabSize()));
     }
 
     /**

@@ -52,6 +52,14 @@ import java.util.function.UnaryOperator;
 public final class LlamaCheckpoint {
     public static final String CONFIG = "config.json";
     public static final String WEIGHTS = "model.safetensors";
+
+    /**
+     * Tuned models are written in shards of at most this many bytes: {@code save_pretrained}'s
+     * default {@code max_shard_size="5GB"} (huggingface_hub counts a GB as 10^9 bytes), so a 1B
+     * model in BF16 stays one file and an 8B one comes in four.
+     */
+    public static final long MAX_SHARD_BYTES = 5_000_000_000L;
+
     public static final String INDEX = "model.safetensors.index.json";
 
     private static final String PREFIX = "model.";
@@ -376,6 +384,15 @@ public final class LlamaCheckpoint {
      * @param dtype F32, or BF16 (rounded to nearest even, as {@code tensor.to(torch.bfloat16)})
      */
     public static void save(LlamaLmModel model, Path directory, Dtype dtype) throws IOException {
+        save(model, directory, dtype, MAX_SHARD_BYTES);
+    }
+
+    /**
+     * As {@link #save(LlamaLmModel, Path, Dtype)}, in shards of at most {@code maxShardBytes} with
+     * {@code model.safetensors.index.json} once the weights exceed it (transformers' layout).
+     */
+    public static void save(LlamaLmModel model, Path directory, Dtype dtype, long maxShardBytes)
+            throws IOException {
         Files.createDirectories(directory);
         SafetensorsStreamWriter w = new SafetensorsStreamWriter().metadata("format", "pt");
         Map<String, Dense> byWeight = new LinkedHashMap<>();
@@ -390,7 +407,7 @@ public final class LlamaCheckpoint {
                     stored.getShape().getShape(),
                     new MergedValues(stored, dense, stored.size()));
         }
-        w.write(directory.resolve(WEIGHTS));
+        w.writeSharded(directory, "model", maxShardBytes);
         Files.writeString(
                 directory.resolve(CONFIG),
                 configJson(model.config(), dtype == Dtype.BF16 ? "bfloat16" : "float32"));

@@ -156,6 +156,22 @@ public final class LlamaDecoder extends AbstractBlock {
      */
     public NDArray hidden(
             ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, boolean training) {
+        return hidden(ps, ids, mask, cache, training, false);
+    }
+
+    /**
+     * As {@link #hidden(ParameterStore, NDArray, NDArray, LlamaKvCache, boolean)}; with {@code
+     * lastVirtual} and virtual tokens going in on this call, the states start at the last virtual
+     * token: (B, 1 + T, H) ({@link
+     * io.tuneline.engine.model.CausalLanguageModel#WITH_LAST_VIRTUAL_TOKEN}).
+     */
+    public NDArray hidden(
+            ParameterStore ps,
+            NDArray ids,
+            NDArray mask,
+            LlamaKvCache cache,
+            boolean training,
+            boolean lastVirtual) {
         long b = ids.getShape().get(0);
         int real = Math.toIntExact(ids.getShape().get(1));
         Device device = ids.getDevice();
@@ -250,7 +266,7 @@ public final class LlamaDecoder extends AbstractBlock {
             cache.advance(t);
         }
         if (n > 0) {
-            x = x.get(new NDIndex(":, {}:, :", n));
+            x = x.get(new NDIndex(":, {}:, :", lastVirtual ? n - 1 : n));
         }
         return norm.forward(ps, new NDList(x), training).singletonOrThrow();
     }

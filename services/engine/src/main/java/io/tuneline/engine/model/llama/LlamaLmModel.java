@@ -264,13 +264,16 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(
-                logits(
+        boolean lastVirtual = params != null && params.contains(WITH_LAST_VIRTUAL_TOKEN);
+        NDArray hidden =
+                decoder.hidden(
                         ps,
                         inputs.get(0),
                         inputs.size() > 1 ? inputs.get(1) : null,
                         null,
-                        training));
+                        training,
+                        lastVirtual);
+        return new NDList(head(ps, hidden, training));
     }
 
     @Override

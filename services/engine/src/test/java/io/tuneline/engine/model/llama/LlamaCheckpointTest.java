@@ -95,6 +95,84 @@ class LlamaCheckpointTest {
     }
 
     @Test
+    void aModelAboveTheShardSizeIsWrittenInTransformersShardsThatLoadTheSameLogits(
+            @TempDir Path dir) throws Exception {
+        Path original = TinyLlamas.write("llama-untied", dir.resolve("original"), 5);
+        Path saved = dir.resolve("saved");
+        long[][] ids = {{1, 5, 9, 13, 2}};
+        float[] expected;
+        long tensorBytes = 0;
+        try (SafetensorsFile f = SafetensorsFile.open(original.resolve("model.safetensors"))) {
+            for (String n : f.names()) {
+                tensorBytes +=
+                        4 * java.util.Arrays.stream(f.info(n).shape()).reduce(1, (a, b) -> a * b);
+            }
+        }
+        long max = tensorBytes / 4;
+        try (Model model = LlamaCheckpoint.load(original, runtime.device())) {
+            expected = LlamaReferenceTest.forward(model, ids, null);
+            // A stale single file from an earlier export must not sit beside the shards.
+            Files.createDirectories(saved);
+            Files.writeString(saved.resolve("model.safetensors"), "stale");
+            LlamaCheckpoint.save(
+                    (LlamaLmModel) model.getBlock(),
+                    saved,
+                    io.tuneline.engine.io.safetensors.Dtype.F32,
+                    max);
+        }
+        var index =
+                new com.fasterxml.jackson.databind.ObjectMapper()
+                        .readTree(saved.resolve(LlamaCheckpoint.INDEX).toFile());
+        java.util.Set<String> shards = new java.util.TreeSet<>();
+        index.path("weight_map").forEach(v -> shards.add(v.asText()));
+        int n = shards.size();
+        assertThat(n).as("shards of at most a quarter of the weights").isGreaterThanOrEqualTo(4);
+        assertThat(shards.iterator().next())
+                .isEqualTo(String.format("model-00001-of-%05d.safetensors", n));
+        assertThat(saved.resolve("model.safetensors")).doesNotExist();
+        long stored = 0;
+        int mapped = 0;
+        for (String shard : shards) {
+            assertThat(shard)
+                    .matches("model-\\d{5}-of-" + String.format("%05d", n) + "\\.safetensors");
+            try (SafetensorsFile f = SafetensorsFile.open(saved.resolve(shard))) {
+                long bytes = 0;
+                for (String name : f.names()) {
+                    assertThat(index.path("weight_map").path(name).asText())
+                            .as(name)
+                            .isEqualTo(shard);
+                    bytes +=
+                            4
+                                    * java.util.Arrays.stream(f.info(name).shape())
+                                            .reduce(1, (a, b) -> a * b);
+                    mapped++;
+                }
+                assertThat(f.names().size() == 1 || bytes <= max)
+                        .as(shard + " within the limit")
+                        .isTrue();
+                stored += bytes;
+            }
+        }
+        assertThat(mapped).isEqualTo(index.path("weight_map").size());
+        assertThat(index.path("metadata").path("total_size").asLong())
+                .isEqualTo(stored)
+                .isEqualTo(tensorBytes);
+        try (Model model = LlamaCheckpoint.load(saved, runtime.device())) {
+            assertThat(LlamaReferenceTest.forward(model, ids, null)).containsExactly(expected);
+            // Written again under a limit it fits: one file, and the shards and index are gone.
+            LlamaCheckpoint.save(
+                    (LlamaLmModel) model.getBlock(),
+                    saved,
+                    io.tuneline.engine.io.safetensors.Dtype.F32,
+                    LlamaCheckpoint.MAX_SHARD_BYTES);
+        }
+        try (var files = Files.list(saved)) {
+            assertThat(files.map(f -> f.getFileName().toString()).sorted().toList())
+                    .containsExactly("config.json", "model.safetensors");
+        }
+    }
+
+    @Test
     void aMissingWronglyShapedOrUnknownTensorFailsNamingIt(@TempDir Path dir) throws Exception {
         Path good = TinyLlamas.write("llama-untied", dir.resolve("good"), 4);
         Path missing = dir.resolve("missing");

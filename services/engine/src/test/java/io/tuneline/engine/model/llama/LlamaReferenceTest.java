@@ -196,6 +196,17 @@ class LlamaReferenceTest {
         Path sharded = TinyLlamas.write("qwen3-qknorm", dir.resolve("qwen3-sharded"), 98);
         TinyLlamas.shard(sharded);
         checkpoints.put("qwen3-sharded", sharded);
+        // The engine's own sharded export, as transformers reads it (by the index's weight_map).
+        Path saved = dir.resolve("llama-untied-saved-shards");
+        try (Model m = LlamaCheckpoint.load(checkpoints.get("llama-untied"), runtime.device())) {
+            LlamaCheckpoint.save(
+                    (LlamaLmModel) m.getBlock(),
+                    saved,
+                    io.tuneline.engine.io.safetensors.Dtype.F32,
+                    Files.size(checkpoints.get("llama-untied").resolve("model.safetensors")) / 3);
+        }
+        assertThat(saved.resolve(LlamaCheckpoint.INDEX)).exists();
+        checkpoints.put("llama-untied-saved-shards", saved);
 
         Map<String, Case> cases = new LinkedHashMap<>();
         checkpoints.forEach(

@@ -175,10 +175,15 @@ final class TinyLlamas {
                 List.of("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
         SafetensorsWriter[] writers = {new SafetensorsWriter(), new SafetensorsWriter()};
         ObjectNode index = JSON.createObjectNode();
-        index.putObject("metadata").put("total_size", Files.size(file));
         ObjectNode map = index.putObject("weight_map");
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
             List<String> names = f.names();
+            // transformers' total_size: the tensors' bytes, headers not counted.
+            long total = 0;
+            for (String n : names) {
+                total += 4 * java.util.Arrays.stream(f.info(n).shape()).reduce(1, (a, b) -> a * b);
+            }
+            index.putObject("metadata").put("total_size", total);
             for (int i = 0; i < names.size(); i++) {
                 int s = i < names.size() / 2 ? 0 : 1;
                 writers[s].addF32(
