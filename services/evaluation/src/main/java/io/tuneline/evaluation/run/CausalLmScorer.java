@@ -10,7 +10,6 @@ import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ModelTokens;
-import io.tuneline.engine.tokenize.SpecialToken;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
 import io.tuneline.evaluation.metrics.CausalLmMetrics.AnswerScore;
@@ -126,13 +125,13 @@ final class CausalLmScorer {
                     (TunableModel) model.getBlock(), directory, model.getNDManager());
             CausalLmInference inference = CausalLmInference.of(model);
             int limit = Math.min(maxLength, inference.maxPositions());
-            long eos = eosId(directory);
+            List<Long> stops = ModelTokens.read(directory).stopIds();
             for (TestExample t : examples) {
                 LmExample e = cut(t.example(), limit);
                 CausalLmInference.TokenStats s = inference.tokenStats(e);
                 scores.add(new ExampleScore(s.logLikelihood(), s.tokens(), s.correct()));
                 if (answers) {
-                    String answer = answer(inference, tokenizer, t.example(), limit, eos);
+                    String answer = answer(inference, tokenizer, t.example(), limit, stops);
                     generated.add(answer);
                     answerScores.add(AnswerScore.of(answer, t.completion().orElse("")));
                 }
@@ -141,13 +140,19 @@ final class CausalLmScorer {
         return new Result(scores, answerScores, generated);
     }
 
-    /** The greedy answer to the example's prompt tokens, decoded without special tokens. */
+    /**
+     * The greedy answer to the example's prompt tokens, decoded without special tokens. It ends at
+     * the first of the model's stop ids ({@link ModelTokens#stopIds()}: the EOS token and every
+     * {@code eos_token_id} of config.json, e.g. Llama 3's {@code <|eot_id|>} beside {@code
+     * <|end_of_text|>}), as the serving service's completions do, so that a served greedy answer
+     * equals the one evaluated here.
+     */
     static String answer(
             CausalLmInference inference,
             HuggingFaceTokenizer tokenizer,
             LmExample example,
             int limit,
-            long eos) {
+            List<Long> stops) {
         long[] labels = example.labels();
         int promptEnd = 0;
         while (promptEnd < labels.length && labels[promptEnd] == CausalLmLoss.IGNORE) {
@@ -159,11 +164,12 @@ final class CausalLmScorer {
         int referenceTokens = labels.length - promptEnd;
         long[] prompt = Arrays.copyOf(example.inputIds(), promptEnd);
         long[] tokens =
-                inference.greedyUntil(
+                inference.generate(
                         prompt,
                         Math.min(referenceTokens + EXTRA_ANSWER_TOKENS, limit - promptEnd),
-                        eos);
-        if (tokens.length > 0 && tokens[tokens.length - 1] == eos) {
+                        CausalLmInference::argmax,
+                        token -> !stops.contains(token));
+        if (tokens.length > 0 && stops.contains(tokens[tokens.length - 1])) {
             tokens = Arrays.copyOf(tokens, tokens.length - 1);
         }
         return tokens.length == 0 ? "" : tokenizer.decode(tokens, true).trim();
@@ -174,14 +180,5 @@ final class CausalLmScorer {
             return e;
         }
         return new LmExample(Arrays.copyOf(e.inputIds(), limit), Arrays.copyOf(e.labels(), limit));
-    }
-
-    /**
-     * The end-of-sequence id preprocessing appended, from the model's own files ({@link
-     * ModelTokens}: tokenizer_config.json, else the documented fallback for a directory with
-     * tokenizer.json alone), or -1 (generation then stops at the length limit).
-     */
-    static long eosId(Path directory) throws IOException {
-        return ModelTokens.read(directory).eos().map(SpecialToken::id).orElse(-1L);
     }
 }
