@@ -1,7 +1,6 @@
 package io.tuneline.engine.train;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.within;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
@@ -33,7 +32,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.BeforeAll;
@@ -359,7 +357,7 @@ class AdapterBertTest {
                     settings,
                     Validation.none(),
                     full::add,
-                    new Checkpointing(dir.resolve("ckpt"), 2, Optional.empty(), (d, st) -> {}));
+                    ResumeRuns.every(dir.resolve("ckpt"), 2));
             double lossAfter = meanLoss(c, model);
             System.out.printf(
                     "Pfeiffer on a tiny BERT: loss %.4f -> %.4f in %d steps%n",
@@ -397,17 +395,8 @@ class AdapterBertTest {
                     settings,
                     Validation.none(),
                     resumed::add,
-                    new Checkpointing(
-                            dir.resolve("ckpt2"),
-                            0,
-                            Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                            (d, st) -> {}));
+                    ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
-        assertThat(full).hasSize(6);
-        assertThat(resumed).hasSize(2);
-        for (int i = 0; i < 2; i++) {
-            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
-            assertThat(resumed.get(i).loss()).isCloseTo(full.get(4 + i).loss(), within(1e-5));
-        }
+        ResumeRuns.assertContinues(full, resumed, 6, 4);
     }
 }

@@ -407,6 +407,18 @@ public final class LlamaCheckpoint {
                     stored.getShape().getShape(),
                     new MergedValues(stored, dense, stored.size()));
         }
+        // A weight held in NF4 (QLoRA) is no parameter: it is written dequantized, deltas merged,
+        // the merge bitsandbytes users do by hand.
+        for (Map.Entry<String, Dense> e : byWeight.entrySet()) {
+            Dense dense = e.getValue();
+            if (dense.base() instanceof Dense.WeightStore.Nf4) {
+                w.add(
+                        e.getKey(),
+                        dtype,
+                        new long[] {dense.out(), dense.in()},
+                        new MergedValues(null, dense, dense.weightElements()));
+            }
+        }
         w.writeSharded(directory, "model", maxShardBytes);
         Files.writeString(
                 directory.resolve(CONFIG),
@@ -423,6 +435,7 @@ public final class LlamaCheckpoint {
         private final long count;
         private NDArray flat;
 
+        /** {@code stored} null: the weight of {@code dense}, held in NF4. */
         MergedValues(NDArray stored, Dense dense, long count) {
             this.stored = stored;
             this.dense = dense;
@@ -432,7 +445,7 @@ public final class LlamaCheckpoint {
         @Override
         public float[] range(long from, long to) {
             if (flat == null) {
-                if (dense != null && !dense.deltas().isEmpty()) {
+                if (dense != null && (stored == null || !dense.deltas().isEmpty())) {
                     // A view keeps the merged storage alive after its own handle is closed.
                     try (NDArray merged = dense.mergedWeight()) {
                         flat = merged.reshape(-1);

@@ -16,8 +16,8 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.CausalLmTrainer;
-import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingDivergedException;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
@@ -28,7 +28,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -180,11 +179,7 @@ class Gpt2TrainingTest {
                                     settings,
                                     new Validation<>(heldOut, 0, 0),
                                     full::add,
-                                    new Checkpointing(
-                                            dir.resolve("ckpt"),
-                                            2,
-                                            Optional.empty(),
-                                            (d, st) -> {}));
+                                    ResumeRuns.every(dir.resolve("ckpt"), 2));
             // The validation loss equals the token-weighted loss computed one example at a time.
             assertThat(outcome.validationLoss().getAsDouble())
                     .isCloseTo(meanLoss(model, heldOut), within(1e-4));
@@ -208,11 +203,7 @@ class Gpt2TrainingTest {
                             settings,
                             new Validation<>(heldOut, 0, 0),
                             resumed::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt2"),
-                                    0,
-                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                                    (d, st) -> {}));
+                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
         assertThat(resumed).hasSize(2);
         for (int i = 0; i < 2; i++) {

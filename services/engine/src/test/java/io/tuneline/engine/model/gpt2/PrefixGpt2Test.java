@@ -2,7 +2,6 @@ package io.tuneline.engine.model.gpt2;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.assertj.core.api.Assertions.within;
 
 import ai.djl.Model;
 import ai.djl.engine.Engine;
@@ -20,7 +19,7 @@ import io.tuneline.engine.method.PrefixReference;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.CausalLmTrainer;
-import io.tuneline.engine.train.Checkpointing;
+import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.engine.train.Validation;
@@ -29,7 +28,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -187,8 +185,7 @@ class PrefixGpt2Test {
                             settings,
                             Validation.none(),
                             full::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt"), 2, Optional.empty(), (d, st) -> {}));
+                            ResumeRuns.every(dir.resolve("ckpt"), 2));
             double lossAfter = Gpt2TrainingTest.meanLoss(model, data());
             System.out.printf(
                     "prefix GPT-2 tiny: loss %.4f -> %.4f after %d steps%n",
@@ -227,18 +224,9 @@ class PrefixGpt2Test {
                             settings,
                             Validation.none(),
                             resumed::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt2"),
-                                    0,
-                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                                    (d, st) -> {}));
+                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
-        assertThat(full).hasSize(6);
-        assertThat(resumed).hasSize(2);
-        for (int i = 0; i < 2; i++) {
-            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
-            assertThat(resumed.get(i).loss()).isCloseTo(full.get(4 + i).loss(), within(1e-5));
-        }
+        ResumeRuns.assertContinues(full, resumed, 6, 4);
     }
 
     @Test

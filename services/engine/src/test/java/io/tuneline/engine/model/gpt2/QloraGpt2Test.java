@@ -12,8 +12,8 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
-import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.engine.train.Validation;
@@ -22,7 +22,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -152,8 +151,7 @@ class QloraGpt2Test {
                             settings,
                             Validation.none(),
                             full::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt"), 2, Optional.empty(), (d, st) -> {}));
+                            ResumeRuns.every(dir.resolve("ckpt"), 2));
         }
         List<TrainingListener.StepReport> resumed = new ArrayList<>();
         try (Model model =
@@ -175,20 +173,9 @@ class QloraGpt2Test {
                             settings,
                             Validation.none(),
                             resumed::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt2"),
-                                    0,
-                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                                    (d, st) -> {}));
+                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
-        assertThat(full).hasSize(6);
-        assertThat(resumed).hasSize(2);
-        for (int i = 0; i < 2; i++) {
-            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
-            assertThat(resumed.get(i).loss())
-                    .isCloseTo(
-                            full.get(4 + i).loss(), org.assertj.core.api.Assertions.within(1e-5));
-        }
+        ResumeRuns.assertContinues(full, resumed, 6, 4);
     }
 
     private static float[] logits(Model model, Gpt2LmModel lm, long[] ids) {

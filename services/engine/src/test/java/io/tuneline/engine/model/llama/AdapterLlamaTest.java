@@ -1,7 +1,6 @@
 package io.tuneline.engine.model.llama;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.within;
 
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
@@ -20,7 +19,7 @@ import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
-import io.tuneline.engine.train.Checkpointing;
+import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.engine.train.Validation;
@@ -28,7 +27,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -243,8 +241,7 @@ class AdapterLlamaTest {
                             settings,
                             Validation.none(),
                             full::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt"), 2, Optional.empty(), (d, st) -> {}));
+                            ResumeRuns.every(dir.resolve("ckpt"), 2));
             double lossAfter = LlamaTrainingTest.meanLoss(model, LlamaTrainingTest.dataset());
             System.out.printf(
                     "Houlsby on a tiny GQA Llama: loss %.4f -> %.4f in %d steps%n",
@@ -283,17 +280,8 @@ class AdapterLlamaTest {
                             settings,
                             Validation.none(),
                             resumed::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt2"),
-                                    0,
-                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                                    (d, st) -> {}));
+                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
-        assertThat(full).hasSize(6);
-        assertThat(resumed).hasSize(2);
-        for (int i = 0; i < 2; i++) {
-            assertThat(resumed.get(i).step()).isEqualTo(full.get(4 + i).step());
-            assertThat(resumed.get(i).loss()).isCloseTo(full.get(4 + i).loss(), within(1e-5));
-        }
+        ResumeRuns.assertContinues(full, resumed, 6, 4);
     }
 }

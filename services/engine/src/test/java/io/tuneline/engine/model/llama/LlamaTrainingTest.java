@@ -24,8 +24,8 @@ import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.CausalLmTrainer;
-import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingOutcome;
 import io.tuneline.engine.train.TrainingSettings;
@@ -37,7 +37,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -465,11 +464,7 @@ class LlamaTrainingTest {
                                     settings,
                                     new Validation<>(heldOut, 0, 0),
                                     full::add,
-                                    new Checkpointing(
-                                            dir.resolve("ckpt"),
-                                            2,
-                                            Optional.empty(),
-                                            (d, st) -> {}));
+                                    ResumeRuns.every(dir.resolve("ckpt"), 2));
             assertThat(outcome.validationLoss().getAsDouble())
                     .isCloseTo(meanLoss(model, heldOut), within(1e-4));
         }
@@ -487,11 +482,7 @@ class LlamaTrainingTest {
                             settings,
                             new Validation<>(heldOut, 0, 0),
                             resumed::add,
-                            new Checkpointing(
-                                    dir.resolve("ckpt2"),
-                                    0,
-                                    Optional.of(dir.resolve("ckpt").resolve("step-00000004")),
-                                    (d, st) -> {}));
+                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
         }
         assertThat(resumed).hasSize(2);
         double maxDiff = 0;
