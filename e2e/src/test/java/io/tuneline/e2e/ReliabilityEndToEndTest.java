@@ -131,7 +131,7 @@ class ReliabilityEndToEndTest {
         row(
                 "evaluation service killed with SIGKILL in the middle of that evaluation, then"
                         + " started",
-                "the uncommitted record was delivered again and evaluated once more (attempt 2);"
+                "the uncommitted record was delivered again and evaluated once more (attempt 2, without the injected delay, which applies to a first start);"
                         + " the job SUCCEEDED",
                 "1 version registered for the job; "
                         + slowSeconds

@@ -23,7 +23,10 @@ public interface StageConfig {
     Faults faults();
 
     interface Faults {
-        /** Job ids (a regular expression) whose stage is slowed down by {@link #delay()}. */
+        /**
+         * Job ids (a regular expression) whose stage is slowed down by {@link #delay()}, on its
+         * first start only.
+         */
         Optional<String> delayJobs();
 
         /** How much longer the stage of a slowed job takes, before its real work. */

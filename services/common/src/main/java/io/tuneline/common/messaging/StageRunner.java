@@ -125,7 +125,7 @@ public class StageRunner {
         }
         Instant start = Instant.now();
         write(uri, started + 1, "running", start);
-        injectFaults(service, jobId);
+        injectFaults(service, jobId, started);
         work.run();
         write(uri, 0, "finished", start);
     }
@@ -145,13 +145,15 @@ public class StageRunner {
                         .build());
     }
 
-    private void injectFaults(String service, String jobId) {
+    private void injectFaults(String service, String jobId, int earlierStarts) {
         StageConfig.Faults faults = config.faults();
         if (applies(halting, faults.haltIn(), service, jobId)) {
             LOG.errorf("fault injection: halting the service while it works on %s", jobId);
             Runtime.getRuntime().halt(137);
         }
-        if (applies(delayed, faults.delayIn(), service, jobId)) {
+        // The first start only: a restarted stage redoes the work at its normal pace, and the
+        // reliability test that kills a slowed stage does not wait out the delay twice.
+        if (earlierStarts == 0 && applies(delayed, faults.delayIn(), service, jobId)) {
             LOG.warnf("fault injection: the stage takes %s more", faults.delay());
             try {
                 Thread.sleep(faults.delay().toMillis());
