@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds (and with --push, pushes) the image of every service.
+# Builds (and with --push, pushes) the image of every service (serving included; its CUDA build
+# is Dockerfile.serving-cuda).
 #   deploy/docker/build-images.sh [--push] [REGISTRY_PREFIX] [TAG]
 # Needs Docker or a compatible builder (podman works with DOCKER=podman).
 set -euo pipefail
@@ -11,7 +12,7 @@ tag="${2:-$(./mvnw -B -q help:evaluate -Dexpression=project.version -DforceStdou
 docker="${DOCKER:-docker}"
 
 ./mvnw -B package -DskipTests
-for service in ingestion preprocessing training evaluation registry; do
+for service in ingestion preprocessing training evaluation registry serving; do
   image="$prefix/$service:$tag"
   "$docker" build -f deploy/docker/Dockerfile.jvm --build-arg SERVICE="$service" -t "$image" .
   if $push; then "$docker" push "$image"; fi

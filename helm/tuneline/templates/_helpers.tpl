@@ -1,6 +1,6 @@
 {{/* The services this chart deploys, in pipeline order. */}}
 {{- define "tuneline.services" -}}
-ingestion preprocessing training evaluation registry
+ingestion preprocessing training evaluation registry serving
 {{- end }}
 
 {{- define "tuneline.name" -}}
@@ -101,4 +101,40 @@ app.kubernetes.io/component: {{ index . 1 }}
 - name: KAFKA_SASL_JAAS_CONFIG
   value: org.apache.kafka.common.security.scram.ScramLoginModule required username="$(KAFKA_SASL_USERNAME)" password="$(KAFKA_SASL_PASSWORD)";
 {{- end }}
+{{- end }}
+
+{{/*
+Where a pod may run, shared by every service, the training worker and serving's GPU pods:
+runtimeClassName, priorityClassName, nodeSelector, tolerations and affinity of a values block
+(keys it lacks are left out). Args: the block, e.g. .Values.training.worker
+*/}}
+{{- define "tuneline.podScheduling" -}}
+{{- with .runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with .priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+A container's resources with GPUs added as a limit of the extended resource (the device plugin
+schedules extended resources by their limit). Args: (list resources gpuResourceName gpus)
+*/}}
+{{- define "tuneline.gpuResources" -}}
+{{- $res := deepCopy (index . 0) }}
+{{- $_ := set $res "limits" (merge (dict (index . 1) (index . 2)) (default dict $res.limits)) }}
+{{- toYaml $res }}
 {{- end }}

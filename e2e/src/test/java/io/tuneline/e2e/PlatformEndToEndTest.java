@@ -55,7 +55,18 @@ class PlatformEndToEndTest {
      * else must return data.
      */
     private static final Map<String, String> SKIPPED_QUERIES =
-            Map.of("DCGM_FI_DEV_GPU_UTIL", "NVIDIA DCGM exporter metrics exist only on GPU nodes");
+            Map.of(
+                    "DCGM_FI_DEV_GPU_UTIL",
+                    "NVIDIA DCGM exporter metrics exist only on GPU nodes",
+                    "tuneline_serving_prompt_tokens_total",
+                    "completions' token counters exist once a causal LM version is served; the"
+                            + " stack registers classifiers only",
+                    "tuneline_serving_generated_tokens_total",
+                    "completions' token counters exist once a causal LM version is served; the"
+                            + " stack registers classifiers only");
+
+    /** deploy/local/prometheus.yml's scrape_interval. */
+    private static final long SCRAPE_INTERVAL_SECONDS = 5;
 
     private final Path root = LocalStack.ROOT;
     private final HttpClient http = LocalStack.http();
@@ -170,8 +181,10 @@ class PlatformEndToEndTest {
     @Test
     @Order(4)
     void everyDashboardQueryReturnsDataFromTheRealPrometheus() throws Exception {
-        // Wait until Prometheus has scraped every service again after the last job.
-        Instant lastJob = Instant.now();
+        serveTheRegisteredVersion();
+        // Wait until Prometheus has scraped every service (serving included) twice after the last
+        // job and the last serving request, so that rate() has two samples of each new series.
+        Instant lastJob = Instant.now().plusSeconds(2 * SCRAPE_INTERVAL_SECONDS);
         await().atMost(Duration.ofSeconds(60))
                 .pollInterval(Duration.ofSeconds(1))
                 .until(
@@ -180,7 +193,7 @@ class PlatformEndToEndTest {
                                     prometheus(
                                             "/api/v1/query?query="
                                                     + enc(
-                                                            "min(timestamp(up{job=\"tuneline\"})) and count(up{job=\"tuneline\"} == 1) == 5"));
+                                                            "min(timestamp(up{job=\"tuneline\"})) and count(up{job=\"tuneline\"} == 1) == 6"));
                             JsonNode v =
                                     r.path("data").path("result").path(0).path("value").path(1);
                             return !v.isMissingNode()
@@ -349,5 +362,36 @@ class PlatformEndToEndTest {
 
     private static String enc(String s) {
         return URLEncoder.encode(s, StandardCharsets.UTF_8);
+    }
+
+    /**
+     * The serving dashboard's series exist once serving runs and has answered: {@code ./platform
+     * serve} with the version the first test registered, a few classify requests, one empty request
+     * (400, rejected) and one over {@code max-inputs} (413).
+     */
+    private void serveTheRegisteredVersion() throws Exception {
+        LocalStack.Result serve = LocalStack.platform("serve", "sentiment-demo");
+        assertThat(serve.exit()).as("./platform serve:%n%s", serve.output()).isZero();
+        String url = "http://127.0.0.1:8085/v1/models/sentiment-demo/classify";
+        for (String inputs :
+                List.of(
+                        "\"a wonderful film\"",
+                        "\"dull and far too long\", \"I loved it\"",
+                        "\"fine\"")) {
+            HttpResponse<String> answer = classify(url, "{\"inputs\": [" + inputs + "]}");
+            assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
+        }
+        assertThat(classify(url, "{\"inputs\": []}").statusCode()).isEqualTo(400);
+        String tooMany = String.join(", ", java.util.Collections.nCopies(65, "\"x\""));
+        assertThat(classify(url, "{\"inputs\": [" + tooMany + "]}").statusCode()).isEqualTo(413);
+    }
+
+    private HttpResponse<String> classify(String url, String body) throws Exception {
+        return http.send(
+                HttpRequest.newBuilder(URI.create(url))
+                        .header("Content-Type", "application/json")
+                        .POST(HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
     }
 }

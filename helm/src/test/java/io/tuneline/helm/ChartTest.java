@@ -4,13 +4,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import com.marcnuri.helm.LintResult;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.EnvVar;
+import io.fabric8.kubernetes.api.model.PodSpec;
 import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.Toleration;
+import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.rbac.PolicyRule;
@@ -22,9 +25,11 @@ import io.tuneline.training.run.RunRequest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.stream.StreamSupport;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,13 +37,14 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 class ChartTest {
     private static final List<String> SERVICES =
-            List.of("ingestion", "preprocessing", "training", "evaluation", "registry");
+            List.of("ingestion", "preprocessing", "training", "evaluation", "registry", "serving");
 
     @ParameterizedTest
     @ValueSource(
             strings = {
                 "minimal.yaml",
                 "gpu-training.yaml",
+                "gpu-serving.yaml",
                 "external-tls-sasl.yaml",
                 "everything-on.yaml"
             })
@@ -85,26 +91,12 @@ class ChartTest {
                                 .readTree(cm.path("data").path("pod-template.yaml").asText()));
         var spec = template.getSpec();
 
-        Container worker = spec.getContainers().get(0);
-        assertThat(worker.getImage())
-                .isEqualTo("registry.example.com/tuneline/training-worker-cuda:0.1.0-cu124");
-        assertThat(worker.getResources().getLimits())
-                .containsEntry("nvidia.com/gpu", new Quantity("2"))
-                .containsEntry("memory", new Quantity("96Gi"));
-        assertThat(worker.getResources().getRequests()).containsEntry("cpu", new Quantity("8"));
-        assertThat(spec.getNodeSelector())
-                .containsEntry("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB");
-        assertThat(spec.getTolerations())
-                .extracting(Toleration::getKey)
-                .containsExactly("nvidia.com/gpu", "dedicated");
-        assertThat(
-                        spec.getAffinity()
-                                .getNodeAffinity()
-                                .getRequiredDuringSchedulingIgnoredDuringExecution()
-                                .getNodeSelectorTerms())
-                .hasSize(1);
-        assertThat(spec.getRuntimeClassName()).isEqualTo("nvidia");
-        assertThat(spec.getPriorityClassName()).isEqualTo("ml-training-high");
+        assertScheduledOnGpus(
+                spec,
+                "registry.example.com/tuneline/training-worker-cuda:0.1.0-cu124",
+                new GpuPod("2", "96Gi", "8", "ml-training-high"),
+                "nvidia.com/gpu",
+                "dedicated");
         assertThat(spec.getRestartPolicy()).isEqualTo("Never");
         assertThat(spec.getServiceAccountName()).isEqualTo("tl-tuneline-training");
 
@@ -140,6 +132,226 @@ class ChartTest {
                         Chart.render("gpu-training.yaml", Map.of("training.worker.defaultGpus", 4)),
                         "checksum/worker");
         assertThat(after).isNotEqualTo(before);
+    }
+
+    @Test
+    void gpuSchedulingSettingsReachTheServingPod() {
+        List<JsonNode> docs = Chart.render("gpu-serving.yaml");
+        Deployment d =
+                (Deployment)
+                        KubernetesSchema.validate(
+                                Chart.find(docs, "Deployment", "tl-tuneline-serving"));
+        var pod = d.getSpec().getTemplate().getSpec();
+        assertScheduledOnGpus(
+                pod,
+                "registry.example.com/tuneline/serving-cuda:0.1.0-cu124",
+                new GpuPod("1", "48Gi", "4", "ml-serving"),
+                "nvidia.com/gpu");
+        Container c = pod.getContainers().get(0);
+        // The autoscaler owns the replica count.
+        assertThat(d.getSpec().getReplicas()).isNull();
+        assertThat(Chart.find(docs, "HorizontalPodAutoscaler", "tl-tuneline-serving")).isNotNull();
+        assertThat(Chart.find(docs, "PodDisruptionBudget", "tl-tuneline-serving")).isNotNull();
+
+        // Read-only root: the versions' files and libtorch go to size-limited emptyDirs.
+        assertThat(c.getSecurityContext().getReadOnlyRootFilesystem()).isTrue();
+        assertThat(c.getVolumeMounts())
+                .extracting(VolumeMount::getMountPath)
+                .contains("/tmp", "/var/cache/tuneline/engine");
+        assertThat(pod.getVolumes())
+                .filteredOn(v -> v.getName().equals("tmp") || v.getName().equals("engine-cache"))
+                .allSatisfy(v -> assertThat(v.getEmptyDir().getSizeLimit()).isNotNull())
+                .hasSize(2);
+        JsonNode config = Chart.find(docs, "ConfigMap", "tl-tuneline-serving").path("data");
+        assertThat(config.path("ENGINE_CACHE_DIR").asText())
+                .isEqualTo("/var/cache/tuneline/engine");
+
+        // Without GPUs (the default) the pod asks for none and needs no GPU runtime.
+        var cpuPod =
+                ((Deployment)
+                                KubernetesSchema.validate(
+                                        Chart.find(
+                                                Chart.render("minimal.yaml"),
+                                                "Deployment",
+                                                "tl-tuneline-serving")))
+                        .getSpec()
+                        .getTemplate()
+                        .getSpec();
+        assertThat(cpuPod.getContainers().get(0).getResources().getLimits())
+                .doesNotContainKey("nvidia.com/gpu");
+        assertThat(cpuPod.getRuntimeClassName()).isNull();
+    }
+
+    @Test
+    void servingAsksTheRegistryOfItsReleaseWithTheConfiguredLimits() {
+        List<JsonNode> docs = Chart.render("gpu-serving.yaml");
+        JsonNode config = Chart.find(docs, "ConfigMap", "tl-tuneline-serving").path("data");
+        // The registry's Service of this release, on the port it serves.
+        JsonNode registry = Chart.find(docs, "Service", "tl-tuneline-registry");
+        assertThat(config.path("REGISTRY_URL").asText())
+                .isEqualTo(
+                        "http://"
+                                + registry.path("metadata").path("name").asText()
+                                + ":"
+                                + registry.path("spec").path("ports").get(0).path("port").asInt());
+        assertThat(config.path("TUNELINE_SERVING_PRELOAD").asText())
+                .isEqualTo("sentiment:production,support-llama:3");
+        assertThat(config.path("TUNELINE_SERVING_BATCH_MAX_SIZE").asText()).isEqualTo("16");
+        assertThat(config.path("TUNELINE_SERVING_BATCH_MAX_WAIT").asText()).isEqualTo("10ms");
+        assertThat(config.path("TUNELINE_SERVING_LIMITS_MAX_QUEUED").asText()).isEqualTo("128");
+        assertThat(config.path("TUNELINE_SERVING_LIMITS_MAX_LOADED_MODELS").asText())
+                .isEqualTo("4");
+        assertThat(config.path("TUNELINE_SERVING_LIMITS_MAX_INPUTS").asText()).isEqualTo("64");
+        assertThat(config.path("QUARKUS_HTTP_LIMITS_MAX_BODY_SIZE").asText()).isEqualTo("2M");
+
+        // Every tuneline.serving key the chart sets is one the service reads (ServingConfig).
+        Set<String> known = ServingProperties.environmentNames();
+        config.fieldNames()
+                .forEachRemaining(
+                        key -> {
+                            if (key.startsWith("TUNELINE_SERVING_")) {
+                                assertThat(known)
+                                        .as("ServingConfig property for %s", key)
+                                        .contains(key);
+                            }
+                        });
+
+        Deployment d =
+                (Deployment)
+                        KubernetesSchema.validate(
+                                Chart.find(docs, "Deployment", "tl-tuneline-serving"));
+        Container c = d.getSpec().getTemplate().getSpec().getContainers().get(0);
+        assertThat(c.getEnvFrom().get(0).getConfigMapRef().getName())
+                .isEqualTo("tl-tuneline-serving");
+        assertThat(secretOf(c.getEnv(), "REGISTRY_API_TOKEN")).isEqualTo("tuneline-api-token");
+        assertThat(secretOf(c.getEnv(), "S3_SECRET_KEY")).isEqualTo("tl-tuneline-object-store");
+
+        // A registry elsewhere.
+        assertThat(
+                        Chart.find(
+                                        Chart.render(
+                                                "minimal.yaml",
+                                                Map.of(
+                                                        "serving.registryUrl",
+                                                        "https://registry.example.com")),
+                                        "ConfigMap",
+                                        "tl-tuneline-serving")
+                                .path("data")
+                                .path("REGISTRY_URL")
+                                .asText())
+                .isEqualTo("https://registry.example.com");
+        assertThat(
+                        Chart.ofKind(
+                                        Chart.render(
+                                                "minimal.yaml", Map.of("serving.enabled", false)),
+                                        "Deployment")
+                                .stream()
+                                .map(x -> x.path("metadata").path("name").asText()))
+                .hasSize(SERVICES.size() - 1)
+                .doesNotContain("tl-tuneline-serving");
+    }
+
+    @Test
+    void kserveInferenceServicesServeTheVersionsExportsAndAdapters() {
+        List<JsonNode> docs = Chart.render("gpu-serving.yaml");
+        assertThat(Chart.ofKind(docs, "InferenceService")).hasSize(2);
+        assertThat(Chart.ofKind(Chart.render("minimal.yaml"), "InferenceService")).isEmpty();
+
+        JsonNode merged =
+                InferenceServiceSchema.validate(Chart.find(docs, "InferenceService", "sentiment"));
+        JsonNode predictor = merged.path("spec").path("predictor");
+        assertThat(predictor.path("model").path("modelFormat").path("name").asText())
+                .isEqualTo("huggingface");
+        assertThat(predictor.path("model").path("storageUri").asText())
+                .isEqualTo("s3://tuneline/runs/sentiment-2026-11-30/model");
+        assertThat(predictor.path("model").path("args").toString())
+                .contains("--model_name=sentiment");
+        assertThat(predictor.path("model").path("resources").path("limits").has("nvidia.com/gpu"))
+                .as("gpus: 0")
+                .isFalse();
+        assertThat(predictor.path("serviceAccountName").asText()).isEqualTo("kserve-s3");
+        assertThat(predictor.has("storageUris")).isFalse();
+
+        JsonNode adapter =
+                InferenceServiceSchema.validate(
+                        Chart.find(docs, "InferenceService", "support-llama"));
+        predictor = adapter.path("spec").path("predictor");
+        // KServe refuses storageUri together with storageUris.
+        assertThat(predictor.path("model").has("storageUri")).isFalse();
+        assertThat(predictor.path("storageUris").findValuesAsText("uri"))
+                .containsExactly(
+                        "s3://models/meta-llama/Llama-3.2-1B-Instruct",
+                        "s3://tuneline/runs/support-llama-lora-7/model/adapter");
+        assertThat(predictor.path("storageUris").findValuesAsText("mountPath"))
+                .containsExactly("/mnt/models/base", "/mnt/models/adapter");
+        List<String> args = new ArrayList<>();
+        predictor.path("model").path("args").forEach(a -> args.add(a.asText()));
+        assertThat(args)
+                .containsSubsequence(
+                        "--model_dir=/mnt/models/base",
+                        "--backend=vllm",
+                        "--enable-lora",
+                        "--lora-modules",
+                        "support-llama=/mnt/models/adapter",
+                        "--max-model-len=4096")
+                .contains("--model_name=support-llama-base");
+        assertThat(
+                        predictor
+                                .path("model")
+                                .path("resources")
+                                .path("limits")
+                                .path("nvidia.com/gpu")
+                                .asInt())
+                .isEqualTo(1);
+        // Scheduled on the GPU nodes as the serving service is.
+        assertThat(predictor.path("runtimeClassName").asText()).isEqualTo("nvidia");
+        assertThat(predictor.path("priorityClassName").asText()).isEqualTo("ml-serving");
+        assertThat(predictor.path("tolerations").get(0).path("key").asText())
+                .isEqualTo("nvidia.com/gpu");
+        assertThat(predictor.path("minReplicas").asInt()).isEqualTo(1);
+        assertThat(predictor.path("maxReplicas").asInt()).isEqualTo(2);
+    }
+
+    @Test
+    void anInferenceServiceWithAnUnknownFieldOrAWrongTypeFailsKServesSchema() {
+        JsonNode rendered =
+                Chart.find(Chart.render("gpu-serving.yaml"), "InferenceService", "sentiment");
+
+        ObjectNode misspelt = rendered.deepCopy();
+        ((ObjectNode) misspelt.path("spec").path("predictor").path("model"))
+                .put("storageURI", "s3://x");
+        assertThatThrownBy(() -> KubernetesSchema.validate(misspelt))
+                .hasMessageContaining("storageURI");
+
+        ObjectNode misplaced = rendered.deepCopy();
+        ((ObjectNode) misplaced.path("spec")).put("storageUri", "s3://x");
+        assertThatThrownBy(() -> KubernetesSchema.validate(misplaced))
+                .hasMessageContaining("storageUri");
+
+        ObjectNode wrongType = rendered.deepCopy();
+        ((ObjectNode) wrongType.path("spec").path("predictor")).put("minReplicas", "two");
+        assertThatThrownBy(() -> KubernetesSchema.validate(wrongType))
+                .hasMessageContaining("minReplicas");
+
+        ObjectNode noFormatName = rendered.deepCopy();
+        ((ObjectNode) noFormatName.path("spec").path("predictor").path("model").path("modelFormat"))
+                .remove("name");
+        assertThatThrownBy(() -> KubernetesSchema.validate(noFormatName))
+                .hasMessageContaining("name");
+
+        // The chart's values schema stops the same mistakes before rendering.
+        assertThatThrownBy(() -> renderInferenceService("storageURI", "s3://x"))
+                .hasMessageContaining("storageURI");
+        assertThatThrownBy(() -> renderInferenceService("adapter", true))
+                .hasMessageContaining("baseStorageUri");
+    }
+
+    /** An InferenceService entry with a name, a job id and one more field. */
+    private static String renderInferenceService(String field, Object value) {
+        String entry = "serving.kserve.inferenceServices[0].";
+        return Chart.template(
+                "minimal.yaml",
+                Map.of(entry + "name", "x", entry + "jobId", "j", entry + field, value));
     }
 
     @Test
@@ -276,19 +488,40 @@ class ChartTest {
                         "TunelineJobFailureRateHigh",
                         "TunelineTrainingStuck",
                         "TunelineConsumerLagHigh",
-                        "TunelineDeadLettersGrowing");
+                        "TunelineDeadLettersGrowing",
+                        "TunelineServingErrorsHigh",
+                        "TunelineServingLatencyHigh");
         JsonNode monitor = Chart.find(docs, "ServiceMonitor", "tl-tuneline");
         assertThat(monitor.path("spec").path("endpoints").get(0).path("path").asText())
                 .isEqualTo("/q/metrics");
         assertThat(monitor.path("metadata").path("labels").path("release").asText())
                 .isEqualTo("kube-prometheus-stack");
+        // Serving's Service is one the monitor selects, on the port it scrapes.
+        JsonNode serving = Chart.find(docs, "Service", "tl-tuneline-serving");
+        monitor.path("spec")
+                .path("selector")
+                .path("matchLabels")
+                .fields()
+                .forEachRemaining(
+                        label ->
+                                assertThat(
+                                                serving.path("metadata")
+                                                        .path("labels")
+                                                        .path(label.getKey())
+                                                        .asText())
+                                        .isEqualTo(label.getValue().asText()));
+        assertThat(serving.path("spec").path("ports").get(0).path("name").asText())
+                .isEqualTo(monitor.path("spec").path("endpoints").get(0).path("port").asText());
         List<JsonNode> dashboards =
                 Chart.ofKind(docs, "ConfigMap").stream()
                         .filter(c -> c.path("metadata").path("labels").has("grafana_dashboard"))
                         .toList();
         assertThat(dashboards)
                 .extracting(c -> c.path("metadata").path("name").asText())
-                .contains("tl-tuneline-dashboard-overview", "tl-tuneline-dashboard-pipeline");
+                .contains(
+                        "tl-tuneline-dashboard-overview",
+                        "tl-tuneline-dashboard-pipeline",
+                        "tl-tuneline-dashboard-serving");
         assertThat(dashboards)
                 .allSatisfy(
                         c -> {
@@ -297,7 +530,7 @@ class ChartTest {
                             assertThat(c.path("data").toString()).contains("${DS_PROMETHEUS}");
                         });
         assertThat(Chart.ofKind(docs, "PodDisruptionBudget")).hasSize(SERVICES.size());
-        assertThat(Chart.ofKind(docs, "HorizontalPodAutoscaler")).hasSize(3);
+        assertThat(Chart.ofKind(docs, "HorizontalPodAutoscaler")).hasSize(4);
     }
 
     @Test
@@ -332,6 +565,18 @@ class ChartTest {
         assertThatThrownBy(
                         () -> Chart.template("minimal.yaml", Map.of("training.executor", "slurm")))
                 .hasMessageContaining("executor");
+        assertThatThrownBy(() -> Chart.template("minimal.yaml", Map.of("serving.gpu", 1)))
+                .hasMessageContaining("gpu");
+        assertThatThrownBy(() -> Chart.template("minimal.yaml", Map.of("serving.gpus", "one")))
+                .hasMessageContaining("gpus");
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml", Map.of("serving.batch.maxWait", "soon")))
+                .hasMessageContaining("maxWait");
+        assertThatThrownBy(
+                        () -> Chart.template("minimal.yaml", Map.of("serving.limits.maxQueue", 10)))
+                .hasMessageContaining("maxQueue");
     }
 
     @Test
@@ -349,6 +594,34 @@ class ChartTest {
                                 Chart.template(
                                         "minimal.yaml", Map.of("registryApi.existingSecret", "")))
                 .hasMessageContaining("registryApi.existingSecret is required");
+    }
+
+    /** What a GPU pod of the test values asks for: GPUs, memory limit, CPU request, priority. */
+    private record GpuPod(String gpus, String memory, String cpu, String priorityClass) {}
+
+    /** The GPU settings of gpu-training.yaml / gpu-serving.yaml as they reach a pod. */
+    private static void assertScheduledOnGpus(
+            PodSpec pod, String image, GpuPod expected, String... tolerationKeys) {
+        Container c = pod.getContainers().get(0);
+        assertThat(c.getImage()).isEqualTo(image);
+        assertThat(c.getResources().getLimits())
+                .containsEntry("nvidia.com/gpu", new Quantity(expected.gpus()))
+                .containsEntry("memory", new Quantity(expected.memory()));
+        assertThat(c.getResources().getRequests())
+                .containsEntry("cpu", new Quantity(expected.cpu()));
+        assertThat(pod.getNodeSelector())
+                .containsEntry("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-80GB");
+        assertThat(pod.getTolerations())
+                .extracting(Toleration::getKey)
+                .containsExactly(tolerationKeys);
+        assertThat(
+                        pod.getAffinity()
+                                .getNodeAffinity()
+                                .getRequiredDuringSchedulingIgnoredDuringExecution()
+                                .getNodeSelectorTerms())
+                .hasSize(1);
+        assertThat(pod.getRuntimeClassName()).isEqualTo("nvidia");
+        assertThat(pod.getPriorityClassName()).isEqualTo(expected.priorityClass());
     }
 
     private static String trainingChecksum(List<JsonNode> docs, String annotation) {

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.common.observability.MetricNames;
+import io.tuneline.serving.load.ServingMetrics;
 import io.tuneline.training.progress.TrainingMetrics;
 import java.io.IOException;
 import java.lang.reflect.Field;
@@ -47,12 +48,15 @@ class DashboardsTest {
                     "up",
                     "jvm_memory_used_bytes",
                     "kafka_consumer_fetch_manager_records_lag_max",
-                    "kafka_consumer_fetch_manager_records_consumed_total");
+                    "kafka_consumer_fetch_manager_records_consumed_total",
+                    // Quarkus' HTTP server binder (method, uri, status, outcome): serving's 413s
+                    // and 429s by status.
+                    "http_server_requests_seconds_count");
 
     @Test
     void everyDashboardIsImportableAndFilterable() throws IOException {
         List<JsonNode> dashboards = dashboards();
-        assertThat(dashboards).hasSize(4);
+        assertThat(dashboards).hasSize(5);
         Set<String> uids = new HashSet<>();
         for (JsonNode d : dashboards) {
             String title = d.path("title").asText();
@@ -121,6 +125,7 @@ class DashboardsTest {
         exported.addAll(CLUSTER_ONLY);
         exported.addAll(tunelineMetrics());
         exported.addAll(trainingMetrics());
+        exported.addAll(servingMetrics());
         for (String expr : expressions()) {
             Matcher m = SELECTOR.matcher(expr);
             boolean any = false;
@@ -166,6 +171,35 @@ class DashboardsTest {
             names.add(metric.replace('.', '_'));
         }
         return names;
+    }
+
+    /**
+     * The serving service's series (ServingMetrics) as Micrometer's Prometheus registry names them:
+     * a timer adds {@code _seconds} and, with its percentile histogram, {@code _bucket}; a
+     * distribution summary {@code _bucket}, {@code _count}, {@code _sum}, {@code _max}; a counter
+     * {@code _total}; a gauge its base unit ({@code _bytes}).
+     */
+    private static Set<String> servingMetrics() {
+        Set<String> names = new HashSet<>();
+        for (String part : new String[] {"_bucket", "_count", "_sum", "_max"}) {
+            names.add(prometheus(ServingMetrics.REQUEST_DURATION) + "_seconds" + part);
+            names.add(prometheus(ServingMetrics.BATCH_INPUTS) + part);
+        }
+        for (String counter :
+                List.of(
+                        ServingMetrics.REQUESTS,
+                        ServingMetrics.PROMPT_TOKENS,
+                        ServingMetrics.GENERATED_TOKENS)) {
+            names.add(prometheus(counter) + "_total");
+        }
+        names.add(prometheus(ServingMetrics.LOADED_MODELS));
+        names.add(prometheus(ServingMetrics.QUEUED_REQUESTS));
+        names.add(prometheus(ServingMetrics.PARAMETER_BYTES) + "_bytes");
+        return names;
+    }
+
+    private static String prometheus(String micrometerName) {
+        return micrometerName.replace('.', '_');
     }
 
     private static List<JsonNode> dashboards() throws IOException {

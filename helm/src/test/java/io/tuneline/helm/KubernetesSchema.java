@@ -27,7 +27,8 @@ import java.util.Map;
  * Checks rendered documents against the Kubernetes API types (fabric8's model classes, Strimzi's
  * for KafkaTopic) strictly: the models normally keep unknown fields in {@code
  * additionalProperties}; here that catch-all is removed, so a misspelt or misplaced field fails
- * with its path, as the API server's strict field validation would.
+ * with its path, as the API server's strict field validation would. KServe's InferenceService,
+ * which has no Java model, is checked against its CRD schema ({@link InferenceServiceSchema}).
  */
 final class KubernetesSchema {
     private static final Map<String, Class<?>> TYPES =
@@ -70,6 +71,9 @@ final class KubernetesSchema {
     /** Parses {@code doc} as its API type; throws naming the document and the bad field. */
     static Object validate(JsonNode doc) {
         String key = doc.path("apiVersion").asText() + "/" + doc.path("kind").asText();
+        if (key.equals(InferenceServiceSchema.API_VERSION + "/" + InferenceServiceSchema.KIND)) {
+            return InferenceServiceSchema.validate(doc);
+        }
         Class<?> type = TYPES.get(key);
         String where = key + " " + doc.path("metadata").path("name").asText();
         if (type == null) {
@@ -80,6 +84,11 @@ final class KubernetesSchema {
 
     static PodTemplateSpec podTemplate(String where, JsonNode doc) {
         return parse(where, doc, PodTemplateSpec.class);
+    }
+
+    /** Parses {@code doc} as {@code type}, unknown fields rejected; throws Jackson's error. */
+    static <T> T parseStrictly(JsonNode doc, Class<T> type) throws Exception {
+        return STRICT.treeToValue(doc, type);
     }
 
     private static <T> T parse(String where, JsonNode doc, Class<T> type) {
