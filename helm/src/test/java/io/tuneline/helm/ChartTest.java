@@ -99,6 +99,15 @@ class ChartTest {
                 "dedicated");
         assertThat(spec.getRestartPolicy()).isEqualTo("Never");
         assertThat(spec.getServiceAccountName()).isEqualTo("tl-tuneline-training");
+        // The worker stores its checkpoint within the pod's grace period after SIGTERM, keeping
+        // 15 s of it for the upload.
+        assertThat(spec.getTerminationGracePeriodSeconds()).isEqualTo(120L);
+        assertThat(spec.getContainers().get(0).getEnv())
+                .anySatisfy(
+                        e -> {
+                            assertThat(e.getName()).isEqualTo("TUNELINE_STOP_GRACE_SECONDS");
+                            assertThat(e.getValue()).isEqualTo("105");
+                        });
 
         // The training controller turns this template into a run's Job.
         Path file = Files.createTempFile(Path.of("target"), "pod-template", ".yaml");

@@ -20,6 +20,15 @@ public interface TrainingConfig {
     int maxAttempts();
 
     /**
+     * Preemptions per job (a worker stopped from outside after storing a checkpoint: spot nodes,
+     * preemption, eviction, a controller restart). They resume the run and do not count against
+     * {@link #maxAttempts()}; past this many the next one fails the job, so a run that can never
+     * keep its node does not go round for ever.
+     */
+    @WithDefault("20")
+    int maxPreemptions();
+
+    /**
      * How often the controller asks the executor again about every run in flight, so that a run's
      * end it could not record (the object store was down) is acted on once the store is back.
      */

@@ -97,7 +97,7 @@ public final class KubernetesRunLauncher implements RunLauncher {
                 }
             }
         }
-        Optional<RunState.Failed> failure = podFailure(job);
+        Optional<RunState> failure = podFailure(job);
         if (failure.isPresent()) {
             return failure.get();
         }
@@ -164,7 +164,7 @@ public final class KubernetesRunLauncher implements RunLauncher {
                         });
     }
 
-    private Optional<RunState.Failed> podFailure(Job job) {
+    private Optional<RunState> podFailure(Job job) {
         return pods(job).stream().map(PodFailures::explain).flatMap(Optional::stream).findFirst();
     }
 

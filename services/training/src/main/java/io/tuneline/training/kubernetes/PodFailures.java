@@ -20,7 +20,7 @@ final class PodFailures {
 
     private PodFailures() {}
 
-    static Optional<RunState.Failed> explain(Pod pod) {
+    static Optional<RunState> explain(Pod pod) {
         var status = pod.getStatus();
         if (status == null) {
             return Optional.empty();
@@ -31,6 +31,7 @@ final class PodFailures {
                             "the worker pod was evicted from its node: " + status.getMessage(),
                             true));
         }
+        Optional<String> disruption = disruption(pod);
         for (ContainerStatus c : containers(pod)) {
             var waiting = c.getState() == null ? null : c.getState().getWaiting();
             if (waiting != null && IMAGE_PULL.contains(waiting.getReason())) {
@@ -78,6 +79,16 @@ final class PodFailures {
             }
             if (terminated != null
                     && terminated.getExitCode() != null
+                    && terminated.getExitCode() == TrainingWorker.EXIT_STOPPED) {
+                // SIGTERM within the grace period: the worker stored its checkpoint and stopped.
+                return Optional.of(
+                        new RunState.Preempted(
+                                "the worker pod was stopped"
+                                        + disruption.map(d -> " (" + d + ")").orElse("")
+                                        + " after storing a checkpoint"));
+            }
+            if (terminated != null
+                    && terminated.getExitCode() != null
                     && terminated.getExitCode() != 0) {
                 return Optional.of(
                         new RunState.Failed(
@@ -100,6 +111,22 @@ final class PodFailures {
             }
         }
         return Optional.empty();
+    }
+
+    /**
+     * Kubernetes' reason for stopping the pod from outside, when it gives one: the {@code
+     * DisruptionTarget} condition (preemption by the scheduler, eviction through the API, node
+     * drain or shutdown).
+     */
+    private static Optional<String> disruption(Pod pod) {
+        if (pod.getStatus().getConditions() == null) {
+            return Optional.empty();
+        }
+        return pod.getStatus().getConditions().stream()
+                .filter(c -> "DisruptionTarget".equals(c.getType()))
+                .filter(c -> "True".equals(c.getStatus()))
+                .map(c -> c.getReason() + (c.getMessage() == null ? "" : ": " + c.getMessage()))
+                .findFirst();
     }
 
     /** Why a pod is still pending, for progress messages ("waiting for a GPU node: ..."). */

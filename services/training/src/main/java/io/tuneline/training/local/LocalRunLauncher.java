@@ -138,6 +138,13 @@ public final class LocalRunLauncher implements RunLauncher {
             state = new RunState.Failed("cancelled", false);
         } else if (code == 0) {
             state = new RunState.Succeeded();
+        } else if (code == TrainingWorker.EXIT_STOPPED) {
+            // SIGTERM from outside (not a cancellation): the worker stored a checkpoint first.
+            state =
+                    new RunState.Preempted(
+                            "the worker process was stopped (SIGTERM) after storing a checkpoint;"
+                                    + " its log: "
+                                    + log);
         } else if (code == TrainingWorker.EXIT_JOB_CANNOT_SUCCEED) {
             state =
                     new RunState.Failed(

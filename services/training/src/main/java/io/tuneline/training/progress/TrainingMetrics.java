@@ -28,6 +28,7 @@ import java.util.stream.Collectors;
 public class TrainingMetrics {
     public static final String RUNS = "tuneline.training.runs";
     public static final String PREFIX = "tuneline.training.";
+    public static final String PREEMPTIONS = "tuneline.training.preemptions";
 
     private static final Map<String, ToDoubleFunction<TrainingProgress>> PROGRESS =
             Map.of(
@@ -48,6 +49,7 @@ public class TrainingMetrics {
 
     private final MeterRegistry registry;
     private final MultiGauge runs;
+    private final io.micrometer.core.instrument.Counter preemptions;
     private final Map<String, RunStatus> statuses = new ConcurrentHashMap<>();
     private final Map<String, Integer> priorities = new ConcurrentHashMap<>();
     private final Map<String, Live> live = new ConcurrentHashMap<>();
@@ -61,6 +63,12 @@ public class TrainingMetrics {
                 MultiGauge.builder(RUNS)
                         .description("Training runs by state (queued, running) and priority")
                         .register(registry);
+        this.preemptions =
+                io.micrometer.core.instrument.Counter.builder(PREEMPTIONS)
+                        .description(
+                                "Runs stopped from outside with a checkpoint and resumed (spot"
+                                        + " nodes, preemption, eviction, controller restarts)")
+                        .register(registry);
         refresh();
     }
 
@@ -71,6 +79,11 @@ public class TrainingMetrics {
 
     public void priority(String jobId, int priority) {
         priorities.put(jobId, priority);
+    }
+
+    /** A run was preempted and resumes ({@code tuneline_training_preemptions_total}). */
+    public void preempted(String jobId) {
+        preemptions.increment();
     }
 
     public void track(RunRecord record) {

@@ -18,6 +18,13 @@ public sealed interface RunState {
      */
     record Failed(String reason, boolean retriable) implements RunState {}
 
+    /**
+     * The worker was stopped from outside (SIGTERM: a spot node reclaimed, a pod preempted or
+     * evicted, a node drained) and stored a checkpoint within its grace period: the run resumes
+     * from it, and the stop does not count as a failed attempt.
+     */
+    record Preempted(String reason) implements RunState {}
+
     /** Nothing is known of this run (never launched, or deleted after its TTL). */
     record Unknown() implements RunState {}
 }

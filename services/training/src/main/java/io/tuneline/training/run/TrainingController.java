@@ -280,6 +280,8 @@ public class TrainingController {
                 succeeded(record);
             } else if (state instanceof RunState.Failed failed) {
                 failed(record, failed);
+            } else if (state instanceof RunState.Preempted preempted) {
+                preempted(record, preempted.reason());
             } else if (state instanceof RunState.Unknown
                     && record.status() == RunStatus.CANCELLING) {
                 cancelled(record);
@@ -322,7 +324,7 @@ public class TrainingController {
             cancelled(record);
             return;
         }
-        if (failure.retriable() && record.attempt() < config.maxAttempts()) {
+        if (failure.retriable() && record.failedAttempts() < config.maxAttempts()) {
             RunRecord next =
                     record.nextAttempt(
                             "attempt " + record.attempt() + " failed: " + failure.reason());
@@ -337,19 +339,69 @@ public class TrainingController {
                             + firstLine(failure.reason())
                             + "); restarting from the last checkpoint as attempt "
                             + next.attempt()
-                            + " of "
-                            + config.maxAttempts());
+                            + (record.preemptions() == 0
+                                    ? " of " + config.maxAttempts()
+                                    : " (failed attempts "
+                                            + next.failedAttempts()
+                                            + " of "
+                                            + config.maxAttempts()
+                                            + "; "
+                                            + record.preemptions()
+                                            + " preemption(s) not counted)"));
             launcher.start(request(runs.input(record.jobId()), next.attempt()));
             return;
         }
         String message =
                 failure.retriable()
                         ? "training failed "
-                                + record.attempt()
+                                + record.failedAttempts()
                                 + " times; the last attempt: "
                                 + failure.reason()
                         : "training failed: " + failure.reason();
         fail(record, ERROR_TRAINING_FAILED, message);
+    }
+
+    /**
+     * A worker stopped from outside with its checkpoint stored: start the next attempt from it at
+     * once, without counting a failure (up to {@code max-preemptions}).
+     */
+    private void preempted(RunRecord record, String reason) {
+        if (record.status() == RunStatus.CANCELLING) {
+            cancelled(record);
+            return;
+        }
+        if (record.preemptions() >= config.maxPreemptions()) {
+            fail(
+                    record,
+                    ERROR_TRAINING_FAILED,
+                    "training was preempted "
+                            + (record.preemptions() + 1)
+                            + " times, more than max-preemptions "
+                            + config.maxPreemptions()
+                            + " allows; the last time: "
+                            + reason);
+            return;
+        }
+        RunRecord next =
+                record.resumedAfterPreemption(
+                        "attempt " + record.attempt() + " preempted: " + reason);
+        runs.save(next);
+        metrics.preempted(record.jobId());
+        metrics.track(next);
+        LOG.infof("attempt %d preempted (%s); resuming", record.attempt(), firstLine(reason));
+        statusChanged(
+                record.jobId(),
+                JobStatus.JOB_STATUS_TRAINING,
+                "attempt "
+                        + record.attempt()
+                        + " preempted ("
+                        + firstLine(reason)
+                        + "); resuming from its checkpoint as attempt "
+                        + next.attempt()
+                        + " (preemption "
+                        + next.preemptions()
+                        + "; not counted as a failure)");
+        launcher.start(request(runs.input(record.jobId()), next.attempt()));
     }
 
     private void cancelled(RunRecord record) {
@@ -397,7 +449,8 @@ public class TrainingController {
         if (state instanceof RunState.Unknown) {
             // The local executor's workers stop with the controller that started them
             // (TrainingWorker.CONTROLLER_PID); start again from the last checkpoint.
-            RunRecord next = record.nextAttempt("the training controller restarted");
+            // A preemption of the run, not a failure of it.
+            RunRecord next = record.resumedAfterPreemption("the training controller restarted");
             runs.save(next);
             launcher.start(request(runs.input(record.jobId()), next.attempt()));
             return;

@@ -33,8 +33,15 @@ import org.apache.kafka.common.serialization.StringSerializer;
 public final class TrainingWorker {
     private TrainingWorker() {}
 
-    /** How long a SIGTERM waits for the current step and its checkpoint before the JVM exits. */
-    static final Duration STOP_GRACE = Duration.ofSeconds(60);
+    /**
+     * How long a SIGTERM waits for the current step and its checkpoint before the JVM exits: {@code
+     * TUNELINE_STOP_GRACE_SECONDS} (the chart sets it from the pod's termination grace period, less
+     * time for the upload), else 60 s.
+     */
+    static final Duration STOP_GRACE =
+            Duration.ofSeconds(
+                    Long.parseLong(
+                            System.getenv().getOrDefault("TUNELINE_STOP_GRACE_SECONDS", "60")));
 
     /**
      * The local executor's controller process. A worker whose controller died (SIGKILL, OOM) stops
@@ -94,7 +101,7 @@ public final class TrainingWorker {
                                     + pid.trim()
                                     + ") is gone; stopping after this step with a checkpoint");
                     // Runs the shutdown hook, as SIGTERM does.
-                    System.exit(143);
+                    System.exit(EXIT_STOPPED);
                 });
     }
 
@@ -138,7 +145,7 @@ public final class TrainingWorker {
             } catch (TrainingStoppedException e) {
                 producer.flush();
                 System.out.println("training of " + jobId + ": " + e.getMessage());
-                return 143;
+                return EXIT_STOPPED;
             }
             producer.flush();
             System.out.printf(
@@ -163,6 +170,12 @@ public final class TrainingWorker {
      * it.
      */
     public static final int EXIT_JOB_CANNOT_SUCCEED = 3;
+
+    /**
+     * The exit code of an attempt stopped from outside (SIGTERM: 128 + 15) once its checkpoint was
+     * stored: the controller resumes the run without counting a failure (a preemption).
+     */
+    public static final int EXIT_STOPPED = 143;
 
     /**
      * Failures that come from the job itself: bad arguments (what the worker cannot train, a base

@@ -16,7 +16,17 @@ public final class FakeWorker {
         Files.writeString(Path.of("pid"), Long.toString(ProcessHandle.current().pid()));
         System.out.println("worker for " + jobId + " run " + System.getenv("TUNELINE_RUN_ID"));
         int attempt = Integer.parseInt(System.getenv("TUNELINE_ATTEMPT"));
-        if (jobId.startsWith("ok-") || (jobId.startsWith("flaky-") && attempt > 1)) {
+        if (jobId.startsWith("preempt-")
+                && (jobId.startsWith("preempt-forever-") || attempt <= 3)) {
+            // As the real worker after SIGTERM: the step ends, the checkpoint is stored, 143.
+            System.out.println("step 1");
+            System.out.println("stopped on request after step 1; its checkpoint is saved");
+            System.out.flush();
+            Runtime.getRuntime().halt(TrainingWorker.EXIT_STOPPED);
+        }
+        if (jobId.startsWith("ok-")
+                || (jobId.startsWith("flaky-") && attempt > 1)
+                || jobId.startsWith("preempt-")) {
             for (int step = 1; step <= 3; step++) {
                 System.out.println("step " + step);
             }

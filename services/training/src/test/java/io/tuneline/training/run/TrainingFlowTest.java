@@ -29,6 +29,7 @@ import io.tuneline.testing.KafkaTestClient;
 import io.tuneline.testing.S3ProxyResource;
 import io.tuneline.training.TrainingFixtures;
 import io.tuneline.training.local.FakeWorker;
+import io.tuneline.training.progress.TrainingMetrics;
 import jakarta.inject.Inject;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -61,6 +62,8 @@ class TrainingFlowTest {
                     TrainingFixtures.workerCommand(FakeWorker.class),
                     "tuneline.training.max-attempts",
                     "2",
+                    "tuneline.training.max-preemptions",
+                    "4",
                     "tuneline.training.local.max-concurrent-runs",
                     "2",
                     "tuneline.training.local.stop-grace",
@@ -181,6 +184,59 @@ class TrainingFlowTest {
                                                 "attempt 1 failed (the worker process exited with code 137 (killed: SIGKILL")
                                         && m.endsWith(
                                                 "restarting from the last checkpoint as attempt 2 of 2"));
+    }
+
+    @Test
+    void aPreemptedRunResumesFromItsCheckpointWithoutUsingUpAnAttempt() {
+        publishPrepared("preempt-1");
+
+        // Three preemptions with two attempts allowed: none of them counts as a failure.
+        TrainingCompleted done =
+                CODEC.decode(
+                                awaitEvent(
+                                        Topics.TRAINING_COMPLETED,
+                                        "preempt-1",
+                                        "tuneline.v1.TrainingCompleted"),
+                                TrainingCompleted.getDefaultInstance())
+                        .payload();
+        assertThat(done.getRunId()).isEqualTo("preempt-1-a4");
+        List<String> preempted =
+                statuses("preempt-1").stream()
+                        .map(JobStatusChanged::getMessage)
+                        .filter(m -> m.contains("preempted"))
+                        .toList();
+        assertThat(preempted).hasSize(3);
+        for (int i = 1; i <= 3; i++) {
+            assertThat(preempted.get(i - 1))
+                    .startsWith(
+                            "attempt "
+                                    + i
+                                    + " preempted (the worker process was stopped (SIGTERM)"
+                                    + " after storing a checkpoint; its log: ")
+                    .endsWith(
+                            "); resuming from its checkpoint as attempt "
+                                    + (i + 1)
+                                    + " (preemption "
+                                    + i
+                                    + "; not counted as a failure)");
+        }
+        assertThat(registry.counter(TrainingMetrics.PREEMPTIONS).count()).isGreaterThanOrEqualTo(3);
+    }
+
+    @Test
+    void aRunPreemptedMoreThanMaxPreemptionsFailsSayingSo() {
+        publishPrepared("preempt-forever-1");
+
+        JobFailed failed =
+                CODEC.decode(
+                                awaitEvent(
+                                        Topics.JOBS_STATUS,
+                                        "preempt-forever-1",
+                                        "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getMessage())
+                .startsWith("training was preempted 5 times, more than max-preemptions 4 allows");
     }
 
     @Test
