@@ -94,7 +94,16 @@ public final class TrainingThroughput {
             // The same LoRA on a base whose every linear layer is NF4 (blocks of 64, double
             // quantization): the dequantization cost and the memory it saves, side by side.
             case "qlora" -> new FineTuningMethod.Qlora(lora);
-            default -> throw new IllegalArgumentException("method: full, freeze, lora or qlora");
+            // The job spec's defaults of the other methods, for the planning calibration
+            // (bench/planning.sh): Pfeiffer adapters, 20 virtual tokens.
+            case "adapter" -> FineTuningMethod.Adapter.pfeiffer();
+            case "prefix" -> FineTuningMethod.Prefix.of(20);
+            case "prompt" -> FineTuningMethod.Prompt.defaults();
+            case "p_tuning" -> FineTuningMethod.PTuning.defaults();
+            default ->
+                    throw new IllegalArgumentException(
+                            "method: full, freeze, lora, qlora, adapter, prefix, prompt or"
+                                    + " p_tuning");
         };
     }
 

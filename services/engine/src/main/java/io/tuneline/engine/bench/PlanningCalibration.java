@@ -1,0 +1,110 @@
+package io.tuneline.engine.bench;
+
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.plan.Device;
+import io.tuneline.engine.plan.Estimate;
+import io.tuneline.engine.plan.Estimator;
+import io.tuneline.engine.plan.ModelShape;
+import io.tuneline.engine.plan.TrainingPlan;
+import io.tuneline.engine.runtime.EngineRuntime;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.OptionalLong;
+
+/**
+ * The pre-flight estimate against a measured run, one model and method per process (so the
+ * process's peak resident memory is that run's): the training benchmark's workloads ({@code
+ * TrainingThroughput}), {@code WARMUP} untimed steps, 10 timed steps (what the estimate's
+ * refinement sees), then {@code STEPS} more timed steps (what it predicts). Prints one JSON line
+ * with the estimate beside the measurement; {@code bench/planning.sh} runs it for every benchmark
+ * model and method and writes the table of docs/planning.md.
+ *
+ * <pre>PlanningCalibration minilm|gpt2 METHOD STEPS DIR</pre>
+ */
+public final class PlanningCalibration {
+    private static final int WARMUP = 3;
+    private static final int FIRST = 10;
+
+    private PlanningCalibration() {}
+
+    public static void main(String[] args) throws Exception {
+        if (args.length != 4) {
+            throw new IllegalArgumentException(
+                    "usage: PlanningCalibration minilm|gpt2 METHOD STEPS DIR");
+        }
+        String model = args[0];
+        String method = args[1];
+        int steps = Integer.parseInt(args[2]);
+        Path dir = Files.createDirectories(Path.of(args[3]));
+        ModelShape shape;
+        FineTuningMethod planned;
+        int batch;
+        int seq;
+        switch (model) {
+            case "minilm" -> {
+                shape = new ModelShape.Encoder(BertConfig.miniLmL6(), false, 2);
+                planned = TrainingThroughput.method(method, FineTuningMethod.Lora.defaults());
+                batch = MiniLmWorkload.BATCH;
+                seq = MiniLmWorkload.SEQ;
+            }
+            case "gpt2" -> {
+                shape = new ModelShape.Gpt2(Gpt2Workload.SHAPE);
+                planned = TrainingThroughput.method(method, FineTuningMethod.Lora.gpt2Defaults());
+                batch = Gpt2Workload.BATCH;
+                seq = Gpt2Workload.SEQ;
+            }
+            default -> throw new IllegalArgumentException("model: minilm or gpt2");
+        }
+        Estimate estimate =
+                Estimator.estimate(
+                        new TrainingPlan(
+                                shape, planned, batch, seq, 1, OptionalLong.of(FIRST + steps)),
+                        Device.cpu(Device.availableMemory()));
+        EngineRuntime runtime = EngineRuntime.start(2);
+        try (TrainingThroughput.Workload w =
+                model.equals("minilm")
+                        ? MiniLmWorkload.open(runtime, method, dir)
+                        : Gpt2Workload.open(runtime, method, dir)) {
+            w.train(WARMUP, 1);
+            long t0 = System.nanoTime();
+            w.train(FIRST, 2);
+            double first = (System.nanoTime() - t0) / 1e9;
+            long t1 = System.nanoTime();
+            w.train(steps, 3);
+            double rest = (System.nanoTime() - t1) / 1e9;
+            double refined =
+                    Estimator.refineTotalSeconds(FIRST, first, FIRST + steps).getAsDouble() - first;
+            System.out.printf(
+                    Locale.ROOT,
+                    "{\"model\":\"%s\",\"method\":\"%s\",\"trainable\":%d,"
+                            + "\"estimated_trainable\":%d,\"total\":%d,\"peak_mib\":%d,"
+                            + "\"estimated_peak_mib\":%d,\"weights_mib\":%d,\"gradients_mib\":%d,"
+                            + "\"optimizer_mib\":%d,\"activations_mib\":%d,\"workspace_mib\":%d,"
+                            + "\"runtime_mib\":%d,\"first_steps\":%d,\"first_seconds\":%.3f,"
+                            + "\"steps\":%d,\"seconds\":%.3f,\"estimated_step_seconds\":%.3f,"
+                            + "\"refined_seconds\":%.3f,\"gflops_per_step\":%.2f}%n",
+                    model,
+                    method,
+                    w.trainable(),
+                    estimate.trainableParameters(),
+                    estimate.totalParameters(),
+                    TrainingThroughput.peakRssMb(),
+                    estimate.peakBytes() / Device.MIB,
+                    estimate.weightBytes() / Device.MIB,
+                    estimate.gradientBytes() / Device.MIB,
+                    estimate.optimizerBytes() / Device.MIB,
+                    estimate.activationBytes() / Device.MIB,
+                    estimate.workspaceBytes() / Device.MIB,
+                    estimate.runtimeBytes() / Device.MIB,
+                    FIRST,
+                    first,
+                    steps,
+                    rest,
+                    estimate.secondsPerStep(),
+                    refined,
+                    estimate.flopsPerStep() / 1e9);
+        }
+    }
+}
