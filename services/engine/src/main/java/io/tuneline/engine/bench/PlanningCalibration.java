@@ -16,10 +16,10 @@ import java.util.OptionalLong;
 /**
  * The pre-flight estimate against a measured run, one model and method per process (so the
  * process's peak resident memory is that run's): the training benchmark's workloads ({@code
- * TrainingThroughput}), {@code WARMUP} untimed steps, 10 timed steps (what the estimate's
- * refinement sees), then {@code STEPS} more timed steps (what it predicts). Prints one JSON line
- * with the estimate beside the measurement; {@code bench/planning.sh} runs it for every benchmark
- * model and method and writes the table of docs/planning.md.
+ * TrainingThroughput}) trains {@code WARMUP} untimed steps, 10 timed steps (what the estimate's
+ * refinement sees), then {@code STEPS} more timed steps (what it predicts), in one run. Prints one
+ * JSON line with the estimate beside the measurement; {@code bench/planning.sh} runs it for every
+ * benchmark model and method and writes the table of docs/planning.md.
  *
  * <pre>PlanningCalibration minilm|gpt2 METHOD STEPS DIR</pre>
  */
@@ -67,13 +67,13 @@ public final class PlanningCalibration {
                 model.equals("minilm")
                         ? MiniLmWorkload.open(runtime, method, dir)
                         : Gpt2Workload.open(runtime, method, dir)) {
-            w.train(WARMUP, 1);
-            long t0 = System.nanoTime();
-            w.train(FIRST, 2);
-            double first = (System.nanoTime() - t0) / 1e9;
-            long t1 = System.nanoTime();
-            w.train(steps, 3);
-            double rest = (System.nanoTime() - t1) / 1e9;
+            // One run (one optimizer state, as a job has), timed step by step.
+            long[] at = new long[WARMUP + FIRST + steps + 1];
+            int[] done = {0};
+            at[0] = System.nanoTime();
+            w.train(WARMUP + FIRST + steps, 1, r -> at[++done[0]] = System.nanoTime());
+            double first = (at[WARMUP + FIRST] - at[WARMUP]) / 1e9;
+            double rest = (at[WARMUP + FIRST + steps] - at[WARMUP + FIRST]) / 1e9;
             double refined =
                     Estimator.refineTotalSeconds(FIRST, first, FIRST + steps).getAsDouble() - first;
             System.out.printf(

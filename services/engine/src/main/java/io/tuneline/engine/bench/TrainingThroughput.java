@@ -2,6 +2,7 @@ package io.tuneline.engine.bench;
 
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.TrainingListener;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +37,12 @@ public final class TrainingThroughput {
         int tokensPerStep();
 
         /** Trains {@code steps} steps on {@code steps} fresh batches made from {@code seed}. */
-        void train(int steps, long seed);
+        default void train(int steps, long seed) {
+            train(steps, seed, r -> {});
+        }
+
+        /** As {@link #train(int, long)}, telling {@code listener} of every step. */
+        void train(int steps, long seed, TrainingListener listener);
 
         @Override
         void close();

@@ -71,6 +71,9 @@ public final class Estimator {
         // matmul, and autograd keeps that weight for the input's gradient in every layer that
         // passes gradients down.
         workspace += counts.quantizedWithGrad * 4L;
+        // The engine loads the base in fp32 before it quantizes it (README: "the base is loaded
+        // in fp32 before it is quantized"), so the high-water mark holds those weights too.
+        workspace += counts.quantized * 4L;
         if (!device.gpu()) {
             workspace += (long) (CPU_LOADER_FRACTION * counts.baseTotal * 4);
         }
