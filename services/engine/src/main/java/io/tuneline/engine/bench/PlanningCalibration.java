@@ -29,15 +29,8 @@ public final class PlanningCalibration {
 
     private PlanningCalibration() {}
 
-    public static void main(String[] args) throws Exception {
-        if (args.length != 4) {
-            throw new IllegalArgumentException(
-                    "usage: PlanningCalibration minilm|gpt2 METHOD STEPS DIR");
-        }
-        String model = args[0];
-        String method = args[1];
-        int steps = Integer.parseInt(args[2]);
-        Path dir = Files.createDirectories(Path.of(args[3]));
+    /** The estimate of a benchmark workload, from its config alone. */
+    static Estimate estimate(String model, String method, long steps) {
         ModelShape shape;
         FineTuningMethod planned;
         int batch;
@@ -57,11 +50,60 @@ public final class PlanningCalibration {
             }
             default -> throw new IllegalArgumentException("model: minilm or gpt2");
         }
-        Estimate estimate =
-                Estimator.estimate(
-                        new TrainingPlan(
-                                shape, planned, batch, seq, 1, OptionalLong.of(FIRST + steps)),
-                        Device.cpu(Device.availableMemory()));
+        return Estimator.estimate(
+                new TrainingPlan(shape, planned, batch, seq, 1, OptionalLong.of(steps)),
+                Device.cpu(Device.availableMemory()));
+    }
+
+    /**
+     * Recomputes the estimate of every measured line with the estimator as it is now (after its
+     * constants were fitted to those measurements), keeping the measured figures: the table of
+     * docs/planning.md without running the workloads again.
+     */
+    static void reestimate(Path measured, Path out) throws java.io.IOException {
+        com.fasterxml.jackson.databind.ObjectMapper json =
+                new com.fasterxml.jackson.databind.ObjectMapper();
+        StringBuilder lines = new StringBuilder();
+        for (String line : Files.readAllLines(measured)) {
+            if (line.isBlank()) {
+                continue;
+            }
+            var row = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(line);
+            Estimate e =
+                    estimate(
+                            row.path("model").asText(),
+                            row.path("method").asText(),
+                            row.path("first_steps").asLong() + row.path("steps").asLong());
+            row.put("estimated_trainable", e.trainableParameters());
+            row.put("estimated_peak_mib", e.peakBytes() / Device.MIB);
+            row.put("weights_mib", e.weightBytes() / Device.MIB);
+            row.put("gradients_mib", e.gradientBytes() / Device.MIB);
+            row.put("optimizer_mib", e.optimizerBytes() / Device.MIB);
+            row.put("activations_mib", e.activationBytes() / Device.MIB);
+            row.put("workspace_mib", e.workspaceBytes() / Device.MIB);
+            row.put("runtime_mib", e.runtimeBytes() / Device.MIB);
+            row.put("estimated_step_seconds", e.secondsPerStep());
+            row.put("gflops_per_step", e.flopsPerStep() / 1e9);
+            lines.append(json.writeValueAsString(row)).append('\n');
+        }
+        Files.writeString(out, lines.toString());
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length == 3 && args[0].equals("reestimate")) {
+            reestimate(Path.of(args[1]), Path.of(args[2]));
+            return;
+        }
+        if (args.length != 4) {
+            throw new IllegalArgumentException(
+                    "usage: PlanningCalibration minilm|gpt2 METHOD STEPS DIR"
+                            + " | reestimate MEASURED.jsonl OUT.jsonl");
+        }
+        String model = args[0];
+        String method = args[1];
+        int steps = Integer.parseInt(args[2]);
+        Path dir = Files.createDirectories(Path.of(args[3]));
+        Estimate estimate = estimate(model, method, FIRST + steps);
         EngineRuntime runtime = EngineRuntime.start(2);
         try (TrainingThroughput.Workload w =
                 model.equals("minilm")

@@ -33,10 +33,11 @@ public record Device(
     public static final long CPU_RUNTIME_BYTES = 560 * MIB;
 
     /**
-     * The achieved fp32 FLOP/s of a training step on the development machine's 2 shared cores,
-     * fitted to the calibration runs (docs/planning.md); configure it for another machine.
+     * The achieved fp32 FLOP/s of a training step on the development machine's 2 cores when they
+     * are not shared: the estimator's FLOPs over the step times of docs/benchmarks.md's runs
+     * (MiniLM 44-72, GPT-2 29-40 GFLOP/s; docs/planning.md). Configure it for another machine.
      */
-    public static final double CPU_FLOPS = 12e9;
+    public static final double CPU_FLOPS = 40e9;
 
     public Device {
         if (memoryBytes <= 0 || !(flopsPerSecond > 0) || runtimeBytes < 0) {
