@@ -7,6 +7,8 @@
 # the raw lines to services/engine/target/bench/planning.jsonl.
 #
 #   [MODELS="minilm gpt2"] [METHODS="..."] bench/planning.sh [STEPS]      # default 10
+#   TABLE_ONLY=1 bench/planning.sh     # the table again from the saved measurements, with the
+#                                      # estimator as it is now (after fitting its constants)
 #
 # Set MAVEN_ARGS (e.g. "-o -Dmaven.repo.local=/work/m2-plan") to build offline.
 set -euo pipefail
@@ -27,15 +29,18 @@ JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tunelin
   -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 -cp "$CP"
   io.tuneline.engine.bench.PlanningCalibration)
 
-: > "$OUT/planning.jsonl"
-for model in $MODELS; do
-  for method in $METHODS; do
-    "${JAVA[@]}" "$model" "$method" "$STEPS" "$OUT" 2> "$OUT/planning-$model-$method.log" | grep '^{' >> "$OUT/planning.jsonl" \
-      || echo "$model $method failed: see $OUT/planning-$model-$method.log" >&2
+if [[ -z ${TABLE_ONLY:-} ]]; then
+  : > "$OUT/planning.jsonl"
+  for model in $MODELS; do
+    for method in $METHODS; do
+      "${JAVA[@]}" "$model" "$method" "$STEPS" "$OUT" 2> "$OUT/planning-$model-$method.log" | grep '^{' >> "$OUT/planning.jsonl" \
+        || echo "$model $method failed: see $OUT/planning-$model-$method.log" >&2
+    done
   done
-done
+fi
+"${JAVA[@]}" reestimate "$OUT/planning.jsonl" "$OUT/planning-estimated.jsonl"
 
-python3 - "$OUT/planning.jsonl" <<'PY'
+python3 - "$OUT/planning-estimated.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print("| model | method | trainable (measured / estimated) | peak MiB measured | peak MiB estimated | error | s/step measured (steps 11-) | s/step estimated a priori | error | s/step after 10 steps | error |")
