@@ -230,7 +230,7 @@ public class JobsResource {
                             + "' already exists; give the job another job_id or leave it out");
         }
         Optional<JobPlanner.Admission> admission =
-                planner.enabled() ? Optional.of(planner.admit(built)) : Optional.empty();
+                planner.enabled() ? Optional.of(planner.admit(built, dryRun)) : Optional.empty();
         if (dryRun) {
             Map<String, Object> answer = new java.util.LinkedHashMap<>();
             answer.put("job_id", built.getJobId());

@@ -71,9 +71,10 @@ public class JobPlanner {
      * Admits {@code job}: the job as it will be published (the estimate in its labels; with
      * auto-fit, its new micro-batch and accumulation too) and the estimate.
      *
+     * @param dryRun a dry run: the same answer, not counted in the admission metrics
      * @throws JobDoesNotFitException when it does not fit and auto-fit is off or cannot help
      */
-    public Admission admit(JobRequested job) {
+    public Admission admit(JobRequested job, boolean dryRun) {
         TrainingPlan plan = plan(job);
         Device device = device(job);
         Estimate estimate = Estimator.estimate(plan, device);
@@ -85,7 +86,9 @@ public class JobPlanner {
                             ? Estimator.autoFit(plan, device)
                             : Optional.empty();
             if (auto.isEmpty()) {
-                count("refused");
+                if (!dryRun) {
+                    count("refused");
+                }
                 throw refusal(job, plan, device, estimate);
             }
             TrainingPlan chosen = auto.get();
@@ -118,6 +121,9 @@ public class JobPlanner {
                         .putLabels(ESTIMATE_LABEL, estimate.summary())
                         .putLabels(PEAK_LABEL, Long.toString(estimate.peakBytes()))
                         .build();
+        if (dryRun) {
+            return new Admission(admitted, estimate, fitted);
+        }
         count(fitted.isPresent() ? "auto_fitted" : "admitted");
         DistributionSummary.builder("tuneline.job.estimated.peak.memory")
                 .baseUnit("bytes")

@@ -142,6 +142,14 @@ class JobPlanningApiTest {
                                                 "timeline[0].summary.estimate",
                                                 containsString("estimated peak memory")));
         given().get("/api/v1/jobs/plan-dry").then().statusCode(404);
+        given().get("/q/metrics")
+                .then()
+                .body(
+                        containsString(
+                                "tuneline_job_estimated_peak_memory_bytes_count{method=\"lora\""))
+                .body(
+                        containsString(
+                                "tuneline_job_admissions_total{service=\"registry\",status=\"admitted\"}"));
     }
 
     @Test
