@@ -8,6 +8,7 @@ import io.tuneline.engine.model.gpt2.Gpt2LmModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.LmExample;
+import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -77,7 +78,7 @@ final class Gpt2Workload implements TrainingThroughput.Workload {
     }
 
     @Override
-    public void train(int steps, long seed) {
+    public void train(int steps, long seed, TrainingListener listener) {
         Random random = new Random(seed);
         List<LmExample> examples = new ArrayList<>();
         for (int i = 0; i < steps * BATCH; i++) {
@@ -93,7 +94,7 @@ final class Gpt2Workload implements TrainingThroughput.Workload {
                         lm,
                         examples,
                         new TrainingSettings(1, BATCH, 2e-4f, 0.01f, 0f, 1f, SEQ, 42),
-                        r -> {});
+                        listener);
     }
 
     @Override

@@ -16,6 +16,7 @@ import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.ClassifierTrainer;
 import io.tuneline.engine.train.LabelledText;
+import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
 import java.io.IOException;
 import java.io.InputStream;
@@ -100,14 +101,14 @@ final class MiniLmWorkload implements TrainingThroughput.Workload {
     }
 
     @Override
-    public void train(int steps, long seed) {
+    public void train(int steps, long seed, TrainingListener listener) {
         new ClassifierTrainer(tokenizer)
                 .train(
                         model,
                         classifier,
                         texts(steps * BATCH, seed),
                         new TrainingSettings(1, BATCH, 2e-4f, 0.01f, 0f, 1f, SEQ, 42),
-                        r -> {});
+                        listener);
     }
 
     /** Sentences long enough to fill all 32 tokens, so both sides process the same token count. */

@@ -2,6 +2,7 @@ package io.tuneline.engine.bench;
 
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.train.TrainingListener;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +37,12 @@ public final class TrainingThroughput {
         int tokensPerStep();
 
         /** Trains {@code steps} steps on {@code steps} fresh batches made from {@code seed}. */
-        void train(int steps, long seed);
+        default void train(int steps, long seed) {
+            train(steps, seed, r -> {});
+        }
+
+        /** As {@link #train(int, long)}, telling {@code listener} of every step. */
+        void train(int steps, long seed, TrainingListener listener);
 
         @Override
         void close();
@@ -94,7 +100,16 @@ public final class TrainingThroughput {
             // The same LoRA on a base whose every linear layer is NF4 (blocks of 64, double
             // quantization): the dequantization cost and the memory it saves, side by side.
             case "qlora" -> new FineTuningMethod.Qlora(lora);
-            default -> throw new IllegalArgumentException("method: full, freeze, lora or qlora");
+            // The job spec's defaults of the other methods, for the planning calibration
+            // (bench/planning.sh): Pfeiffer adapters, 20 virtual tokens.
+            case "adapter" -> FineTuningMethod.Adapter.pfeiffer();
+            case "prefix" -> FineTuningMethod.Prefix.of(20);
+            case "prompt" -> FineTuningMethod.Prompt.defaults();
+            case "p_tuning" -> FineTuningMethod.PTuning.defaults();
+            default ->
+                    throw new IllegalArgumentException(
+                            "method: full, freeze, lora, qlora, adapter, prefix, prompt or"
+                                    + " p_tuning");
         };
     }
 

@@ -7,6 +7,7 @@ import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.plan.ModelShape;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -173,6 +174,53 @@ public final class ModelCatalog {
         } catch (IOException e) {
             throw new UnknownModelException(
                     "cannot read base model '" + ref + "': " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A base model's architecture from its {@code config.json} alone, for the pre-flight estimate:
+     * a built-in model's known shape; from a local directory the file; from the store only {@code
+     * config.json} is fetched (into a directory below {@code scratch}), never the weights. An
+     * encoder gets a classification head over {@code labels} classes, reading BERT's pooler when
+     * {@code pooler} says so or, when it says nothing, for a Hugging Face directory (whose
+     * checkpoints carry one) but not for the built-in MiniLM (whose file has none), as the worker's
+     * default head does.
+     */
+    public static ModelShape shape(
+            String ref, ModelFetcher fetcher, Path scratch, int labels, Optional<Boolean> pooler) {
+        PretrainedModel builtIn = ref == null ? null : BUILT_IN.get(ref);
+        if (builtIn != null) {
+            return new ModelShape.Encoder(builtIn.config(), pooler.orElse(false), labels);
+        }
+        if (ref == null || ref.isBlank()) {
+            resolve(ref);
+        }
+        try {
+            Path dir;
+            if (ref.startsWith("s3://")) {
+                String safe = ref.substring("s3://".length()).replaceAll("[^A-Za-z0-9._-]+", "_");
+                dir = Files.createDirectories(scratch.resolve("base-config").resolve(safe));
+                fetcher.fetch(ref, List.of(CONFIG), dir);
+            } else {
+                dir = localPath(ref);
+                if (!Files.isDirectory(dir)) {
+                    resolve(ref);
+                }
+            }
+            Configured config = configOf(ref, dir);
+            if (config.llama() != null) {
+                return new ModelShape.Llama(config.llama());
+            }
+            if (config.decoder() != null) {
+                return new ModelShape.Gpt2(config.decoder());
+            }
+            return new ModelShape.Encoder(config.encoder(), pooler.orElse(true), labels);
+        } catch (IOException e) {
+            throw new UnknownModelException(
+                    "cannot read base model '" + ref + "': " + e.getMessage(), e);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new UnknownModelException(
+                    "unknown base model '" + ref + "': not a valid path (" + e.getMessage() + ")");
         }
     }
 

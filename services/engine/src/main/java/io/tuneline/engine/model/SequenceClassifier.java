@@ -239,7 +239,7 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
 
     @Override
     public List<String> defaultLoraTargets() {
-        return List.of("query", "value");
+        return io.tuneline.engine.method.LoraDefaults.BERT;
     }
 
     static NDArray meanPool(NDArray hidden, NDArray mask) {

@@ -17,6 +17,7 @@ import io.tuneline.registry.jobs.JobEventView;
 import io.tuneline.registry.jobs.JobReadModel;
 import io.tuneline.registry.jobs.JobState;
 import io.tuneline.registry.jobs.JobView;
+import io.tuneline.registry.planning.JobPlanner;
 import jakarta.inject.Inject;
 import jakarta.validation.constraints.Max;
 import jakarta.validation.constraints.Min;
@@ -57,6 +58,7 @@ public class JobsResource {
     private final EventPublisher publisher;
     private final Emitter<byte[]> requested;
     private final Emitter<byte[]> control;
+    private final JobPlanner planner;
 
     @Inject
     public JobsResource(
@@ -64,7 +66,9 @@ public class JobsResource {
             JobEventBus bus,
             EventPublisher publisher,
             @Channel("jobs-requested") Emitter<byte[]> requested,
-            @Channel("jobs-control") Emitter<byte[]> control) {
+            @Channel("jobs-control") Emitter<byte[]> control,
+            JobPlanner planner) {
+        this.planner = planner;
         this.jobs = jobs;
         this.bus = bus;
         this.publisher = publisher;
@@ -168,15 +172,23 @@ public class JobsResource {
 
     /**
      * Submits a job: the body is the same JSON as a job file ({@code examples/*.json}). A missing
-     * {@code job_id} is generated. The job is validated, then published as {@code JobRequested}.
+     * {@code job_id} is generated. The job is validated and its run estimated (docs/planning.md):
+     * one that does not fit its device is refused (422) with the numbers and the ways out, or
+     * auto-fitted when it says {@code resources.auto_fit}; then it is published as {@code
+     * JobRequested} with the estimate in its labels. With {@code dry_run=true} the same checks run
+     * and the estimate comes back (200), and nothing is published.
      */
     @POST
     @Consumes(MediaType.APPLICATION_JSON)
     @Blocking
-    @Operation(summary = "Submit a job (validated, then published to finetune.jobs.requested)")
+    @Operation(
+            summary =
+                    "Submit a job (validated, estimated, then published to"
+                            + " finetune.jobs.requested); ?dry_run=true returns the estimate only")
     public Response submit(
             @Size(max = 64 * 1024 * 1024) String body,
-            @HeaderParam("X-Tuneline-Actor") String actor) {
+            @HeaderParam("X-Tuneline-Actor") String actor,
+            @QueryParam("dry_run") @DefaultValue("false") boolean dryRun) {
         if (body == null || body.isBlank()) {
             throw new RegistryException.BadRequest("the request body must be a job as JSON");
         }
@@ -217,12 +229,35 @@ public class JobsResource {
                             + built.getJobId()
                             + "' already exists; give the job another job_id or leave it out");
         }
+        Optional<JobPlanner.Admission> admission =
+                planner.enabled() ? Optional.of(planner.admit(built, dryRun)) : Optional.empty();
+        if (dryRun) {
+            Map<String, Object> answer = new java.util.LinkedHashMap<>();
+            answer.put("job_id", built.getJobId());
+            answer.put("dry_run", true);
+            answer.put("admitted", true);
+            admission.ifPresent(
+                    a -> {
+                        answer.put("estimate", a.estimate());
+                        answer.put("summary", a.estimate().summary());
+                        a.autoFit().ifPresent(f -> answer.put("auto_fit", f));
+                    });
+            return Response.ok(answer).build();
+        }
+        if (admission.isPresent()) {
+            built = admission.get().job();
+        }
         publisher.sendAndWait(requested, built);
-        return Response.accepted(
-                        Map.of(
-                                "job_id", built.getJobId(),
-                                "status", JobState.QUEUED.name(),
-                                "events", "/api/v1/jobs/" + built.getJobId() + "/events"))
+        Map<String, Object> accepted = new java.util.LinkedHashMap<>();
+        accepted.put("job_id", built.getJobId());
+        accepted.put("status", JobState.QUEUED.name());
+        accepted.put("events", "/api/v1/jobs/" + built.getJobId() + "/events");
+        admission.ifPresent(
+                a -> {
+                    accepted.put("estimate", a.estimate().summary());
+                    a.autoFit().ifPresent(f -> accepted.put("auto_fit", f));
+                });
+        return Response.accepted(accepted)
                 .location(URI.create("/api/v1/jobs/" + built.getJobId()))
                 .build();
     }

@@ -7,7 +7,8 @@ import java.util.List;
 
 /**
  * An RFC 9457 problem details body. {@code errors} lists every problem of an invalid request, each
- * naming the field it is in.
+ * naming the field it is in; {@code estimate} (an extension member) is the pre-flight estimate of a
+ * job refused because it does not fit its device.
  */
 @JsonInclude(JsonInclude.Include.NON_EMPTY)
 public record Problem(
@@ -16,7 +17,8 @@ public record Problem(
         int status,
         String detail,
         String instance,
-        List<String> errors) {
+        List<String> errors,
+        Object estimate) {
     public static final MediaType MEDIA_TYPE = new MediaType("application", "problem+json");
 
     public static Response response(int status, String title, String detail, String instance) {
@@ -25,9 +27,21 @@ public record Problem(
 
     public static Response response(
             int status, String title, String detail, String instance, List<String> errors) {
+        return response(status, title, detail, instance, errors, null);
+    }
+
+    public static Response response(
+            int status,
+            String title,
+            String detail,
+            String instance,
+            List<String> errors,
+            Object estimate) {
         return Response.status(status)
                 .type(MEDIA_TYPE)
-                .entity(new Problem("about:blank", title, status, detail, instance, errors))
+                .entity(
+                        new Problem(
+                                "about:blank", title, status, detail, instance, errors, estimate))
                 .build();
     }
 }

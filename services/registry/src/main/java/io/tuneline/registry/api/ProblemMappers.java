@@ -3,6 +3,7 @@ package io.tuneline.registry.api;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import io.tuneline.common.job.InvalidJobException;
 import io.tuneline.registry.error.RegistryException;
+import io.tuneline.registry.planning.JobDoesNotFitException;
 import jakarta.validation.ConstraintViolationException;
 import jakarta.ws.rs.WebApplicationException;
 import jakarta.ws.rs.core.Response;
@@ -18,6 +19,17 @@ public class ProblemMappers {
     @ServerExceptionMapper
     public Response registry(RegistryException e, UriInfo uri) {
         return Problem.response(e.status(), e.title(), e.getMessage(), uri.getPath());
+    }
+
+    @ServerExceptionMapper
+    public Response doesNotFit(JobDoesNotFitException e, UriInfo uri) {
+        return Problem.response(
+                422,
+                "Job does not fit the device",
+                e.getMessage(),
+                uri.getPath(),
+                e.waysOut(),
+                e.estimate());
     }
 
     @ServerExceptionMapper

@@ -80,7 +80,7 @@ public final class TunelineCli {
     public int run(List<String> args) {
         if (args.isEmpty()) {
             throw new CliException(
-                    "usage: submit FILE [--new-id] [--watch] | publish FILE [--new-id] [--watch] | jobs [STATUS] | watch JOB | models [NAME]");
+                    "usage: submit FILE [--new-id] [--watch] [--dry-run] | publish FILE [--new-id] [--watch] | jobs [STATUS] | watch JOB | models [NAME]");
         }
         String command = args.get(0);
         List<String> rest = args.subList(1, args.size());
@@ -126,17 +126,18 @@ public final class TunelineCli {
                                     .format(LocalDateTime.now());
             job.put("job_id", jobId);
         }
+        if (args.contains("--dry-run")) {
+            if (viaKafka) {
+                throw new CliException(
+                        "--dry-run goes through the registry: ./platform submit FILE --dry-run");
+            }
+            return dryRun(file, job);
+        }
         if (viaKafka) {
             publish(jobId, job);
             out.println("published job " + jobId + " to finetune.jobs.requested at " + kafka);
         } else {
-            HttpResponse<String> r =
-                    send(
-                            HttpRequest.newBuilder(uri("/api/v1/jobs"))
-                                    .header("Content-Type", "application/json")
-                                    .header("Authorization", "Bearer " + token)
-                                    .POST(HttpRequest.BodyPublishers.ofString(job.toString())));
-            JsonNode body = ok(r, "submitting " + file);
+            JsonNode body = ok(postJob("/api/v1/jobs", job), "submitting " + file);
             out.println(
                     "submitted job "
                             + body.path("job_id").asText()
@@ -147,6 +148,92 @@ public final class TunelineCli {
                             + ")");
         }
         return watch ? watch(jobId) : 0;
+    }
+
+    /**
+     * {@code submit FILE --dry-run}: the registry validates and estimates the job as it would a
+     * submission and publishes nothing; prints the estimate by part (docs/planning.md), or the
+     * refusal with its ways out.
+     */
+    private int dryRun(String file, ObjectNode job) {
+        JsonNode body = ok(postJob("/api/v1/jobs?dry_run=true", job), "the dry run of " + file);
+        JsonNode e = body.path("estimate");
+        out.println(
+                "dry run of job "
+                        + body.path("job_id").asText()
+                        + ": it would be admitted (nothing was submitted)");
+        if (e.isMissingNode()) {
+            out.println("  (planning is switched off in the registry: no estimate)");
+            return 0;
+        }
+        List<String[]> rows = new ArrayList<>();
+        rows.add(
+                new String[] {
+                    "  device",
+                    e.path("device").asText() + ", " + gib(e.path("device_memory_bytes")) + " GiB"
+                });
+        rows.add(
+                new String[] {
+                    "  parameters",
+                    String.format(
+                            Locale.ROOT,
+                            "%,d trainable of %,d",
+                            e.path("trainable_parameters").asLong(),
+                            e.path("total_parameters").asLong())
+                });
+        rows.add(
+                new String[] {
+                    "  batch",
+                    e.path("micro_batch").asInt()
+                            + " x "
+                            + e.path("accumulation").asInt()
+                            + " accumulation, "
+                            + e.path("sequence_length").asInt()
+                            + " tokens"
+                });
+        for (String[] part :
+                new String[][] {
+                    {"weights", "weight_bytes"},
+                    {"gradients", "gradient_bytes"},
+                    {"optimizer (AdamW)", "optimizer_bytes"},
+                    {"activations", "activation_bytes"},
+                    {"workspace", "workspace_bytes"},
+                    {"runtime", "runtime_bytes"},
+                    {"peak", "peak_bytes"}
+                }) {
+            rows.add(new String[] {"  " + part[0], gib(e.path(part[1])) + " GiB"});
+        }
+        JsonNode total = e.path("total_seconds");
+        rows.add(
+                new String[] {
+                    "  time",
+                    String.format(
+                                    Locale.ROOT,
+                                    "%.2f s per step",
+                                    e.path("seconds_per_step").asDouble())
+                            + (total.isNumber()
+                                    ? String.format(
+                                            Locale.ROOT, ", %.0f s in total", total.asDouble())
+                                    : ", total unknown until the dataset is read")
+                });
+        table(rows);
+        if (body.has("auto_fit")) {
+            out.println("  auto-fit: " + body.path("auto_fit").asText());
+        }
+        return 0;
+    }
+
+    /** POSTs a job file's JSON to the registry with the write token. */
+    private HttpResponse<String> postJob(String path, ObjectNode job) {
+        return send(
+                HttpRequest.newBuilder(uri(path))
+                        .header("Content-Type", "application/json")
+                        .header("Authorization", "Bearer " + token)
+                        .POST(HttpRequest.BodyPublishers.ofString(job.toString())));
+    }
+
+    private static String gib(JsonNode bytes) {
+        return String.format(Locale.ROOT, "%.2f", bytes.asLong() / (double) (1L << 30));
     }
 
     private void publish(String jobId, JsonNode job) {

@@ -32,6 +32,16 @@ public final class EventSummaries {
             m.put("task", shortName(e.getTask().name(), "TASK_"));
             m.put("method", methodName(e.getMethod()));
             m.put("requested_by", e.getRequestedBy());
+            // The pre-flight estimate and what auto-fit chose, when the registry admitted the job
+            // (api.JobsResource, planning.JobPlanner).
+            String estimate = e.getLabelsOrDefault("tuneline.estimate", "");
+            if (!estimate.isEmpty()) {
+                m.put("estimate", estimate);
+            }
+            String autoFit = e.getLabelsOrDefault("tuneline.auto_fit", "");
+            if (!autoFit.isEmpty()) {
+                m.put("auto_fit", autoFit);
+            }
         } else if (payload instanceof JobStatusChanged e) {
             m.put("status", shortName(e.getStatus().name(), "JOB_STATUS_"));
             m.put("stage", shortName(e.getStage().name(), "STAGE_"));

@@ -7,21 +7,18 @@ import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.export.PeftPrefixTuning;
 import io.tuneline.engine.export.PeftPromptLearning;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.MethodState;
-import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.train.LearningRateSchedule;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.proto.v1.Hyperparameters;
-import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
-import io.tuneline.proto.v1.PromptTuningParams;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.Optional;
 import java.util.function.Function;
 
@@ -73,82 +70,12 @@ final class JobSettings {
         };
     }
 
-    /**
-     * The job's method; a LoRA job's targets are its {@code target_modules} list, its {@code
-     * target_modules_regex}, or when it names neither PEFT's targets for the model family ({@code
-     * defaultTargets}: query and value for BERT, c_attn for GPT-2).
-     */
+    /** The job's method, as {@link JobMethods#of} reads it. */
     static FineTuningMethod method(
             MethodSpec spec,
             List<String> defaultTargets,
             Function<String, List<Integer>> tokenize) {
-        return switch (spec.getKindCase()) {
-            case FULL, KIND_NOT_SET -> new FineTuningMethod.Full();
-            case FREEZE ->
-                    spec.getFreeze().getHeadOnly()
-                            ? FineTuningMethod.Freeze.headOnly()
-                            : new FineTuningMethod.Freeze(
-                                    spec.getFreeze().getTrainTopLayers(),
-                                    spec.getFreeze().getTrainEmbeddings(),
-                                    spec.getFreeze().getTrainablePatternsList());
-            case LORA -> lora(spec.getLora(), defaultTargets);
-            case QLORA -> {
-                var q = spec.getQlora();
-                // QLoRA's defaults (Dettmers et al. 2023, arXiv:2305.14314; transformers'
-                // BitsAndBytesConfig as the paper's scripts set it): NF4 in blocks of 64 with
-                // double quantization, off only when the job says disable_double_quant.
-                int blocksize = q.getBlockSize() > 0 ? q.getBlockSize() : 64;
-                boolean doubleQuant = !q.getDisableDoubleQuant();
-                yield new FineTuningMethod.Qlora(
-                        lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
-            }
-            case ADAPTER ->
-                    FineTuningMethod.Adapter.fromJob(
-                            spec.getAdapter().getPlacement(),
-                            spec.getAdapter().getBottleneckSize(),
-                            spec.getAdapter().getReductionFactor(),
-                            spec.getAdapter().getActivation(),
-                            spec.getAdapter().getDropout());
-            case PREFIX ->
-                    new FineTuningMethod.Prefix(
-                            spec.getPrefix().getNumVirtualTokens() > 0
-                                    ? spec.getPrefix().getNumVirtualTokens()
-                                    : 20,
-                            spec.getPrefix().getProjectionHiddenSize());
-            case PROMPT -> prompt(spec.getPrompt(), tokenize);
-            case P_TUNING -> {
-                var p = spec.getPTuning();
-                yield new FineTuningMethod.PTuning(
-                        p.getNumVirtualTokens() > 0 ? p.getNumVirtualTokens() : 20,
-                        p.getEncoderType().isEmpty()
-                                ? FineTuningMethod.PTuning.Encoder.MLP
-                                : FineTuningMethod.PTuning.Encoder.valueOf(
-                                        p.getEncoderType().toUpperCase(Locale.ROOT)),
-                        p.getEncoderHiddenSize(),
-                        (float) p.getEncoderDropout());
-            }
-        };
-    }
-
-    /**
-     * Prompt tuning with the job's init: the text's token ids (special tokens included, as PEFT
-     * tokenizes {@code prompt_tuning_init_text}) when it gives a text, rows drawn from the
-     * vocabulary for "vocab", random vectors otherwise.
-     */
-    private static FineTuningMethod.Prompt prompt(
-            PromptTuningParams p, Function<String, List<Integer>> tokenize) {
-        int n = p.getNumVirtualTokens() > 0 ? p.getNumVirtualTokens() : 20;
-        String init = p.getInit().toLowerCase(Locale.ROOT);
-        if (!p.getInitText().isBlank() || init.equals("text")) {
-            return new FineTuningMethod.Prompt(
-                    n, FineTuningMethod.Prompt.Init.TEXT, tokenize.apply(p.getInitText()));
-        }
-        return new FineTuningMethod.Prompt(
-                n,
-                init.equals("vocab")
-                        ? FineTuningMethod.Prompt.Init.VOCAB
-                        : FineTuningMethod.Prompt.Init.RANDOM,
-                List.of());
+        return JobMethods.of(spec, defaultTargets, tokenize);
     }
 
     /** A tokenizer's ids for a text, special tokens included. */
@@ -203,20 +130,6 @@ final class JobSettings {
         return model instanceof SequenceClassifier classifier
                 ? PeftAdapter.write(classifier, lora.get(), baseModel, dir)
                 : PeftAdapter.write((CausalLanguageModel) model, lora.get(), baseModel, dir);
-    }
-
-    private static FineTuningMethod.Lora lora(LoraParams l, List<String> defaultTargets) {
-        int rank = l.getRank() > 0 ? l.getRank() : 8;
-        return new FineTuningMethod.Lora(
-                rank,
-                l.getAlpha() > 0 ? (float) l.getAlpha() : 2f * rank,
-                l.getDropout() > 0 ? (float) l.getDropout() : 0.05f,
-                !l.getTargetModulesRegex().isEmpty()
-                        ? TargetMatcher.fullMatch(l.getTargetModulesRegex())
-                        : TargetMatcher.anyOf(
-                                l.getTargetModulesCount() > 0
-                                        ? l.getTargetModulesList()
-                                        : defaultTargets));
     }
 
     /**

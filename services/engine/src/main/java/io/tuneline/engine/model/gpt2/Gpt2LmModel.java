@@ -194,7 +194,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
 
     @Override
     public List<String> defaultLoraTargets() {
-        return List.of("c_attn");
+        return io.tuneline.engine.method.LoraDefaults.GPT2;
     }
 
     /**

@@ -173,7 +173,7 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
      */
     @Override
     public List<String> defaultLoraTargets() {
-        return List.of("q_proj", "v_proj");
+        return io.tuneline.engine.method.LoraDefaults.LLAMA;
     }
 
     /**

@@ -1,0 +1,111 @@
+package io.tuneline.engine.plan;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Where a run would execute, as the estimate needs it: how much memory a run may use, how fast it
+ * multiplies (achieved, not peak, FLOP/s) and what the runtime itself takes before the model.
+ *
+ * @param name what the refusal and the events call it ("local CPU", "nvidia-a100-80gb")
+ * @param gpu whether memory is a GPU's (then the JVM heap is host memory and does not count)
+ * @param memoryBytes the memory a run may use
+ * @param flopsPerSecond achieved dense-matmul throughput of a training step in fp32
+ * @param runtimeBytes memory taken before any weight: the JVM and libtorch on CPU (calibrated,
+ *     docs/planning.md), the CUDA context and libtorch's kernels on a GPU
+ */
+public record Device(
+        String name, boolean gpu, long memoryBytes, double flopsPerSecond, long runtimeBytes) {
+
+    public static final long MIB = 1L << 20;
+    public static final long GIB = 1L << 30;
+
+    /**
+     * The JVM (heap in use, metaspace, code cache, threads) and libtorch's CPU runtime loaded
+     * through JNI, measured as the peak resident memory of an engine process training a 651
+     * k-parameter decoder (docs/planning.md: 0.55-0.66 GiB), rounded to the calibration's fit.
+     */
+    public static final long CPU_RUNTIME_BYTES = 560 * MIB;
+
+    /**
+     * The achieved fp32 FLOP/s of a training step on the development machine's 2 cores when they
+     * are not shared: the estimator's FLOPs over the step times of docs/benchmarks.md's runs
+     * (MiniLM 44-72, GPT-2 29-40 GFLOP/s; docs/planning.md). Configure it for another machine.
+     */
+    public static final double CPU_FLOPS = 40e9;
+
+    public Device {
+        if (memoryBytes <= 0 || !(flopsPerSecond > 0) || runtimeBytes < 0) {
+            throw new IllegalArgumentException(
+                    "a device needs positive memory and FLOP/s, was "
+                            + memoryBytes
+                            + " bytes and "
+                            + flopsPerSecond
+                            + " FLOP/s");
+        }
+    }
+
+    /**
+     * A CUDA context with libtorch's kernels loaded: about 0.5-1 GiB depending on the GPU and CUDA
+     * version (PyTorch's "CUDA semantics" notes); the larger figure, since no GPU was measured
+     * here.
+     */
+    public static final long CUDA_CONTEXT_BYTES = 1 * GIB;
+
+    /**
+     * GPU types by the name a chart's values give ({@code training.planning.gpuType}): memory as
+     * sold, fp32 FLOP/s at half the data sheet's dense fp32 peak (the engine trains in fp32 without
+     * TF32; half of peak is a usual achieved fraction for transformer training, not measured here:
+     * no GPU on the development machine).
+     */
+    public static final Map<String, Device> GPUS =
+            Map.of(
+                    "nvidia-t4", gpu("nvidia-t4", 16, 8.1e12),
+                    "nvidia-l4", gpu("nvidia-l4", 24, 30.3e12),
+                    "nvidia-a10g", gpu("nvidia-a10g", 24, 31.2e12),
+                    "nvidia-a100-40gb", gpu("nvidia-a100-40gb", 40, 19.5e12),
+                    "nvidia-a100-80gb", gpu("nvidia-a100-80gb", 80, 19.5e12),
+                    "nvidia-h100-80gb", gpu("nvidia-h100-80gb", 80, 67e12),
+                    "nvidia-h200", gpu("nvidia-h200", 141, 67e12));
+
+    private static Device gpu(String name, long gib, double peakFlops) {
+        return new Device(name, true, gib * GIB, peakFlops / 2, CUDA_CONTEXT_BYTES);
+    }
+
+    /** A GPU type of {@link #GPUS}, by name (case-insensitive). */
+    public static Optional<Device> gpu(String type) {
+        return Optional.ofNullable(GPUS.get(type.toLowerCase(Locale.ROOT)));
+    }
+
+    /** The GPU types known, sorted, for messages. */
+    public static List<String> gpuTypes() {
+        return GPUS.keySet().stream().sorted().toList();
+    }
+
+    /** This machine's CPU with {@code memoryBytes} to use. */
+    public static Device cpu(long memoryBytes) {
+        return new Device("local CPU", false, memoryBytes, CPU_FLOPS, CPU_RUNTIME_BYTES);
+    }
+
+    /**
+     * The memory this machine has available now ({@code MemAvailable} in {@code /proc/meminfo}:
+     * free memory plus what the kernel can reclaim), or the JVM's view where there is no such file.
+     */
+    public static long availableMemory() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemAvailable:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // Not Linux: fall through to the JVM's own figure.
+        }
+        return Runtime.getRuntime().maxMemory();
+    }
+}

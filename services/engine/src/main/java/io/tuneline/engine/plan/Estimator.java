@@ -1,0 +1,553 @@
+package io.tuneline.engine.plan;
+
+import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.model.bert.BertConfig;
+import io.tuneline.engine.model.gpt2.Gpt2Config;
+import io.tuneline.engine.model.llama.LlamaConfig;
+import io.tuneline.engine.quant.Nf4;
+import java.nio.file.FileSystems;
+import java.nio.file.Path;
+import java.nio.file.PathMatcher;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.Set;
+
+/**
+ * The pre-flight estimate: parameters, memory and time of a training run from the model's {@code
+ * config.json} and the job's settings, without loading a weight (docs/planning.md derives each term
+ * and shows its measured accuracy).
+ *
+ * <p>Activations follow Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
+ * Transformer Models" (arXiv:2205.05198, section 4.1), counted tensor by tensor as eager PyTorch
+ * keeps them for the backward pass without recomputation: per layer and token the inputs of the
+ * norms and linear layers, queries, keys and values, the attention context and the MLP's
+ * intermediates, plus the softmax output per head, token and key ({@code a s^2 b}), and a mask and
+ * a copy for each dropout that is on. Only layers at or above the lowest one that needs a gradient
+ * keep anything (autograd records nothing below it). Time counts matmul FLOPs (Kaplan et al. 2020,
+ * arXiv:2001.08361: 2 per weight and token forward; backward 2 more for the activations' gradient
+ * where one is needed and 2 for the weight's gradient where the weight trains) divided by the
+ * device's achieved FLOP/s.
+ */
+public final class Estimator {
+    /**
+     * On CPU, the JVM heap keeps what the loader read (each tensor is read into a Java array before
+     * it becomes a native tensor; the heap grows and stays grown): this fraction of the fp32
+     * weights, fitted to the calibration runs (docs/planning.md).
+     */
+    static final double CPU_LOADER_FRACTION = 1.0;
+
+    /**
+     * The engine's AdamW step allocates temporaries per trained tensor (about fifteen whole-tensor
+     * operations, docs/benchmarks.md) that the allocator keeps: this many fp32 copies of the
+     * trainable parameters, fitted to the calibration runs (full versus LoRA, docs/planning.md).
+     */
+    static final double OPTIMIZER_SCRATCH_COPIES = 2.0;
+
+    /**
+     * Seconds per trainable parameter and step for the optimizer and clipping on CPU: MiniLM's full
+     * fine-tuning against its LoRA on the quieter benchmark runs of docs/benchmarks.md.
+     */
+    static final double CPU_OPTIMIZER_SECONDS_PER_PARAMETER = 4e-9;
+
+    /** Seconds per micro-batch outside the matmuls on CPU: tokenization, JNI calls (assumed). */
+    static final double CPU_SECONDS_PER_MICRO_BATCH = 0.03;
+
+    private Estimator() {}
+
+    /** The estimate of {@code plan} on {@code device}. */
+    public static Estimate estimate(TrainingPlan plan, Device device) {
+        ParameterLayout layout = ParameterLayout.of(plan.shape());
+        Counts counts = count(layout, plan);
+        Dims dims = Dims.of(plan);
+        int bytes = plan.precision().bytes();
+
+        long weightBytes = (counts.total - counts.quantized) * bytes + nf4Bytes(counts, plan);
+        long gradientBytes = counts.trainable * bytes;
+        long optimizerBytes = counts.trainable * 8L;
+        long activationBytes = activationElements(layout, counts, dims, plan) * bytes;
+        long workspace = (long) (OPTIMIZER_SCRATCH_COPIES * counts.trainable * 4);
+        // QLoRA as the engine runs it: each quantized linear is dequantized to fp32 for its
+        // matmul, and autograd keeps that weight for the input's gradient in every layer that
+        // passes gradients down.
+        workspace += counts.quantizedWithGrad * 4L;
+        // The engine loads the base in fp32 before it quantizes it (README: "the base is loaded
+        // in fp32 before it is quantized"), so the high-water mark holds those weights too.
+        workspace += counts.quantized * 4L;
+        if (!device.gpu()) {
+            workspace += (long) (CPU_LOADER_FRACTION * counts.baseTotal * 4);
+        }
+        long peak =
+                weightBytes
+                        + gradientBytes
+                        + optimizerBytes
+                        + activationBytes
+                        + workspace
+                        + device.runtimeBytes();
+
+        double flopsPerToken = flopsPerToken(layout, counts, dims);
+        long tokensPerStep = (long) dims.tokens * plan.microBatch() * plan.accumulation();
+        double flops = flopsPerToken * tokensPerStep;
+        double seconds = flops / device.flopsPerSecond();
+        if (!device.gpu()) {
+            seconds +=
+                    counts.trainable * CPU_OPTIMIZER_SECONDS_PER_PARAMETER
+                            + plan.accumulation() * CPU_SECONDS_PER_MICRO_BATCH;
+        }
+        OptionalDouble total =
+                plan.totalSteps().isPresent()
+                        ? OptionalDouble.of(seconds * plan.totalSteps().getAsLong())
+                        : OptionalDouble.empty();
+        return new Estimate(
+                device.name(),
+                device.memoryBytes(),
+                plan.microBatch(),
+                plan.accumulation(),
+                plan.sequenceLength(),
+                counts.total,
+                counts.trainable,
+                weightBytes,
+                gradientBytes,
+                optimizerBytes,
+                activationBytes,
+                workspace,
+                device.runtimeBytes(),
+                peak,
+                flops,
+                seconds,
+                total);
+    }
+
+    /**
+     * The run's time re-estimated from what it has measured: the mean time of the steps done so far
+     * times the steps in all (the first steps include warm-up, so the refinement waits for 10).
+     */
+    public static OptionalDouble refineTotalSeconds(
+            long stepsDone, double secondsSoFar, long totalSteps) {
+        if (stepsDone < 10 || totalSteps <= 0 || !(secondsSoFar > 0)) {
+            return OptionalDouble.empty();
+        }
+        return OptionalDouble.of(secondsSoFar / stepsDone * totalSteps);
+    }
+
+    /**
+     * A plan that fits {@code device}: the micro-batch halved and the accumulation doubled (the
+     * examples per optimizer step stay the same) until the estimate fits; empty when even a
+     * micro-batch of one does not.
+     */
+    public static Optional<TrainingPlan> autoFit(TrainingPlan plan, Device device) {
+        TrainingPlan p = plan;
+        while (true) {
+            if (estimate(p, device).fits()) {
+                return Optional.of(p);
+            }
+            if (p.microBatch() == 1) {
+                return Optional.empty();
+            }
+            int micro = p.microBatch() / 2;
+            // Keep the effective batch: an odd micro-batch rounds the accumulation up.
+            int accumulation = (int) ((plan.effectiveBatch() + micro - 1) / micro);
+            p = p.withBatch(micro, accumulation);
+        }
+    }
+
+    // --- parameters ---------------------------------------------------------------------------
+
+    /** What a method trains and adds, on a layout. */
+    static final class Counts {
+        long baseTotal;
+        long total;
+        long trainable;
+
+        /** Elements of the base's linear weights stored in NF4, and their blocks. */
+        long quantized;
+
+        long quantizedWithGrad;
+        int blocksize = Nf4.DEFAULT_BLOCKSIZE;
+        boolean doubleQuant = true;
+
+        /** The lowest layer whose activations autograd keeps; layers() when none. */
+        int lowestGradLayer;
+
+        boolean embeddingsTrain;
+        final Set<String> trainableTensors = new HashSet<>();
+
+        /** LoRA adapters: target module -> rank. */
+        final List<Map.Entry<String, Integer>> lora = new ArrayList<>();
+
+        float loraDropout;
+        int adaptersPerLayer;
+        int bottleneck;
+        int promptTokens;
+        int prefixTokens;
+    }
+
+    /** Counts total and trainable parameters of {@code plan}'s method on {@code layout}. */
+    public static long[] parameters(TrainingPlan plan) {
+        Counts c = count(ParameterLayout.of(plan.shape()), plan);
+        return new long[] {c.total, c.trainable};
+    }
+
+    static Counts count(ParameterLayout layout, TrainingPlan plan) {
+        Counts c = new Counts();
+        c.baseTotal = layout.total();
+        c.total = c.baseTotal;
+        c.lowestGradLayer = layout.layers();
+        FineTuningMethod method = plan.method();
+        int h = hidden(plan.shape());
+        if (method instanceof FineTuningMethod.Full) {
+            layout.tensors().forEach(t -> c.trainableTensors.add(t.name()));
+            c.embeddingsTrain = true;
+        } else if (method instanceof FineTuningMethod.Freeze f) {
+            List<PathMatcher> patterns =
+                    f.trainablePatterns().stream()
+                            .map(p -> FileSystems.getDefault().getPathMatcher("glob:" + p))
+                            .toList();
+            for (ParameterLayout.Tensor t : layout.tensors()) {
+                String name = t.name();
+                int layer = layout.layerOf(name);
+                boolean embedding = ParameterLayout.inAny(name, layout.embeddingModules());
+                boolean train =
+                        ParameterLayout.inAny(name, layout.outputModules())
+                                || (f.trainEmbeddings() && embedding)
+                                || (layer >= 0 && layer >= layout.layers() - f.trainTopLayers())
+                                || patterns.stream().anyMatch(m -> m.matches(Path.of(name)));
+                if (train) {
+                    c.trainableTensors.add(name);
+                    if (embedding) {
+                        c.embeddingsTrain = true;
+                    }
+                }
+            }
+        } else {
+            layout.tensors().stream()
+                    .filter(t -> ParameterLayout.inAny(t.name(), layout.headModules()))
+                    .forEach(t -> c.trainableTensors.add(t.name()));
+        }
+        c.trainable =
+                layout.tensors().stream()
+                        .filter(t -> c.trainableTensors.contains(t.name()))
+                        .mapToLong(ParameterLayout.Tensor::elements)
+                        .sum();
+        for (String name : c.trainableTensors) {
+            int layer = layout.layerOf(name);
+            if (layer >= 0) {
+                c.lowestGradLayer = Math.min(c.lowestGradLayer, layer);
+            }
+        }
+        if (c.embeddingsTrain) {
+            c.lowestGradLayer = 0;
+        }
+
+        FineTuningMethod.Lora lora = null;
+        if (method instanceof FineTuningMethod.Qlora q) {
+            lora = q.lora();
+            c.blocksize = q.blocksize();
+            c.doubleQuant = q.doubleQuant();
+            List<String> quantized = q.quantized().select(layout.linears().keySet());
+            for (String module : quantized) {
+                c.quantized += layout.linears().get(module).weights();
+            }
+            // Fails here, as the worker would, when the LoRA targets match nothing.
+            lora.targets().select(layout.linears().keySet());
+            c.lowestGradLayer = lowestLayer(layout, lora);
+            for (String module : quantized) {
+                if (layout.layerOf(module) >= c.lowestGradLayer) {
+                    c.quantizedWithGrad += layout.linears().get(module).weights();
+                }
+            }
+        } else if (method instanceof FineTuningMethod.Lora l) {
+            lora = l;
+            c.lowestGradLayer = lowestLayer(layout, l);
+        }
+        if (lora != null) {
+            c.loraDropout = lora.dropout();
+            for (String module : lora.targets().select(layout.linears().keySet())) {
+                ParameterLayout.Linear linear = layout.linears().get(module);
+                long added = (long) lora.rank() * (linear.in() + linear.out());
+                c.total += added;
+                c.trainable += added;
+                c.lora.add(Map.entry(module, lora.rank()));
+            }
+        }
+        long added = 0;
+        if (method instanceof FineTuningMethod.Prompt p) {
+            c.promptTokens = p.virtualTokens();
+            added = (long) p.virtualTokens() * h;
+        } else if (method instanceof FineTuningMethod.PTuning p) {
+            c.promptTokens = p.virtualTokens();
+            added = promptEncoder(p, h);
+        } else if (method instanceof FineTuningMethod.Prefix p) {
+            c.prefixTokens = p.virtualTokens();
+            long out = (long) layout.layers() * 2 * kvWidth(plan.shape());
+            if (p.projectionHiddenSize() == 0) {
+                added = p.virtualTokens() * out;
+            } else {
+                int d = kvWidth(plan.shape());
+                int ph = p.projectionHiddenSize();
+                added = (long) p.virtualTokens() * d + ((long) ph * d + ph) + (out * ph + out);
+            }
+        } else if (method instanceof FineTuningMethod.Adapter a) {
+            c.adaptersPerLayer = a.placement().afterAttention() ? 2 : 1;
+            c.bottleneck = a.bottleneck(h);
+            added =
+                    (long) layout.layers()
+                            * c.adaptersPerLayer
+                            * (2L * c.bottleneck * h + c.bottleneck + h);
+        }
+        if (added > 0) {
+            c.total += added;
+            c.trainable += added;
+            c.lowestGradLayer = 0;
+        }
+        return c;
+    }
+
+    private static int lowestLayer(ParameterLayout layout, FineTuningMethod.Lora lora) {
+        return lora.targets().select(layout.linears().keySet()).stream()
+                .mapToInt(layout::layerOf)
+                .filter(i -> i >= 0)
+                .min()
+                .orElse(layout.layers());
+    }
+
+    /**
+     * PEFT's {@code PromptEncoder} (the engine's {@code nn.PromptEncoder}): the (N, h) embedding,
+     * then an MLP {@code h -> e -> e -> h} or a two-layer bidirectional LSTM of width e followed by
+     * {@code 2e -> 2e -> h}.
+     */
+    private static long promptEncoder(FineTuningMethod.PTuning p, int h) {
+        long e = p.encoderHiddenSize() > 0 ? p.encoderHiddenSize() : h;
+        long n = (long) p.virtualTokens() * h;
+        if (p.encoder() == FineTuningMethod.PTuning.Encoder.MLP) {
+            return n + (h * e + e) + (e * e + e) + (e * h + h);
+        }
+        long lstm = 0;
+        for (int layer = 0; layer < 2; layer++) {
+            long in = layer == 0 ? h : 2 * e;
+            lstm += 2 * (4 * e * in + 4 * e * e + 8 * e);
+        }
+        return n + lstm + (2 * e * 2 * e + 2 * e) + (2 * e * h + h);
+    }
+
+    /** NF4 storage: half a byte per weight, plus the per-block scales (Dettmers et al. 2023). */
+    private static long nf4Bytes(Counts c, TrainingPlan plan) {
+        if (c.quantized == 0) {
+            return 0;
+        }
+        long blocks = (c.quantized + c.blocksize - 1) / c.blocksize;
+        // Double quantization: 8-bit scales with one fp32 scale per 256 of them and the offset.
+        long scales = c.doubleQuant ? blocks + (blocks + 255) / 256 * 4 + 4 : blocks * 4;
+        return (c.quantized + 1) / 2 + scales;
+    }
+
+    // --- activations --------------------------------------------------------------------------
+
+    /** The shape numbers the activation and FLOP counts read. */
+    private record Dims(
+            int hidden,
+            int heads,
+            int kvHeads,
+            int headDim,
+            int intermediate,
+            int vocab,
+            boolean causalLm,
+            boolean gqa,
+            boolean rope,
+            boolean qkNorm,
+            int normsPerLayer,
+            double mlpIntermediates,
+            int hiddenDropoutSites,
+            double hiddenDropout,
+            double attentionDropout,
+            int tokens,
+            int keys) {
+
+        static Dims of(TrainingPlan plan) {
+            int prompt = 0;
+            int prefix = 0;
+            if (plan.method() instanceof FineTuningMethod.Prompt p) {
+                prompt = p.virtualTokens();
+            } else if (plan.method() instanceof FineTuningMethod.PTuning p) {
+                prompt = p.virtualTokens();
+            } else if (plan.method() instanceof FineTuningMethod.Prefix p) {
+                prefix = p.virtualTokens();
+            }
+            int s = plan.sequenceLength() + prompt;
+            ModelShape shape = plan.shape();
+            if (shape instanceof ModelShape.Encoder e) {
+                BertConfig c = e.config();
+                double hd = dropout(plan, c.hiddenDropout());
+                // Exact GELU written from primitives keeps its input, one intermediate and its
+                // output (the next linear's input).
+                return new Dims(
+                        c.hiddenSize(),
+                        c.heads(),
+                        c.heads(),
+                        c.hiddenSize() / c.heads(),
+                        c.intermediateSize(),
+                        c.vocabSize(),
+                        false,
+                        false,
+                        false,
+                        false,
+                        2,
+                        3,
+                        2,
+                        hd,
+                        dropout(plan, c.attentionDropout()),
+                        s,
+                        s + prefix);
+            }
+            if (shape instanceof ModelShape.Gpt2 g) {
+                Gpt2Config c = g.config();
+                // gelu_new from primitives: x, x^3's input, tanh's output, 0.5 x and 1 + tanh.
+                return new Dims(
+                        c.hiddenSize(),
+                        c.heads(),
+                        c.heads(),
+                        c.hiddenSize() / c.heads(),
+                        c.innerSize(),
+                        c.vocabSize(),
+                        true,
+                        false,
+                        false,
+                        false,
+                        2,
+                        5,
+                        2,
+                        dropout(plan, c.residPdrop()),
+                        dropout(plan, c.attnPdrop()),
+                        s,
+                        s + prefix);
+            }
+            LlamaConfig c = ((ModelShape.Llama) shape).config();
+            // SwiGLU: gate's output, its sigmoid, their product, up's output and down's input.
+            return new Dims(
+                    c.hiddenSize(),
+                    c.heads(),
+                    c.kvHeads(),
+                    c.headDim(),
+                    c.intermediateSize(),
+                    c.vocabSize(),
+                    true,
+                    c.kvHeads() < c.heads(),
+                    true,
+                    c.qkNorm(),
+                    2,
+                    5,
+                    0,
+                    0,
+                    dropout(plan, c.attentionDropout()),
+                    s,
+                    s + prefix);
+        }
+
+        private static double dropout(TrainingPlan plan, double own) {
+            return plan.modelDropout().orElse(own);
+        }
+    }
+
+    /** Elements autograd keeps for one micro-batch, plus one layer's gradients in flight. */
+    private static long activationElements(
+            ParameterLayout layout, Counts c, Dims d, TrainingPlan plan) {
+        long b = plan.microBatch();
+        long s = d.tokens;
+        int h = d.hidden;
+        double qDim = (double) d.heads * d.headDim;
+        double kvDim = (double) d.kvHeads * d.headDim;
+        // Per token in one layer (Korthikanti et al. 2022, section 4.1, in elements).
+        double perToken =
+                d.normsPerLayer * h // the norms' inputs
+                        + h // the attention's input (shared by q, k, v)
+                        + qDim
+                        + 2 * kvDim // queries, keys, values as the matmuls keep them
+                        + qDim // the attention context, o_proj's input
+                        + h // the MLP's input
+                        + d.mlpIntermediates * d.intermediate;
+        if (d.rope) {
+            perToken += qDim + kvDim; // rotated queries and keys
+        }
+        if (d.qkNorm) {
+            perToken += qDim + kvDim;
+        }
+        if (d.gqa) {
+            perToken += 2 * qDim; // keys and values repeated to every query head
+        }
+        if (d.hiddenDropout > 0) {
+            perToken += 2.0 * d.hiddenDropoutSites * h; // a mask and a copy per dropout
+        }
+        for (Map.Entry<String, Integer> target : c.lora) {
+            ParameterLayout.Linear linear = layout.linears().get(target.getKey());
+            // LoRA's dropout copy of the input (and its mask) and A's output; per layer below.
+            perToken +=
+                    ((c.loraDropout > 0 ? 2.0 * linear.in() : 0) + target.getValue())
+                            / layout.layers();
+        }
+        perToken += c.adaptersPerLayer * 2.0 * c.bottleneck;
+        double perTokenKey = d.heads * (1 + (d.attentionDropout > 0 ? 2 : 0));
+        double layer = b * (s * perToken + s * d.keys * perTokenKey);
+        int kept = layout.layers() - c.lowestGradLayer;
+        double total = kept * layer;
+        if (kept > 0) {
+            total += layer; // one layer's gradients while the backward pass runs through it
+            total += b * s * (2.0 * h); // the embeddings' output and its norm or dropout
+        }
+        if (d.causalLm) {
+            // Logits, their log-softmax (kept by the loss) and the logits' gradient.
+            total += 3.0 * b * s * d.vocab;
+        } else {
+            total += b * s * (double) h;
+        }
+        return (long) total;
+    }
+
+    // --- time ---------------------------------------------------------------------------------
+
+    /** Matmul FLOPs per token of one training step (forward and backward). */
+    private static double flopsPerToken(ParameterLayout layout, Counts c, Dims d) {
+        double total = 0;
+        for (Map.Entry<String, ParameterLayout.Linear> e : layout.linears().entrySet()) {
+            double forward = 2.0 * e.getValue().weights();
+            int layer = layout.layerOf(e.getKey());
+            boolean needsInputGrad = layer >= c.lowestGradLayer;
+            boolean trains = c.trainableTensors.contains(e.getKey() + ".weight");
+            total += forward * (1 + (needsInputGrad ? 1 : 0) + (trains ? 1 : 0));
+        }
+        double attention = 2.0 * 2 * d.keys * d.heads * d.headDim;
+        for (int layer = 0; layer < layout.layers(); layer++) {
+            total += attention * (layer >= c.lowestGradLayer ? 3 : 1);
+        }
+        for (Map.Entry<String, Integer> target : c.lora) {
+            ParameterLayout.Linear linear = layout.linears().get(target.getKey());
+            total += 6.0 * target.getValue() * (linear.in() + linear.out());
+        }
+        total += 6.0 * c.adaptersPerLayer * layout.layers() * 2 * c.bottleneck * d.hidden;
+        if (d.causalLm) {
+            double head = 2.0 * d.hidden * d.vocab;
+            total += head * (2 + (c.embeddingsTrain ? 1 : 0));
+        }
+        return total;
+    }
+
+    private static int hidden(ModelShape shape) {
+        if (shape instanceof ModelShape.Encoder e) {
+            return e.config().hiddenSize();
+        }
+        if (shape instanceof ModelShape.Gpt2 g) {
+            return g.config().hiddenSize();
+        }
+        return ((ModelShape.Llama) shape).config().hiddenSize();
+    }
+
+    /** PEFT's prefix {@code token_dim}: key/value heads times head size. */
+    private static int kvWidth(ModelShape shape) {
+        if (shape instanceof ModelShape.Llama l) {
+            return l.config().kvHeads() * l.config().headDim();
+        }
+        return hidden(shape);
+    }
+}

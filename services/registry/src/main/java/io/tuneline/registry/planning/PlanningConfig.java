@@ -1,0 +1,38 @@
+package io.tuneline.registry.planning;
+
+import io.smallrye.config.ConfigMapping;
+import io.smallrye.config.WithDefault;
+import java.util.Optional;
+import java.util.OptionalDouble;
+
+/**
+ * {@code tuneline.registry.planning.*}: the device a submitted job's run is planned for, which
+ * admission control compares the pre-flight estimate with (docs/planning.md).
+ */
+@ConfigMapping(prefix = "tuneline.registry.planning")
+public interface PlanningConfig {
+    /** Whether submissions are estimated and refused when they do not fit. */
+    @WithDefault("true")
+    boolean enabled();
+
+    /**
+     * The training service's executor: {@code local} (runs on this machine's CPU) or {@code
+     * kubernetes} (a GPU node of {@link #gpuType()} for jobs asking for GPUs).
+     */
+    @WithDefault("local")
+    String executor();
+
+    /**
+     * The memory a run may use, in bytes ("16G", "512M" or a number): on the local executor
+     * defaults to the memory this machine has available when the job is submitted; on Kubernetes
+     * overrides the GPU type's memory (a MIG slice, say).
+     */
+    Optional<String> deviceMemory();
+
+    /** The GPU type of the training nodes ({@code nvidia-a100-80gb}, ...; docs/planning.md). */
+    @WithDefault("nvidia-a100-80gb")
+    String gpuType();
+
+    /** Achieved fp32 FLOP/s of the local CPU; default the development machine's, calibrated. */
+    OptionalDouble cpuFlops();
+}
