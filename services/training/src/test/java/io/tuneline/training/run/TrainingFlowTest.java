@@ -176,14 +176,18 @@ class TrainingFlowTest {
                                 TrainingCompleted.getDefaultInstance())
                         .payload();
         assertThat(done.getRunId()).isEqualTo("flaky-1-a2");
-        assertThat(statuses("flaky-1"))
-                .extracting(JobStatusChanged::getMessage)
-                .anyMatch(
-                        m ->
-                                m.startsWith(
-                                                "attempt 1 failed (the worker process exited with code 137 (killed: SIGKILL")
-                                        && m.endsWith(
-                                                "restarting from the last checkpoint as attempt 2 of 2"));
+        // Reading the status topic back may take longer than one short poll on a loaded machine.
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () ->
+                                assertThat(statuses("flaky-1"))
+                                        .extracting(JobStatusChanged::getMessage)
+                                        .anyMatch(
+                                                m ->
+                                                        m.startsWith(
+                                                                        "attempt 1 failed (the worker process exited with code 137 (killed: SIGKILL")
+                                                                && m.endsWith(
+                                                                        "restarting from the last checkpoint as attempt 2 of 2")));
     }
 
     @Test
@@ -200,6 +204,13 @@ class TrainingFlowTest {
                                 TrainingCompleted.getDefaultInstance())
                         .payload();
         assertThat(done.getRunId()).isEqualTo("preempt-1-a4");
+        await().atMost(WAIT)
+                .until(
+                        () ->
+                                statuses("preempt-1").stream()
+                                                .filter(m -> m.getMessage().contains("preempted"))
+                                                .count()
+                                        == 3);
         List<String> preempted =
                 statuses("preempt-1").stream()
                         .map(JobStatusChanged::getMessage)
