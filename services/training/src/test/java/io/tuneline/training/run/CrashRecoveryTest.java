@@ -133,22 +133,9 @@ class CrashRecoveryTest {
             assertThat(secondAttempt.get(0).getStep()).isGreaterThan(checkpointStep);
             assertThat(secondAttempt.get(secondAttempt.size() - 1).getStep()).isEqualTo(applied);
             // One loss curve: the first attempt's steps up to the checkpoint, then the second's.
-            try (InputStream in = store.get(result.getMetricsLog())) {
-                List<Long> steps =
-                        new String(in.readAllBytes(), StandardCharsets.UTF_8)
-                                .lines()
-                                .map(
-                                        l ->
-                                                Long.parseLong(
-                                                        l.replaceAll(
-                                                                "^\\{\"step\":(\\d+),.*", "$1")))
-                                .toList();
-                assertThat(steps)
-                        .isEqualTo(
-                                java.util.stream.LongStream.rangeClosed(1, applied)
-                                        .boxed()
-                                        .toList());
-            }
+            assertThat(loggedSteps(result))
+                    .isEqualTo(
+                            java.util.stream.LongStream.rangeClosed(1, applied).boxed().toList());
         }
     }
 
@@ -200,11 +187,83 @@ class CrashRecoveryTest {
     }
 
     /**
+     * A preemption: SIGTERM from outside (a spot node reclaimed, a pod evicted), not a
+     * cancellation. The worker stores a checkpoint after its step and exits 143; the controller
+     * resumes the run from that checkpoint without counting a failed attempt, and every planned
+     * step is done exactly once across the stop.
+     */
+    @Test
+    void aWorkerStoppedBySigtermResumesFromItsOwnCheckpointAsAPreemption() throws Exception {
+        String job = "preempt-real-1";
+        try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
+            var out = CODEC.encode(prepared(job, 1000));
+            kafka.publish(Topics.DATASETS_PREPARED, out.key(), out.value(), out.headers());
+            kafka.readUntil(
+                    Topics.TRAINING_PROGRESS,
+                    rs -> rs.stream().anyMatch(r -> job.equals(r.key())),
+                    WAIT);
+            ProcessHandle worker =
+                    ProcessHandle.current()
+                            .descendants()
+                            .filter(p -> isWorkerOf(p, job))
+                            .findFirst()
+                            .orElseThrow();
+            worker.destroy();
+
+            List<ConsumerRecord<String, byte[]>> completed =
+                    kafka.readUntil(
+                            Topics.TRAINING_COMPLETED,
+                            rs -> rs.stream().anyMatch(r -> job.equals(r.key())),
+                            WAIT);
+            TrainingCompleted result =
+                    CODEC.decode(
+                                    completed.stream()
+                                            .filter(r -> job.equals(r.key()))
+                                            .findFirst()
+                                            .orElseThrow(),
+                                    TrainingCompleted.getDefaultInstance())
+                            .payload();
+            assertThat(result.getRunId()).isEqualTo(job + "-a2");
+            assertThat(result.getSteps()).isEqualTo(40);
+            assertThat(result.getSkippedSteps()).isZero();
+            List<String> statuses =
+                    kafka.readUntil(Topics.JOBS_STATUS, rs -> true, Duration.ofSeconds(2)).stream()
+                            .filter(r -> job.equals(r.key()))
+                            .map(r -> new String(r.value(), StandardCharsets.UTF_8))
+                            .toList();
+            assertThat(statuses)
+                    .anyMatch(
+                            m ->
+                                    m.contains(
+                                                    "attempt 1 preempted (the worker process was stopped")
+                                            && m.contains("not counted as a failure"));
+            // No periodic checkpoint was due (every 1000 steps): attempt 2 resumed from the stop's
+            // own, so the loss curve has every step once, the first attempt's then the second's.
+            assertThat(loggedSteps(result))
+                    .isEqualTo(java.util.stream.LongStream.rangeClosed(1, 40).boxed().toList());
+        }
+    }
+
+    /** The steps of the run's metrics log (one JSON line per step), in order. */
+    private List<Long> loggedSteps(TrainingCompleted result) throws java.io.IOException {
+        try (InputStream in = store.get(result.getMetricsLog())) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8)
+                    .lines()
+                    .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1")))
+                    .toList();
+        }
+    }
+
+    /**
      * The worker is the child whose environment names this job (its command line is no help: the
      * JDK reads only its first page, and the class path fills it).
      */
     private static boolean isThisJobsWorker(ProcessHandle p) {
-        return environment(p).contains("TUNELINE_JOB_ID=" + JOB);
+        return isWorkerOf(p, JOB);
+    }
+
+    private static boolean isWorkerOf(ProcessHandle p, String job) {
+        return environment(p).contains("TUNELINE_JOB_ID=" + job);
     }
 
     private static List<String> environment(ProcessHandle p) {
