@@ -9,6 +9,7 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
+import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ResumeRuns;
 import io.tuneline.engine.train.TrainingListener;
 import io.tuneline.engine.train.TrainingSettings;
@@ -52,15 +53,12 @@ class QloraLlamaTest {
                             new FineTuningMethod.Lora(4, 8f, 0f, ALL_LINEAR), 64, true);
             ParameterCounts counts = qlora.apply(lm, model.getNDManager());
 
-            Map<String, byte[]> packed = new LinkedHashMap<>();
             for (var e : lm.linears().entrySet()) {
                 assertThat(e.getValue().base())
                         .as(e.getKey())
                         .isInstanceOf(Dense.WeightStore.Nf4.class);
-                packed.put(
-                        e.getKey(),
-                        ((Dense.WeightStore.Nf4) e.getValue().base()).weight().packed().clone());
             }
+            Map<String, byte[]> packed = packed(lm);
             assertThat(packed).hasSize(2 * 7);
             // LoRA r 4: r x (in + out) per projection; hidden 32, 8 x 8 query and 2 x 8 key/value
             // features, MLP 48: q 96, k 48, v 48, o 96, gate 80, up 80, down 80 (in + out).
@@ -125,38 +123,38 @@ class QloraLlamaTest {
         FineTuningMethod.Qlora qlora =
                 new FineTuningMethod.Qlora(new FineTuningMethod.Lora(4, 8f, 0.1f, ALL_LINEAR));
         List<TrainingListener.StepReport> full = new ArrayList<>();
-        Map<String, byte[]> packed = new LinkedHashMap<>();
-        try (Model model = LlamaCheckpoint.load(base, runtime.device())) {
-            LlamaLmModel lm = (LlamaLmModel) model.getBlock();
-            ai.djl.engine.Engine.getInstance().setRandomSeed(3);
-            qlora.apply(lm, model.getNDManager());
-            lm.linears()
-                    .forEach(
-                            (n, d) ->
-                                    packed.put(
-                                            n,
-                                            ((Dense.WeightStore.Nf4) d.base()).weight().packed()));
-            new CausalLmTrainer()
-                    .train(
-                            model,
-                            lm,
-                            LlamaTrainingTest.dataset(),
-                            settings,
-                            Validation.none(),
-                            full::add,
-                            ResumeRuns.every(dir.resolve("ckpt"), 2));
-        }
+        Map<String, byte[]> packed =
+                train(base, qlora, 3, settings, full, ResumeRuns.every(dir.resolve("ckpt"), 2));
         List<TrainingListener.StepReport> resumed = new ArrayList<>();
+        Map<String, byte[]> requantized =
+                train(
+                        base,
+                        qlora,
+                        99,
+                        settings,
+                        resumed,
+                        ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
+        requantized.forEach((n, bytes) -> assertThat(bytes).as(n).isEqualTo(packed.get(n)));
+        ResumeRuns.assertContinues(full, resumed, 6, 4);
+    }
+
+    /**
+     * Loads the base, applies QLoRA under {@code seed} and trains with {@code checkpointing};
+     * returns each projection's packed NF4 bytes as quantized before training.
+     */
+    private static Map<String, byte[]> train(
+            Path base,
+            FineTuningMethod.Qlora qlora,
+            int seed,
+            TrainingSettings settings,
+            List<TrainingListener.StepReport> steps,
+            Checkpointing checkpointing)
+            throws Exception {
         try (Model model = LlamaCheckpoint.load(base, runtime.device())) {
             LlamaLmModel lm = (LlamaLmModel) model.getBlock();
-            ai.djl.engine.Engine.getInstance().setRandomSeed(99);
+            ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
             qlora.apply(lm, model.getNDManager());
-            lm.linears()
-                    .forEach(
-                            (n, d) ->
-                                    assertThat(((Dense.WeightStore.Nf4) d.base()).weight().packed())
-                                            .as(n)
-                                            .isEqualTo(packed.get(n)));
+            Map<String, byte[]> packed = packed(lm);
             new CausalLmTrainer()
                     .train(
                             model,
@@ -164,10 +162,25 @@ class QloraLlamaTest {
                             LlamaTrainingTest.dataset(),
                             settings,
                             Validation.none(),
-                            resumed::add,
-                            ResumeRuns.resumeFrom(dir.resolve("ckpt"), 4, dir.resolve("ckpt2")));
+                            steps::add,
+                            checkpointing);
+            return packed;
         }
-        ResumeRuns.assertContinues(full, resumed, 6, 4);
+    }
+
+    /** A copy of each projection's packed NF4 bytes. */
+    private static Map<String, byte[]> packed(LlamaLmModel lm) {
+        Map<String, byte[]> packed = new LinkedHashMap<>();
+        lm.linears()
+                .forEach(
+                        (n, d) ->
+                                packed.put(
+                                        n,
+                                        ((Dense.WeightStore.Nf4) d.base())
+                                                .weight()
+                                                .packed()
+                                                .clone()));
+        return packed;
     }
 
     private static double maxAbsDiff(float[] a, float[] b) {
