@@ -17,6 +17,16 @@ public interface StageConfig {
     int maxAttempts();
 
     /**
+     * How long a stage record's heartbeat (written every third of it while the stage runs) keeps
+     * other instances from doing the same stage: one handed the same event (its partition moved
+     * while the stage ran) waits instead. Past it, the instance at work is taken for dead and the
+     * stage starts again. Shorter than Kafka's session timeout (45 s), so a killed instance's
+     * stages are taken over as soon as its partitions are.
+     */
+    @WithDefault("PT30S")
+    Duration lease();
+
+    /**
      * Faults injected into the stages of chosen jobs, for the reliability tests on the real stack.
      * Off unless a job pattern is set.
      */

@@ -47,7 +47,7 @@ public class TrainingCompletedConsumer {
                         stages.run(
                                 "evaluation",
                                 Stage.STAGE_EVALUATION,
-                                e.jobId(),
+                                e,
                                 status,
                                 () -> evaluator.evaluate(e.payload())));
     }

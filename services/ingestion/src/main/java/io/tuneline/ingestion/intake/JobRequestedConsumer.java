@@ -50,7 +50,7 @@ public class JobRequestedConsumer {
                         stages.run(
                                 "ingestion",
                                 Stage.STAGE_INGESTION,
-                                e.jobId(),
+                                e,
                                 status,
                                 () -> intake.accept(e)));
     }

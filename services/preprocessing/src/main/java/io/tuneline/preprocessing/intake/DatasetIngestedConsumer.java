@@ -83,7 +83,7 @@ public class DatasetIngestedConsumer {
                         stages.run(
                                 "preprocessing",
                                 Stage.STAGE_PREPROCESSING,
-                                e.jobId(),
+                                e,
                                 status,
                                 () -> prepare(e.payload())));
     }
