@@ -444,6 +444,47 @@ class ChartTest {
     }
 
     @Test
+    void aPrivateCaOfTheObjectStoreReachesEveryServiceAndTheWorker() throws IOException {
+        List<JsonNode> docs = Chart.render("external-tls-sasl.yaml");
+        List<JsonNode> deployments = Chart.ofKind(docs, "Deployment");
+        assertThat(deployments).isNotEmpty();
+        for (JsonNode doc : deployments) {
+            Deployment d = (Deployment) KubernetesSchema.validate(doc);
+            String name = d.getMetadata().getName();
+            assertThat(Chart.find(docs, "ConfigMap", name).path("data").path("S3_CA_FILE").asText())
+                    .as(name)
+                    .isEqualTo("/etc/tuneline/s3-ca/ca.crt");
+            assertTrustsTheStoreCa(name, d.getSpec().getTemplate().getSpec());
+        }
+        JsonNode cm = Chart.find(docs, "ConfigMap", "tl-tuneline-training-worker");
+        assertTrustsTheStoreCa(
+                "worker pod template",
+                KubernetesSchema.podTemplate(
+                                "worker pod template",
+                                new YAMLMapper()
+                                        .readTree(
+                                                cm.path("data").path("pod-template.yaml").asText()))
+                        .getSpec());
+    }
+
+    private static void assertTrustsTheStoreCa(
+            String what, io.fabric8.kubernetes.api.model.PodSpec spec) {
+        assertThat(spec.getVolumes())
+                .as(what)
+                .filteredOn(v -> v.getName().equals("s3-ca"))
+                .singleElement()
+                .satisfies(
+                        v ->
+                                assertThat(v.getSecret().getSecretName())
+                                        .isEqualTo("minio-tenant-ca"));
+        assertThat(spec.getContainers().get(0).getVolumeMounts())
+                .as(what)
+                .filteredOn(m -> m.getName().equals("s3-ca"))
+                .singleElement()
+                .satisfies(m -> assertThat(m.getMountPath()).isEqualTo("/etc/tuneline/s3-ca"));
+    }
+
+    @Test
     void secretValuesNeverAppearOutsideSecrets() {
         List<JsonNode> docs = Chart.render("minimal.yaml");
         docs.stream()

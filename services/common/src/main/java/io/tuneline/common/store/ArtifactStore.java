@@ -44,12 +44,13 @@ public final class ArtifactStore implements AutoCloseable {
 
     public ArtifactStore(StoreSettings settings) {
         this.settings = settings;
-        this.http =
+        OkHttpClient.Builder builder =
                 new OkHttpClient.Builder()
                         .connectTimeout(Duration.ofSeconds(10))
                         .readTimeout(Duration.ofMinutes(5))
-                        .writeTimeout(Duration.ofMinutes(5))
-                        .build();
+                        .writeTimeout(Duration.ofMinutes(5));
+        settings.caFile().ifPresent(ca -> trust(builder, ca));
+        this.http = builder.build();
         this.client =
                 MinioClient.builder()
                         .endpoint(settings.endpoint())
@@ -58,6 +59,59 @@ public final class ArtifactStore implements AutoCloseable {
                         .region(settings.region())
                         .httpClient(http)
                         .build();
+    }
+
+    /**
+     * Makes {@code builder} trust the certificates in the PEM file {@code ca} as well as the JVM's
+     * own authorities, so that one setting serves a private CA without losing the public ones.
+     */
+    private static void trust(OkHttpClient.Builder builder, java.nio.file.Path ca) {
+        try {
+            java.util.Collection<? extends java.security.cert.Certificate> certificates;
+            try (InputStream in = java.nio.file.Files.newInputStream(ca)) {
+                certificates =
+                        java.security.cert.CertificateFactory.getInstance("X.509")
+                                .generateCertificates(in);
+            }
+            if (certificates.isEmpty()) {
+                throw new IllegalArgumentException(
+                        "tuneline.store.ca-file " + ca + " holds no PEM certificate");
+            }
+            java.security.KeyStore trusted =
+                    java.security.KeyStore.getInstance(java.security.KeyStore.getDefaultType());
+            trusted.load(null, null);
+            int n = 0;
+            for (java.security.cert.X509Certificate c : trustManager(null).getAcceptedIssuers()) {
+                trusted.setCertificateEntry("jvm-" + n++, c);
+            }
+            for (java.security.cert.Certificate c : certificates) {
+                trusted.setCertificateEntry("ca-file-" + n++, c);
+            }
+            javax.net.ssl.X509TrustManager manager = trustManager(trusted);
+            javax.net.ssl.SSLContext tls = javax.net.ssl.SSLContext.getInstance("TLS");
+            tls.init(null, new javax.net.ssl.TrustManager[] {manager}, null);
+            builder.sslSocketFactory(tls.getSocketFactory(), manager);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException("tuneline.store.ca-file " + ca + " does not exist");
+        } catch (IOException | java.security.GeneralSecurityException e) {
+            throw new IllegalArgumentException(
+                    "tuneline.store.ca-file " + ca + " cannot be read as PEM certificates: " + e,
+                    e);
+        }
+    }
+
+    private static javax.net.ssl.X509TrustManager trustManager(java.security.KeyStore store)
+            throws java.security.GeneralSecurityException {
+        javax.net.ssl.TrustManagerFactory factory =
+                javax.net.ssl.TrustManagerFactory.getInstance(
+                        javax.net.ssl.TrustManagerFactory.getDefaultAlgorithm());
+        factory.init(store);
+        for (javax.net.ssl.TrustManager m : factory.getTrustManagers()) {
+            if (m instanceof javax.net.ssl.X509TrustManager x) {
+                return x;
+            }
+        }
+        throw new java.security.GeneralSecurityException("no X.509 trust manager");
     }
 
     /** The platform bucket's name. */

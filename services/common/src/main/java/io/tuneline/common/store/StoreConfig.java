@@ -35,8 +35,21 @@ public interface StoreConfig {
     @WithDefault("PT5M")
     java.time.Duration retryFor();
 
+    /**
+     * PEM certificates to trust besides the JVM's authorities, for an {@code https} endpoint signed
+     * by a private CA ({@code S3_CA_FILE}; the chart mounts {@code objectStore.tls.caSecret}).
+     */
+    java.util.Optional<String> caFile();
+
     default StoreSettings settings() {
         return new StoreSettings(
-                endpoint(), accessKey(), secretKey(), bucket(), region(), partSize(), retryFor());
+                        endpoint(),
+                        accessKey(),
+                        secretKey(),
+                        bucket(),
+                        region(),
+                        partSize(),
+                        retryFor())
+                .withCaFile(caFile().filter(f -> !f.isBlank()).map(java.nio.file.Path::of));
     }
 }

@@ -7,6 +7,9 @@ package io.tuneline.common.store;
  *     least (AWS "Amazon S3 multipart upload limits")
  * @param retryFor how long an operation that failed because the store could not be reached (or
  *     answered 5xx / SlowDown) is tried again, with backoff, before it fails; zero: never
+ * @param caFile PEM certificates (one or a bundle) trusted besides the JVM's own authorities, for
+ *     an {@code https} endpoint whose certificate a private CA signed (a MinIO tenant's, a cluster
+ *     issuer's)
  */
 public record StoreSettings(
         String endpoint,
@@ -15,7 +18,8 @@ public record StoreSettings(
         String bucket,
         String region,
         long partSize,
-        java.time.Duration retryFor) {
+        java.time.Duration retryFor,
+        java.util.Optional<java.nio.file.Path> caFile) {
     public static final long MIN_PART_SIZE = 5L * 1024 * 1024;
 
     /** How long a store outage is waited out unless configured otherwise. */
@@ -26,6 +30,7 @@ public record StoreSettings(
             throw new IllegalArgumentException(
                     "part size " + partSize + " is below the S3 minimum of " + MIN_PART_SIZE);
         }
+        java.util.Objects.requireNonNull(caFile, "caFile");
         if (retryFor.isNegative()) {
             throw new IllegalArgumentException("retry-for must not be negative: " + retryFor);
         }
@@ -37,7 +42,32 @@ public record StoreSettings(
             String secretKey,
             String bucket,
             String region,
+            long partSize,
+            java.time.Duration retryFor) {
+        this(
+                endpoint,
+                accessKey,
+                secretKey,
+                bucket,
+                region,
+                partSize,
+                retryFor,
+                java.util.Optional.empty());
+    }
+
+    public StoreSettings(
+            String endpoint,
+            String accessKey,
+            String secretKey,
+            String bucket,
+            String region,
             long partSize) {
         this(endpoint, accessKey, secretKey, bucket, region, partSize, DEFAULT_RETRY_FOR);
+    }
+
+    /** These settings trusting the certificates in {@code caFile} too (none when empty). */
+    public StoreSettings withCaFile(java.util.Optional<java.nio.file.Path> caFile) {
+        return new StoreSettings(
+                endpoint, accessKey, secretKey, bucket, region, partSize, retryFor, caFile);
     }
 }

@@ -54,12 +54,14 @@ public class LauncherProducer {
      * (the same a worker pod gets from the chart).
      */
     static Map<String, String> workerEnvironment(StoreConfig store, String kafka) {
-        return Map.of(
-                "KAFKA_BOOTSTRAP_SERVERS", kafka,
-                "S3_ENDPOINT", store.endpoint(),
-                "S3_ACCESS_KEY", store.accessKey(),
-                "S3_SECRET_KEY", store.secretKey(),
-                "S3_BUCKET", store.bucket());
+        Map<String, String> env = new java.util.HashMap<>();
+        env.put("KAFKA_BOOTSTRAP_SERVERS", kafka);
+        env.put("S3_ENDPOINT", store.endpoint());
+        env.put("S3_ACCESS_KEY", store.accessKey());
+        env.put("S3_SECRET_KEY", store.secretKey());
+        env.put("S3_BUCKET", store.bucket());
+        store.caFile().filter(f -> !f.isBlank()).ifPresent(f -> env.put("S3_CA_FILE", f));
+        return Map.copyOf(env);
     }
 
     void close(@Disposes RunLauncher launcher) {

@@ -27,8 +27,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * The worker process of one training attempt (the local executor starts it; on Kubernetes it is the
  * worker pod's command). Configuration comes from the environment the controller sets: {@code
  * TUNELINE_JOB_ID}, {@code TUNELINE_ATTEMPT}, {@code KAFKA_BOOTSTRAP_SERVERS}, {@code S3_ENDPOINT},
- * {@code S3_ACCESS_KEY}, {@code S3_SECRET_KEY}, {@code S3_BUCKET}. Exit code 0 means {@code
- * result.json} was written; {@link #EXIT_JOB_CANNOT_SUCCEED} that retrying is pointless.
+ * {@code S3_ACCESS_KEY}, {@code S3_SECRET_KEY}, {@code S3_BUCKET} (and {@code S3_CA_FILE} for an
+ * https store signed by a private CA). Exit code 0 means {@code result.json} was written; {@link
+ * #EXIT_JOB_CANNOT_SUCCEED} that retrying is pointless.
  */
 public final class TrainingWorker {
     private TrainingWorker() {}
@@ -118,12 +119,17 @@ public final class TrainingWorker {
                 ArtifactStore store =
                         new ArtifactStore(
                                 new StoreSettings(
-                                        require("S3_ENDPOINT"),
-                                        require("S3_ACCESS_KEY"),
-                                        require("S3_SECRET_KEY"),
-                                        System.getenv().getOrDefault("S3_BUCKET", "tuneline"),
-                                        "us-east-1",
-                                        StoreSettings.MIN_PART_SIZE))) {
+                                                require("S3_ENDPOINT"),
+                                                require("S3_ACCESS_KEY"),
+                                                require("S3_SECRET_KEY"),
+                                                System.getenv()
+                                                        .getOrDefault("S3_BUCKET", "tuneline"),
+                                                "us-east-1",
+                                                StoreSettings.MIN_PART_SIZE)
+                                        .withCaFile(
+                                                Optional.ofNullable(System.getenv("S3_CA_FILE"))
+                                                        .filter(f -> !f.isBlank())
+                                                        .map(Path::of)))) {
             ProgressSink sink =
                     p -> {
                         OutgoingEvent e = codec.encode(p);
