@@ -68,13 +68,15 @@ final class PodFailures {
             if (terminated != null
                     && terminated.getExitCode() != null
                     && terminated.getExitCode() == TrainingWorker.EXIT_JOB_CANNOT_SUCCEED) {
+                String verdict =
+                        "the job cannot be trained as given (another attempt would fail the same"
+                                + " way)";
+                // The worker writes its cause to the termination message file: it comes first.
                 return Optional.of(
                         new RunState.Failed(
-                                "the job cannot be trained as given (another attempt would fail"
-                                        + " the same way)"
-                                        + (terminated.getMessage() == null
-                                                ? "; see the worker pod's log"
-                                                : ": " + terminated.getMessage()),
+                                terminated.getMessage() == null || terminated.getMessage().isBlank()
+                                        ? verdict + "; see the worker pod's log"
+                                        : terminated.getMessage().strip() + " (" + verdict + ")",
                                 false));
             }
             if (terminated != null
@@ -90,13 +92,12 @@ final class PodFailures {
             if (terminated != null
                     && terminated.getExitCode() != null
                     && terminated.getExitCode() != 0) {
+                String exit = "the worker exited with code " + terminated.getExitCode();
                 return Optional.of(
                         new RunState.Failed(
-                                "the worker exited with code "
-                                        + terminated.getExitCode()
-                                        + (terminated.getMessage() == null
-                                                ? ""
-                                                : ": " + terminated.getMessage()),
+                                terminated.getMessage() == null || terminated.getMessage().isBlank()
+                                        ? exit
+                                        : terminated.getMessage().strip() + " (" + exit + ")",
                                 true));
             }
         }

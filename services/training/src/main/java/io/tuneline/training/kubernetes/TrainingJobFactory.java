@@ -9,6 +9,7 @@ import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobBuilder;
 import io.fabric8.kubernetes.client.utils.Serialization;
 import io.tuneline.training.run.RunRequest;
+import io.tuneline.training.worker.TrainingWorker;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -105,6 +106,10 @@ public final class TrainingJobFactory {
         worker.getEnv().add(new EnvVar("TUNELINE_JOB_ID", run.jobId(), null));
         worker.getEnv().add(new EnvVar("TUNELINE_RUN_ID", jobName(run), null));
         worker.getEnv().add(new EnvVar("TUNELINE_ATTEMPT", Integer.toString(run.attempt()), null));
+        // Kubernetes' default terminationMessagePath: the pod status carries what the worker
+        // writes there as the container's termination message (PodFailures reads it).
+        worker.getEnv()
+                .add(new EnvVar(TrainingWorker.TERMINATION_LOG, "/dev/termination-log", null));
 
         return new JobBuilder()
                 .withNewMetadata()

@@ -15,6 +15,7 @@ import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.PriorityQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -30,6 +31,12 @@ import org.jboss.logging.Logger;
 public final class LocalRunLauncher implements RunLauncher {
     private static final Logger LOG = Logger.getLogger(LocalRunLauncher.class);
     private static final int TAIL_LINES = 20;
+
+    /**
+     * The file a local worker writes its failure's cause to ({@link
+     * TrainingWorker#TERMINATION_LOG}).
+     */
+    private static final String CAUSE_FILE = "failure-cause.txt";
 
     private final LocalExecutorSettings settings;
     private final AtomicLong arrivals = new AtomicLong();
@@ -101,6 +108,9 @@ public final class LocalRunLauncher implements RunLauncher {
             builder.environment().put("TUNELINE_RUN_ID", id);
             builder.environment().put("TUNELINE_ATTEMPT", Integer.toString(run.attempt()));
             builder.environment().put("TUNELINE_GPUS", Integer.toString(run.gpus()));
+            Files.deleteIfExists(dir.resolve(CAUSE_FILE));
+            builder.environment()
+                    .put(TrainingWorker.TERMINATION_LOG, dir.resolve(CAUSE_FILE).toString());
             builder.environment()
                     .put(
                             TrainingWorker.CONTROLLER_PID,
@@ -145,26 +155,27 @@ public final class LocalRunLauncher implements RunLauncher {
                             "the worker process was stopped (SIGTERM) after storing a checkpoint;"
                                     + " its log: "
                                     + log);
-        } else if (code == TrainingWorker.EXIT_JOB_CANNOT_SUCCEED) {
-            state =
-                    new RunState.Failed(
-                            "the job cannot be trained as given (another attempt would fail the"
-                                    + " same way); last lines of "
-                                    + log
-                                    + ":\n"
-                                    + tail(log),
-                            false);
         } else {
+            boolean retriable = code != TrainingWorker.EXIT_JOB_CANNOT_SUCCEED;
+            String exit =
+                    retriable
+                            ? "the worker process exited with code " + code + describeSignal(code)
+                            : "the job cannot be trained as given (another attempt would fail the"
+                                    + " same way)";
+            // The worker's own words first when it left them; the log's tail only when it could
+            // not (a native crash, a kill), since its last lines are then the only clue.
+            Optional<String> cause = cause(log.resolveSibling(CAUSE_FILE));
             state =
                     new RunState.Failed(
-                            "the worker process exited with code "
-                                    + code
-                                    + describeSignal(code)
-                                    + "; last lines of "
-                                    + log
-                                    + ":\n"
-                                    + tail(log),
-                            true);
+                            cause.map(c -> c + " (" + exit + "; the worker's log: " + log + ")")
+                                    .orElseGet(
+                                            () ->
+                                                    exit
+                                                            + "; last lines of "
+                                                            + log
+                                                            + ":\n"
+                                                            + tail(log)),
+                            retriable);
         }
         finish(id, state);
         drain();
@@ -186,6 +197,17 @@ public final class LocalRunLauncher implements RunLauncher {
             case 134 -> " (aborted: SIGABRT, e.g. a native crash)";
             default -> code > 128 ? " (killed by signal " + (code - 128) + ")" : "";
         };
+    }
+
+    private static Optional<String> cause(Path file) {
+        try {
+            return Files.exists(file)
+                    ? Optional.of(Files.readString(file, StandardCharsets.UTF_8).strip())
+                            .filter(c -> !c.isEmpty())
+                    : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
     }
 
     private static String tail(Path log) {

@@ -165,9 +165,43 @@ public final class TrainingWorker {
         } catch (RuntimeException e) {
             System.err.println("training of " + jobId + " failed: " + e.getMessage());
             e.printStackTrace();
+            reportCause(e);
             return isTheJobsFault(e) ? EXIT_JOB_CANNOT_SUCCEED : 2;
         }
         return 0;
+    }
+
+    /**
+     * Where the worker writes why it failed, in one line and without a stack trace, for the
+     * controller to use as the job's reason: Kubernetes' termination message file ({@code
+     * /dev/termination-log}, which the pod status then carries), a file beside the log locally. The
+     * log keeps everything else (native libraries' warnings, the stack trace).
+     */
+    public static final String TERMINATION_LOG = "TUNELINE_TERMINATION_LOG";
+
+    private static void reportCause(Throwable e) {
+        String file = System.getenv(TERMINATION_LOG);
+        if (file == null || file.isBlank()) {
+            return;
+        }
+        try {
+            java.nio.file.Files.writeString(Path.of(file), cause(e));
+        } catch (java.io.IOException | RuntimeException notWritten) {
+            System.err.println("could not write " + file + ": " + notWritten.getMessage());
+        }
+    }
+
+    /** The messages of {@code e} and its causes, each once: the cause in words. */
+    static String cause(Throwable e) {
+        StringBuilder b = new StringBuilder();
+        for (Throwable t = e; t != null && t.getCause() != t; t = t.getCause()) {
+            String m = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+            if (b.indexOf(m) < 0) {
+                b.append(b.length() == 0 ? "" : "; caused by: ").append(m);
+            }
+        }
+        // Kubernetes keeps at most 4096 bytes of a termination message.
+        return b.length() > 3000 ? b.substring(0, 3000) + " ..." : b.toString();
     }
 
     /**

@@ -187,6 +187,24 @@ class KubernetesRunLauncherTest {
                             assertThat(f.retriable()).isFalse();
                         });
 
+        // The worker wrote its cause to the termination message file: the reason starts with it.
+        launcher.launch(run("said", 1, 1));
+        pod(
+                "tl-said-a1",
+                "terminated",
+                "Error",
+                TrainingWorker.EXIT_JOB_CANNOT_SUCCEED,
+                "training diverged at step 7: the loss is NaN");
+        assertThat(launcher.state(run("said", 1, 1)))
+                .isInstanceOfSatisfying(
+                        RunState.Failed.class,
+                        f -> {
+                            assertThat(f.reason())
+                                    .startsWith("training diverged at step 7: the loss is NaN (")
+                                    .contains("cannot be trained as given");
+                            assertThat(f.retriable()).isFalse();
+                        });
+
         launcher.launch(run("evicted", 1, 1));
         client.pods()
                 .inNamespace(NS)
@@ -260,6 +278,10 @@ class KubernetesRunLauncherTest {
     }
 
     private void pod(String jobName, String state, String reason, int exitCode) {
+        pod(jobName, state, reason, exitCode, null);
+    }
+
+    private void pod(String jobName, String state, String reason, int exitCode, String message) {
         var builder =
                 new PodBuilder()
                         .withNewMetadata()
@@ -283,6 +305,7 @@ class KubernetesRunLauncherTest {
                     .withNewTerminated()
                     .withReason(reason)
                     .withExitCode(exitCode)
+                    .withMessage(message)
                     .endTerminated()
                     .endState();
         } else {

@@ -49,8 +49,17 @@ public final class FakeWorker {
         }
         if (jobId.startsWith("diverge-")) {
             System.out.println("step 1");
+            // The native library's noise and the stack trace go to the log; the cause, alone, to
+            // the termination file, as the real worker does.
+            System.out.println(
+                    "[W NNPACK.cpp:64] Could not initialize NNPACK! Reason: Unsupported hardware.");
             System.out.println("training of " + jobId + " failed: training diverged at step 7");
+            System.out.println("\tat io.tuneline.engine.train.Trainer.step(Trainer.java:1)");
             System.out.flush();
+            String cause = System.getenv(TrainingWorker.TERMINATION_LOG);
+            if (cause != null) {
+                Files.writeString(Path.of(cause), "training diverged at step 7\n");
+            }
             Runtime.getRuntime().halt(TrainingWorker.EXIT_JOB_CANNOT_SUCCEED);
         }
         if (jobId.startsWith("stubborn-")) {
