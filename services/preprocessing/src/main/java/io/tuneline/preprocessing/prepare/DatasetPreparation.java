@@ -22,11 +22,14 @@ import it.unimi.dsi.fastutil.longs.Long2IntOpenHashMap;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
+import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -35,6 +38,10 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.function.Function;
 import java.util.stream.Stream;
 import org.jboss.logging.Logger;
@@ -151,8 +158,14 @@ public final class DatasetPreparation implements AutoCloseable {
         // Pass 1: what to keep, and the split each kept record goes to.
         long started = System.nanoTime();
         Pass1 p1 = new Pass1(expected, settings);
+        // Parsing, normalising and the MinHash signature on every core; the decisions, which
+        // depend on every earlier record, in record order.
         reader.read(
-                0, 50, "cleaning and deduplicating", (index, example) -> p1.offer(index, example));
+                0,
+                50,
+                "cleaning and deduplicating",
+                (first, examples) -> examples.stream().map(p1::judge).toList(),
+                p1::offer);
         long judged = System.nanoTime();
         List<String> labels =
                 spec.getLabelsCount() > 0
@@ -183,18 +196,38 @@ public final class DatasetPreparation implements AutoCloseable {
                                 maxLength,
                                 shape.causal() && settings.packing() && name.equals("train")));
             }
-            Tokenization tokenization = new Tokenization(tokenizer, shape, files, causal);
+            Tokenization tokenization = new Tokenization(tokenizer, shape, causal);
             try {
+                // Batches are tokenized on every core at once; each lands in its split's file in
+                // record order.
                 reader.read(
                         50,
                         100,
                         "tokenizing and writing splits",
-                        (index, example) -> {
-                            if (assigned[index] != NONE) {
-                                tokenization.add(example, assigned[index], settings.batchSize());
+                        (first, examples) -> {
+                            List<Example> kept = new ArrayList<>(examples.size());
+                            for (int i = 0; i < examples.size(); i++) {
+                                kept.add(assigned[first + i] != NONE ? examples.get(i) : null);
+                            }
+                            List<Tokenization.Encoded> encoded =
+                                    tokenization.encode(
+                                            kept.stream().filter(e -> e != null).toList());
+                            List<Tokenization.Encoded> out = new ArrayList<>(examples.size());
+                            int k = 0;
+                            for (Example e : kept) {
+                                out.add(e == null ? null : encoded.get(k++));
+                            }
+                            return out;
+                        },
+                        (index, encoded) -> {
+                            if (encoded != null) {
+                                files.get(assigned[index])
+                                        .add(
+                                                encoded.example(),
+                                                encoded.inputIds(),
+                                                encoded.labels());
                             }
                         });
-                tokenization.flush();
                 LOG.infof(
                         "pass 1 (normalise, deduplicate, split) %.1f s, pass 2 (tokenize, write) %.1f s",
                         (judged - started) / 1e9, (System.nanoTime() - judged) / 1e9);
@@ -470,45 +503,149 @@ public final class DatasetPreparation implements AutoCloseable {
             this.progress = progress;
         }
 
-        interface Visitor {
-            void visit(int index, Example example) throws IOException;
+        /** Work on one batch of records, done on the reader's worker threads. */
+        interface Work<T> {
+            List<T> apply(int first, List<Example> examples) throws IOException;
         }
 
-        void read(double from, double to, String what, Visitor visitor) throws IOException {
+        /** What is done with each record's result, on the reading thread, in record order. */
+        interface Visitor<T> {
+            void visit(int index, T result) throws IOException;
+        }
+
+        /**
+         * Streams the records and hands each one's {@code work} result to {@code visitor} in order.
+         * Lines are parsed and worked on in batches of {@code batchSize} on as many threads as
+         * there are cores, a few batches ahead of the visitor, so memory stays bounded whatever the
+         * dataset's size.
+         */
+        <T> void read(double from, double to, String what, Work<T> work, Visitor<T> visitor)
+                throws IOException {
             bytes = 0;
-            int index = 0;
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+            ExecutorService workers =
+                    Executors.newFixedThreadPool(
+                            threads,
+                            r -> {
+                                Thread t = new Thread(r, "tuneline-preprocessing-worker");
+                                t.setDaemon(true);
+                                return t;
+                            });
+            Deque<Future<List<T>>> ahead = new ArrayDeque<>();
+            int[] visited = {0};
             progress.at(from, what);
             try (CountingInputStream in = new CountingInputStream(store.get(source));
                     BufferedReader r =
                             new BufferedReader(
                                     new InputStreamReader(in, StandardCharsets.UTF_8), 1 << 16)) {
+                int index = 0;
+                long chars = 0;
+                Deque<Long> aheadChars = new ArrayDeque<>();
+                long inFlight = 0;
+                List<String> lines = new ArrayList<>(settings.batchSize());
                 for (String line; (line = r.readLine()) != null; ) {
                     if (line.isBlank()) {
                         continue;
                     }
-                    Example example;
-                    try {
-                        example =
-                                Example.parse(
-                                        JSON.readTree(line), shape, textField, labelField, norm);
-                    } catch (IOException e) {
-                        example = null; // reported and skipped by ingestion under the job's policy
-                    }
-                    visitor.visit(index, example);
+                    lines.add(line);
+                    chars += line.length();
                     index++;
-                    if ((index & 0x3FFF) == 0) {
-                        double done = Math.min(1.0, (double) index / expected);
-                        progress.at(
-                                from + (to - from) * done,
-                                String.format(
-                                        Locale.ROOT,
-                                        "%s: %,d of %,d records",
-                                        what,
-                                        index,
-                                        expected));
+                    if (lines.size() == settings.batchSize()) {
+                        ahead.add(submit(workers, index - lines.size(), lines, work));
+                        aheadChars.add(chars);
+                        inFlight += chars;
+                        lines = new ArrayList<>(settings.batchSize());
+                        chars = 0;
+                        // A few batches per core ahead of the visitor, and no more text in
+                        // flight than a small share of the heap: a batch's parsed records and
+                        // tokens take several times its text, on every worker at once.
+                        while (ahead.size() > 2 * threads
+                                || (ahead.size() > 1 && inFlight > maxCharsInFlight())) {
+                            deliver(ahead.removeFirst(), visitor, visited, from, to, what);
+                            inFlight -= aheadChars.removeFirst();
+                        }
                     }
                 }
+                if (!lines.isEmpty()) {
+                    ahead.add(submit(workers, index - lines.size(), lines, work));
+                }
+                while (!ahead.isEmpty()) {
+                    deliver(ahead.removeFirst(), visitor, visited, from, to, what);
+                }
                 bytes = in.count();
+            } finally {
+                ahead.forEach(f -> f.cancel(true));
+                workers.shutdownNow();
+            }
+        }
+
+        /** Text characters in batches not yet delivered: a 64th of the heap. */
+        private static long maxCharsInFlight() {
+            return Runtime.getRuntime().maxMemory() / 64;
+        }
+
+        private <T> Future<List<T>> submit(
+                ExecutorService workers, int first, List<String> lines, Work<T> work) {
+            return workers.submit(
+                    () -> {
+                        List<Example> examples = new ArrayList<>(lines.size());
+                        for (String line : lines) {
+                            Example example;
+                            try {
+                                example =
+                                        Example.parse(
+                                                JSON.readTree(line),
+                                                shape,
+                                                textField,
+                                                labelField,
+                                                norm);
+                            } catch (IOException e) {
+                                // Reported and skipped by ingestion under the job's policy.
+                                example = null;
+                            }
+                            examples.add(example);
+                        }
+                        return work.apply(first, examples);
+                    });
+        }
+
+        private <T> void deliver(
+                Future<List<T>> batch,
+                Visitor<T> visitor,
+                int[] visited,
+                double from,
+                double to,
+                String what)
+                throws IOException {
+            List<T> results;
+            try {
+                results = batch.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while " + what);
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof IOException io) {
+                    throw io;
+                }
+                if (e.getCause() instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw new IllegalStateException(e.getCause());
+            }
+            for (T result : results) {
+                visitor.visit(visited[0], result);
+                visited[0]++;
+                if ((visited[0] & 0x3FFF) == 0) {
+                    double done = Math.min(1.0, (double) visited[0] / expected);
+                    progress.at(
+                            from + (to - from) * done,
+                            String.format(
+                                    Locale.ROOT,
+                                    "%s: %,d of %,d records",
+                                    what,
+                                    visited[0],
+                                    expected));
+                }
             }
         }
     }
@@ -538,7 +675,24 @@ public final class DatasetPreparation implements AutoCloseable {
                             : null;
         }
 
-        void offer(int index, Example example) {
+        /** A record with what judging it needs computed beforehand (on any thread). */
+        record Judged(Example example, long hash, int[] signature) {}
+
+        /**
+         * The hash of the record's dedup key and its MinHash signature: the costly, independent
+         * part of judging a record, safe to run on several threads at once.
+         */
+        Judged judge(Example example) {
+            if (example == null || example.isEmpty()) {
+                return new Judged(example, 0, null);
+            }
+            String key = example.key();
+            return new Judged(example, hash(key), near == null ? null : near.signature(key));
+        }
+
+        /** Decides the record's status; called in record order. */
+        void offer(int index, Judged judged) {
+            Example example = judged.example();
             read++;
             if (example == null) {
                 status.add(UNREADABLE);
@@ -561,8 +715,7 @@ public final class DatasetPreparation implements AutoCloseable {
                 removed[EMPTY]++;
                 return;
             }
-            String key = example.key();
-            long h = hash(key);
+            long h = judged.hash();
             int same = exact.get(h);
             if (same >= 0) {
                 status.add(resolve(index, same, EXACT));
@@ -571,9 +724,8 @@ public final class DatasetPreparation implements AutoCloseable {
                 }
                 return;
             }
-            int[] signature = null;
+            int[] signature = judged.signature();
             if (near != null) {
-                signature = near.signature(key);
                 int similar = near.match(signature);
                 if (similar >= 0) {
                     status.add(resolve(index, similar, NEAR));

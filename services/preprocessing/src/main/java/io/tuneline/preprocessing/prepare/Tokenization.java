@@ -1,43 +1,35 @@
 package io.tuneline.preprocessing.prepare;
 
 import io.tuneline.preprocessing.prepare.Example.Shape;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Pass 2's tokenizing: batches examples through the tokenizer (one call per batch, which uses every
- * core) and hands each one's tokens, and for causal examples its labels, to its split's file.
- * Classification text gets the model's special tokens ({@code [CLS] ... [SEP]}); causal examples
- * are formatted and masked by {@link CausalEncoder}.
+ * Pass 2's tokenizing: one batch of examples through the tokenizer (one call per batch), each one's
+ * tokens and, for causal examples, its labels. Classification text gets the model's special tokens
+ * ({@code [CLS] ... [SEP]}); causal examples are formatted and masked by {@link CausalEncoder}.
+ * Batches are encoded on several threads at once (the reader's workers); writing them to their
+ * split's file stays in record order.
  */
 final class Tokenization {
+    /** One example's tokens; {@code labels} only for causal examples. */
+    record Encoded(Example example, long[] inputIds, long[] labels) {}
+
     private final ModelTokenizer tokenizer;
     private final Shape shape;
-    private final List<SplitFile> files;
     private final CausalEncoder causal;
-    private final List<Example> batch = new ArrayList<>();
-    private final List<Byte> splits = new ArrayList<>();
 
-    Tokenization(
-            ModelTokenizer tokenizer, Shape shape, List<SplitFile> files, CausalEncoder causal) {
+    Tokenization(ModelTokenizer tokenizer, Shape shape, CausalEncoder causal) {
         this.tokenizer = tokenizer;
         this.shape = shape;
-        this.files = files;
         this.causal = causal;
     }
 
-    void add(Example example, byte split, int batchSize) throws IOException {
-        batch.add(example);
-        splits.add(split);
-        if (batch.size() >= batchSize) {
-            flush();
-        }
-    }
-
-    void flush() throws IOException {
+    /** The batch's tokens, in its order; safe to call from several threads. */
+    List<Encoded> encode(List<Example> batch) {
+        List<Encoded> out = new ArrayList<>(batch.size());
         if (batch.isEmpty()) {
-            return;
+            return out;
         }
         if (shape == Shape.CLASSIFICATION) {
             long[][] ids =
@@ -45,16 +37,16 @@ final class Tokenization {
                             batch.stream().map(e -> ((Example.Classification) e).text()).toList(),
                             true);
             for (int i = 0; i < ids.length; i++) {
-                files.get(splits.get(i)).add(batch.get(i), ids[i], null);
+                out.add(new Encoded(batch.get(i), ids[i], null));
             }
         } else {
             List<CausalEncoder.Encoded> encoded = causal.encode(batch);
             for (int i = 0; i < batch.size(); i++) {
-                files.get(splits.get(i))
-                        .add(batch.get(i), encoded.get(i).inputIds(), encoded.get(i).labels());
+                out.add(
+                        new Encoded(
+                                batch.get(i), encoded.get(i).inputIds(), encoded.get(i).labels()));
             }
         }
-        batch.clear();
-        splits.clear();
+        return out;
     }
 }

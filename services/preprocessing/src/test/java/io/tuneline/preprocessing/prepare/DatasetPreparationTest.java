@@ -114,6 +114,36 @@ class DatasetPreparationTest {
     }
 
     @Test
+    void batchesWorkedOnInParallelGiveTheSameSplitsAsOneBatch() throws Exception {
+        // Batches of 3 records on every core: duplicates of a record land in other batches, which
+        // workers finish in any order; decisions and writes must still follow record order.
+        DatasetPrepared parallel =
+                new DatasetPreparation(
+                                store,
+                                new DatasetPreparation.Settings(
+                                        NearDuplicates.Settings.DEFAULTS, true, 3))
+                        .prepare(ingested("prep-parallel", SplitSpec.getDefaultInstance()));
+        DatasetPrepared whole =
+                new DatasetPreparation(
+                                store,
+                                new DatasetPreparation.Settings(
+                                        NearDuplicates.Settings.DEFAULTS, true, 1000))
+                        .prepare(ingested("prep-whole", SplitSpec.getDefaultInstance()));
+        assertThat(parallel.getStats()).isEqualTo(whole.getStats());
+        assertThat(parallel.getCounts()).isEqualTo(whole.getCounts());
+        for (var split :
+                java.util.List.of(
+                        java.util.List.of(parallel.getTrain(), whole.getTrain()),
+                        java.util.List.of(parallel.getValidation(), whole.getValidation()),
+                        java.util.List.of(parallel.getTest(), whole.getTest()))) {
+            try (InputStream a = store.get(split.get(0));
+                    InputStream b = store.get(split.get(1))) {
+                assertThat(a.readAllBytes()).isEqualTo(b.readAllBytes());
+            }
+        }
+    }
+
+    @Test
     void ingestionsCanonicalRecordsAreReadInsteadOfTheRawInput() throws Exception {
         // The raw input was a CSV with its own column names; ingestion wrote the canonical
         // {"text", "label"} records beside it, and those are what preprocessing must read.

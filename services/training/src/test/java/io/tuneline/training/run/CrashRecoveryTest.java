@@ -136,7 +136,59 @@ class CrashRecoveryTest {
             assertThat(loggedSteps(result))
                     .isEqualTo(
                             java.util.stream.LongStream.rangeClosed(1, applied).boxed().toList());
+            assertContinuesTheUninterruptedRun(kafka, result);
         }
+    }
+
+    /**
+     * The resumed run's loss at every step equals that of the same job trained without
+     * interruption: the checkpoint carried the weights, the optimizer's moments, the data order and
+     * the dropout seeds, not only the step count.
+     */
+    private void assertContinuesTheUninterruptedRun(KafkaTestClient kafka, TrainingCompleted result)
+            throws java.io.IOException {
+        List<Double> straight = uninterruptedLosses(kafka);
+        List<Double> resumed = loggedLosses(result);
+        assertThat(resumed).hasSameSizeAs(straight);
+        for (int i = 0; i < straight.size(); i++) {
+            assertThat(resumed.get(i))
+                    .as("loss at step %d, resumed vs uninterrupted", i + 1)
+                    .isCloseTo(straight.get(i), org.assertj.core.api.Assertions.within(1e-5));
+        }
+    }
+
+    private static List<Double> uninterrupted;
+
+    /** The loss curve of the same job trained in one attempt (run once for both tests). */
+    private synchronized List<Double> uninterruptedLosses(KafkaTestClient kafka)
+            throws java.io.IOException {
+        if (uninterrupted == null) {
+            String job = "straight-1";
+            var out = CODEC.encode(prepared(job, 1000));
+            kafka.publish(Topics.DATASETS_PREPARED, out.key(), out.value(), out.headers());
+            TrainingCompleted done =
+                    CODEC.decode(
+                                    kafka
+                                            .readUntil(
+                                                    Topics.TRAINING_COMPLETED,
+                                                    rs ->
+                                                            rs.stream()
+                                                                    .anyMatch(
+                                                                            r ->
+                                                                                    job.equals(
+                                                                                            r
+                                                                                                    .key())),
+                                                    WAIT)
+                                            .stream()
+                                            .filter(r -> job.equals(r.key()))
+                                            .findFirst()
+                                            .orElseThrow(),
+                                    TrainingCompleted.getDefaultInstance())
+                            .payload();
+            assertThat(done.getRunId()).isEqualTo(job + "-a1");
+            uninterrupted = loggedLosses(done);
+        }
+        return uninterrupted;
     }
 
     @Test
@@ -241,6 +293,7 @@ class CrashRecoveryTest {
             // own, so the loss curve has every step once, the first attempt's then the second's.
             assertThat(loggedSteps(result))
                     .isEqualTo(java.util.stream.LongStream.rangeClosed(1, 40).boxed().toList());
+            assertContinuesTheUninterruptedRun(kafka, result);
         }
     }
 
@@ -251,6 +304,19 @@ class CrashRecoveryTest {
                     .lines()
                     .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1")))
                     .toList();
+        }
+    }
+
+    /** The losses of the run's metrics log, step by step. */
+    private List<Double> loggedLosses(TrainingCompleted result) throws java.io.IOException {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        try (InputStream in = store.get(result.getMetricsLog())) {
+            List<Double> losses = new java.util.ArrayList<>();
+            for (String line :
+                    new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList()) {
+                losses.add(json.readTree(line).path("loss").asDouble());
+            }
+            return losses;
         }
     }
 
