@@ -17,6 +17,7 @@ import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.BiConsumer;
 import org.jboss.logging.Logger;
 
@@ -24,6 +25,12 @@ import org.jboss.logging.Logger;
  * Runs training attempts as Kubernetes Jobs: creates one per run, reads its state (with the pod's
  * failure explained), deletes it on cancellation, and watches all of them. Finished Jobs are
  * deleted by Kubernetes after {@code ttlSecondsAfterFinished}.
+ *
+ * <p>With Kueue ({@link KueueSettings}) a Job is created suspended and waits for admission ({@link
+ * RunState.WaitingForAdmission}); Kueue un-suspends it when the quota admits it, and preempts it by
+ * suspending it again (its pods are deleted: SIGTERM, checkpoint, exit 143). The controller then
+ * resumes the run as the next attempt; this launcher deletes the earlier attempt's suspended Job
+ * when it creates the next one, so Kueue cannot admit both.
  */
 public final class KubernetesRunLauncher implements RunLauncher {
     private static final Logger LOG = Logger.getLogger(KubernetesRunLauncher.class);
@@ -55,11 +62,46 @@ public final class KubernetesRunLauncher implements RunLauncher {
             LOG.infof("run %s already has Job %s; not creating another", run.runId(), name);
             return existing;
         }
+        deleteSuspendedEarlierAttempts(run);
         Job created = jobs().resource(factory.build(run)).create();
-        LOG.infof(
-                "run %s scheduled as Job %s/%s (%d GPU)",
-                run.runId(), settings.namespace(), name, run.gpus());
+        if (settings.kueue().enabled()) {
+            LOG.infof(
+                    "run %s queued as suspended Job %s/%s (%d GPU) in Kueue queue %s",
+                    run.runId(),
+                    settings.namespace(),
+                    name,
+                    run.gpus(),
+                    settings.kueue().queueName());
+        } else {
+            LOG.infof(
+                    "run %s scheduled as Job %s/%s (%d GPU)",
+                    run.runId(), settings.namespace(), name, run.gpus());
+        }
         return created;
+    }
+
+    /**
+     * A suspended Job of an earlier attempt of the same job (preempted by Kueue, which keeps it and
+     * would admit it again) must go before the next attempt starts: two workers would train the
+     * same job. Finished Jobs of earlier attempts stay until their TTL, for their logs.
+     */
+    private void deleteSuspendedEarlierAttempts(RunRequest run) {
+        for (Job old :
+                jobs().withLabel(TrainingJobFactory.LABEL_JOB_ID, run.jobId()).list().getItems()) {
+            String attempt = old.getMetadata().getLabels().get(TrainingJobFactory.LABEL_ATTEMPT);
+            if (attempt != null && Integer.parseInt(attempt) < run.attempt() && suspended(old)) {
+                jobs().withName(old.getMetadata().getName())
+                        .withPropagationPolicy(DeletionPropagation.BACKGROUND)
+                        .delete();
+                LOG.infof(
+                        "deleted the suspended Job %s of attempt %s before starting attempt %d",
+                        old.getMetadata().getName(), attempt, run.attempt());
+            }
+        }
+    }
+
+    private static boolean suspended(Job job) {
+        return job.getSpec() != null && Boolean.TRUE.equals(job.getSpec().getSuspend());
     }
 
     @Override
@@ -99,7 +141,35 @@ public final class KubernetesRunLauncher implements RunLauncher {
         }
         Optional<RunState> failure = podFailure(job);
         if (failure.isPresent()) {
+            if (suspended(job) && failure.get() instanceof RunState.Preempted p) {
+                return new RunState.Preempted(
+                        "Kueue suspended the Job (its Workload was evicted: preempted by a"
+                                + " higher-priority workload or its quota reclaimed); "
+                                + p.reason());
+            }
             return failure.get();
+        }
+        if (suspended(job)) {
+            List<Pod> pods = pods(job);
+            boolean stopping =
+                    pods.stream()
+                            .anyMatch(
+                                    p ->
+                                            p.getStatus() == null
+                                                    || !Set.of("Succeeded", "Failed")
+                                                            .contains(p.getStatus().getPhase()));
+            if (stopping) {
+                // Kueue took the admission back; the Job controller is deleting the pods, and the
+                // worker stores its checkpoint within its grace period.
+                return new RunState.Pending(
+                        "Kueue suspended the Job; waiting for its worker pod to stop");
+            }
+            String queue =
+                    job.getMetadata().getLabels() == null
+                            ? null
+                            : job.getMetadata().getLabels().get(KueueSettings.LABEL_QUEUE_NAME);
+            return new RunState.WaitingForAdmission(
+                    queue == null ? settings.kueue().queueName() : queue);
         }
         if (status != null && status.getActive() != null && status.getActive() > 0) {
             List<Pod> pods = pods(job);
