@@ -128,24 +128,33 @@ public final class KubernetesRunLauncher implements RunLauncher {
                                         + " s (resources.max_runtime_seconds) and was stopped",
                                 false);
                     }
-                    return podFailure(job)
-                            .orElse(
-                                    new RunState.Failed(
-                                            "the training Job failed: "
-                                                    + c.getReason()
-                                                    + " "
-                                                    + c.getMessage(),
-                                            true));
+                    Optional<RunState> pod = podFailure(job);
+                    if (suspended(job)
+                            && (pod.isEmpty() || pod.get() instanceof RunState.Preempted)) {
+                        // Kueue suspended the admitted Job, and the Job controller counted the
+                        // pod it stopped against backoffLimit 0: the preemption it is.
+                        return kueuePreempted(
+                                pod.map(p -> ((RunState.Preempted) p).reason())
+                                        .orElse(
+                                                "its worker pod was stopped (the Job controller"
+                                                        + " then marked the Job "
+                                                        + c.getReason()
+                                                        + ")"));
+                    }
+                    return pod.orElse(
+                            new RunState.Failed(
+                                    "the training Job failed: "
+                                            + c.getReason()
+                                            + " "
+                                            + c.getMessage(),
+                                    true));
                 }
             }
         }
         Optional<RunState> failure = podFailure(job);
         if (failure.isPresent()) {
             if (suspended(job) && failure.get() instanceof RunState.Preempted p) {
-                return new RunState.Preempted(
-                        "Kueue suspended the Job (its Workload was evicted: preempted by a"
-                                + " higher-priority workload or its quota reclaimed); "
-                                + p.reason());
+                return kueuePreempted(p.reason());
             }
             return failure.get();
         }
@@ -190,6 +199,13 @@ public final class KubernetesRunLauncher implements RunLauncher {
                             .orElse("starting the worker pod"));
         }
         return new RunState.Pending("waiting for Kubernetes to start the Job");
+    }
+
+    private static RunState.Preempted kueuePreempted(String how) {
+        return new RunState.Preempted(
+                "Kueue suspended the Job (its Workload was evicted: preempted by a higher-priority"
+                        + " workload or its quota reclaimed); "
+                        + how);
     }
 
     /** Stops a run: deletes its Job and, in the background, its pods. */

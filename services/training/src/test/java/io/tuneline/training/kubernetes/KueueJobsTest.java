@@ -172,6 +172,52 @@ class KueueJobsTest {
     }
 
     @Test
+    void aSuspendedJobTheJobControllerFailedForItsStoppedPodIsAPreemptionNotAFailure() {
+        // The Job controller counts the pod it deleted for the suspension as failed; with
+        // backoffLimit 0 it marks the Job Failed (BackoffLimitExceeded), though Kueue stopped it.
+        Job job = launcher.launch(run("counted", 1, 0));
+        admit(job);
+        suspend("tl-counted-a1");
+        Job suspended = client.batch().v1().jobs().inNamespace(NS).withName("tl-counted-a1").get();
+        client.batch()
+                .v1()
+                .jobs()
+                .inNamespace(NS)
+                .resource(
+                        new JobBuilder(suspended)
+                                .editStatus()
+                                .withFailed(1)
+                                .addNewCondition()
+                                .withType("Failed")
+                                .withStatus("True")
+                                .withReason("BackoffLimitExceeded")
+                                .withMessage("Job has reached the specified backoff limit")
+                                .endCondition()
+                                .endStatus()
+                                .build())
+                .update();
+        assertThat(launcher.state(run("counted", 1, 0)))
+                .isEqualTo(
+                        new RunState.Preempted(
+                                "Kueue suspended the Job (its Workload was evicted: preempted by a"
+                                        + " higher-priority workload or its quota reclaimed); its"
+                                        + " worker pod was stopped (the Job controller then marked"
+                                        + " the Job BackoffLimitExceeded)"));
+
+        // Its stopped pod, still listed, says more; a real failure of the pod stays a failure.
+        pod("tl-counted-a1", "Failed", TrainingWorker.EXIT_STOPPED);
+        assertThat(launcher.state(run("counted", 1, 0)))
+                .isInstanceOfSatisfying(
+                        RunState.Preempted.class,
+                        p -> assertThat(p.reason()).contains("after storing a checkpoint"));
+        client.pods().inNamespace(NS).withName("tl-counted-a1-pod").delete();
+        pod("tl-counted-a1", "Failed", TrainingWorker.EXIT_JOB_CANNOT_SUCCEED);
+        assertThat(launcher.state(run("counted", 1, 0)))
+                .isInstanceOfSatisfying(
+                        RunState.Failed.class, f -> assertThat(f.retriable()).isFalse());
+    }
+
+    @Test
     void theNextAttemptDeletesTheEarlierAttemptsSuspendedJobButKeepsFinishedOnes() {
         Job first = launcher.launch(run("resumed", 1, 0));
         admit(first);
