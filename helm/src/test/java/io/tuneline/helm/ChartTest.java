@@ -460,10 +460,25 @@ class ChartTest {
         assertThat(strict.getMetadata().getNamespace())
                 .isEqualTo(queue.path("metadata").path("namespace").asText());
 
-        // Kueue's admission needs nothing more than managing Jobs: the Role stays as it was.
+        // The Role adds reading Kueue's Workloads (why a Job waits), nothing else of Kueue's.
         Role role =
                 (Role) KubernetesSchema.validate(Chart.find(docs, "Role", "tl-tuneline-training"));
-        assertThat(role.getRules())
+        PolicyRule workloads =
+                role.getRules().stream()
+                        .filter(r -> r.getApiGroups().contains("kueue.x-k8s.io"))
+                        .findFirst()
+                        .orElseThrow();
+        assertThat(workloads.getApiGroups()).containsExactly("kueue.x-k8s.io");
+        assertThat(workloads.getResources()).containsExactly("workloads");
+        assertThat(workloads.getVerbs()).containsExactlyInAnyOrder("get", "list");
+        assertThat(
+                        ((Role)
+                                        KubernetesSchema.validate(
+                                                Chart.find(
+                                                        Chart.render("gpu-training.yaml"),
+                                                        "Role",
+                                                        "tl-tuneline-training")))
+                                .getRules())
                 .flatExtracting(PolicyRule::getApiGroups)
                 .doesNotContain("kueue.x-k8s.io");
     }

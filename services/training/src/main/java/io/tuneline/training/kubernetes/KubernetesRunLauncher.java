@@ -1,21 +1,25 @@
 package io.tuneline.training.kubernetes;
 
 import io.fabric8.kubernetes.api.model.DeletionPropagation;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.batch.v1.Job;
 import io.fabric8.kubernetes.api.model.batch.v1.JobCondition;
 import io.fabric8.kubernetes.api.model.batch.v1.JobList;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.Watch;
 import io.fabric8.kubernetes.client.Watcher;
 import io.fabric8.kubernetes.client.WatcherException;
 import io.fabric8.kubernetes.client.dsl.NonNamespaceOperation;
 import io.fabric8.kubernetes.client.dsl.ScalableResource;
+import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
 import io.tuneline.training.run.RunKey;
 import io.tuneline.training.run.RunLauncher;
 import io.tuneline.training.run.RunRequest;
 import io.tuneline.training.run.RunState;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.BiConsumer;
@@ -34,6 +38,19 @@ import org.jboss.logging.Logger;
  */
 public final class KubernetesRunLauncher implements RunLauncher {
     private static final Logger LOG = Logger.getLogger(KubernetesRunLauncher.class);
+
+    /** Kueue's Workloads, read only to say why a Job waits (kueue.x-k8s.io/v1beta1). */
+    static final ResourceDefinitionContext WORKLOADS =
+            new ResourceDefinitionContext.Builder()
+                    .withGroup("kueue.x-k8s.io")
+                    .withVersion("v1beta1")
+                    .withKind("Workload")
+                    .withPlural("workloads")
+                    .withNamespaced(true)
+                    .build();
+
+    /** The label Kueue puts on a Workload with the UID of the Job it stands for. */
+    static final String LABEL_JOB_UID = "kueue.x-k8s.io/job-uid";
 
     private final KubernetesClient client;
     private final KubernetesExecutorSettings settings;
@@ -178,7 +195,7 @@ public final class KubernetesRunLauncher implements RunLauncher {
                             ? null
                             : job.getMetadata().getLabels().get(KueueSettings.LABEL_QUEUE_NAME);
             return new RunState.WaitingForAdmission(
-                    queue == null ? settings.kueue().queueName() : queue);
+                    queue == null ? settings.kueue().queueName() : queue, admissionDetail(job));
         }
         if (status != null && status.getActive() != null && status.getActive() > 0) {
             List<Pod> pods = pods(job);
@@ -199,6 +216,58 @@ public final class KubernetesRunLauncher implements RunLauncher {
                             .orElse("starting the worker pod"));
         }
         return new RunState.Pending("waiting for Kubernetes to start the Job");
+    }
+
+    /**
+     * Why Kueue has not admitted the Job yet, from its Workload (found by Kueue's {@code
+     * kueue.x-k8s.io/job-uid} label): the {@code QuotaReserved} condition while it is False
+     * ("couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu ..."), or
+     * the {@code Evicted} condition. Empty when there is no Workload yet, or it cannot be read (no
+     * Kueue, or no RBAC for it: the chart grants get/list on workloads with Kueue on).
+     */
+    private Optional<String> admissionDetail(Job job) {
+        String uid = job.getMetadata().getUid();
+        if (!settings.kueue().enabled() || uid == null) {
+            return Optional.empty();
+        }
+        try {
+            return client
+                    .genericKubernetesResources(WORKLOADS)
+                    .inNamespace(settings.namespace())
+                    .withLabel(LABEL_JOB_UID, uid)
+                    .list()
+                    .getItems()
+                    .stream()
+                    .map(KubernetesRunLauncher::notAdmittedBecause)
+                    .flatMap(Optional::stream)
+                    .findFirst();
+        } catch (KubernetesClientException e) {
+            LOG.debugf(
+                    "cannot read the Kueue Workload of Job %s (%d): %s",
+                    job.getMetadata().getName(), e.getCode(), e.getMessage());
+            return Optional.empty();
+        }
+    }
+
+    private static Optional<String> notAdmittedBecause(GenericKubernetesResource workload) {
+        Object status = workload.getAdditionalProperties().get("status");
+        if (!(status instanceof Map<?, ?> s)
+                || !(s.get("conditions") instanceof List<?> conditions)) {
+            return Optional.empty();
+        }
+        String quota = null;
+        String evicted = null;
+        for (Object o : conditions) {
+            if (!(o instanceof Map<?, ?> c) || !(c.get("message") instanceof String message)) {
+                continue;
+            }
+            if ("QuotaReserved".equals(c.get("type")) && "False".equals(c.get("status"))) {
+                quota = message;
+            } else if ("Evicted".equals(c.get("type")) && "True".equals(c.get("status"))) {
+                evicted = message;
+            }
+        }
+        return Optional.ofNullable(quota != null ? quota : evicted).filter(m -> !m.isBlank());
     }
 
     private static RunState.Preempted kueuePreempted(String how) {

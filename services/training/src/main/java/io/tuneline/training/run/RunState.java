@@ -11,11 +11,19 @@ public sealed interface RunState {
      * this state was preempted by the queue.
      *
      * @param queue the queue the run waits in
+     * @param why the queue's own reason, when it gives one (quota, an eviction)
      */
-    record WaitingForAdmission(String queue) implements RunState {
+    record WaitingForAdmission(String queue, java.util.Optional<String> why) implements RunState {
+        public WaitingForAdmission(String queue) {
+            this(queue, java.util.Optional.empty());
+        }
+
         /** What the job's status says while the run waits. */
         public String detail() {
-            return "waiting for admission by Kueue (queue " + queue + ")";
+            return "waiting for admission by Kueue (queue "
+                    + queue
+                    + ")"
+                    + why.map(w -> ": " + w).orElse("");
         }
     }
 

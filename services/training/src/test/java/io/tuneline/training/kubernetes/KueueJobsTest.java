@@ -78,6 +78,60 @@ class KueueJobsTest {
     }
 
     @Test
+    void theStatusSaysWhyKueueHasNotAdmittedTheJobWhenItsWorkloadSays() {
+        Job job = launcher.launch(run("too-big", 1, 0));
+        String uid = job.getMetadata().getUid();
+        if (uid == null) {
+            // Kueue matches its Workload to the Job by the Job's UID; give it one if the mock did
+            // not.
+            uid = "0b7c1a2e-too-big";
+            job =
+                    client.batch()
+                            .v1()
+                            .jobs()
+                            .inNamespace(NS)
+                            .resource(
+                                    new JobBuilder(job)
+                                            .editMetadata()
+                                            .withUid(uid)
+                                            .endMetadata()
+                                            .build())
+                            .update();
+        }
+        String why =
+                "couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in"
+                        + " flavor a100, request > maximum capacity (8 > 4)";
+        client.genericKubernetesResources(KubernetesRunLauncher.WORKLOADS)
+                .inNamespace(NS)
+                .resource(
+                        new io.fabric8.kubernetes.api.model.GenericKubernetesResourceBuilder()
+                                .withApiVersion("kueue.x-k8s.io/v1beta1")
+                                .withKind("Workload")
+                                .withNewMetadata()
+                                .withName("job-tl-too-big-a1-1a2b3")
+                                .withNamespace(NS)
+                                .addToLabels(KubernetesRunLauncher.LABEL_JOB_UID, uid)
+                                .endMetadata()
+                                .addToAdditionalProperties(
+                                        "status",
+                                        Map.of(
+                                                "conditions",
+                                                List.of(
+                                                        Map.of(
+                                                                "type", "QuotaReserved",
+                                                                "status", "False",
+                                                                "reason", "Pending",
+                                                                "message", why))))
+                                .build())
+                .create();
+
+        RunState state = launcher.state(run("too-big", 1, 0));
+        assertThat(state).isEqualTo(new RunState.WaitingForAdmission("gpu-a100", Optional.of(why)));
+        assertThat(((RunState.WaitingForAdmission) state).detail())
+                .isEqualTo("waiting for admission by Kueue (queue gpu-a100): " + why);
+    }
+
+    @Test
     void jobPrioritiesMapToWorkloadPriorityClassesByTheirLowestPriority() {
         assertThat(KUEUE.priorityClass(10)).contains("tuneline-high");
         assertThat(KUEUE.priorityClass(9)).contains("tuneline-normal");
