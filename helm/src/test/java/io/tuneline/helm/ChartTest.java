@@ -20,6 +20,7 @@ import io.fabric8.kubernetes.api.model.rbac.PolicyRule;
 import io.fabric8.kubernetes.api.model.rbac.Role;
 import io.tuneline.common.topic.Topics;
 import io.tuneline.training.kubernetes.KubernetesExecutorSettings;
+import io.tuneline.training.kubernetes.KueueSettings;
 import io.tuneline.training.kubernetes.TrainingJobFactory;
 import io.tuneline.training.run.RunRequest;
 import java.io.IOException;
@@ -391,6 +392,215 @@ class ChartTest {
                                 .path("automountServiceAccountToken")
                                 .asBoolean())
                 .isFalse();
+    }
+
+    @Test
+    void kueueQueuesEveryRunsJobSuspendedInTheLocalQueueTheChartCreates() throws Exception {
+        Map<String, Object> kueue =
+                Map.of(
+                        "training.kueue.enabled", true,
+                        "training.kueue.queueName", "ml-training",
+                        "training.kueue.createLocalQueue", true,
+                        "training.kueue.clusterQueue", "gpu-a100",
+                        "training.kueue.priorityClasses.0", "tuneline-normal",
+                        "training.kueue.priorityClasses.10", "tuneline-high");
+        List<JsonNode> docs = Chart.render("gpu-training.yaml", kueue);
+        docs.forEach(KubernetesSchema::validate);
+
+        JsonNode queue = LocalQueueSchema.validate(Chart.find(docs, "LocalQueue", "ml-training"));
+        assertThat(queue.path("metadata").path("namespace").asText()).isEqualTo("ml");
+        assertThat(queue.path("spec").path("clusterQueue").asText()).isEqualTo("gpu-a100");
+        assertThat(queue.path("spec").has("stopPolicy")).isFalse();
+
+        JsonNode config = Chart.find(docs, "ConfigMap", "tl-tuneline-training").path("data");
+        assertThat(config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_ENABLED").asText())
+                .isEqualTo("true");
+        assertThat(config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_QUEUE_NAME").asText())
+                .isEqualTo("ml-training");
+        String classes =
+                config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_PRIORITY_CLASSES").asText();
+        assertThat(classes).isEqualTo("0=tuneline-normal,10=tuneline-high");
+        assertThat(config.has("TUNELINE_TRAINING_KUBERNETES_KUEUE_DEFAULT_PRIORITY_CLASS"))
+                .isFalse();
+
+        // The training service builds a run's Job from the rendered template and these settings:
+        // suspended, in the queue, with the run's WorkloadPriorityClass, and a valid batch/v1 Job.
+        JsonNode cm = Chart.find(docs, "ConfigMap", "tl-tuneline-training-worker");
+        Path file = Files.createTempFile(Path.of("target"), "pod-template", ".yaml");
+        Files.writeString(file, cm.path("data").path("pod-template.yaml").asText());
+        KueueSettings settings =
+                new KueueSettings(
+                        Boolean.parseBoolean(
+                                config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_ENABLED").asText()),
+                        config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_QUEUE_NAME").asText(),
+                        KueueSettings.parsePriorityClasses(List.of(classes.split(","))),
+                        Optional.empty());
+        Job job =
+                new TrainingJobFactory(
+                                new KubernetesExecutorSettings(
+                                        "ml", file, "nvidia.com/gpu", 3600, 0, settings))
+                        .build(
+                                new RunRequest(
+                                        "sentiment-1",
+                                        1,
+                                        2,
+                                        Optional.empty(),
+                                        Optional.empty(),
+                                        Map.of(),
+                                        0,
+                                        10));
+        JsonNode jobJson =
+                new com.fasterxml.jackson.databind.ObjectMapper()
+                        .readTree(io.fabric8.kubernetes.client.utils.Serialization.asJson(job));
+        Job strict = KubernetesSchema.parseStrictly(jobJson, Job.class);
+        assertThat(strict.getSpec().getSuspend()).isTrue();
+        assertThat(strict.getMetadata().getLabels())
+                .containsEntry("kueue.x-k8s.io/queue-name", "ml-training")
+                .containsEntry("kueue.x-k8s.io/priority-class", "tuneline-high");
+        assertThat(strict.getMetadata().getNamespace())
+                .isEqualTo(queue.path("metadata").path("namespace").asText());
+
+        // The Role adds reading Kueue's Workloads (why a Job waits), nothing else of Kueue's.
+        Role role =
+                (Role) KubernetesSchema.validate(Chart.find(docs, "Role", "tl-tuneline-training"));
+        PolicyRule workloads =
+                role.getRules().stream()
+                        .filter(r -> r.getApiGroups().contains("kueue.x-k8s.io"))
+                        .findFirst()
+                        .orElseThrow();
+        assertThat(workloads.getApiGroups()).containsExactly("kueue.x-k8s.io");
+        assertThat(workloads.getResources()).containsExactly("workloads");
+        assertThat(workloads.getVerbs()).containsExactlyInAnyOrder("get", "list");
+        assertThat(
+                        ((Role)
+                                        KubernetesSchema.validate(
+                                                Chart.find(
+                                                        Chart.render("gpu-training.yaml"),
+                                                        "Role",
+                                                        "tl-tuneline-training")))
+                                .getRules())
+                .flatExtracting(PolicyRule::getApiGroups)
+                .doesNotContain("kueue.x-k8s.io");
+    }
+
+    @Test
+    void withoutKueueNoQueueIsRenderedAndRunsStartAtOnce() {
+        List<JsonNode> docs = Chart.render("gpu-training.yaml");
+        assertThat(Chart.ofKind(docs, "LocalQueue")).isEmpty();
+        JsonNode config = Chart.find(docs, "ConfigMap", "tl-tuneline-training").path("data");
+        assertThat(config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_ENABLED").asText())
+                .isEqualTo("false");
+        assertThat(config.has("TUNELINE_TRAINING_KUBERNETES_KUEUE_QUEUE_NAME")).isFalse();
+        // Kueue on with a queue the cluster's admin made: the settings, no LocalQueue.
+        List<JsonNode> admins =
+                Chart.render("gpu-training.yaml", Map.of("training.kueue.enabled", true));
+        assertThat(Chart.ofKind(admins, "LocalQueue")).isEmpty();
+        assertThat(
+                        Chart.find(admins, "ConfigMap", "tl-tuneline-training")
+                                .path("data")
+                                .path("TUNELINE_TRAINING_KUBERNETES_KUEUE_QUEUE_NAME")
+                                .asText())
+                .isEqualTo("tuneline-training");
+    }
+
+    @Test
+    void aLocalQueueWithAnUnknownFieldOrAWrongTypeFailsKueuesTypes() {
+        List<JsonNode> docs = Chart.render("everything-on.yaml");
+        JsonNode config = Chart.find(docs, "ConfigMap", "tl-tuneline-training").path("data");
+        assertThat(config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_PRIORITY_CLASSES").asText())
+                .isEqualTo("0=tuneline-normal,10=tuneline-high");
+        assertThat(
+                        config.path("TUNELINE_TRAINING_KUBERNETES_KUEUE_DEFAULT_PRIORITY_CLASS")
+                                .asText())
+                .isEqualTo("tuneline-low");
+        JsonNode rendered = Chart.find(docs, "LocalQueue", "tuneline-training");
+        assertThat(rendered.path("spec").path("stopPolicy").asText()).isEqualTo("None");
+        LocalQueueSchema.validate(rendered);
+
+        ObjectNode misspelt = rendered.deepCopy();
+        ((ObjectNode) misspelt.path("spec")).put("clusterqueue", "gpu-a100");
+        assertThatThrownBy(() -> KubernetesSchema.validate(misspelt))
+                .hasMessageContaining("spec.clusterqueue is not a field here");
+
+        ObjectNode wrongType = rendered.deepCopy();
+        ((ObjectNode) wrongType.path("spec")).put("clusterQueue", 5);
+        assertThatThrownBy(() -> KubernetesSchema.validate(wrongType))
+                .hasMessageContaining("spec.clusterQueue must be a string");
+
+        ObjectNode badName = rendered.deepCopy();
+        ((ObjectNode) badName.path("spec")).put("clusterQueue", "GPU_A100");
+        assertThatThrownBy(() -> KubernetesSchema.validate(badName))
+                .hasMessageContaining("DNS subdomain");
+
+        ObjectNode badPolicy = rendered.deepCopy();
+        ((ObjectNode) badPolicy.path("spec")).put("stopPolicy", "Pause");
+        assertThatThrownBy(() -> KubernetesSchema.validate(badPolicy))
+                .hasMessageContaining("spec.stopPolicy must be one of");
+
+        ObjectNode fair = rendered.deepCopy();
+        ((ObjectNode) fair.path("spec")).putObject("fairSharing").put("weight", "2");
+        LocalQueueSchema.validate(fair);
+        ((ObjectNode) fair.path("spec").path("fairSharing")).put("weight", "heavy");
+        assertThatThrownBy(() -> KubernetesSchema.validate(fair))
+                .hasMessageContaining("spec.fairSharing.weight must be a quantity");
+        ((ObjectNode) fair.path("spec").path("fairSharing")).remove("weight");
+        ((ObjectNode) fair.path("spec").path("fairSharing")).put("share", 1);
+        assertThatThrownBy(() -> KubernetesSchema.validate(fair))
+                .hasMessageContaining("spec.fairSharing.share is not a field here");
+
+        ObjectNode withStatus = rendered.deepCopy();
+        withStatus.putObject("status").put("pendingWorkloads", 0);
+        assertThatThrownBy(() -> KubernetesSchema.validate(withStatus))
+                .hasMessageContaining("status is not a field here");
+
+        ObjectNode badMeta = rendered.deepCopy();
+        ((ObjectNode) badMeta.path("metadata")).put("label", "x");
+        assertThatThrownBy(() -> KubernetesSchema.validate(badMeta)).hasMessageContaining("label");
+    }
+
+    @Test
+    void kueueValuesAreCheckedBeforeRendering() {
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml",
+                                        Map.of(
+                                                "training.kueue.enabled", true,
+                                                "training.kueue.createLocalQueue", true)))
+                .hasMessageContaining(
+                        "training.kueue.clusterQueue is required with"
+                                + " training.kueue.createLocalQueue");
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml",
+                                        Map.of(
+                                                "training.kueue.enabled",
+                                                true,
+                                                "training.executor",
+                                                "local")))
+                .hasMessageContaining("training.kueue.enabled needs training.executor kubernetes");
+        assertThatThrownBy(
+                        () -> Chart.template("minimal.yaml", Map.of("training.kueue.queue", "q")))
+                .hasMessageContaining("queue");
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml",
+                                        Map.of("training.kueue.priorityClasses.high", "x")))
+                .hasMessageContaining("priorityClasses");
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml",
+                                        Map.of("training.kueue.stopPolicy", "Pause")))
+                .hasMessageContaining("stopPolicy");
+        assertThatThrownBy(
+                        () ->
+                                Chart.template(
+                                        "minimal.yaml",
+                                        Map.of("training.kueue.queueName", "ML_Queue")))
+                .hasMessageContaining("queueName");
     }
 
     @Test

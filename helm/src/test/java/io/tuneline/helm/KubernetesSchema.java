@@ -28,7 +28,8 @@ import java.util.Map;
  * for KafkaTopic) strictly: the models normally keep unknown fields in {@code
  * additionalProperties}; here that catch-all is removed, so a misspelt or misplaced field fails
  * with its path, as the API server's strict field validation would. KServe's InferenceService,
- * which has no Java model, is checked against its CRD schema ({@link InferenceServiceSchema}).
+ * which has no Java model, is checked against its CRD schema ({@link InferenceServiceSchema}), and
+ * so is Kueue's LocalQueue ({@link LocalQueueSchema}).
  */
 final class KubernetesSchema {
     private static final Map<String, Class<?>> TYPES =
@@ -73,6 +74,9 @@ final class KubernetesSchema {
         String key = doc.path("apiVersion").asText() + "/" + doc.path("kind").asText();
         if (key.equals(InferenceServiceSchema.API_VERSION + "/" + InferenceServiceSchema.KIND)) {
             return InferenceServiceSchema.validate(doc);
+        }
+        if (key.equals(LocalQueueSchema.API_VERSION + "/" + LocalQueueSchema.KIND)) {
+            return LocalQueueSchema.validate(doc);
         }
         Class<?> type = TYPES.get(key);
         String where = key + " " + doc.path("metadata").path("name").asText();

@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.tuneline.common.store.StoreConfig;
 import io.tuneline.training.kubernetes.KubernetesExecutorSettings;
 import io.tuneline.training.kubernetes.KubernetesRunLauncher;
+import io.tuneline.training.kubernetes.KueueSettings;
 import io.tuneline.training.local.LocalExecutorSettings;
 import io.tuneline.training.local.LocalRunLauncher;
 import io.tuneline.training.run.RunLauncher;
@@ -45,8 +46,20 @@ public class LauncherProducer {
                                     config.kubernetes().podTemplate(),
                                     config.kubernetes().gpuResourceName(),
                                     config.kubernetes().ttlSecondsAfterFinished(),
-                                    config.kubernetes().backoffLimit()));
+                                    config.kubernetes().backoffLimit(),
+                                    kueue(config.kubernetes().kueue())));
         };
+    }
+
+    static KueueSettings kueue(TrainingConfig.Kueue kueue) {
+        if (!kueue.enabled()) {
+            return KueueSettings.OFF;
+        }
+        return new KueueSettings(
+                true,
+                kueue.queueName(),
+                KueueSettings.parsePriorityClasses(kueue.priorityClasses().orElse(List.of())),
+                kueue.defaultPriorityClass().filter(c -> !c.isBlank()));
     }
 
     /**

@@ -78,5 +78,31 @@ public interface TrainingConfig {
 
         @WithDefault("0")
         int backoffLimit();
+
+        Kueue kueue();
+    }
+
+    /**
+     * Cluster queueing through Kueue: Jobs are created suspended in a LocalQueue and started when
+     * Kueue admits them against the cluster's quota. The controller then puts no limit of its own
+     * in front (the Kubernetes executor never had one): every run's Job is created at once and
+     * Kueue orders them by WorkloadPriorityClass and arrival.
+     */
+    interface Kueue {
+        @WithDefault("false")
+        boolean enabled();
+
+        /** The LocalQueue (in the Jobs' namespace) the Jobs are labelled with. */
+        @WithDefault("tuneline-training")
+        String queueName();
+
+        /**
+         * WorkloadPriorityClass by the lowest job priority ({@code resources.priority}) it applies
+         * to, as {@code min=class} entries: {@code 0=tuneline-normal,10=tuneline-high}.
+         */
+        Optional<List<String>> priorityClasses();
+
+        /** WorkloadPriorityClass of a priority below every entry; empty for none. */
+        Optional<String> defaultPriorityClass();
     }
 }

@@ -25,7 +25,8 @@ import java.util.Map;
 /**
  * Turns a {@link RunRequest} into a {@code batch/v1} Job: the worker pod template from the chart,
  * plus what belongs to this run (labels, identity in the environment, GPU count, CPU and memory,
- * node labels, deadline).
+ * node labels, deadline). With Kueue on, the Job is created suspended with the queue's label (and
+ * the run's WorkloadPriorityClass): Kueue un-suspends it when the cluster's quota admits it.
  */
 public final class TrainingJobFactory {
     public static final String LABEL_COMPONENT = "app.kubernetes.io/component";
@@ -111,13 +112,25 @@ public final class TrainingJobFactory {
         worker.getEnv()
                 .add(new EnvVar(TrainingWorker.TERMINATION_LOG, "/dev/termination-log", null));
 
+        // Kueue's labels go on the Job only: Kueue manages the Job (its Workload), not the pods.
+        Map<String, String> jobLabels = new LinkedHashMap<>(labels);
+        KueueSettings kueue = settings.kueue();
+        if (kueue.enabled()) {
+            jobLabels.put(KueueSettings.LABEL_QUEUE_NAME, kueue.queueName());
+            kueue.priorityClass(run.priority())
+                    .ifPresent(c -> jobLabels.put(KueueSettings.LABEL_PRIORITY_CLASS, c));
+        }
+
         return new JobBuilder()
                 .withNewMetadata()
                 .withName(jobName(run))
                 .withNamespace(settings.namespace())
-                .withLabels(labels)
+                .withLabels(jobLabels)
                 .endMetadata()
                 .withNewSpec()
+                // Created suspended, Kueue starts it on admission (and suspends it again to
+                // preempt it); without Kueue the field stays unset, as before.
+                .withSuspend(kueue.enabled() ? Boolean.TRUE : null)
                 .withBackoffLimit(settings.backoffLimit())
                 .withTtlSecondsAfterFinished(settings.ttlSecondsAfterFinished())
                 .withActiveDeadlineSeconds(

@@ -5,6 +5,28 @@ public sealed interface RunState {
     /** Accepted, not started yet (no node, image being pulled, waiting for a slot). */
     record Pending(String detail) implements RunState {}
 
+    /**
+     * Waiting in a cluster queue (Kueue) for quota: the run's Job exists, suspended, and starts
+     * when the queue admits it. Neither running nor failed; a run that was running and is back in
+     * this state was preempted by the queue.
+     *
+     * @param queue the queue the run waits in
+     * @param why the queue's own reason, when it gives one (quota, an eviction)
+     */
+    record WaitingForAdmission(String queue, java.util.Optional<String> why) implements RunState {
+        public WaitingForAdmission(String queue) {
+            this(queue, java.util.Optional.empty());
+        }
+
+        /** What the job's status says while the run waits. */
+        public String detail() {
+            return "waiting for admission by Kueue (queue "
+                    + queue
+                    + ")"
+                    + why.map(w -> ": " + w).orElse("");
+        }
+    }
+
     /** The worker is running. */
     record Running() implements RunState {}
 

@@ -276,6 +276,8 @@ public class TrainingController {
                                     + config.executor().name().toLowerCase(Locale.ROOT)
                                     + " executor");
                 }
+            } else if (state instanceof RunState.WaitingForAdmission waiting) {
+                waitingForAdmission(record, waiting);
             } else if (state instanceof RunState.Succeeded) {
                 succeeded(record);
             } else if (state instanceof RunState.Failed failed) {
@@ -288,6 +290,29 @@ public class TrainingController {
             }
         } catch (RuntimeException e) {
             LOG.errorf(e, "cannot handle %s of run %s", state, key);
+        }
+    }
+
+    /**
+     * The run's Job waits in Kueue's queue. Queued: the job's status says so (once per change).
+     * Running: the queue took its admission back (Kueue preempts by suspending the Job, whose pods
+     * are stopped with SIGTERM and store a checkpoint), so the run resumes as a preemption.
+     */
+    private void waitingForAdmission(RunRecord record, RunState.WaitingForAdmission waiting) {
+        if (record.status() == RunStatus.QUEUED && !waiting.detail().equals(record.reason())) {
+            runs.save(record.with(RunStatus.QUEUED, waiting.detail()));
+            LOG.infof("attempt %d %s", record.attempt(), waiting.detail());
+            statusChanged(
+                    record.jobId(),
+                    JobStatus.JOB_STATUS_TRAINING,
+                    "attempt " + record.attempt() + " " + waiting.detail());
+        } else if (record.status() == RunStatus.RUNNING) {
+            preempted(
+                    record,
+                    "Kueue suspended the Job again: its Workload was evicted (preempted by a"
+                            + " higher-priority workload, or its quota reclaimed) and waits in"
+                            + " queue "
+                            + waiting.queue());
         }
     }
 
