@@ -15,7 +15,10 @@ public interface PreprocessingConfig {
     @WithDefault("true")
     boolean packing();
 
-    /** Records per call into the tokenizer, which spreads a batch over every core. */
+    /**
+     * Records per batch: parsed and worked on by one worker thread, and one call into the
+     * tokenizer, which spreads a batch over every core too.
+     */
     @WithDefault("256")
     int tokenizerBatch();
 

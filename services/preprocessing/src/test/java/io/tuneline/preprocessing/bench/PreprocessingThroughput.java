@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.JsonFormat;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.preprocessing.prepare.DatasetPreparation;
+import io.tuneline.preprocessing.prepare.ModelTokenizer;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.BaseModel;
 import io.tuneline.proto.v1.DatasetIngested;
@@ -96,6 +97,7 @@ public final class PreprocessingThroughput {
                                 }
                             });
             double seconds = (System.nanoTime() - started) / 1e9;
+            double tokenizerSeconds = tokenizerAlone(data);
 
             double mb = ref.getSizeBytes() / 1e6;
             ObjectNode out = JSON.createObjectNode();
@@ -111,6 +113,9 @@ public final class PreprocessingThroughput {
             out.put("raw_read_seconds", round(rawSeconds));
             out.put("raw_read_mb_per_second", round(mb / rawSeconds));
             out.put("ratio_to_raw_read", Math.round(rawSeconds / seconds * 10000) / 10000.0);
+            out.put("tokenizer_seconds", round(tokenizerSeconds));
+            out.put("tokenizer_mb_per_second", round(mb / tokenizerSeconds));
+            out.put("ratio_to_tokenizer", Math.round(tokenizerSeconds / seconds * 10000) / 10000.0);
             out.set(
                     "prepared",
                     JSON.readTree(JsonFormat.printer().omittingInsignificantWhitespace().print(p)));
@@ -119,6 +124,42 @@ public final class PreprocessingThroughput {
             if (server != null) {
                 server.close();
             }
+        }
+    }
+
+    /**
+     * The peer of preprocessing: MiniLM's tokenizer alone over the same records' texts, read from
+     * the local file, in batches of 256 on every core (the tokenizer library's own parallel batch
+     * encode, fed from as many threads as there are cores), ids only, nothing written.
+     */
+    static double tokenizerAlone(Path data) throws Exception {
+        int threads = Runtime.getRuntime().availableProcessors();
+        java.util.concurrent.ExecutorService pool =
+                java.util.concurrent.Executors.newFixedThreadPool(threads);
+        try (ModelTokenizer tokenizer = ModelTokenizer.of("minilm-l6");
+                BufferedReader r = Files.newBufferedReader(data, StandardCharsets.UTF_8)) {
+            long started = System.nanoTime();
+            java.util.ArrayDeque<java.util.concurrent.Future<?>> ahead =
+                    new java.util.ArrayDeque<>();
+            java.util.List<String> texts = new java.util.ArrayList<>(256);
+            for (String line; (line = r.readLine()) != null; ) {
+                texts.add(JSON.readTree(line).path("text").asText());
+                if (texts.size() == 256) {
+                    java.util.List<String> batch = texts;
+                    ahead.add(pool.submit(() -> tokenizer.encode(batch, true)));
+                    texts = new java.util.ArrayList<>(256);
+                    while (ahead.size() > 2 * threads) {
+                        ahead.removeFirst().get();
+                    }
+                }
+            }
+            tokenizer.encode(texts, true);
+            while (!ahead.isEmpty()) {
+                ahead.removeFirst().get();
+            }
+            return (System.nanoTime() - started) / 1e9;
+        } finally {
+            pool.shutdownNow();
         }
     }
 
