@@ -25,7 +25,13 @@ import org.eclipse.microprofile.reactive.messaging.Metadata;
  */
 @Singleton
 public class EventPublisher {
-    private static final Duration SEND_TIMEOUT = Duration.ofSeconds(30);
+    /**
+     * Longer than the producer's own {@code delivery.timeout.ms} (Kafka's default, 120 s), during
+     * which it keeps retrying a record while the broker is away: waiting less would report as
+     * failed a record the producer still delivers afterwards (a broker killed and restarted in
+     * 30-60 s did exactly that: an evaluation reported failed, then its result arrived too).
+     */
+    private static final Duration SEND_TIMEOUT = Duration.ofSeconds(150);
 
     private final EventCodec codec;
     private final MeterRegistry registry;

@@ -111,23 +111,38 @@ class CrashRecoveryTest {
             assertThat(applied).isEqualTo(40);
             assertThat(result.getSkippedSteps()).isZero();
 
+            // Until the second attempt's last step is in: a short poll may return only part.
+            java.util.function.Function<
+                            List<ConsumerRecord<String, byte[]>>, List<TrainingProgress>>
+                    secondAttemptOf =
+                            rs ->
+                                    rs.stream()
+                                            .filter(r -> JOB.equals(r.key()))
+                                            .filter(
+                                                    r ->
+                                                            "tuneline.v1.TrainingProgress"
+                                                                    .equals(
+                                                                            KafkaTestClient.header(
+                                                                                    r,
+                                                                                    CloudEventHeaders
+                                                                                            .TYPE)))
+                                            .map(
+                                                    r ->
+                                                            CODEC.decode(
+                                                                            r,
+                                                                            TrainingProgress
+                                                                                    .getDefaultInstance())
+                                                                    .payload())
+                                            .filter(p -> p.getRunId().endsWith("-a2"))
+                                            .toList();
             List<TrainingProgress> secondAttempt =
-                    kafka
-                            .readUntil(Topics.TRAINING_PROGRESS, rs -> true, Duration.ofSeconds(2))
-                            .stream()
-                            .filter(r -> JOB.equals(r.key()))
-                            .filter(
-                                    r ->
-                                            "tuneline.v1.TrainingProgress"
-                                                    .equals(
-                                                            KafkaTestClient.header(
-                                                                    r, CloudEventHeaders.TYPE)))
-                            .map(
-                                    r ->
-                                            CODEC.decode(r, TrainingProgress.getDefaultInstance())
-                                                    .payload())
-                            .filter(p -> p.getRunId().endsWith("-a2"))
-                            .toList();
+                    secondAttemptOf.apply(
+                            kafka.readUntil(
+                                    Topics.TRAINING_PROGRESS,
+                                    rs ->
+                                            secondAttemptOf.apply(rs).stream()
+                                                    .anyMatch(p -> p.getStep() == applied),
+                                    Duration.ofSeconds(30)));
             assertThat(secondAttempt).isNotEmpty();
             // The loss curve continues where the checkpoint left it rather than from step 1.
             assertThat(secondAttempt.get(0).getStep()).isGreaterThan(checkpointStep);
@@ -278,17 +293,31 @@ class CrashRecoveryTest {
             assertThat(result.getRunId()).isEqualTo(job + "-a2");
             assertThat(result.getSteps()).isEqualTo(40);
             assertThat(result.getSkippedSteps()).isZero();
+            // Read until the status is in: one short poll of a busy broker may return nothing.
+            java.util.function.Predicate<String> preempted =
+                    m ->
+                            m.contains("attempt 1 preempted (the worker process was stopped")
+                                    && m.contains("not counted as a failure");
             List<String> statuses =
-                    kafka.readUntil(Topics.JOBS_STATUS, rs -> true, Duration.ofSeconds(2)).stream()
+                    kafka
+                            .readUntil(
+                                    Topics.JOBS_STATUS,
+                                    rs ->
+                                            rs.stream()
+                                                    .filter(r -> job.equals(r.key()))
+                                                    .anyMatch(
+                                                            r ->
+                                                                    preempted.test(
+                                                                            new String(
+                                                                                    r.value(),
+                                                                                    StandardCharsets
+                                                                                            .UTF_8))),
+                                    Duration.ofSeconds(30))
+                            .stream()
                             .filter(r -> job.equals(r.key()))
                             .map(r -> new String(r.value(), StandardCharsets.UTF_8))
                             .toList();
-            assertThat(statuses)
-                    .anyMatch(
-                            m ->
-                                    m.contains(
-                                                    "attempt 1 preempted (the worker process was stopped")
-                                            && m.contains("not counted as a failure"));
+            assertThat(statuses).anyMatch(preempted);
             // No periodic checkpoint was due (every 1000 steps): attempt 2 resumed from the stop's
             // own, so the loss curve has every step once, the first attempt's then the second's.
             assertThat(loggedSteps(result))
