@@ -133,7 +133,8 @@ public final class Dense extends AbstractBlock {
                 throw new IllegalStateException(
                         "a weight value "
                                 + v[i]
-                                + " is beyond 65504, the largest the bf16 weight store holds;"
+                                + " is not finite or beyond 65504, the largest the bf16 weight"
+                                + " store holds;"
                                 + " train this model in fp32");
             }
             v[i] = r;
