@@ -23,6 +23,9 @@ Usage: /usr/bin/python3 llama_reference.py REQUEST.json
 REQUEST.json: {"cases": [{"model_dir": DIR, "input_ids": [[...]], "attention_mask": [[...]] | null,
                           "output": FILE}]}
 Each FILE receives {"logits": [B][T][V]} as JSON (float32 values written exactly).
+A case may set "bf16_weights": true: the layers' projection weights (q/k/v/o, gate/up/down; not
+lm_head, not the embedding) are first rounded to bfloat16 (tensor.to(torch.bfloat16), round to
+nearest even) and the forward pass runs on those values in float32: the engine's precision bf16.
 """
 
 import json
@@ -245,8 +248,14 @@ def rms_norm(x, weight, eps):
     return weight * h.to(input_dtype)
 
 
+BF16_WEIGHTS = False
+
+
 def linear(x, w, name):
-    y = x @ w[name + ".weight"].t()
+    weight = w[name + ".weight"]
+    if BF16_WEIGHTS:
+        weight = weight.to(torch.bfloat16).to(torch.float32)
+    y = x @ weight.t()
     if name + ".bias" in w:
         y = y + w[name + ".bias"]
     return y
@@ -316,8 +325,10 @@ def forward(config, w, input_ids, attention_mask):
 def main():
     with open(sys.argv[1]) as f:
         request = json.load(f)
+    global BF16_WEIGHTS
     torch.set_grad_enabled(False)
     for case in request["cases"]:
+        BF16_WEIGHTS = bool(case.get("bf16_weights", False))
         with open(os.path.join(case["model_dir"], "config.json")) as f:
             config = Config(json.load(f))
         weights = read_weights(case["model_dir"])

@@ -3,6 +3,9 @@
 # python3-torch) on the same model, method, batch and 2 threads, for each model in MODELS:
 #   minilm  the all-MiniLM-L6-v2 classifier, 8 x 32 tokens   (bench/torch_minilm_train.py)
 #   gpt2    a small random GPT-2 causal LM, 8 x 64 tokens     (bench/torch_gpt2_train.py)
+#   llama   a small random Llama-layout causal LM (GQA), 8 x 64 tokens (bench/torch_llama_train.py);
+#           besides full, freeze and lora also lora@bf16 (precision bf16, both sides) and qlora
+#           (the engine alone: the peer has no NF4)
 # The two run in turn, REPS times per method, so a drift of the shared machine hits both alike;
 # the ratio is taken per pair and its median reported. One table per model.
 #
@@ -38,7 +41,8 @@ peer() {  # MODEL METHOD STEPS [profile]: the PyTorch side's command
   case "$1" in
     minilm) /usr/bin/python3 "$ROOT/bench/torch_minilm_train.py" "$2" "$3" "$OUT/minilm.safetensors" "${@:4}" ;;
     gpt2) /usr/bin/python3 "$ROOT/bench/torch_gpt2_train.py" "$2" "$3" "$OUT/gpt2" "${@:4}" ;;
-    *) echo "unknown model $1 (minilm or gpt2)" >&2; return 1 ;;
+    llama) /usr/bin/python3 "$ROOT/bench/torch_llama_train.py" "$2" "$3" "$OUT/llama" "${@:4}" ;;
+    *) echo "unknown model $1 (minilm, gpt2 or llama)" >&2; return 1 ;;
   esac
 }
 
@@ -49,9 +53,11 @@ for model in $MODELS; do
   [[ $model == gpt2 ]] && steps=$GPT2_STEPS
   # Fresh weights for the PyTorch side (a changed shape must not meet a stale file); this
   # untimed run also unpacks libtorch once.
-  rm -rf "$OUT/minilm.safetensors" "$OUT/gpt2"
+  rm -rf "$OUT/minilm.safetensors" "$OUT/gpt2" "$OUT/llama"
   "${JAVA[@]}" "$model" lora 1 "$OUT" > /dev/null 2>&1
-  for method in full freeze lora; do
+  methods="full freeze lora"
+  [[ $model == llama ]] && methods="full freeze lora lora@bf16 qlora"
+  for method in $methods; do
     if [[ -n $PROFILE ]]; then
       "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" profile 2> /dev/null | grep '^{' >> "$OUT/profile.jsonl"
       peer "$model" "$method" "$steps" profile >> "$OUT/profile.jsonl"
@@ -59,7 +65,7 @@ for model in $MODELS; do
     fi
     for ((i = 1; i <= REPS; i++)); do
       "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" 2> /dev/null | grep '^{' >> "$OUT/results.jsonl"
-      peer "$model" "$method" "$steps" >> "$OUT/results.jsonl"
+      [[ $method == qlora ]] || peer "$model" "$method" "$steps" >> "$OUT/results.jsonl"
     done
   done
 done
@@ -93,9 +99,13 @@ for model in dict.fromkeys(r["model"] for r in rows):
     print(f"\n{model}:\n")
     print("| method | trainable params | DJL tokens/s | PyTorch tokens/s | DJL / PyTorch (median of pairs) | DJL peak RSS MiB | PyTorch peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for m in ("full", "freeze", "lora"):
+    for m in dict.fromkeys(r["method"] for r in rows if r["model"] == model):
         d = [r for r in rows if r["model"] == model and r["method"] == m and r["impl"] == "djl"]
         p = [r for r in rows if r["model"] == model and r["method"] == m and r["impl"] == "pytorch"]
+        if d and not p:  # the engine alone (qlora: the peer has no NF4)
+            print(f"| {m} | {d[0]['trainable']:,} | {med(d,'tokens_per_second'):.0f} | - | - "
+                  f"| {med(d,'peak_rss_mb'):.0f} | - |")
+            continue
         if not d or not p:
             continue
         # Differing counts mean the two sides set up different methods: the ratio would be void.
@@ -105,5 +115,8 @@ for model in dict.fromkeys(r["model"] for r in rows):
         print(f"| {m} | {trainable} | {med(d,'tokens_per_second'):.0f} | {med(p,'tokens_per_second'):.0f} "
               f"| {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) "
               f"| {med(d,'peak_rss_mb'):.0f} | {med(p,'peak_rss_mb'):.0f} |")
+    p = [r for r in rows if r["model"] == model and r["impl"] == "pytorch"]
+    first = next(r for r in rows if r["model"] == model)
+    d = [r for r in rows if r["model"] == model and r["impl"] == "djl" and r["method"] == first["method"]]
     print(f"\nPyTorch {p[0].get('torch')}, {len(d)} pairs of {d[0]['steps']} steps per method.")
 PY

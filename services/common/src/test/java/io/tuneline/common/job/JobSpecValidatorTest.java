@@ -10,6 +10,7 @@ import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
 import io.tuneline.proto.v1.SplitSpec;
 import io.tuneline.proto.v1.Task;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class JobSpecValidatorTest {
@@ -75,6 +76,35 @@ class JobSpecValidatorTest {
                                         .setClassifierHead("cls_pooler"))
                         .build();
         assertThat(JobSpecValidator.problems(pooler)).isEmpty();
+    }
+
+    @Test
+    void precisionIsAutoFp32OrBf16AndFp16IsRefusedSayingWhy() {
+        for (String ok : List.of("", "auto", "fp32", "bf16", "BF16")) {
+            JobRequested job =
+                    VALID.toBuilder()
+                            .setHyperparameters(
+                                    VALID.getHyperparameters().toBuilder().setPrecision(ok))
+                            .build();
+            assertThat(JobSpecValidator.problems(job)).as(ok).isEmpty();
+        }
+        JobRequested unknown =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder().setPrecision("float8"))
+                        .build();
+        assertThat(JobSpecValidator.problems(unknown))
+                .containsExactly(
+                        "hyperparameters.precision: \"float8\" is not one of auto, fp32, bf16");
+        JobRequested fp16 =
+                VALID.toBuilder()
+                        .setHyperparameters(
+                                VALID.getHyperparameters().toBuilder().setPrecision("fp16"))
+                        .build();
+        assertThat(JobSpecValidator.problems(fp16))
+                .containsExactly(
+                        "hyperparameters.precision: fp16 is not supported (it needs loss"
+                                + " scaling); use bf16, fp32 or auto");
     }
 
     @Test

@@ -14,11 +14,13 @@ import java.util.Locale;
  * steps in plain PyTorch beside it. Not a test: it measures, it asserts nothing.
  *
  * <p>{@code TrainingThroughput MODEL METHOD STEPS DIR}: MODEL is {@code minilm} ({@link
- * MiniLmWorkload}) or {@code gpt2} ({@link Gpt2Workload}); METHOD is full, freeze (the top two
- * layers and whatever the model always trains) or lora (r=8 with the model's default targets).
- * Warms up for {@value #WARMUP} steps, then times STEPS steps of the engine's own trainer and
- * prints one JSON line. The model's weights for the PyTorch side are written into DIR when absent,
- * so the script's first, untimed run pays for writing them.
+ * MiniLmWorkload}), {@code gpt2} ({@link Gpt2Workload}) or {@code llama} ({@link LlamaWorkload});
+ * METHOD is full, freeze (the top two layers and whatever the model always trains), lora (r=8 with
+ * the model's default targets) or qlora; for llama a precision may follow ({@code lora@bf16}). The
+ * JSON line's {@code method} is METHOD as given. Warms up for {@value #WARMUP} steps, then times
+ * STEPS steps of the engine's own trainer and prints one JSON line. The model's weights for the
+ * PyTorch side are written into DIR when absent, so the script's first, untimed run pays for
+ * writing them.
  *
  * <p>{@code TrainingThroughput MODEL METHOD STEPS DIR profile} splits the same timed steps into
  * phases ({@link StepProfile}) and adds them to the line as {@code "profile"}; the instrumentation
@@ -52,7 +54,8 @@ public final class TrainingThroughput {
         boolean profile = args.length == 5 && args[4].equals("profile");
         if (args.length != 4 && !profile) {
             throw new IllegalArgumentException(
-                    "usage: TrainingThroughput minilm|gpt2 full|freeze|lora|qlora STEPS DIR"
+                    "usage: TrainingThroughput minilm|gpt2|llama full|freeze|lora|qlora[@bf16]"
+                            + " STEPS DIR"
                             + " [profile]");
         }
         String model = args[0];
@@ -67,7 +70,8 @@ public final class TrainingThroughput {
                 switch (model) {
                     case "minilm" -> MiniLmWorkload.open(runtime, method, dir);
                     case "gpt2" -> Gpt2Workload.open(runtime, method, dir);
-                    default -> throw new IllegalArgumentException("model: minilm or gpt2");
+                    case "llama" -> LlamaWorkload.open(runtime, method, dir);
+                    default -> throw new IllegalArgumentException("model: minilm, gpt2 or llama");
                 }) {
             w.train(WARMUP, 1);
             StepProfile.reset();

@@ -27,9 +27,9 @@ public record ParameterCounts(long trainable, long total) {
      * TunableModel#namedParameters()}, adapters included), as PEFT's {@code
      * print_trainable_parameters} counts {@code named_parameters()}: a bias the architecture lacks
      * (the Llama family's, which {@code nn.Dense} holds at zero and frozen) is not counted. Linear
-     * weights a method holds in NF4 (QLoRA) are no parameters any more but still part of the model:
-     * they count in the total at their element count (PEFT's {@code get_nb_trainable_parameters}
-     * does the same for bitsandbytes' {@code Params4bit}).
+     * weights held in NF4 (QLoRA) or bf16 (precision bf16) are no parameters any more but still
+     * part of the model: they count in the total at their element count (PEFT's {@code
+     * get_nb_trainable_parameters} does the same for bitsandbytes' {@code Params4bit}).
      */
     public static ParameterCounts of(TunableModel model) {
         long trainable = 0;
@@ -42,7 +42,7 @@ public record ParameterCounts(long trainable, long total) {
             }
         }
         for (Dense d : model.linears().values()) {
-            if (d.base() instanceof Dense.WeightStore.Nf4) {
+            if (!(d.base() instanceof Dense.WeightStore.DenseWeight)) {
                 total += d.weightElements();
             }
         }

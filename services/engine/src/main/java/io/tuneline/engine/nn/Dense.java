@@ -2,6 +2,7 @@ package io.tuneline.engine.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
@@ -11,6 +12,7 @@ import ai.djl.training.initializer.ConstantInitializer;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.io.safetensors.Dtype;
+import io.tuneline.engine.io.safetensors.SafetensorsStreamWriter;
 import io.tuneline.engine.quant.Nf4;
 import io.tuneline.engine.quant.Nf4Weight;
 import java.util.ArrayList;
@@ -29,6 +31,8 @@ import java.util.Map;
  * base is dequantized for each forward call and the dense copy is released right after the matmul,
  * as bitsandbytes' {@code Linear4bit.forward} dequantizes per call ({@code
  * bitsandbytes/nn/modules.py}, {@code functional.dequantize_4bit}); the deltas are added on top.
+ * Or, after {@link #holdWeightInBf16}, frozen as bfloat16 values in two bytes each, widened to
+ * float32 for each forward call as an NF4 base is (the matmul, the bias and the deltas in float32).
  */
 public final class Dense extends AbstractBlock {
     private final int in;
@@ -70,6 +74,16 @@ public final class Dense extends AbstractBlock {
 
         /** W frozen in NF4; not a parameter, so no gradient and no optimizer state can reach it. */
         record Nf4(Nf4Weight weight) implements WeightStore {}
+
+        /**
+         * W frozen as bfloat16 values (training precision {@code bf16}); not a parameter either,
+         * held in the model's manager. The container is a float16 array: DJL 0.36's PyTorch JNI
+         * maps no bfloat16 dtype (creating or casting to {@code DataType.BFLOAT16} ends in {@code
+         * std::terminate}, which aborts the JVM), and float16 holds every bfloat16 value of
+         * magnitude 2^-17 to 65504 exactly (11 significant bits against bf16's 8; below 2^-17
+         * float16's subnormals round it once more, by less than 2^-25 absolute).
+         */
+        record Bf16(NDArray weight) implements WeightStore {}
     }
 
     /** How W is held now. */
@@ -86,7 +100,54 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Nf4) {
             throw new IllegalStateException("the weight of this layer is held in NF4");
         }
+        if (base instanceof WeightStore.Bf16) {
+            throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
         return weight;
+    }
+
+    /** The largest finite float16, the container of a bf16-held weight. */
+    private static final float FLOAT16_MAX = 65504f;
+
+    /**
+     * Replaces the frozen float32 W by its bfloat16 rounding (round to nearest even, as {@code
+     * tensor.to(torch.bfloat16)}), held in two bytes per value ({@link WeightStore.Bf16}), and
+     * frees the float32 array: W is no parameter of the layer any more (checkpoints and optimizers
+     * do not see it) and cannot change. The bias stays a float32 parameter. A no-op unless W is a
+     * frozen dense parameter: a trainable W stays float32 (the optimizer updates float32 master
+     * weights), an NF4 W stays NF4.
+     *
+     * @return whether W is now held in bf16 by this call
+     * @throws IllegalStateException when a value of W exceeds 65504 in magnitude (no such weight is
+     *     known in a trained model; the float16 container cannot hold it)
+     */
+    public boolean holdWeightInBf16() {
+        if (!(base instanceof WeightStore.DenseWeight) || weight.requiresGradient()) {
+            return false;
+        }
+        NDArray w = weight.getArray();
+        float[] v = w.toFloatArray();
+        for (int i = 0; i < v.length; i++) {
+            float r = Float.intBitsToFloat(SafetensorsStreamWriter.bfloat16(v[i]) << 16);
+            if (!(Math.abs(r) <= FLOAT16_MAX)) {
+                throw new IllegalStateException(
+                        "a weight value "
+                                + v[i]
+                                + " is not finite or beyond 65504, the largest the bf16 weight"
+                                + " store holds;"
+                                + " train this model in fp32");
+            }
+            v[i] = r;
+        }
+        NDArray held;
+        // In W's manager (the model's), so it is closed with the model.
+        try (NDArray rounded = w.getManager().create(v, w.getShape())) {
+            held = rounded.toType(DataType.FLOAT16, true);
+        }
+        parameters.remove("weight");
+        weight.close();
+        base = new WeightStore.Bf16(held);
+        return true;
     }
 
     /**
@@ -105,6 +166,9 @@ public final class Dense extends AbstractBlock {
     public void quantizeWeight(int blocksize, boolean doubleQuant) {
         if (base instanceof WeightStore.Nf4) {
             throw new IllegalStateException("the weight of this layer is in NF4 already");
+        }
+        if (base instanceof WeightStore.Bf16) {
+            throw new IllegalStateException("the weight of this layer is held in bf16");
         }
         if (!deltas.isEmpty()) {
             throw new IllegalStateException("quantize the base before attaching deltas");
@@ -177,10 +241,15 @@ public final class Dense extends AbstractBlock {
      * same through {@code dequantize_bnb_weight}).
      */
     public NDArray mergedWeight() {
-        NDArray merged =
-                base instanceof WeightStore.Nf4 q
-                        ? q.weight().dequantize(bias.getArray().getManager())
-                        : weight.getArray().duplicate();
+        NDArray merged;
+        if (base instanceof WeightStore.Nf4 q) {
+            merged = q.weight().dequantize(bias.getArray().getManager());
+        } else if (base instanceof WeightStore.Bf16 h) {
+            // Widening to float32 is exact.
+            merged = h.weight().toType(DataType.FLOAT32, true);
+        } else {
+            merged = weight.getArray().duplicate();
+        }
         for (LinearDelta d : deltas) {
             try (NDArray change = d.weightDelta()) {
                 merged.addi(change);
@@ -220,6 +289,17 @@ public final class Dense extends AbstractBlock {
                 w.close();
                 w = moved;
             }
+            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            if (!training) {
+                w.close();
+            }
+        } else if (base instanceof WeightStore.Bf16 h) {
+            // Widened per call, as the NF4 base is dequantized per call: the product runs in
+            // float32 on the bf16 values (not torch.autocast's bf16 product: DJL 0.36 has no
+            // bfloat16 tensors to compute with). Attached to x's manager, so the copy goes with
+            // the step (training) or right after the matmul (inference).
+            NDArray w = h.weight().toType(DataType.FLOAT32, false);
+            w.attach(x.getManager());
             y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
             if (!training) {
                 w.close();

@@ -6,6 +6,7 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.method.Precision;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
@@ -46,6 +47,7 @@ final class Attempt implements TrainingListener {
     private final EngineRuntime runtime;
     private final long started;
     private final MetricsLog metricsLog;
+    private Precision precision = Precision.FP32;
     private StepReport last;
     private long lastSent;
 
@@ -181,6 +183,27 @@ final class Attempt implements TrainingListener {
     }
 
     /** The attempt's {@code TrainingCompleted}, written to the store as {@code result.json}. */
+    /**
+     * Resolves the job's precision on this run's device and applies it to {@code model}, whose
+     * method is attached; prints the choice, the result and the bytes held in bf16. The completed
+     * event carries it.
+     */
+    Precision applyPrecision(Hyperparameters h, TunableModel model) {
+        precision = Precision.of(h.getPrecision(), runtime.device());
+        Precision.Held held = precision.apply(model);
+        System.out.printf(
+                "training of %s: precision %s resolved to %s on %s; %d frozen linear weights held"
+                        + " in bf16 (%d -> %d bytes)%n",
+                jobId,
+                h.getPrecision().isEmpty() ? "auto" : h.getPrecision(),
+                precision.label(),
+                runtime.deviceName(),
+                held.layers(),
+                held.float32Bytes(),
+                held.bf16Bytes());
+        return precision;
+    }
+
     TrainingCompleted complete(
             TrainingOutcome outcome, ParameterCounts counts, List<ArtifactRef> files) {
         long size = files.stream().mapToLong(ArtifactRef::getSizeBytes).sum();
@@ -203,6 +226,7 @@ final class Attempt implements TrainingListener {
                         .setEpochs(last == null ? 0 : last.epoch())
                         .setDurationSeconds((System.currentTimeMillis() - started) / 1000.0)
                         .setDevice(runtime.deviceName())
+                        .setPrecision(precision.label())
                         .setTrainableParameters(counts.trainable())
                         .setTotalParameters(counts.total())
                         .setPeakMemoryBytes(peakResidentBytes())

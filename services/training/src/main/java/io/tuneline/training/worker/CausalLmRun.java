@@ -115,6 +115,7 @@ public final class CausalLmRun {
             ParameterCounts counts = method.apply(lm, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
+            run.applyPrecision(job.getHyperparameters(), lm);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =

@@ -172,6 +172,7 @@ public final class ClassificationRun {
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
             Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
+            run.applyPrecision(job.getHyperparameters(), classifier);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =

@@ -176,6 +176,11 @@ class CausalLmRunTest {
     }
 
     static DatasetPrepared prepare(String jobId, MethodSpec method, String base) throws Exception {
+        return prepare(jobId, method, base, "");
+    }
+
+    static DatasetPrepared prepare(String jobId, MethodSpec method, String base, String precision)
+            throws Exception {
         List<long[][]> examples = examples();
         // Packed training blocks of at most 32 tokens, whole examples end to end, twice over.
         StringBuilder train = new StringBuilder();
@@ -231,7 +236,8 @@ class CausalLmRunTest {
                                                         .setEpochs(12)
                                                         .setBatchSize(2)
                                                         .setLearningRate(2e-2)
-                                                        .setMaxSeqLength(32)))
+                                                        .setMaxSeqLength(32)
+                                                        .setPrecision(precision)))
                         .setTrain(trainRef)
                         .setValidation(validationRef)
                         .build();
@@ -363,16 +369,17 @@ class CausalLmRunTest {
     }
 
     /**
-     * A Llama LoRA job end to end: PEFT's default targets (q_proj, v_proj), the adapter under Llama
-     * module names, the merged model in BF16 as the base was, and the tuned directory in the store
-     * the base of the next job.
+     * A Llama LoRA job end to end, in precision bf16: PEFT's default targets (q_proj, v_proj), the
+     * adapter under Llama module names, the merged model in BF16 as the base was, and the tuned
+     * directory in the store the base of the next job (precision auto: fp32 on a CPU).
      */
     @Test
     void aLlamaLoraJobTrainsEndToEndAndItsModelIsTheNextJobsBase() throws Exception {
         prepare(
                 "causal-llama-lora",
                 MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(4)).build(),
-                "s3://tuneline/models/tiny-llama/");
+                "s3://tuneline/models/tiny-llama/",
+                "bf16");
         List<TrainingProgress> progress = new CopyOnWriteArrayList<>();
         TrainingCompleted result =
                 TrainingWorker.runAttempt(store, progress::add, scratch, "causal-llama-lora", 1);
@@ -388,6 +395,7 @@ class CausalLmRunTest {
                         + " %.3f -> %.3f%n",
                 result.getSteps(), result.getFinalLoss(), first, last);
         assertThat(last).isLessThan(first);
+        assertThat(result.getPrecision()).isEqualTo("bf16");
         assertThat(result.getModelFilesList())
                 .extracting(ArtifactRef::getUri)
                 .contains(
@@ -444,5 +452,6 @@ class CausalLmRunTest {
                 .isPositive()
                 .isLessThan(next.getTotalParameters());
         assertThat(next.getFinalValidationLoss()).isLessThan(last);
+        assertThat(next.getPrecision()).isEqualTo("fp32");
     }
 }

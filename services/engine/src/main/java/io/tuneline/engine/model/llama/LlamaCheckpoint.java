@@ -407,11 +407,11 @@ public final class LlamaCheckpoint {
                     stored.getShape().getShape(),
                     new MergedValues(stored, dense, stored.size()));
         }
-        // A weight held in NF4 (QLoRA) is no parameter: it is written dequantized, deltas merged,
-        // the merge bitsandbytes users do by hand.
+        // A weight held in NF4 (QLoRA) or bf16 (precision bf16) is no parameter: it is written
+        // widened, deltas merged (for NF4 the merge bitsandbytes users do by hand).
         for (Map.Entry<String, Dense> e : byWeight.entrySet()) {
             Dense dense = e.getValue();
-            if (dense.base() instanceof Dense.WeightStore.Nf4) {
+            if (!(dense.base() instanceof Dense.WeightStore.DenseWeight)) {
                 w.add(
                         e.getKey(),
                         dtype,

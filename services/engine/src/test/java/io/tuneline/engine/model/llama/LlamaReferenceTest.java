@@ -106,6 +106,7 @@ class LlamaReferenceTest {
         for (Map.Entry<String, Case> e : cases.entrySet()) {
             ObjectNode c = list.addObject();
             c.put("model_dir", e.getValue().dir().toString());
+            c.put("bf16_weights", e.getValue().bf16Weights());
             c.set("input_ids", JSON.valueToTree(e.getValue().ids()));
             if (e.getValue().mask() == null) {
                 c.putNull("attention_mask");
@@ -133,7 +134,15 @@ class LlamaReferenceTest {
         return result;
     }
 
-    record Case(Path dir, long[][] ids, long[][] mask) {}
+    /**
+     * One reference forward pass; {@code bf16Weights}: the projection weights rounded to bfloat16
+     * first (the engine's precision {@code bf16}).
+     */
+    record Case(Path dir, long[][] ids, long[][] mask, boolean bf16Weights) {
+        Case(Path dir, long[][] ids, long[][] mask) {
+            this(dir, ids, mask, false);
+        }
+    }
 
     static float[] forward(Model model, long[][] ids, long[][] mask) {
         LlamaLmModel lm = (LlamaLmModel) model.getBlock();
