@@ -233,9 +233,35 @@ public sealed interface FineTuningMethod
             // Fail on bad LoRA targets before anything is quantized.
             lora.targets().select(linears.keySet());
             for (String module : quantized.select(linears.keySet())) {
-                linears.get(module).quantizeWeight(blocksize, doubleQuant);
+                Dense dense = linears.get(module);
+                if (dense.base() instanceof Dense.WeightStore.Nf4 held) {
+                    // Quantized by the checkpoint loader as it read the tensor (loading()).
+                    if (held.weight().blocksize() != blocksize
+                            || held.weight().doubleQuantized() != doubleQuant) {
+                        throw new IllegalStateException(
+                                module
+                                        + " was loaded in NF4 with blocks of "
+                                        + held.weight().blocksize()
+                                        + (held.weight().doubleQuantized() ? " and" : " without")
+                                        + " double quantization; this QLoRA asks for "
+                                        + blocksize);
+                    }
+                    continue;
+                }
+                dense.quantizeWeight(blocksize, doubleQuant);
             }
             return lora.apply(model, manager);
+        }
+
+        /**
+         * What a checkpoint loader needs to quantize this method's base as it reads it, so the
+         * full-precision base is never resident at once; {@link #apply} then finds those layers in
+         * NF4 already and only attaches LoRA. The bytes are the same as quantizing after a full
+         * load (the same function of the same float32 values).
+         */
+        public io.tuneline.engine.quant.Nf4Loading loading() {
+            return new io.tuneline.engine.quant.Nf4Loading(
+                    quantized::select, blocksize, doubleQuant);
         }
     }
 

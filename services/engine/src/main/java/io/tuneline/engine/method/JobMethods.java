@@ -38,13 +38,10 @@ public final class JobMethods {
             case LORA -> lora(spec.getLora(), defaultTargets);
             case QLORA -> {
                 var q = spec.getQlora();
-                // QLoRA's defaults (Dettmers et al. 2023, arXiv:2305.14314; transformers'
-                // BitsAndBytesConfig as the paper's scripts set it): NF4 in blocks of 64 with
-                // double quantization, off only when the job says disable_double_quant.
-                int blocksize = q.getBlockSize() > 0 ? q.getBlockSize() : 64;
-                boolean doubleQuant = !q.getDisableDoubleQuant();
                 yield new FineTuningMethod.Qlora(
-                        lora(q.getLora(), defaultTargets), blocksize, doubleQuant);
+                        lora(q.getLora(), defaultTargets),
+                        blocksize(q),
+                        !q.getDisableDoubleQuant());
             }
             case ADAPTER ->
                     FineTuningMethod.Adapter.fromJob(
@@ -107,5 +104,33 @@ public final class JobMethods {
                                 l.getTargetModulesCount() > 0
                                         ? l.getTargetModulesList()
                                         : defaultTargets));
+    }
+
+    /**
+     * How a QLoRA job's base is quantized while the checkpoint is read ({@link
+     * FineTuningMethod.Qlora#loading()}: every linear layer, the job's block size and double
+     * quantization); empty for every other method. Needs no model, so the loader can take it before
+     * the model exists.
+     */
+    public static java.util.Optional<io.tuneline.engine.quant.Nf4Loading> nf4Loading(
+            MethodSpec spec) {
+        if (spec.getKindCase() != MethodSpec.KindCase.QLORA) {
+            return java.util.Optional.empty();
+        }
+        var q = spec.getQlora();
+        return java.util.Optional.of(
+                new io.tuneline.engine.quant.Nf4Loading(
+                        TargetMatcher.fullMatch(".*")::select,
+                        blocksize(q),
+                        !q.getDisableDoubleQuant()));
+    }
+
+    /**
+     * QLoRA's defaults (Dettmers et al. 2023, arXiv:2305.14314; transformers' BitsAndBytesConfig as
+     * the paper's scripts set it): NF4 in blocks of 64 with double quantization, off only when the
+     * job says disable_double_quant.
+     */
+    private static int blocksize(io.tuneline.proto.v1.QloraParams q) {
+        return q.getBlockSize() > 0 ? q.getBlockSize() : 64;
     }
 }

@@ -76,6 +76,22 @@ public final class CausalLmCheckpoint {
      */
     public static Model load(Path directory, Device device, java.util.OptionalDouble dropout)
             throws IOException {
+        return load(directory, device, dropout, java.util.Optional.empty());
+    }
+
+    /**
+     * As {@link #load(Path, Device, java.util.OptionalDouble)}; with {@code nf4} (QLoRA), the Llama
+     * family quantizes the selected linear weights as it reads them, so its full-precision base is
+     * never resident at once. GPT-2 loads in float32 and is quantized afterwards, layer by layer,
+     * by {@code FineTuningMethod.Qlora.apply} (its Conv1D weights are stored transposed; not
+     * streamed yet).
+     */
+    public static Model load(
+            Path directory,
+            Device device,
+            java.util.OptionalDouble dropout,
+            java.util.Optional<io.tuneline.engine.quant.Nf4Loading> nf4)
+            throws IOException {
         String type = modelType(directory);
         if (type.equals("gpt2")) {
             return Gpt2Checkpoint.load(
@@ -90,7 +106,8 @@ public final class CausalLmCheckpoint {
                     c ->
                             dropout.isPresent()
                                     ? c.withAttentionDropout((float) dropout.getAsDouble())
-                                    : c);
+                                    : c,
+                    nf4);
         }
         throw new IllegalArgumentException(
                 directory

@@ -170,20 +170,50 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
         }
-        if (!deltas.isEmpty()) {
-            throw new IllegalStateException("quantize the base before attaching deltas");
-        }
         NDArray w = weight.getArray();
-        Nf4Weight nf4 =
+        holdInNf4(
                 Nf4.quantize(
                         w.toFloatArray(),
                         w.getShape().getShape(),
                         Dtype.F32,
                         blocksize,
-                        doubleQuant);
+                        doubleQuant));
+    }
+
+    /**
+     * Holds W as {@code nf4} from now on, quantized elsewhere: by the checkpoint loader straight
+     * from the file's tensor (QLoRA's streaming load, so the full-precision base is never resident
+     * at once). Called before the block is initialized, no dense W is ever allocated; called after,
+     * the dense array is freed. Either way W is no parameter of the layer from then on.
+     *
+     * @throws IllegalArgumentException when {@code nf4}'s shape is not (out, in)
+     * @throws IllegalStateException when W is already in NF4 or deltas are attached
+     */
+    public void holdInNf4(Nf4Weight nf4) {
+        if (base instanceof WeightStore.Nf4) {
+            throw new IllegalStateException("the weight of this layer is in NF4 already");
+        }
+        if (base instanceof WeightStore.Bf16) {
+            throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (!deltas.isEmpty()) {
+            throw new IllegalStateException("quantize the base before attaching deltas");
+        }
+        if (!java.util.Arrays.equals(nf4.shape(), new long[] {out, in})) {
+            throw new IllegalArgumentException(
+                    "an NF4 weight of shape "
+                            + java.util.Arrays.toString(nf4.shape())
+                            + " for a layer of shape ("
+                            + out
+                            + ", "
+                            + in
+                            + ")");
+        }
         weight.freeze(true);
         parameters.remove("weight");
-        weight.close();
+        if (weight.isInitialized()) {
+            weight.close();
+        }
         base = new WeightStore.Nf4(nf4);
     }
 

@@ -7,13 +7,17 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.LayerSegments;
+import io.tuneline.engine.nn.Scalars;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Trains a {@link CausalLanguageModel} (GPT-2, the Llama family) on causal language modelling
@@ -83,6 +87,26 @@ public final class CausalLmTrainer {
                     }
 
                     @Override
+                    public TrainingLoop.BatchLoss lossAndBackward(
+                            NDManager manager,
+                            List<LmExample> batch,
+                            GradientCollector collector,
+                            int groupSize) {
+                        Batch b = Batch.of(manager, batch, maxLength);
+                        NDArray loss =
+                                CausalLmTrainer.lossAndBackward(
+                                        lm,
+                                        manager,
+                                        b.ids(),
+                                        b.mask(),
+                                        b.labels(),
+                                        s.activationCheckpointing(),
+                                        collector,
+                                        groupSize);
+                        return new TrainingLoop.BatchLoss(loss, b.tokens());
+                    }
+
+                    @Override
                     public double validationLoss(List<LmExample> heldOut) {
                         return CausalLmTrainer.validationLoss(model, lm, heldOut, maxLength);
                     }
@@ -119,6 +143,42 @@ public final class CausalLmTrainer {
                         (float) CausalLmLoss.IGNORE,
                         labels.getDataType());
         return CausalLmLoss.mean(logits, ignored.concat(labels, 1));
+    }
+
+    /**
+     * One training batch's loss and backward pass as the trainer runs them: the gradients of the
+     * loss divided by {@code groupSize} are added to every parameter that requires one. A model
+     * that can be cut at its layers ({@link CausalLanguageModel#segments}) runs segment by segment,
+     * with activation checkpointing when {@code activationCheckpointing} ({@link
+     * ActivationCheckpointing}); others run {@link #trainingLoss} whole. Inside {@code collector}.
+     *
+     * @return the batch's mean loss
+     */
+    public static NDArray lossAndBackward(
+            CausalLanguageModel lm,
+            NDManager manager,
+            NDArray ids,
+            NDArray mask,
+            NDArray labels,
+            boolean activationCheckpointing,
+            GradientCollector collector,
+            int groupSize) {
+        Optional<LayerSegments> segments =
+                lm.virtualTokens().isEmpty()
+                        ? lm.segments(new ParameterStore(manager, false), ids, mask, true)
+                        : Optional.empty();
+        if (segments.isEmpty()) {
+            NDArray loss = trainingLoss(lm, manager, ids, mask, labels, true);
+            collector.backward(Scalars.div(loss, groupSize));
+            return loss;
+        }
+        return ActivationCheckpointing.lossAndBackward(
+                segments.get(),
+                logits -> CausalLmLoss.mean(logits, labels),
+                groupSize,
+                activationCheckpointing,
+                collector,
+                manager);
     }
 
     /** The longest input the run feeds: the job's max_seq_length within the model's positions. */

@@ -67,6 +67,18 @@ final class TrainingLoop {
          */
         BatchLoss loss(NDManager manager, List<E> batch);
 
+        /**
+         * {@link #loss} and its backward pass: the gradients of the loss divided by {@code
+         * groupSize} (one batch of an accumulation group) are added to the parameters'. A task that
+         * cuts its model into segments (activation checkpointing) runs both itself.
+         */
+        default BatchLoss lossAndBackward(
+                NDManager manager, List<E> batch, GradientCollector collector, int groupSize) {
+            BatchLoss l = loss(manager, batch);
+            collector.backward(Scalars.div(l.loss(), groupSize));
+            return l;
+        }
+
         /** The mean loss on {@code examples}, without dropout or gradients. */
         double validationLoss(List<E> examples);
     }
@@ -191,11 +203,11 @@ final class TrainingLoop {
                     try (NDManager stepManager = manager.newSubManager();
                             GradientCollector collector =
                                     Engine.getInstance().newGradientCollector()) {
-                        BatchLoss l = task.loss(stepManager, batch);
-                        tokens += l.tokens();
                         // Gradients add up across the group's backward passes: scale each
                         // batch's mean loss so the step follows the group's mean.
-                        collector.backward(Scalars.div(l.loss(), groupSize));
+                        BatchLoss l =
+                                task.lossAndBackward(stepManager, batch, collector, groupSize);
+                        tokens += l.tokens();
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }

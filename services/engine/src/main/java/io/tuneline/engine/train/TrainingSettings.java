@@ -11,6 +11,11 @@ package io.tuneline.engine.train;
  * @param maxSteps the most optimizer steps the run takes, fewer than its epochs would (the job's
  *     {@code max_steps}; 0 for no limit); the learning-rate schedule then spans these steps, as in
  *     Hugging Face's Trainer
+ * @param activationCheckpointing whether a model that can be cut at its layers is trained with
+ *     activation checkpointing ({@link ActivationCheckpointing}: one layer's activations and
+ *     dequantized weights alive at a time during backward, for one more forward pass of the layers;
+ *     Hugging Face's {@code gradient_checkpointing}); the losses and gradients are the same either
+ *     way
  */
 public record TrainingSettings(
         int epochs,
@@ -23,7 +28,53 @@ public record TrainingSettings(
         long seed,
         LearningRateSchedule.Shape schedule,
         int accumulationSteps,
-        long maxSteps) {
+        long maxSteps,
+        boolean activationCheckpointing) {
+
+    /** Without activation checkpointing. */
+    public TrainingSettings(
+            int epochs,
+            int batchSize,
+            float learningRate,
+            float weightDecay,
+            float warmupRatio,
+            float maxGradNorm,
+            int maxSeqLength,
+            long seed,
+            LearningRateSchedule.Shape schedule,
+            int accumulationSteps,
+            long maxSteps) {
+        this(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                schedule,
+                accumulationSteps,
+                maxSteps,
+                false);
+    }
+
+    /** These settings with activation checkpointing on or off. */
+    public TrainingSettings withActivationCheckpointing(boolean on) {
+        return new TrainingSettings(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                schedule,
+                accumulationSteps,
+                maxSteps,
+                on);
+    }
 
     /** Without a step limit. */
     public TrainingSettings(

@@ -6,6 +6,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
@@ -103,7 +104,9 @@ public final class CausalLmRun {
                 CausalLmCheckpoint.load(
                         baseDir,
                         runtime.device(),
-                        JobSettings.modelDropout(job.getHyperparameters()))) {
+                        JobSettings.modelDropout(job.getHyperparameters()),
+                        // QLoRA: the base is quantized as it is read, never whole in fp32.
+                        JobMethods.nf4Loading(job.getMethod()))) {
             CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());

@@ -48,7 +48,18 @@ final class JobSettings {
                     default -> LearningRateSchedule.Shape.LINEAR;
                 },
                 Math.max(1, h.getGradientAccumulationSteps()),
-                h.getMaxSteps());
+                h.getMaxSteps(),
+                activationCheckpointing(h, method));
+    }
+
+    /**
+     * Activation checkpointing as the job sets it; unset, on for QLoRA, whose memory saving needs
+     * it (without, every layer's dequantized weight lives until backward), off otherwise.
+     */
+    static boolean activationCheckpointing(Hyperparameters h, MethodSpec method) {
+        return h.hasActivationCheckpointing()
+                ? h.getActivationCheckpointing()
+                : method.getKindCase() == MethodSpec.KindCase.QLORA;
     }
 
     /** The job's override of every dropout rate inside the model, when it sets one. */

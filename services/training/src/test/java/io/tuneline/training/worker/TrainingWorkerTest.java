@@ -69,6 +69,36 @@ class TrainingWorkerTest {
     }
 
     /**
+     * job.proto: activation checkpointing unset is on for QLoRA (its memory saving needs it), off
+     * otherwise; a job's own setting wins either way. A QLoRA job's base is streamed into NF4.
+     */
+    @Test
+    void activationCheckpointingIsOnForQloraUnlessTheJobSaysOtherwise() {
+        var none = io.tuneline.proto.v1.Hyperparameters.getDefaultInstance();
+        var qlora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setQlora(
+                                io.tuneline.proto.v1.QloraParams.newBuilder()
+                                        .setBlockSize(128)
+                                        .setDisableDoubleQuant(true))
+                        .build();
+        var lora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(io.tuneline.proto.v1.LoraParams.getDefaultInstance())
+                        .build();
+        var off = none.toBuilder().setActivationCheckpointing(false).build();
+        var on = none.toBuilder().setActivationCheckpointing(true).build();
+        assertThat(JobSettings.settings(none, qlora).activationCheckpointing()).isTrue();
+        assertThat(JobSettings.settings(off, qlora).activationCheckpointing()).isFalse();
+        assertThat(JobSettings.settings(none, lora).activationCheckpointing()).isFalse();
+        assertThat(JobSettings.settings(on, lora).activationCheckpointing()).isTrue();
+        var nf4 = io.tuneline.engine.method.JobMethods.nf4Loading(qlora).orElseThrow();
+        assertThat(nf4.blocksize()).isEqualTo(128);
+        assertThat(nf4.doubleQuant()).isFalse();
+        assertThat(io.tuneline.engine.method.JobMethods.nf4Loading(lora)).isEmpty();
+    }
+
+    /**
      * job.proto: "default 2e-5 for full fine-tuning, 2e-4 for adapter methods"; a job's own rate
      * wins.
      */

@@ -17,6 +17,8 @@ import io.tuneline.engine.io.safetensors.SafetensorsStreamWriter;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
+import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Loading;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -28,6 +30,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.UnaryOperator;
@@ -88,10 +91,28 @@ public final class LlamaCheckpoint {
      */
     public static Model load(Path directory, Device device, UnaryOperator<LlamaConfig> adjust)
             throws IOException {
+        return load(directory, device, adjust, Optional.empty());
+    }
+
+    /**
+     * As {@link #load(Path, Device, UnaryOperator)}; with {@code nf4}, the linear weights it
+     * selects go from the file's tensor to NF4 one at a time before the model is initialized, so no
+     * full-precision copy of them is ever allocated (QLoRA's streaming load): the peak is the NF4
+     * base, the unquantized parameters and one tensor in flight.
+     */
+    public static Model load(
+            Path directory,
+            Device device,
+            UnaryOperator<LlamaConfig> adjust,
+            Optional<Nf4Loading> nf4)
+            throws IOException {
         LlamaConfig config = adjust.apply(LlamaConfig.read(directory));
         LlamaLmModel lm = new LlamaLmModel(config);
         Model model = Model.newInstance(config.modelType(), device, EngineRuntime.ENGINE);
         try {
+            if (nf4.isPresent()) {
+                quantizeFromFile(directory, lm, nf4.get());
+            }
             lm.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 1));
             loadWeights(directory, lm);
             model.setBlock(lm);
@@ -141,6 +162,17 @@ public final class LlamaCheckpoint {
                                     + " but tie_word_embeddings is true");
                 }
             }
+            // Weights held in NF4 were read by quantizeFromFile.
+            model.linears()
+                    .forEach(
+                            (module, dense) -> {
+                                if (dense.base() instanceof Dense.WeightStore.Nf4) {
+                                    String stored = find(unused, module + ".weight");
+                                    if (stored != null) {
+                                        unused.remove(stored);
+                                    }
+                                }
+                            });
             unused.removeIf(n -> n.endsWith("rotary_emb.inv_freq"));
             if (!unused.isEmpty()) {
                 throw new IllegalArgumentException(
@@ -152,6 +184,37 @@ public final class LlamaCheckpoint {
                                 + (unused.size() > 10 ? " (" + unused.size() + " in all)" : ""));
             }
             return loaded;
+        }
+    }
+
+    /**
+     * Reads each linear weight {@code nf4} selects from the directory's tensors and holds it in NF4
+     * ({@link Dense#holdInNf4}); the float32 values of one tensor at a time pass through the heap.
+     * Recorded as float32 originals, as {@link Dense#quantizeWeight} records them, so the bytes and
+     * the state dict are those of quantizing the loaded model.
+     */
+    static void quantizeFromFile(Path directory, LlamaLmModel model, Nf4Loading nf4)
+            throws IOException {
+        Map<String, Dense> linears = model.linears();
+        try (Shards shards = Shards.open(directory)) {
+            Set<String> names = new LinkedHashSet<>(shards.names());
+            for (String module : nf4.modules().apply(linears.keySet())) {
+                String name = module + ".weight";
+                String stored = find(names, name);
+                if (stored == null) {
+                    throw new IllegalArgumentException(
+                            shards.describe() + ": tensor '" + name + "' is missing");
+                }
+                Dense dense = linears.get(module);
+                long[] shape = {dense.out(), dense.in()};
+                dense.holdInNf4(
+                        Nf4.quantize(
+                                shards.file(stored).floats(stored, shape),
+                                shape,
+                                Dtype.F32,
+                                nf4.blocksize(),
+                                nf4.doubleQuant()));
+            }
         }
     }
 

@@ -16,6 +16,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.KvPrefix;
+import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
@@ -24,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * The Llama-family decoder without its LM head ({@code LlamaModel}, Hugging Face's {@code model.}
@@ -269,6 +271,76 @@ public final class LlamaDecoder extends AbstractBlock {
             x = x.get(new NDIndex(":, {}:, :", lastVirtual ? n - 1 : n));
         }
         return norm.forward(ps, new NDList(x), training).singletonOrThrow();
+    }
+
+    /**
+     * The forward pass of {@link #hidden} cut at the layer boundaries, with {@code head} after the
+     * final norm; empty with virtual tokens or a key/value prefix attached (their positions and
+     * masks are not cut yet). No cache: training and scoring only.
+     */
+    Optional<LayerSegments> segments(
+            ParameterStore ps,
+            NDArray ids,
+            NDArray mask,
+            boolean training,
+            UnaryOperator<NDArray> head) {
+        if (virtualTokens != null || prefix != null) {
+            return Optional.empty();
+        }
+        long b = ids.getShape().get(0);
+        int t = Math.toIntExact(ids.getShape().get(1));
+        if (mask != null && !mask.getShape().equals(ids.getShape())) {
+            throw new IllegalArgumentException(
+                    "attention mask of shape "
+                            + mask.getShape()
+                            + " for ids of shape "
+                            + ids.getShape());
+        }
+        Device device = ids.getDevice();
+        NDManager manager = ids.getManager();
+        float[][] cs = LlamaRope.cosSin(config, 0, t);
+        Shape table = new Shape(1, 1, t, config.headDim());
+        NDArray cos = manager.create(cs[0], table).toDevice(device, false);
+        NDArray sin = manager.create(cs[1], table).toDevice(device, false);
+        NDArray full = attentionBias(manager, 0, t, mask, 0).toDevice(device, false);
+        NDArray sliding =
+                config.slidingWindow() > 0
+                        ? attentionBias(manager, 0, t, mask, config.slidingWindow())
+                                .toDevice(device, false)
+                        : full;
+        return Optional.of(
+                new LayerSegments() {
+                    @Override
+                    public NDArray embed() {
+                        return Embedding.embedding(
+                                        ids,
+                                        ps.getValue(embedTokens, device, training),
+                                        SparseFormat.DENSE)
+                                .singletonOrThrow();
+                    }
+
+                    @Override
+                    public boolean embeddingTrains() {
+                        return embedTokens.requiresGradient();
+                    }
+
+                    @Override
+                    public int layers() {
+                        return layers.size();
+                    }
+
+                    @Override
+                    public NDArray layer(int i, NDArray x) {
+                        NDArray bias = config.sliding(i) ? sliding : full;
+                        return layers.get(i).forward(ps, x, cos, sin, bias, null, null, training);
+                    }
+
+                    @Override
+                    public NDArray output(NDArray x) {
+                        return head.apply(
+                                norm.forward(ps, new NDList(x), training).singletonOrThrow());
+                    }
+                });
     }
 
     /**

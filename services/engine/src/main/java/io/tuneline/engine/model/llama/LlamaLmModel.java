@@ -12,6 +12,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.KvPrefix;
+import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
@@ -259,6 +260,12 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
                                                 decoder.embedTokens(), flat.getDevice(), training))
                                 .singletonOrThrow();
         return logits.reshape(s.get(0), s.get(1), config.vocabSize());
+    }
+
+    @Override
+    public Optional<LayerSegments> segments(
+            ParameterStore ps, NDArray ids, NDArray mask, boolean training) {
+        return decoder.segments(ps, ids, mask, training, h -> head(ps, h, training));
     }
 
     @Override

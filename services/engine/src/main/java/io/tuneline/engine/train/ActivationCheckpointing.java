@@ -1,0 +1,157 @@
+package io.tuneline.engine.train;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import io.tuneline.engine.model.LayerSegments;
+import io.tuneline.engine.nn.Scalars;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.UnaryOperator;
+
+/**
+ * One batch's forward and backward pass through a model cut into {@link LayerSegments}, with or
+ * without activation checkpointing (Chen et al. 2016, arXiv:1604.06174; PyTorch's {@code
+ * torch.utils.checkpoint}, {@code use_reentrant=False}).
+ *
+ * <p>With checkpointing the layers run once without recording (libtorch's grad mode off), each in a
+ * sub-manager closed after it, keeping only its input. Backward then goes layer by layer from the
+ * top: the layer is re-run with recording from its saved input (a leaf that requires a gradient),
+ * and libtorch's backward with the upstream gradient ({@code JniUtils.backward(out, grad)}, the
+ * vector-Jacobian product {@code torch.autograd.backward(out, grad)} computes) adds the layer's
+ * parameter gradients and gives its input's gradient for the layer below. Only one layer's
+ * activations and dequantized weights (an NF4 base, QLoRA) are alive at a time, where plain
+ * autograd keeps every layer's until backward: the dequantized weights of the whole model in the
+ * QLoRA case. The cost is one more forward pass of the layers.
+ *
+ * <p>Exact: the recomputation runs the same code on the same input, and dropout draws the same
+ * masks because the engine's generator is reseeded before each segment, from a value drawn once per
+ * batch, in both passes; without checkpointing the segments are reseeded the same way, so a run's
+ * losses and gradients do not depend on the setting.
+ */
+final class ActivationCheckpointing {
+    private ActivationCheckpointing() {}
+
+    /**
+     * Runs {@code segments}, scores the logits with {@code lossOf}, and accumulates the gradients
+     * of {@code lossOf / groupSize} into every parameter that requires one; returns the batch's
+     * loss.
+     */
+    static NDArray lossAndBackward(
+            LayerSegments segments,
+            UnaryOperator<NDArray> lossOf,
+            int groupSize,
+            boolean checkpoint,
+            GradientCollector collector,
+            NDManager manager) {
+        // A value from the engine's generator (seeded per step by the loop), so each batch of an
+        // accumulation group gets its own masks.
+        long base;
+        try (NDArray drawn =
+                manager.randomInteger(0, Integer.MAX_VALUE, new Shape(1), DataType.INT64)) {
+            base = drawn.getLong(0);
+        }
+        int layers = segments.layers();
+        NDArray loss;
+        if (!checkpoint) {
+            reseed(base, 0);
+            NDArray x = segments.embed();
+            for (int i = 0; i < layers; i++) {
+                reseed(base, i + 1);
+                x = segments.layer(i, x);
+            }
+            reseed(base, layers + 1);
+            loss = lossOf.apply(segments.output(x));
+            collector.backward(Scalars.div(loss, groupSize));
+        } else {
+            loss = checkpointed(segments, lossOf, groupSize, collector, manager, base);
+        }
+        // The generator's state after the batch is the same with and without checkpointing.
+        reseed(base, -1);
+        return loss;
+    }
+
+    private static NDArray checkpointed(
+            LayerSegments segments,
+            UnaryOperator<NDArray> lossOf,
+            int groupSize,
+            GradientCollector collector,
+            NDManager manager,
+            long base) {
+        int layers = segments.layers();
+        List<NDArray> inputs = new ArrayList<>(layers + 1);
+        // The embedding is recorded (a lookup: its graph keeps only the ids) and its output is
+        // layer 0's input as a separate leaf, so backward ends with one pass into the embedding
+        // when one of its parameters trains.
+        reseed(base, 0);
+        NDArray embedded = segments.embed();
+        boolean recording = JniUtils.isGradMode();
+        JniUtils.setGradMode(false);
+        try {
+            NDArray x = embedded.stopGradient();
+            for (int i = 0; i < layers; i++) {
+                inputs.add(x);
+                reseed(base, i + 1);
+                x = layerInOwnManager(segments, i, x, manager, null);
+            }
+            inputs.add(x);
+        } finally {
+            JniUtils.setGradMode(recording);
+        }
+        NDArray top = inputs.get(layers);
+        top.setRequiresGradient(true);
+        reseed(base, layers + 1);
+        NDArray loss = lossOf.apply(segments.output(top));
+        collector.backward(Scalars.div(loss, groupSize));
+        NDArray gradient = top.getGradient();
+        top.close();
+        for (int i = layers - 1; i >= 0; i--) {
+            NDArray x = inputs.get(i);
+            x.setRequiresGradient(true);
+            reseed(base, i + 1);
+            NDArray below = layerInOwnManager(segments, i, x, manager, gradient);
+            gradient.close();
+            x.close();
+            gradient = below;
+        }
+        if (segments.embeddingTrains()) {
+            JniUtils.backward((PtNDArray) embedded, (PtNDArray) gradient, false, false);
+        }
+        gradient.close();
+        return loss;
+    }
+
+    /**
+     * Layer {@code i} on {@code x} in a sub-manager closed after it, so its intermediate arrays (a
+     * dequantized NF4 weight among them) are freed when it returns. Forward only, the layer's
+     * output moved to {@code manager}, when {@code upstream} is null; else a recorded forward and
+     * backward with {@code upstream} as the output's gradient, returning {@code x}'s gradient.
+     */
+    private static NDArray layerInOwnManager(
+            LayerSegments segments, int i, NDArray x, NDManager manager, NDArray upstream) {
+        try (NDManager sub = manager.newSubManager()) {
+            x.tempAttach(sub);
+            NDArray y = segments.layer(i, x);
+            if (upstream == null) {
+                y.attach(manager);
+                return y;
+            }
+            JniUtils.backward((PtNDArray) y, (PtNDArray) upstream, false, false);
+            NDArray gradient = x.getGradient();
+            gradient.attach(manager);
+            return gradient;
+        }
+    }
+
+    /**
+     * Seeds the engine's generator for segment {@code segment} of the batch drawn as {@code base}.
+     */
+    private static void reseed(long base, int segment) {
+        Engine.getInstance().setRandomSeed((int) (base * 1_000_003L + segment + 1));
+    }
+}
