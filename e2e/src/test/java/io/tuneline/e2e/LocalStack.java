@@ -38,19 +38,10 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
     /** Not 9090: a Debian-installed Prometheus may already run there. */
     static final int PROMETHEUS_PORT = 19090;
 
-    /**
-     * Jobs whose evaluation takes {@link #SLOW_STAGE} longer: past SmallRye's default 60 s limit
-     * for an unacknowledged record, and 5 times the consumers' Kafka limits on this stack.
-     */
+    /** Jobs whose evaluation takes {@link #SLOW_STAGE} longer: past SmallRye's 60 s limit. */
     static final String SLOW_JOBS = "e2e-slow-.*";
 
     static final Duration SLOW_STAGE = Duration.ofSeconds(75);
-
-    /**
-     * The consumers' session timeout and poll interval on this stack (Kafka's defaults: 45 s and
-     * 300 s): the slow stage lasts 5 of them, and a killed instance's partitions move sooner.
-     */
-    static final Duration KAFKA_LIMIT = Duration.ofSeconds(15);
 
     /** Jobs at whose ingestion the ingestion service halts, as if killed, every time. */
     static final String HALTING_JOBS = "e2e-halt-.*";
@@ -119,12 +110,6 @@ final class LocalStack implements BeforeAllCallback, ExtensionContext.Store.Clos
         env.put("TUNELINE_STAGES_FAULTS_DELAY_IN", "evaluation");
         env.put("TUNELINE_STAGES_FAULTS_HALT_JOBS", HALTING_JOBS);
         env.put("TUNELINE_STAGES_FAULTS_HALT_IN", "ingestion");
-        env.put("TUNELINE_KAFKA_SESSION_TIMEOUT_MS", Long.toString(KAFKA_LIMIT.toMillis()));
-        env.put("TUNELINE_KAFKA_HEARTBEAT_INTERVAL_MS", "4000");
-        env.put("TUNELINE_KAFKA_MAX_POLL_INTERVAL_MS", Long.toString(KAFKA_LIMIT.toMillis()));
-        // Within the session timeout, so that a dead instance's stages are free when its
-        // partitions move.
-        env.put("TUNELINE_STAGES_LEASE", "PT12S");
         // Two training runs at once, as the load test reports (-Dtuneline.load.concurrency).
         env.put(
                 "TUNELINE_TRAINING_LOCAL_MAX_CONCURRENT_RUNS",

