@@ -9,25 +9,18 @@ import io.tuneline.common.event.ContentType;
 import io.tuneline.common.event.EventCodec;
 import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.store.ArtifactStore;
-import io.tuneline.common.store.StoreSettings;
+import io.tuneline.common.store.LocalS3;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.Stage;
-import java.net.ServerSocket;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
-import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import org.gaul.s3proxy.AuthenticationType;
-import org.gaul.s3proxy.S3Proxy;
-import org.jclouds.ContextBuilder;
-import org.jclouds.blobstore.BlobStoreContext;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -40,51 +33,20 @@ import org.junit.jupiter.api.Test;
 class StageRunnerLeaseTest {
     private static final Duration LEASE = Duration.ofSeconds(2);
 
-    private BlobStoreContext context;
-    private S3Proxy proxy;
+    private LocalS3 server;
     private ArtifactStore store;
     private final List<String> ran = new CopyOnWriteArrayList<>();
 
     @BeforeEach
     void startStore() throws Exception {
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
-        context =
-                ContextBuilder.newBuilder("transient")
-                        .credentials("identity", "credential")
-                        .overrides(new Properties())
-                        .build(BlobStoreContext.class);
-        context.getBlobStore().createContainerInLocation(null, "bkt");
-        proxy =
-                S3Proxy.builder()
-                        .blobStore(context.getBlobStore())
-                        .endpoint(URI.create("http://127.0.0.1:" + port))
-                        .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, "key", "secret")
-                        .build();
-        proxy.start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!"STARTED".equals(proxy.getState()) && System.nanoTime() < deadline) {
-            Thread.onSpinWait();
-        }
-        store =
-                new ArtifactStore(
-                        new StoreSettings(
-                                "http://127.0.0.1:" + port,
-                                "key",
-                                "secret",
-                                "bkt",
-                                "us-east-1",
-                                StoreSettings.MIN_PART_SIZE,
-                                Duration.ofSeconds(10)));
+        server = LocalS3.start(LocalS3.freePort(), "key", "secret", Optional.empty(), "");
+        store = server.store("key", "secret", Duration.ofSeconds(10));
     }
 
     @AfterEach
     void stopStore() throws Exception {
         store.close();
-        proxy.stop();
-        context.close();
+        server.close();
     }
 
     @Test

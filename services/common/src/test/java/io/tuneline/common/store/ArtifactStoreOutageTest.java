@@ -3,18 +3,11 @@ package io.tuneline.common.store;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.net.ServerSocket;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Properties;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import org.gaul.s3proxy.AuthenticationType;
-import org.gaul.s3proxy.S3Proxy;
-import org.jclouds.ContextBuilder;
-import org.jclouds.blobstore.BlobStoreContext;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -24,23 +17,19 @@ class ArtifactStoreOutageTest {
     private static final String SECRET = "secret";
 
     private final ScheduledExecutorService later = Executors.newSingleThreadScheduledExecutor();
-    private BlobStoreContext context;
-    private volatile S3Proxy proxy;
+    private volatile LocalS3 proxy;
 
     @AfterEach
     void stop() throws Exception {
         later.shutdownNow();
         if (proxy != null) {
-            proxy.stop();
-        }
-        if (context != null) {
-            context.close();
+            proxy.close();
         }
     }
 
     @Test
     void aWriteDuringAnOutageSucceedsOnceTheStoreIsBack() throws Exception {
-        int port = freePort();
+        int port = LocalS3.freePort();
         // Nothing listens on the port when the write starts; the server comes up 2 s later.
         later.schedule(this.startsServer(port), 2, TimeUnit.SECONDS);
         try (ArtifactStore store = store(port, SECRET, Duration.ofSeconds(60))) {
@@ -56,7 +45,7 @@ class ArtifactStoreOutageTest {
 
     @Test
     void aStatWaitsForTheStoreToComeBack() throws Exception {
-        int port = freePort();
+        int port = LocalS3.freePort();
         later.schedule(this.startsServer(port), 2, TimeUnit.SECONDS);
         try (ArtifactStore store = store(port, SECRET, Duration.ofSeconds(60))) {
             // Issued while nothing listens: answered once the server is there, not failed.
@@ -67,7 +56,7 @@ class ArtifactStoreOutageTest {
 
     @Test
     void anOutageLongerThanRetryForFailsNamingTheObjectAndTheRetries() throws Exception {
-        int port = freePort();
+        int port = LocalS3.freePort();
         try (ArtifactStore store = store(port, SECRET, Duration.ofMillis(1500))) {
             long t0 = System.nanoTime();
             assertThatThrownBy(
@@ -86,7 +75,7 @@ class ArtifactStoreOutageTest {
 
     @Test
     void aRefusalIsNotRetried() throws Exception {
-        int port = freePort();
+        int port = LocalS3.freePort();
         startServer(port);
         try (ArtifactStore store = store(port, "wrong-secret", Duration.ofSeconds(60))) {
             long t0 = System.nanoTime();
@@ -104,43 +93,13 @@ class ArtifactStoreOutageTest {
         };
     }
 
-    /** An S3 server on {@code port} with bucket {@code bkt}, made before it listens. */
+    /** An S3 server on {@code port} with bucket {@code bkt}. */
     private synchronized void startServer(int port) throws Exception {
-        context =
-                ContextBuilder.newBuilder("transient")
-                        .credentials("identity", "credential")
-                        .overrides(new Properties())
-                        .build(BlobStoreContext.class);
-        context.getBlobStore().createContainerInLocation(null, "bkt");
-        S3Proxy started =
-                S3Proxy.builder()
-                        .blobStore(context.getBlobStore())
-                        .endpoint(URI.create("http://127.0.0.1:" + port))
-                        .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, KEY, SECRET)
-                        .build();
-        started.start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!"STARTED".equals(started.getState()) && System.nanoTime() < deadline) {
-            Thread.onSpinWait();
-        }
-        proxy = started;
+        proxy = LocalS3.start(port, KEY, SECRET, java.util.Optional.empty(), "");
     }
 
     private static ArtifactStore store(int port, String secret, Duration retryFor) {
         return new ArtifactStore(
-                new StoreSettings(
-                        "http://127.0.0.1:" + port,
-                        KEY,
-                        secret,
-                        "bkt",
-                        "us-east-1",
-                        StoreSettings.MIN_PART_SIZE,
-                        retryFor));
-    }
-
-    private static int freePort() throws Exception {
-        try (ServerSocket socket = new ServerSocket(0)) {
-            return socket.getLocalPort();
-        }
+                LocalS3.settings("http://127.0.0.1:" + port, KEY, secret, retryFor));
     }
 }

@@ -3,20 +3,12 @@ package io.tuneline.common.store;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.net.ServerSocket;
-import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
-import java.util.Properties;
-import java.util.concurrent.TimeUnit;
-import org.gaul.s3proxy.AuthenticationType;
-import org.gaul.s3proxy.S3Proxy;
-import org.jclouds.ContextBuilder;
-import org.jclouds.blobstore.BlobStoreContext;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -29,8 +21,7 @@ import org.junit.jupiter.api.TestInstance;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ArtifactStoreTlsTest {
     private Path dir;
-    private BlobStoreContext context;
-    private S3Proxy proxy;
+    private LocalS3 server;
     private int port;
     private Path caFile;
 
@@ -73,33 +64,13 @@ class ArtifactStoreTlsTest {
                 "changeit",
                 "-file",
                 caFile.toString());
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
-        context =
-                ContextBuilder.newBuilder("transient")
-                        .credentials("identity", "credential")
-                        .overrides(new Properties())
-                        .build(BlobStoreContext.class);
-        context.getBlobStore().createContainerInLocation(null, "bkt");
-        proxy =
-                S3Proxy.builder()
-                        .blobStore(context.getBlobStore())
-                        .secureEndpoint(URI.create("https://127.0.0.1:" + port))
-                        .keyStore(keystore.toString(), "changeit")
-                        .awsAuthentication(AuthenticationType.AWS_V2_OR_V4, "key", "secret")
-                        .build();
-        proxy.start();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (!"STARTED".equals(proxy.getState()) && System.nanoTime() < deadline) {
-            Thread.onSpinWait();
-        }
+        port = LocalS3.freePort();
+        server = LocalS3.start(port, "key", "secret", Optional.of(keystore), "changeit");
     }
 
     @AfterAll
     void stop() throws Exception {
-        proxy.stop();
-        context.close();
+        server.close();
         try (var files = Files.walk(dir)) {
             files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         }
@@ -136,14 +107,7 @@ class ArtifactStoreTlsTest {
 
     private ArtifactStore store(Optional<Path> ca) {
         return new ArtifactStore(
-                new StoreSettings(
-                                "https://127.0.0.1:" + port,
-                                "key",
-                                "secret",
-                                "bkt",
-                                "us-east-1",
-                                StoreSettings.MIN_PART_SIZE,
-                                Duration.ZERO)
+                LocalS3.settings("https://127.0.0.1:" + port, "key", "secret", Duration.ZERO)
                         .withCaFile(ca));
     }
 
