@@ -522,7 +522,16 @@ public final class DatasetPreparation implements AutoCloseable {
         <T> void read(double from, double to, String what, Work<T> work, Visitor<T> visitor)
                 throws IOException {
             bytes = 0;
-            int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
+            // One worker per core, and per 256 MB of heap: each holds a batch's lines, records
+            // and tokens at once, and a small heap (the 48 MB test) runs one batch at a time.
+            int threads =
+                    (int)
+                            Math.max(
+                                    1,
+                                    Math.min(
+                                            Runtime.getRuntime().availableProcessors(),
+                                            Runtime.getRuntime().maxMemory() / (256L << 20)));
+            int maxAhead = threads == 1 ? 0 : 2 * threads;
             ExecutorService workers =
                     Executors.newFixedThreadPool(
                             threads,
@@ -550,7 +559,7 @@ public final class DatasetPreparation implements AutoCloseable {
                     lines.add(line);
                     chars += line.length();
                     index++;
-                    if (lines.size() == settings.batchSize()) {
+                    if (lines.size() == settings.batchSize() || chars >= maxCharsInFlight()) {
                         ahead.add(submit(workers, index - lines.size(), lines, work));
                         aheadChars.add(chars);
                         inFlight += chars;
@@ -559,7 +568,7 @@ public final class DatasetPreparation implements AutoCloseable {
                         // A few batches per core ahead of the visitor, and no more text in
                         // flight than a small share of the heap: a batch's parsed records and
                         // tokens take several times its text, on every worker at once.
-                        while (ahead.size() > 2 * threads
+                        while (ahead.size() > maxAhead
                                 || (ahead.size() > 1 && inFlight > maxCharsInFlight())) {
                             deliver(ahead.removeFirst(), visitor, visited, from, to, what);
                             inFlight -= aheadChars.removeFirst();
