@@ -2,15 +2,10 @@ package io.tuneline.training.worker;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import io.tuneline.engine.catalog.PretrainedModel;
-import io.tuneline.engine.export.AdapterHubAdapter;
-import io.tuneline.engine.export.PeftAdapter;
-import io.tuneline.engine.export.PeftPrefixTuning;
-import io.tuneline.engine.export.PeftPromptLearning;
+import io.tuneline.engine.export.MethodExport;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.MethodState;
-import io.tuneline.engine.model.CausalLanguageModel;
-import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.train.LearningRateSchedule;
 import io.tuneline.engine.train.TrainingSettings;
@@ -98,9 +93,8 @@ final class JobSettings {
     }
 
     /**
-     * Writes the adapter a method trains in the layout Python tools load, and says whether there is
-     * one: PEFT's LoRA adapter (also QLoRA's), PEFT's prompt-learning adapter (prompt tuning,
-     * P-tuning). Full fine-tuning and freezing have none: their model is the whole result.
+     * Writes the adapter a method trains in the layout Python tools load ({@link MethodExport}) and
+     * says whether there is one.
      */
     static boolean writeAdapter(
             TunableModel model,
@@ -110,52 +104,14 @@ final class JobSettings {
             List<String> labels,
             Path dir)
             throws IOException {
-        if (method instanceof FineTuningMethod.Adapter adapter) {
-            if (model instanceof SequenceClassifier classifier) {
-                AdapterHubAdapter.write(classifier, adapter, baseModel, labels, dir);
-            } else {
-                AdapterHubAdapter.write((CausalLanguageModel) model, adapter, baseModel, dir);
-            }
-            return true;
-        }
-        if (method instanceof FineTuningMethod.Prompt
-                || method instanceof FineTuningMethod.PTuning) {
-            PeftPromptLearning.write(
-                    model,
-                    method,
-                    baseModel,
-                    spec.getPrompt().getInitText().isBlank()
-                            ? Optional.empty()
-                            : Optional.of(spec.getPrompt().getInitText()),
-                    dir);
-            return true;
-        }
-        if (method instanceof FineTuningMethod.Prefix prefix) {
-            PeftPrefixTuning.write(model, prefix, baseModel, dir);
-            return true;
-        }
-        Optional<FineTuningMethod.Lora> lora = adapterOf(method);
-        if (lora.isEmpty()) {
-            return false;
-        }
-        return model instanceof SequenceClassifier classifier
-                ? PeftAdapter.write(classifier, lora.get(), baseModel, dir)
-                : PeftAdapter.write((CausalLanguageModel) model, lora.get(), baseModel, dir);
-    }
-
-    /**
-     * The LoRA adapter a method trains, for the PEFT export: LoRA's own, or the one QLoRA trains on
-     * its NF4 base (PEFT saves a QLoRA adapter exactly as a LoRA one; the base's quantization is
-     * the loader's business).
-     */
-    static Optional<FineTuningMethod.Lora> adapterOf(FineTuningMethod method) {
-        if (method instanceof FineTuningMethod.Lora lora) {
-            return Optional.of(lora);
-        }
-        if (method instanceof FineTuningMethod.Qlora qlora) {
-            return Optional.of(qlora.lora());
-        }
-        return Optional.empty();
+        String initText = spec.getPrompt().getInitText();
+        return MethodExport.write(
+                model,
+                method,
+                initText.isBlank() ? Optional.empty() : Optional.of(initText),
+                baseModel,
+                labels,
+                dir);
     }
 
     /**

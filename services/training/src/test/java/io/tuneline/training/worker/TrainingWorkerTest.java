@@ -231,7 +231,8 @@ class TrainingWorkerTest {
                                         4, 8f, 0.05f, java.util.List.of("c_attn")),
                                 64,
                                 true));
-        org.assertj.core.api.Assertions.assertThat(JobSettings.adapterOf(method))
+        org.assertj.core.api.Assertions.assertThat(
+                        io.tuneline.engine.export.MethodExport.loraOf(method))
                 .contains(((io.tuneline.engine.method.FineTuningMethod.Qlora) method).lora());
         var single =
                 JobSettings.method(

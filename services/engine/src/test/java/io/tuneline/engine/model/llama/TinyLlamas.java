@@ -19,7 +19,7 @@ import java.util.Map;
  * Small Llama-family configurations, one per variant the engine implements, and the checkpoint
  * layouts real models come in (F32, BF16, sharded), written with the project's own writer.
  */
-final class TinyLlamas {
+public final class TinyLlamas {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private TinyLlamas() {}
@@ -31,7 +31,7 @@ final class TinyLlamas {
                     + " \"eos_token_id\": 2, ";
 
     /** Variant name to config.json text. */
-    static Map<String, String> variants() {
+    public static Map<String, String> variants() {
         Map<String, String> v = new LinkedHashMap<>();
         v.put(
                 "llama-untied",
@@ -116,14 +116,14 @@ final class TinyLlamas {
     }
 
     /** Writes {@code variant} as a random F32 checkpoint (weights std 0.2) into {@code dir}. */
-    static Path write(String variant, Path dir, long seed) throws IOException {
+    public static Path write(String variant, Path dir, long seed) throws IOException {
         LlamaConfig config = LlamaConfig.parse(variants().get(variant));
         LlamaCheckpoint.saveRandom(config, dir, seed, 0.2);
         return dir;
     }
 
     /** Rewrites the directory's model.safetensors with every tensor in BF16 (truncated). */
-    static void toBf16(Path dir) throws IOException {
+    public static void toBf16(Path dir) throws IOException {
         Path file = dir.resolve("model.safetensors");
         Map<String, long[]> shapes = new LinkedHashMap<>();
         Map<String, float[]> values = new LinkedHashMap<>();
@@ -169,7 +169,7 @@ final class TinyLlamas {
      * Splits the directory's model.safetensors into two shards and an index, as {@code
      * save_pretrained} does above its shard size, and removes the single file.
      */
-    static void shard(Path dir) throws IOException {
+    public static void shard(Path dir) throws IOException {
         Path file = dir.resolve("model.safetensors");
         List<String> shardNames =
                 List.of("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors");
