@@ -97,6 +97,15 @@ public final class InteropExports {
         TinyLlamas.toBf16(sharded);
         TinyLlamas.shard(sharded);
         cases.add(llamaBase("load-llama-gqa-bf16-sharded", sharded, runtime));
+        // Writing: a tuned model saved as a BF16 base is (the worker keeps the base's dtype), in
+        // shards; the engine's logits are those of the written files, read back.
+        Path written = out.resolve("written-llama-gqa-bf16-sharded");
+        try (Model model =
+                LlamaCheckpoint.load(sharded, runtime.device(), LlamaConfig::withoutDropout)) {
+            randomizeTrainable(model, true, new Random(8));
+            LlamaCheckpoint.save((LlamaLmModel) model.getBlock(), written, Dtype.BF16, 20_000);
+        }
+        cases.add(llamaBase("write-llama-gqa-bf16-sharded", written, runtime));
 
         // Every method on every family, exported as the worker exports it.
         Map<String, MethodSpec> methods = new java.util.LinkedHashMap<>();
