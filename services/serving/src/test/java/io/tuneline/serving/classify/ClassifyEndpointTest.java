@@ -216,6 +216,107 @@ class ClassifyEndpointTest {
         classify("sentiment-moving:1", List.of("x"), "sentiment-moving:1");
     }
 
+    /**
+     * The alias moves while clients keep sending requests: every request is answered (200), each by
+     * the version the alias named when it was admitted, with that version's predictions, and once a
+     * client has seen the new version it never sees the old one again.
+     */
+    @Test
+    void anAliasMovedUnderLoadLosesNoRequest() throws Exception {
+        double[][] first =
+                registerClassifier(
+                        "sentiment-busy", 1, FineTuningMethod.Lora.defaults(), "LORA", 31, "live");
+        double[][] second =
+                registerClassifier(
+                        "sentiment-busy", 2, FineTuningMethod.Lora.defaults(), "LORA", 32);
+        assertServed("sentiment-busy:live", first);
+        int clients = 4;
+        java.util.concurrent.atomic.AtomicBoolean moved =
+                new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean stop =
+                new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.ConcurrentLinkedQueue<String> problems =
+                new java.util.concurrent.ConcurrentLinkedQueue<>();
+        java.util.concurrent.atomic.AtomicInteger[] answeredBy = {
+            new java.util.concurrent.atomic.AtomicInteger(),
+            new java.util.concurrent.atomic.AtomicInteger()
+        };
+        java.util.concurrent.atomic.AtomicInteger afterMove =
+                new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.ExecutorService pool =
+                java.util.concurrent.Executors.newFixedThreadPool(clients);
+        List<java.util.concurrent.Future<?>> running = new java.util.ArrayList<>();
+        for (int c = 0; c < clients; c++) {
+            running.add(
+                    pool.submit(
+                            () -> {
+                                boolean sawNew = false;
+                                // Clients stop only once each has been answered by version 2.
+                                while (!stop.get() && !(sawNew && moved.get())) {
+                                    var response =
+                                            given().contentType(ContentType.JSON)
+                                                    .body(Map.of("inputs", TEXTS))
+                                                    .post("/v1/models/sentiment-busy:live/classify")
+                                                    .then()
+                                                    .extract();
+                                    if (response.statusCode() != 200) {
+                                        problems.add(
+                                                response.statusCode() + " " + response.asString());
+                                        continue;
+                                    }
+                                    String by = response.jsonPath().getString("model");
+                                    int v = by.equals("sentiment-busy:2") ? 2 : 1;
+                                    if (v == 1 && sawNew) {
+                                        problems.add("version 1 answered after version 2");
+                                    }
+                                    sawNew |= v == 2;
+                                    answeredBy[v - 1].incrementAndGet();
+                                    if (moved.get()) {
+                                        afterMove.incrementAndGet();
+                                    }
+                                    double[][] expected = v == 2 ? second : first;
+                                    List<Map<String, Map<String, Number>>> predictions =
+                                            response.jsonPath().getList("predictions");
+                                    for (int i = 0; i < TEXTS.size(); i++) {
+                                        double p =
+                                                predictions
+                                                        .get(i)
+                                                        .get("probabilities")
+                                                        .get(LABELS.get(1))
+                                                        .doubleValue();
+                                        if (Math.abs(p - expected[i][1]) > 1e-6) {
+                                            problems.add(
+                                                    by
+                                                            + " input "
+                                                            + i
+                                                            + ": "
+                                                            + p
+                                                            + " is not "
+                                                            + expected[i][1]);
+                                        }
+                                    }
+                                }
+                            }));
+        }
+        try {
+            await().atMost(Duration.ofSeconds(60)).until(() -> answeredBy[0].get() >= 2 * clients);
+            FakeRegistry.moveAlias("sentiment-busy", "live", 2);
+            moved.set(true);
+            for (java.util.concurrent.Future<?> f : running) {
+                f.get(120, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        } finally {
+            stop.set(true);
+            pool.shutdownNow();
+        }
+        assertThat(problems).isEmpty();
+        assertThat(answeredBy[1].get()).isGreaterThanOrEqualTo(clients);
+        System.out.printf(
+                "alias moved under load: %d answers by version 1, %d by version 2 (%d after the"
+                        + " move), none lost%n",
+                answeredBy[0].get(), answeredBy[1].get(), afterMove.get());
+    }
+
     private static List<Map<String, Object>> classify(
             String model, List<String> inputs, String answeredBy) {
         return given().contentType(ContentType.JSON)
