@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -56,6 +57,14 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
             VERSIONS.put(name + "/" + alias, v);
         }
         LATEST.merge(name, version, Math::max);
+    }
+
+    /** The registered version's artifacts as the registry lists them (name, uri, sha256, size). */
+    public static List<com.fasterxml.jackson.databind.JsonNode> artifacts(
+            String name, long version) {
+        List<com.fasterxml.jackson.databind.JsonNode> out = new java.util.ArrayList<>();
+        VERSIONS.get(name + "/" + version).path("artifacts").forEach(out::add);
+        return out;
     }
 
     /** Points {@code name}'s {@code alias} at {@code version}, as {@code PUT .../aliases/} does. */

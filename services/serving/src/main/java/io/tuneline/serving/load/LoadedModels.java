@@ -101,6 +101,17 @@ public class LoadedModels {
         if (known != null) {
             return known;
         }
+        if (name.endsWith(RegisteredVersion.CANDIDATE_SUFFIX)) {
+            LoadedModel candidate = byId.get(name);
+            if (candidate == null) {
+                throw ServingException.unknownModel(
+                        "no candidate '"
+                                + name
+                                + "' is loaded; PUT /v1/candidates/{name} loads one (evaluation's"
+                                + " scenario stage does)");
+            }
+            return candidate;
+        }
         Reference ref = Reference.parse(name);
         if (ref.ref().isPresent() && ref.ref().get().isBlank()) {
             throw ServingException.badRequest(
@@ -192,6 +203,32 @@ public class LoadedModels {
         }
         old.close();
         LOG.infof("unloaded %s: no name or alias served points at it any more", id);
+    }
+
+    /**
+     * Loads {@code candidate} (a run not registered yet) under {@code NAME:candidate}, replacing a
+     * candidate of that name; it stays until {@link #unloadCandidate} and is never resolved through
+     * the registry.
+     */
+    public LoadedModel loadCandidate(RegisteredVersion candidate) {
+        if (!candidate.candidate()) {
+            throw new IllegalArgumentException(candidate.id() + " is not a candidate");
+        }
+        unloadCandidate(candidate.model());
+        return load(candidate);
+    }
+
+    /**
+     * Unloads the candidate {@code name} once the requests it admitted are answered; false when
+     * none of that name is loaded.
+     */
+    public boolean unloadCandidate(String name) {
+        String id = name + RegisteredVersion.CANDIDATE_SUFFIX;
+        if (!byId.containsKey(id)) {
+            return false;
+        }
+        retireIfUnused(id);
+        return true;
     }
 
     /** {@code name}, {@code name:version} or {@code name:alias}. */

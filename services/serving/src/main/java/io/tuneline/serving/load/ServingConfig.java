@@ -22,6 +22,17 @@ public interface ServingConfig {
 
     Aliases aliases();
 
+    Candidates candidates();
+
+    /** Runs loaded before registration ({@code PUT /v1/candidates/{name}}). */
+    interface Candidates {
+        /**
+         * Bearer token that {@code PUT} and {@code DELETE /v1/candidates/...} must carry; unset,
+         * they are open (one machine). Evaluation's scenario stage sends it.
+         */
+        Optional<String> token();
+    }
+
     /** How names and aliases follow the registry. */
     interface Aliases {
         /**

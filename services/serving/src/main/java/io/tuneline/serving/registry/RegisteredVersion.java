@@ -21,8 +21,22 @@ public record RegisteredVersion(
      */
     public record ModelFile(String path, String uri, String sha256, long sizeBytes) {}
 
-    /** {@code name:version}, how the API names a loaded version. */
+    /** The version number of a candidate: a run loaded for testing before it is registered. */
+    public static final long CANDIDATE = -1;
+
+    /** The name a candidate is served under: {@code NAME:candidate}. */
+    public static final String CANDIDATE_SUFFIX = ":candidate";
+
+    /**
+     * {@code name:version}, how the API names a loaded version; {@code name:candidate} for a
+     * candidate.
+     */
     public String id() {
-        return model + ":" + version;
+        return version == CANDIDATE ? model + CANDIDATE_SUFFIX : model + ":" + version;
+    }
+
+    /** Whether this is a candidate rather than a registered version. */
+    public boolean candidate() {
+        return version == CANDIDATE;
     }
 }

@@ -217,6 +217,62 @@ class ClassifyEndpointTest {
     }
 
     /**
+     * A run loaded as a candidate before registration answers on the same endpoint with the same
+     * predictions as the version registered from the same files, is never looked up in the
+     * registry, and is gone once unloaded; bad names and bodies get 4xx problems.
+     */
+    @Test
+    void aCandidateIsServedFromItsFilesAndUnloaded() throws Exception {
+        double[][] expected =
+                registerClassifier("sentiment-cand", 1, FineTuningMethod.Lora.defaults(), "LORA");
+        List<Map<String, Object>> files = new java.util.ArrayList<>();
+        for (var a : FakeRegistry.artifacts("sentiment-cand", 1)) {
+            files.add(
+                    Map.of(
+                            "path", a.path("name").asText().substring("model/".length()),
+                            "uri", a.path("uri").asText(),
+                            "sha256", a.path("sha256").asText(),
+                            "size_bytes", a.path("size_bytes").asLong()));
+        }
+        given().contentType(ContentType.JSON)
+                .body(Map.of("files", files, "method", "LORA", "max_seq_length", MAX_LENGTH))
+                .put("/v1/candidates/job-42")
+                .then()
+                .statusCode(200)
+                .body("id", equalTo("job-42:candidate"))
+                .body("task", equalTo("classification"));
+        assertServed("job-42:candidate", expected);
+        assertThat(
+                        given().get("/v1/models")
+                                .then()
+                                .extract()
+                                .jsonPath()
+                                .getList("data.id", String.class))
+                .contains("job-42:candidate");
+
+        given().delete("/v1/candidates/job-42").then().statusCode(204);
+        given().contentType(ContentType.JSON)
+                .body(Map.of("inputs", TEXTS))
+                .post("/v1/models/job-42:candidate/classify")
+                .then()
+                .statusCode(404)
+                .body("detail", org.hamcrest.Matchers.containsString("PUT /v1/candidates"));
+        given().delete("/v1/candidates/job-42").then().statusCode(404);
+        given().contentType(ContentType.JSON)
+                .body(Map.of("files", List.of()))
+                .put("/v1/candidates/job-43")
+                .then()
+                .statusCode(400)
+                .body("detail", org.hamcrest.Matchers.containsString("no model files"));
+        given().contentType(ContentType.JSON)
+                .body(Map.of("files", files))
+                .put("/v1/candidates/bad name!")
+                .then()
+                .statusCode(400)
+                .body("detail", org.hamcrest.Matchers.containsString("candidate name"));
+    }
+
+    /**
      * The alias moves while clients keep sending requests: every request is answered (200), each by
      * the version the alias named when it was admitted, with that version's predictions, and once a
      * client has seen the new version it never sees the old one again.
