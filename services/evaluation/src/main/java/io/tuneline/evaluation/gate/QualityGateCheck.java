@@ -100,4 +100,42 @@ public final class QualityGateCheck {
                 + "' named in the gate was not computed; available: "
                 + String.join(", ", new java.util.TreeSet<>(tuned.keySet()));
     }
+
+    /**
+     * The scenario's limits ({@code evaluation.scenario}'s max_p95_latency_ms, max_error_rate,
+     * min_agreement), each checked only when set; one reason per limit exceeded.
+     */
+    public static List<String> scenario(
+            io.tuneline.proto.v1.ScenarioSpec spec, io.tuneline.proto.v1.ScenarioResult result) {
+        List<String> reasons = new ArrayList<>();
+        if (spec.getMaxP95LatencyMs() > 0 && result.getP95Ms() > spec.getMaxP95LatencyMs()) {
+            reasons.add(
+                    String.format(
+                            java.util.Locale.ROOT,
+                            "scenario p95 latency %.0f ms > maximum %.0f ms",
+                            result.getP95Ms(),
+                            spec.getMaxP95LatencyMs()));
+        }
+        if (spec.getMaxErrorRate() > 0 && result.getErrorRate() > spec.getMaxErrorRate()) {
+            reasons.add(
+                    String.format(
+                            java.util.Locale.ROOT,
+                            "scenario error rate %.4f > maximum %.4f (%d of %d requests failed)",
+                            result.getErrorRate(),
+                            spec.getMaxErrorRate(),
+                            result.getErrors(),
+                            result.getRequests()));
+        }
+        if (spec.getMinAgreement() > 0
+                && result.getAgreement() >= 0
+                && result.getAgreement() < spec.getMinAgreement()) {
+            reasons.add(
+                    String.format(
+                            java.util.Locale.ROOT,
+                            "scenario agreement with the offline answers %.4f < minimum %.4f",
+                            result.getAgreement(),
+                            spec.getMinAgreement()));
+        }
+        return reasons;
+    }
 }

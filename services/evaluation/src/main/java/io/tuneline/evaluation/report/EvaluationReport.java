@@ -17,6 +17,7 @@ import java.util.Optional;
  * @param base the same for the base model; empty when it was not evaluated
  * @param lossCurve the training run's per-step losses, for the loss chart
  * @param generations a few greedy answers of a causal LM next to their references
+ * @param scenario the replay against the serving service, when the job asked for one
  */
 public record EvaluationReport(
         String jobId,
@@ -29,7 +30,8 @@ public record EvaluationReport(
         List<Robustness> robustness,
         GateVerdict gate,
         List<LossPoint> lossCurve,
-        List<Generation> generations) {
+        List<Generation> generations,
+        Optional<io.tuneline.proto.v1.ScenarioResult> scenario) {
 
     /** A classifier's report. */
     public EvaluationReport(
@@ -53,7 +55,8 @@ public record EvaluationReport(
                 robustness,
                 gate,
                 lossCurve,
-                List.of());
+                List.of(),
+                Optional.empty());
     }
 
     /** One test prompt, its reference completion and the models' greedy answers. */

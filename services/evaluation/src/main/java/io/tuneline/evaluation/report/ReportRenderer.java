@@ -70,6 +70,7 @@ public final class ReportRenderer {
         if (!r.robustness().isEmpty()) {
             robustnessMarkdown(r, md);
         }
+        r.scenario().ifPresent(sc -> md.append("\n").append(scenarioMarkdown(sc)));
         return md.toString();
     }
 
@@ -197,6 +198,30 @@ public final class ReportRenderer {
         if (!r.robustness().isEmpty()) {
             h.append("\n<h2>Robustness</h2>\n").append(Svg.robustness(r.robustness()));
         }
+        r.scenario()
+                .ifPresent(
+                        sc -> {
+                            h.append("\n<h2>Real scenario (served)</h2>\n<table>");
+                            scenarioRows(sc)
+                                    .forEach(
+                                            (k, v) ->
+                                                    h.append("<tr><th>")
+                                                            .append(esc(k))
+                                                            .append("</th><td>")
+                                                            .append(esc(v))
+                                                            .append("</td></tr>"));
+                            h.append("</table>\n");
+                            if (sc.getExamplesCount() > 0) {
+                                h.append("<ul>");
+                                sc.getExamplesList()
+                                        .forEach(
+                                                e ->
+                                                        h.append("<li>")
+                                                                .append(esc(e))
+                                                                .append("</li>"));
+                                h.append("</ul>\n");
+                            }
+                        });
         if (!r.lossCurve().isEmpty()) {
             h.append("\n<h2>Training loss</h2>\n").append(Svg.lossCurve(r.lossCurve()));
         }
@@ -239,5 +264,54 @@ public final class ReportRenderer {
                 .replace("<", "&lt;")
                 .replace(">", "&gt;")
                 .replace("\"", "&quot;");
+    }
+
+    /** The scenario's figures, in the order the report shows them. */
+    static java.util.Map<String, String> scenarioRows(io.tuneline.proto.v1.ScenarioResult sc) {
+        java.util.Map<String, String> rows = new java.util.LinkedHashMap<>();
+        rows.put("served as", sc.getModel() + " at " + sc.getServingUrl());
+        rows.put(
+                "requests",
+                sc.getRequests()
+                        + " ("
+                        + sc.getErrors()
+                        + " errors, error rate "
+                        + String.format(java.util.Locale.ROOT, "%.4f", sc.getErrorRate())
+                        + ")");
+        rows.put(
+                "latency p50 / p95 / p99",
+                String.format(
+                        java.util.Locale.ROOT,
+                        "%.0f / %.0f / %.0f ms",
+                        sc.getP50Ms(),
+                        sc.getP95Ms(),
+                        sc.getP99Ms()));
+        rows.put(
+                "throughput",
+                String.format(
+                        java.util.Locale.ROOT,
+                        "%.1f requests/s over %.1f s",
+                        sc.getRequestsPerSecond(),
+                        sc.getWallSeconds()));
+        rows.put(
+                "agreement with the offline answers",
+                sc.getAgreement() < 0
+                        ? "none to compare"
+                        : String.format(java.util.Locale.ROOT, "%.4f", sc.getAgreement()));
+        return rows;
+    }
+
+    private static String scenarioMarkdown(io.tuneline.proto.v1.ScenarioResult sc) {
+        StringBuilder md = new StringBuilder("## Real scenario (served)\n\n| | |\n|---|---|\n");
+        scenarioRows(sc)
+                .forEach(
+                        (k, v) ->
+                                md.append("| ")
+                                        .append(k)
+                                        .append(" | ")
+                                        .append(cell(v))
+                                        .append(" |\n"));
+        sc.getExamplesList().forEach(e -> md.append("\n- ").append(cell(e)));
+        return md.append("\n").toString();
     }
 }

@@ -175,6 +175,72 @@ final class CausalLmScorer {
         return tokens.length == 0 ? "" : tokenizer.decode(tokens, true).trim();
     }
 
+    /**
+     * The scenario's requests for a causal LM: each example's prompt as the model saw it offline
+     * (the prompt tokens decoded with their special tokens, the BOS token left to the serving
+     * service, which adds it as training did), completed greedily with the token budget the offline
+     * answer had, so that the served answer must equal {@code generated}'s. Plain-text examples (no
+     * answers) are completed from their first half with {@code maxTokens} tokens.
+     */
+    static List<io.tuneline.evaluation.scenario.ScenarioRunner.Request> scenarioRequests(
+            String candidate,
+            Path directory,
+            List<TestExample> examples,
+            Optional<List<String>> generated,
+            int maxLength,
+            int maxTokens)
+            throws IOException {
+        ModelTokens tokens = ModelTokens.read(directory);
+        List<String> prompts = new ArrayList<>();
+        List<Integer> budgets = new ArrayList<>();
+        List<Optional<String>> expected = new ArrayList<>();
+        try (HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(
+                        directory.resolve("tokenizer.json"),
+                        Map.of("padding", "false", "truncation", "false"))) {
+            for (int i = 0; i < examples.size(); i++) {
+                LmExample e = examples.get(i).example();
+                long[] labels = e.labels();
+                int promptEnd;
+                int budget;
+                if (generated.isPresent()) {
+                    promptEnd = 0;
+                    while (promptEnd < labels.length && labels[promptEnd] == CausalLmLoss.IGNORE) {
+                        promptEnd++;
+                    }
+                    if (promptEnd == 0 || promptEnd >= maxLength) {
+                        continue;
+                    }
+                    budget =
+                            Math.min(
+                                    labels.length - promptEnd + EXTRA_ANSWER_TOKENS,
+                                    maxLength - promptEnd);
+                } else {
+                    promptEnd = Math.max(1, Math.min(e.inputIds().length, maxLength) / 2);
+                    budget = maxTokens;
+                }
+                long[] prompt = Arrays.copyOf(e.inputIds(), promptEnd);
+                int from =
+                        tokens.addBos()
+                                        && prompt.length > 0
+                                        && tokens.bos().isPresent()
+                                        && prompt[0] == tokens.bos().get().id()
+                                ? 1
+                                : 0;
+                prompts.add(
+                        tokenizer.decode(Arrays.copyOfRange(prompt, from, prompt.length), false));
+                budgets.add(budget);
+                int at = i;
+                expected.add(generated.map(g -> g.get(at)));
+            }
+        }
+        return io.tuneline.evaluation.scenario.ScenarioRunner.complete(
+                candidate,
+                prompts,
+                budgets.stream().mapToInt(Integer::intValue).toArray(),
+                expected);
+    }
+
     static LmExample cut(LmExample e, int limit) {
         if (e.inputIds().length <= limit) {
             return e;

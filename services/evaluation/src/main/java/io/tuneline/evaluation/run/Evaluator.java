@@ -29,6 +29,7 @@ import io.tuneline.evaluation.report.EvaluationReport;
 import io.tuneline.evaluation.report.ReportRenderer;
 import io.tuneline.evaluation.robustness.PerturbationKind;
 import io.tuneline.evaluation.robustness.TextPerturber;
+import io.tuneline.evaluation.scenario.ScenarioRunner;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.AttackKind;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -43,6 +44,7 @@ import io.tuneline.proto.v1.JobStatusChanged;
 import io.tuneline.proto.v1.MetricValue;
 import io.tuneline.proto.v1.Perturbation;
 import io.tuneline.proto.v1.RobustnessResult;
+import io.tuneline.proto.v1.ScenarioResult;
 import io.tuneline.proto.v1.Stage;
 import io.tuneline.proto.v1.Task;
 import io.tuneline.proto.v1.TrainingCompleted;
@@ -89,6 +91,7 @@ public class Evaluator {
     private final Map<String, AtomicReference<Double>> headline = new ConcurrentHashMap<>();
 
     @Inject private final ProductionMetrics productionMetrics;
+    private final ScenarioRunner scenarios;
 
     public Evaluator(
             ArtifactStore store,
@@ -98,8 +101,10 @@ public class Evaluator {
             MeterRegistry registry,
             @ConfigProperty(name = "tuneline.evaluation.registry.url") Optional<URI> registryUrl,
             @ConfigProperty(name = "tuneline.evaluation.registry.token")
-                    Optional<String> registryToken) {
+                    Optional<String> registryToken,
+            ScenarioRunner scenarios) {
         this.productionMetrics = new ProductionMetrics(registryUrl, registryToken);
+        this.scenarios = scenarios;
         this.store = store;
         this.publisher = publisher;
         this.status = status;
@@ -255,6 +260,24 @@ public class Evaluator {
             ClassificationReport detail = ClassificationMetrics.compute(labels, truth, tunedProbs);
             Map<String, Estimate> tunedMetrics =
                     Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
+            Optional<ScenarioResult> scenario = Optional.empty();
+            if (spec.hasScenario()) {
+                List<String> predicted = new ArrayList<>();
+                for (double[] p : tunedProbs) {
+                    int best = 0;
+                    for (int k = 1; k < p.length; k++) {
+                        best = p[k] > p[best] ? k : best;
+                    }
+                    predicted.add(labels.get(best));
+                }
+                String candidate = ScenarioRunner.candidateName(training) + ":candidate";
+                scenario =
+                        Optional.of(
+                                scenarios.run(
+                                        training,
+                                        spec.getScenario(),
+                                        ScenarioRunner.classify(candidate, texts, predicted)));
+            }
             return finish(
                     training,
                     primary,
@@ -263,7 +286,8 @@ public class Evaluator {
                     detail,
                     robustness,
                     texts.size(),
-                    List.of());
+                    List.of(),
+                    scenario);
         } finally {
             try (var files = Files.walk(work)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -410,6 +434,26 @@ public class Evaluator {
                                     baseResult.map(b -> b.generated().get(at))));
                 }
             }
+            Optional<ScenarioResult> scenario = Optional.empty();
+            if (spec.hasScenario()) {
+                scenario =
+                        Optional.of(
+                                scenarios.run(
+                                        training,
+                                        spec.getScenario(),
+                                        CausalLmScorer.scenarioRequests(
+                                                ScenarioRunner.candidateName(training)
+                                                        + ":candidate",
+                                                tuned,
+                                                examples,
+                                                instruction
+                                                        ? Optional.of(tunedResult.generated())
+                                                        : Optional.empty(),
+                                                maxLength,
+                                                spec.getScenario().getMaxTokens() > 0
+                                                        ? spec.getScenario().getMaxTokens()
+                                                        : 16)));
+            }
             return finish(
                     training,
                     primary,
@@ -418,7 +462,8 @@ public class Evaluator {
                     null,
                     List.of(),
                     examples.size(),
-                    generations);
+                    generations,
+                    scenario);
         } finally {
             try (var files = Files.walk(work)) {
                 files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
@@ -439,7 +484,8 @@ public class Evaluator {
             ClassificationReport detail,
             List<EvaluationReport.Robustness> robustness,
             int examples,
-            List<EvaluationReport.Generation> generations)
+            List<EvaluationReport.Generation> generations,
+            Optional<ScenarioResult> scenario)
             throws IOException {
         String jobId = training.getJobId();
         JobRequested job = training.getJob();
@@ -472,7 +518,12 @@ public class Evaluator {
                 QualityGateCheck.check(spec.getGate(), values(tunedMetrics), reference);
         List<String> allNotes = new ArrayList<>(verdict.notes());
         allNotes.addAll(notes);
-        verdict = new GateVerdict(verdict.passed(), verdict.reasons(), allNotes);
+        List<String> reasons = new ArrayList<>(verdict.reasons());
+        List<String> scenarioReasons =
+                scenario.map(s -> QualityGateCheck.scenario(spec.getScenario(), s))
+                        .orElse(List.of());
+        reasons.addAll(scenarioReasons);
+        verdict = new GateVerdict(verdict.passed() && scenarioReasons.isEmpty(), reasons, allNotes);
         EvaluationReport report =
                 new EvaluationReport(
                         jobId,
@@ -485,7 +536,8 @@ public class Evaluator {
                         robustness,
                         verdict,
                         lossCurve(training.getMetricsLog()),
-                        generations);
+                        generations,
+                        scenario);
 
         String prefix = "reports/" + jobId + "/";
         ArtifactRef md =
@@ -535,6 +587,7 @@ public class Evaluator {
                         .setReportHtml(html)
                         .setTestExamples(examples)
                         .setEvaluatedAt(Timestamps.now());
+        scenario.ifPresent(event::setScenario);
         tunedMetrics.forEach((k, v) -> event.putTunedMetrics(k, metric(v)));
         baseMetrics.ifPresent(b -> b.forEach((k, v) -> event.putBaseMetrics(k, metric(v))));
         robustness.forEach(
@@ -687,6 +740,24 @@ public class Evaluator {
             m.put("generations", r.generations());
         }
         m.put("robustness", r.robustness());
+        r.scenario()
+                .ifPresent(
+                        sc -> {
+                            Map<String, Object> scenario = new LinkedHashMap<>();
+                            scenario.put("serving_url", sc.getServingUrl());
+                            scenario.put("model", sc.getModel());
+                            scenario.put("requests", sc.getRequests());
+                            scenario.put("errors", sc.getErrors());
+                            scenario.put("error_rate", sc.getErrorRate());
+                            scenario.put("p50_ms", sc.getP50Ms());
+                            scenario.put("p95_ms", sc.getP95Ms());
+                            scenario.put("p99_ms", sc.getP99Ms());
+                            scenario.put("requests_per_second", sc.getRequestsPerSecond());
+                            scenario.put("wall_seconds", sc.getWallSeconds());
+                            scenario.put("agreement", sc.getAgreement());
+                            scenario.put("examples", sc.getExamplesList());
+                            m.put("scenario", scenario);
+                        });
         m.put("gate", r.gate());
         return m;
     }

@@ -138,13 +138,17 @@ public class ModelRegistrar {
         counts.put("near_duplicates_removed", dataset.getStats().getNearDuplicatesRemoved());
         counts.put("leakage_removed", dataset.getStats().getLeakageRemoved());
         v.datasetCounts = write(counts);
-        v.metrics =
-                protoJson(
-                        EvaluationCompleted.newBuilder()
-                                .putAllTunedMetrics(evaluation.getTunedMetricsMap())
-                                .putAllBaseMetrics(evaluation.getBaseMetricsMap())
-                                .addAllRobustness(evaluation.getRobustnessList())
-                                .setTestExamples(evaluation.getTestExamples()));
+        EvaluationCompleted.Builder metrics =
+                EvaluationCompleted.newBuilder()
+                        .putAllTunedMetrics(evaluation.getTunedMetricsMap())
+                        .putAllBaseMetrics(evaluation.getBaseMetricsMap())
+                        .addAllRobustness(evaluation.getRobustnessList())
+                        .setTestExamples(evaluation.getTestExamples());
+        // The real-scenario replay's figures, shown with the version's metrics.
+        if (evaluation.hasScenario()) {
+            metrics.setScenario(evaluation.getScenario());
+        }
+        v.metrics = protoJson(metrics);
         v.primaryMetric = emptyToNull(evaluation.getPrimaryMetric());
         v.gatePassed = gatePassed;
         v.gateReasons = write(evaluation.getGate().getReasonsList());
