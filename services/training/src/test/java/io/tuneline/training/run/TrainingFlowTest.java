@@ -494,6 +494,49 @@ class TrainingFlowTest {
                 .doesNotContain(JobStatus.JOB_STATUS_CANCELLED);
     }
 
+    @Test
+    void cancellingAComparisonStopsEveryMethodRunningOrQueued() {
+        publish(Topics.DATASETS_PREPARED, comparison("hang-compare-1"));
+        // Two slots: full and lora run, prefix waits for one.
+        await().atMost(WAIT)
+                .until(
+                        () ->
+                                statuses("hang-compare-1").stream()
+                                                .filter(
+                                                        s ->
+                                                                s.getMessage()
+                                                                        .matches(
+                                                                                "(full|lora):"
+                                                                                        + " training,"
+                                                                                        + " attempt 1.*"))
+                                                .count()
+                                        == 2);
+
+        publish(
+                Topics.JOBS_CONTROL,
+                CancelJob.newBuilder().setJobId("hang-compare-1").setReason("enough").build());
+
+        RunStore runs = new RunStore(store);
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () -> {
+                            for (String method : List.of("full", "lora", "prefix")) {
+                                assertThat(
+                                                runs.record("hang-compare-1." + method)
+                                                        .orElseThrow()
+                                                        .status())
+                                        .as(method)
+                                        .isEqualTo(RunStatus.CANCELLED);
+                            }
+                        });
+        assertThat(statuses("hang-compare-1"))
+                .filteredOn(s -> s.getStatus() == JobStatus.JOB_STATUS_CANCELLED)
+                .extracting(JobStatusChanged::getMessage)
+                .contains(
+                        "lora: cancelled: enough; the run's files are kept in"
+                                + " runs/hang-compare-1.lora/");
+    }
+
     private static List<ConsumerRecord<String, byte[]>> completedOf(
             List<ConsumerRecord<String, byte[]>> records, String jobId) {
         return records.stream().filter(r -> jobId.equals(r.key())).toList();
