@@ -330,6 +330,18 @@ class RegistrationFlowTest {
         JsonPath done = awaitJob("flow-compare", "SUCCEEDED");
         assertThat(done.getString("method")).isEqualTo("COMPARISON");
         assertThat(done.getString("status_message")).contains("(lora, best of 3 methods compared)");
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        var cli =
+                new io.tuneline.registry.cli.TunelineCli(
+                        java.util.Map.of(
+                                "TUNELINE_REGISTRY_URL", base.toString().replaceAll("/$", "")),
+                        new java.io.PrintStream(out, true, StandardCharsets.UTF_8));
+        assertThat(cli.run(List.of("watch", "flow-compare"))).isZero();
+        assertThat(out.toString(StandardCharsets.UTF_8))
+                .contains("(COMPARISON on minilm-l6)")
+                .contains("prefix: evaluated: macro_f1 0.970 tuned vs 0.500 base; gate failed")
+                .contains("model compare-model version 1")
+                .containsPattern("comparison +http\\S+comparison\\.html");
 
         JsonPath version =
                 given().get("/api/v1/models/compare-model/versions/1")
