@@ -308,16 +308,7 @@ class PlatformEndToEndTest {
     @Order(6)
     void theExamplePromptTuningJobIsTrainedEvaluatedAndRegisteredAsBasePlusMethod()
             throws Exception {
-        LocalStack.Result submitted =
-                LocalStack.platform(
-                        "submit",
-                        root.resolve("examples/sentiment-prompt.json").toString(),
-                        "--new-id");
-        assertThat(submitted.exit()).as(submitted.output()).isZero();
-        java.util.regex.Matcher id =
-                java.util.regex.Pattern.compile("submitted job (\\S+)").matcher(submitted.output());
-        assertThat(id.find()).as(submitted.output()).isTrue();
-        String jobId = id.group(1);
+        String jobId = submitExample("sentiment-prompt.json");
 
         JsonNode job = awaitTerminal(jobId);
         assertThat(job.path("status").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
@@ -339,6 +330,105 @@ class PlatformEndToEndTest {
                         "model/tuneline_method.safetensors",
                         "model/adapter/adapter_config.json",
                         "model/adapter/adapter_model.safetensors");
+    }
+
+    /**
+     * The method-comparison example as a user submits it: five methods trained on one prepared
+     * dataset with the same budget, each evaluated on the same test split, the best registered with
+     * the comparison report (JSON and the chart page) among its downloads.
+     */
+    @Test
+    @Order(7)
+    void theExampleComparisonTrainsEveryMethodAndRegistersTheBestWithTheReport() throws Exception {
+        String jobId = submitExample("sentiment-compare.json");
+
+        JsonNode job = awaitTerminal(jobId);
+        assertThat(job.path("status").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
+        assertThat(job.path("method").asText()).isEqualTo("COMPARISON");
+        String model = job.path("registered").path("model").asText();
+        long version = job.path("registered").path("version").asLong();
+        assertThat(model).isEqualTo("sentiment-compare-demo");
+        JsonNode v = get("/api/v1/models/" + model + "/versions/" + version);
+        assertThat(v.path("job_id").asText()).isEqualTo(jobId);
+
+        Map<String, JsonNode> files = new java.util.HashMap<>();
+        get("/api/v1/models/" + model + "/versions/" + version + "/downloads")
+                .forEach(d -> files.put(d.path("name").asText(), d));
+        assertThat(files).containsKeys("comparison.json", "comparison.html");
+        JsonNode report = LocalStack.JSON.readTree(download(files.get("comparison.json")));
+        assertThat(new String(download(files.get("comparison.html")), StandardCharsets.UTF_8))
+                .contains("<svg")
+                .contains("peak memory (MiB)");
+
+        List<String> methods = new ArrayList<>();
+        report.path("methods").forEach(m -> methods.add(m.path("method").asText()));
+        assertThat(methods).containsExactly("full", "lora", "prefix", "adapter", "qlora");
+        String best = report.path("best").asText();
+        assertThat(v.path("method").asText()).isEqualTo(best.toUpperCase(java.util.Locale.ROOT));
+        double bestF1 = Double.NaN;
+        java.util.Set<Long> steps = new java.util.HashSet<>();
+        Map<String, Long> trainable = new java.util.HashMap<>();
+        for (JsonNode m : report.path("methods")) {
+            String name = m.path("method").asText();
+            JsonNode f1 = m.path("macro_f1");
+            assertThat(f1.path("ci_lower").asDouble())
+                    .as(name)
+                    .isLessThanOrEqualTo(f1.path("value").asDouble());
+            assertThat(f1.path("ci_upper").asDouble())
+                    .as(name)
+                    .isGreaterThanOrEqualTo(f1.path("value").asDouble());
+            assertThat(m.path("peak_memory_bytes").asLong()).as(name).isPositive();
+            assertThat(m.path("tokens_per_second").asDouble()).as(name).isPositive();
+            assertThat(m.path("wall_seconds").asDouble()).as(name).isPositive();
+            steps.add(m.path("steps").asLong());
+            trainable.put(name, m.path("trainable_parameters").asLong());
+            if (name.equals(best)) {
+                bestF1 = f1.path("value").asDouble();
+            }
+        }
+        // The same step budget for every method; full fine-tuning trains every weight.
+        assertThat(steps).hasSize(1);
+        assertThat(trainable.get("full")).isGreaterThan(trainable.get("lora"));
+        for (JsonNode m : report.path("methods")) {
+            if (m.path("gate_passed").asBoolean()) {
+                assertThat(m.path("macro_f1").path("value").asDouble())
+                        .as(m.path("method").asText())
+                        .isLessThanOrEqualTo(bestF1);
+            }
+        }
+        assertThat(
+                        v.path("metrics")
+                                .path("tuned_metrics")
+                                .path("macro_f1")
+                                .path("value")
+                                .asDouble())
+                .isEqualTo(bestF1);
+        assertThat(
+                        keysOn(io.tuneline.common.topic.Topics.TRAINING_COMPLETED).stream()
+                                .filter(jobId::equals))
+                .hasSize(5);
+    }
+
+    /** Submits {@code examples/<file>} with {@code ./platform submit --new-id}; its job id. */
+    private String submitExample(String file) throws Exception {
+        LocalStack.Result submitted =
+                LocalStack.platform(
+                        "submit", root.resolve("examples/" + file).toString(), "--new-id");
+        assertThat(submitted.exit()).as(submitted.output()).isZero();
+        Matcher id = Pattern.compile("submitted job (\\S+)").matcher(submitted.output());
+        assertThat(id.find()).as(submitted.output()).isTrue();
+        return id.group(1);
+    }
+
+    /** A download's bytes through its presigned URL, checked against its sha256. */
+    private byte[] download(JsonNode file) throws Exception {
+        HttpResponse<byte[]> response =
+                http.send(
+                        HttpRequest.newBuilder(URI.create(file.path("url").asText())).build(),
+                        HttpResponse.BodyHandlers.ofByteArray());
+        assertThat(response.statusCode()).as(file.toString()).isEqualTo(200);
+        assertThat(sha256(response.body())).isEqualTo(file.path("sha256").asText());
+        return response.body();
     }
 
     // --- helpers -----------------------------------------------------------------------------

@@ -237,6 +237,183 @@ class RegistrationFlowTest {
         return new org.apache.kafka.clients.consumer.KafkaConsumer<>(props);
     }
 
+    /** One method's evaluation of comparison {@code job}, with its cost figures. */
+    private static EvaluationCompleted methodEvaluation(
+            JobRequested job,
+            String method,
+            io.tuneline.proto.v1.MethodSpec spec,
+            double f1,
+            boolean gatePassed,
+            long peakMiB) {
+        JobRequested trained = job.toBuilder().clearCompareMethods().setMethod(spec).build();
+        String runId = job.getJobId() + "." + method;
+        EvaluationCompleted e =
+                Fixtures.evaluation(
+                        trained,
+                        f1,
+                        gatePassed,
+                        List.of(
+                                Fixtures.ref(
+                                        "s3://tuneline-test/runs/"
+                                                + runId
+                                                + "/model/model.safetensors",
+                                        "e".repeat(64))));
+        return e.toBuilder()
+                .setTraining(
+                        e.getTraining().toBuilder()
+                                .setRunId(runId + "-a1")
+                                .setComparedMethod(method)
+                                .addAllComparedMethods(List.of("full", "lora", "prefix"))
+                                .setTrainableParameters(method.equals("full") ? 22_000_000 : 70_000)
+                                .setTotalParameters(22_000_000)
+                                .setPeakMemoryBytes(peakMiB * 1024 * 1024)
+                                .setTokensPerSecond(1000)
+                                .setDurationSeconds(30))
+                .build();
+    }
+
+    private static JobRequested comparisonJob(String jobId, String model) {
+        return Fixtures.job(jobId, model, 1e-3).toBuilder()
+                .clearMethod()
+                .addCompareMethods(FULL)
+                .addCompareMethods(LORA)
+                .addCompareMethods(PREFIX)
+                .build();
+    }
+
+    private static final io.tuneline.proto.v1.MethodSpec FULL =
+            io.tuneline.proto.v1.MethodSpec.newBuilder()
+                    .setFull(io.tuneline.proto.v1.FullFineTuning.getDefaultInstance())
+                    .build();
+    private static final io.tuneline.proto.v1.MethodSpec LORA =
+            io.tuneline.proto.v1.MethodSpec.newBuilder()
+                    .setLora(io.tuneline.proto.v1.LoraParams.newBuilder().setRank(8))
+                    .build();
+    private static final io.tuneline.proto.v1.MethodSpec PREFIX =
+            io.tuneline.proto.v1.MethodSpec.newBuilder()
+                    .setPrefix(io.tuneline.proto.v1.PrefixTuningParams.getDefaultInstance())
+                    .build();
+
+    @jakarta.inject.Inject io.tuneline.common.store.ArtifactStore store;
+
+    @Test
+    void aComparisonRegistersTheBestMethodThatPassedTheGateOnceAllAreEvaluated() throws Exception {
+        JobRequested job = comparisonJob("flow-compare", "compare-model");
+        Fixtures.publish(kafka, Topics.JOBS_REQUESTED, job);
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "full", FULL, 0.85, true, 400));
+        // Prefix scores highest but fails the gate: LoRA is the best that may be registered.
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "prefix", PREFIX, 0.97, false, 150));
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () ->
+                                assertThat(
+                                                given().get("/api/v1/jobs/flow-compare")
+                                                        .then()
+                                                        .extract()
+                                                        .jsonPath()
+                                                        .getString("status_message"))
+                                        .isEqualTo(
+                                                "prefix evaluated (2 of 3 methods); waiting for"
+                                                        + " lora"));
+        given().get("/api/v1/models/compare-model").then().statusCode(404);
+
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "lora", LORA, 0.92, true, 120));
+        JsonPath done = awaitJob("flow-compare", "SUCCEEDED");
+        assertThat(done.getString("method")).isEqualTo("COMPARISON");
+        assertThat(done.getString("status_message")).contains("(lora, best of 3 methods compared)");
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        var cli =
+                new io.tuneline.registry.cli.TunelineCli(
+                        java.util.Map.of(
+                                "TUNELINE_REGISTRY_URL", base.toString().replaceAll("/$", "")),
+                        new java.io.PrintStream(out, true, StandardCharsets.UTF_8));
+        assertThat(cli.run(List.of("watch", "flow-compare"))).isZero();
+        assertThat(out.toString(StandardCharsets.UTF_8))
+                .contains("(COMPARISON on minilm-l6)")
+                .contains("prefix: evaluated: macro_f1 0.970 tuned vs 0.500 base; gate failed")
+                .contains("model compare-model version 1")
+                .containsPattern("comparison +http\\S+comparison\\.html");
+
+        JsonPath version =
+                given().get("/api/v1/models/compare-model/versions/1")
+                        .then()
+                        .statusCode(200)
+                        .extract()
+                        .jsonPath();
+        assertThat(version.getString("method")).isEqualTo("LORA");
+        assertThat(version.getDouble("metrics.tuned_metrics.macro_f1.value")).isEqualTo(0.92);
+        assertThat(
+                        given().get("/api/v1/models/compare-model/versions/1/downloads")
+                                .then()
+                                .statusCode(200)
+                                .extract()
+                                .jsonPath()
+                                .getList("name", String.class))
+                .contains("comparison.json", "comparison.html", "model/model.safetensors");
+        ModelRegistered event = registeredFor("flow-compare", 1).get(0);
+        assertThat(event.getModel().getUri()).contains("/runs/flow-compare.lora/");
+        assertThat(event.getComparisonReport().getUri())
+                .isEqualTo("s3://tuneline-test/reports/flow-compare/comparison.json");
+
+        JsonPath report;
+        try (var in = store.get(event.getComparisonReport())) {
+            report = new JsonPath(new String(in.readAllBytes(), StandardCharsets.UTF_8));
+        }
+        assertThat(report.getString("best")).isEqualTo("lora");
+        assertThat(report.getString("primary_metric")).isEqualTo("macro_f1");
+        assertThat(report.getList("methods.method", String.class))
+                .containsExactly("full", "lora", "prefix");
+        assertThat(report.getList("methods.macro_f1.value", Double.class))
+                .containsExactly(0.85, 0.92, 0.97);
+        assertThat(report.getList("methods.macro_f1.ci_lower", Double.class).get(1))
+                .isCloseTo(0.87, org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(report.getList("methods.peak_memory_bytes", Long.class))
+                .containsExactly(400L << 20, 120L << 20, 150L << 20);
+        assertThat(report.getList("methods.trainable_parameters", Long.class))
+                .containsExactly(22_000_000L, 70_000L, 70_000L);
+        assertThat(report.getList("methods.gate_passed", Boolean.class))
+                .containsExactly(true, true, false);
+        try (var in = store.get(store.uri("reports/flow-compare/comparison.html"))) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))
+                    .contains("<svg")
+                    .contains("peak memory (MiB)")
+                    .contains("lora (registered)");
+        }
+    }
+
+    @Test
+    void aComparisonWhereNoMethodPassesTheGateFailsNamingEachMethodsReason() {
+        JobRequested job = comparisonJob("flow-compare-gated", "compare-gated-model");
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "full", FULL, 0.4, false, 400));
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "lora", LORA, 0.4, false, 120));
+        Fixtures.publish(
+                kafka,
+                Topics.EVALUATIONS_COMPLETED,
+                methodEvaluation(job, "prefix", PREFIX, 0.4, false, 150));
+        JsonPath failed = awaitJob("flow-compare-gated", "FAILED");
+        assertThat(failed.getString("failure.code")).isEqualTo("QUALITY_GATE_FAILED");
+        assertThat(failed.getString("failure.reason"))
+                .contains("full: macro_f1 0.40 < min 0.80")
+                .contains("lora: macro_f1 0.40 < min 0.80")
+                .contains("prefix: macro_f1 0.40 < min 0.80");
+        given().get("/api/v1/models/compare-gated-model").then().statusCode(404);
+    }
+
     @Test
     void aRedeliveredEvaluationRegistersNothingMore() {
         JobRequested job = Fixtures.job("flow-redelivered", "redelivered-model", 1e-3);

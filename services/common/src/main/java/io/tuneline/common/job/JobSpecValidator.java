@@ -48,7 +48,13 @@ public final class JobSpecValidator {
         dataset(job.getDataset(), p);
         split(job.getSplit(), p);
         hyperparameters(job.getHyperparameters(), p);
-        method(job.getMethod(), p);
+        method("method", job.getMethod(), p);
+        if (job.getMethod().getLearningRate() != 0) {
+            p.add(
+                    "method.learning_rate: only for the methods of compare_methods; set"
+                            + " hyperparameters.learning_rate instead");
+        }
+        compareMethods(job, p);
         if (job.getResources().getGpus() < 0) {
             p.add("resources.gpus: must not be negative");
         }
@@ -148,84 +154,130 @@ public final class JobSpecValidator {
         }
     }
 
-    private static void method(MethodSpec m, List<String> p) {
+    /**
+     * A comparison needs two or more distinct methods and no {@code method} beside them; each
+     * method is checked as {@code method} is, at its own index.
+     */
+    private static void compareMethods(JobRequested job, List<String> p) {
+        int n = job.getCompareMethodsCount();
+        if (n == 0) {
+            return;
+        }
+        if (job.hasMethod()) {
+            p.add(
+                    "method and compare_methods: both set; give one method in method, or the"
+                            + " methods to compare in compare_methods");
+        }
+        if (n == 1) {
+            p.add(
+                    "compare_methods: one method is no comparison; list two or more, or set method"
+                            + " instead");
+        }
+        List<MethodSpec> methods = job.getCompareMethodsList();
+        for (int i = 0; i < n; i++) {
+            MethodSpec m = methods.get(i);
+            method("compare_methods[" + i + "]", m, p);
+            if (m.getLearningRate() < 0 || Double.isNaN(m.getLearningRate())) {
+                p.add("compare_methods[" + i + "].learning_rate: must be a positive number");
+            }
+            int first = methods.indexOf(m);
+            if (first < i) {
+                p.add(
+                        "compare_methods["
+                                + i
+                                + "]: the same "
+                                + ComparedMethods.kindName(m)
+                                + " method and parameters as compare_methods["
+                                + first
+                                + "]; each method is trained once, remove one or change its"
+                                + " parameters");
+            }
+        }
+    }
+
+    private static void method(String path, MethodSpec m, List<String> p) {
         switch (m.getKindCase()) {
-            case LORA -> lora("method.lora", m.getLora(), p);
+            case LORA -> lora(path + ".lora", m.getLora(), p);
             case QLORA -> {
-                lora("method.qlora.lora", m.getQlora().getLora(), p);
+                lora(path + ".qlora.lora", m.getQlora().getLora(), p);
                 int bits = m.getQlora().getBits();
                 if (bits != 0 && bits != 4) {
-                    p.add("method.qlora.bits: " + bits + " is not supported; use 4 (NF4)");
+                    p.add(path + ".qlora.bits: " + bits + " is not supported; use 4 (NF4)");
                 }
                 int block = m.getQlora().getBlockSize();
                 // bitsandbytes' blocksizes (quantize_4bit): powers of two from 32 to 4096.
                 if (block != 0 && (block < 32 || block > 4096 || Integer.bitCount(block) != 1)) {
                     p.add(
-                            "method.qlora.block_size: "
+                            path
+                                    + ".qlora.block_size: "
                                     + block
                                     + " is not supported; use a power of two from 32 to 4096"
                                     + " (default 64)");
                 }
                 if (m.getQlora().getDoubleQuant() && m.getQlora().getDisableDoubleQuant()) {
                     p.add(
-                            "method.qlora: double_quant and disable_double_quant are both set;"
+                            path
+                                    + ".qlora: double_quant and disable_double_quant are both set;"
                                     + " set at most one");
                 }
             }
             case ADAPTER -> {
                 var a = m.getAdapter();
-                nonNegative("method.adapter.bottleneck_size", a.getBottleneckSize(), p);
-                nonNegative("method.adapter.reduction_factor", a.getReductionFactor(), p);
+                nonNegative(path + ".adapter.bottleneck_size", a.getBottleneckSize(), p);
+                nonNegative(path + ".adapter.reduction_factor", a.getReductionFactor(), p);
                 oneOf(
-                        "method.adapter.placement",
+                        path + ".adapter.placement",
                         a.getPlacement(),
                         List.of("pfeiffer", "houlsby", "seq_bn", "double_seq_bn"),
                         p);
                 oneOf(
-                        "method.adapter.activation",
+                        path + ".adapter.activation",
                         a.getActivation(),
                         List.of("relu", "swish", "silu", "gelu", "gelu_new", "tanh"),
                         p);
-                probability("method.adapter.dropout", a.getDropout(), p);
+                probability(path + ".adapter.dropout", a.getDropout(), p);
             }
             case PREFIX -> {
                 nonNegative(
-                        "method.prefix.num_virtual_tokens", m.getPrefix().getNumVirtualTokens(), p);
+                        path + ".prefix.num_virtual_tokens",
+                        m.getPrefix().getNumVirtualTokens(),
+                        p);
                 nonNegative(
-                        "method.prefix.projection_hidden_size",
+                        path + ".prefix.projection_hidden_size",
                         m.getPrefix().getProjectionHiddenSize(),
                         p);
             }
             case PROMPT -> {
                 var t = m.getPrompt();
-                nonNegative("method.prompt.num_virtual_tokens", t.getNumVirtualTokens(), p);
-                oneOf("method.prompt.init", t.getInit(), List.of("random", "vocab", "text"), p);
+                nonNegative(path + ".prompt.num_virtual_tokens", t.getNumVirtualTokens(), p);
+                oneOf(path + ".prompt.init", t.getInit(), List.of("random", "vocab", "text"), p);
                 if (t.getInit().equalsIgnoreCase("text") && t.getInitText().isBlank()) {
-                    p.add("method.prompt.init: \"text\" needs method.prompt.init_text");
+                    p.add(path + ".prompt.init: \"text\" needs method.prompt.init_text");
                 }
                 if (!t.getInitText().isBlank()
                         && !t.getInit().isEmpty()
                         && !t.getInit().equalsIgnoreCase("text")) {
                     p.add(
-                            "method.prompt.init_text: set, but init is \""
+                            path
+                                    + ".prompt.init_text: set, but init is \""
                                     + t.getInit()
                                     + "\"; drop one of them");
                 }
             }
             case P_TUNING -> {
                 var t = m.getPTuning();
-                nonNegative("method.p_tuning.num_virtual_tokens", t.getNumVirtualTokens(), p);
-                nonNegative("method.p_tuning.encoder_hidden_size", t.getEncoderHiddenSize(), p);
+                nonNegative(path + ".p_tuning.num_virtual_tokens", t.getNumVirtualTokens(), p);
+                nonNegative(path + ".p_tuning.encoder_hidden_size", t.getEncoderHiddenSize(), p);
                 oneOf(
-                        "method.p_tuning.encoder_type",
+                        path + ".p_tuning.encoder_type",
                         t.getEncoderType(),
                         List.of("mlp", "lstm"),
                         p);
-                probability("method.p_tuning.encoder_dropout", t.getEncoderDropout(), p);
+                probability(path + ".p_tuning.encoder_dropout", t.getEncoderDropout(), p);
             }
             case FREEZE -> {
                 if (m.getFreeze().getTrainTopLayers() < 0) {
-                    p.add("method.freeze.train_top_layers: must not be negative");
+                    p.add(path + ".freeze.train_top_layers: must not be negative");
                 }
             }
             case FULL, KIND_NOT_SET -> {}

@@ -305,4 +305,66 @@ class JobSpecValidatorTest {
                 .containsExactly(
                         "dataset.uri: 'file:///etc/passwd' must start with s3://, http:// or https://");
     }
+
+    private static MethodSpec lora(int rank) {
+        return MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(rank)).build();
+    }
+
+    private static final MethodSpec FULL =
+            MethodSpec.newBuilder()
+                    .setFull(io.tuneline.proto.v1.FullFineTuning.getDefaultInstance())
+                    .build();
+
+    @Test
+    void aComparisonOfDistinctMethodsIsValidAndNamesItsRunsByKind() {
+        JobRequested job =
+                VALID.toBuilder()
+                        .addCompareMethods(FULL)
+                        .addCompareMethods(lora(8))
+                        .addCompareMethods(lora(16))
+                        .addCompareMethods(
+                                MethodSpec.newBuilder()
+                                        .setPTuning(
+                                                io.tuneline.proto.v1.PTuningParams.newBuilder()))
+                        .build();
+        assertThat(JobSpecValidator.problems(job)).isEmpty();
+        assertThat(ComparedMethods.names(job))
+                .containsExactly("full", "lora", "lora-2", "p-tuning");
+        JobRequested second = ComparedMethods.memberJob(job, ComparedMethods.of(job).get(2));
+        assertThat(second.getMethod()).isEqualTo(lora(16));
+        assertThat(second.getHyperparameters()).isEqualTo(job.getHyperparameters());
+        JobRequested fast =
+                ComparedMethods.memberJob(
+                        job,
+                        new ComparedMethods.Member(
+                                "lora", lora(8).toBuilder().setLearningRate(2e-3).build()));
+        // The method's own rate becomes the run's; the method it trains carries none.
+        assertThat(fast.getHyperparameters().getLearningRate()).isEqualTo(2e-3);
+        assertThat(fast.getMethod()).isEqualTo(lora(8));
+        assertThat(second.getCompareMethodsCount()).isZero();
+        assertThat(second.getDataset()).isEqualTo(job.getDataset());
+    }
+
+    @Test
+    void aComparisonRefusesDuplicatesASingleMethodMethodBesideItAndBadParametersByIndex() {
+        JobRequested job =
+                VALID.toBuilder()
+                        .setMethod(lora(4))
+                        .addCompareMethods(lora(8))
+                        .addCompareMethods(lora(-1))
+                        .addCompareMethods(lora(8))
+                        .build();
+        assertThat(JobSpecValidator.problems(job))
+                .containsExactly(
+                        "method and compare_methods: both set; give one method in method, or the"
+                                + " methods to compare in compare_methods",
+                        "compare_methods[1].lora.rank: must not be negative",
+                        "compare_methods[2]: the same lora method and parameters as"
+                                + " compare_methods[0]; each method is trained once, remove one"
+                                + " or change its parameters");
+        assertThat(JobSpecValidator.problems(VALID.toBuilder().addCompareMethods(lora(8)).build()))
+                .singleElement()
+                .asString()
+                .startsWith("compare_methods: one method is no comparison");
+    }
 }

@@ -45,7 +45,11 @@ public class TrainingCompletedConsumer {
                 TrainingCompleted.getDefaultInstance(),
                 e ->
                         stages.run(
-                                "evaluation",
+                                // A comparison's methods are evaluated side by side, each its
+                                // own stage: one's crash or lease does not hold up another's.
+                                e.payload().getComparedMethod().isEmpty()
+                                        ? "evaluation"
+                                        : "evaluation." + e.payload().getComparedMethod(),
                                 Stage.STAGE_EVALUATION,
                                 e,
                                 status,

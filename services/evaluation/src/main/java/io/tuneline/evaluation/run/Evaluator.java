@@ -112,10 +112,23 @@ public class Evaluator {
         this.registry = registry;
     }
 
+    /**
+     * Where the reports of {@code training}'s run go: {@code reports/{jobId}/}, or for one method
+     * of a comparison {@code reports/{jobId}/{method}/}, so each method is evaluated once on its
+     * own.
+     */
+    public static String reportPrefix(TrainingCompleted training) {
+        String method = training.getComparedMethod();
+        return "reports/" + training.getJobId() + "/" + (method.isEmpty() ? "" : method + "/");
+    }
+
     public void evaluate(TrainingCompleted training) {
         String jobId = training.getJobId();
-        if (store.exists(store.uri("reports/" + jobId + "/evaluation.json"))) {
-            LOG.infof("job already evaluated (reports/%s/evaluation.json exists); skipped", jobId);
+        String about =
+                training.getComparedMethod().isEmpty() ? "" : training.getComparedMethod() + ": ";
+        String prefix = reportPrefix(training);
+        if (store.exists(store.uri(prefix + "evaluation.json"))) {
+            LOG.infof("%salready evaluated (%sevaluation.json exists); skipped", about, prefix);
             return;
         }
         publisher.sendAndWait(
@@ -124,7 +137,8 @@ public class Evaluator {
                         .setJobId(jobId)
                         .setStatus(JobStatus.JOB_STATUS_EVALUATING)
                         .setStage(Stage.STAGE_EVALUATION)
-                        .setMessage("evaluating the tuned and the base model on the test split")
+                        .setMessage(
+                                about + "evaluating the tuned and the base model on the test split")
                         .setChangedAt(Timestamps.now())
                         .build());
         Timer.Sample timer = Timer.start(registry);
@@ -132,7 +146,8 @@ public class Evaluator {
             EvaluationCompleted event = run(training);
             publisher.sendAndWait(completed, event);
             LOG.infof(
-                    "evaluated: %s %.4f tuned vs %.4f base; gate %s",
+                    "%sevaluated: %s %.4f tuned vs %.4f base; gate %s",
+                    about,
                     event.getPrimaryMetric(),
                     event.getTunedMetricsOrThrow(event.getPrimaryMetric()).getValue(),
                     event.getBaseMetricsOrDefault(
@@ -150,7 +165,7 @@ public class Evaluator {
                             .setJobId(jobId)
                             .setStage(Stage.STAGE_EVALUATION)
                             .setErrorCode(ERROR)
-                            .setMessage("evaluation failed: " + message)
+                            .setMessage(about + "evaluation failed: " + message)
                             .setFailedAt(Timestamps.now())
                             .build());
         } finally {
@@ -539,7 +554,7 @@ public class Evaluator {
                         generations,
                         scenario);
 
-        String prefix = "reports/" + jobId + "/";
+        String prefix = reportPrefix(training);
         ArtifactRef md =
                 store.put(
                         store.uri(prefix + "evaluation.md"),

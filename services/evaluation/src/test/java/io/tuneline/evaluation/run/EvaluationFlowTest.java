@@ -151,6 +151,70 @@ class EvaluationFlowTest {
                 .contains("split.test");
     }
 
+    @Test
+    void eachMethodOfAComparisonIsEvaluatedOnceOnTheSameTestSplitWithItsOwnReports()
+            throws Exception {
+        TrainingCompleted trained = trainedModel("cmp-eval-1", true);
+        JobRequested job =
+                trained.getJob().toBuilder()
+                        .setEvaluation(
+                                trained.getJob().getEvaluation().toBuilder()
+                                        .clearPerturbations()
+                                        .clearAttacks())
+                        .build();
+        List<TrainingCompleted> methods = new ArrayList<>();
+        for (String method : List.of("lora", "full")) {
+            methods.add(
+                    trained.toBuilder()
+                            .setJob(job)
+                            .setRunId("cmp-eval-1." + method + "-a1")
+                            .setComparedMethod(method)
+                            .addAllComparedMethods(List.of("lora", "full"))
+                            .build());
+        }
+        methods.forEach(this::publish);
+
+        java.util.function.Predicate<ConsumerRecord<String, byte[]>> ofJob =
+                r -> "cmp-eval-1".equals(r.key());
+        List<EvaluationCompleted> done =
+                kafka
+                        .readUntil(
+                                Topics.EVALUATIONS_COMPLETED,
+                                rs -> rs.stream().filter(ofJob).count() == 2,
+                                WAIT)
+                        .stream()
+                        .filter(ofJob)
+                        .map(r -> CODEC.decode(r, EvaluationCompleted.getDefaultInstance()))
+                        .map(e -> e.payload())
+                        .toList();
+        assertThat(done)
+                .extracting(e -> e.getTraining().getComparedMethod())
+                .containsExactlyInAnyOrder("lora", "full");
+        for (EvaluationCompleted e : done) {
+            String method = e.getTraining().getComparedMethod();
+            assertThat(e.getTestExamples()).isEqualTo(24);
+            assertThat(e.getReportJson().getUri())
+                    .isEqualTo(
+                            "s3://tuneline-test/reports/cmp-eval-1/" + method + "/evaluation.json");
+        }
+        // The same model on the same split: the same numbers, whichever method's run it is.
+        assertThat(done.get(0).getTunedMetricsMap()).isEqualTo(done.get(1).getTunedMetricsMap());
+
+        // One method redelivered: evaluated once all the same.
+        publish(methods.get(0));
+        publish(trainedModel("cmp-eval-2-no-test", false));
+        await(Topics.JOBS_STATUS, "cmp-eval-2-no-test", "tuneline.v1.JobFailed");
+        assertThat(
+                        kafka
+                                .readUntil(
+                                        Topics.EVALUATIONS_COMPLETED,
+                                        rs -> true,
+                                        Duration.ofSeconds(2))
+                                .stream()
+                                .filter(ofJob))
+                .hasSize(2);
+    }
+
     /** Fine-tunes MiniLM with LoRA for a few seconds and stores it as the worker would. */
     private TrainingCompleted trainedModel(String jobId, boolean withTest) throws Exception {
         PretrainedModel base = ModelCatalog.resolve(ModelCatalog.MINILM_L6);

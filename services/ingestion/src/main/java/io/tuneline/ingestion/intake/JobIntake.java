@@ -2,6 +2,7 @@ package io.tuneline.ingestion.intake;
 
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.event.IncomingEvent;
+import io.tuneline.common.job.ComparedMethods;
 import io.tuneline.common.job.JobSpecValidator;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.store.ArtifactStore;
@@ -84,9 +85,11 @@ public class JobIntake {
                 event.source(),
                 job.getBaseModel().getRef(),
                 job.getTask(),
-                job.getMethod().getKindCase() == MethodSpec.KindCase.KIND_NOT_SET
-                        ? "FULL"
-                        : job.getMethod().getKindCase(),
+                ComparedMethods.isComparison(job)
+                        ? "comparison of " + String.join(", ", ComparedMethods.names(job))
+                        : job.getMethod().getKindCase() == MethodSpec.KindCase.KIND_NOT_SET
+                                ? "FULL"
+                                : job.getMethod().getKindCase(),
                 job.getDataset().getSourceCase() == DatasetSpec.SourceCase.URI
                         ? job.getDataset().getUri()
                         : "inline ("

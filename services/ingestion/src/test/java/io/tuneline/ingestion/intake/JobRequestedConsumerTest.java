@@ -227,6 +227,36 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void aComparisonWithAMethodBesideItAndTheSameMethodTwiceIsRefusedNamingBoth() {
+        io.tuneline.proto.v1.MethodSpec lora =
+                io.tuneline.proto.v1.MethodSpec.newBuilder()
+                        .setLora(io.tuneline.proto.v1.LoraParams.newBuilder().setRank(8))
+                        .build();
+        JobRequested job =
+                TestJobs.minimalJob("compare-invalid-1").toBuilder()
+                        .setMethod(lora)
+                        .addCompareMethods(lora)
+                        .addCompareMethods(lora)
+                        .build();
+        kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+        JobFailed failed =
+                codec().decode(
+                                statusEvent(job.getJobId(), "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getErrorCode()).isEqualTo("JOB_INVALID");
+        assertThat(failed.getDetailsList())
+                .anySatisfy(d -> assertThat(d).startsWith("method and compare_methods: both set"))
+                .anySatisfy(
+                        d ->
+                                assertThat(d)
+                                        .startsWith(
+                                                "compare_methods[1]: the same lora method and"
+                                                        + " parameters as compare_methods[0]"));
+    }
+
+    @Test
     void anInlineDatasetIsStoredValidatedAndAnnounced() {
         JobRequested job = TestJobs.fullJob().toBuilder().setJobId("inline-1").build();
         kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));

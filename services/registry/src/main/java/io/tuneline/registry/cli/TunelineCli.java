@@ -519,23 +519,25 @@ public final class TunelineCli {
                             s.path("exact_duplicates_removed").asLong()
                                     + s.path("near_duplicates_removed").asLong());
             case "TrainingCompleted" ->
-                    String.format(
-                            Locale.ROOT,
-                            "trained %d steps in %.1fs on %s, final loss %.4f, %,d of %,d parameters trained",
-                            s.path("steps").asLong(),
-                            s.path("duration_seconds").asDouble(),
-                            s.path("device").asText(),
-                            s.path("final_loss").asDouble(),
-                            s.path("trainable_parameters").asLong(),
-                            s.path("total_parameters").asLong());
+                    method(s)
+                            + String.format(
+                                    Locale.ROOT,
+                                    "trained %d steps in %.1fs on %s, final loss %.4f, %,d of %,d parameters trained",
+                                    s.path("steps").asLong(),
+                                    s.path("duration_seconds").asDouble(),
+                                    s.path("device").asText(),
+                                    s.path("final_loss").asDouble(),
+                                    s.path("trainable_parameters").asLong(),
+                                    s.path("total_parameters").asLong());
             case "EvaluationCompleted" ->
-                    String.format(
-                            Locale.ROOT,
-                            "evaluated: %s %s tuned vs %s base; gate %s",
-                            s.path("primary_metric").asText(),
-                            fmt(s.path("tuned").path("value").asDouble()),
-                            fmt(s.path("base").path("value").asDouble()),
-                            s.path("gate_passed").asBoolean() ? "passed" : "failed");
+                    method(s)
+                            + String.format(
+                                    Locale.ROOT,
+                                    "evaluated: %s %s tuned vs %s base; gate %s",
+                                    s.path("primary_metric").asText(),
+                                    fmt(s.path("tuned").path("value").asDouble()),
+                                    fmt(s.path("base").path("value").asDouble()),
+                                    s.path("gate_passed").asBoolean() ? "passed" : "failed");
             case "ModelRegistered" ->
                     "registered "
                             + s.path("model_name").asText()
@@ -543,6 +545,12 @@ public final class TunelineCli {
                             + s.path("version").asLong();
             default -> null;
         };
+    }
+
+    /** "lora: " before a comparison method's training and evaluation lines; else nothing. */
+    private static String method(JsonNode summary) {
+        String method = summary.path("method").asText("");
+        return method.isEmpty() ? "" : method + ": ";
     }
 
     /** The evaluation table and where to look next. */
@@ -590,13 +598,20 @@ public final class TunelineCli {
                         + version
                         + "/downloads");
         String report = v.path("report_uri").asText();
+        String comparison = "";
         for (JsonNode d :
                 get("/api/v1/models/" + enc(model) + "/versions/" + version + "/downloads")) {
             if (d.path("name").asText().equals("report.html")) {
                 report = d.path("url").asText() + "  (valid for an hour)";
             }
+            if (d.path("name").asText().equals("comparison.html")) {
+                comparison = d.path("url").asText() + "  (valid for an hour)";
+            }
         }
         out.println("  report      " + report);
+        if (!comparison.isEmpty()) {
+            out.println("  comparison  " + comparison);
+        }
         out.println("  API docs    " + registry + "/q/swagger-ui");
         out.println("  metrics     http://127.0.0.1:9090 (Prometheus, when installed)");
     }

@@ -3,6 +3,7 @@ package io.tuneline.registry.intake;
 import com.google.protobuf.util.Timestamps;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.tuneline.common.messaging.EventPublisher;
+import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.EvaluationCompleted;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobStatus;
@@ -15,6 +16,9 @@ import io.tuneline.registry.models.ModelRegistrar.Outcome;
 import io.tuneline.registry.models.VersionMetrics;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.inject.Inject;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
 import org.eclipse.microprofile.reactive.messaging.Channel;
 import org.eclipse.microprofile.reactive.messaging.Emitter;
 import org.jboss.logging.Logger;
@@ -39,16 +43,19 @@ public class EvaluationRegistration {
     private final Emitter<byte[]> registered;
     private final MeterRegistry metrics;
     private final VersionMetrics versionMetrics;
+    private final MethodComparisons comparisons;
 
     @Inject
     public EvaluationRegistration(
             ModelRegistrar registrar,
+            MethodComparisons comparisons,
             EventPublisher publisher,
             @Channel("job-status") Emitter<byte[]> status,
             @Channel("models-registered") Emitter<byte[]> registered,
             MeterRegistry metrics,
             VersionMetrics versionMetrics) {
         this.registrar = registrar;
+        this.comparisons = comparisons;
         this.versionMetrics = versionMetrics;
         this.publisher = publisher;
         this.status = status;
@@ -62,13 +69,62 @@ public class EvaluationRegistration {
      *     again only if the version did not exist yet (the earlier attempt failed before it)
      */
     public void handle(EvaluationCompleted evaluation, boolean firstDelivery) {
+        if (evaluation.getTraining().getComparedMethod().isEmpty()) {
+            register(evaluation, firstDelivery, Optional.empty());
+            return;
+        }
+        // One method of a comparison: recorded until every method's evaluation is in, then the
+        // best is registered with the comparison report.
+        String jobId = evaluation.getJobId();
+        MethodComparisons.Progress progress = comparisons.record(evaluation);
+        if (progress instanceof MethodComparisons.Progress.Waiting w) {
+            if (firstDelivery) {
+                statusChanged(
+                        jobId,
+                        JobStatus.JOB_STATUS_EVALUATING,
+                        evaluation.getTraining().getComparedMethod()
+                                + " evaluated ("
+                                + w.done()
+                                + " of "
+                                + w.total()
+                                + " methods); waiting for "
+                                + String.join(", ", w.missing()));
+            }
+            return;
+        }
+        MethodComparisons.Progress.Complete done = (MethodComparisons.Progress.Complete) progress;
+        register(done.chosen(), firstDelivery, Optional.of(done));
+    }
+
+    private void register(
+            EvaluationCompleted evaluation,
+            boolean firstDelivery,
+            Optional<MethodComparisons.Progress.Complete> comparison) {
         String jobId = evaluation.getJobId();
         if (firstDelivery) {
-            statusChanged(jobId, JobStatus.JOB_STATUS_REGISTERING, "registering the model");
+            statusChanged(
+                    jobId,
+                    JobStatus.JOB_STATUS_REGISTERING,
+                    comparison
+                            .map(
+                                    c ->
+                                            "registering "
+                                                    + evaluation.getTraining().getComparedMethod()
+                                                    + ", the best of "
+                                                    + c.comparison().methods().size()
+                                                    + " methods by "
+                                                    + c.comparison().primaryMetric())
+                            .orElse("registering the model"));
         }
+        Map<String, ArtifactRef> extra = new LinkedHashMap<>();
+        comparison.ifPresent(
+                c -> {
+                    extra.put("comparison.json", c.json());
+                    extra.put("comparison.html", c.html());
+                });
         Outcome outcome;
         try {
-            outcome = registrar.register(evaluation);
+            outcome = registrar.register(evaluation, extra);
         } catch (RegistryException e) {
             LOG.warnf("registration of job %s refused: %s", jobId, e.getMessage());
             if (firstDelivery) {
@@ -103,6 +159,10 @@ public class EvaluationRegistration {
                             .setModel(r.primaryFile())
                             .setReport(r.report())
                             .setGatePassed(r.gatePassed())
+                            .setComparisonReport(
+                                    comparison
+                                            .map(MethodComparisons.Progress.Complete::json)
+                                            .orElse(ArtifactRef.getDefaultInstance()))
                             .setRegisteredAt(Timestamps.now())
                             .build());
             statusChanged(
@@ -112,6 +172,17 @@ public class EvaluationRegistration {
                             + r.model()
                             + " version "
                             + r.version()
+                            + comparison
+                                    .map(
+                                            c ->
+                                                    " ("
+                                                            + evaluation
+                                                                    .getTraining()
+                                                                    .getComparedMethod()
+                                                            + ", best of "
+                                                            + c.comparison().methods().size()
+                                                            + " methods compared)")
+                                    .orElse("")
                             + (r.gatePassed()
                                     ? ""
                                     : " (quality gate failed; registered on request)"));

@@ -1,6 +1,7 @@
 package io.tuneline.registry.jobs;
 
 import com.google.protobuf.Message;
+import io.tuneline.common.job.ComparedMethods;
 import io.tuneline.proto.v1.CancelJob;
 import io.tuneline.proto.v1.DatasetIngested;
 import io.tuneline.proto.v1.DatasetPrepared;
@@ -30,7 +31,10 @@ public final class EventSummaries {
             m.put("display_name", e.getDisplayName());
             m.put("base_model", e.getBaseModel().getRef());
             m.put("task", shortName(e.getTask().name(), "TASK_"));
-            m.put("method", methodName(e.getMethod()));
+            m.put("method", methodName(e));
+            if (e.getCompareMethodsCount() > 0) {
+                m.put("compared_methods", ComparedMethods.names(e));
+            }
             m.put("requested_by", e.getRequestedBy());
             // The pre-flight estimate and what auto-fit chose, when the registry admitted the job
             // (api.JobsResource, planning.JobPlanner).
@@ -84,6 +88,9 @@ public final class EventSummaries {
             m.put("eta_seconds", e.getEtaSeconds());
             m.put("device", e.getDevice());
         } else if (payload instanceof TrainingCompleted e) {
+            if (!e.getComparedMethod().isEmpty()) {
+                m.put("method", e.getComparedMethod());
+            }
             m.put("steps", e.getSteps());
             m.put("skipped_steps", e.getSkippedSteps());
             m.put("final_loss", e.getFinalLoss());
@@ -95,6 +102,9 @@ public final class EventSummaries {
             m.put("tokens_per_second", e.getTokensPerSecond());
             m.put("model_uri", e.getModel().getUri());
         } else if (payload instanceof EvaluationCompleted e) {
+            if (!e.getTraining().getComparedMethod().isEmpty()) {
+                m.put("method", e.getTraining().getComparedMethod());
+            }
             String primary = e.getPrimaryMetric();
             m.put("primary_metric", primary);
             m.put("tuned", metric(e.getTunedMetricsMap().get(primary)));
@@ -109,6 +119,11 @@ public final class EventSummaries {
             m.put("aliases", e.getAliasesList());
         }
         return m;
+    }
+
+    /** The job's method's short name, or {@code COMPARISON} for a method-comparison job. */
+    public static String methodName(JobRequested job) {
+        return job.getCompareMethodsCount() > 0 ? "COMPARISON" : methodName(job.getMethod());
     }
 
     /** {@code FULL}, {@code FREEZE}, {@code LORA}, ...: the method's short name. */

@@ -101,7 +101,7 @@ public class JobReadModel {
             job.displayName = e.getDisplayName();
             job.task = EventSummaries.shortName(e.getTask().name(), "TASK_");
             job.baseModel = e.getBaseModel().getRef();
-            job.method = EventSummaries.methodName(e.getMethod());
+            job.method = EventSummaries.methodName(e);
             job.modelName = e.getRegistration().getModelName();
             job.requestedBy = e.getRequestedBy();
             job.requestedAt =

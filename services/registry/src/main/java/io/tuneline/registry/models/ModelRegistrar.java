@@ -73,6 +73,15 @@ public class ModelRegistrar {
 
     @Transactional
     public Outcome register(EvaluationCompleted evaluation) {
+        return register(evaluation, Map.of());
+    }
+
+    /**
+     * @param extra further files recorded with the version by name, e.g. a method comparison's
+     *     {@code comparison.json} and {@code comparison.html}
+     */
+    @Transactional
+    public Outcome register(EvaluationCompleted evaluation, Map<String, ArtifactRef> extra) {
         TrainingCompleted training = evaluation.getTraining();
         JobRequested job = training.getJob();
         RegistrationSpec spec = job.getRegistration();
@@ -152,7 +161,7 @@ public class ModelRegistrar {
         v.primaryMetric = emptyToNull(evaluation.getPrimaryMetric());
         v.gatePassed = gatePassed;
         v.gateReasons = write(evaluation.getGate().getReasonsList());
-        v.artifacts = write(artifacts(evaluation));
+        v.artifacts = write(artifacts(evaluation, extra));
         v.reportUri = emptyToNull(evaluation.getReportHtml().getUri());
         v.stage = Stage.NONE.name();
         v.createdAt = now;
@@ -242,7 +251,8 @@ public class ModelRegistrar {
         return slug.length() > 128 ? slug.substring(0, 128) : slug;
     }
 
-    private List<Map<String, Object>> artifacts(EvaluationCompleted e) {
+    private List<Map<String, Object>> artifacts(
+            EvaluationCompleted e, Map<String, ArtifactRef> extra) {
         TrainingCompleted t = e.getTraining();
         DatasetPrepared d = t.getDataset();
         List<Map<String, Object>> out = new ArrayList<>();
@@ -264,6 +274,7 @@ public class ModelRegistrar {
         add(out, seen, "report.json", e.getReportJson());
         add(out, seen, "dataset/raw", d.getRaw());
         add(out, seen, "dataset/manifest", d.getManifest());
+        extra.forEach((name, ref) -> add(out, seen, name, ref));
         return out;
     }
 

@@ -2,6 +2,7 @@ package io.tuneline.registry.planning;
 
 import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.tuneline.common.job.ComparedMethods;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.UnknownModelException;
@@ -139,14 +140,30 @@ public class JobPlanner {
     }
 
     private static String methodName(JobRequested job) {
+        if (ComparedMethods.isComparison(job)) {
+            return "comparison";
+        }
         return switch (job.getMethod().getKindCase()) {
             case KIND_NOT_SET -> "full";
             default -> job.getMethod().getKindCase().name().toLowerCase(Locale.ROOT);
         };
     }
 
-    /** The run {@code job} asks for, from its base model's config.json. */
+    /**
+     * The run {@code job} asks for, from its base model's config.json; for a method comparison, the
+     * run of the method estimated to need the most memory (each method is a run of its own, and the
+     * largest decides whether every one fits).
+     */
     TrainingPlan plan(JobRequested job) {
+        if (ComparedMethods.isComparison(job)) {
+            Device device = device(job);
+            return ComparedMethods.of(job).stream()
+                    .map(m -> plan(ComparedMethods.memberJob(job, m)))
+                    .max(
+                            java.util.Comparator.comparingLong(
+                                    p -> Estimator.estimate(p, device).peakBytes()))
+                    .orElseThrow();
+        }
         Path scratch;
         try {
             scratch = Files.createTempDirectory("tuneline-plan-");

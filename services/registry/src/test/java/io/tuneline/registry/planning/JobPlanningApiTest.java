@@ -153,6 +153,37 @@ class JobPlanningApiTest {
     }
 
     @Test
+    void aComparisonIsEstimatedByItsMethodThatNeedsTheMostMemory() {
+        JobRequested full =
+                Fixtures.job("plan-cmp-full", "plan-cmp-model", 1e-3).toBuilder()
+                        .setMethod(FULL)
+                        .build();
+        JobRequested comparison =
+                full.toBuilder()
+                        .setJobId("plan-cmp")
+                        .clearMethod()
+                        .addCompareMethods(LORA)
+                        .addCompareMethods(FULL)
+                        .build();
+        JsonPath alone = dryRun(full);
+        JsonPath compared = dryRun(comparison);
+        assertThat(compared.getLong("estimate.peak_bytes"))
+                .isEqualTo(alone.getLong("estimate.peak_bytes"));
+        assertThat(compared.getLong("estimate.trainable_parameters"))
+                .isEqualTo(alone.getLong("estimate.trainable_parameters"))
+                .isGreaterThan(20_000_000L);
+    }
+
+    private static JsonPath dryRun(JobRequested job) {
+        return writer().body(Fixtures.CODEC.toJson(job))
+                .post("/api/v1/jobs?dry_run=true")
+                .then()
+                .statusCode(200)
+                .extract()
+                .jsonPath();
+    }
+
+    @Test
     void theCliPrintsTheDryRunsEstimateOrTheRefusalsWaysOut() throws Exception {
         java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("plan-cli");
         java.nio.file.Path fits = dir.resolve("fits.json");

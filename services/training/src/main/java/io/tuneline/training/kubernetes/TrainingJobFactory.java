@@ -68,7 +68,9 @@ public final class TrainingJobFactory {
     /** The name of the Job of a run: readable, unique per job and attempt, at most 63 chars. */
     public static String jobName(RunRequest run) {
         String suffix = "-a" + run.attempt();
-        String name = "tl-" + run.jobId();
+        // A comparison method's run id has a "." ("<job>.<method>"), which a DNS label (the Job's
+        // pods take their hostnames from its name) must not have.
+        String name = "tl-" + run.jobId().replace('.', '-');
         if (name.length() + suffix.length() <= MAX_NAME) {
             return name + suffix;
         }

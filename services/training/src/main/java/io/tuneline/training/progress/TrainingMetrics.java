@@ -103,7 +103,12 @@ public class TrainingMetrics {
     }
 
     public void progress(TrainingProgress progress) {
-        String jobId = progress.getJobId();
+        // Runs are tracked by their own id, which the run id starts with: the job's, or a
+        // comparison method's "<job>.<method>" (whose events carry the job's id).
+        String jobId =
+                progress.getRunId().isEmpty()
+                        ? progress.getJobId()
+                        : progress.getRunId().replaceFirst("-a[0-9]+$", "");
         if (!statuses.containsKey(jobId)) {
             return; // not a live run of this controller (ended, or another replica's)
         }

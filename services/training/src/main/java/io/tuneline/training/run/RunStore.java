@@ -24,10 +24,16 @@ import java.util.Optional;
  * runs/{jobId}/controller.json   RunRecord: attempt, status, reason
  * runs/{jobId}/input.json        the DatasetPrepared event the run trains on (worker input)
  * runs/{jobId}/result.json       TrainingCompleted without job and dataset (worker output, last)
+ * runs/{jobId}/comparison.json   of a method-comparison job: its methods' names, in order
  * </pre>
+ *
+ * <p>A method-comparison job trains one run per method, each under its own {@code
+ * runs/{jobId}.{method}/} with the files above; "." cannot occur in a job id, so these never
+ * collide with another job's.
  */
 public final class RunStore {
     private static final String RECORD = "controller.json";
+    private static final String COMPARISON = "comparison.json";
     private static final ObjectMapper JSON =
             new ObjectMapper()
                     .registerModule(new JavaTimeModule())
@@ -80,8 +86,13 @@ public final class RunStore {
     }
 
     public void writeInput(DatasetPrepared prepared) {
+        writeInput(prepared.getJobId(), prepared);
+    }
+
+    /** The input of run {@code runId}, which is the job's id or one comparison method's. */
+    public void writeInput(String runId, DatasetPrepared prepared) {
         store.put(
-                store.uri(runPrefix(prepared.getJobId()) + "input.json"),
+                store.uri(runPrefix(runId) + "input.json"),
                 print(prepared).getBytes(StandardCharsets.UTF_8),
                 "application/json");
     }
@@ -95,6 +106,35 @@ public final class RunStore {
                                         "runs/" + jobId + "/input.json is missing"));
     }
 
+    /** The run id of method {@code method} of comparison job {@code jobId}. */
+    public static String comparisonRunId(String jobId, String method) {
+        return jobId + "." + method;
+    }
+
+    /** The methods of comparison job {@code jobId}, once all of its runs were queued. */
+    public Optional<List<String>> comparison(String jobId) {
+        S3Uri uri = store.uri(runPrefix(jobId) + COMPARISON);
+        if (!store.exists(uri)) {
+            return Optional.empty();
+        }
+        try (InputStream in = store.get(uri)) {
+            return Optional.of(List.of(JSON.readValue(in, String[].class)));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + uri, e);
+        }
+    }
+
+    public void writeComparison(String jobId, List<String> methods) {
+        try {
+            store.put(
+                    store.uri(runPrefix(jobId) + COMPARISON),
+                    JSON.writeValueAsBytes(methods),
+                    "application/json");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the comparison of " + jobId, e);
+        }
+    }
+
     /** The worker's result, present only when it finished writing the model. */
     public Optional<TrainingCompleted> result(String jobId) {
         return read(jobId, "result.json", TrainingCompleted.newBuilder())
@@ -102,8 +142,13 @@ public final class RunStore {
     }
 
     public void writeResult(TrainingCompleted result) {
+        writeResult(result.getJobId(), result);
+    }
+
+    /** The result of run {@code runId}, which is the job's id or one comparison method's. */
+    public void writeResult(String runId, TrainingCompleted result) {
         store.put(
-                store.uri(runPrefix(result.getJobId()) + "result.json"),
+                store.uri(runPrefix(runId) + "result.json"),
                 print(result).getBytes(StandardCharsets.UTF_8),
                 "application/json");
     }

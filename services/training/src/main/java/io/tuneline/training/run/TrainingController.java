@@ -2,6 +2,7 @@ package io.tuneline.training.run;
 
 import com.google.protobuf.util.Timestamps;
 import io.quarkus.runtime.StartupEvent;
+import io.tuneline.common.job.ComparedMethods;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.observability.JobLogContext;
 import io.tuneline.common.store.ArtifactStore;
@@ -20,6 +21,7 @@ import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.event.Observes;
 import jakarta.inject.Inject;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
@@ -37,6 +39,10 @@ import org.jboss.logging.Logger;
 public class TrainingController {
     static final String ERROR_TRAINING_FAILED = "TRAINING_FAILED";
     static final String ERROR_NO_WORKER = "TRAINING_WORKER_MISSING";
+
+    /** Why a comparison method's run was stopped: another method of the job failed. */
+    static final String SIBLING_FAILED = "another method of the comparison failed";
+
     private static final Logger LOG = Logger.getLogger(TrainingController.class);
 
     private final RunLauncher launcher;
@@ -128,7 +134,8 @@ public class TrainingController {
                     continue;
                 }
                 RunRecord record = current.get();
-                RunState state = launcher.state(request(runs.input(jobId), record.attempt()));
+                RunState state =
+                        launcher.state(request(jobId, runs.input(jobId), record.attempt()));
                 metrics.track(record);
                 // Only a Kubernetes Job can vanish under the controller (deleted after its TTL,
                 // or by hand); the local executor runs in this process and knows every run it
@@ -204,14 +211,17 @@ public class TrainingController {
                     jobId, existing.get().status(), existing.get().attempt());
             return;
         }
+        if (ComparedMethods.isComparison(prepared.getJob()) && workerConfigured()) {
+            submitComparison(prepared);
+            return;
+        }
         runs.writeInput(prepared);
         RunRecord record = new RunRecord(jobId, 1, RunStatus.QUEUED, "queued", Instant.now());
         runs.save(record);
         active.add(jobId);
         metrics.priority(jobId, prepared.getJob().getResources().getPriority());
         metrics.track(record);
-        if (config.executor() == TrainingConfig.Executor.LOCAL
-                && config.local().workerCommand().isEmpty()) {
+        if (!workerConfigured()) {
             fail(
                     record,
                     ERROR_NO_WORKER,
@@ -220,7 +230,69 @@ public class TrainingController {
             return;
         }
         statusChanged(jobId, JobStatus.JOB_STATUS_TRAINING, "queued for training");
-        launcher.start(request(prepared, 1));
+        launcher.start(request(jobId, prepared, 1));
+    }
+
+    private boolean workerConfigured() {
+        return config.executor() != TrainingConfig.Executor.LOCAL
+                || config.local().workerCommand().isPresent();
+    }
+
+    /**
+     * A method-comparison job: one run per method, each under its own run id with the job's data,
+     * splits, seed and step budget and only {@code method} changed, all queued at once so that the
+     * executor's slots decide how many train side by side. The list of methods is written last; a
+     * redelivery after a crash queues only the methods not queued yet (recovery starts the others).
+     */
+    private void submitComparison(DatasetPrepared prepared) {
+        String jobId = prepared.getJobId();
+        if (runs.comparison(jobId).isPresent()) {
+            LOG.infof(
+                    "the methods of comparison %s are already queued; not starting others", jobId);
+            return;
+        }
+        List<ComparedMethods.Member> members = ComparedMethods.of(prepared.getJob());
+        List<RunRequest> starts = new ArrayList<>();
+        for (ComparedMethods.Member member : members) {
+            String runId = RunStore.comparisonRunId(jobId, member.name());
+            if (runs.record(runId).isPresent()) {
+                continue;
+            }
+            DatasetPrepared input =
+                    prepared.toBuilder()
+                            .setJob(ComparedMethods.memberJob(prepared.getJob(), member))
+                            .build();
+            runs.writeInput(runId, input);
+            RunRecord record = new RunRecord(runId, 1, RunStatus.QUEUED, "queued", Instant.now());
+            runs.save(record);
+            active.add(runId);
+            metrics.priority(runId, prepared.getJob().getResources().getPriority());
+            metrics.track(record);
+            starts.add(request(runId, input, 1));
+        }
+        List<String> names = members.stream().map(ComparedMethods.Member::name).toList();
+        runs.writeComparison(jobId, names);
+        statusChanged(
+                jobId,
+                JobStatus.JOB_STATUS_TRAINING,
+                "queued for training: "
+                        + names.size()
+                        + " methods compared ("
+                        + String.join(", ", names)
+                        + ") on the same data, splits, seed and steps");
+        starts.forEach(launcher::start);
+    }
+
+    /** The job a run belongs to: the run's own id, or the part before "." of a method's run. */
+    static String jobOf(String runId) {
+        int dot = runId.indexOf('.');
+        return dot < 0 ? runId : runId.substring(0, dot);
+    }
+
+    /** "lora: " for the run of a comparison's LoRA method, so messages say which run; else "". */
+    private static String about(String runId) {
+        int dot = runId.indexOf('.');
+        return dot < 0 ? "" : runId.substring(dot + 1) + ": ";
     }
 
     /**
@@ -232,21 +304,33 @@ public class TrainingController {
         Optional<RunRecord> existing = runs.record(jobId);
         String why =
                 cancel.getReason().isBlank() ? "cancelled" : "cancelled: " + cancel.getReason();
+        Optional<List<String>> compared = runs.comparison(jobId);
+        if (existing.isEmpty() && compared.isPresent()) {
+            for (String method : compared.get()) {
+                String runId = RunStore.comparisonRunId(jobId, method);
+                runs.record(runId).ifPresent(r -> cancelRun(r, why));
+            }
+            return;
+        }
         if (existing.isEmpty()) {
             runs.save(new RunRecord(jobId, 0, RunStatus.CANCELLED, why, Instant.now()));
             LOG.infof("job cancelled before its training was queued; it will not be trained");
             statusChanged(jobId, JobStatus.JOB_STATUS_CANCELLED, why + " before training started");
             return;
         }
-        RunRecord record = existing.get();
+        cancelRun(existing.get(), why);
+    }
+
+    private void cancelRun(RunRecord record, String why) {
+        String runId = record.jobId();
         if (record.status().terminal()) {
-            LOG.infof("cancel ignored: training already %s", record.status());
+            LOG.infof("cancel ignored: %straining already %s", about(runId), record.status());
             return;
         }
         runs.save(record.with(RunStatus.CANCELLING, why));
-        LOG.infof("cancelling attempt %d (%s)", record.attempt(), why);
-        if (!launcher.cancel(request(runs.input(jobId), record.attempt()))) {
-            cancelled(runs.record(jobId).orElseThrow());
+        LOG.infof("cancelling %sattempt %d (%s)", about(runId), record.attempt(), why);
+        if (!launcher.cancel(request(runId, runs.input(runId), record.attempt()))) {
+            cancelled(runs.record(runId).orElseThrow());
         }
     }
 
@@ -268,9 +352,10 @@ public class TrainingController {
                     runs.save(record.with(RunStatus.RUNNING, "running"));
                     metrics.track(runs.record(key.jobId()).orElseThrow());
                     statusChanged(
-                            key.jobId(),
+                            jobOf(key.jobId()),
                             JobStatus.JOB_STATUS_TRAINING,
-                            "training, attempt "
+                            about(key.jobId())
+                                    + "training, attempt "
                                     + key.attempt()
                                     + " on the "
                                     + config.executor().name().toLowerCase(Locale.ROOT)
@@ -303,9 +388,9 @@ public class TrainingController {
             runs.save(record.with(RunStatus.QUEUED, waiting.detail()));
             LOG.infof("attempt %d %s", record.attempt(), waiting.detail());
             statusChanged(
-                    record.jobId(),
+                    jobOf(record.jobId()),
                     JobStatus.JOB_STATUS_TRAINING,
-                    "attempt " + record.attempt() + " " + waiting.detail());
+                    about(record.jobId()) + "attempt " + record.attempt() + " " + waiting.detail());
         } else if (record.status() == RunStatus.RUNNING) {
             preempted(
                     record,
@@ -328,20 +413,36 @@ public class TrainingController {
             return;
         }
         DatasetPrepared input = runs.input(record.jobId());
-        TrainingCompleted event =
+        TrainingCompleted.Builder completedRun =
                 result.get().toBuilder()
-                        .setJobId(record.jobId())
+                        .setJobId(input.getJobId())
                         .setJob(input.getJob())
                         .setDataset(input)
-                        .setRunId(record.key().runId())
-                        .build();
+                        .setRunId(record.key().runId());
+        if (!input.getJobId().equals(record.jobId())) {
+            completedRun
+                    .setComparedMethod(record.jobId().substring(input.getJobId().length() + 1))
+                    .addAllComparedMethods(
+                            runs.comparison(input.getJobId())
+                                    .orElseThrow(
+                                            () ->
+                                                    new IllegalStateException(
+                                                            "runs/"
+                                                                    + input.getJobId()
+                                                                    + "/comparison.json is"
+                                                                    + " missing")));
+        }
+        TrainingCompleted event = completedRun.build();
         publisher.sendAndWait(completed, event);
         runs.save(record.with(RunStatus.SUCCEEDED, "succeeded"));
         forget(record.jobId());
         metrics.finished(record.jobId());
         LOG.infof(
-                "training finished: %d steps, final loss %.4f, model %s",
-                event.getSteps(), event.getFinalLoss(), event.getModel().getUri());
+                "%straining finished: %d steps, final loss %.4f, model %s",
+                about(record.jobId()),
+                event.getSteps(),
+                event.getFinalLoss(),
+                event.getModel().getUri());
     }
 
     private void failed(RunRecord record, RunState.Failed failure) {
@@ -356,9 +457,10 @@ public class TrainingController {
             runs.save(next);
             metrics.track(next);
             statusChanged(
-                    record.jobId(),
+                    jobOf(record.jobId()),
                     JobStatus.JOB_STATUS_TRAINING,
-                    "attempt "
+                    about(record.jobId())
+                            + "attempt "
                             + record.attempt()
                             + " failed ("
                             + firstLine(failure.reason())
@@ -373,7 +475,7 @@ public class TrainingController {
                                             + "; "
                                             + record.preemptions()
                                             + " preemption(s) not counted)"));
-            launcher.start(request(runs.input(record.jobId()), next.attempt()));
+            launcher.start(request(record.jobId(), runs.input(record.jobId()), next.attempt()));
             return;
         }
         String message =
@@ -415,9 +517,10 @@ public class TrainingController {
         metrics.track(next);
         LOG.infof("attempt %d preempted (%s); resuming", record.attempt(), firstLine(reason));
         statusChanged(
-                record.jobId(),
+                jobOf(record.jobId()),
                 JobStatus.JOB_STATUS_TRAINING,
-                "attempt "
+                about(record.jobId())
+                        + "attempt "
                         + record.attempt()
                         + " preempted ("
                         + firstLine(reason)
@@ -426,38 +529,63 @@ public class TrainingController {
                         + " (preemption "
                         + next.preemptions()
                         + "; not counted as a failure)");
-        launcher.start(request(runs.input(record.jobId()), next.attempt()));
+        launcher.start(request(record.jobId(), runs.input(record.jobId()), next.attempt()));
     }
 
     private void cancelled(RunRecord record) {
         runs.save(record.with(RunStatus.CANCELLED, record.reason()));
         forget(record.jobId());
         metrics.finished(record.jobId());
+        if (SIBLING_FAILED.equals(record.reason())) {
+            return; // the job failed already; a CANCELLED now would overwrite that
+        }
         statusChanged(
-                record.jobId(),
+                jobOf(record.jobId()),
                 JobStatus.JOB_STATUS_CANCELLED,
-                record.reason() + "; the run's files are kept in runs/" + record.jobId() + "/");
+                about(record.jobId())
+                        + record.reason()
+                        + "; the run's files are kept in runs/"
+                        + record.jobId()
+                        + "/");
+    }
+
+    /**
+     * One method of a comparison failed, so the job has: the other methods' runs are stopped
+     * instead of training on for a comparison that cannot be completed.
+     */
+    private void stopOtherMethods(String failedRun) {
+        String jobId = jobOf(failedRun);
+        if (jobId.equals(failedRun)) {
+            return;
+        }
+        for (String method : runs.comparison(jobId).orElse(List.of())) {
+            String runId = RunStore.comparisonRunId(jobId, method);
+            if (!runId.equals(failedRun)) {
+                runs.record(runId).ifPresent(r -> cancelRun(r, SIBLING_FAILED));
+            }
+        }
     }
 
     private void fail(RunRecord record, String code, String message) {
         runs.save(record.with(RunStatus.FAILED, message));
         forget(record.jobId());
         metrics.finished(record.jobId());
-        LOG.warnf("training failed: %s", message);
+        LOG.warnf("%straining failed: %s", about(record.jobId()), message);
         publisher.sendAndWait(
                 status,
                 JobFailed.newBuilder()
-                        .setJobId(record.jobId())
+                        .setJobId(jobOf(record.jobId()))
                         .setStage(Stage.STAGE_TRAINING)
                         .setErrorCode(code)
-                        .setMessage(message)
+                        .setMessage(about(record.jobId()) + message)
                         .setRetriable(!ERROR_NO_WORKER.equals(code))
                         .setFailedAt(Timestamps.now())
                         .build());
+        stopOtherMethods(record.jobId());
     }
 
     private void recover(RunRecord record) {
-        RunRequest request = request(runs.input(record.jobId()), record.attempt());
+        RunRequest request = request(record.jobId(), runs.input(record.jobId()), record.attempt());
         if (record.status() == RunStatus.CANCELLING) {
             launcher.cancel(request);
             cancelled(record);
@@ -477,16 +605,19 @@ public class TrainingController {
             // A preemption of the run, not a failure of it.
             RunRecord next = record.resumedAfterPreemption("the training controller restarted");
             runs.save(next);
-            launcher.start(request(runs.input(record.jobId()), next.attempt()));
+            launcher.start(request(record.jobId(), runs.input(record.jobId()), next.attempt()));
             return;
         }
         onRunState(record.key(), state);
     }
 
-    static RunRequest request(DatasetPrepared prepared, int attempt) {
+    /**
+     * @param runId the job's id, or for one method of a comparison {@code <job>.<method>}
+     */
+    static RunRequest request(String runId, DatasetPrepared prepared, int attempt) {
         Resources r = prepared.getJob().getResources();
         return new RunRequest(
-                prepared.getJobId(),
+                runId,
                 attempt,
                 r.getGpus(),
                 r.getCpu().isBlank() ? Optional.empty() : Optional.of(r.getCpu()),

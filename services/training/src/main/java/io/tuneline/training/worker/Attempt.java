@@ -42,6 +42,7 @@ final class Attempt implements TrainingListener {
     private final ArtifactStore store;
     private final ProgressSink progress;
     private final String jobId;
+    private final String eventJobId;
     private final int attempt;
     private final String runId;
     private final EngineRuntime runtime;
@@ -52,18 +53,23 @@ final class Attempt implements TrainingListener {
     private long lastSent;
 
     /**
+     * @param jobId the run's own id under {@code runs/}: the job's, or for one method of a
+     *     comparison {@code <job>.<method>}
+     * @param eventJobId the job the run belongs to, the key of its progress events
      * @param started when the attempt began (System.currentTimeMillis), for its duration
      */
     Attempt(
             ArtifactStore store,
             ProgressSink progress,
             String jobId,
+            String eventJobId,
             int attempt,
             EngineRuntime runtime,
             long started) {
         this.store = store;
         this.progress = progress;
         this.jobId = jobId;
+        this.eventJobId = eventJobId;
         this.attempt = attempt;
         this.runId = jobId + "-a" + attempt;
         this.runtime = runtime;
@@ -108,7 +114,7 @@ final class Attempt implements TrainingListener {
                 || r.step() == r.totalSteps()
                 || r.validationLoss().isPresent()) {
             lastSent = now;
-            progress.publish(progress(jobId, runId, r, runtime));
+            progress.publish(progress(eventJobId, runId, r, runtime));
         }
     }
 
@@ -212,7 +218,7 @@ final class Attempt implements TrainingListener {
         outcome.validationLoss().ifPresent(completed::setFinalValidationLoss);
         TrainingCompleted result =
                 completed
-                        .setJobId(jobId)
+                        .setJobId(eventJobId)
                         .setRunId(runId)
                         .setModel(
                                 ArtifactRef.newBuilder()
@@ -233,7 +239,7 @@ final class Attempt implements TrainingListener {
                         .setTokensPerSecond(last == null ? 0 : last.tokensPerSecond())
                         .setCompletedAt(Timestamps.now())
                         .build();
-        new RunStore(store).writeResult(result);
+        new RunStore(store).writeResult(jobId, result);
         return result;
     }
 

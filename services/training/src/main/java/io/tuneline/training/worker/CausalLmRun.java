@@ -117,7 +117,9 @@ public final class CausalLmRun {
                             text -> tokenIds(baseDir, text));
             ParameterCounts counts = method.apply(lm, model.getNDManager());
 
-            Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
+            Attempt run =
+                    new Attempt(
+                            store, progress, jobId, input.getJobId(), attempt, runtime, started);
             run.applyPrecision(job.getHyperparameters(), lm);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);

@@ -171,7 +171,9 @@ public final class ClassificationRun {
                             JobSettings.tokenIds(tokenizer));
             ParameterCounts counts = method.apply(classifier, model.getNDManager());
 
-            Attempt run = new Attempt(store, progress, jobId, attempt, runtime, started);
+            Attempt run =
+                    new Attempt(
+                            store, progress, jobId, input.getJobId(), attempt, runtime, started);
             run.applyPrecision(job.getHyperparameters(), classifier);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);

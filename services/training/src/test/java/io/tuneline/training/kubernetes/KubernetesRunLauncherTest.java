@@ -154,6 +154,19 @@ class KubernetesRunLauncherTest {
     }
 
     @Test
+    void aComparisonMethodsRunGetsADnsLabelNameAndIsFollowedByIt() {
+        RunRequest lora = run("cmp-1.lora", 1, 1);
+        // Pods take their hostnames from the Job's name, which must not have the run id's ".".
+        assertThat(TrainingJobFactory.jobName(lora)).isEqualTo("tl-cmp-1-lora-a1");
+        launcher.launch(lora);
+        pod("tl-cmp-1-lora-a1", "terminated", "OOMKilled", 137);
+        assertThat(launcher.state(lora))
+                .isInstanceOfSatisfying(
+                        RunState.Failed.class,
+                        f -> assertThat(f.reason()).contains("ran out of memory"));
+    }
+
+    @Test
     void podFailuresBecomeReasonsAUserCanActOn() {
         launcher.launch(run("oom", 1, 1));
         pod("tl-oom-a1", "terminated", "OOMKilled", 137);

@@ -24,6 +24,7 @@ public final class FakeWorker {
             System.out.flush();
             Runtime.getRuntime().halt(TrainingWorker.EXIT_STOPPED);
         }
+        boolean failingMethod = jobId.startsWith("cmpfail-") && jobId.endsWith(".lora");
         if (jobId.startsWith("ok-")
                 || (jobId.startsWith("flaky-") && attempt > 1)
                 || jobId.startsWith("preempt-")) {
@@ -47,7 +48,7 @@ public final class FakeWorker {
             System.out.flush();
             Runtime.getRuntime().halt(1);
         }
-        if (jobId.startsWith("diverge-")) {
+        if (jobId.startsWith("diverge-") || failingMethod) {
             System.out.println("step 1");
             // The native library's noise and the stack trace go to the log; the cause, alone, to
             // the termination file, as the real worker does.

@@ -411,6 +411,164 @@ class TrainingFlowTest {
         assertThat(completed.stream().filter(r -> "ok-once-1".equals(r.key()))).hasSize(1);
     }
 
+    @Test
+    void aComparisonTrainsOneRunPerMethodWithTheSameDataAndSeedAndNamesEach() {
+        DatasetPrepared prepared = comparison("ok-compare-1");
+        publish(Topics.DATASETS_PREPARED, prepared);
+
+        List<TrainingCompleted> done =
+                kafka
+                        .readUntil(
+                                Topics.TRAINING_COMPLETED,
+                                rs -> completedOf(rs, "ok-compare-1").size() == 3,
+                                WAIT)
+                        .stream()
+                        .filter(r -> "ok-compare-1".equals(r.key()))
+                        .map(r -> CODEC.decode(r, TrainingCompleted.getDefaultInstance()).payload())
+                        .toList();
+        assertThat(done)
+                .extracting(TrainingCompleted::getComparedMethod)
+                .containsExactlyInAnyOrder("full", "lora", "prefix");
+        for (TrainingCompleted run : done) {
+            String method = run.getComparedMethod();
+            assertThat(run.getJobId()).isEqualTo("ok-compare-1");
+            assertThat(run.getRunId()).isEqualTo("ok-compare-1." + method + "-a1");
+            assertThat(run.getComparedMethodsList()).containsExactly("full", "lora", "prefix");
+            assertThat(run.getModel().getUri())
+                    .isEqualTo(
+                            "s3://tuneline-test/runs/ok-compare-1."
+                                    + method
+                                    + "/model/model.safetensors");
+            // The job each run trained: its own method, everything else as submitted.
+            assertThat(run.getJob().getCompareMethodsCount()).isZero();
+            assertThat(io.tuneline.common.job.ComparedMethods.kindName(run.getJob().getMethod()))
+                    .isEqualTo(method);
+            assertThat(run.getJob().getHyperparameters())
+                    .isEqualTo(prepared.getJob().getHyperparameters());
+            assertThat(run.getDataset().getTrain()).isEqualTo(prepared.getTrain());
+        }
+        assertThat(statuses("ok-compare-1"))
+                .extracting(JobStatusChanged::getMessage)
+                .contains(
+                        "queued for training: 3 methods compared (full, lora, prefix) on the same"
+                                + " data, splits, seed and steps");
+
+        // Redelivered: no method is trained a second time.
+        publish(Topics.DATASETS_PREPARED, prepared);
+        publishPrepared("ok-after-compare-1");
+        awaitEvent(
+                Topics.TRAINING_COMPLETED, "ok-after-compare-1", "tuneline.v1.TrainingCompleted");
+        assertThat(
+                        completedOf(
+                                kafka.readUntil(
+                                        Topics.TRAINING_COMPLETED,
+                                        rs -> true,
+                                        Duration.ofSeconds(2)),
+                                "ok-compare-1"))
+                .hasSize(3);
+    }
+
+    @Test
+    void aMethodThatFailsFailsTheComparisonNamingItAndStopsTheOtherMethods() {
+        publish(Topics.DATASETS_PREPARED, comparison("cmpfail-1"));
+
+        JobFailed failed =
+                CODEC.decode(
+                                awaitEvent(
+                                        Topics.JOBS_STATUS, "cmpfail-1", "tuneline.v1.JobFailed"),
+                                JobFailed.getDefaultInstance())
+                        .payload();
+        assertThat(failed.getMessage()).startsWith("lora: training failed: ");
+        RunStore runs = new RunStore(store);
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () -> {
+                            assertThat(runs.record("cmpfail-1.full").orElseThrow().status())
+                                    .isEqualTo(RunStatus.CANCELLED);
+                            assertThat(runs.record("cmpfail-1.prefix").orElseThrow().status())
+                                    .isEqualTo(RunStatus.CANCELLED);
+                        });
+        // The job reads FAILED: stopping the others says nothing that would overwrite it.
+        assertThat(statuses("cmpfail-1"))
+                .extracting(JobStatusChanged::getStatus)
+                .doesNotContain(JobStatus.JOB_STATUS_CANCELLED);
+    }
+
+    @Test
+    void cancellingAComparisonStopsEveryMethodRunningOrQueued() {
+        publish(Topics.DATASETS_PREPARED, comparison("hang-compare-1"));
+        // Two slots: full and lora run, prefix waits for one.
+        await().atMost(WAIT)
+                .until(
+                        () ->
+                                statuses("hang-compare-1").stream()
+                                                .filter(
+                                                        s ->
+                                                                s.getMessage()
+                                                                        .matches(
+                                                                                "(full|lora):"
+                                                                                        + " training,"
+                                                                                        + " attempt 1.*"))
+                                                .count()
+                                        == 2);
+
+        publish(
+                Topics.JOBS_CONTROL,
+                CancelJob.newBuilder().setJobId("hang-compare-1").setReason("enough").build());
+
+        RunStore runs = new RunStore(store);
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () -> {
+                            for (String method : List.of("full", "lora", "prefix")) {
+                                assertThat(
+                                                runs.record("hang-compare-1." + method)
+                                                        .orElseThrow()
+                                                        .status())
+                                        .as(method)
+                                        .isEqualTo(RunStatus.CANCELLED);
+                            }
+                        });
+        assertThat(statuses("hang-compare-1"))
+                .filteredOn(s -> s.getStatus() == JobStatus.JOB_STATUS_CANCELLED)
+                .extracting(JobStatusChanged::getMessage)
+                .contains(
+                        "lora: cancelled: enough; the run's files are kept in"
+                                + " runs/hang-compare-1.lora/");
+    }
+
+    private static List<ConsumerRecord<String, byte[]>> completedOf(
+            List<ConsumerRecord<String, byte[]>> records, String jobId) {
+        return records.stream().filter(r -> jobId.equals(r.key())).toList();
+    }
+
+    private static DatasetPrepared comparison(String jobId) {
+        DatasetPrepared plain = prepared(jobId);
+        return plain.toBuilder()
+                .setJob(
+                        plain.getJob().toBuilder()
+                                .setHyperparameters(
+                                        io.tuneline.proto.v1.Hyperparameters.newBuilder()
+                                                .setSeed(7)
+                                                .setMaxSteps(3))
+                                .addCompareMethods(
+                                        io.tuneline.proto.v1.MethodSpec.newBuilder()
+                                                .setFull(
+                                                        io.tuneline.proto.v1.FullFineTuning
+                                                                .getDefaultInstance()))
+                                .addCompareMethods(
+                                        io.tuneline.proto.v1.MethodSpec.newBuilder()
+                                                .setLora(
+                                                        io.tuneline.proto.v1.LoraParams
+                                                                .newBuilder()))
+                                .addCompareMethods(
+                                        io.tuneline.proto.v1.MethodSpec.newBuilder()
+                                                .setPrefix(
+                                                        io.tuneline.proto.v1.PrefixTuningParams
+                                                                .newBuilder())))
+                .build();
+    }
+
     private void publishPrepared(String jobId) {
         publish(Topics.DATASETS_PREPARED, prepared(jobId));
     }

@@ -98,6 +98,36 @@ class ClassificationRunTest {
     }
 
     @Test
+    void aComparisonMethodsRunWritesUnderItsRunIdAndReportsUnderTheJob() throws Exception {
+        DatasetPrepared prepared =
+                prepare(
+                        "cmp-run-1",
+                        MethodSpec.newBuilder()
+                                .setLora(LoraParams.newBuilder().setRank(4))
+                                .build());
+        RunStore runs = new RunStore(store);
+        runs.writeInput(RunStore.comparisonRunId("cmp-run-1", "lora"), prepared);
+        List<TrainingProgress> progress = new CopyOnWriteArrayList<>();
+
+        TrainingCompleted result =
+                new ClassificationRun(store, progress::add, scratch).run("cmp-run-1.lora", 1);
+
+        assertThat(runs.result("cmp-run-1.lora")).contains(result);
+        assertThat(runs.result("cmp-run-1")).isEmpty();
+        assertThat(result.getJobId()).isEqualTo("cmp-run-1");
+        assertThat(result.getModel().getUri())
+                .isEqualTo("s3://tuneline/runs/cmp-run-1.lora/model/");
+        assertThat(progress)
+                .isNotEmpty()
+                .allSatisfy(
+                        p -> {
+                            assertThat(p.getJobId()).isEqualTo("cmp-run-1");
+                            assertThat(p.getRunId()).isEqualTo("cmp-run-1.lora-a1");
+                        });
+        assertThat(store.exists(store.uri("runs/cmp-run-1.lora/metrics.jsonl"))).isTrue();
+    }
+
+    @Test
     void aLoraRunWritesTheModelTheAdapterAndTheResultAndReportsProgress() throws Exception {
         prepare(
                 "lora-run-1",
