@@ -302,13 +302,32 @@ class PlatformEndToEndTest {
     /**
      * A method that cannot be merged, from its example file as a user submits it: the worker writes
      * the base, the method's state and PEFT's adapter; evaluation rebuilds base + method and scores
-     * it above the untuned model; the registry offers every file for download.
+     * it above the untuned model; the registry offers every file for download. The job also asks
+     * for the real-scenario test: the run, still unregistered, is loaded into the serving service
+     * that test 4 started and the test split is replayed through {@code /classify}; every served
+     * label must equal the offline evaluation's (the gate requires it).
      */
     @Test
     @Order(6)
     void theExamplePromptTuningJobIsTrainedEvaluatedAndRegisteredAsBasePlusMethod()
             throws Exception {
-        String jobId = submitExample("sentiment-prompt.json");
+        ObjectNode example =
+                (ObjectNode)
+                        LocalStack.JSON.readTree(
+                                root.resolve("examples/sentiment-prompt.json").toFile());
+        ObjectNode evaluation =
+                example.has("evaluation")
+                        ? (ObjectNode) example.get("evaluation")
+                        : example.putObject("evaluation");
+        evaluation
+                .putObject("scenario")
+                .put("max_requests", 16)
+                .put("concurrency", 4)
+                .put("max_error_rate", 0.0001)
+                .put("min_agreement", 1.0);
+        Path file = Files.createTempFile("sentiment-prompt-scenario", ".json");
+        LocalStack.JSON.writeValue(file.toFile(), example);
+        String jobId = submitFile(file);
 
         JsonNode job = awaitTerminal(jobId);
         assertThat(job.path("status").asText()).as(job.toString()).isEqualTo("SUCCEEDED");
@@ -330,6 +349,22 @@ class PlatformEndToEndTest {
                         "model/tuneline_method.safetensors",
                         "model/adapter/adapter_config.json",
                         "model/adapter/adapter_model.safetensors");
+        JsonNode scenario = v.path("metrics").path("scenario");
+        assertThat(scenario.path("requests").asLong()).as(v.toString()).isEqualTo(16);
+        assertThat(scenario.path("errors").asLong()).as(scenario.toString()).isZero();
+        assertThat(scenario.path("agreement").asDouble()).as(scenario.toString()).isEqualTo(1.0);
+        assertThat(scenario.path("p95_ms").asDouble()).isGreaterThan(0);
+        assertThat(scenario.path("model").asText()).endsWith(":candidate");
+        // The candidate was unloaded once the scenario ended.
+        assertThat(get8085("/v1/models").toString()).doesNotContain(":candidate");
+    }
+
+    private JsonNode get8085(String path) throws Exception {
+        HttpResponse<String> r =
+                http.send(
+                        HttpRequest.newBuilder(URI.create("http://127.0.0.1:8085" + path)).build(),
+                        HttpResponse.BodyHandlers.ofString());
+        return LocalStack.JSON.readTree(r.body());
     }
 
     /**
@@ -411,9 +446,11 @@ class PlatformEndToEndTest {
 
     /** Submits {@code examples/<file>} with {@code ./platform submit --new-id}; its job id. */
     private String submitExample(String file) throws Exception {
-        LocalStack.Result submitted =
-                LocalStack.platform(
-                        "submit", root.resolve("examples/" + file).toString(), "--new-id");
+        return submitFile(root.resolve("examples/" + file));
+    }
+
+    private String submitFile(Path file) throws Exception {
+        LocalStack.Result submitted = LocalStack.platform("submit", file.toString(), "--new-id");
         assertThat(submitted.exit()).as(submitted.output()).isZero();
         Matcher id = Pattern.compile("submitted job (\\S+)").matcher(submitted.output());
         assertThat(id.find()).as(submitted.output()).isTrue();

@@ -206,6 +206,18 @@ class ChartTest {
                                 + registry.path("spec").path("ports").get(0).path("port").asInt());
         assertThat(config.path("TUNELINE_SERVING_PRELOAD").asText())
                 .isEqualTo("sentiment:production,support-llama:3");
+        // Evaluation's scenario stage replays requests against this release's serving Service.
+        JsonNode serving = Chart.find(docs, "Service", "tl-tuneline-serving");
+        assertThat(
+                        Chart.find(docs, "ConfigMap", "tl-tuneline-evaluation")
+                                .path("data")
+                                .path("SERVING_URL")
+                                .asText())
+                .isEqualTo(
+                        "http://"
+                                + serving.path("metadata").path("name").asText()
+                                + ":"
+                                + serving.path("spec").path("ports").get(0).path("port").asInt());
         assertThat(config.path("TUNELINE_SERVING_BATCH_MAX_SIZE").asText()).isEqualTo("16");
         assertThat(config.path("TUNELINE_SERVING_BATCH_MAX_WAIT").asText()).isEqualTo("10ms");
         assertThat(config.path("TUNELINE_SERVING_LIMITS_MAX_QUEUED").asText()).isEqualTo("128");
