@@ -10,6 +10,7 @@ import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.quant.Nf4Loading;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -109,6 +110,32 @@ public record PretrainedModel(
         OnnxGraph graph = onnx();
         int n = BertOnnxImport.load(graph, classifier.encoder());
         return pooler.isPresent() ? n + BertOnnxImport.loadPooler(graph, pooler.get()) : n;
+    }
+
+    /**
+     * QLoRA's streaming load for a classifier: before {@code classifier} is initialized, holds each
+     * linear weight of the base that {@code nf4} selects in NF4, read from a directory's {@code
+     * model.safetensors} ({@link BertCheckpoint#quantizeFromFile}) or a built-in model's ONNX file
+     * ({@link BertOnnxImport#quantize}), so initializing the classifier never allocates their
+     * float32 copies; {@link #loadInto(SequenceClassifier)} then loads the rest. The NF4 bytes are
+     * those of quantizing after a full load. (The ONNX file itself, a built-in model's weights in
+     * float32, is read into the heap for the load either way.)
+     *
+     * @throws IllegalStateException when {@code classifier} is initialized already
+     */
+    public void holdInNf4(SequenceClassifier classifier, Nf4Loading nf4) throws IOException {
+        config();
+        if (classifier.isInitialized()) {
+            throw new IllegalStateException(
+                    "hold the base in NF4 before the classifier is initialized: initializing it"
+                            + " allocates the float32 weights the streaming load avoids");
+        }
+        if (directory.isPresent()) {
+            BertCheckpoint.quantizeFromFile(
+                    directory.get().resolve("model.safetensors"), classifier.linears(), nf4);
+        } else {
+            BertOnnxImport.quantize(onnx(), classifier.linears(), nf4);
+        }
     }
 
     /**

@@ -12,10 +12,12 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
+import io.tuneline.engine.quant.Nf4Loading;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassificationLoss;
@@ -157,6 +159,12 @@ public final class ClassificationRun {
             // The head and the LoRA matrices start random: seeding the engine first makes the
             // same job train the same model, run after run.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
+            // QLoRA: the base's linear weights go to NF4 as they are read, so initializing the
+            // classifier never allocates them in fp32.
+            Optional<Nf4Loading> nf4 = JobMethods.nf4Loading(job.getMethod());
+            if (nf4.isPresent()) {
+                base.holdInNf4(classifier, nf4.get());
+            }
             classifier.initialize(
                     model.getNDManager(),
                     DataType.FLOAT32,
