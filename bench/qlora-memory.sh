@@ -12,7 +12,8 @@
 # The held-out loss of each base (fp32, NF4, NF4 without double quantization) is taken in runs of
 # its own (base-loss:MODE), since a first evaluation pass leaves libtorch holding memory that would
 # hide the training runs' peaks. JVM limits: -Xmx512m -XX:MaxDirectMemorySize=128m for the Llama
-# model, 768m / 256m for GPT-2 (its 154 MB embedding is copied through both), the same in every
+# model, 768m / 512m for GPT-2 (its 154 MB embedding passes through the heap and twice through
+# direct buffers: the file channel's temporary one and the native copy's), the same in every
 # mode of a model.
 # Usage: bench/qlora-memory.sh [STEPS] [MODES...]   (STEPS defaults to 6; MODES to lora qlora
 #        qlora-nodq qlora-nockpt base-loss:lora base-loss:qlora base-loss:qlora-nodq; lora-ckpt
@@ -44,8 +45,8 @@ for mode in "${MODES[@]}"; do
     dir="$GPT2_DIR"
     # The writer holds the whole checkpoint (496 MB of floats) before it writes; loading copies
     # the 154 MB embedding through the heap and a direct buffer.
-    [[ -f "$dir/config.json" ]] || HEAP=3g run write-gpt2 "$dir"
-    export HEAP=768m DIRECT=256m
+    [[ -f "$dir/config.json" ]] || HEAP=3g DIRECT=1g run write-gpt2 "$dir"
+    export HEAP=768m DIRECT=512m
   else
     export HEAP=512m DIRECT=128m
     [[ -f "$dir/config.json" ]] || run write "$dir"
