@@ -6,7 +6,8 @@
 # per mode, each mode in its own JVM so that each peak belongs to one run. Same data (byte-level
 # ids of examples/data/debian-sections.jsonl), seed and steps in every mode. Prints `uptime` before
 # each run (the machine may be shared) and one JSON line per run.
-# A mode is MODE (the Llama model) or gpt2:MODE. MODE `speed` is the tokens/s ratio: LoRA and QLoRA
+# A mode is MODE (the Llama model), gpt2:MODE, or minilm:lora|qlora|speed (the built-in MiniLM-L6
+# classifier, QloraClassifierMemory: batches of 8 texts of 64 tokens). MODE `speed` is the tokens/s ratio: LoRA and QLoRA
 # loaded in one JVM, one step of each in turn for PAIRS pairs (default 7), the median of the
 # per-pair ratios; the other modes' tokens/s come from separate JVMs and are only indicative.
 # The held-out loss of each base (fp32, NF4, NF4 without double quantization) is taken in runs of
@@ -36,10 +37,18 @@ run() {
   java -Xmx"${HEAP:-512m}" -XX:MaxDirectMemorySize="${DIRECT:-128m}" -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl" \
     -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 \
     -cp "$ROOT/services/engine/target/classes:$(cat "$OUT/classpath.txt")" \
-    io.tuneline.engine.bench.QloraMemory "$@"
+    "io.tuneline.engine.bench.${CLASS:-QloraMemory}" "$@"
 }
 for mode in "${MODES[@]}"; do
   dir="$DIR"
+  if [[ "$mode" == minilm:* ]]; then
+    mode="${mode#minilm:}"
+    steps="$STEPS"
+    [[ "$mode" == speed ]] && steps="$PAIRS"
+    echo "# $(uptime)"
+    HEAP=768m DIRECT=256m CLASS=QloraClassifierMemory run "$mode" "$ROOT/examples/data/debian-sections.jsonl" "$steps" 2> /dev/null | grep '^{'
+    continue
+  fi
   if [[ "$mode" == gpt2:* ]]; then
     mode="${mode#gpt2:}"
     dir="$GPT2_DIR"

@@ -111,6 +111,7 @@ public final class QloraMemory {
             double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
             long rssAfterLoad = rssMb("VmRSS:");
             long hwmAfterLoad = rssMb("VmHWM:");
+            long rssAfterLoadGc = rssAfterGc();
             CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
             Engine.getInstance().setRandomSeed(42);
             method.apply(lm, model.getNDManager());
@@ -162,11 +163,13 @@ public final class QloraMemory {
                             r -> losses.add(r.loss()));
             double seconds = (System.nanoTime() - start) / 1e9;
             long trainingPeak = rssMb("VmHWM:");
+            long rssAfterTrainingGc = rssAfterGc();
             double tunedLoss = CausalLmTrainer.validationLoss(model, lm, heldOut, maxLength);
             System.out.printf(
                     Locale.ROOT,
                     "{\"mode\":\"%s\",\"activation_checkpointing\":%b,\"linear_weight_elements\":%d,"
                             + "\"linear_weight_bytes\":%d,\"load_s\":%.1f,\"rss_after_load_mb\":%d,"
+                            + "\"rss_after_load_gc_mb\":%d,\"rss_after_training_gc_mb\":%d,"
                             + "\"peak_rss_after_load_mb\":%d,\"peak_rss_after_apply_mb\":%d,\"peak_rss_after_training_mb\":%d,\"peak_rss_mb\":%d,\"steps\":%d,"
                             + "\"tokens_per_second\":%.1f,"
                             + "\"held_out_loss_tuned\":%.4f,\"last_train_loss\":%.4f}%n",
@@ -176,6 +179,8 @@ public final class QloraMemory {
                     linearBytes,
                     loadSeconds,
                     rssAfterLoad,
+                    rssAfterLoadGc,
+                    rssAfterTrainingGc,
                     hwmAfterLoad,
                     hwmAfterApply,
                     trainingPeak,
@@ -308,6 +313,15 @@ public final class QloraMemory {
             out.add(LmExample.of(ids));
         }
         return out;
+    }
+
+    /**
+     * VmRSS in MiB after a full collection: the resident set without the garbage the load left in
+     * the heap (G1 gives the freed heap back after a full GC), which the peak (VmHWM) still counts.
+     */
+    static long rssAfterGc() throws IOException {
+        System.gc();
+        return rssMb("VmRSS:");
     }
 
     /** A line of /proc/self/status in MiB. */

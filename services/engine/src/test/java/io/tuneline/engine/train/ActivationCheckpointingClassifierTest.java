@@ -130,9 +130,15 @@ class ActivationCheckpointingClassifierTest {
         // Too late once the classifier is initialized: its float32 weights exist already.
         try (Model model = Model.newInstance("late", runtime.device())) {
             SequenceClassifier c = load(model, tiny, ClassifierHead.MEAN, 0f, Optional.empty());
-            assertThatThrownBy(() -> tiny.holdInNf4(c, qlora.loading()))
+            assertThatThrownBy(
+                            () ->
+                                    tiny.initializeAndLoad(
+                                            c,
+                                            model.getNDManager(),
+                                            8,
+                                            Optional.of(qlora.loading())))
                     .isInstanceOf(IllegalStateException.class)
-                    .hasMessageContaining("before the classifier is initialized");
+                    .hasMessageContaining("the classifier is initialized already");
         }
     }
 
@@ -196,11 +202,7 @@ class ActivationCheckpointingClassifierTest {
             throws Exception {
         SequenceClassifier c =
                 new SequenceClassifier(new BertEncoder(config), 2, config.hiddenDropout(), head);
-        if (nf4.isPresent()) {
-            base.holdInNf4(c, nf4.get());
-        }
-        c.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 8), new Shape(1, 8));
-        base.loadInto(c);
+        base.initializeAndLoad(c, model.getNDManager(), 8, nf4);
         model.setBlock(c);
         return c;
     }

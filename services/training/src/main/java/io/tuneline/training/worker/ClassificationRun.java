@@ -2,8 +2,6 @@ package io.tuneline.training.worker;
 
 import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.common.store.ArtifactStore;
@@ -17,7 +15,6 @@ import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
-import io.tuneline.engine.quant.Nf4Loading;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.Checkpointing;
 import io.tuneline.engine.train.ClassificationLoss;
@@ -161,16 +158,11 @@ public final class ClassificationRun {
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             // QLoRA: the base's linear weights go to NF4 as they are read, so initializing the
             // classifier never allocates them in fp32.
-            Optional<Nf4Loading> nf4 = JobMethods.nf4Loading(job.getMethod());
-            if (nf4.isPresent()) {
-                base.holdInNf4(classifier, nf4.get());
-            }
-            classifier.initialize(
+            base.initializeAndLoad(
+                    classifier,
                     model.getNDManager(),
-                    DataType.FLOAT32,
-                    new Shape(1, settings.maxSeqLength()),
-                    new Shape(1, settings.maxSeqLength()));
-            base.loadInto(classifier);
+                    settings.maxSeqLength(),
+                    JobMethods.nf4Loading(job.getMethod()));
             model.setBlock(classifier);
             FineTuningMethod method =
                     JobSettings.method(
