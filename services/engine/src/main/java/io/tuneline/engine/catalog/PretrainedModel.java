@@ -1,5 +1,8 @@
 package io.tuneline.engine.catalog;
 
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import io.tuneline.engine.io.onnx.OnnxGraph;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -10,6 +13,7 @@ import io.tuneline.engine.model.bert.BertOnnxImport;
 import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.quant.Nf4Loading;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -106,9 +110,58 @@ public record PretrainedModel(
             int n = BertCheckpoint.loadWeights(file, classifier.encoder());
             return pooler.isPresent() ? n + BertCheckpoint.loadPooler(file, pooler.get()) : n;
         }
-        OnnxGraph graph = onnx();
+        return loadInto(onnx(), classifier);
+    }
+
+    private static int loadInto(OnnxGraph graph, SequenceClassifier classifier) {
+        Optional<Dense> pooler = classifier.pooler();
         int n = BertOnnxImport.load(graph, classifier.encoder());
         return pooler.isPresent() ? n + BertOnnxImport.loadPooler(graph, pooler.get()) : n;
+    }
+
+    /**
+     * Initializes {@code classifier} (of {@link #config()}'s shape; inputs (1, {@code
+     * sequenceLength})) in {@code manager} and loads this model's base into it, as {@link
+     * #loadInto(SequenceClassifier)} does. With {@code nf4} (QLoRA's streaming load) each linear
+     * weight of the base it selects is held in NF4 first, read from a directory's {@code
+     * model.safetensors} ({@link BertCheckpoint#quantizeFromFile}) or a built-in model's ONNX file
+     * ({@link BertOnnxImport#quantize}), so initializing never allocates their float32 copies; the
+     * NF4 bytes are those of quantizing after a full load. A built-in model's ONNX file is read and
+     * parsed once (its 90 MB of float32 pass through the heap either way; what is avoided is the
+     * model's native float32 copy). Returns the number of parameters loaded.
+     *
+     * @throws IllegalStateException when {@code classifier} is initialized already
+     */
+    public int initializeAndLoad(
+            SequenceClassifier classifier,
+            NDManager manager,
+            int sequenceLength,
+            Optional<Nf4Loading> nf4)
+            throws IOException {
+        config();
+        if (classifier.isInitialized()) {
+            throw new IllegalStateException(
+                    "base model '"
+                            + name
+                            + "': the classifier is initialized already; the base is loaded"
+                            + " into a new one (initializing allocates the float32 weights a"
+                            + " streaming NF4 load avoids)");
+        }
+        Shape input = new Shape(1, sequenceLength);
+        if (directory.isPresent()) {
+            nf4.ifPresent(
+                    q ->
+                            BertCheckpoint.quantizeFromFile(
+                                    directory.get().resolve("model.safetensors"),
+                                    classifier.linears(),
+                                    q));
+            classifier.initialize(manager, DataType.FLOAT32, input, input);
+            return loadInto(classifier);
+        }
+        OnnxGraph graph = onnx();
+        nf4.ifPresent(q -> BertOnnxImport.quantize(graph, classifier.linears(), q));
+        classifier.initialize(manager, DataType.FLOAT32, input, input);
+        return loadInto(graph, classifier);
     }
 
     /**

@@ -32,19 +32,4 @@ public interface CausalLanguageModel extends TunableModel {
     default boolean peftFanInFanOut() {
         return false;
     }
-
-    /**
-     * This forward pass cut at the layer boundaries ({@link LayerSegments}), for activation
-     * checkpointing; empty when the family or the attached method (virtual tokens, key/value
-     * prefixes) has no such cut, and the trainer then runs {@code forward} whole.
-     *
-     * @param mask (B, T) with 1 for tokens and 0 for padding
-     */
-    default java.util.Optional<LayerSegments> segments(
-            ai.djl.training.ParameterStore ps,
-            ai.djl.ndarray.NDArray ids,
-            ai.djl.ndarray.NDArray mask,
-            boolean training) {
-        return java.util.Optional.empty();
-    }
 }

@@ -80,11 +80,9 @@ public final class CausalLmCheckpoint {
     }
 
     /**
-     * As {@link #load(Path, Device, java.util.OptionalDouble)}; with {@code nf4} (QLoRA), the Llama
-     * family quantizes the selected linear weights as it reads them, so its full-precision base is
-     * never resident at once. GPT-2 loads in float32 and is quantized afterwards, layer by layer,
-     * by {@code FineTuningMethod.Qlora.apply} (its Conv1D weights are stored transposed; not
-     * streamed yet).
+     * As {@link #load(Path, Device, java.util.OptionalDouble)}; with {@code nf4} (QLoRA), the
+     * selected linear weights are quantized as they are read (GPT-2's Conv1D weights transposed on
+     * the way), so the full-precision base is never resident at once.
      */
     public static Model load(
             Path directory,
@@ -97,7 +95,8 @@ public final class CausalLmCheckpoint {
             return Gpt2Checkpoint.load(
                     directory,
                     device,
-                    c -> dropout.isPresent() ? c.withDropout((float) dropout.getAsDouble()) : c);
+                    c -> dropout.isPresent() ? c.withDropout((float) dropout.getAsDouble()) : c,
+                    nf4);
         }
         if (LlamaConfig.MODEL_TYPES.contains(type)) {
             return LlamaCheckpoint.load(

@@ -247,6 +247,31 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         return hidden.mul(m).sum(new int[] {1}).div(Scalars.maximum(m.sum(new int[] {1}), 1e-9f));
     }
 
+    /**
+     * {@link #forwardInternal} cut at the encoder's layer boundaries ({@link
+     * BertEncoder#segments}), the pooling and the head (with its dropout) above the last layer.
+     * Empty with virtual tokens or a key/value prefix attached.
+     */
+    @Override
+    public Optional<LayerSegments> segments(
+            ParameterStore ps, NDArray ids, NDArray mask, boolean training) {
+        return encoder.segments(
+                ps, ids, mask, training, hidden -> headOver(ps, hidden, mask, training));
+    }
+
+    /** The head over the encoder's last states (B, T, H) of the real tokens: logits (B, labels). */
+    private NDArray headOver(ParameterStore ps, NDArray hidden, NDArray mask, boolean training) {
+        if (headType == ClassifierHead.CLS_POOLER) {
+            return head.forward(ps, new NDList(firstToken(ps, hidden, training)), training)
+                    .singletonOrThrow();
+        }
+        NDArray pooled = meanPool(hidden, mask);
+        if (training && dropout > 0) {
+            pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
+        }
+        return head.forward(ps, new NDList(pooled), training).singletonOrThrow();
+    }
+
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
@@ -258,16 +283,12 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
             PairList<String, Object> whole = new PairList<>();
             whole.add(BertEncoder.WITH_VIRTUAL_TOKENS, true);
             NDArray all = encoder.forward(ps, inputs, training, whole).singletonOrThrow();
-            return head.forward(ps, new NDList(firstToken(ps, all, training)), training);
+            return new NDList(headOver(ps, all, inputs.get(1), training));
         }
         // Tuneline's own head, no transformers model to agree with: the real tokens' mean, as
         // without virtual tokens (the mask covers the real tokens only).
         NDArray hidden = encoder.forward(ps, inputs, training).singletonOrThrow();
-        NDArray pooled = meanPool(hidden, inputs.get(1));
-        if (training && dropout > 0) {
-            pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
-        }
-        return head.forward(ps, new NDList(pooled), training);
+        return new NDList(headOver(ps, hidden, inputs.get(1), training));
     }
 
     /**

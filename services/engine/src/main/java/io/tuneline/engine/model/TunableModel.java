@@ -67,6 +67,20 @@ public interface TunableModel extends Block {
     List<String> defaultLoraTargets();
 
     /**
+     * This model's training forward pass cut at its layer boundaries ({@link LayerSegments}), for
+     * activation checkpointing; empty when the family or the attached method (virtual tokens,
+     * key/value prefixes) has no such cut, and the trainer then runs {@code forward} whole. The
+     * segments' output is what {@code forward} returns: a causal LM's logits (B, T, vocab), a
+     * classifier's (B, labels).
+     *
+     * @param mask (B, T) with 1 for tokens and 0 for padding
+     */
+    default Optional<LayerSegments> segments(
+            ai.djl.training.ParameterStore ps, NDArray ids, NDArray mask, boolean training) {
+        return Optional.empty();
+    }
+
+    /**
      * Whether AdamW's decoupled weight decay applies to a parameter; the optimizer reads it per
      * parameter. By default {@link #decaysByType}; a family or method overrides it for parameters
      * of its own (soft prompts, prefixes).

@@ -12,6 +12,8 @@ import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Scalars;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 
 /**
@@ -36,6 +38,27 @@ import java.util.function.UnaryOperator;
  */
 final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
+
+    /**
+     * A trainer's batch: through {@code segments} when the model offers them ({@link
+     * #lossAndBackward(LayerSegments, UnaryOperator, int, boolean, GradientCollector, NDManager)}),
+     * else {@code whole} (the model's own forward pass and loss) backpropagated in one pass.
+     */
+    static NDArray lossAndBackward(
+            Optional<LayerSegments> segments,
+            Supplier<NDArray> whole,
+            UnaryOperator<NDArray> lossOf,
+            int groupSize,
+            boolean checkpoint,
+            GradientCollector collector,
+            NDManager manager) {
+        if (segments.isEmpty()) {
+            NDArray loss = whole.get();
+            collector.backward(Scalars.div(loss, groupSize));
+            return loss;
+        }
+        return lossAndBackward(segments.get(), lossOf, groupSize, checkpoint, collector, manager);
+    }
 
     /**
      * Runs {@code segments}, scores the logits with {@code lossOf}, and accumulates the gradients

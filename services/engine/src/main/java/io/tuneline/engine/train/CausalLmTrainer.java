@@ -12,7 +12,6 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.LayerSegments;
-import io.tuneline.engine.nn.Scalars;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.List;
@@ -167,13 +166,9 @@ public final class CausalLmTrainer {
                 lm.virtualTokens().isEmpty()
                         ? lm.segments(new ParameterStore(manager, false), ids, mask, true)
                         : Optional.empty();
-        if (segments.isEmpty()) {
-            NDArray loss = trainingLoss(lm, manager, ids, mask, labels, true);
-            collector.backward(Scalars.div(loss, groupSize));
-            return loss;
-        }
         return ActivationCheckpointing.lossAndBackward(
-                segments.get(),
+                segments,
+                () -> trainingLoss(lm, manager, ids, mask, labels, true),
                 logits -> CausalLmLoss.mean(logits, labels),
                 groupSize,
                 activationCheckpointing,

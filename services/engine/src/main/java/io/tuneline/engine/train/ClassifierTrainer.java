@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.loss.Loss;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -80,7 +81,6 @@ public final class ClassifierTrainer {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
-        Loss loss = Loss.softmaxCrossEntropyLoss();
         TrainingLoop.Task<LabelledText> task =
                 new TrainingLoop.Task<>() {
                     @Override
@@ -102,17 +102,28 @@ public final class ClassifierTrainer {
                     public TrainingLoop.BatchLoss loss(
                             NDManager manager, List<LabelledText> batch) {
                         Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
-                        NDArray logits =
-                                classifier
-                                        .forward(
-                                                new ParameterStore(manager, false),
-                                                new NDList(b.ids, b.mask),
-                                                true)
-                                        .singletonOrThrow();
+                        return new TrainingLoop.BatchLoss(
+                                trainingLoss(classifier, manager, b.ids, b.mask, b.labels),
+                                b.tokens);
+                    }
+
+                    @Override
+                    public TrainingLoop.BatchLoss lossAndBackward(
+                            NDManager manager,
+                            List<LabelledText> batch,
+                            GradientCollector collector,
+                            int groupSize) {
+                        Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
                         NDArray l =
-                                objective == ClassificationLoss.PLAIN
-                                        ? loss.evaluate(new NDList(b.labels), new NDList(logits))
-                                        : objective.evaluate(logits, b.labels);
+                                ClassifierTrainer.this.lossAndBackward(
+                                        classifier,
+                                        manager,
+                                        b.ids,
+                                        b.mask,
+                                        b.labels,
+                                        s.activationCheckpointing(),
+                                        collector,
+                                        groupSize);
                         return new TrainingLoop.BatchLoss(l, b.tokens);
                     }
 
@@ -123,6 +134,59 @@ public final class ClassifierTrainer {
                     }
                 };
         return TrainingLoop.run(model, task, examples, s, validation, listener, checkpointing);
+    }
+
+    /**
+     * The training loss of one batch through the classifier's own forward pass (dropout on).
+     *
+     * @param labels (B) class indices as floats
+     */
+    public NDArray trainingLoss(
+            SequenceClassifier classifier,
+            NDManager manager,
+            NDArray ids,
+            NDArray mask,
+            NDArray labels) {
+        NDArray logits =
+                classifier
+                        .forward(new ParameterStore(manager, false), new NDList(ids, mask), true)
+                        .singletonOrThrow();
+        return score(logits, labels);
+    }
+
+    /**
+     * One training batch's loss and backward pass as the trainer runs them: the gradients of the
+     * loss divided by {@code groupSize} are added to every parameter that requires one. A
+     * classifier without virtual tokens or a key/value prefix runs segment by segment ({@link
+     * SequenceClassifier#segments}), with activation checkpointing when {@code
+     * activationCheckpointing} ({@link ActivationCheckpointing}); others run {@link #trainingLoss}
+     * whole. Inside {@code collector}.
+     *
+     * @return the batch's loss
+     */
+    public NDArray lossAndBackward(
+            SequenceClassifier classifier,
+            NDManager manager,
+            NDArray ids,
+            NDArray mask,
+            NDArray labels,
+            boolean activationCheckpointing,
+            GradientCollector collector,
+            int groupSize) {
+        return ActivationCheckpointing.lossAndBackward(
+                classifier.segments(new ParameterStore(manager, false), ids, mask, true),
+                () -> trainingLoss(classifier, manager, ids, mask, labels),
+                logits -> score(logits, labels),
+                groupSize,
+                activationCheckpointing,
+                collector,
+                manager);
+    }
+
+    private NDArray score(NDArray logits, NDArray labels) {
+        return objective == ClassificationLoss.PLAIN
+                ? Loss.softmaxCrossEntropyLoss().evaluate(new NDList(labels), new NDList(logits))
+                : objective.evaluate(logits, labels);
     }
 
     /** Mean cross-entropy on {@code examples}, without dropout or gradients. */

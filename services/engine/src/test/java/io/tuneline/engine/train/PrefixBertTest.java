@@ -76,6 +76,15 @@ public class PrefixBertTest {
         SequenceClassifier c = new SequenceClassifier(new BertEncoder(config), 2, 0f);
         c.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 8), new Shape(1, 8));
         model.setBlock(c);
+        randomize(c, seed);
+        return c;
+    }
+
+    /**
+     * Sets every parameter of {@code c} to normal(0, 0.2), LayerNorm scales around 1: values of a
+     * useful size, seeded.
+     */
+    public static void randomize(SequenceClassifier c, long seed) {
         Random r = new Random(seed);
         c.namedParameters()
                 .forEach(
@@ -87,7 +96,6 @@ public class PrefixBertTest {
                             }
                             NativeCopy.copyInto(p.getArray(), v);
                         });
-        return c;
     }
 
     /** The base as a Hugging Face directory: config.json and model.safetensors. */

@@ -2,8 +2,6 @@ package io.tuneline.training.worker;
 
 import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.tuneline.common.store.ArtifactStore;
@@ -12,6 +10,7 @@ import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.ParameterCounts;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -157,12 +156,13 @@ public final class ClassificationRun {
             // The head and the LoRA matrices start random: seeding the engine first makes the
             // same job train the same model, run after run.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
-            classifier.initialize(
+            // QLoRA: the base's linear weights go to NF4 as they are read, so initializing the
+            // classifier never allocates them in fp32.
+            base.initializeAndLoad(
+                    classifier,
                     model.getNDManager(),
-                    DataType.FLOAT32,
-                    new Shape(1, settings.maxSeqLength()),
-                    new Shape(1, settings.maxSeqLength()));
-            base.loadInto(classifier);
+                    settings.maxSeqLength(),
+                    JobMethods.nf4Loading(job.getMethod()));
             model.setBlock(classifier);
             FineTuningMethod method =
                     JobSettings.method(

@@ -195,6 +195,38 @@ class ClassificationRunTest {
     }
 
     /**
+     * A QLoRA job reads the built-in MiniLM's linear weights straight into NF4 before the
+     * classifier is initialized (so it never holds them in fp32), trains with activation
+     * checkpointing (the QLoRA default) and writes the merged model and the LoRA adapter.
+     */
+    @Test
+    void aQloraRunStreamsTheBaseIntoNf4TrainsAndWritesTheMergedModel() throws Exception {
+        prepare(
+                "qlora-run-1",
+                MethodSpec.newBuilder()
+                        .setQlora(
+                                io.tuneline.proto.v1.QloraParams.newBuilder()
+                                        .setLora(LoraParams.newBuilder().setRank(8)))
+                        .build());
+        TrainingCompleted result =
+                new ClassificationRun(store, p -> {}, scratch.resolve("qlora"))
+                        .run("qlora-run-1", 1);
+
+        assertThat(result.getSteps()).isEqualTo(4);
+        assertThat(result.getFinalLoss()).isPositive();
+        // LoRA r 8 on query and value and the head train; the NF4 base does not.
+        assertThat(result.getTrainableParameters())
+                .isEqualTo(6 * 2 * (8 * 384 + 384 * 8) + 384 * 2 + 2);
+        Path weights = download(result.getModelFiles(0));
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            // The merged model holds every linear weight again, dequantized, in fp32.
+            assertThat(f.info("encoder.layer.0.attention.self.query.weight").shape())
+                    .containsExactly(384, 384);
+            assertThat(f.names()).hasSize(101 + 2).noneMatch(n -> n.contains("lora_"));
+        }
+    }
+
+    /**
      * A tuned model is a Hugging Face directory in the store, and the worker takes that s3:// URI
      * as the base of the next job: with everything but the head frozen, the second model's encoder
      * is the first one's merged weights, bit for bit (the built-in MiniLM's would differ by the

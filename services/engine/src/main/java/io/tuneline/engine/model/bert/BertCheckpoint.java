@@ -2,9 +2,12 @@ package io.tuneline.engine.model.bert;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
+import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
+import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Loading;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -60,6 +63,41 @@ public final class BertCheckpoint {
     }
 
     /**
+     * QLoRA's streaming load: reads each linear weight {@code nf4} selects from {@code linears} (by
+     * module path, a classifier's {@code linears()}) and holds it in NF4 ({@link Dense#holdInNf4}),
+     * before the model is initialized, so no float32 copy of it is allocated; one tensor at a time
+     * passes through the heap. The bytes are those {@link Dense#quantizeWeight} gives after a full
+     * load (the same float32 values, no transpose: HF and the engine both store (out, in)). A
+     * pooler the checkpoint lacks is left alone: it starts from its initialisation, and QLoRA
+     * quantizes it after.
+     */
+    public static void quantizeFromFile(Path file, Map<String, Dense> linears, Nf4Loading nf4) {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            String prefix = prefix(file, f.names());
+            for (String module : nf4.modules().apply(linears.keySet())) {
+                String name = module + ".weight";
+                String stored = find(f.names(), prefix, name);
+                if (stored == null) {
+                    if (name.equals(POOLER_WEIGHT)) {
+                        continue;
+                    }
+                    throw new IllegalArgumentException(
+                            file + ": tensor '" + prefix + name + "' is missing");
+                }
+                Dense dense = linears.get(module);
+                long[] shape = {dense.out(), dense.in()};
+                dense.holdInNf4(
+                        Nf4.quantize(
+                                f.floats(stored, shape),
+                                shape,
+                                Dtype.F32,
+                                nf4.blocksize(),
+                                nf4.doubleQuant()));
+            }
+        }
+    }
+
+    /**
      * Whether the checkpoint holds BERT's pooler ({@code pooler.dense.weight} and {@code bias}
      * beside the encoder's tensors), as {@code BertModel} and {@code BertForSequenceClassification}
      * save it; masked-LM heads and RoBERTa's classifiers have none.
@@ -85,8 +123,11 @@ public final class BertCheckpoint {
                     || !f.names().contains(prefix + POOLER_BIAS)) {
                 return 0;
             }
-            NDArray w = pooler.weight().getArray();
-            NativeCopy.copyInto(w, f.floats(prefix + POOLER_WEIGHT, w.getShape().getShape()));
+            // Held in NF4 already when QLoRA's streaming load read it (quantizeFromFile).
+            if (pooler.base() instanceof Dense.WeightStore.DenseWeight) {
+                NDArray w = pooler.weight().getArray();
+                NativeCopy.copyInto(w, f.floats(prefix + POOLER_WEIGHT, w.getShape().getShape()));
+            }
             NDArray b = pooler.bias().getArray();
             NativeCopy.copyInto(b, f.floats(prefix + POOLER_BIAS, b.getShape().getShape()));
             return 2;

@@ -15,6 +15,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.KvPrefix;
+import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.ResidualTap;
@@ -26,6 +27,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.UnaryOperator;
 
 /**
  * A BERT-family encoder (BERT, MiniLM, and RoBERTa's layout) built from DJL blocks, every parameter
@@ -176,6 +178,82 @@ public final class BertEncoder extends AbstractBlock {
         return Collections.unmodifiableMap(m);
     }
 
+    /**
+     * {@link #forwardInternal} cut at the layer boundaries (ids and mask, no perturbation): the
+     * embeddings with their LayerNorm and dropout, each layer on its own, then {@code above} (a
+     * task head) over the last layer's states (B, T, H). The additive mask is made once. Empty with
+     * virtual tokens or a key/value prefix attached (their positions and masks are not cut).
+     */
+    public Optional<LayerSegments> segments(
+            ParameterStore ps,
+            NDArray ids,
+            NDArray mask,
+            boolean training,
+            UnaryOperator<NDArray> above) {
+        if (virtualTokens != null || prefix != null) {
+            return Optional.empty();
+        }
+        long t = ids.getShape().get(1);
+        if (t > config.maxSequenceLength()) {
+            throw new IllegalArgumentException(
+                    "sequence of "
+                            + t
+                            + " tokens is longer than the model's "
+                            + config.maxSequenceLength()
+                            + " positions");
+        }
+        var device = ids.getDevice();
+        NDArray additive = mask == null ? null : additiveMask(mask.toType(DataType.FLOAT32, false));
+        return Optional.of(
+                new LayerSegments() {
+                    @Override
+                    public NDArray embed() {
+                        long offset = config.positionOffset();
+                        NDArray x =
+                                Embedding.embedding(
+                                                ids,
+                                                ps.getValue(wordEmbeddings, device, training),
+                                                SparseFormat.DENSE)
+                                        .singletonOrThrow();
+                        NDArray positions =
+                                ps.getValue(positionEmbeddings, device, training)
+                                        .get(new NDIndex("{}:{}", offset, offset + t));
+                        NDArray tokenType =
+                                ps.getValue(tokenTypeEmbeddings, device, training).get(0);
+                        positions.attach(ids.getManager());
+                        tokenType.attach(ids.getManager());
+                        x = x.add(positions).add(tokenType);
+                        x = embeddingNorm.forward(ps, new NDList(x), training).singletonOrThrow();
+                        return TrainingDropout.apply(x, config.hiddenDropout(), training);
+                    }
+
+                    @Override
+                    public boolean embeddingTrains() {
+                        return wordEmbeddings.requiresGradient()
+                                || positionEmbeddings.requiresGradient()
+                                || tokenTypeEmbeddings.requiresGradient()
+                                || embeddingNorm.weight().requiresGradient()
+                                || embeddingNorm.bias().requiresGradient();
+                    }
+
+                    @Override
+                    public int layers() {
+                        return layers.size();
+                    }
+
+                    @Override
+                    public NDArray layer(int i, NDArray x) {
+                        NDList in = additive == null ? new NDList(x) : new NDList(x, additive);
+                        return layers.get(i).forward(ps, in, training).singletonOrThrow();
+                    }
+
+                    @Override
+                    public NDArray output(NDArray x) {
+                        return above.apply(x);
+                    }
+                });
+    }
+
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
@@ -237,11 +315,7 @@ public final class BertEncoder extends AbstractBlock {
                             ? inputs.get(1).toType(DataType.FLOAT32, false)
                             : ids.getManager().ones(new Shape(b, t), DataType.FLOAT32, device);
             NDArray ones = mask.getManager().ones(new Shape(b, p), DataType.FLOAT32, device);
-            NDArray additive =
-                    NDArrays.concat(new NDList(ones, mask), 1)
-                            .sub(1f)
-                            .mul(-MASKED)
-                            .reshape(b, 1, 1, p + t);
+            NDArray additive = additiveMask(NDArrays.concat(new NDList(ones, mask), 1));
             List<NDArray[]> kv = prefix.keysAndValues(ps, b, device, training);
             for (int i = 0; i < layers.size(); i++) {
                 NDList in = new NDList(x, additive, kv.get(i)[0], kv.get(i)[1]);
@@ -258,8 +332,7 @@ public final class BertEncoder extends AbstractBlock {
                                 .ones(new Shape(b, n), DataType.FLOAT32, device)
                                 .concat(mask, 1);
             }
-            NDArray additive = mask.sub(1f).mul(-MASKED).reshape(b, 1, 1, t);
-            layerInputs = new NDList(x, additive);
+            layerInputs = new NDList(x, additiveMask(mask));
         } else {
             layerInputs = new NDList(x);
         }
@@ -271,6 +344,15 @@ public final class BertEncoder extends AbstractBlock {
         NDArray hidden = layerInputs.get(0);
         boolean keepVirtual = params != null && params.contains(WITH_VIRTUAL_TOKENS);
         return new NDList(n > 0 && !keepVirtual ? hidden.get(new NDIndex(":, {}:, :", n)) : hidden);
+    }
+
+    /**
+     * A float (B, S) mask, 1 for keys to attend to and 0 for padding, as the additive (B, 1, 1, S)
+     * the attention scores take: 0 or {@link #MASKED}.
+     */
+    private static NDArray additiveMask(NDArray mask) {
+        Shape s = mask.getShape();
+        return mask.sub(1f).mul(-MASKED).reshape(s.get(0), 1, 1, s.get(1));
     }
 
     @Override

@@ -3,8 +3,11 @@ package io.tuneline.engine.model.bert;
 import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.onnx.OnnxGraph;
+import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
+import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Loading;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -29,15 +32,7 @@ public final class BertOnnxImport {
 
     /** Copies every parameter of {@code encoder} from {@code graph}; returns how many. */
     public static int load(OnnxGraph graph, BertEncoder encoder) {
-        Map<String, String> matMulWeights = new HashMap<>();
-        for (OnnxGraph.Node node : graph.nodes()) {
-            if (node.opType().equals("MatMul")) {
-                node.inputs().stream()
-                        .filter(graph.initializers()::containsKey)
-                        .findFirst()
-                        .ifPresent(w -> matMulWeights.put(node.name(), w));
-            }
-        }
+        Map<String, String> matMulWeights = matMulWeights(graph);
         int loaded = 0;
         for (Map.Entry<String, Parameter> e : encoder.namedParameters().entrySet()) {
             String name = e.getKey();
@@ -49,13 +44,7 @@ public final class BertOnnxImport {
             }
             Matcher m = LINEAR.matcher(name);
             if (m.matches()) {
-                String node =
-                        "/encoder/layer."
-                                + m.group(1)
-                                + "/"
-                                + m.group(2).replace('.', '/')
-                                + "/MatMul";
-                String weight = matMulWeights.get(node);
+                String weight = matMulWeights.get(matMulNode(m.group(1), m.group(2)));
                 if (weight != null) {
                     copy(name, graph.initializers().get(weight), e.getValue().getArray(), true);
                     loaded++;
@@ -68,6 +57,69 @@ public final class BertOnnxImport {
                             + "; it is not a BERT-family export this importer knows");
         }
         return loaded;
+    }
+
+    /** The weight each MatMul node multiplies by, by node name. */
+    private static Map<String, String> matMulWeights(OnnxGraph graph) {
+        Map<String, String> matMulWeights = new HashMap<>();
+        for (OnnxGraph.Node node : graph.nodes()) {
+            if (node.opType().equals("MatMul")) {
+                node.inputs().stream()
+                        .filter(graph.initializers()::containsKey)
+                        .findFirst()
+                        .ifPresent(w -> matMulWeights.put(node.name(), w));
+            }
+        }
+        return matMulWeights;
+    }
+
+    /**
+     * QLoRA's streaming load from the graph: each linear weight {@code nf4} selects from {@code
+     * linears} (a classifier's {@code linears()}) goes from its initializer, transposed to (out,
+     * in) where the exporter stored it (in, out), to NF4 ({@link Dense#holdInNf4}) before the model
+     * is initialized, so the model never allocates its float32 copy. The values are those {@link
+     * #load} copies, so the bytes are those of quantizing after it. A pooler the graph lacks is
+     * left alone (QLoRA quantizes its initialisation after).
+     */
+    public static void quantize(OnnxGraph graph, Map<String, Dense> linears, Nf4Loading nf4) {
+        Map<String, String> matMulWeights = matMulWeights(graph);
+        for (String module : nf4.modules().apply(linears.keySet())) {
+            String name = module + ".weight";
+            Dense dense = linears.get(module);
+            long[] want = {dense.out(), dense.in()};
+            float[] values;
+            OnnxGraph.Initializer direct = graph.initializers().get(name);
+            Matcher m = LINEAR.matcher(name);
+            if (direct != null) {
+                values = values(name, direct, want, false);
+            } else if (name.equals(POOLER_WEIGHT)) {
+                if (!hasPooler(graph)) {
+                    continue;
+                }
+                values = values(name, graph.initializers().get(poolerMatMul(graph)), want, true);
+            } else if (m.matches()
+                    && matMulWeights.containsKey(matMulNode(m.group(1), m.group(2)))) {
+                values =
+                        values(
+                                name,
+                                graph.initializers()
+                                        .get(matMulWeights.get(matMulNode(m.group(1), m.group(2)))),
+                                want,
+                                true);
+            } else {
+                throw new IllegalArgumentException(
+                        "the ONNX graph has no weight for "
+                                + name
+                                + "; it is not a BERT-family export this importer knows");
+            }
+            dense.holdInNf4(
+                    Nf4.quantize(values, want, Dtype.F32, nf4.blocksize(), nf4.doubleQuant()));
+        }
+    }
+
+    /** The MatMul node of layer {@code layer}'s linear module {@code module} (dots in the path). */
+    private static String matMulNode(String layer, String module) {
+        return "/encoder/layer." + layer + "/" + module.replace('.', '/') + "/MatMul";
     }
 
     /**
@@ -88,15 +140,18 @@ public final class BertOnnxImport {
         if (!hasPooler(graph)) {
             return 0;
         }
-        OnnxGraph.Initializer direct = graph.initializers().get(POOLER_WEIGHT);
-        if (direct != null) {
-            copy(POOLER_WEIGHT, direct, pooler.weight().getArray(), false);
-        } else {
-            copy(
-                    POOLER_WEIGHT,
-                    graph.initializers().get(poolerMatMul(graph)),
-                    pooler.weight().getArray(),
-                    true);
+        // Held in NF4 already when QLoRA's streaming load read it (quantize).
+        if (pooler.base() instanceof Dense.WeightStore.DenseWeight) {
+            OnnxGraph.Initializer direct = graph.initializers().get(POOLER_WEIGHT);
+            if (direct != null) {
+                copy(POOLER_WEIGHT, direct, pooler.weight().getArray(), false);
+            } else {
+                copy(
+                        POOLER_WEIGHT,
+                        graph.initializers().get(poolerMatMul(graph)),
+                        pooler.weight().getArray(),
+                        true);
+            }
         }
         copy(POOLER_BIAS, graph.initializers().get(POOLER_BIAS), pooler.bias().getArray(), false);
         return 2;
@@ -116,8 +171,13 @@ public final class BertOnnxImport {
 
     private static void copy(
             String name, OnnxGraph.Initializer source, NDArray target, boolean transpose) {
+        NativeCopy.copyInto(target, values(name, source, target.getShape().getShape(), transpose));
+    }
+
+    /** {@code source}'s values in the shape {@code want}, transposed from (in, out) when asked. */
+    private static float[] values(
+            String name, OnnxGraph.Initializer source, long[] want, boolean transpose) {
         float[] values = source.floats();
-        long[] want = target.getShape().getShape();
         long[] have = source.dims();
         if (transpose) {
             if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
@@ -145,6 +205,6 @@ public final class BertOnnxImport {
                             + " differs from the model's "
                             + Arrays.toString(want));
         }
-        NativeCopy.copyInto(target, values);
+        return values;
     }
 }

@@ -8,10 +8,13 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.NativeCopy;
+import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Loading;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,6 +24,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.function.UnaryOperator;
 
@@ -65,10 +69,29 @@ public final class Gpt2Checkpoint {
      */
     public static Model load(Path directory, Device device, UnaryOperator<Gpt2Config> adjust)
             throws IOException {
+        return load(directory, device, adjust, Optional.empty());
+    }
+
+    /**
+     * As {@link #load(Path, Device, UnaryOperator)}; with {@code nf4} (QLoRA's streaming load), the
+     * Conv1D weights it selects go from the file's tensor to NF4 one at a time, transposed to (out,
+     * in) on the way, before the model is initialized, so no float32 copy of them is ever
+     * allocated: the peak is the NF4 base, the other parameters and one tensor in flight (twice, as
+     * read and as transposed).
+     */
+    public static Model load(
+            Path directory,
+            Device device,
+            UnaryOperator<Gpt2Config> adjust,
+            Optional<Nf4Loading> nf4)
+            throws IOException {
         Gpt2Config config = adjust.apply(Gpt2Config.read(directory));
         Gpt2LmModel lm = new Gpt2LmModel(config);
         Model model = Model.newInstance("gpt2", device, EngineRuntime.ENGINE);
         try {
+            if (nf4.isPresent()) {
+                quantizeFromFile(directory.resolve(WEIGHTS), lm, nf4.get());
+            }
             lm.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 1));
             loadWeights(directory.resolve(WEIGHTS), lm);
             model.setBlock(lm);
@@ -90,8 +113,37 @@ public final class Gpt2Checkpoint {
     }
 
     /**
+     * Reads each Conv1D weight {@code nf4} selects, transposes it to the engine's (out, in) and
+     * holds it in NF4 ({@link Dense#holdInNf4}). Recorded as a float32 original of the transposed
+     * values, which are exactly the array {@link #loadWeights} fills, so the bytes are those {@link
+     * Dense#quantizeWeight} gives after a full load.
+     */
+    static void quantizeFromFile(Path file, Gpt2LmModel model, Nf4Loading nf4) throws IOException {
+        Map<String, Dense> linears = model.linears();
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            for (String module : nf4.modules().apply(linears.keySet())) {
+                Dense dense = linears.get(module);
+                String name = module + ".weight";
+                String stored = find(f, name);
+                if (stored == null) {
+                    throw missing(file, name);
+                }
+                long[] shape = {dense.out(), dense.in()};
+                dense.holdInNf4(
+                        Nf4.quantize(
+                                conv1D(file, stored, f, shape),
+                                shape,
+                                Dtype.F32,
+                                nf4.blocksize(),
+                                nf4.doubleQuant()));
+            }
+        }
+    }
+
+    /**
      * Loads {@code model.safetensors} into an initialized model; returns the number of tensors
-     * loaded.
+     * loaded. Weights already held in NF4 ({@link #quantizeFromFile}) are no parameters and are
+     * skipped.
      */
     public static int loadWeights(Path file, Gpt2LmModel model) throws IOException {
         try (SafetensorsFile f = SafetensorsFile.open(file)) {
@@ -102,13 +154,7 @@ public final class Gpt2Checkpoint {
                 String name = e.getKey();
                 String stored = find(f, name);
                 if (stored == null) {
-                    throw new IllegalArgumentException(
-                            file
-                                    + ": tensor '"
-                                    + name
-                                    + "' (or '"
-                                    + name.substring(PREFIX.length())
-                                    + "') is missing");
+                    throw missing(file, name);
                 }
                 unused.remove(stored);
                 set(file, stored, f, e.getValue().getArray(), conv1D.contains(name));
@@ -126,6 +172,16 @@ public final class Gpt2Checkpoint {
                                     + " not supported");
                 }
             }
+            model.linears()
+                    .forEach(
+                            (module, dense) -> {
+                                if (dense.base() instanceof Dense.WeightStore.Nf4) {
+                                    String stored = find(f, module + ".weight");
+                                    if (stored != null) {
+                                        unused.remove(stored);
+                                    }
+                                }
+                            });
             unused.removeIf(n -> n.endsWith(".attn.bias") || n.endsWith(".attn.masked_bias"));
             if (!unused.isEmpty()) {
                 throw new IllegalArgumentException(
@@ -133,6 +189,16 @@ public final class Gpt2Checkpoint {
             }
             return loaded;
         }
+    }
+
+    private static IllegalArgumentException missing(Path file, String name) {
+        return new IllegalArgumentException(
+                file
+                        + ": tensor '"
+                        + name
+                        + "' (or '"
+                        + name.substring(PREFIX.length())
+                        + "') is missing");
     }
 
     private static String find(SafetensorsFile f, String name) {
@@ -147,25 +213,25 @@ public final class Gpt2Checkpoint {
     private static void set(
             Path file, String name, SafetensorsFile f, NDArray target, boolean conv1d) {
         long[] want = target.getShape().getShape();
-        long[] have = f.info(name).shape();
-        float[] values;
-        if (conv1d) {
-            if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
-                throw new IllegalArgumentException(
-                        file
-                                + ": tensor '"
-                                + name
-                                + "' has shape "
-                                + Arrays.toString(have)
-                                + "; a Conv1D weight (in, out) of "
-                                + Arrays.toString(new long[] {want[1], want[0]})
-                                + " was expected");
-            }
-            values = transpose(f.floats(name), (int) have[0], (int) have[1]);
-        } else {
-            values = f.floats(name, want);
-        }
+        float[] values = conv1d ? conv1D(file, name, f, want) : f.floats(name, want);
         NativeCopy.copyInto(target, values);
+    }
+
+    /** A Conv1D weight stored (in, out), as the (out, in) values {@code want} describes. */
+    private static float[] conv1D(Path file, String name, SafetensorsFile f, long[] want) {
+        long[] have = f.info(name).shape();
+        if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
+            throw new IllegalArgumentException(
+                    file
+                            + ": tensor '"
+                            + name
+                            + "' has shape "
+                            + Arrays.toString(have)
+                            + "; a Conv1D weight (in, out) of "
+                            + Arrays.toString(new long[] {want[1], want[0]})
+                            + " was expected");
+        }
+        return transpose(f.floats(name), (int) have[0], (int) have[1]);
     }
 
     /** A row-major (rows, cols) matrix as row-major (cols, rows). */

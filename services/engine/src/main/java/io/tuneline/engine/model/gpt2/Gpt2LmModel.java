@@ -17,6 +17,7 @@ import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.KvPrefix;
+import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
 import io.tuneline.engine.nn.ResidualTap;
@@ -359,6 +360,80 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
         // The LM head is wte itself: logits = h wte^T.
         NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
         return new NDList(logits.reshape(b, kept, config.vocabSize()));
+    }
+
+    /**
+     * {@link #forwardInternal} cut at the layer boundaries: the summed embeddings with GPT-2's
+     * {@code embd_pdrop} dropout, each block on its own, then {@code ln_f} and the tied head. The
+     * mask is made once. Empty with virtual tokens or a key/value prefix attached (their positions
+     * and masks are not cut).
+     */
+    @Override
+    public Optional<LayerSegments> segments(
+            ParameterStore ps, NDArray ids, NDArray mask, boolean training) {
+        if (virtualTokens != null || prefix != null) {
+            return Optional.empty();
+        }
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        if (t > config.maxPositions()) {
+            throw new IllegalArgumentException(
+                    "sequence of "
+                            + t
+                            + " tokens is longer than the model's "
+                            + config.maxPositions()
+                            + " positions (n_positions)");
+        }
+        var device = ids.getDevice();
+        NDArray bias = attentionBias(ids.getManager(), t, mask).toDevice(device, false);
+        return Optional.of(
+                new LayerSegments() {
+                    @Override
+                    public NDArray embed() {
+                        NDArray x =
+                                Embedding.embedding(
+                                                ids,
+                                                ps.getValue(wte, device, training),
+                                                SparseFormat.DENSE)
+                                        .singletonOrThrow();
+                        NDArray positions =
+                                ps.getValue(wpe, device, training).get(new NDIndex("0:" + t));
+                        positions.attach(ids.getManager());
+                        return TrainingDropout.apply(
+                                x.add(positions), config.embdPdrop(), training);
+                    }
+
+                    @Override
+                    public boolean embeddingTrains() {
+                        return wte.requiresGradient() || wpe.requiresGradient();
+                    }
+
+                    @Override
+                    public int layers() {
+                        return layers.size();
+                    }
+
+                    @Override
+                    public NDArray layer(int i, NDArray x) {
+                        return layers.get(i)
+                                .forward(ps, new NDList(x, bias), training)
+                                .singletonOrThrow();
+                    }
+
+                    @Override
+                    public NDArray output(NDArray x) {
+                        NDArray h =
+                                lnF.forward(
+                                                ps,
+                                                new NDList(x.reshape(b * t, config.hiddenSize())),
+                                                training)
+                                        .singletonOrThrow();
+                        NDArray logits =
+                                Linear.linear(h, ps.getValue(wte, device, training))
+                                        .singletonOrThrow();
+                        return logits.reshape(b, t, config.vocabSize());
+                    }
+                });
     }
 
     /**
