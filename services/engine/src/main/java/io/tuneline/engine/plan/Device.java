@@ -77,6 +77,17 @@ public record Device(
         return new Device(name, true, gib * GIB, peakFlops / 2, CUDA_CONTEXT_BYTES);
     }
 
+    /**
+     * GPU types below CUDA compute capability 8.0 (the T4 is Turing, 7.5), on which a job's {@code
+     * precision: auto} stays fp32 ({@code method.Precision.MIN_BF16_COMPUTE_CAPABILITY}).
+     */
+    static final java.util.Set<String> WITHOUT_BF16 = java.util.Set.of("nvidia-t4");
+
+    /** Whether {@code precision: auto} means bf16 here, as the worker decides on its device. */
+    public boolean bf16() {
+        return gpu && !WITHOUT_BF16.contains(name);
+    }
+
     /** A GPU type of {@link #GPUS}, by name (case-insensitive). */
     public static Optional<Device> gpu(String type) {
         return Optional.ofNullable(GPUS.get(type.toLowerCase(Locale.ROOT)));
