@@ -178,6 +178,15 @@ public final class PlanningCalibration {
             row.put("method", method);
             row.put("trainable", w.trainable());
             row.put("peak_mib", TrainingThroughput.peakRssMb());
+            // The JVM heap's share of the peak: what the garbage a run makes touches, which the
+            // estimate's fixed runtime term stands for (docs/planning.md).
+            long heapPeak = 0;
+            for (var pool : java.lang.management.ManagementFactory.getMemoryPoolMXBeans()) {
+                if (pool.getType() == java.lang.management.MemoryType.HEAP) {
+                    heapPeak += pool.getPeakUsage().getCommitted();
+                }
+            }
+            row.put("heap_peak_committed_mib", heapPeak / Device.MIB);
             row.put("steps", steps);
             row.put("first_steps", FIRST);
             row.put("first_seconds", (at[FIRST] - at[0]) / 1e9);
