@@ -29,7 +29,7 @@ public record Device(
      * The JVM (metaspace, code cache, threads, and the heap pages a run's garbage touches) and
      * libtorch's CPU runtime loaded through JNI. The JVM with libtorch started measures 170 MiB;
      * the heap adds about as much again, varying by up to 190 MiB between runs of one workload.
-     * Fitted to the calibration runs of three models, 28 rows (docs/planning.md): the value whose
+     * Fitted to the calibration runs of three models, 26 rows (docs/planning.md): the value whose
      * worst error over them is smallest.
      */
     public static final long CPU_RUNTIME_BYTES = 450 * MIB;
