@@ -25,7 +25,9 @@ import java.util.Random;
  * model.norm}; lora is r=8, alpha 16, dropout 0.05 on PEFT's Llama targets ({@code q_proj}, {@code
  * v_proj}); qlora the same on an NF4 base. The model is written once as a Hugging Face directory
  * ({@code llama/}) that {@code bench/torch_llama_train.py} loads too. A precision ({@code
- * lora@bf16}) is applied after the method, as the training worker does.
+ * lora@bf16}) is applied after the method, as the training worker does; {@code :ckpt} after it
+ * ({@code qlora:ckpt}, {@code lora@bf16:ckpt}) trains with activation checkpointing, which the
+ * worker turns on by default for QLoRA.
  */
 final class LlamaWorkload implements TrainingThroughput.Workload {
     static final int BATCH = 8;
@@ -46,18 +48,30 @@ final class LlamaWorkload implements TrainingThroughput.Workload {
 
     static final String DIRECTORY = "llama";
 
+    /** The suffix of a method trained with activation checkpointing. */
+    static final String CHECKPOINTING = ":ckpt";
+
     private final Model model;
     private final LlamaLmModel lm;
     private final long trainable;
+    private final boolean checkpointing;
 
-    private LlamaWorkload(Model model, LlamaLmModel lm, long trainable) {
+    private LlamaWorkload(Model model, LlamaLmModel lm, long trainable, boolean checkpointing) {
         this.model = model;
         this.lm = lm;
         this.trainable = trainable;
+        this.checkpointing = checkpointing;
     }
 
-    /** {@code method} is a benchmark method, optionally {@code @fp32} or {@code @bf16}. */
+    /**
+     * {@code method} is a benchmark method, optionally {@code @fp32} or {@code @bf16}, optionally
+     * followed by {@code :ckpt}.
+     */
     static LlamaWorkload open(EngineRuntime runtime, String method, Path dir) throws IOException {
+        boolean checkpointing = method.endsWith(CHECKPOINTING);
+        if (checkpointing) {
+            method = method.substring(0, method.length() - CHECKPOINTING.length());
+        }
         Path modelDir = dir.resolve(DIRECTORY);
         if (!Files.exists(modelDir.resolve(LlamaCheckpoint.WEIGHTS))) {
             LlamaCheckpoint.saveRandom(LlamaConfig.parse(SHAPE), modelDir, 42);
@@ -74,7 +88,7 @@ final class LlamaWorkload implements TrainingThroughput.Workload {
                             .apply(lm, model.getNDManager())
                             .trainable();
             precision.apply(lm);
-            return new LlamaWorkload(model, lm, trainable);
+            return new LlamaWorkload(model, lm, trainable, checkpointing);
         } catch (RuntimeException e) {
             model.close();
             throw e;
@@ -108,7 +122,8 @@ final class LlamaWorkload implements TrainingThroughput.Workload {
                         model,
                         lm,
                         examples,
-                        new TrainingSettings(1, BATCH, 2e-4f, 0.01f, 0f, 1f, SEQ, 42),
+                        new TrainingSettings(1, BATCH, 2e-4f, 0.01f, 0f, 1f, SEQ, 42)
+                                .withActivationCheckpointing(checkpointing),
                         listener);
     }
 

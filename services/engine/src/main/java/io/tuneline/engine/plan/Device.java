@@ -26,11 +26,13 @@ public record Device(
     public static final long GIB = 1L << 30;
 
     /**
-     * The JVM (heap in use, metaspace, code cache, threads) and libtorch's CPU runtime loaded
-     * through JNI, measured as the peak resident memory of an engine process training a 651
-     * k-parameter decoder (docs/planning.md: 0.55-0.66 GiB), rounded to the calibration's fit.
+     * The JVM (metaspace, code cache, threads, and the heap pages a run's garbage touches) and
+     * libtorch's CPU runtime loaded through JNI. The JVM with libtorch started measures 170 MiB;
+     * the heap adds about as much again, varying by up to 190 MiB between runs of one workload.
+     * Fitted to the calibration runs of three models, 26 rows (docs/planning.md): the value whose
+     * worst error over them is smallest.
      */
-    public static final long CPU_RUNTIME_BYTES = 560 * MIB;
+    public static final long CPU_RUNTIME_BYTES = 450 * MIB;
 
     /**
      * The achieved fp32 FLOP/s of a training step on the development machine's 2 cores when they
@@ -75,6 +77,17 @@ public record Device(
 
     private static Device gpu(String name, long gib, double peakFlops) {
         return new Device(name, true, gib * GIB, peakFlops / 2, CUDA_CONTEXT_BYTES);
+    }
+
+    /**
+     * GPU types below CUDA compute capability 8.0 (the T4 is Turing, 7.5), on which a job's {@code
+     * precision: auto} stays fp32 ({@code method.Precision.MIN_BF16_COMPUTE_CAPABILITY}).
+     */
+    static final java.util.Set<String> WITHOUT_BF16 = java.util.Set.of("nvidia-t4");
+
+    /** Whether {@code precision: auto} means bf16 here, as the worker decides on its device. */
+    public boolean bf16() {
+        return gpu && !WITHOUT_BF16.contains(name);
     }
 
     /** A GPU type of {@link #GPUS}, by name (case-insensitive). */

@@ -15,10 +15,13 @@ import java.util.OptionalDouble;
  * @param gradientBytes one gradient per trainable parameter
  * @param optimizerBytes AdamW's two fp32 moments per trainable parameter
  * @param activationBytes what autograd keeps from the forward pass of one micro-batch, plus one
- *     layer's gradients in flight
- * @param workspaceBytes temporaries: the optimizer step's per-tensor scratch, QLoRA's dequantized
- *     weights kept for the backward pass, and on CPU the loader's copy of the weights the JVM heap
- *     keeps (docs/planning.md says how each was calibrated)
+ *     layer's gradients in flight (with activation checkpointing: each layer's input and one
+ *     layer's activations at a time)
+ * @param workspaceBytes temporaries: the optimizer step's per-tensor scratch, the fp32 copies of
+ *     NF4 (QLoRA) and bf16-held weights each call makes (one layer's with activation
+ *     checkpointing), QLoRA's fp32 base before quantization, with bf16 what the fp32 load needs
+ *     beyond the training, and on CPU the loader's copies of the weights the JVM heap keeps
+ *     (docs/planning.md says how each was calibrated)
  * @param runtimeBytes the runtime before any weight ({@link Device#runtimeBytes})
  * @param flopsPerStep floating-point operations of one optimizer step (all micro-batches)
  * @param secondsPerStep one optimizer step at the device's achieved FLOP/s, plus the optimizer

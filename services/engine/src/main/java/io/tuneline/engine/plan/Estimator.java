@@ -31,6 +31,15 @@ import java.util.Set;
  * arXiv:2001.08361: 2 per weight and token forward; backward 2 more for the activations' gradient
  * where one is needed and 2 for the weight's gradient where the weight trains) divided by the
  * device's achieved FLOP/s.
+ *
+ * <p>Two settings of the job change this as the engine runs them. Activation checkpointing (Chen et
+ * al. 2016, arXiv:1604.06174; the engine's {@code train.ActivationCheckpointing}, on a model it can
+ * cut at its layers: the Llama family without virtual tokens or a prefix) keeps only each layer's
+ * input, recomputes one layer at a time during the backward pass (one more forward pass of every
+ * layer) and passes the gradient down through every layer. bf16 precision holds each frozen linear
+ * base weight in 2 bytes ({@code nn.Dense.WeightStore.Bf16}) and widens it to an fp32 copy for each
+ * call, which lives until the micro-batch ends (until its layer's recomputation ends with
+ * checkpointing), as an NF4 base's dequantized copy does.
  */
 public final class Estimator {
     /**
@@ -62,21 +71,40 @@ public final class Estimator {
     public static Estimate estimate(TrainingPlan plan, Device device) {
         ParameterLayout layout = ParameterLayout.of(plan.shape());
         Counts counts = count(layout, plan);
+        boolean checkpointed = plan.checkpointingRequested() && checkpointable(plan);
+        if (plan.precision().bf16On(device)) {
+            holdFrozenLinearsInBf16(layout, counts);
+        }
         Dims dims = Dims.of(plan);
-        int bytes = plan.precision().bytes();
+        // The engine trains in fp32: gradients, moments and activations in 4 bytes; only frozen
+        // linear weights are held in less (NF4, bf16).
+        int bytes = 4;
 
-        long weightBytes = (counts.total - counts.quantized) * bytes + nf4Bytes(counts, plan);
+        long weightBytes =
+                (counts.total - counts.quantized - counts.heldBf16) * bytes
+                        + counts.heldBf16 * 2
+                        + nf4Bytes(counts, plan);
         long gradientBytes = counts.trainable * bytes;
         long optimizerBytes = counts.trainable * 8L;
-        long activationBytes = activationElements(layout, counts, dims, plan) * bytes;
+        long activationBytes = activationElements(layout, counts, dims, plan, checkpointed) * bytes;
         long workspace = (long) (OPTIMIZER_SCRATCH_COPIES * counts.trainable * 4);
-        // QLoRA as the engine runs it: each quantized linear is dequantized to fp32 for its
-        // matmul, and autograd keeps that weight for the input's gradient in every layer that
-        // passes gradients down.
-        workspace += counts.quantizedWithGrad * 4L;
+        // The fp32 copies of NF4 (dequantized) and bf16 (widened) weights made for each matmul:
+        // autograd keeps them for the input's gradient, in every layer that passes gradients down
+        // for NF4, in every layer for bf16 (the copy belongs to the micro-batch's manager); with
+        // checkpointing each layer runs in a manager of its own, so one layer's at a time.
+        workspace +=
+                4L
+                        * (checkpointed
+                                ? largestLayerHeld(layout, counts)
+                                : counts.quantizedWithGrad + counts.heldBf16);
         // The engine loads the base in fp32 before it quantizes it (README: "the base is loaded
         // in fp32 before it is quantized"), so the high-water mark holds those weights too.
         workspace += counts.quantized * 4L;
+        // Likewise for bf16, but the fp32 load is over before training allocates: the high-water
+        // mark is the larger of the two (freed memory is reused, by glibc's allocator on CPU and
+        // PyTorch's caching allocator on a GPU).
+        long training = weightBytes + gradientBytes + optimizerBytes + activationBytes + workspace;
+        workspace += Math.max(0, counts.baseTotal * 4L - training);
         if (!device.gpu()) {
             workspace += (long) (CPU_LOADER_FRACTION * counts.baseTotal * 4);
         }
@@ -88,7 +116,7 @@ public final class Estimator {
                         + workspace
                         + device.runtimeBytes();
 
-        double flopsPerToken = flopsPerToken(layout, counts, dims);
+        double flopsPerToken = flopsPerToken(layout, counts, dims, checkpointed);
         long tokensPerStep = (long) dims.tokens * plan.microBatch() * plan.accumulation();
         double flops = flopsPerToken * tokensPerStep;
         double seconds = flops / device.flopsPerSecond();
@@ -122,15 +150,43 @@ public final class Estimator {
     }
 
     /**
-     * The run's time re-estimated from what it has measured: the mean time of the steps done so far
-     * times the steps in all (the first steps include warm-up, so the refinement waits for 10).
+     * Whether the engine can train {@code plan} with activation checkpointing: a model it cuts at
+     * its layers (the Llama family's {@code segments}), without virtual tokens or a key/value
+     * prefix. Elsewhere the job's setting changes nothing, and the estimate ignores it too.
      */
-    public static OptionalDouble refineTotalSeconds(
-            long stepsDone, double secondsSoFar, long totalSteps) {
-        if (stepsDone < 10 || totalSteps <= 0 || !(secondsSoFar > 0)) {
-            return OptionalDouble.empty();
+    static boolean checkpointable(TrainingPlan plan) {
+        FineTuningMethod m = plan.method();
+        return plan.shape() instanceof ModelShape.Llama
+                && !(m instanceof FineTuningMethod.Prompt)
+                && !(m instanceof FineTuningMethod.PTuning)
+                && !(m instanceof FineTuningMethod.Prefix);
+    }
+
+    /**
+     * bf16 precision ({@code method.Precision.apply}): every linear base weight that neither trains
+     * nor is in NF4 is held in bf16.
+     */
+    private static void holdFrozenLinearsInBf16(ParameterLayout layout, Counts c) {
+        for (Map.Entry<String, ParameterLayout.Linear> e : layout.linears().entrySet()) {
+            String module = e.getKey();
+            if (!c.quantizedModules.contains(module)
+                    && !c.trainableTensors.contains(module + ".weight")) {
+                c.heldBf16Modules.add(module);
+                c.heldBf16 += e.getValue().weights();
+            }
         }
-        return OptionalDouble.of(secondsSoFar / stepsDone * totalSteps);
+    }
+
+    /** The most NF4 and bf16 weight elements one layer holds: what one layer widens at a time. */
+    private static long largestLayerHeld(ParameterLayout layout, Counts c) {
+        Map<Integer, Long> perLayer = new java.util.HashMap<>();
+        for (Set<String> held : List.of(c.quantizedModules, c.heldBf16Modules)) {
+            for (String module : held) {
+                perLayer.merge(
+                        layout.layerOf(module), layout.linears().get(module).weights(), Long::sum);
+            }
+        }
+        return perLayer.values().stream().mapToLong(Long::longValue).max().orElse(0);
     }
 
     /**
@@ -166,6 +222,14 @@ public final class Estimator {
         long quantized;
 
         long quantizedWithGrad;
+
+        final Set<String> quantizedModules = new HashSet<>();
+
+        /** Elements of the frozen linear weights held in bf16. */
+        long heldBf16;
+
+        final Set<String> heldBf16Modules = new HashSet<>();
+
         int blocksize = Nf4.DEFAULT_BLOCKSIZE;
         boolean doubleQuant = true;
 
@@ -251,6 +315,7 @@ public final class Estimator {
             for (String module : quantized) {
                 c.quantized += layout.linears().get(module).weights();
             }
+            c.quantizedModules.addAll(quantized);
             // Fails here, as the worker would, when the LoRA targets match nothing.
             lora.targets().select(layout.linears().keySet());
             c.lowestGradLayer = lowestLayer(layout, lora);
@@ -451,9 +516,12 @@ public final class Estimator {
         }
     }
 
-    /** Elements autograd keeps for one micro-batch, plus one layer's gradients in flight. */
+    /**
+     * Elements autograd keeps for one micro-batch, plus one layer's gradients in flight; with
+     * checkpointing, every layer's input and one layer's activations at a time.
+     */
     private static long activationElements(
-            ParameterLayout layout, Counts c, Dims d, TrainingPlan plan) {
+            ParameterLayout layout, Counts c, Dims d, TrainingPlan plan, boolean checkpointed) {
         long b = plan.microBatch();
         long s = d.tokens;
         int h = d.hidden;
@@ -492,7 +560,13 @@ public final class Estimator {
         double layer = b * (s * perToken + s * d.keys * perTokenKey);
         int kept = layout.layers() - c.lowestGradLayer;
         double total = kept * layer;
-        if (kept > 0) {
+        if (checkpointed) {
+            // The unrecorded forward pass keeps each layer's input and the top layer's output
+            // (layer 0's input is the embeddings' output); the backward pass re-runs one layer at
+            // a time, recorded, with its gradients in flight. Every layer is re-run, frozen lower
+            // ones too: the gradient is passed down to the embeddings.
+            total = (layout.layers() + 1.0) * b * s * h + 2 * layer;
+        } else if (kept > 0) {
             total += layer; // one layer's gradients while the backward pass runs through it
             total += b * s * (2.0 * h); // the embeddings' output and its norm or dropout
         }
@@ -507,25 +581,34 @@ public final class Estimator {
 
     // --- time ---------------------------------------------------------------------------------
 
-    /** Matmul FLOPs per token of one training step (forward and backward). */
-    private static double flopsPerToken(ParameterLayout layout, Counts c, Dims d) {
+    /**
+     * Matmul FLOPs per token of one training step (forward and backward); with checkpointing every
+     * layer runs forward twice and passes its input's gradient down.
+     */
+    private static double flopsPerToken(
+            ParameterLayout layout, Counts c, Dims d, boolean checkpointed) {
+        int forwards = checkpointed ? 2 : 1;
         double total = 0;
         for (Map.Entry<String, ParameterLayout.Linear> e : layout.linears().entrySet()) {
             double forward = 2.0 * e.getValue().weights();
             int layer = layout.layerOf(e.getKey());
-            boolean needsInputGrad = layer >= c.lowestGradLayer;
+            boolean needsInputGrad = checkpointed || layer >= c.lowestGradLayer;
             boolean trains = c.trainableTensors.contains(e.getKey() + ".weight");
-            total += forward * (1 + (needsInputGrad ? 1 : 0) + (trains ? 1 : 0));
+            total += forward * (forwards + (needsInputGrad ? 1 : 0) + (trains ? 1 : 0));
         }
         double attention = 2.0 * 2 * d.keys * d.heads * d.headDim;
         for (int layer = 0; layer < layout.layers(); layer++) {
-            total += attention * (layer >= c.lowestGradLayer ? 3 : 1);
+            boolean backward = checkpointed || layer >= c.lowestGradLayer;
+            total += attention * (forwards + (backward ? 2 : 0));
         }
+        // LoRA's and the adapters' matmuls: 2 forward and 4 backward per weight, 2 more forward
+        // when recomputed.
+        double perWeight = 4.0 + 2 * forwards;
         for (Map.Entry<String, Integer> target : c.lora) {
             ParameterLayout.Linear linear = layout.linears().get(target.getKey());
-            total += 6.0 * target.getValue() * (linear.in() + linear.out());
+            total += perWeight * target.getValue() * (linear.in() + linear.out());
         }
-        total += 6.0 * c.adaptersPerLayer * layout.layers() * 2 * c.bottleneck * d.hidden;
+        total += perWeight * c.adaptersPerLayer * layout.layers() * 2 * c.bottleneck * d.hidden;
         if (d.causalLm) {
             double head = 2.0 * d.hidden * d.vocab;
             total += head * (2 + (c.embeddingsTrain ? 1 : 0));

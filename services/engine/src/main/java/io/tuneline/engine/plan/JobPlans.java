@@ -38,10 +38,13 @@ public final class JobPlans {
                 h.getMaxSeqLength() > 0 ? h.getMaxSeqLength() : 128,
                 accumulation,
                 steps(job, (long) batch * accumulation),
-                TrainingPlan.Precision.FP32,
+                TrainingPlan.Precision.of(h.getPrecision()),
                 h.hasModelDropout()
                         ? OptionalDouble.of(h.getModelDropout())
-                        : OptionalDouble.empty());
+                        : OptionalDouble.empty(),
+                h.hasActivationCheckpointing()
+                        ? Optional.of(h.getActivationCheckpointing())
+                        : Optional.empty());
     }
 
     /**

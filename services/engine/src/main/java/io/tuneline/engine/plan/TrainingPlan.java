@@ -1,6 +1,7 @@
 package io.tuneline.engine.plan;
 
 import io.tuneline.engine.method.FineTuningMethod;
+import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.OptionalLong;
 
@@ -9,9 +10,11 @@ import java.util.OptionalLong;
  * forward pass, the job's {@code batch_size}), the sequence length, gradient accumulation and, when
  * known, the number of optimizer steps.
  *
- * @param precision the dtype weights, gradients and activations are held in; the engine trains in
- *     fp32 today, so jobs are estimated at {@link Precision#FP32}
+ * @param precision the job's {@code hyperparameters.precision}, resolved against the device by the
+ *     estimate as the worker resolves it ({@link io.tuneline.engine.method.Precision#of})
  * @param modelDropout the job's override of every dropout rate inside the model, when it sets one
+ * @param activationCheckpointing the job's {@code hyperparameters.activation_checkpointing}; empty
+ *     when unset, which the worker reads as on for QLoRA and off otherwise
  */
 public record TrainingPlan(
         ModelShape shape,
@@ -21,22 +24,36 @@ public record TrainingPlan(
         int accumulation,
         OptionalLong totalSteps,
         Precision precision,
-        OptionalDouble modelDropout) {
+        OptionalDouble modelDropout,
+        Optional<Boolean> activationCheckpointing) {
 
-    /** Bytes per element of weights, gradients and activations. */
+    /**
+     * The job's precision choice. {@code BF16} holds every frozen linear base weight in 2 bytes
+     * ({@code Dense.WeightStore.Bf16}); all else stays fp32, as the engine trains.
+     */
     public enum Precision {
-        FP32(4),
-        BF16(2),
-        FP16(2);
+        /** bf16 on a GPU that computes it natively (Ampere and later), fp32 elsewhere. */
+        AUTO,
+        FP32,
+        BF16;
 
-        private final int bytes;
-
-        Precision(int bytes) {
-            this.bytes = bytes;
+        /** The job's field as the worker reads it; empty is {@code auto}. */
+        public static Precision of(String choice) {
+            return switch (choice.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "", "auto" -> AUTO;
+                case "fp32" -> FP32;
+                case "bf16" -> BF16;
+                default ->
+                        throw new IllegalArgumentException(
+                                "hyperparameters.precision: \""
+                                        + choice
+                                        + "\" is not one of auto, fp32, bf16");
+            };
         }
 
-        public int bytes() {
-            return bytes;
+        /** Whether frozen linear weights are held in bf16 on {@code device}. */
+        public boolean bf16On(Device device) {
+            return this == BF16 || (this == AUTO && device.bf16());
         }
     }
 
@@ -52,7 +69,10 @@ public record TrainingPlan(
         }
     }
 
-    /** A plan in fp32 with the model's own dropout rates. */
+    /**
+     * A plan with the job defaults for precision ({@code auto}), dropout (the model's) and
+     * checkpointing (on for QLoRA).
+     */
     public TrainingPlan(
             ModelShape shape,
             FineTuningMethod method,
@@ -67,8 +87,18 @@ public record TrainingPlan(
                 sequenceLength,
                 accumulation,
                 totalSteps,
-                Precision.FP32,
-                OptionalDouble.empty());
+                Precision.AUTO,
+                OptionalDouble.empty(),
+                Optional.empty());
+    }
+
+    /**
+     * Whether the run asks for activation checkpointing: the job's setting, else the worker's
+     * default (on for QLoRA, whose memory saving needs it). Only a model the engine can cut at its
+     * layers honours it (see {@link Estimator}).
+     */
+    public boolean checkpointingRequested() {
+        return activationCheckpointing.orElse(method instanceof FineTuningMethod.Qlora);
     }
 
     /** Examples per optimizer step: micro-batch times accumulation. */
@@ -86,6 +116,66 @@ public record TrainingPlan(
                 newAccumulation,
                 totalSteps,
                 precision,
-                modelDropout);
+                modelDropout,
+                activationCheckpointing);
+    }
+
+    /** The same run with sequences cut to {@code length} tokens. */
+    public TrainingPlan withSequenceLength(int length) {
+        return new TrainingPlan(
+                shape,
+                method,
+                microBatch,
+                length,
+                accumulation,
+                totalSteps,
+                precision,
+                modelDropout,
+                activationCheckpointing);
+    }
+
+    /**
+     * The same run with another method; checkpointing left unset by the job follows the new
+     * method's default.
+     */
+    public TrainingPlan withMethod(FineTuningMethod newMethod) {
+        return new TrainingPlan(
+                shape,
+                newMethod,
+                microBatch,
+                sequenceLength,
+                accumulation,
+                totalSteps,
+                precision,
+                modelDropout,
+                activationCheckpointing);
+    }
+
+    /** The same run with checkpointing set on or off. */
+    public TrainingPlan withActivationCheckpointing(boolean on) {
+        return new TrainingPlan(
+                shape,
+                method,
+                microBatch,
+                sequenceLength,
+                accumulation,
+                totalSteps,
+                precision,
+                modelDropout,
+                Optional.of(on));
+    }
+
+    /** The same run in another precision. */
+    public TrainingPlan withPrecision(Precision newPrecision) {
+        return new TrainingPlan(
+                shape,
+                method,
+                microBatch,
+                sequenceLength,
+                accumulation,
+                totalSteps,
+                newPrecision,
+                modelDropout,
+                activationCheckpointing);
     }
 }

@@ -167,8 +167,13 @@ final class TrainingLoop {
 
         List<E> order = new ArrayList<>(examples);
         Random random = new Random(s.seed());
-        long started = System.nanoTime();
-        long firstStep = step;
+        RunClock clock = new RunClock();
+        double stepsPerEvaluation =
+                validation.examples().size() / (double) ((long) s.batchSize() * accumulate);
+        // Where the current step's time started: after the last evaluation, less any checkpoint
+        // since (the clock times those apart), so the listener's time counts with the steps.
+        long mark = System.nanoTime();
+        long started = mark;
         long tokensAtStart = tokens;
         NDManager manager = model.getNDManager();
         int nonFinite = 0;
@@ -252,10 +257,13 @@ final class TrainingLoop {
                     }
                 }
                 step++;
+                clock.stepTook((System.nanoTime() - mark) / 1e9);
                 epochLoss += stepLoss / stepsPerEpoch;
                 OptionalDouble validationLoss = OptionalDouble.empty();
                 if (validation.enabled() && (step % evalEvery == 0 || step == total)) {
+                    long evaluating = System.nanoTime();
                     double v = task.validationLoss(validation.examples());
+                    clock.evaluationTook((System.nanoTime() - evaluating) / 1e9);
                     validationLoss = OptionalDouble.of(v);
                     lastValidation = validationLoss;
                     if (Double.isNaN(best) || v < best - Validation.MIN_IMPROVEMENT) {
@@ -265,7 +273,16 @@ final class TrainingLoop {
                         withoutImprovement++;
                     }
                 }
-                double seconds = (System.nanoTime() - started) / 1e9;
+                mark = System.nanoTime();
+                double seconds = (mark - started) / 1e9;
+                double left =
+                        clock.secondsLeft(
+                                total - step,
+                                validation.enabled()
+                                        ? RunClock.evaluationsLeft(step, total, evalEvery)
+                                        : 0,
+                                RunClock.checkpointsLeft(step, total, checkpointing.everySteps()),
+                                stepsPerEvaluation);
                 listener.onStep(
                         new TrainingListener.StepReport(
                                 step,
@@ -274,7 +291,7 @@ final class TrainingLoop {
                                 stepLoss,
                                 schedule.at(step),
                                 (tokens - tokensAtStart) / Math.max(seconds, 1e-9),
-                                Math.round(seconds / (step - firstStep) * (total - step)),
+                                Math.round(left),
                                 validationLoss));
                 if (validation.patience() > 0 && withoutImprovement >= validation.patience()) {
                     stoppedEarly = step < total;
@@ -299,9 +316,13 @@ final class TrainingLoop {
                                     best,
                                     withoutImprovement,
                                     skipped);
+                    long saving = System.nanoTime();
                     Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
                     TrainingCheckpoint.save(dir, trained, adamW, state);
                     checkpointing.onSaved().saved(dir, state);
+                    long saved = System.nanoTime() - saving;
+                    clock.checkpointTook(saved / 1e9);
+                    mark += saved;
                 }
                 if (stop) {
                     throw new TrainingStoppedException(step);

@@ -2,6 +2,7 @@ package io.tuneline.engine.plan;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.withinPercentage;
 
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.TargetMatcher;
@@ -184,9 +185,11 @@ class EstimatorTest {
     void qloraStoresTheLinearWeightsInAboutHalfAByte() {
         FineTuningMethod.Lora targets =
                 new FineTuningMethod.Lora(8, 16f, 0.05f, List.of("q_proj", "v_proj"));
+        // fp32: on an A100 the job's default precision would hold LoRA's frozen base in bf16.
         Estimate lora =
                 Estimator.estimate(
-                        plan(tinyLlama(), targets, 1, 16),
+                        plan(tinyLlama(), targets, 1, 16)
+                                .withPrecision(TrainingPlan.Precision.FP32),
                         Device.gpu("nvidia-a100-80gb").orElseThrow());
         Estimate qlora =
                 Estimator.estimate(
@@ -292,9 +295,135 @@ class EstimatorTest {
         assertThat(Estimator.autoFit(wanted, Device.gpu("nvidia-t4").orElseThrow())).isEmpty();
     }
 
+    /** TinyLlama's linear weights in one decoder layer, by hand: q, k, v, o, gate, up, down. */
+    static final long TINY_LAYER_LINEARS =
+            2048L * 2048 + 2 * 2048L * 256 + 2048L * 2048 + 3 * 2048L * 5632;
+
+    static final FineTuningMethod.Lora TINY_QV =
+            new FineTuningMethod.Lora(8, 16f, 0.05f, List.of("q_proj", "v_proj"));
+
+    static Estimate tiny(FineTuningMethod method, int layers, boolean checkpointing) {
+        String config =
+                TINYLLAMA.replace("\"num_hidden_layers\": 22", "\"num_hidden_layers\": " + layers);
+        return Estimator.estimate(
+                plan(new ModelShape.Llama(LlamaConfig.parse(config)), method, 8, 512)
+                        .withPrecision(TrainingPlan.Precision.FP32)
+                        .withActivationCheckpointing(checkpointing),
+                Device.gpu("nvidia-h100-80gb").orElseThrow());
+    }
+
     @Test
-    void theTotalTimeIsRefinedFromTheMeasuredStepsAfterTen() {
-        assertThat(Estimator.refineTotalSeconds(9, 9.0, 100)).isEmpty();
-        assertThat(Estimator.refineTotalSeconds(10, 25.0, 100).getAsDouble()).isEqualTo(250.0);
+    void checkpointingKeepsEachLayersInputOnlyAndRecomputesEveryLayerOnce() {
+        // Checkpointed, a layer more costs only its input, b s h fp32 values; not checkpointed, a
+        // whole layer's activations.
+        long inputBytes = 8L * 512 * 2048 * 4;
+        assertThat(
+                        tiny(TINY_QV, 44, true).activationBytes()
+                                - tiny(TINY_QV, 22, true).activationBytes())
+                .isEqualTo(22 * inputBytes);
+        assertThat(
+                        tiny(TINY_QV, 44, false).activationBytes()
+                                - tiny(TINY_QV, 22, false).activationBytes())
+                .isGreaterThan(20 * 22 * inputBytes);
+        // At 22 layers it is most of the activations gone; the logits (3 b s V: the logits, their
+        // log-softmax and their gradient) stay.
+        Estimate on = tiny(TINY_QV, 22, true);
+        Estimate off = tiny(TINY_QV, 22, false);
+        assertThat(on.activationBytes()).isLessThan(off.activationBytes() / 4);
+        assertThat(on.activationBytes()).isGreaterThan(3L * 8 * 512 * 32000 * 4);
+        // The price: one more forward pass of every layer per token, by hand: 2 FLOPs per linear
+        // weight, the attention's two matmuls (2 x 2 s d per head) and LoRA's A and B.
+        long tokens = 8L * 512;
+        double linears = 2.0 * 22 * TINY_LAYER_LINEARS;
+        double attention = 22 * 2 * 2.0 * 512 * 64 * 32;
+        double lora = 22 * 2.0 * 8 * ((2048 + 2048) + (2048 + 256));
+        assertThat(on.flopsPerStep() - off.flopsPerStep())
+                .isCloseTo((linears + attention + lora) * tokens, withinPercentage(1e-9));
+    }
+
+    @Test
+    void qloraIsCheckpointedByDefaultAndThenDequantizesOneLayerAtATime() {
+        FineTuningMethod.Qlora qlora = new FineTuningMethod.Qlora(TINY_QV);
+        Estimate on = tiny(qlora, 22, true);
+        Estimate off = tiny(qlora, 22, false);
+        // Not checkpointed, every layer's dequantized fp32 weights live until backward;
+        // checkpointed
+        // one layer's.
+        assertThat(off.workspaceBytes() - on.workspaceBytes())
+                .isEqualTo(21 * TINY_LAYER_LINEARS * 4);
+        // The job's default (unset): on for QLoRA, off for LoRA, as the worker's JobSettings.
+        Device h100 = Device.gpu("nvidia-h100-80gb").orElseThrow();
+        TrainingPlan unset =
+                plan(tinyLlama(), qlora, 8, 512).withPrecision(TrainingPlan.Precision.FP32);
+        assertThat(Estimator.estimate(unset, h100).peakBytes()).isEqualTo(on.peakBytes());
+        assertThat(unset.withMethod(TINY_QV).checkpointingRequested()).isFalse();
+        // GPT-2 and the encoders are trained whole (no layer segments): the setting changes
+        // nothing.
+        TrainingPlan gpt2 =
+                plan(
+                        gpt2(),
+                        new FineTuningMethod.Qlora(FineTuningMethod.Lora.gpt2Defaults()),
+                        8,
+                        512);
+        assertThat(Estimator.estimate(gpt2.withActivationCheckpointing(true), h100))
+                .isEqualTo(Estimator.estimate(gpt2.withActivationCheckpointing(false), h100));
+        // Nor for a prompt: virtual tokens are not cut into segments either.
+        TrainingPlan prompt = plan(tinyLlama(), FineTuningMethod.Prompt.defaults(), 8, 512);
+        assertThat(Estimator.estimate(prompt.withActivationCheckpointing(true), h100))
+                .isEqualTo(Estimator.estimate(prompt.withActivationCheckpointing(false), h100));
+    }
+
+    @Test
+    void bf16HoldsTheFrozenLinearWeightsInTwoBytesAndWidensThemPerCall() {
+        Device a100 = Device.gpu("nvidia-a100-80gb").orElseThrow();
+        TrainingPlan lora = plan(tinyLlama(), TINY_QV, 8, 512);
+        Estimate fp32 = Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.FP32), a100);
+        Estimate bf16 = Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.BF16), a100);
+        long frozenLinears = 22 * TINY_LAYER_LINEARS;
+        assertThat(fp32.weightBytes() - bf16.weightBytes()).isEqualTo(frozenLinears * 2);
+        // Each call's fp32 copy lives until the micro-batch ends: every layer's without
+        // checkpointing, one layer's with it.
+        assertThat(bf16.workspaceBytes() - fp32.workspaceBytes()).isEqualTo(frozenLinears * 4);
+        Estimate bf16Checkpointed =
+                Estimator.estimate(
+                        lora.withPrecision(TrainingPlan.Precision.BF16)
+                                .withActivationCheckpointing(true),
+                        a100);
+        Estimate fp32Checkpointed =
+                Estimator.estimate(
+                        lora.withPrecision(TrainingPlan.Precision.FP32)
+                                .withActivationCheckpointing(true),
+                        a100);
+        assertThat(bf16Checkpointed.workspaceBytes() - fp32Checkpointed.workspaceBytes())
+                .isEqualTo(TINY_LAYER_LINEARS * 4);
+        assertThat(fp32Checkpointed.peakBytes() - bf16Checkpointed.peakBytes())
+                .isEqualTo(frozenLinears * 2 - TINY_LAYER_LINEARS * 4);
+        // auto is bf16 where the worker makes it so: an Ampere or later GPU, not a T4 or a CPU.
+        assertThat(Estimator.estimate(lora, a100)).isEqualTo(bf16);
+        Device t4 = Device.gpu("nvidia-t4").orElseThrow();
+        assertThat(Estimator.estimate(lora, t4).weightBytes()).isEqualTo(fp32.weightBytes());
+        assertThat(Estimator.estimate(lora, Device.cpu(1L << 40)).weightBytes())
+                .isEqualTo(fp32.weightBytes());
+        // Full fine-tuning trains every linear weight: nothing is frozen, nothing held in bf16.
+        TrainingPlan full = plan(tinyLlama(), new FineTuningMethod.Full(), 1, 16);
+        assertThat(
+                        Estimator.estimate(full.withPrecision(TrainingPlan.Precision.BF16), a100)
+                                .peakBytes())
+                .isEqualTo(
+                        Estimator.estimate(full.withPrecision(TrainingPlan.Precision.FP32), a100)
+                                .peakBytes());
+    }
+
+    @Test
+    void bf16CannotGoBelowTheFp32BaseTheLoaderReadsFirst() {
+        // A micro-batch of one short sequence, checkpointed: training needs less than the fp32
+        // base, which the checkpoint loader holds before the weights go to bf16.
+        Estimate e =
+                Estimator.estimate(
+                        plan(tinyLlama(), TINY_QV, 1, 16)
+                                .withPrecision(TrainingPlan.Precision.BF16)
+                                .withActivationCheckpointing(true),
+                        Device.gpu("nvidia-a100-80gb").orElseThrow());
+        assertThat(e.peakBytes()).isEqualTo(1_100_048_384L * 4 + Device.CUDA_CONTEXT_BYTES);
     }
 }

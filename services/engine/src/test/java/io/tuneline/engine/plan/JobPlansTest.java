@@ -95,6 +95,29 @@ class JobPlansTest {
         assertThat(p.totalSteps()).hasValue(100);
         assertThat(((FineTuningMethod.PTuning) p.method()).virtualTokens()).isEqualTo(7);
 
+        // The worker's defaults for precision (auto) and checkpointing (on for QLoRA only).
+        assertThat(plan.precision()).isEqualTo(TrainingPlan.Precision.AUTO);
+        assertThat(plan.activationCheckpointing()).isEmpty();
+        assertThat(plan.checkpointingRequested()).isFalse();
+        JobRequested qlora =
+                job.toBuilder()
+                        .setMethod(
+                                MethodSpec.newBuilder()
+                                        .setQlora(io.tuneline.proto.v1.QloraParams.newBuilder()))
+                        .build();
+        assertThat(JobPlans.of(qlora, EstimatorTest.minilm(false, 3)).checkpointingRequested())
+                .isTrue();
+        JobRequested set =
+                qlora.toBuilder()
+                        .setHyperparameters(
+                                Hyperparameters.newBuilder()
+                                        .setPrecision("BF16")
+                                        .setActivationCheckpointing(false))
+                        .build();
+        TrainingPlan asSet = JobPlans.of(set, EstimatorTest.minilm(false, 3));
+        assertThat(asSet.precision()).isEqualTo(TrainingPlan.Precision.BF16);
+        assertThat(asSet.checkpointingRequested()).isFalse();
+
         JobRequested fitted = JobPlans.withBatch(sized, p.withBatch(1, 8));
         assertThat(fitted.getHyperparameters().getBatchSize()).isEqualTo(1);
         assertThat(fitted.getHyperparameters().getGradientAccumulationSteps()).isEqualTo(8);

@@ -248,16 +248,7 @@ public class JobPlanner {
                                         plan.effectiveBatch(),
                                         Estimate.gib(Estimator.estimate(p, device).peakBytes()))));
         for (int seq = plan.sequenceLength() / 2; seq >= 16; seq /= 2) {
-            TrainingPlan shorter =
-                    new TrainingPlan(
-                            plan.shape(),
-                            plan.method(),
-                            plan.microBatch(),
-                            seq,
-                            plan.accumulation(),
-                            plan.totalSteps(),
-                            plan.precision(),
-                            plan.modelDropout());
+            TrainingPlan shorter = plan.withSequenceLength(seq);
             Estimate e = Estimator.estimate(shorter, device);
             if (e.fits()) {
                 ways.add(
@@ -314,16 +305,7 @@ public class JobPlanner {
             Device device,
             FineTuningMethod method,
             String what) {
-        TrainingPlan p =
-                new TrainingPlan(
-                        plan.shape(),
-                        method,
-                        plan.microBatch(),
-                        plan.sequenceLength(),
-                        plan.accumulation(),
-                        plan.totalSteps(),
-                        plan.precision(),
-                        plan.modelDropout());
+        TrainingPlan p = plan.withMethod(method);
         Estimate e = Estimator.estimate(p, device);
         if (e.fits()) {
             ways.add(what + ": estimated peak " + Estimate.gib(e.peakBytes()));
