@@ -34,7 +34,7 @@ import java.util.Set;
  *
  * <p>Two settings of the job change this as the engine runs them. Activation checkpointing (Chen et
  * al. 2016, arXiv:1604.06174; the engine's {@code train.ActivationCheckpointing}, on a model it can
- * cut at its layers: the Llama family without virtual tokens or a prefix) keeps only each layer's
+ * cut at its layers: every family without virtual tokens or a prefix) keeps only each layer's
  * input, recomputes one layer at a time during the backward pass (one more forward pass of every
  * layer) and passes the gradient down through every layer. bf16 precision holds each frozen linear
  * base weight in 2 bytes ({@code nn.Dense.WeightStore.Bf16}) and widens it to an fp32 copy for each
@@ -97,14 +97,14 @@ public final class Estimator {
                         * (checkpointed
                                 ? largestLayerHeld(layout, counts)
                                 : counts.quantizedWithGrad + counts.heldBf16);
-        // The engine loads the base in fp32 before it quantizes it (README: "the base is loaded
-        // in fp32 before it is quantized"), so the high-water mark holds those weights too.
-        workspace += counts.quantized * 4L;
+        // A QLoRA job streams its base into NF4 (quant.Nf4Loading, every family): one linear
+        // weight at a time is read in fp32 and quantized, never the whole base.
+        workspace += 4L * largestQuantized(layout, counts);
         // Likewise for bf16, but the fp32 load is over before training allocates: the high-water
         // mark is the larger of the two (freed memory is reused, by glibc's allocator on CPU and
         // PyTorch's caching allocator on a GPU).
         long training = weightBytes + gradientBytes + optimizerBytes + activationBytes + workspace;
-        workspace += Math.max(0, counts.baseTotal * 4L - training);
+        workspace += Math.max(0, (counts.baseTotal - counts.quantized) * 4L - training);
         if (!device.gpu()) {
             workspace += (long) (CPU_LOADER_FRACTION * counts.baseTotal * 4);
         }
@@ -150,14 +150,14 @@ public final class Estimator {
     }
 
     /**
-     * Whether the engine can train {@code plan} with activation checkpointing: a model it cuts at
-     * its layers (the Llama family's {@code segments}), without virtual tokens or a key/value
-     * prefix. Elsewhere the job's setting changes nothing, and the estimate ignores it too.
+     * Whether the engine can train {@code plan} with activation checkpointing: every family cuts
+     * itself at its layers ({@code TunableModel.segments}: Llama, GPT-2, the BERT-family
+     * classifier), but not with virtual tokens or a key/value prefix. There the job's setting
+     * changes nothing, and the estimate ignores it too.
      */
     static boolean checkpointable(TrainingPlan plan) {
         FineTuningMethod m = plan.method();
-        return plan.shape() instanceof ModelShape.Llama
-                && !(m instanceof FineTuningMethod.Prompt)
+        return !(m instanceof FineTuningMethod.Prompt)
                 && !(m instanceof FineTuningMethod.PTuning)
                 && !(m instanceof FineTuningMethod.Prefix);
     }
@@ -178,6 +178,14 @@ public final class Estimator {
     }
 
     /** The most NF4 and bf16 weight elements one layer holds: what one layer widens at a time. */
+    /** The largest linear weight held in NF4: the one fp32 tensor a streamed NF4 load holds. */
+    private static long largestQuantized(ParameterLayout layout, Counts c) {
+        return c.quantizedModules.stream()
+                .mapToLong(m -> layout.linears().get(m).weights())
+                .max()
+                .orElse(0);
+    }
+
     private static long largestLayerHeld(ParameterLayout layout, Counts c) {
         Map<Integer, Long> perLayer = new java.util.HashMap<>();
         for (Set<String> held : List.of(c.quantizedModules, c.heldBf16Modules)) {
