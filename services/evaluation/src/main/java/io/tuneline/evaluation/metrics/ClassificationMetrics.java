@@ -188,7 +188,8 @@ public final class ClassificationMetrics {
         return ece;
     }
 
-    static int argMax(double[] values) {
+    /** The index of the largest value (the first of equals): a classifier's predicted label. */
+    public static int argMax(double[] values) {
         int best = 0;
         for (int i = 1; i < values.length; i++) {
             if (values[i] > values[best]) {

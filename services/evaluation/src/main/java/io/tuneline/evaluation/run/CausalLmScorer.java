@@ -153,20 +153,15 @@ final class CausalLmScorer {
             LmExample example,
             int limit,
             List<Long> stops) {
-        long[] labels = example.labels();
-        int promptEnd = 0;
-        while (promptEnd < labels.length && labels[promptEnd] == CausalLmLoss.IGNORE) {
-            promptEnd++;
-        }
+        int promptEnd = promptEnd(example.labels());
         if (promptEnd == 0 || promptEnd >= limit) {
             return "";
         }
-        int referenceTokens = labels.length - promptEnd;
         long[] prompt = Arrays.copyOf(example.inputIds(), promptEnd);
         long[] tokens =
                 inference.generate(
                         prompt,
-                        Math.min(referenceTokens + EXTRA_ANSWER_TOKENS, limit - promptEnd),
+                        answerBudget(example.labels(), promptEnd, limit),
                         CausalLmInference::argmax,
                         token -> !stops.contains(token));
         if (tokens.length > 0 && stops.contains(tokens[tokens.length - 1])) {
@@ -204,17 +199,11 @@ final class CausalLmScorer {
                 int promptEnd;
                 int budget;
                 if (generated.isPresent()) {
-                    promptEnd = 0;
-                    while (promptEnd < labels.length && labels[promptEnd] == CausalLmLoss.IGNORE) {
-                        promptEnd++;
-                    }
+                    promptEnd = promptEnd(labels);
                     if (promptEnd == 0 || promptEnd >= maxLength) {
                         continue;
                     }
-                    budget =
-                            Math.min(
-                                    labels.length - promptEnd + EXTRA_ANSWER_TOKENS,
-                                    maxLength - promptEnd);
+                    budget = answerBudget(labels, promptEnd, maxLength);
                 } else {
                     promptEnd = Math.max(1, Math.min(e.inputIds().length, maxLength) / 2);
                     budget = maxTokens;
@@ -239,6 +228,20 @@ final class CausalLmScorer {
                 prompts,
                 budgets.stream().mapToInt(Integer::intValue).toArray(),
                 expected);
+    }
+
+    /** Where an instruction example's answer starts: its first scored label. */
+    static int promptEnd(long[] labels) {
+        int end = 0;
+        while (end < labels.length && labels[end] == CausalLmLoss.IGNORE) {
+            end++;
+        }
+        return end;
+    }
+
+    /** Tokens an answer may take: the reference's plus a few, within {@code limit} positions. */
+    static int answerBudget(long[] labels, int promptEnd, int limit) {
+        return Math.min(labels.length - promptEnd + EXTRA_ANSWER_TOKENS, limit - promptEnd);
     }
 
     static LmExample cut(LmExample e, int limit) {

@@ -279,11 +279,7 @@ public class Evaluator {
             if (spec.hasScenario()) {
                 List<String> predicted = new ArrayList<>();
                 for (double[] p : tunedProbs) {
-                    int best = 0;
-                    for (int k = 1; k < p.length; k++) {
-                        best = p[k] > p[best] ? k : best;
-                    }
-                    predicted.add(labels.get(best));
+                    predicted.add(labels.get(ClassificationMetrics.argMax(p)));
                 }
                 String candidate = ScenarioRunner.candidateName(training) + ":candidate";
                 scenario =
