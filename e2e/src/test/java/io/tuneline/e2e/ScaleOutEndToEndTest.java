@@ -46,10 +46,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
 @ExtendWith(LocalStack.class)
 class ScaleOutEndToEndTest {
     /**
-     * 12 in the README's test command, to keep CI within its 30 minutes on 2 cores (25 took 7 of
+     * 9 in the README's test command, to keep CI within its 30 minutes on 2 cores (25 took 7 of
      * them); {@code bench/load.sh} and {@code -Dtuneline.load.jobs=100} run the issue's 100.
      */
-    static final int DEFAULT_JOBS = 12;
+    static final int DEFAULT_JOBS = 9;
 
     /** {@code -Dtuneline.load.jobs=N} for a shorter or a longer run. */
     private final int jobs = Integer.getInteger("tuneline.load.jobs", DEFAULT_JOBS);

@@ -80,7 +80,7 @@ public final class QloraClassifierMemory {
                 for (Dense d : c.linears().values()) {
                     linearBytes +=
                             d.base() instanceof Dense.WeightStore.Nf4 q
-                                    ? q.weight().residentBytes()
+                                    ? q.residentBytes()
                                     : d.weightElements() * 4;
                 }
                 step(model, c, trainer, all.subList(0, BATCH), qlora);

@@ -121,7 +121,7 @@ public final class QloraMemory {
                 linearElements += d.weightElements();
                 linearBytes +=
                         d.base() instanceof Dense.WeightStore.Nf4 q
-                                ? q.weight().residentBytes()
+                                ? q.residentBytes()
                                 : d.weightElements() * 4;
             }
             int maxLength = SEQ;

@@ -236,13 +236,12 @@ public sealed interface FineTuningMethod
                 Dense dense = linears.get(module);
                 if (dense.base() instanceof Dense.WeightStore.Nf4 held) {
                     // Quantized by the checkpoint loader as it read the tensor (loading()).
-                    if (held.weight().blocksize() != blocksize
-                            || held.weight().doubleQuantized() != doubleQuant) {
+                    if (held.blocksize() != blocksize || held.doubleQuantized() != doubleQuant) {
                         throw new IllegalStateException(
                                 module
                                         + " was loaded in NF4 with blocks of "
-                                        + held.weight().blocksize()
-                                        + (held.weight().doubleQuantized() ? " and" : " without")
+                                        + held.blocksize()
+                                        + (held.doubleQuantized() ? " and" : " without")
                                         + " double quantization; this QLoRA asks for "
                                         + blocksize);
                     }

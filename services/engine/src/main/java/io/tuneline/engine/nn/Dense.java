@@ -2,6 +2,7 @@ package io.tuneline.engine.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
@@ -14,6 +15,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.io.safetensors.SafetensorsStreamWriter;
 import io.tuneline.engine.quant.Nf4;
+import io.tuneline.engine.quant.Nf4Device;
 import io.tuneline.engine.quant.Nf4Weight;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -72,8 +74,53 @@ public final class Dense extends AbstractBlock {
         /** W as a DJL parameter (out, in): what every method but QLoRA trains or freezes. */
         record DenseWeight(Parameter parameter) implements WeightStore {}
 
-        /** W frozen in NF4; not a parameter, so no gradient and no optimizer state can reach it. */
-        record Nf4(Nf4Weight weight) implements WeightStore {}
+        /**
+         * W frozen in NF4; not a parameter, so no gradient and no optimizer state can reach it.
+         * Held on the heap as loaded until the first forward call or merge, then only in native
+         * memory on the layer's device ({@link Nf4Device}), where every later call dequantizes it
+         * without copying anything from the JVM.
+         */
+        final class Nf4 implements WeightStore {
+            private Nf4Weight loaded;
+            private Nf4Device resident;
+
+            Nf4(Nf4Weight weight) {
+                loaded = weight;
+            }
+
+            /**
+             * The NF4 weight on the heap: as loaded, or a copy of the native arrays once they are
+             * resident (for exports, checkpoints and checks; not for the forward pass).
+             */
+            public synchronized Nf4Weight weight() {
+                return loaded != null ? loaded : resident.toWeight();
+            }
+
+            /**
+             * The weight in native memory of {@code manager} (the layer's parameters' manager),
+             * moved there by the first call; the heap copy is dropped then.
+             */
+            synchronized Nf4Device resident(NDManager manager) {
+                if (resident == null) {
+                    resident = Nf4Device.of(loaded, manager);
+                    loaded = null;
+                }
+                return resident;
+            }
+
+            public synchronized int blocksize() {
+                return loaded != null ? loaded.blocksize() : resident.blocksize();
+            }
+
+            public synchronized boolean doubleQuantized() {
+                return loaded != null ? loaded.doubleQuantized() : resident.doubleQuantized();
+            }
+
+            /** {@link Nf4Weight#residentBytes()}, wherever the weight is held now. */
+            public synchronized long residentBytes() {
+                return loaded != null ? loaded.residentBytes() : resident.residentBytes();
+            }
+        }
 
         /**
          * W frozen as bfloat16 values (training precision {@code bf16}); not a parameter either,
@@ -273,7 +320,8 @@ public final class Dense extends AbstractBlock {
     public NDArray mergedWeight() {
         NDArray merged;
         if (base instanceof WeightStore.Nf4 q) {
-            merged = q.weight().dequantize(bias.getArray().getManager());
+            NDManager manager = bias.getArray().getManager();
+            merged = q.resident(manager).dequantize(manager);
         } else if (base instanceof WeightStore.Bf16 h) {
             // Widening to float32 is exact.
             merged = h.weight().toType(DataType.FLOAT32, true);
@@ -313,7 +361,7 @@ public final class Dense extends AbstractBlock {
             // backward; DJL offers no custom autograd function to do that), so the dense copy
             // lives until backward has run whatever the handle does; the handle goes with the
             // step's manager.
-            NDArray w = q.weight().dequantize(x.getManager());
+            NDArray w = q.resident(bias.getArray().getManager()).dequantize(x.getManager());
             if (!w.getDevice().equals(x.getDevice())) {
                 NDArray moved = w.toDevice(x.getDevice(), false);
                 w.close();

@@ -1,12 +1,5 @@
 package io.tuneline.engine.quant;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import java.nio.ByteBuffer;
-
 /**
  * The per-block scales of an NF4 weight: plain float32 values, or (double quantization,
  * bitsandbytes' {@code compress_statistics}) 8-bit codes with a nested absmax per 256 blocks and
@@ -18,9 +11,6 @@ public sealed interface Nf4Absmax {
 
     /** The scales as float32, computed as bitsandbytes' {@code dequantize_4bit} computes them. */
     float[] values();
-
-    /** The scales as a float32 NDArray of shape (blocks), computed with NDArray operations. */
-    NDArray values(NDManager manager);
 
     /** Bytes these statistics take in memory (the shared code maps are not counted). */
     long residentBytes();
@@ -35,11 +25,6 @@ public sealed interface Nf4Absmax {
         @Override
         public float[] values() {
             return absmax.clone();
-        }
-
-        @Override
-        public NDArray values(NDManager manager) {
-            return manager.create(absmax);
         }
 
         @Override
@@ -124,32 +109,6 @@ public sealed interface Nf4Absmax {
                 out[i] = v + offset;
             }
             return out;
-        }
-
-        @Override
-        public NDArray values(NDManager manager) {
-            int n = codes.length;
-            int nested = nestedAbsmax.length;
-            long padded = (long) nested * nestedBlocksize;
-            try (NDManager scratch = manager.newSubManager()) {
-                NDArray index =
-                        scratch.create(ByteBuffer.wrap(codes), new Shape(n), DataType.UINT8)
-                                .toType(DataType.INT64, false);
-                NDArray decoded = scratch.create(nestedMap).gather(index, 0);
-                if (padded > n) {
-                    decoded = decoded.concat(scratch.zeros(new Shape(padded - n)));
-                }
-                NDArray scaled =
-                        decoded.reshape(nested, nestedBlocksize)
-                                .mul(scratch.create(nestedAbsmax).reshape(nested, 1))
-                                .reshape(padded);
-                if (padded > n) {
-                    scaled = scaled.get(new NDIndex("0:" + n));
-                }
-                NDArray out = scaled.add(offset);
-                out.attach(manager);
-                return out;
-            }
         }
 
         @Override

@@ -2,11 +2,7 @@ package io.tuneline.engine.quant;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import io.tuneline.engine.io.safetensors.Dtype;
-import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
@@ -16,20 +12,6 @@ import java.util.Arrays;
  * dense float32 weight back, one layer at a time, on whatever device the manager is on.
  */
 public final class Nf4Weight {
-    /**
-     * For each possible packed byte b, the code value of its high nibble (the even element) and of
-     * its low nibble (the odd one), as a (256, 2) table: one lookup per byte instead of shifts and
-     * masks, which DJL does not offer on integer arrays.
-     */
-    private static final float[] PAIRS = new float[512];
-
-    static {
-        for (int b = 0; b < 256; b++) {
-            PAIRS[2 * b] = Nf4.CODE[b >> 4];
-            PAIRS[2 * b + 1] = Nf4.CODE[b & 0x0F];
-        }
-    }
-
     private final byte[] packed;
     private final Nf4Absmax absmax;
     private final long[] shape;
@@ -156,35 +138,14 @@ public final class Nf4Weight {
     /**
      * The dense float32 weight in the original shape, as bitsandbytes' {@code dequantize_4bit}
      * computes it before casting to the original dtype: {@code code[nibble] * absmax[block]} in
-     * float32 (so the values are bit for bit bitsandbytes'). Everything is NDArray work on the
-     * manager's device: one row lookup in a (256, 2) table of nibble values, a reshape to (blocks,
-     * blocksize) and a broadcast multiply; intermediate arrays are freed before returning.
+     * float32 (so the values are bit for bit bitsandbytes'), on the manager's device. Copies this
+     * weight into native memory first ({@link Nf4Device}, freed before returning): a layer that
+     * dequantizes on every call holds an {@link Nf4Device} instead.
      */
     public NDArray dequantize(NDManager manager) {
-        long n = elements();
-        long blocks = absmax.blocks();
-        long padded = blocks * blocksize;
-        try (NDManager scratch = manager.newSubManager()) {
-            NDArray index =
-                    scratch.create(
-                                    ByteBuffer.wrap(packed),
-                                    new Shape(packed.length),
-                                    DataType.UINT8)
-                            .toType(DataType.INT64, false);
-            // Row b of the (256, 2) table holds the values of byte b's two nibbles; indexing by
-            // the packed bytes gives (bytes, 2), whose row-major order is the element order.
-            NDArray values = scratch.create(PAIRS, new Shape(256, 2)).get(index).reshape(-1);
-            if (padded > values.getShape().get(0)) {
-                values = values.concat(scratch.zeros(new Shape(padded - values.getShape().get(0))));
-            }
-            NDArray scales = absmax.values(scratch).reshape(blocks, 1);
-            NDArray out = values.reshape(blocks, blocksize).mul(scales).reshape(padded);
-            if (padded > n) {
-                out = out.get(new NDIndex("0:" + n));
-            }
-            out = out.reshape(new Shape(shape));
-            out.attach(manager);
-            return out;
+        try (NDManager scratch = manager.newSubManager();
+                Nf4Device resident = Nf4Device.of(this, scratch)) {
+            return resident.dequantize(manager);
         }
     }
 

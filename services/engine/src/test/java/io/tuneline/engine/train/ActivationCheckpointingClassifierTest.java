@@ -19,8 +19,8 @@ import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertConfig;
 import io.tuneline.engine.model.bert.BertEncoder;
-import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.quant.Nf4Loading;
+import io.tuneline.engine.quant.Nf4Weight;
 import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -146,7 +146,7 @@ class ActivationCheckpointingClassifierTest {
             PretrainedModel base, ClassifierHead head, FineTuningMethod.Qlora qlora, int linears)
             throws Exception {
         BertConfig config = base.config().withoutDropout();
-        Map<String, Dense.WeightStore.Nf4> afterLoad;
+        Map<String, Nf4Weight> afterLoad;
         float[] hiddenAfterLoad;
         try (Model model = Model.newInstance("after-load", runtime.device())) {
             SequenceClassifier c = load(model, base, config, head, Optional.empty());

@@ -13,6 +13,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.quant.Nf4Weight;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -98,10 +99,13 @@ public final class CheckpointingChecks {
         ResumeRuns.assertContinues(full, resumed, 6, 4);
     }
 
-    /** How each linear layer of a model holds its base weight in NF4, by module path. */
-    public static Map<String, Dense.WeightStore.Nf4> nf4Bases(TunableModel model) {
-        Map<String, Dense.WeightStore.Nf4> out = new LinkedHashMap<>();
-        model.linears().forEach((m, d) -> out.put(m, (Dense.WeightStore.Nf4) d.base()));
+    /**
+     * Each linear layer's NF4 base weight, by module path: copies on the heap, still readable after
+     * the model is closed.
+     */
+    public static Map<String, Nf4Weight> nf4Bases(TunableModel model) {
+        Map<String, Nf4Weight> out = new LinkedHashMap<>();
+        model.linears().forEach((m, d) -> out.put(m, ((Dense.WeightStore.Nf4) d.base()).weight()));
         return out;
     }
 
@@ -111,14 +115,14 @@ public final class CheckpointingChecks {
      * quantized after a full load), and its float32 weight is no parameter.
      */
     public static void assertSameNf4(
-            TunableModel streamed, Map<String, Dense.WeightStore.Nf4> reference, int linears) {
+            TunableModel streamed, Map<String, Nf4Weight> reference, int linears) {
         assertThat(streamed.linears()).hasSize(linears);
         assertThat(streamed.linears().keySet()).isEqualTo(reference.keySet());
         streamed.linears()
                 .forEach(
                         (m, d) -> {
                             var nf4 = ((Dense.WeightStore.Nf4) d.base()).weight();
-                            var ref = reference.get(m).weight();
+                            var ref = reference.get(m);
                             assertThat(nf4.packed()).as(m).isEqualTo(ref.packed());
                             assertThat(nf4.absmax())
                                     .as(m)

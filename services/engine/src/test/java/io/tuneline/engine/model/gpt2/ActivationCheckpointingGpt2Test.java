@@ -11,7 +11,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.model.CausalLmCheckpoint;
-import io.tuneline.engine.nn.Dense;
+import io.tuneline.engine.quant.Nf4Weight;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
@@ -111,7 +111,7 @@ class ActivationCheckpointingGpt2Test {
         Path base = TinyGpt2.write(dir.resolve("base"), TinyGpt2.randomWeights(45), true);
         FineTuningMethod.Qlora qlora =
                 new FineTuningMethod.Qlora(new FineTuningMethod.Lora(4, 8f, 0f, ALL_CONV1D));
-        Map<String, Dense.WeightStore.Nf4> afterLoad;
+        Map<String, Nf4Weight> afterLoad;
         float[] loadedThenQuantized;
         try (Model model = Gpt2Checkpoint.load(base, runtime.device())) {
             Gpt2LmModel lm = (Gpt2LmModel) model.getBlock();

@@ -8,8 +8,8 @@ import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.tuneline.engine.method.FineTuningMethod;
-import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.quant.Nf4Loading;
+import io.tuneline.engine.quant.Nf4Weight;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.CausalLmTrainer;
 import io.tuneline.engine.train.Checkpointing;
@@ -98,7 +98,7 @@ class ActivationCheckpointingLlamaTest {
         Path base = LlamaTrainingTest.write(dir.resolve("base"), THREE_LAYERS, 35);
         FineTuningMethod.Qlora qlora =
                 new FineTuningMethod.Qlora(new FineTuningMethod.Lora(4, 8f, 0f, ALL_LINEAR));
-        Map<String, Dense.WeightStore.Nf4> afterLoad;
+        Map<String, Nf4Weight> afterLoad;
         float[] loadedThenQuantized;
         try (Model model = LlamaCheckpoint.load(base, runtime.device())) {
             LlamaLmModel lm = (LlamaLmModel) model.getBlock();
