@@ -1,10 +1,12 @@
 package io.tuneline.common.job;
 
+import io.tuneline.common.store.S3Uri;
 import io.tuneline.proto.v1.DatasetSpec;
 import io.tuneline.proto.v1.Hyperparameters;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.ScenarioSpec;
 import io.tuneline.proto.v1.SplitSpec;
 import io.tuneline.proto.v1.Task;
 import java.util.ArrayList;
@@ -55,6 +57,9 @@ public final class JobSpecValidator {
                             + " hyperparameters.learning_rate instead");
         }
         compareMethods(job, p);
+        if (job.getEvaluation().hasScenario()) {
+            scenario(job.getEvaluation().getScenario(), p);
+        }
         if (job.getResources().getGpus() < 0) {
             p.add("resources.gpus: must not be negative");
         }
@@ -281,6 +286,34 @@ public final class JobSpecValidator {
                 }
             }
             case FULL, KIND_NOT_SET -> {}
+        }
+    }
+
+    private static void scenario(ScenarioSpec s, List<String> p) {
+        String path = "evaluation.scenario.";
+        nonNegative(path + "max_requests", s.getMaxRequests(), p);
+        nonNegative(path + "concurrency", s.getConcurrency(), p);
+        nonNegative(path + "max_tokens", s.getMaxTokens(), p);
+        if (s.getRatePerSecond() < 0) {
+            p.add(path + "rate_per_second: " + s.getRatePerSecond() + " must not be negative");
+        }
+        if (s.getMaxP95LatencyMs() < 0) {
+            p.add(path + "max_p95_latency_ms: " + s.getMaxP95LatencyMs() + " must not be negative");
+        }
+        share(path + "max_error_rate", s.getMaxErrorRate(), p);
+        share(path + "min_agreement", s.getMinAgreement(), p);
+        if (!s.getRequests().isBlank()) {
+            try {
+                S3Uri.parse(s.getRequests());
+            } catch (IllegalArgumentException e) {
+                p.add(path + "requests: " + e.getMessage());
+            }
+        }
+    }
+
+    private static void share(String path, double value, List<String> p) {
+        if (value < 0 || value > 1) {
+            p.add(path + ": " + value + " is outside [0, 1]");
         }
     }
 

@@ -5,9 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.tuneline.proto.v1.BaseModel;
 import io.tuneline.proto.v1.DatasetSpec;
+import io.tuneline.proto.v1.EvaluationSpec;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.LoraParams;
 import io.tuneline.proto.v1.MethodSpec;
+import io.tuneline.proto.v1.ScenarioSpec;
 import io.tuneline.proto.v1.SplitSpec;
 import io.tuneline.proto.v1.Task;
 import java.util.List;
@@ -25,6 +27,36 @@ class JobSpecValidatorTest {
     @Test
     void aCompleteJobHasNoProblems() {
         assertThat(JobSpecValidator.problems(VALID)).isEmpty();
+    }
+
+    @Test
+    void aScenarioWithBadLimitsOrARequestsFileThatIsNoS3UriIsRefusedNamingEachField() {
+        JobRequested bad =
+                VALID.toBuilder()
+                        .setEvaluation(
+                                EvaluationSpec.newBuilder()
+                                        .setScenario(
+                                                ScenarioSpec.newBuilder()
+                                                        .setConcurrency(-1)
+                                                        .setMinAgreement(1.5)
+                                                        .setRequests("requests.jsonl")))
+                        .build();
+        assertThat(JobSpecValidator.problems(bad))
+                .containsExactly(
+                        "evaluation.scenario.concurrency: -1 must not be negative",
+                        "evaluation.scenario.min_agreement: 1.5 is outside [0, 1]",
+                        "evaluation.scenario.requests: 'requests.jsonl' is not an s3:// URI;"
+                                + " expected s3://bucket/key");
+        JobRequested good =
+                VALID.toBuilder()
+                        .setEvaluation(
+                                EvaluationSpec.newBuilder()
+                                        .setScenario(
+                                                ScenarioSpec.newBuilder()
+                                                        .setMinAgreement(1.0)
+                                                        .setRequests("s3://tuneline/r.jsonl")))
+                        .build();
+        assertThat(JobSpecValidator.problems(good)).isEmpty();
     }
 
     @Test

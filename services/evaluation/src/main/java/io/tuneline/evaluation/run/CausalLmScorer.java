@@ -9,11 +9,13 @@ import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
+import io.tuneline.engine.tokenize.ChatTemplate;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
 import io.tuneline.evaluation.metrics.CausalLmMetrics.AnswerScore;
 import io.tuneline.evaluation.metrics.CausalLmMetrics.ExampleScore;
+import io.tuneline.evaluation.scenario.RecordedRequests;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
@@ -228,6 +230,82 @@ final class CausalLmScorer {
                 prompts,
                 budgets.stream().mapToInt(Integer::intValue).toArray(),
                 expected);
+    }
+
+    /**
+     * The scenario's recorded requests, each with the answer the model in {@code directory} gives
+     * offline: the prompt encoded as the serving service encodes it (a completion's text without
+     * special tokens, BOS first when {@code add_bos_token}; a chat rendered with the model's chat
+     * template and its generation prompt), decoded greedily with the request's budget to the first
+     * stop id, cut before the first stop string. A prompt that leaves no position to answer in has
+     * no offline answer (the service refuses it, which counts as an error).
+     *
+     * @throws IllegalArgumentException for a chat request to a model without a chat template
+     */
+    static List<io.tuneline.evaluation.scenario.ScenarioRunner.Request> recordedRequests(
+            EngineRuntime runtime,
+            Path directory,
+            String candidate,
+            List<RecordedRequests.Generate> recorded,
+            String source)
+            throws IOException {
+        List<io.tuneline.evaluation.scenario.ScenarioRunner.Request> out = new ArrayList<>();
+        ModelTokens tokens = ModelTokens.read(directory);
+        Optional<ChatTemplate> template = tokens.chatTemplateFor(Optional.empty());
+        try (Model model = CausalLmCheckpoint.load(directory, runtime.device());
+                HuggingFaceTokenizer tokenizer =
+                        HuggingFaceTokenizer.newInstance(
+                                directory.resolve("tokenizer.json"),
+                                Map.of("padding", "false", "truncation", "false"))) {
+            MethodState.restoreIfPresent(
+                    (TunableModel) model.getBlock(), directory, model.getNDManager());
+            CausalLmInference inference = CausalLmInference.of(model);
+            List<Long> stops = tokens.stopIds();
+            for (RecordedRequests.Generate r : recorded) {
+                long[] prompt;
+                if (r.chat()) {
+                    ChatTemplate chat =
+                            template.orElseThrow(
+                                    () ->
+                                            new IllegalArgumentException(
+                                                    source
+                                                            + " line "
+                                                            + r.line()
+                                                            + ": a chat request, but the model"
+                                                            + " has no chat template"
+                                                            + " (tokenizer_config.json's"
+                                                            + " chat_template)"));
+                    prompt =
+                            tokenizer
+                                    .encode(chat.render(r.messages(), true), false, false)
+                                    .getIds();
+                } else {
+                    long[] ids = tokenizer.encode(r.prompt().orElseThrow(), false, false).getIds();
+                    prompt = ids;
+                    if (tokens.addBos() && tokens.bos().isPresent()) {
+                        prompt = new long[ids.length + 1];
+                        prompt[0] = tokens.bos().get().id();
+                        System.arraycopy(ids, 0, prompt, 1, ids.length);
+                    }
+                }
+                Optional<String> offline = Optional.empty();
+                if (prompt.length > 0 && prompt.length < inference.maxPositions()) {
+                    long[] answer =
+                            inference.generate(
+                                    prompt,
+                                    r.maxTokens(),
+                                    CausalLmInference::argmax,
+                                    token -> !stops.contains(token));
+                    if (answer.length > 0 && stops.contains(answer[answer.length - 1])) {
+                        answer = Arrays.copyOf(answer, answer.length - 1);
+                    }
+                    String text = answer.length == 0 ? "" : tokenizer.decode(answer, true);
+                    offline = Optional.of(RecordedRequests.cutAtStop(text, r.stops()).trim());
+                }
+                out.add(RecordedRequests.request(candidate, r, offline));
+            }
+        }
+        return out;
     }
 
     /** Where an instruction example's answer starts: its first scored label. */

@@ -10,6 +10,7 @@ import io.micrometer.core.instrument.Timer;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.observability.MetricNames;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.S3Uri;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.method.MethodState;
@@ -29,6 +30,7 @@ import io.tuneline.evaluation.report.EvaluationReport;
 import io.tuneline.evaluation.report.ReportRenderer;
 import io.tuneline.evaluation.robustness.PerturbationKind;
 import io.tuneline.evaluation.robustness.TextPerturber;
+import io.tuneline.evaluation.scenario.RecordedRequests;
 import io.tuneline.evaluation.scenario.ScenarioRunner;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.AttackKind;
@@ -195,6 +197,17 @@ public class Evaluator {
         String primary = spec.getPrimaryMetric().isBlank() ? "macro_f1" : spec.getPrimaryMetric();
         int samples = bootstrapSamples(spec);
         int maxLength = maxLength(job);
+        List<RecordedRequests.Classify> recorded = List.of();
+        if (spec.hasScenario() && !spec.getScenario().getRequests().isBlank()) {
+            String uri = spec.getScenario().getRequests();
+            try (InputStream in = recordedRequests(uri)) {
+                recorded =
+                        RecordedRequests.classify(
+                                in, uri, ScenarioRunner.maxRequests(spec.getScenario()));
+            } catch (IllegalArgumentException e) {
+                throw new EvaluationFailedException(e.getMessage(), e);
+            }
+        }
 
         Path work = Files.createTempDirectory("evaluation-" + jobId);
         try {
@@ -234,6 +247,7 @@ public class Evaluator {
             EngineRuntime runtime = EngineRuntime.start(0);
 
             double[][] tunedProbs;
+            double[][] recordedProbs = new double[0][];
             List<EvaluationReport.Robustness> robustness = new ArrayList<>();
             try (ClassifierScorer tuned =
                     ClassifierScorer.load(
@@ -244,6 +258,12 @@ public class Evaluator {
                             maxLength,
                             Optional.of(weights))) {
                 tunedProbs = tuned.probabilities(texts);
+                // The offline answers to the recorded requests, with the model evaluated here.
+                List<String> recordedTexts = new ArrayList<>();
+                recorded.forEach(r -> recordedTexts.addAll(r.inputs()));
+                if (!recordedTexts.isEmpty()) {
+                    recordedProbs = tuned.probabilities(recordedTexts);
+                }
                 double clean = ClassificationMetrics.compute(labels, truth, tunedProbs).accuracy();
                 for (Perturbation p : spec.getPerturbationsList()) {
                     robustness.add(robustness(tuned, labels, texts, truth, tunedProbs, clean, p));
@@ -277,17 +297,26 @@ public class Evaluator {
                     Bootstrap.classification(labels, truth, tunedProbs, samples, 7);
             Optional<ScenarioResult> scenario = Optional.empty();
             if (spec.hasScenario()) {
-                List<String> predicted = new ArrayList<>();
-                for (double[] p : tunedProbs) {
-                    predicted.add(labels.get(ClassificationMetrics.argMax(p)));
-                }
                 String candidate = ScenarioRunner.candidateName(training) + ":candidate";
-                scenario =
-                        Optional.of(
-                                scenarios.run(
-                                        training,
-                                        spec.getScenario(),
-                                        ScenarioRunner.classify(candidate, texts, predicted)));
+                List<ScenarioRunner.Request> requests = new ArrayList<>();
+                if (recorded.isEmpty()) {
+                    List<String> predicted = new ArrayList<>();
+                    for (double[] p : tunedProbs) {
+                        predicted.add(labels.get(ClassificationMetrics.argMax(p)));
+                    }
+                    requests = ScenarioRunner.classify(candidate, texts, predicted);
+                } else {
+                    int row = 0;
+                    for (RecordedRequests.Classify r : recorded) {
+                        List<String> offline = new ArrayList<>();
+                        for (int i = 0; i < r.inputs().size(); i++) {
+                            offline.add(
+                                    labels.get(ClassificationMetrics.argMax(recordedProbs[row++])));
+                        }
+                        requests.add(RecordedRequests.request(candidate, r, offline));
+                    }
+                }
+                scenario = Optional.of(scenarios.run(training, spec.getScenario(), requests));
             }
             return finish(
                     training,
@@ -327,6 +356,32 @@ public class Evaluator {
         return split;
     }
 
+    /**
+     * The scenario's recorded requests ({@code ScenarioSpec.requests}) from the store.
+     *
+     * @throws EvaluationFailedException when the URI is not {@code s3://bucket/key} or names no
+     *     object
+     */
+    private InputStream recordedRequests(String uri) {
+        S3Uri at;
+        try {
+            at = S3Uri.parse(uri);
+        } catch (IllegalArgumentException e) {
+            throw new EvaluationFailedException(
+                    "evaluation.scenario.requests: " + e.getMessage(), e);
+        }
+        if (!store.exists(at)) {
+            throw new EvaluationFailedException(
+                    "evaluation.scenario.requests: " + uri + " does not exist in the store");
+        }
+        return store.get(at);
+    }
+
+    /** Tokens per scenario completion that names no budget: {@code max_tokens}, else 16. */
+    private static int scenarioMaxTokens(EvaluationSpec spec) {
+        return spec.getScenario().getMaxTokens() > 0 ? spec.getScenario().getMaxTokens() : 16;
+    }
+
     private static int bootstrapSamples(EvaluationSpec spec) {
         return spec.getBootstrapSamples() == 0
                 ? Bootstrap.DEFAULT_SAMPLES
@@ -358,6 +413,20 @@ public class Evaluator {
                     "the split " + split.getUri() + " has no example of 2 or more tokens");
         }
         boolean instruction = examples.stream().allMatch(e -> e.completion().isPresent());
+        List<RecordedRequests.Generate> recorded = List.of();
+        if (spec.hasScenario() && !spec.getScenario().getRequests().isBlank()) {
+            String uri = spec.getScenario().getRequests();
+            try (InputStream in = recordedRequests(uri)) {
+                recorded =
+                        RecordedRequests.generate(
+                                in,
+                                uri,
+                                ScenarioRunner.maxRequests(spec.getScenario()),
+                                scenarioMaxTokens(spec));
+            } catch (IllegalArgumentException e) {
+                throw new EvaluationFailedException(e.getMessage(), e);
+            }
+        }
 
         Path work = Files.createTempDirectory("evaluation-" + jobId);
         try {
@@ -447,23 +516,30 @@ public class Evaluator {
             }
             Optional<ScenarioResult> scenario = Optional.empty();
             if (spec.hasScenario()) {
-                scenario =
-                        Optional.of(
-                                scenarios.run(
-                                        training,
-                                        spec.getScenario(),
-                                        CausalLmScorer.scenarioRequests(
-                                                ScenarioRunner.candidateName(training)
-                                                        + ":candidate",
-                                                tuned,
-                                                examples,
-                                                instruction
-                                                        ? Optional.of(tunedResult.generated())
-                                                        : Optional.empty(),
-                                                maxLength,
-                                                spec.getScenario().getMaxTokens() > 0
-                                                        ? spec.getScenario().getMaxTokens()
-                                                        : 16)));
+                String candidate = ScenarioRunner.candidateName(training) + ":candidate";
+                List<ScenarioRunner.Request> requests;
+                try {
+                    requests =
+                            recorded.isEmpty()
+                                    ? CausalLmScorer.scenarioRequests(
+                                            candidate,
+                                            tuned,
+                                            examples,
+                                            instruction
+                                                    ? Optional.of(tunedResult.generated())
+                                                    : Optional.empty(),
+                                            maxLength,
+                                            scenarioMaxTokens(spec))
+                                    : CausalLmScorer.recordedRequests(
+                                            runtime,
+                                            tuned,
+                                            candidate,
+                                            recorded,
+                                            spec.getScenario().getRequests());
+                } catch (IllegalArgumentException e) {
+                    throw new EvaluationFailedException(e.getMessage(), e);
+                }
+                scenario = Optional.of(scenarios.run(training, spec.getScenario(), requests));
             }
             return finish(
                     training,

@@ -95,6 +95,11 @@ public class ScenarioRunner {
         return out;
     }
 
+    /** How many requests {@code spec} replays at most: {@code max_requests}, 100 when unset. */
+    public static int maxRequests(ScenarioSpec spec) {
+        return spec.getMaxRequests() > 0 ? spec.getMaxRequests() : 100;
+    }
+
     /**
      * The serving service's name for {@code training}'s run: its run id (or job id) with what a
      * candidate name may not hold replaced.
@@ -124,8 +129,7 @@ public class ScenarioRunner {
                                                 + " (tuneline.evaluation.serving.url,"
                                                 + " SERVING_URL)"));
         String name = candidateName(training);
-        int max = spec.getMaxRequests() > 0 ? spec.getMaxRequests() : 100;
-        List<Request> replayed = requests.subList(0, Math.min(max, requests.size()));
+        List<Request> replayed = requests.subList(0, Math.min(maxRequests(spec), requests.size()));
         if (replayed.isEmpty()) {
             throw new EvaluationFailedException(
                     "the scenario has no requests: the held-out split is empty");
@@ -278,13 +282,30 @@ public class ScenarioRunner {
                 return Optional.empty();
             }
             JsonNode body = JSON.readTree(response.body());
-            JsonNode label = body.path("predictions").path(0).path("label");
-            if (label.isTextual()) {
-                return Optional.of(label.asText());
+            // A classify answer: every input's label, one per line (a recorded request may carry
+            // several texts).
+            JsonNode predictions = body.path("predictions");
+            if (predictions.isArray() && !predictions.isEmpty()) {
+                List<String> labels = new ArrayList<>();
+                for (JsonNode p : predictions) {
+                    if (!p.path("label").isTextual()) {
+                        labels = null;
+                        break;
+                    }
+                    labels.add(p.path("label").asText());
+                }
+                if (labels != null) {
+                    return Optional.of(String.join("\n", labels));
+                }
             }
-            JsonNode text = body.path("choices").path(0).path("text");
+            JsonNode choice = body.path("choices").path(0);
+            JsonNode text = choice.path("text");
             if (text.isTextual()) {
                 return Optional.of(text.asText().trim());
+            }
+            JsonNode content = choice.path("message").path("content");
+            if (content.isTextual()) {
+                return Optional.of(content.asText().trim());
             }
             note(out, "request " + i + ": an answer without a label or text: " + response.body());
             return Optional.empty();

@@ -68,27 +68,47 @@ class ScenarioRunnerTest {
                     int now = inFlight.incrementAndGet();
                     mostInFlight.accumulateAndGet(now, Math::max);
                     try {
-                        String text =
-                                JSON.readTree(x.getRequestBody()).path("inputs").path(0).asText();
+                        JsonNode inputs = JSON.readTree(x.getRequestBody()).path("inputs");
                         Thread.sleep(20);
-                        // "error" texts fail; "odd" texts get the other label.
-                        if (text.startsWith("error")) {
+                        // "error" texts fail; "odd" texts get the other label; one prediction
+                        // per input.
+                        if (inputs.path(0).asText().startsWith("error")) {
                             answer(x, 500, "{\"title\": \"boom\"}");
                         } else {
-                            String label = text.startsWith("odd") ? "neg" : "pos";
+                            List<String> predictions = new ArrayList<>();
+                            for (JsonNode t : inputs) {
+                                String label = t.asText().startsWith("odd") ? "neg" : "pos";
+                                predictions.add("{\"label\": \"" + label + "\"}");
+                            }
                             answer(
                                     x,
                                     200,
-                                    "{\"model\": \"job-7-a1:candidate\", \"predictions\":"
-                                            + " [{\"label\": \""
-                                            + label
-                                            + "\"}]}");
+                                    "{\"model\": \"job-7-a1:candidate\", \"predictions\": ["
+                                            + String.join(", ", predictions)
+                                            + "]}");
                         }
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();
                     } finally {
                         inFlight.decrementAndGet();
                     }
+                });
+        server.createContext(
+                "/v1/chat/completions",
+                x -> {
+                    String content =
+                            JSON.readTree(x.getRequestBody())
+                                    .path("messages")
+                                    .path(0)
+                                    .path("content")
+                                    .asText();
+                    answer(
+                            x,
+                            200,
+                            "{\"choices\": [{\"message\": {\"role\": \"assistant\","
+                                    + " \"content\": \" re: "
+                                    + content
+                                    + " \"}}]}");
                 });
         server.start();
     }
@@ -185,6 +205,40 @@ class ScenarioRunnerTest {
                 .anyMatch(s -> s.startsWith("scenario error rate 0.1000 > maximum 0.0500"))
                 .anyMatch(s -> s.startsWith("scenario agreement with the offline answers 0.8889"));
         assertThat(QualityGateCheck.scenario(ScenarioSpec.getDefaultInstance(), r)).isEmpty();
+    }
+
+    @Test
+    void recordedRequestsAreComparedInputByInputAndChatAnswersByTheirContent() throws Exception {
+        List<ScenarioRunner.Request> requests = new ArrayList<>();
+        for (RecordedRequests.Classify c :
+                RecordedRequests.classify(
+                        new java.io.ByteArrayInputStream(
+                                ("{\"inputs\": [\"fine\", \"odd one\"]}\n"
+                                                + "{\"inputs\": [\"odd\", \"fine\"]}")
+                                        .getBytes(StandardCharsets.UTF_8)),
+                        "r.jsonl",
+                        10)) {
+            // The offline model says pos, neg for both: the second request's first text differs.
+            requests.add(RecordedRequests.request("job-7-a1:candidate", c, List.of("pos", "neg")));
+        }
+        for (RecordedRequests.Generate g :
+                RecordedRequests.generate(
+                        new java.io.ByteArrayInputStream(
+                                "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}"
+                                        .getBytes(StandardCharsets.UTF_8)),
+                        "r.jsonl",
+                        10,
+                        16)) {
+            requests.add(RecordedRequests.request("job-7-a1:candidate", g, Optional.of("re: hi")));
+        }
+        ScenarioResult r =
+                new ScenarioRunner(Optional.of(url()), Optional.empty())
+                        .run(training(), ScenarioSpec.getDefaultInstance(), requests);
+        assertThat(r.getRequests()).isEqualTo(3);
+        assertThat(r.getErrors()).isZero();
+        assertThat(r.getAgreement()).isCloseTo(2.0 / 3, org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(r.getExamplesList())
+                .containsExactly("request 1: served 'neg\npos', offline 'pos\nneg'");
     }
 
     @Test
