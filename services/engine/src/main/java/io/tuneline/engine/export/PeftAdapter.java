@@ -85,6 +85,14 @@ public final class PeftAdapter {
                 name -> ClassifierWeights.storedName(classifier, name));
     }
 
+    /** Whether {@code dir} holds a PEFT LoRA adapter ({@code peft_type} {@code LORA}). */
+    public static boolean isLora(Path dir) throws IOException {
+        Path config = dir.resolve(CONFIG);
+        return Files.isRegularFile(config)
+                && Files.isRegularFile(dir.resolve(WEIGHTS))
+                && "LORA".equals(JSON.readTree(config.toFile()).path("peft_type").asText());
+    }
+
     /**
      * Rebuilds the LoRA adapter {@link #write} wrote into {@code dir} on {@code lm}, whose base
      * weights are in place: the method from {@code adapter_config.json}, the matrices from {@code

@@ -5,10 +5,12 @@ import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
 import ai.djl.util.Pair;
 import ai.djl.util.PairList;
+import io.tuneline.engine.nn.Dense;
 import java.lang.reflect.Field;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -107,6 +109,56 @@ public final class SharedBase {
             }
         }
         return shared;
+    }
+
+    /** The tensor where two models differ most, and by how much (largest absolute difference). */
+    public record Difference(String name, double value) {}
+
+    /**
+     * Where {@code onBase} (a version built on a shared base with its method on top) differs most
+     * from {@code whole} (the same version loaded from its own merged weights and method state),
+     * tensor by tensor under the Hugging Face names of {@code whole}: a linear layer with deltas is
+     * compared as its merged weight ({@link Dense#mergedWeight}), every other tensor as it is.
+     * Serving keeps a version on the shared base only when this is at rounding level: a base that
+     * is not the one the version was trained on (a re-uploaded base directory, a base held in bf16
+     * while training) shows here, before any request is answered.
+     *
+     * @throws IllegalArgumentException when a tensor of {@code whole} has no counterpart
+     */
+    public static Difference largestDifference(TunableModel whole, TunableModel onBase) {
+        Map<String, Parameter> mine = onBase.namedParameters();
+        Map<String, Dense> linears = onBase.linears();
+        Difference worst = new Difference("", 0);
+        for (Map.Entry<String, Parameter> e : whole.namedParameters().entrySet()) {
+            String name = e.getKey();
+            NDArray expected = e.getValue().getArray();
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - 7) : "";
+            Dense dense = linears.get(module);
+            double diff;
+            if (dense != null && !dense.deltas().isEmpty()) {
+                try (NDArray merged = dense.mergedWeight();
+                        NDArray d = merged.sub(expected).abs().max()) {
+                    diff = d.getFloat();
+                }
+            } else {
+                Parameter p = mine.get(name);
+                if (p == null) {
+                    throw new IllegalArgumentException(
+                            "the model built on the base has no tensor " + name);
+                }
+                if (!Arrays.equals(
+                        p.getArray().getShape().getShape(), expected.getShape().getShape())) {
+                    return new Difference(name, Double.POSITIVE_INFINITY);
+                }
+                try (NDArray d = p.getArray().sub(expected).abs().max()) {
+                    diff = d.getFloat();
+                }
+            }
+            if (!(diff <= worst.value())) {
+                worst = new Difference(name, diff);
+            }
+        }
+        return worst;
     }
 
     private static Field arrayField() {

@@ -55,6 +55,20 @@ class SharedBaseTest {
                 // The adapters differ, so equal answers are not the base's answers.
                 assertThat(greedy(onA)).isNotEqualTo(greedy(onB));
 
+                // The load-time check serving runs: at rounding level against its own merged
+                // copy, far off against another version's.
+                TunableModel sharedA = (TunableModel) onA.getBlock();
+                assertThat(
+                                SharedBase.largestDifference(
+                                                (TunableModel) wholeA.getBlock(), sharedA)
+                                        .value())
+                        .isLessThanOrEqualTo(1e-5);
+                assertThat(
+                                SharedBase.largestDifference(
+                                                (TunableModel) wholeB.getBlock(), sharedA)
+                                        .value())
+                        .isGreaterThan(1e-2);
+
                 // Every base parameter of both versions is the base's own array, not a copy.
                 int baseParameters = base.getBlock().getParameters().size();
                 assertThat(SharedBase.sharedArrays(baseLm, onA.getBlock())).hasSize(baseParameters);

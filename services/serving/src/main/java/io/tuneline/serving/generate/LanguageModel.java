@@ -2,9 +2,12 @@ package io.tuneline.serving.generate;
 
 import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.model.SharedBase;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ChatMessage;
@@ -26,11 +29,11 @@ import java.util.function.Consumer;
 /**
  * A causal LM version in memory (GPT-2 or the Llama family), loaded as evaluation loads it: the
  * directory's checkpoint by its {@code model_type}, plus the method state of a method that cannot
- * be merged. Prompts are encoded as preprocessing encodes training text (no special tokens, the BOS
- * token first when {@code tokenizer_config.json} says {@code add_bos_token}); chats are rendered
- * with the model's chat template and the generation prompt. Generation stops at the model's stop
- * ids ({@link ModelTokens#stopIds()}: the tokenizer's EOS and {@code config.json}'s {@code
- * eos_token_id} list).
+ * be merged; or on a base held once for several versions, the method on top ({@link #loadOnBase}).
+ * Prompts are encoded as preprocessing encodes training text (no special tokens, the BOS token
+ * first when {@code tokenizer_config.json} says {@code add_bos_token}); chats are rendered with the
+ * model's chat template and the generation prompt. Generation stops at the model's stop ids ({@link
+ * ModelTokens#stopIds()}: the tokenizer's EOS and {@code config.json}'s {@code eos_token_id} list).
  */
 public final class LanguageModel implements LoadedModel {
     private final RegisteredVersion version;
@@ -47,10 +50,11 @@ public final class LanguageModel implements LoadedModel {
             Model model,
             HuggingFaceTokenizer tokenizer,
             ModelTokens tokens,
-            int maxQueued) {
+            int maxQueued,
+            long parameterBytes) {
         this.version = version;
         this.queue = new ModelQueue(version.id(), maxQueued);
-        this.parameterBytes = LoadedModel.parameterBytes(model.getBlock());
+        this.parameterBytes = parameterBytes;
         this.model = model;
         this.inference = CausalLmInference.of(model);
         this.tokenizer = tokenizer;
@@ -70,13 +74,62 @@ public final class LanguageModel implements LoadedModel {
         try {
             MethodState.restoreIfPresent(
                     (TunableModel) model.getBlock(), dir, model.getNDManager());
-            HuggingFaceTokenizer tokenizer =
-                    HuggingFaceTokenizer.newInstance(
-                            dir.resolve(ModelTokens.TOKENIZER),
-                            Map.of("padding", "false", "truncation", "false"));
-            return new LanguageModel(version, model, tokenizer, ModelTokens.read(dir), maxQueued);
+            return withTokenizer(
+                    version, model, dir, maxQueued, LoadedModel.parameterBytes(model.getBlock()));
         } catch (IOException | RuntimeException e) {
             model.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Builds the causal LM of {@code dir} on {@code base}'s weights, in place ({@link SharedBase}):
+     * the directory's weights are not read; the method goes on top, from the method state ({@link
+     * MethodState}) or the PEFT LoRA adapter under {@code adapter/}.
+     *
+     * @throws IllegalArgumentException when the version cannot compute on the base (another
+     *     configuration, neither a method state nor a LoRA adapter)
+     */
+    public static LanguageModel loadOnBase(
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            int maxQueued,
+            CausalLanguageModel base)
+            throws IOException {
+        Path adapter = dir.resolve(ADAPTER_DIR);
+        if (!MethodState.present(dir) && !PeftAdapter.isLora(adapter)) {
+            throw new IllegalArgumentException(
+                    version.id() + " has neither a method state nor a LoRA adapter");
+        }
+        Model model = CausalLmCheckpoint.loadOnBase(dir, base, runtime.device());
+        try {
+            CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
+            if (MethodState.present(dir)) {
+                MethodState.restore(lm, dir, model.getNDManager());
+            } else {
+                PeftAdapter.restore(lm, adapter, model.getNDManager());
+            }
+            long bytes = LoadedModel.parameterBytes(lm, SharedBase.sharedArrays(base, lm));
+            return withTokenizer(version, model, dir, maxQueued, bytes);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    private static LanguageModel withTokenizer(
+            RegisteredVersion version, Model model, Path dir, int maxQueued, long bytes)
+            throws IOException {
+        HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(
+                        dir.resolve(ModelTokens.TOKENIZER),
+                        Map.of("padding", "false", "truncation", "false"));
+        try {
+            return new LanguageModel(
+                    version, model, tokenizer, ModelTokens.read(dir), maxQueued, bytes);
+        } catch (IOException | RuntimeException e) {
+            tokenizer.close();
             throw e;
         }
     }
@@ -89,6 +142,11 @@ public final class LanguageModel implements LoadedModel {
     @Override
     public String task() {
         return "causal_lm";
+    }
+
+    @Override
+    public TunableModel tunable() {
+        return (TunableModel) model.getBlock();
     }
 
     @Override
