@@ -32,7 +32,6 @@ import org.jboss.logging.Logger;
  */
 @ApplicationScoped
 public class SharedBases {
-    public static final String BASE_BYTES = "tuneline.serving.base.parameters";
     private static final Logger LOG = Logger.getLogger(SharedBases.class);
 
     private final ArtifactStore store;
@@ -70,7 +69,7 @@ public class SharedBases {
             Model model = load(ref, runtime);
             long bytes = LoadedModel.parameterBytes(model.getBlock());
             Gauge gauge =
-                    Gauge.builder(BASE_BYTES, () -> bytes)
+                    Gauge.builder(ServingMetrics.BASE_PARAMETER_BYTES, () -> bytes)
                             .description(
                                     "Bytes of a base model's parameters, held once for every"
                                             + " version loaded on it")
