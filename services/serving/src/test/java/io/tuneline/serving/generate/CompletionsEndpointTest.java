@@ -246,6 +246,121 @@ class CompletionsEndpointTest {
         }
     }
 
+    @Inject io.tuneline.serving.load.SharedBases bases;
+
+    @Test
+    void aLoraAndAPrefixVersionOfOneLlamaShareItAndAnswerAsOffline() throws Exception {
+        String ref = store.uri("bases/llama-tiny/").toString();
+        try (var files = Files.list(llama)) {
+            for (Path f : files.toList()) {
+                store.put(
+                        store.uri("bases/llama-tiny/" + f.getFileName()),
+                        f,
+                        "application/octet-stream");
+            }
+        }
+        Path dir = Files.createTempDirectory("shared-llama");
+        Offline lora =
+                tuneOnBase(
+                        ref,
+                        dir.resolve("lora"),
+                        new FineTuningMethod.Lora(4, 8f, 0f, List.of("q_proj", "v_proj")),
+                        "llama-lora-shared",
+                        "LORA",
+                        21);
+        Offline prefix =
+                tuneOnBase(
+                        ref,
+                        dir.resolve("prefix"),
+                        new FineTuningMethod.Prefix(4, 16),
+                        "llama-prefix-shared",
+                        "PREFIX",
+                        22);
+        assertThat(lora.text()).isNotEqualTo(prefix.text());
+
+        for (var expected :
+                Map.of("llama-lora-shared:live", lora, "llama-prefix-shared:live", prefix)
+                        .entrySet()) {
+            JsonPath served =
+                    post(
+                            "/v1/completions",
+                            Map.of(
+                                    "model",
+                                    expected.getKey(),
+                                    "prompt",
+                                    PROMPT,
+                                    "max_tokens",
+                                    12,
+                                    "temperature",
+                                    0));
+            assertThat(served.getString("choices[0].text"))
+                    .as(expected.getKey())
+                    .isEqualTo(expected.getValue().text());
+            assertThat(served.getInt("usage.completion_tokens"))
+                    .isEqualTo(expected.getValue().completionTokens());
+        }
+        // One copy of the base: both versions compute with its native arrays.
+        String embed = "model.embed_tokens.weight";
+        assertThat(
+                        models.get("llama-lora-shared:live")
+                                .tunable()
+                                .namedParameters()
+                                .get(embed)
+                                .getArray())
+                .isSameAs(
+                        models.get("llama-prefix-shared:live")
+                                .tunable()
+                                .namedParameters()
+                                .get(embed)
+                                .getArray());
+        assertThat(bases.users()).containsEntry(ref, 2);
+        // Unloaded, they release the base (tests hold at most max-loaded-models versions).
+        FakeRegistry.removeAlias("llama-lora-shared", "live");
+        FakeRegistry.removeAlias("llama-prefix-shared", "live");
+        org.awaitility.Awaitility.await()
+                .atMost(java.time.Duration.ofSeconds(60))
+                .until(() -> !bases.users().containsKey(ref));
+    }
+
+    /**
+     * A version of the tiny Llama tuned with {@code method} (its parameters random) written as the
+     * worker writes it (merged weights, the tokenizer files, the method state or the PEFT adapter)
+     * and registered with {@code ref} as its base under the alias {@code live}; returns the
+     * engine's offline greedy answer of the model in memory.
+     */
+    private Offline tuneOnBase(
+            String ref, Path out, FineTuningMethod method, String name, String methodName, int seed)
+            throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(0);
+        Offline answer;
+        try (Model model = CausalLmCheckpoint.load(llama, runtime.device())) {
+            io.tuneline.engine.model.CausalLanguageModel lm =
+                    (io.tuneline.engine.model.CausalLanguageModel) model.getBlock();
+            ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
+            method.apply(lm, model.getNDManager());
+            java.util.Random random = new java.util.Random(seed);
+            for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
+                float[] values = new float[(int) p.getArray().size()];
+                for (int i = 0; i < values.length; i++) {
+                    values[i] = (float) (random.nextGaussian() * 0.5);
+                }
+                NativeCopy.copyInto(p.getArray(), values);
+            }
+            answer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
+            CausalLmCheckpoint.save(lm, out, CausalLmCheckpoint.savedDtype(llama));
+            for (String f : List.of(ModelTokens.TOKENIZER, ModelTokens.TOKENIZER_CONFIG)) {
+                Files.copy(llama.resolve(f), out.resolve(f));
+            }
+            if (method instanceof FineTuningMethod.Lora l) {
+                io.tuneline.engine.export.PeftAdapter.write(lm, l, ref, out.resolve("adapter"));
+            } else {
+                MethodState.write(lm, method, out);
+            }
+        }
+        FakeRegistry.registerDirectoryOnBase(store, out, ref, name, 1, methodName, 64, "live");
+        return answer;
+    }
+
     @Test
     void aPrefixTunedLlamaIsServedAsBasePlusItsMethodState() throws Exception {
         JsonPath served =
