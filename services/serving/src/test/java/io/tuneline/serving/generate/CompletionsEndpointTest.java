@@ -137,14 +137,7 @@ class CompletionsEndpointTest {
             ai.djl.engine.Engine.getInstance().setRandomSeed(3);
             FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(4, 16);
             prefix.apply(lm, model.getNDManager());
-            java.util.Random random = new java.util.Random(13);
-            for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
-                float[] values = new float[(int) p.getArray().size()];
-                for (int i = 0; i < values.length; i++) {
-                    values[i] = (float) (random.nextGaussian() * 0.5);
-                }
-                NativeCopy.copyInto(p.getArray(), values);
-            }
+            randomizeDeltas(lm, 13);
             prefixAnswer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
             MethodState.write(lm, prefix, prefixed);
         }
@@ -322,6 +315,18 @@ class CompletionsEndpointTest {
                 .until(() -> !bases.users().containsKey(ref));
     }
 
+    /** Draws the method's parameters from N(0, 0.5^2): a trained method, not an untrained one. */
+    private static void randomizeDeltas(TunableModel lm, long seed) {
+        java.util.Random random = new java.util.Random(seed);
+        for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
+            float[] values = new float[(int) p.getArray().size()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = (float) (random.nextGaussian() * 0.5);
+            }
+            NativeCopy.copyInto(p.getArray(), values);
+        }
+    }
+
     /**
      * A version of the tiny Llama tuned with {@code method} (its parameters random) written as the
      * worker writes it (merged weights, the tokenizer files, the method state or the PEFT adapter)
@@ -338,14 +343,7 @@ class CompletionsEndpointTest {
                     (io.tuneline.engine.model.CausalLanguageModel) model.getBlock();
             ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
             method.apply(lm, model.getNDManager());
-            java.util.Random random = new java.util.Random(seed);
-            for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
-                float[] values = new float[(int) p.getArray().size()];
-                for (int i = 0; i < values.length; i++) {
-                    values[i] = (float) (random.nextGaussian() * 0.5);
-                }
-                NativeCopy.copyInto(p.getArray(), values);
-            }
+            randomizeDeltas(lm, seed);
             answer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
             CausalLmCheckpoint.save(lm, out, CausalLmCheckpoint.savedDtype(llama));
             for (String f : List.of(ModelTokens.TOKENIZER, ModelTokens.TOKENIZER_CONFIG)) {
