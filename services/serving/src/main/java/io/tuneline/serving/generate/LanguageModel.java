@@ -14,8 +14,11 @@ import io.tuneline.engine.tokenize.ChatMessage;
 import io.tuneline.engine.tokenize.ChatTemplate;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.serving.api.ServingException;
+import io.tuneline.serving.load.EngineBatcher;
 import io.tuneline.serving.load.LoadedModel;
 import io.tuneline.serving.load.ModelQueue;
+import io.tuneline.serving.load.ServingConfig;
+import io.tuneline.serving.load.ServingMetrics;
 import io.tuneline.serving.registry.RegisteredVersion;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -25,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
+import java.util.function.LongPredicate;
 
 /**
  * A causal LM version in memory (GPT-2 or the Llama family), loaded as evaluation loads it: the
@@ -43,6 +47,7 @@ public final class LanguageModel implements LoadedModel {
     private final ModelTokens tokens;
     private final Optional<ChatTemplate> chatTemplate;
     private final ModelQueue queue;
+    private final EngineBatcher<Job, Decoded> batcher;
     private final long parameterBytes;
 
     private LanguageModel(
@@ -50,10 +55,20 @@ public final class LanguageModel implements LoadedModel {
             Model model,
             HuggingFaceTokenizer tokenizer,
             ModelTokens tokens,
-            int maxQueued,
+            ServingConfig config,
+            ServingMetrics metrics,
             long parameterBytes) {
         this.version = version;
-        this.queue = new ModelQueue(version.id(), maxQueued);
+        this.queue = new ModelQueue(version.id(), config.limits().maxQueued());
+        this.batcher =
+                new EngineBatcher<>(
+                        "generate-" + version.id(),
+                        queue,
+                        config.batch().maxSize(),
+                        config.batch().maxWait(),
+                        job -> 1,
+                        this::decodeAll,
+                        metrics.batchInputs(version.model()));
         this.parameterBytes = parameterBytes;
         this.model = model;
         this.inference = CausalLmInference.of(model);
@@ -68,14 +83,23 @@ public final class LanguageModel implements LoadedModel {
     }
 
     public static LanguageModel load(
-            EngineRuntime runtime, RegisteredVersion version, Path dir, int maxQueued)
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics)
             throws IOException {
         Model model = CausalLmCheckpoint.load(dir, runtime.device());
         try {
             MethodState.restoreIfPresent(
                     (TunableModel) model.getBlock(), dir, model.getNDManager());
             return withTokenizer(
-                    version, model, dir, maxQueued, LoadedModel.parameterBytes(model.getBlock()));
+                    version,
+                    model,
+                    dir,
+                    config,
+                    metrics,
+                    LoadedModel.parameterBytes(model.getBlock()));
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
@@ -94,7 +118,8 @@ public final class LanguageModel implements LoadedModel {
             EngineRuntime runtime,
             RegisteredVersion version,
             Path dir,
-            int maxQueued,
+            ServingConfig config,
+            ServingMetrics metrics,
             CausalLanguageModel base)
             throws IOException {
         Path adapter = dir.resolve(ADAPTER_DIR);
@@ -111,7 +136,7 @@ public final class LanguageModel implements LoadedModel {
                 PeftAdapter.restore(lm, adapter, model.getNDManager());
             }
             long bytes = LoadedModel.parameterBytes(lm, SharedBase.sharedArrays(base, lm));
-            return withTokenizer(version, model, dir, maxQueued, bytes);
+            return withTokenizer(version, model, dir, config, metrics, bytes);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
@@ -119,7 +144,12 @@ public final class LanguageModel implements LoadedModel {
     }
 
     private static LanguageModel withTokenizer(
-            RegisteredVersion version, Model model, Path dir, int maxQueued, long bytes)
+            RegisteredVersion version,
+            Model model,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics,
+            long bytes)
             throws IOException {
         HuggingFaceTokenizer tokenizer =
                 HuggingFaceTokenizer.newInstance(
@@ -127,7 +157,7 @@ public final class LanguageModel implements LoadedModel {
                         Map.of("padding", "false", "truncation", "false"));
         try {
             return new LanguageModel(
-                    version, model, tokenizer, ModelTokens.read(dir), maxQueued, bytes);
+                    version, model, tokenizer, ModelTokens.read(dir), config, metrics, bytes);
         } catch (IOException | RuntimeException e) {
             tokenizer.close();
             throw e;
@@ -202,8 +232,9 @@ public final class LanguageModel implements LoadedModel {
      * Generates from {@code prompt}: at most {@code maxTokens} tokens picked by {@code chooser},
      * stopping at a stop id or before the first of {@code stops} in the text; {@code onText} hears
      * each piece of text as soon as it is final (a stop string could still cut text that is held
-     * back, so up to the longest stop's length less one is held). One generation at a time per
-     * model: {@code ticket}, from {@link ModelQueue#enter()}, waits for its turn.
+     * back, so up to the longest stop's length less one is held). Decoded in one batch with the
+     * generations that wait with it ({@link #decode}); {@code ticket}, from {@link
+     * ModelQueue#enter()}, waits for that batch.
      */
     public Generation generate(
             ModelQueue.Ticket ticket,
@@ -225,56 +256,105 @@ public final class LanguageModel implements LoadedModel {
                             + (inference.maxPositions() - 1)
                             + " prompt tokens");
         }
-        try (ModelQueue.Turn turn = queue.awaitTurn()) {
-            ticket.start();
-            List<Long> stopIds = tokens.stopIds();
-            int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
-            List<Long> out = new ArrayList<>();
-            String[] finish = {null};
-            StringBuilder sent = new StringBuilder();
-            String[] text = {""};
-            long[] generated =
-                    inference.generate(
-                            prompt,
-                            maxTokens,
-                            chooser,
-                            token -> {
-                                if (stopIds.contains(token)) {
-                                    finish[0] = "stop";
-                                    return false;
-                                }
-                                out.add(token);
-                                text[0] = decode(out);
-                                int cut =
-                                        firstStop(
-                                                text[0], stops, Math.max(0, sent.length() - hold));
-                                if (cut >= 0) {
-                                    text[0] = text[0].substring(0, cut);
-                                    finish[0] = "stop";
-                                    return false;
-                                }
-                                int ready = text[0].length() - hold;
-                                while (ready > sent.length()
-                                        && (Character.isWhitespace(text[0].charAt(ready - 1))
-                                                || text[0].charAt(ready - 1) == '\uFFFD')) {
-                                    ready--;
-                                }
-                                if (ready > sent.length() && text[0].startsWith(sent.toString())) {
-                                    String piece = text[0].substring(sent.length(), ready);
-                                    sent.append(piece);
-                                    onText.accept(piece);
-                                }
-                                return true;
-                            });
-            if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
-                onText.accept(text[0].substring(sent.length()));
-            }
-            return new Generation(
-                    text[0],
-                    prompt.length,
-                    generated.length,
-                    finish[0] == null ? "length" : finish[0]);
+        List<Long> stopIds = tokens.stopIds();
+        int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
+        List<Long> out = new ArrayList<>();
+        String[] finish = {null};
+        StringBuilder sent = new StringBuilder();
+        String[] text = {""};
+        long[] generated =
+                decode(
+                        ticket,
+                        prompt,
+                        maxTokens,
+                        chooser,
+                        token -> {
+                            if (stopIds.contains(token)) {
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            out.add(token);
+                            text[0] = decode(out);
+                            int cut = firstStop(text[0], stops, Math.max(0, sent.length() - hold));
+                            if (cut >= 0) {
+                                text[0] = text[0].substring(0, cut);
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            int ready = text[0].length() - hold;
+                            while (ready > sent.length()
+                                    && (Character.isWhitespace(text[0].charAt(ready - 1))
+                                            || text[0].charAt(ready - 1) == '\uFFFD')) {
+                                ready--;
+                            }
+                            if (ready > sent.length() && text[0].startsWith(sent.toString())) {
+                                String piece = text[0].substring(sent.length(), ready);
+                                sent.append(piece);
+                                onText.accept(piece);
+                            }
+                            return true;
+                        });
+        if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
+            onText.accept(text[0].substring(sent.length()));
         }
+        return new Generation(
+                text[0], prompt.length, generated.length, finish[0] == null ? "length" : finish[0]);
+    }
+
+    /** A generation waiting for its batch: {@link CausalLmInference#generate}'s arguments. */
+    private record Job(
+            long[] prompt,
+            int maxTokens,
+            CausalLmInference.TokenChooser chooser,
+            LongPredicate accepted) {}
+
+    /** A generation's tokens, or what failed it alone (its callback threw: a client went away). */
+    private record Decoded(long[] tokens, RuntimeException error) {}
+
+    /**
+     * The tokens of one generation, decoded in a batch with the generations that wait with it
+     * ({@link EngineBatcher}, {@link CausalLmInference#generateAll}): each gets the tokens it gets
+     * alone. A callback that throws stops its own sequence only, and its request gets the error.
+     */
+    private long[] decode(
+            ModelQueue.Ticket ticket,
+            long[] prompt,
+            int maxTokens,
+            CausalLmInference.TokenChooser chooser,
+            LongPredicate accepted) {
+        Decoded d = batcher.submit(new Job(prompt, maxTokens, chooser, accepted), ticket);
+        if (d.error() != null) {
+            throw d.error();
+        }
+        return d.tokens();
+    }
+
+    private List<Decoded> decodeAll(List<Job> jobs) {
+        RuntimeException[] errors = new RuntimeException[jobs.size()];
+        List<CausalLmInference.Sequence> sequences = new ArrayList<>();
+        for (int i = 0; i < jobs.size(); i++) {
+            Job job = jobs.get(i);
+            int index = i;
+            sequences.add(
+                    new CausalLmInference.Sequence(
+                            job.prompt(),
+                            job.maxTokens(),
+                            job.chooser(),
+                            token -> {
+                                try {
+                                    return job.accepted().test(token);
+                                } catch (RuntimeException e) {
+                                    errors[index] = e;
+                                    return false;
+                                }
+                            }));
+        }
+        List<long[]> tokens = inference.generateAll(sequences);
+        List<Decoded> out = new ArrayList<>();
+        for (int i = 0; i < jobs.size(); i++) {
+            out.add(new Decoded(tokens.get(i), errors[i]));
+        }
+        return out;
     }
 
     /**
@@ -305,6 +385,7 @@ public final class LanguageModel implements LoadedModel {
 
     @Override
     public void close() {
+        batcher.close();
         // Not under a running generation: it would read freed native memory.
         try (ModelQueue.Turn turn = queue.awaitTurn()) {
             tokenizer.close();

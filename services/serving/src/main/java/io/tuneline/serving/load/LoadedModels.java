@@ -285,7 +285,7 @@ public class LoadedModels {
             EngineRuntime engine = runtime();
             LoadedModel model =
                     LanguageModel.isLanguageModel(dir)
-                            ? LanguageModel.load(engine, version, dir, config.limits().maxQueued())
+                            ? LanguageModel.load(engine, version, dir, config, metrics)
                             : ClassifierModel.load(engine, version, dir, config, metrics);
             if (shareable(version, dir)) {
                 model = onSharedBase(engine, version, dir, model);
@@ -361,7 +361,8 @@ public class LoadedModels {
                                     engine,
                                     version,
                                     dir,
-                                    config.limits().maxQueued(),
+                                    config,
+                                    metrics,
                                     (CausalLanguageModel) base)
                             : ClassifierModel.loadOnBase(
                                     engine, version, dir, config, metrics, (BertEncoder) base);

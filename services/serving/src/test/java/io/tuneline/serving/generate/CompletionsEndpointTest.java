@@ -570,6 +570,65 @@ class CompletionsEndpointTest {
     }
 
     @Test
+    void concurrentCompletionsOfDifferentLengthsDecodeAsOneBatchEachAsAlone() throws Exception {
+        List<String> prompts =
+                List.of(
+                        "the film",
+                        PROMPT,
+                        "a long and winding review of a film that ends where it started, twice",
+                        "no");
+        List<Integer> budgets = List.of(4, 9, 6, 12);
+        for (String name : List.of("gpt-tiny", "llama-tiny")) {
+            Path dir = name.equals("gpt-tiny") ? gpt2 : llama;
+            List<Offline> expected = new java.util.ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) {
+                expected.add(offline(dir, encode(dir, prompts.get(i)), budgets.get(i)));
+            }
+            ModelQueue queue = models.get(name + ":1").queue();
+            double batchesBefore = metric("tuneline_serving_batch_inputs_count", name);
+            double sequencesBefore = metric("tuneline_serving_batch_inputs_sum", name);
+            java.util.concurrent.ExecutorService clients =
+                    java.util.concurrent.Executors.newFixedThreadPool(prompts.size());
+            List<java.util.concurrent.Future<JsonPath>> answers = new java.util.ArrayList<>();
+            // While the test holds the engine every request waits; released, they decode together.
+            try (ModelQueue.Turn held = queue.awaitTurn()) {
+                for (int i = 0; i < prompts.size(); i++) {
+                    Map<String, Object> body =
+                            Map.of(
+                                    "model",
+                                    name + ":1",
+                                    "prompt",
+                                    prompts.get(i),
+                                    "max_tokens",
+                                    budgets.get(i),
+                                    "temperature",
+                                    0);
+                    answers.add(clients.submit(() -> post("/v1/completions", body)));
+                }
+                await().atMost(Duration.ofSeconds(30))
+                        .until(() -> queue.waiting() == prompts.size());
+            } finally {
+                clients.shutdown();
+            }
+            for (int i = 0; i < prompts.size(); i++) {
+                JsonPath a = answers.get(i).get(60, java.util.concurrent.TimeUnit.SECONDS);
+                assertThat(a.getString("choices[0].text"))
+                        .as("%s, prompt %d", name, i)
+                        .isEqualTo(expected.get(i).text());
+                assertThat(a.getInt("usage.completion_tokens"))
+                        .isEqualTo(expected.get(i).completionTokens());
+                assertThat(a.getString("choices[0].finish_reason"))
+                        .isEqualTo(expected.get(i).finishReason());
+            }
+            assertThat(metric("tuneline_serving_batch_inputs_count", name))
+                    .as(name)
+                    .isEqualTo(batchesBefore + 1);
+            assertThat(metric("tuneline_serving_batch_inputs_sum", name))
+                    .isEqualTo(sequencesBefore + prompts.size());
+        }
+    }
+
+    @Test
     void generationsWaitTheirTurnAndPastMaxQueuedTheNextIsA429() throws Exception {
         Offline expected = offline(gpt2, encode(gpt2, PROMPT), 6);
         Map<String, Object> body =
