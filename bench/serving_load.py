@@ -102,10 +102,11 @@ def run(args, texts, concurrency):
         "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
         "first_errors": errors[:3],
     }
+    # Texts per classify batch, or generations per decoding batch.
+    result["mean_engine_batch"] = ((batches_after[1] - batches_before[1]) / batch_count
+                                   if batch_count else None)
     if args.task == "classify":
         result["inputs_per_s"] = len(latencies) * args.inputs / wall
-        result["mean_engine_batch"] = ((batches_after[1] - batches_before[1]) / batch_count
-                                       if batch_count else None)
     else:
         result["generated_tokens_per_s"] = tokens[0] / wall
     return result
@@ -142,15 +143,14 @@ def main():
     results = [run(args, texts, int(c)) for c in args.concurrency.split(",")]
     unit = "inputs/s" if args.task == "classify" else "tokens/s"
     print(f"| clients | requests | errors | requests/s | {unit} | p50 ms | p95 ms | p99 ms |"
-          + (" mean engine batch |" if args.task == "classify" else ""))
-    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.task == "classify" else ""))
+          " mean engine batch |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rate = r["inputs_per_s"] if args.task == "classify" else r["generated_tokens_per_s"]
         batch = r.get("mean_engine_batch")
         print(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['requests_per_s']:.1f} | "
               f"{rate:.1f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} |"
-              + (f" {batch:.2f} |" if args.task == "classify" and batch else
-                 (" - |" if args.task == "classify" else "")))
+              + (f" {batch:.2f} |" if batch else " - |"))
         for e in r["first_errors"]:
             print(f"    error: {e}")
     if args.json:

@@ -26,6 +26,7 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Map<String, ObjectNode> VERSIONS = new ConcurrentHashMap<>();
     private static final Map<String, Long> LATEST = new ConcurrentHashMap<>();
+    private static final Map<String, String> BASES = new ConcurrentHashMap<>();
     private HttpServer server;
 
     /** Registers {@code name}'s version {@code version} with its model files (name to ref). */
@@ -40,7 +41,7 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
         v.put("model", name);
         v.put("version", version);
         v.put("stage", "NONE");
-        v.put("base_model", "test-base");
+        v.put("base_model", BASES.getOrDefault(name + "/" + version, "test-base"));
         v.put("method", method);
         v.putObject("hyperparameters").put("maxSeqLength", maxSeqLength);
         ArrayNode artifacts = v.putArray("artifacts");
@@ -67,6 +68,41 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
         return out;
     }
 
+    /** Removes {@code name}'s {@code alias}, as {@code DELETE .../aliases/{alias}} does. */
+    public static void removeAlias(String name, String alias) {
+        VERSIONS.remove(name + "/" + alias);
+    }
+
+    /**
+     * As {@link #registerDirectory}, the version naming {@code baseModel} as its base and its files
+     * in one level of subdirectories ({@code adapter/}) registered too.
+     */
+    public static void registerDirectoryOnBase(
+            ArtifactStore store,
+            Path directory,
+            String baseModel,
+            String name,
+            long version,
+            String method,
+            int maxSeqLength,
+            String... aliases)
+            throws IOException {
+        Map<String, ArtifactRef> files = new LinkedHashMap<>();
+        try (var walk = Files.walk(directory, 2)) {
+            for (Path f : walk.filter(Files::isRegularFile).sorted().toList()) {
+                String file = directory.relativize(f).toString();
+                files.put(
+                        file,
+                        store.put(
+                                store.uri("runs/" + name + "-" + version + "/model/" + file),
+                                f,
+                                "application/octet-stream"));
+            }
+        }
+        BASES.put(name + "/" + version, baseModel);
+        register(name, version, method, maxSeqLength, files, aliases);
+    }
+
     /** Points {@code name}'s {@code alias} at {@code version}, as {@code PUT .../aliases/} does. */
     public static void moveAlias(String name, String alias, long version) {
         VERSIONS.put(name + "/" + alias, VERSIONS.get(name + "/" + version));
@@ -86,19 +122,8 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
             int maxSeqLength,
             String... aliases)
             throws IOException {
-        Map<String, ArtifactRef> files = new LinkedHashMap<>();
-        try (var list = Files.list(directory)) {
-            for (Path f : list.toList()) {
-                String file = f.getFileName().toString();
-                files.put(
-                        file,
-                        store.put(
-                                store.uri("runs/" + name + "-" + version + "/model/" + file),
-                                f,
-                                "application/octet-stream"));
-            }
-        }
-        register(name, version, method, maxSeqLength, files, aliases);
+        registerDirectoryOnBase(
+                store, directory, "test-base", name, version, method, maxSeqLength, aliases);
     }
 
     @Override

@@ -1,16 +1,21 @@
 package io.tuneline.engine.export;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.nn.Parameter;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.tuneline.engine.io.safetensors.SafetensorsFile;
 import io.tuneline.engine.io.safetensors.SafetensorsWriter;
 import io.tuneline.engine.method.FineTuningMethod;
+import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.method.TargetMatcher;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.TunableModel;
+import io.tuneline.engine.nn.NativeCopy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,6 +36,12 @@ import java.util.function.UnaryOperator;
 public final class PeftAdapter {
     private static final ObjectMapper JSON = new ObjectMapper();
     static final String PREFIX = "base_model.model.";
+
+    /** PEFT's adapter configuration file. */
+    public static final String CONFIG = "adapter_config.json";
+
+    /** PEFT's adapter weights file. */
+    public static final String WEIGHTS = "adapter_model.safetensors";
 
     private PeftAdapter() {}
 
@@ -74,6 +85,97 @@ public final class PeftAdapter {
                 name -> ClassifierWeights.storedName(classifier, name));
     }
 
+    /** Whether {@code dir} holds a PEFT LoRA adapter ({@code peft_type} {@code LORA}). */
+    public static boolean isLora(Path dir) throws IOException {
+        Path config = dir.resolve(CONFIG);
+        return Files.isRegularFile(config)
+                && Files.isRegularFile(dir.resolve(WEIGHTS))
+                && "LORA".equals(JSON.readTree(config.toFile()).path("peft_type").asText());
+    }
+
+    /**
+     * Rebuilds the LoRA adapter {@link #write} wrote into {@code dir} on {@code lm}, whose base
+     * weights are in place: the method from {@code adapter_config.json}, the matrices from {@code
+     * adapter_model.safetensors}. The model is then the tuned model, with the adapter beside the
+     * base weights rather than merged into them (serving shares one base between versions).
+     */
+    public static FineTuningMethod.Lora restore(CausalLanguageModel lm, Path dir, NDManager manager)
+            throws IOException {
+        return restore(lm, dir, manager, name -> name);
+    }
+
+    /** As {@link #restore(CausalLanguageModel, Path, NDManager)}, the head included. */
+    public static FineTuningMethod.Lora restore(
+            SequenceClassifier classifier, Path dir, NDManager manager) throws IOException {
+        return restore(
+                classifier, dir, manager, name -> ClassifierWeights.storedName(classifier, name));
+    }
+
+    private static FineTuningMethod.Lora restore(
+            TunableModel model, Path dir, NDManager manager, UnaryOperator<String> storedName)
+            throws IOException {
+        Path configFile = dir.resolve(CONFIG);
+        JsonNode config = JSON.readTree(configFile.toFile());
+        if (!"LORA".equals(config.path("peft_type").asText())) {
+            throw new IllegalArgumentException(
+                    configFile
+                            + " is not a LoRA adapter (peft_type "
+                            + config.path("peft_type")
+                            + ")");
+        }
+        // Settings the engine's LoRA does not have change the computation: refuse them.
+        if (config.path("use_rslora").asBoolean(false)
+                || config.path("use_dora").asBoolean(false)
+                || !"none".equals(config.path("bias").asText("none"))) {
+            throw new IllegalArgumentException(
+                    configFile
+                            + ": rsLoRA, DoRA and trained biases are not what the engine trains");
+        }
+        JsonNode targets = config.path("target_modules");
+        TargetMatcher matcher;
+        if (targets.isTextual()) {
+            matcher = TargetMatcher.fullMatch(targets.asText());
+        } else {
+            List<String> names = new java.util.ArrayList<>();
+            targets.forEach(t -> names.add(t.asText()));
+            matcher = TargetMatcher.anyOf(names);
+        }
+        FineTuningMethod.Lora lora =
+                new FineTuningMethod.Lora(
+                        config.path("r").asInt(),
+                        (float) config.path("lora_alpha").asDouble(),
+                        (float) config.path("lora_dropout").asDouble(0),
+                        matcher);
+        lora.apply(model, manager);
+        Path weights = dir.resolve(WEIGHTS);
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            for (Map.Entry<String, Parameter> e : MethodState.stateParameters(model).entrySet()) {
+                String stored = PREFIX + storedName.apply(e.getKey());
+                NDArray target = e.getValue().getArray();
+                long[] want = target.getShape().getShape();
+                if (!f.names().contains(stored)) {
+                    throw new IllegalArgumentException(
+                            weights
+                                    + " has no tensor "
+                                    + stored
+                                    + ": it was written for another model");
+                }
+                if (!java.util.Arrays.equals(want, f.info(stored).shape())) {
+                    throw new IllegalArgumentException(
+                            weights
+                                    + ": "
+                                    + stored
+                                    + " has shape "
+                                    + java.util.Arrays.toString(f.info(stored).shape())
+                                    + ", the model's is "
+                                    + java.util.Arrays.toString(want));
+                }
+                NativeCopy.copyInto(target, f.floats(stored));
+            }
+        }
+        return lora;
+    }
+
     /**
      * The adapters attached to {@code model}'s linear layers, and its task head as PEFT saves
      * {@code modules_to_save}.
@@ -104,7 +206,7 @@ public final class PeftAdapter {
             return false;
         }
         Files.createDirectories(dir);
-        writer.write(dir.resolve("adapter_model.safetensors"));
+        writer.write(dir.resolve(WEIGHTS));
         ObjectNode config = JSON.createObjectNode();
         config.put("peft_type", "LORA");
         config.put("task_type", taskType);
@@ -131,7 +233,7 @@ public final class PeftAdapter {
         }
         config.putNull("revision");
         Files.write(
-                dir.resolve("adapter_config.json"),
+                dir.resolve(CONFIG),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(config));
         return true;
     }

@@ -2,13 +2,17 @@ package io.tuneline.engine.model;
 
 import ai.djl.Device;
 import ai.djl.Model;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import io.tuneline.engine.io.hf.ConfigJson;
 import io.tuneline.engine.io.safetensors.Dtype;
 import io.tuneline.engine.model.gpt2.Gpt2Checkpoint;
+import io.tuneline.engine.model.gpt2.Gpt2Config;
 import io.tuneline.engine.model.gpt2.Gpt2LmModel;
 import io.tuneline.engine.model.llama.LlamaCheckpoint;
 import io.tuneline.engine.model.llama.LlamaConfig;
 import io.tuneline.engine.model.llama.LlamaLmModel;
+import io.tuneline.engine.runtime.EngineRuntime;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -115,6 +119,58 @@ public final class CausalLmCheckpoint {
                         + "' is not a causal LM the engine has (gpt2, "
                         + String.join(", ", LlamaConfig.MODEL_TYPES)
                         + ")");
+    }
+
+    /**
+     * A DJL model whose block is the causal LM {@code directory}'s {@code config.json} describes,
+     * computing with {@code base}'s weights in place ({@link SharedBase}): nothing of the base is
+     * copied, and the directory's own weights are not read (a method is attached afterwards). The
+     * caller closes the model before it closes the base.
+     *
+     * @throws IllegalArgumentException when the configuration is not the base's (dropout aside)
+     */
+    public static Model loadOnBase(Path directory, CausalLanguageModel base, Device device)
+            throws IOException {
+        String type = modelType(directory);
+        CausalLanguageModel lm;
+        if (type.equals("gpt2") && base instanceof Gpt2LmModel b) {
+            Gpt2Config c = Gpt2Config.read(directory);
+            requireSame(directory, c.withoutDropout(), b.config().withoutDropout());
+            lm = new Gpt2LmModel(c);
+        } else if (LlamaConfig.MODEL_TYPES.contains(type) && base instanceof LlamaLmModel b) {
+            LlamaConfig c = LlamaConfig.read(directory);
+            requireSame(directory, c.withoutDropout(), b.config().withoutDropout());
+            lm = new LlamaLmModel(c);
+        } else {
+            throw new IllegalArgumentException(
+                    directory
+                            + ": model_type '"
+                            + type
+                            + "' is not the family of the base ("
+                            + base.getClass().getSimpleName()
+                            + ")");
+        }
+        Model model = Model.newInstance(type, device, EngineRuntime.ENGINE);
+        try {
+            SharedBase.share(base, lm);
+            lm.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 1));
+            model.setBlock(lm);
+            return model;
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    private static void requireSame(Path directory, Object config, Object base) {
+        if (!config.equals(base)) {
+            throw new IllegalArgumentException(
+                    directory
+                            + "/config.json is not the base's configuration: "
+                            + config
+                            + " against "
+                            + base);
+        }
     }
 
     /**

@@ -51,6 +51,31 @@ public interface CausalLmInference {
             java.util.function.LongPredicate accepted);
 
     /**
+     * One sequence of a batched generation: its prompt, how many tokens it may add, how each is
+     * picked and who hears it ({@link #generate}'s arguments).
+     */
+    record Sequence(
+            long[] prompt,
+            int maxNewTokens,
+            TokenChooser chooser,
+            java.util.function.LongPredicate accepted) {}
+
+    /**
+     * {@link #generate} for several sequences at once; each gets the tokens it would get alone
+     * (greedy: the same tokens), in the order given. A family that decodes batches together (the
+     * Llama family, through its key/value cache, prompts padded on the left) runs one forward pass
+     * per step for all sequences still going, and a sequence leaves the batch when it stops; this
+     * default generates them one after the other.
+     */
+    default java.util.List<long[]> generateAll(java.util.List<Sequence> sequences) {
+        java.util.List<long[]> out = new java.util.ArrayList<>();
+        for (Sequence s : sequences) {
+            out.add(generate(s.prompt(), s.maxNewTokens(), s.chooser(), s.accepted()));
+        }
+        return out;
+    }
+
+    /**
      * The first index of the largest logit: torch's {@code argmax} on the same values, so greedy
      * decoding picks the same token whether the logits are compared on the device or here.
      */

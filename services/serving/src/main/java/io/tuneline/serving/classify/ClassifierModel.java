@@ -9,9 +9,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.ClassifierPredictions;
 import io.tuneline.engine.model.SequenceClassifier;
+import io.tuneline.engine.model.SharedBase;
+import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.serving.load.LoadedModel;
 import io.tuneline.serving.load.ModelQueue;
@@ -23,14 +27,16 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 
 /**
  * A tuned classifier in memory, built as evaluation builds it to score a version: the directory's
  * {@code config.json} encoder, its merged {@code model.safetensors} (LoRA and full fine-tuning are
  * merged into it), and for a method that cannot be merged (prompt, P-tuning, prefix, adapters) the
- * method state restored on top ({@link MethodState#restoreIfPresent}). Inference only. Each version
- * is loaded whole: the engine has no block that shares one base between methods yet.
+ * method state restored on top ({@link MethodState#restoreIfPresent}); or, when its base is held
+ * once for several versions ({@link io.tuneline.serving.load.SharedBases}), on that base's encoder
+ * with the method on top ({@link #loadOnBase}). Inference only.
  */
 public final class ClassifierModel implements LoadedModel {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -53,6 +59,7 @@ public final class ClassifierModel implements LoadedModel {
             HuggingFaceTokenizer tokenizer,
             List<String> labels,
             int maxLength,
+            long parameterBytes,
             ServingConfig config,
             ServingMetrics metrics) {
         this.version = version;
@@ -62,7 +69,7 @@ public final class ClassifierModel implements LoadedModel {
         this.labels = labels;
         this.maxLength = maxLength;
         this.batchSize = config.batch().maxSize();
-        this.parameterBytes = LoadedModel.parameterBytes(classifier);
+        this.parameterBytes = parameterBytes;
         this.queue = new ModelQueue(version.id(), config.limits().maxQueued());
         this.batcher =
                 new ClassifyBatcher(
@@ -85,6 +92,38 @@ public final class ClassifierModel implements LoadedModel {
             ServingConfig config,
             ServingMetrics metrics)
             throws IOException {
+        return build(runtime, version, dir, config, metrics, Optional.empty());
+    }
+
+    /**
+     * Builds the classifier of {@code dir} on {@code base}'s encoder, in place ({@link
+     * SharedBase}): the directory's weights are not read; the method goes on top, from the method
+     * state ({@link MethodState}) or the PEFT LoRA adapter under {@code adapter/} (with the head,
+     * PEFT's {@code modules_to_save}).
+     *
+     * @throws IllegalArgumentException when the version cannot compute on the base: another
+     *     configuration, the Hugging Face head (its pooler is trained or initialised per run), or
+     *     neither a method state nor a LoRA adapter
+     */
+    public static ClassifierModel loadOnBase(
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics,
+            BertEncoder base)
+            throws IOException {
+        return build(runtime, version, dir, config, metrics, Optional.of(base));
+    }
+
+    private static ClassifierModel build(
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics,
+            Optional<BertEncoder> base)
+            throws IOException {
         PretrainedModel pretrained = ModelCatalog.resolve(dir.toString());
         if (pretrained.architecture() != PretrainedModel.Architecture.BERT) {
             throw new IllegalArgumentException(
@@ -94,17 +133,46 @@ public final class ClassifierModel implements LoadedModel {
         Path weights = dir.resolve(ModelCatalog.WEIGHTS);
         SequenceClassifier classifier =
                 ClassifierWeights.classifierFor(weights, pretrained.config(), labels.size(), 0f);
+        Path adapter = dir.resolve(LoadedModel.ADAPTER_DIR);
+        if (base.isPresent()) {
+            if (classifier.headType() != ClassifierHead.MEAN) {
+                throw new IllegalArgumentException(
+                        version.id()
+                                + " has the Hugging Face head, whose pooler is no part of the"
+                                + " shared base");
+            }
+            if (!pretrained
+                    .config()
+                    .withoutDropout()
+                    .equals(base.get().config().withoutDropout())) {
+                throw new IllegalArgumentException(
+                        version.id() + "'s config.json is not its base's configuration");
+            }
+            if (!MethodState.present(dir) && !PeftAdapter.isLora(adapter)) {
+                throw new IllegalArgumentException(
+                        version.id() + " has neither a method state nor a LoRA adapter");
+            }
+        }
         int wanted = version.maxSeqLength().orElse(128);
         Model model = Model.newInstance("serving", runtime.device(), EngineRuntime.ENGINE);
         try {
             int positions = pretrained.config().maxSequenceLength();
+            if (base.isPresent()) {
+                SharedBase.share(base.get(), classifier.encoder());
+            }
             classifier.initialize(
                     model.getNDManager(),
                     DataType.FLOAT32,
                     new Shape(1, Math.min(wanted, positions)),
                     new Shape(1, Math.min(wanted, positions)));
-            ClassifierWeights.load(classifier, weights);
-            MethodState.restoreIfPresent(classifier, dir, model.getNDManager());
+            if (base.isEmpty()) {
+                ClassifierWeights.load(classifier, weights);
+                MethodState.restoreIfPresent(classifier, dir, model.getNDManager());
+            } else if (MethodState.present(dir)) {
+                MethodState.restore(classifier, dir, model.getNDManager());
+            } else {
+                PeftAdapter.restore(classifier, adapter, model.getNDManager());
+            }
             model.setBlock(classifier);
             int maxLength = Math.min(wanted, classifier.maxSequenceLength());
             // No tokenizer padding: DJL's default pads a batch with [PAD] ids that its encodings
@@ -121,8 +189,22 @@ public final class ClassifierModel implements LoadedModel {
                                     "false",
                                     "maxLength",
                                     Integer.toString(maxLength)));
+            long bytes =
+                    LoadedModel.parameterBytes(
+                            classifier,
+                            base.isPresent()
+                                    ? SharedBase.sharedArrays(base.get(), classifier)
+                                    : java.util.Set.of());
             return new ClassifierModel(
-                    version, model, classifier, tokenizer, labels, maxLength, config, metrics);
+                    version,
+                    model,
+                    classifier,
+                    tokenizer,
+                    labels,
+                    maxLength,
+                    bytes,
+                    config,
+                    metrics);
         } catch (IOException | RuntimeException e) {
             model.close();
             throw e;
@@ -156,6 +238,11 @@ public final class ClassifierModel implements LoadedModel {
     @Override
     public String task() {
         return "classification";
+    }
+
+    @Override
+    public io.tuneline.engine.model.TunableModel tunable() {
+        return classifier;
     }
 
     public List<String> labels() {

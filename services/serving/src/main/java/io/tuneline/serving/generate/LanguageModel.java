@@ -2,17 +2,23 @@ package io.tuneline.serving.generate;
 
 import ai.djl.Model;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.model.CausalLmInference;
+import io.tuneline.engine.model.SharedBase;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.tokenize.ChatMessage;
 import io.tuneline.engine.tokenize.ChatTemplate;
 import io.tuneline.engine.tokenize.ModelTokens;
 import io.tuneline.serving.api.ServingException;
+import io.tuneline.serving.load.EngineBatcher;
 import io.tuneline.serving.load.LoadedModel;
 import io.tuneline.serving.load.ModelQueue;
+import io.tuneline.serving.load.ServingConfig;
+import io.tuneline.serving.load.ServingMetrics;
 import io.tuneline.serving.registry.RegisteredVersion;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -22,15 +28,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
+import java.util.function.LongPredicate;
 
 /**
  * A causal LM version in memory (GPT-2 or the Llama family), loaded as evaluation loads it: the
  * directory's checkpoint by its {@code model_type}, plus the method state of a method that cannot
- * be merged. Prompts are encoded as preprocessing encodes training text (no special tokens, the BOS
- * token first when {@code tokenizer_config.json} says {@code add_bos_token}); chats are rendered
- * with the model's chat template and the generation prompt. Generation stops at the model's stop
- * ids ({@link ModelTokens#stopIds()}: the tokenizer's EOS and {@code config.json}'s {@code
- * eos_token_id} list).
+ * be merged; or on a base held once for several versions, the method on top ({@link #loadOnBase}).
+ * Prompts are encoded as preprocessing encodes training text (no special tokens, the BOS token
+ * first when {@code tokenizer_config.json} says {@code add_bos_token}); chats are rendered with the
+ * model's chat template and the generation prompt. Generation stops at the model's stop ids ({@link
+ * ModelTokens#stopIds()}: the tokenizer's EOS and {@code config.json}'s {@code eos_token_id} list).
  */
 public final class LanguageModel implements LoadedModel {
     private final RegisteredVersion version;
@@ -40,6 +47,7 @@ public final class LanguageModel implements LoadedModel {
     private final ModelTokens tokens;
     private final Optional<ChatTemplate> chatTemplate;
     private final ModelQueue queue;
+    private final EngineBatcher<Job, Decoded> batcher;
     private final long parameterBytes;
 
     private LanguageModel(
@@ -47,10 +55,21 @@ public final class LanguageModel implements LoadedModel {
             Model model,
             HuggingFaceTokenizer tokenizer,
             ModelTokens tokens,
-            int maxQueued) {
+            ServingConfig config,
+            ServingMetrics metrics,
+            long parameterBytes) {
         this.version = version;
-        this.queue = new ModelQueue(version.id(), maxQueued);
-        this.parameterBytes = LoadedModel.parameterBytes(model.getBlock());
+        this.queue = new ModelQueue(version.id(), config.limits().maxQueued());
+        this.batcher =
+                new EngineBatcher<>(
+                        "generate-" + version.id(),
+                        queue,
+                        config.batch().maxSize(),
+                        config.batch().maxWait(),
+                        job -> 1,
+                        this::decodeAll,
+                        metrics.batchInputs(version.model()));
+        this.parameterBytes = parameterBytes;
         this.model = model;
         this.inference = CausalLmInference.of(model);
         this.tokenizer = tokenizer;
@@ -64,19 +83,83 @@ public final class LanguageModel implements LoadedModel {
     }
 
     public static LanguageModel load(
-            EngineRuntime runtime, RegisteredVersion version, Path dir, int maxQueued)
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics)
             throws IOException {
         Model model = CausalLmCheckpoint.load(dir, runtime.device());
         try {
             MethodState.restoreIfPresent(
                     (TunableModel) model.getBlock(), dir, model.getNDManager());
-            HuggingFaceTokenizer tokenizer =
-                    HuggingFaceTokenizer.newInstance(
-                            dir.resolve(ModelTokens.TOKENIZER),
-                            Map.of("padding", "false", "truncation", "false"));
-            return new LanguageModel(version, model, tokenizer, ModelTokens.read(dir), maxQueued);
+            return withTokenizer(
+                    version,
+                    model,
+                    dir,
+                    config,
+                    metrics,
+                    LoadedModel.parameterBytes(model.getBlock()));
         } catch (IOException | RuntimeException e) {
             model.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Builds the causal LM of {@code dir} on {@code base}'s weights, in place ({@link SharedBase}):
+     * the directory's weights are not read; the method goes on top, from the method state ({@link
+     * MethodState}) or the PEFT LoRA adapter under {@code adapter/}.
+     *
+     * @throws IllegalArgumentException when the version cannot compute on the base (another
+     *     configuration, neither a method state nor a LoRA adapter)
+     */
+    public static LanguageModel loadOnBase(
+            EngineRuntime runtime,
+            RegisteredVersion version,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics,
+            CausalLanguageModel base)
+            throws IOException {
+        Path adapter = dir.resolve(ADAPTER_DIR);
+        if (!MethodState.present(dir) && !PeftAdapter.isLora(adapter)) {
+            throw new IllegalArgumentException(
+                    version.id() + " has neither a method state nor a LoRA adapter");
+        }
+        Model model = CausalLmCheckpoint.loadOnBase(dir, base, runtime.device());
+        try {
+            CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
+            if (MethodState.present(dir)) {
+                MethodState.restore(lm, dir, model.getNDManager());
+            } else {
+                PeftAdapter.restore(lm, adapter, model.getNDManager());
+            }
+            long bytes = LoadedModel.parameterBytes(lm, SharedBase.sharedArrays(base, lm));
+            return withTokenizer(version, model, dir, config, metrics, bytes);
+        } catch (IOException | RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    private static LanguageModel withTokenizer(
+            RegisteredVersion version,
+            Model model,
+            Path dir,
+            ServingConfig config,
+            ServingMetrics metrics,
+            long bytes)
+            throws IOException {
+        HuggingFaceTokenizer tokenizer =
+                HuggingFaceTokenizer.newInstance(
+                        dir.resolve(ModelTokens.TOKENIZER),
+                        Map.of("padding", "false", "truncation", "false"));
+        try {
+            return new LanguageModel(
+                    version, model, tokenizer, ModelTokens.read(dir), config, metrics, bytes);
+        } catch (IOException | RuntimeException e) {
+            tokenizer.close();
             throw e;
         }
     }
@@ -89,6 +172,11 @@ public final class LanguageModel implements LoadedModel {
     @Override
     public String task() {
         return "causal_lm";
+    }
+
+    @Override
+    public TunableModel tunable() {
+        return (TunableModel) model.getBlock();
     }
 
     @Override
@@ -144,8 +232,9 @@ public final class LanguageModel implements LoadedModel {
      * Generates from {@code prompt}: at most {@code maxTokens} tokens picked by {@code chooser},
      * stopping at a stop id or before the first of {@code stops} in the text; {@code onText} hears
      * each piece of text as soon as it is final (a stop string could still cut text that is held
-     * back, so up to the longest stop's length less one is held). One generation at a time per
-     * model: {@code ticket}, from {@link ModelQueue#enter()}, waits for its turn.
+     * back, so up to the longest stop's length less one is held). Decoded in one batch with the
+     * generations that wait with it ({@link #decode}); {@code ticket}, from {@link
+     * ModelQueue#enter()}, waits for that batch.
      */
     public Generation generate(
             ModelQueue.Ticket ticket,
@@ -167,56 +256,105 @@ public final class LanguageModel implements LoadedModel {
                             + (inference.maxPositions() - 1)
                             + " prompt tokens");
         }
-        try (ModelQueue.Turn turn = queue.awaitTurn()) {
-            ticket.start();
-            List<Long> stopIds = tokens.stopIds();
-            int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
-            List<Long> out = new ArrayList<>();
-            String[] finish = {null};
-            StringBuilder sent = new StringBuilder();
-            String[] text = {""};
-            long[] generated =
-                    inference.generate(
-                            prompt,
-                            maxTokens,
-                            chooser,
-                            token -> {
-                                if (stopIds.contains(token)) {
-                                    finish[0] = "stop";
-                                    return false;
-                                }
-                                out.add(token);
-                                text[0] = decode(out);
-                                int cut =
-                                        firstStop(
-                                                text[0], stops, Math.max(0, sent.length() - hold));
-                                if (cut >= 0) {
-                                    text[0] = text[0].substring(0, cut);
-                                    finish[0] = "stop";
-                                    return false;
-                                }
-                                int ready = text[0].length() - hold;
-                                while (ready > sent.length()
-                                        && (Character.isWhitespace(text[0].charAt(ready - 1))
-                                                || text[0].charAt(ready - 1) == '\uFFFD')) {
-                                    ready--;
-                                }
-                                if (ready > sent.length() && text[0].startsWith(sent.toString())) {
-                                    String piece = text[0].substring(sent.length(), ready);
-                                    sent.append(piece);
-                                    onText.accept(piece);
-                                }
-                                return true;
-                            });
-            if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
-                onText.accept(text[0].substring(sent.length()));
-            }
-            return new Generation(
-                    text[0],
-                    prompt.length,
-                    generated.length,
-                    finish[0] == null ? "length" : finish[0]);
+        List<Long> stopIds = tokens.stopIds();
+        int hold = stops.stream().mapToInt(String::length).max().orElse(1) - 1;
+        List<Long> out = new ArrayList<>();
+        String[] finish = {null};
+        StringBuilder sent = new StringBuilder();
+        String[] text = {""};
+        long[] generated =
+                decode(
+                        ticket,
+                        prompt,
+                        maxTokens,
+                        chooser,
+                        token -> {
+                            if (stopIds.contains(token)) {
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            out.add(token);
+                            text[0] = decode(out);
+                            int cut = firstStop(text[0], stops, Math.max(0, sent.length() - hold));
+                            if (cut >= 0) {
+                                text[0] = text[0].substring(0, cut);
+                                finish[0] = "stop";
+                                return false;
+                            }
+                            int ready = text[0].length() - hold;
+                            while (ready > sent.length()
+                                    && (Character.isWhitespace(text[0].charAt(ready - 1))
+                                            || text[0].charAt(ready - 1) == '\uFFFD')) {
+                                ready--;
+                            }
+                            if (ready > sent.length() && text[0].startsWith(sent.toString())) {
+                                String piece = text[0].substring(sent.length(), ready);
+                                sent.append(piece);
+                                onText.accept(piece);
+                            }
+                            return true;
+                        });
+        if (text[0].length() > sent.length() && text[0].startsWith(sent.toString())) {
+            onText.accept(text[0].substring(sent.length()));
         }
+        return new Generation(
+                text[0], prompt.length, generated.length, finish[0] == null ? "length" : finish[0]);
+    }
+
+    /** A generation waiting for its batch: {@link CausalLmInference#generate}'s arguments. */
+    private record Job(
+            long[] prompt,
+            int maxTokens,
+            CausalLmInference.TokenChooser chooser,
+            LongPredicate accepted) {}
+
+    /** A generation's tokens, or what failed it alone (its callback threw: a client went away). */
+    private record Decoded(long[] tokens, RuntimeException error) {}
+
+    /**
+     * The tokens of one generation, decoded in a batch with the generations that wait with it
+     * ({@link EngineBatcher}, {@link CausalLmInference#generateAll}): each gets the tokens it gets
+     * alone. A callback that throws stops its own sequence only, and its request gets the error.
+     */
+    private long[] decode(
+            ModelQueue.Ticket ticket,
+            long[] prompt,
+            int maxTokens,
+            CausalLmInference.TokenChooser chooser,
+            LongPredicate accepted) {
+        Decoded d = batcher.submit(new Job(prompt, maxTokens, chooser, accepted), ticket);
+        if (d.error() != null) {
+            throw d.error();
+        }
+        return d.tokens();
+    }
+
+    private List<Decoded> decodeAll(List<Job> jobs) {
+        RuntimeException[] errors = new RuntimeException[jobs.size()];
+        List<CausalLmInference.Sequence> sequences = new ArrayList<>();
+        for (int i = 0; i < jobs.size(); i++) {
+            Job job = jobs.get(i);
+            int index = i;
+            sequences.add(
+                    new CausalLmInference.Sequence(
+                            job.prompt(),
+                            job.maxTokens(),
+                            job.chooser(),
+                            token -> {
+                                try {
+                                    return job.accepted().test(token);
+                                } catch (RuntimeException e) {
+                                    errors[index] = e;
+                                    return false;
+                                }
+                            }));
+        }
+        List<long[]> tokens = inference.generateAll(sequences);
+        List<Decoded> out = new ArrayList<>();
+        for (int i = 0; i < jobs.size(); i++) {
+            out.add(new Decoded(tokens.get(i), errors[i]));
+        }
+        return out;
     }
 
     /**
@@ -247,6 +385,7 @@ public final class LanguageModel implements LoadedModel {
 
     @Override
     public void close() {
+        batcher.close();
         // Not under a running generation: it would read freed native memory.
         try (ModelQueue.Turn turn = queue.awaitTurn()) {
             tokenizer.close();

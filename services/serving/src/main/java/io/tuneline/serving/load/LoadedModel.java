@@ -13,6 +13,8 @@ import java.util.Set;
  * LanguageModel}).
  */
 public interface LoadedModel extends AutoCloseable {
+    /** Where a version's PEFT or {@code adapters}-library export sits in its model directory. */
+    String ADAPTER_DIR = "adapter";
 
     RegisteredVersion version();
 
@@ -22,8 +24,14 @@ public interface LoadedModel extends AutoCloseable {
     /** Who uses this version's engine now and who waits for it. */
     ModelQueue queue();
 
-    /** Bytes of the version's parameters in memory (base, method state and head). */
+    /**
+     * Bytes of the version's parameters in memory (base, method state and head); a base shared with
+     * other versions is not counted ({@link SharedBases} counts it once).
+     */
     long parameterBytes();
+
+    /** The model in memory, as methods see it. */
+    io.tuneline.engine.model.TunableModel tunable();
 
     @Override
     void close();
@@ -33,7 +41,16 @@ public interface LoadedModel extends AutoCloseable {
      * is its token embedding) is one array in memory under two names.
      */
     static long parameterBytes(Block block) {
+        return parameterBytes(block, Set.of());
+    }
+
+    /**
+     * As {@link #parameterBytes(Block)}, leaving out {@code shared}: the arrays of a base held once
+     * for several versions ({@link SharedBases}), which count there.
+     */
+    static long parameterBytes(Block block, Set<NDArray> shared) {
         Set<NDArray> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        seen.addAll(shared);
         long bytes = 0;
         for (Parameter p : block.getParameters().values()) {
             if (p.isInitialized() && seen.add(p.getArray())) {

@@ -1,11 +1,17 @@
 package io.tuneline.serving.load;
 
+import ai.djl.nn.Block;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.quarkus.runtime.StartupEvent;
 import io.quarkus.scheduler.Scheduled;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.export.PeftAdapter;
+import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.model.CausalLanguageModel;
+import io.tuneline.engine.model.SharedBase;
+import io.tuneline.engine.model.bert.BertEncoder;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.serving.api.ServingException;
@@ -33,7 +39,8 @@ import org.jboss.logging.Logger;
  * directory from the store (checksums verified) and loads it, later ones find it here. Names and
  * aliases are resolved again every {@code tuneline.serving.aliases.refresh-interval}: one that
  * moved is served by its new version from then on, and a version no name points at any more is
- * unloaded. Each version is loaded whole, even when several share a base.
+ * unloaded. Versions of one base whose method leaves the base as it was compute on one copy of it
+ * ({@link SharedBases}); the others are loaded whole.
  */
 @ApplicationScoped
 public class LoadedModels {
@@ -43,6 +50,8 @@ public class LoadedModels {
     private final ArtifactStore store;
     private final ServingConfig config;
     private final ServingMetrics metrics;
+    private final SharedBases bases;
+    private final Map<String, String> baseOf = new ConcurrentHashMap<>();
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
     private final Map<String, List<Meter>> meters = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
@@ -54,7 +63,9 @@ public class LoadedModels {
             ArtifactStore store,
             ServingConfig config,
             ServingMetrics metrics,
+            SharedBases bases,
             MeterRegistry meters) {
+        this.bases = bases;
         this.registry = registry;
         this.store = store;
         this.config = config;
@@ -202,6 +213,10 @@ public class LoadedModels {
             Thread.currentThread().interrupt();
         }
         old.close();
+        String base = baseOf.remove(id);
+        if (base != null) {
+            bases.release(base);
+        }
         LOG.infof("unloaded %s: no name or alias served points at it any more", id);
     }
 
@@ -270,15 +285,21 @@ public class LoadedModels {
             EngineRuntime engine = runtime();
             LoadedModel model =
                     LanguageModel.isLanguageModel(dir)
-                            ? LanguageModel.load(engine, version, dir, config.limits().maxQueued())
+                            ? LanguageModel.load(engine, version, dir, config, metrics)
                             : ClassifierModel.load(engine, version, dir, config, metrics);
+            if (shareable(version, dir)) {
+                model = onSharedBase(engine, version, dir, model);
+            }
             byId.put(version.id(), model);
             meters.put(version.id(), metrics.loaded(model));
             LOG.infof(
-                    "loaded %s (%s, %s) in %d ms",
+                    "loaded %s (%s, %s%s) in %d ms",
                     version.id(),
                     model.task(),
                     version.method().isEmpty() ? "method unknown" : version.method(),
+                    baseOf.containsKey(version.id())
+                            ? ", on the shared base " + version.baseModel()
+                            : ", whole",
                     (System.nanoTime() - start) / 1_000_000);
             return model;
         } catch (IOException | RuntimeException e) {
@@ -298,12 +319,103 @@ public class LoadedModels {
         }
     }
 
+    /**
+     * Whether {@code version} may compute on a base held once: a method that leaves the base's
+     * weights as they were and whose state is stored beside them, the method state of prompt,
+     * P-tuning, prefix or bottleneck adapters ({@link MethodState}), or LoRA's PEFT adapter. Full
+     * fine-tuning and layer freezing change the base's weights; QLoRA trained on an NF4 base whose
+     * rounding its merged weights carry. Those are loaded whole.
+     */
+    private static boolean shareable(RegisteredVersion version, Path dir) throws IOException {
+        return !version.baseModel().isBlank()
+                && (MethodState.present(dir)
+                        || (version.method().equals("LORA")
+                                && PeftAdapter.isLora(dir.resolve(LoadedModel.ADAPTER_DIR))));
+    }
+
+    /**
+     * {@code whole} rebuilt on its base held once ({@link SharedBases}), when the two are the same
+     * model: every tensor of {@code whole} (a merged LoRA weight as base + adapter) within {@link
+     * #SHARED_TOLERANCE} of the version on the base ({@link SharedBase#largestDifference}); {@code
+     * whole} is closed then. Otherwise (the base cannot be loaded, is of another configuration, or
+     * is not the one the version was trained on, e.g. a LoRA trained with the base held in bf16)
+     * {@code whole} stays, and the log says why.
+     */
+    private LoadedModel onSharedBase(
+            EngineRuntime engine, RegisteredVersion version, Path dir, LoadedModel whole) {
+        String ref = version.baseModel();
+        Block base;
+        try {
+            base = bases.acquire(ref, engine);
+        } catch (IOException | RuntimeException e) {
+            LOG.infof(
+                    "%s is loaded whole: its base %s cannot be loaded (%s)",
+                    version.id(), ref, e.getMessage());
+            return whole;
+        }
+        LoadedModel shared = null;
+        try {
+            shared =
+                    whole instanceof LanguageModel
+                            ? LanguageModel.loadOnBase(
+                                    engine,
+                                    version,
+                                    dir,
+                                    config,
+                                    metrics,
+                                    (CausalLanguageModel) base)
+                            : ClassifierModel.loadOnBase(
+                                    engine, version, dir, config, metrics, (BertEncoder) base);
+            SharedBase.Difference d =
+                    SharedBase.largestDifference(whole.tunable(), shared.tunable());
+            if (!(d.value() <= SHARED_TOLERANCE)) {
+                throw new IllegalArgumentException(
+                        "its weights differ from base + method by "
+                                + d.value()
+                                + " at "
+                                + d.name());
+            }
+        } catch (IOException | RuntimeException e) {
+            if (shared != null) {
+                shared.close();
+            }
+            bases.release(ref);
+            LOG.infof(
+                    "%s is loaded whole, not on the shared base %s: %s",
+                    version.id(), ref, e.getMessage());
+            return whole;
+        }
+        whole.close();
+        baseOf.put(version.id(), ref);
+        return shared;
+    }
+
+    /**
+     * How far a version on the shared base may be from its own weights: float32 rounding of the
+     * merge ({@code W + (alpha/r) B A} computed in another order), not a different base.
+     */
+    static final double SHARED_TOLERANCE = 1e-5;
+
     /** The model directory's own files (not the PEFT export under adapter/), checksums verified. */
     private void fetch(RegisteredVersion version, Path dir) throws IOException {
         int copied = 0;
         for (RegisteredVersion.ModelFile f : version.files()) {
-            if (f.path().contains("/") || f.path().isBlank() || f.path().startsWith(".")) {
+            if (f.path().isBlank() || f.path().startsWith(".")) {
                 continue;
+            }
+            Path target = dir.resolve(f.path());
+            if (f.path().contains("/")) {
+                // LoRA's PEFT adapter is what its version adds to a shared base; other exports
+                // (PEFT prompt learning, the adapters library) are for Python users only.
+                String[] parts = f.path().split("/");
+                if (parts.length != 2
+                        || !parts[0].equals(LoadedModel.ADAPTER_DIR)
+                        || !version.method().equals("LORA")
+                        || parts[1].isBlank()
+                        || parts[1].startsWith(".")) {
+                    continue;
+                }
+                Files.createDirectories(target.getParent());
             }
             ArtifactRef ref =
                     ArtifactRef.newBuilder()
@@ -312,7 +424,7 @@ public class LoadedModels {
                             .setSizeBytes(f.sizeBytes())
                             .build();
             try (InputStream in = store.get(ref)) {
-                Files.copy(in, dir.resolve(f.path()));
+                Files.copy(in, target);
             }
             copied++;
         }
@@ -343,5 +455,7 @@ public class LoadedModels {
     void close() {
         byId.values().forEach(LoadedModel::close);
         byId.clear();
+        baseOf.clear();
+        bases.closeAll();
     }
 }

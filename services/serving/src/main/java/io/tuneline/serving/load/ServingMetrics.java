@@ -18,7 +18,8 @@ import java.util.function.IntConsumer;
  * model and endpoint), {@code tuneline_serving_requests_total} (per model, endpoint and outcome:
  * {@code ok}, {@code rejected} for a 4xx, {@code failed} for a 5xx), {@code
  * tuneline_serving_loaded_models}; per loaded version ({@code model}, {@code version}) {@code
- * tuneline_serving_queued_requests} and {@code tuneline_serving_model_parameters_bytes}; per model
+ * tuneline_serving_queued_requests} and {@code tuneline_serving_model_parameters_bytes} (a shared
+ * base not counted); per shared base {@code tuneline_serving_base_parameters_bytes}; per model
  * {@code tuneline_serving_batch_inputs} (texts per classify engine batch), {@code
  * tuneline_serving_prompt_tokens_total} and {@code tuneline_serving_generated_tokens_total}, whose
  * {@code rate()} is tokens per second. A request whose model is not known is counted under {@code
@@ -31,6 +32,10 @@ public class ServingMetrics {
     public static final String LOADED_MODELS = "tuneline.serving.loaded.models";
     public static final String QUEUED_REQUESTS = "tuneline.serving.queued.requests";
     public static final String PARAMETER_BYTES = "tuneline.serving.model.parameters";
+
+    /** Per shared base ({@code base}): its bytes, counted once ({@link SharedBases}). */
+    public static final String BASE_PARAMETER_BYTES = "tuneline.serving.base.parameters";
+
     public static final String BATCH_INPUTS = "tuneline.serving.batch.inputs";
     public static final String PROMPT_TOKENS = "tuneline.serving.prompt.tokens";
     public static final String GENERATED_TOKENS = "tuneline.serving.generated.tokens";

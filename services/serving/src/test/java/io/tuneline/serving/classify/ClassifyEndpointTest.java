@@ -18,7 +18,9 @@ import io.quarkus.test.common.QuarkusTestResource;
 import io.quarkus.test.junit.QuarkusTest;
 import io.restassured.http.ContentType;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.export.ClassifierWeights;
+import io.tuneline.engine.export.PeftAdapter;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.MethodState;
 import io.tuneline.engine.model.ClassifierPredictions;
@@ -30,6 +32,7 @@ import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.serving.FakeRegistry;
 import io.tuneline.serving.load.LoadedModels;
 import io.tuneline.serving.load.ModelQueue;
+import io.tuneline.serving.load.SharedBases;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
@@ -101,6 +104,187 @@ class ClassifyEndpointTest {
                 .contains(
                         "tuneline_serving_requests_total{endpoint=\"classify\",model=\"sentiment-prompt\",outcome=\"ok\"")
                 .containsPattern("tuneline_serving_loaded_models\\{[^}]*} [1-9]");
+    }
+
+    @Inject SharedBases bases;
+
+    @Test
+    void twoVersionsOfOneBaseShareItInMemoryAndEachAnswersAsLoadedWhole() throws Exception {
+        // The base as a job names it: a Hugging Face directory in the store.
+        Path baseDir = writeBase(31);
+        String ref = store.uri("bases/tiny-bert/").toString();
+        try (var files = Files.list(baseDir)) {
+            for (Path f : files.toList()) {
+                store.put(
+                        store.uri("bases/tiny-bert/" + f.getFileName()),
+                        f,
+                        "application/octet-stream");
+            }
+        }
+        // Full fine-tuning changes the base's weights, and QLoRA trained on its NF4 rounding:
+        // both are loaded whole, on the same base reference. (One at a time, unloaded after:
+        // tests hold at most max-loaded-models versions.)
+        double[][] full =
+                registerOnBase(
+                        baseDir, ref, "shared-full", new FineTuningMethod.Full(), "FULL", 43);
+        assertServed("shared-full:live", full, 1e-6);
+        assertThat(bases.users()).doesNotContainKey(ref);
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "shared-full"))
+                .isGreaterThan(995_200 * 4);
+        unload("shared-full");
+        double[][] qlora =
+                registerOnBase(
+                        baseDir,
+                        ref,
+                        "shared-qlora",
+                        FineTuningMethod.Lora.defaults(),
+                        "QLORA",
+                        44);
+        assertServed("shared-qlora:live", qlora, 1e-6);
+        assertThat(bases.users()).doesNotContainKey(ref);
+        unload("shared-qlora");
+        // A LoRA version trained on another base than the one its reference names now (a base
+        // directory overwritten in the store): its merged weights are not base + adapter, so it
+        // is loaded whole and answers as it was trained.
+        double[][] foreign =
+                registerOnBase(
+                        writeBase(32),
+                        ref,
+                        "shared-foreign",
+                        FineTuningMethod.Lora.defaults(),
+                        "LORA",
+                        45);
+        assertServed("shared-foreign:live", foreign, 1e-6);
+        assertThat(bases.users()).doesNotContainKey(ref);
+        unload("shared-foreign");
+
+        double[][] lora =
+                registerOnBase(
+                        baseDir, ref, "shared-lora", FineTuningMethod.Lora.defaults(), "LORA", 41);
+        double[][] prompt =
+                registerOnBase(
+                        baseDir,
+                        ref,
+                        "shared-prompt",
+                        new FineTuningMethod.Prompt(
+                                4, FineTuningMethod.Prompt.Init.RANDOM, List.of()),
+                        "PROMPT",
+                        42);
+
+        assertServed("shared-lora:live", lora, 1e-5);
+        assertServed("shared-prompt:live", prompt, 1e-5);
+        assertThat(lora[0][0]).isNotCloseTo(prompt[0][0], within(1e-3));
+
+        // One copy of the base: both versions' encoders compute with the same native arrays.
+        SequenceClassifier a = (SequenceClassifier) models.get("shared-lora:live").tunable();
+        SequenceClassifier b = (SequenceClassifier) models.get("shared-prompt:live").tunable();
+        String embeddings = "embeddings.word_embeddings.weight";
+        assertThat(a.namedParameters().get(embeddings).getArray())
+                .isSameAs(b.namedParameters().get(embeddings).getArray());
+        assertThat(bases.users()).containsEntry(ref, 2);
+
+        // The base counts once, in its own series; each version counts what is its own only.
+        // By hand from TINY: embeddings (30522 + 40 + 2) x 32 + LayerNorm 64, two layers of
+        // 3 x (32 x 32 + 32) + (32 x 32 + 32) + 64 + (32 x 64 + 64) + (64 x 32 + 32) + 64: 995,200
+        // floats.
+        double baseBytes = baseMetric(ref);
+        assertThat(baseBytes).isEqualTo(995_200 * 4);
+        // LoRA r 8 on query and value of two layers, 2 x 2 x (8 x 32 + 32 x 8), and the head
+        // 2 x 32 + 2: 2,114 floats.
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "shared-lora"))
+                .isEqualTo(2_114 * 4);
+        assertThat(metric("tuneline_serving_model_parameters_bytes", "shared-prompt"))
+                .isPositive()
+                .isLessThan(baseBytes / 10);
+
+        // One version unloaded (its alias removed): the other answers as before on the base.
+        unload("shared-prompt");
+        // The base is released once the unloaded version is closed, right after it leaves.
+        await().atMost(Duration.ofSeconds(60))
+                .until(() -> Integer.valueOf(1).equals(bases.users().get(ref)));
+        assertServed("shared-lora:live", lora, 1e-5);
+
+        // The last one unloaded: the base goes with it.
+        FakeRegistry.removeAlias("shared-lora", "live");
+        await().atMost(Duration.ofSeconds(60)).until(() -> !bases.users().containsKey(ref));
+        assertThat(baseMetric(ref)).isZero();
+    }
+
+    /** A random tiny BERT base as a Hugging Face directory. */
+    private Path writeBase(int seed) throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(0);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
+        Path baseDir = Files.createTempDirectory("tiny-base").resolve("base");
+        try (Model model = Model.newInstance("b", runtime.device(), EngineRuntime.ENGINE)) {
+            SequenceClassifier base = new SequenceClassifier(new BertEncoder(TINY), 2, 0f);
+            base.initialize(
+                    model.getNDManager(),
+                    DataType.FLOAT32,
+                    new Shape(1, MAX_LENGTH),
+                    new Shape(1, MAX_LENGTH));
+            ClassifierWeights.writeDirectory(
+                    base,
+                    LABELS,
+                    tokenizerFile(baseDir.getParent()),
+                    JSON.createObjectNode(),
+                    baseDir);
+        }
+        return baseDir;
+    }
+
+    /** Removes {@code name}'s alias {@code live} and waits until its version is unloaded. */
+    private void unload(String name) {
+        FakeRegistry.removeAlias(name, "live");
+        await().atMost(Duration.ofSeconds(60))
+                .until(
+                        () ->
+                                models.loaded().stream()
+                                        .noneMatch(m -> m.version().id().equals(name + ":1")));
+    }
+
+    private static double baseMetric(String ref) {
+        String text = given().get("/q/metrics").then().statusCode(200).extract().asString();
+        return text.lines()
+                .filter(
+                        l ->
+                                l.startsWith("tuneline_serving_base_parameters_bytes{")
+                                        && l.contains("base=\"" + ref + "\""))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .findFirst()
+                .orElse(0);
+    }
+
+    private Path tokenizerFile(Path dir) throws Exception {
+        Path file = dir.resolve("source-tokenizer.json");
+        if (!Files.exists(file)) {
+            try (InputStream in =
+                    getClass()
+                            .getClassLoader()
+                            .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
+                Files.copy(in, file);
+            }
+        }
+        return file;
+    }
+
+    /**
+     * A version tuned from the base in {@code baseDir} as the worker writes it (merged weights, the
+     * method state or the PEFT adapter under adapter/), registered as version 1 of {@code name}
+     * with the alias {@code live} and {@code ref} as its base; returns its offline probabilities.
+     */
+    private double[][] registerOnBase(
+            Path baseDir,
+            String ref,
+            String name,
+            FineTuningMethod method,
+            String methodName,
+            int seed)
+            throws Exception {
+        Path out = Files.createTempDirectory(name).resolve("model");
+        double[][] expected = writeTuned(method, seed, java.util.Optional.of(baseDir), ref, out);
+        FakeRegistry.registerDirectoryOnBase(
+                store, out, ref, name, 1, methodName, MAX_LENGTH, "live");
+        return expected;
     }
 
     @Test
@@ -481,6 +665,10 @@ class ClassifyEndpointTest {
     }
 
     private static void assertServed(String model, double[][] expected) {
+        assertServed(model, expected, 1e-6);
+    }
+
+    private static void assertServed(String model, double[][] expected, double tolerance) {
         Map<String, Object> body = Map.of("inputs", TEXTS);
         var response =
                 given().contentType(ContentType.JSON)
@@ -499,7 +687,7 @@ class ClassifyEndpointTest {
             for (int k = 0; k < LABELS.size(); k++) {
                 assertThat(p.get(LABELS.get(k)).doubleValue())
                         .as("%s, input %d, %s", model, i, LABELS.get(k))
-                        .isCloseTo(expected[i][k], within(1e-6));
+                        .isCloseTo(expected[i][k], within(tolerance));
             }
             String best = expected[i][1] > expected[i][0] ? "positive" : "negative";
             assertThat(predictions.get(i).get("label")).isEqualTo(best);
@@ -526,17 +714,30 @@ class ClassifyEndpointTest {
             int seed,
             String... aliases)
             throws Exception {
+        Path out = Files.createTempDirectory(name).resolve("model");
+        double[][] expected =
+                writeTuned(method, seed, java.util.Optional.empty(), "test-base", out);
+        FakeRegistry.registerDirectory(store, out, name, version, methodName, MAX_LENGTH, aliases);
+        return expected;
+    }
+
+    /**
+     * A random tiny classifier (its encoder from {@code baseDir} when given) with {@code method}
+     * applied and its method's parameters random, written into {@code out} as the worker writes it:
+     * merged weights, the method state of a method that cannot be merged, and with a base a LoRA
+     * version's PEFT adapter under adapter/. Returns its probabilities for {@link #TEXTS} from the
+     * model in memory, as evaluation scores a split.
+     */
+    private double[][] writeTuned(
+            FineTuningMethod method,
+            int seed,
+            java.util.Optional<Path> baseDir,
+            String baseRef,
+            Path out)
+            throws Exception {
         EngineRuntime runtime = EngineRuntime.start(0);
         ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
-        Path dir = Files.createTempDirectory(name);
-        Path tokenizerFile = dir.resolve("source-tokenizer.json");
-        try (InputStream in =
-                getClass()
-                        .getClassLoader()
-                        .getResourceAsStream("all-minilm-l6-v2-tokenizer.json")) {
-            Files.copy(in, tokenizerFile);
-        }
-        Path out = dir.resolve("model");
+        Path tokenizerFile = tokenizerFile(out.getParent());
         double[][] expected;
         SequenceClassifier classifier =
                 new SequenceClassifier(new BertEncoder(TINY), LABELS.size(), 0f);
@@ -557,6 +758,9 @@ class ClassifyEndpointTest {
                     new Shape(1, MAX_LENGTH),
                     new Shape(1, MAX_LENGTH));
             model.setBlock(classifier);
+            if (baseDir.isPresent()) {
+                ModelCatalog.resolve(baseDir.get().toString()).loadInto(classifier.encoder());
+            }
             method.apply(classifier, model.getNDManager());
             Random random = new Random(seed + 4L);
             for (Parameter p : classifier.deltaParameters().values()) {
@@ -571,13 +775,14 @@ class ClassifyEndpointTest {
             expected =
                     ClassifierPredictions.probabilities(
                             model, classifier, tokenizer, TEXTS, MAX_LENGTH, TEXTS.size());
-            var provenance = JSON.createObjectNode().put("base_model", "test-base");
+            var provenance = JSON.createObjectNode().put("base_model", baseRef);
             ClassifierWeights.writeDirectory(classifier, LABELS, tokenizerFile, provenance, out);
-            if (!method.mergeable()) {
+            if (baseDir.isPresent() && method instanceof FineTuningMethod.Lora l) {
+                PeftAdapter.write(classifier, l, baseRef, out.resolve("adapter"));
+            } else if (!method.mergeable()) {
                 MethodState.write(classifier, method, out);
             }
         }
-        FakeRegistry.registerDirectory(store, out, name, version, methodName, MAX_LENGTH, aliases);
         return expected;
     }
 }

@@ -137,14 +137,7 @@ class CompletionsEndpointTest {
             ai.djl.engine.Engine.getInstance().setRandomSeed(3);
             FineTuningMethod.Prefix prefix = new FineTuningMethod.Prefix(4, 16);
             prefix.apply(lm, model.getNDManager());
-            java.util.Random random = new java.util.Random(13);
-            for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
-                float[] values = new float[(int) p.getArray().size()];
-                for (int i = 0; i < values.length; i++) {
-                    values[i] = (float) (random.nextGaussian() * 0.5);
-                }
-                NativeCopy.copyInto(p.getArray(), values);
-            }
+            randomizeDeltas(lm, 13);
             prefixAnswer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
             MethodState.write(lm, prefix, prefixed);
         }
@@ -244,6 +237,126 @@ class CompletionsEndpointTest {
                                     1e-9));
             assertThat(nucleus.getString("choices[0].text")).isEqualTo(expected.text());
         }
+    }
+
+    @Inject io.tuneline.serving.load.SharedBases bases;
+
+    @Test
+    void aLoraAndAPrefixVersionOfOneLlamaShareItAndAnswerAsOffline() throws Exception {
+        String ref = store.uri("bases/llama-tiny/").toString();
+        try (var files = Files.list(llama)) {
+            for (Path f : files.toList()) {
+                store.put(
+                        store.uri("bases/llama-tiny/" + f.getFileName()),
+                        f,
+                        "application/octet-stream");
+            }
+        }
+        Path dir = Files.createTempDirectory("shared-llama");
+        Offline lora =
+                tuneOnBase(
+                        ref,
+                        dir.resolve("lora"),
+                        new FineTuningMethod.Lora(4, 8f, 0f, List.of("q_proj", "v_proj")),
+                        "llama-lora-shared",
+                        "LORA",
+                        21);
+        Offline prefix =
+                tuneOnBase(
+                        ref,
+                        dir.resolve("prefix"),
+                        new FineTuningMethod.Prefix(4, 16),
+                        "llama-prefix-shared",
+                        "PREFIX",
+                        22);
+        assertThat(lora.text()).isNotEqualTo(prefix.text());
+
+        for (var expected :
+                Map.of("llama-lora-shared:live", lora, "llama-prefix-shared:live", prefix)
+                        .entrySet()) {
+            JsonPath served =
+                    post(
+                            "/v1/completions",
+                            Map.of(
+                                    "model",
+                                    expected.getKey(),
+                                    "prompt",
+                                    PROMPT,
+                                    "max_tokens",
+                                    12,
+                                    "temperature",
+                                    0));
+            assertThat(served.getString("choices[0].text"))
+                    .as(expected.getKey())
+                    .isEqualTo(expected.getValue().text());
+            assertThat(served.getInt("usage.completion_tokens"))
+                    .isEqualTo(expected.getValue().completionTokens());
+        }
+        // One copy of the base: both versions compute with its native arrays.
+        String embed = "model.embed_tokens.weight";
+        assertThat(
+                        models.get("llama-lora-shared:live")
+                                .tunable()
+                                .namedParameters()
+                                .get(embed)
+                                .getArray())
+                .isSameAs(
+                        models.get("llama-prefix-shared:live")
+                                .tunable()
+                                .namedParameters()
+                                .get(embed)
+                                .getArray());
+        assertThat(bases.users()).containsEntry(ref, 2);
+        // Unloaded, they release the base (tests hold at most max-loaded-models versions).
+        FakeRegistry.removeAlias("llama-lora-shared", "live");
+        FakeRegistry.removeAlias("llama-prefix-shared", "live");
+        org.awaitility.Awaitility.await()
+                .atMost(java.time.Duration.ofSeconds(60))
+                .until(() -> !bases.users().containsKey(ref));
+    }
+
+    /** Draws the method's parameters from N(0, 0.5^2): a trained method, not an untrained one. */
+    private static void randomizeDeltas(TunableModel lm, long seed) {
+        java.util.Random random = new java.util.Random(seed);
+        for (ai.djl.nn.Parameter p : lm.deltaParameters().values()) {
+            float[] values = new float[(int) p.getArray().size()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = (float) (random.nextGaussian() * 0.5);
+            }
+            NativeCopy.copyInto(p.getArray(), values);
+        }
+    }
+
+    /**
+     * A version of the tiny Llama tuned with {@code method} (its parameters random) written as the
+     * worker writes it (merged weights, the tokenizer files, the method state or the PEFT adapter)
+     * and registered with {@code ref} as its base under the alias {@code live}; returns the
+     * engine's offline greedy answer of the model in memory.
+     */
+    private Offline tuneOnBase(
+            String ref, Path out, FineTuningMethod method, String name, String methodName, int seed)
+            throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(0);
+        Offline answer;
+        try (Model model = CausalLmCheckpoint.load(llama, runtime.device())) {
+            io.tuneline.engine.model.CausalLanguageModel lm =
+                    (io.tuneline.engine.model.CausalLanguageModel) model.getBlock();
+            ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
+            method.apply(lm, model.getNDManager());
+            randomizeDeltas(lm, seed);
+            answer = offline(llama, CausalLmInference.of(model), encode(llama, PROMPT), 12);
+            CausalLmCheckpoint.save(lm, out, CausalLmCheckpoint.savedDtype(llama));
+            for (String f : List.of(ModelTokens.TOKENIZER, ModelTokens.TOKENIZER_CONFIG)) {
+                Files.copy(llama.resolve(f), out.resolve(f));
+            }
+            if (method instanceof FineTuningMethod.Lora l) {
+                io.tuneline.engine.export.PeftAdapter.write(lm, l, ref, out.resolve("adapter"));
+            } else {
+                MethodState.write(lm, method, out);
+            }
+        }
+        FakeRegistry.registerDirectoryOnBase(store, out, ref, name, 1, methodName, 64, "live");
+        return answer;
     }
 
     @Test
@@ -454,6 +567,65 @@ class CompletionsEndpointTest {
         assertThat(chunks).allMatch(c -> c.getString("object").equals("text_completion"));
         assertThat(chunks.get(chunks.size() - 1).getString("choices[0].finish_reason"))
                 .isEqualTo(expected.finishReason());
+    }
+
+    @Test
+    void concurrentCompletionsOfDifferentLengthsDecodeAsOneBatchEachAsAlone() throws Exception {
+        List<String> prompts =
+                List.of(
+                        "the film",
+                        PROMPT,
+                        "a long and winding review of a film that ends where it started, twice",
+                        "no");
+        List<Integer> budgets = List.of(4, 9, 6, 12);
+        for (String name : List.of("gpt-tiny", "llama-tiny")) {
+            Path dir = name.equals("gpt-tiny") ? gpt2 : llama;
+            List<Offline> expected = new java.util.ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) {
+                expected.add(offline(dir, encode(dir, prompts.get(i)), budgets.get(i)));
+            }
+            ModelQueue queue = models.get(name + ":1").queue();
+            double batchesBefore = metric("tuneline_serving_batch_inputs_count", name);
+            double sequencesBefore = metric("tuneline_serving_batch_inputs_sum", name);
+            java.util.concurrent.ExecutorService clients =
+                    java.util.concurrent.Executors.newFixedThreadPool(prompts.size());
+            List<java.util.concurrent.Future<JsonPath>> answers = new java.util.ArrayList<>();
+            // While the test holds the engine every request waits; released, they decode together.
+            try (ModelQueue.Turn held = queue.awaitTurn()) {
+                for (int i = 0; i < prompts.size(); i++) {
+                    Map<String, Object> body =
+                            Map.of(
+                                    "model",
+                                    name + ":1",
+                                    "prompt",
+                                    prompts.get(i),
+                                    "max_tokens",
+                                    budgets.get(i),
+                                    "temperature",
+                                    0);
+                    answers.add(clients.submit(() -> post("/v1/completions", body)));
+                }
+                await().atMost(Duration.ofSeconds(30))
+                        .until(() -> queue.waiting() == prompts.size());
+            } finally {
+                clients.shutdown();
+            }
+            for (int i = 0; i < prompts.size(); i++) {
+                JsonPath a = answers.get(i).get(60, java.util.concurrent.TimeUnit.SECONDS);
+                assertThat(a.getString("choices[0].text"))
+                        .as("%s, prompt %d", name, i)
+                        .isEqualTo(expected.get(i).text());
+                assertThat(a.getInt("usage.completion_tokens"))
+                        .isEqualTo(expected.get(i).completionTokens());
+                assertThat(a.getString("choices[0].finish_reason"))
+                        .isEqualTo(expected.get(i).finishReason());
+            }
+            assertThat(metric("tuneline_serving_batch_inputs_count", name))
+                    .as(name)
+                    .isEqualTo(batchesBefore + 1);
+            assertThat(metric("tuneline_serving_batch_inputs_sum", name))
+                    .isEqualTo(sequencesBefore + prompts.size());
+        }
     }
 
     @Test

@@ -10,6 +10,7 @@ import ai.djl.training.ParameterStore;
 import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -18,7 +19,8 @@ import java.util.Random;
  * Inference with a {@link Gpt2LmModel}: log-likelihood and perplexity of sequences, greedy
  * generation and seeded sampling with a temperature. No dropout, no gradients; arrays live in a
  * sub-manager per call. Generation runs the whole sequence through the model for every new token
- * (no key/value cache), which is fine for evaluation-sized outputs but quadratic in length.
+ * (no key/value cache), which is fine for evaluation-sized outputs but quadratic in length; several
+ * sequences can run as one batch ({@link #generateAll}).
  */
 public final class Gpt2Inference implements CausalLmInference {
     private final Model model;
@@ -125,6 +127,97 @@ public final class Gpt2Inference implements CausalLmInference {
             }
         }
         return Arrays.copyOfRange(seq, prompt.length, prompt.length + n);
+    }
+
+    /**
+     * The sequences decoded together: each step runs every sequence still going as one batch,
+     * padded on the left to the longest (masked, each row numbered from its first real token), and
+     * reads each row's last logits; a sequence that stops (its {@code accepted} says no, its budget
+     * or the model's positions are spent) leaves the batch. Like {@link #generate}, each step
+     * reruns the whole sequences (no key/value cache). With virtual tokens or a key/value prefix
+     * attached the sequences run one after the other.
+     */
+    @Override
+    public List<long[]> generateAll(List<Sequence> sequences) {
+        if (sequences.size() < 2 || !lm.takesPositionIds()) {
+            return CausalLmInference.super.generateAll(sequences);
+        }
+        int count = sequences.size();
+        long[][] seq = new long[count][];
+        int[] room = new int[count];
+        int[] made = new int[count];
+        List<Integer> active = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            long[] prompt = sequences.get(i).prompt();
+            if (prompt.length == 0) {
+                throw new IllegalArgumentException(
+                        "generation needs a prompt of at least one token (sequence " + i + ")");
+            }
+            checkLength(prompt.length);
+            room[i] =
+                    Math.max(
+                            0,
+                            Math.min(
+                                    sequences.get(i).maxNewTokens(),
+                                    lm.maxPositions() - prompt.length));
+            seq[i] = Arrays.copyOf(prompt, prompt.length + room[i]);
+            if (room[i] > 0) {
+                active.add(i);
+            }
+        }
+        while (!active.isEmpty()) {
+            int rows = active.size();
+            int width = 0;
+            for (int i : active) {
+                width = Math.max(width, sequences.get(i).prompt().length + made[i]);
+            }
+            long[] ids = new long[rows * width];
+            float[] mask = new float[rows * width];
+            long[] positions = new long[rows * width];
+            for (int r = 0; r < rows; r++) {
+                int i = active.get(r);
+                int length = sequences.get(i).prompt().length + made[i];
+                int pad = width - length;
+                System.arraycopy(seq[i], 0, ids, r * width + pad, length);
+                for (int j = 0; j < length; j++) {
+                    mask[r * width + pad + j] = 1f;
+                    positions[r * width + pad + j] = j;
+                }
+            }
+            float[] logits;
+            try (NDManager m = model.getNDManager().newSubManager()) {
+                Shape shape = new Shape(rows, width);
+                NDList in =
+                        new NDList(
+                                m.create(ids, shape),
+                                m.create(mask, shape),
+                                m.create(positions, shape));
+                logits =
+                        lm.forward(new ParameterStore(m, false), in, false)
+                                .singletonOrThrow()
+                                .get(new NDIndex(":, -1, :"))
+                                .toFloatArray();
+            }
+            int vocab = logits.length / rows;
+            List<Integer> going = new ArrayList<>();
+            for (int r = 0; r < rows; r++) {
+                int i = active.get(r);
+                Sequence s = sequences.get(i);
+                long next =
+                        s.chooser().choose(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
+                seq[i][s.prompt().length + made[i]++] = next;
+                if (s.accepted().test(next) && made[i] < room[i]) {
+                    going.add(i);
+                }
+            }
+            active = going;
+        }
+        List<long[]> out = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            int from = sequences.get(i).prompt().length;
+            out.add(Arrays.copyOfRange(seq[i], from, from + made[i]));
+        }
+        return out;
     }
 
     @Override

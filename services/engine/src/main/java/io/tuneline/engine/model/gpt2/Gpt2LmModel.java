@@ -36,10 +36,12 @@ import java.util.Optional;
  * transformer.h.0.attn.c_attn.weight}) so it can be loaded, frozen or wrapped with LoRA.
  *
  * <p>Inputs: token ids (B, T) and optionally an attention mask (B, T) with 1 for tokens and 0 for
- * padding. Every position attends to itself and earlier positions only (the causal triangle); the
- * mask additionally hides padded keys. Positions are 0..T-1 whatever the mask says, as in Hugging
- * Face's forward pass without {@code position_ids}, so pad on the right. Output: logits (B, T,
- * vocab). The head has no weight of its own: it is {@code wte} (tied), as in every published GPT-2.
+ * padding, and optionally position ids (B, T). Every position attends to itself and earlier
+ * positions only (the causal triangle); the mask additionally hides padded keys. Without position
+ * ids positions are 0..T-1 whatever the mask says, as in Hugging Face's forward pass without {@code
+ * position_ids}, so pad on the right; with them (a batch padded on the left) each row's own.
+ * Output: logits (B, T, vocab). The head has no weight of its own: it is {@code wte} (tied), as in
+ * every published GPT-2.
  *
  * <p>Projection weights are held as (out, in), PyTorch's {@code nn.Linear} layout, while the
  * checkpoints store GPT-2's {@code Conv1D} weights as (in, out): {@link Gpt2Checkpoint} transposes
@@ -167,6 +169,14 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
     @Override
     public List<String> headModules() {
         return List.of();
+    }
+
+    /**
+     * Whether a forward pass takes position ids (a third input, (B, T)): no virtual tokens and no
+     * key/value prefix attached, whose positions come first.
+     */
+    public boolean takesPositionIds() {
+        return virtualTokens == null && prefix == null;
     }
 
     /**
@@ -327,9 +337,26 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                                 .concat(mask.toType(DataType.FLOAT32, false), 1);
             }
         }
-        NDArray positions = ps.getValue(wpe, device, training).get(new NDIndex(p + ":" + (p + t)));
-        // The slice would otherwise stay in the model's manager after every forward pass.
-        positions.attach(ids.getManager());
+        NDArray positions;
+        if (inputs.size() > 2) {
+            // Position ids per row (B, T): a batch padded on the left numbers each row from its
+            // first real token, as transformers does from the attention mask when it generates.
+            if (n > 0 || p > 0) {
+                throw new IllegalArgumentException(
+                        "position ids are not supported with virtual tokens or a key/value prefix"
+                                + " attached");
+            }
+            positions =
+                    Embedding.embedding(
+                                    inputs.get(2),
+                                    ps.getValue(wpe, device, training),
+                                    SparseFormat.DENSE)
+                            .singletonOrThrow();
+        } else {
+            positions = ps.getValue(wpe, device, training).get(new NDIndex(p + ":" + (p + t)));
+            // The slice would otherwise stay in the model's manager after every forward pass.
+            positions.attach(ids.getManager());
+        }
         x = x.add(positions);
         // GPT2Model.drop: dropout on the summed embeddings at embd_pdrop.
         x = TrainingDropout.apply(x, config.embdPdrop(), training);

@@ -174,6 +174,51 @@ public final class LlamaDecoder extends AbstractBlock {
             LlamaKvCache cache,
             boolean training,
             boolean lastVirtual) {
+        return hidden(ps, ids, mask, cache, training, lastVirtual, null);
+    }
+
+    /** Whether {@link #hiddenLeftPadded} applies: no virtual tokens and no key/value prefix. */
+    public boolean takesLeftPaddedBatches() {
+        return virtualTokens == null && prefix == null;
+    }
+
+    /**
+     * Hidden states (B, T, H) of a batch of sequences padded on the left, for batched generation:
+     * row b starts with {@code leftPads[b]} padding positions (0 in {@code mask}), and its tokens
+     * take positions 0, 1, ... from its first real token on, as transformers numbers them from the
+     * attention mask ({@code position_ids = cumsum(mask) - 1}) when it generates for a left-padded
+     * batch. Rotary tables are per row; the causal and padding masks are as {@link #hidden}'s.
+     *
+     * @throws IllegalArgumentException with virtual tokens or a key/value prefix attached (their
+     *     positions come before the padding, which this layout does not place)
+     */
+    public NDArray hiddenLeftPadded(
+            ParameterStore ps, NDArray ids, NDArray mask, LlamaKvCache cache, long[] leftPads) {
+        if (!takesLeftPaddedBatches()) {
+            throw new IllegalArgumentException(
+                    "left-padded batches are not supported with virtual tokens or a key/value"
+                            + " prefix attached");
+        }
+        if (leftPads.length != ids.getShape().get(0) || mask == null) {
+            throw new IllegalArgumentException(
+                    leftPads.length
+                            + " padding counts and "
+                            + (mask == null ? "no mask" : "a mask")
+                            + " for "
+                            + ids.getShape().get(0)
+                            + " rows; give one count per row and the mask");
+        }
+        return hidden(ps, ids, mask, cache, false, false, leftPads);
+    }
+
+    private NDArray hidden(
+            ParameterStore ps,
+            NDArray ids,
+            NDArray mask,
+            LlamaKvCache cache,
+            boolean training,
+            boolean lastVirtual,
+            long[] leftPads) {
         long b = ids.getShape().get(0);
         int real = Math.toIntExact(ids.getShape().get(1));
         Device device = ids.getDevice();
@@ -249,10 +294,28 @@ public final class LlamaDecoder extends AbstractBlock {
                                 .concat(mask.toType(DataType.FLOAT32, false), 1);
             }
         }
-        float[][] cs = LlamaRope.cosSin(config, past, t);
-        Shape table = new Shape(1, 1, t, config.headDim());
-        NDArray cos = manager.create(cs[0], table).toDevice(device, false);
-        NDArray sin = manager.create(cs[1], table).toDevice(device, false);
+        NDArray cos;
+        NDArray sin;
+        if (leftPads == null) {
+            float[][] cs = LlamaRope.cosSin(config, past, t);
+            Shape table = new Shape(1, 1, t, config.headDim());
+            cos = manager.create(cs[0], table).toDevice(device, false);
+            sin = manager.create(cs[1], table).toDevice(device, false);
+        } else {
+            // Row r's tokens sit at positions past - pads .. : its padding gets negative
+            // positions, whose rotations nothing attends to.
+            int d = config.headDim();
+            float[] c = new float[Math.toIntExact(b) * t * d];
+            float[] sn = new float[c.length];
+            for (int r = 0; r < b; r++) {
+                float[][] cs = LlamaRope.cosSin(config, past - leftPads[r], t);
+                System.arraycopy(cs[0], 0, c, r * t * d, t * d);
+                System.arraycopy(cs[1], 0, sn, r * t * d, t * d);
+            }
+            Shape table = new Shape(b, 1, t, d);
+            cos = manager.create(c, table).toDevice(device, false);
+            sin = manager.create(sn, table).toDevice(device, false);
+        }
         NDArray full = attentionBias(manager, past, t, mask, 0).toDevice(device, false);
         NDArray sliding =
                 config.slidingWindow() > 0

@@ -10,7 +10,9 @@ import ai.djl.training.ParameterStore;
 import io.tuneline.engine.model.CausalLmInference;
 import io.tuneline.engine.train.CausalLmLoss;
 import io.tuneline.engine.train.LmExample;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Greedy generation with a Llama-family model, with a key/value cache (each step computes only the
@@ -115,6 +117,115 @@ public final class LlamaInference implements CausalLmInference {
             }
         }
         return Arrays.copyOf(out, n);
+    }
+
+    /**
+     * The sequences decoded together through one key/value cache: the prompts padded on the left to
+     * the longest (masked, each row's positions from its first real token: {@link
+     * LlamaDecoder#hiddenLeftPadded}) in one pass, then one token per sequence per step; a sequence
+     * that stops (its {@code accepted} says no, its budget or the model's positions are spent)
+     * leaves the batch and its rows leave the cache. With virtual tokens or a key/value prefix
+     * attached the sequences run one after the other.
+     */
+    @Override
+    public List<long[]> generateAll(List<Sequence> sequences) {
+        if (sequences.size() < 2 || !lm.decoder().takesLeftPaddedBatches()) {
+            return CausalLmInference.super.generateAll(sequences);
+        }
+        int count = sequences.size();
+        long[][] out = new long[count][];
+        int[] room = new int[count];
+        int longest = 0;
+        for (int i = 0; i < count; i++) {
+            Sequence s = sequences.get(i);
+            if (s.prompt().length == 0) {
+                throw new IllegalArgumentException(
+                        "generation needs a prompt of at least one token (sequence " + i + ")");
+            }
+            room[i] =
+                    Math.max(0, Math.min(s.maxNewTokens(), lm.maxPositions() - s.prompt().length));
+            out[i] = new long[room[i]];
+            longest = Math.max(longest, s.prompt().length);
+        }
+        int[] made = new int[count];
+        List<Integer> active = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            if (room[i] > 0) {
+                active.add(i);
+            }
+        }
+        // Each active row's mask: its padding (0), then its prompt and generated tokens (1).
+        List<float[]> masks = new ArrayList<>();
+        long[] input = new long[active.size() * longest];
+        for (int r = 0; r < active.size(); r++) {
+            long[] prompt = sequences.get(active.get(r)).prompt();
+            int pad = longest - prompt.length;
+            System.arraycopy(prompt, 0, input, r * longest + pad, prompt.length);
+            float[] mask = new float[longest];
+            Arrays.fill(mask, pad, longest, 1f);
+            masks.add(mask);
+        }
+        int width = longest;
+        try (NDManager m = model.getNDManager().newSubManager();
+                LlamaKvCache cache = new LlamaKvCache(m, lm.config().layers())) {
+            ParameterStore ps = new ParameterStore(m, false);
+            while (!active.isEmpty()) {
+                int rows = active.size();
+                float[] logits;
+                try (NDManager step = m.newSubManager()) {
+                    float[] flatMask = new float[rows * masks.get(0).length];
+                    long[] pads = new long[rows];
+                    for (int r = 0; r < rows; r++) {
+                        float[] mask = masks.get(r);
+                        System.arraycopy(mask, 0, flatMask, r * mask.length, mask.length);
+                        pads[r] = longest - sequences.get(active.get(r)).prompt().length;
+                    }
+                    NDArray ids = step.create(input, new Shape(rows, width));
+                    NDArray mask = step.create(flatMask, new Shape(rows, masks.get(0).length));
+                    NDArray hidden = lm.decoder().hiddenLeftPadded(ps, ids, mask, cache, pads);
+                    logits =
+                            lm.head(ps, hidden.get(new NDIndex(":, -1:, :")), false)
+                                    .toType(DataType.FLOAT32, false)
+                                    .toFloatArray();
+                }
+                int vocab = logits.length / rows;
+                List<Integer> going = new ArrayList<>();
+                List<Long> rowsKept = new ArrayList<>();
+                List<Long> next = new ArrayList<>();
+                for (int r = 0; r < rows; r++) {
+                    int i = active.get(r);
+                    Sequence s = sequences.get(i);
+                    long token =
+                            s.chooser()
+                                    .choose(Arrays.copyOfRange(logits, r * vocab, (r + 1) * vocab));
+                    out[i][made[i]++] = token;
+                    if (s.accepted().test(token) && made[i] < room[i]) {
+                        going.add(i);
+                        rowsKept.add((long) r);
+                        next.add(token);
+                    }
+                }
+                if (going.size() < rows && !going.isEmpty()) {
+                    cache.keepRows(rowsKept.stream().mapToLong(Long::longValue).toArray());
+                }
+                List<float[]> kept = new ArrayList<>();
+                for (long r : rowsKept) {
+                    float[] mask = masks.get((int) r);
+                    float[] grown = Arrays.copyOf(mask, mask.length + 1);
+                    grown[mask.length] = 1f;
+                    kept.add(grown);
+                }
+                masks = kept;
+                active = going;
+                input = next.stream().mapToLong(Long::longValue).toArray();
+                width = 1;
+            }
+        }
+        List<long[]> result = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            result.add(Arrays.copyOf(out[i], made[i]));
+        }
+        return result;
     }
 
     /**

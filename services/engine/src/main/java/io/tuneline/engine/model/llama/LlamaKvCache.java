@@ -51,6 +51,29 @@ public final class LlamaKvCache implements AutoCloseable {
         return new NDArray[] {fullK, fullV};
     }
 
+    /**
+     * Keeps only the batch rows {@code rows} (in that order): sequences that stopped leave a
+     * batched generation and cost nothing in its later steps.
+     */
+    public void keepRows(long[] rows) {
+        try (NDManager scratch = manager.newSubManager()) {
+            for (int layer = 0; layer < keys.length; layer++) {
+                if (keys[layer] == null) {
+                    continue;
+                }
+                NDArray index = scratch.create(rows).toDevice(keys[layer].getDevice(), false);
+                NDArray k = keys[layer].get(new ai.djl.ndarray.index.NDIndex("{}", index));
+                NDArray v = values[layer].get(new ai.djl.ndarray.index.NDIndex("{}", index));
+                k.attach(manager);
+                v.attach(manager);
+                keys[layer].close();
+                values[layer].close();
+                keys[layer] = k;
+                values[layer] = v;
+            }
+        }
+    }
+
     /** Called once every layer has appended a step of {@code t} positions. */
     void advance(long t) {
         length += t;
