@@ -33,9 +33,10 @@ import java.util.SplittableRandom;
  * Ingestion of one large JSON Lines object from the platform's store ({@code s3://} source,
  * classification records) against a raw read of the same object from the same store, in pairs in
  * one JVM so that a load change of the shared machine hits both halves of a pair. Prints one JSON
- * line: each pair's MB/s and ratio, their median, and the copy alone (store to store, the first of
- * ingestion's passes) as a breakdown. The store is an S3 server on local disk in this JVM, like
- * {@code PreprocessingThroughput}'s; {@code bench/ingestion-throughput.sh} runs it.
+ * line: each pair's MB/s and ratio, their median, and as a breakdown the copy alone (store to store
+ * through this client) and the validation alone (local file to nowhere). The store is an S3 server
+ * on local disk in this JVM, like {@code PreprocessingThroughput}'s; {@code
+ * bench/ingestion-throughput.sh} runs it.
  *
  * <p>Arguments: working directory, megabytes of data, pairs (default 3).
  */
@@ -78,6 +79,7 @@ public final class IngestionThroughput {
                     store.put(store.uri("copies/" + i), in, -1, "application/octet-stream");
                 }
                 double copy = (System.nanoTime() - copyStarted) / 1e9;
+                double validation = validateLocally(data);
                 if (ingested.getValidRecords() != lines || ingested.getBadRecords() != 0) {
                     throw new IllegalStateException(
                             "ingestion kept "
@@ -93,6 +95,7 @@ public final class IngestionThroughput {
                 row.put("raw_read_mb_per_second", round(mb / raw));
                 row.put("ingestion_mb_per_second", round(mb / seconds));
                 row.put("copy_mb_per_second", round(mb / copy));
+                row.put("validation_alone_mb_per_second", round(mb / validation));
                 row.put("ratio", round(raw / seconds));
                 ratios.add(raw / seconds);
             }
@@ -107,6 +110,9 @@ public final class IngestionThroughput {
             out.put("ingestion_mb_per_second", median(rows, "ingestion_mb_per_second"));
             out.put("raw_read_mb_per_second", median(rows, "raw_read_mb_per_second"));
             out.put("copy_mb_per_second", median(rows, "copy_mb_per_second"));
+            out.put(
+                    "validation_alone_mb_per_second",
+                    median(rows, "validation_alone_mb_per_second"));
             out.set("pairs", rows);
             System.out.println(JSON.writeValueAsString(out));
         }
@@ -117,6 +123,26 @@ public final class IngestionThroughput {
         long started = System.nanoTime();
         try (InputStream in = store.get(uri)) {
             in.transferTo(OutputStream.nullOutputStream());
+        }
+        return (System.nanoTime() - started) / 1e9;
+    }
+
+    /**
+     * Seconds for the validation pass alone, from the local file to a discarding output: what
+     * ingestion costs beyond moving bytes through the store.
+     */
+    static double validateLocally(Path data) throws IOException {
+        long started = System.nanoTime();
+        try (InputStream in = Files.newInputStream(data)) {
+            io.tuneline.ingestion.validate.DatasetValidator.validate(
+                    in,
+                    io.tuneline.ingestion.validate.RecordFormat.of(
+                            DatasetFormat.DATASET_FORMAT_JSONL),
+                    Task.TASK_SEQUENCE_CLASSIFICATION,
+                    DatasetSpec.getDefaultInstance(),
+                    OutputStream.nullOutputStream(),
+                    io.tuneline.ingestion.validate.DatasetValidator.Limits.NONE,
+                    io.tuneline.ingestion.validate.DatasetValidator.Progress.NONE);
         }
         return (System.nanoTime() - started) / 1e9;
     }
