@@ -91,21 +91,10 @@ def run(name, command, env=None):
 
 
 def tables(text):
-    """The Markdown tables and the sentences right after them, without build noise."""
-    keep, inside = [], False
-    for line in text.splitlines():
-        if line.startswith("|") or (inside and line.strip() and not line.startswith("==")):
-            keep.append(line)
-            inside = True
-        elif line.startswith(("#", "speed-up", "classifier ", "causal LM ", "training ", "data ")):
-            keep.append("")
-            keep.append(line)
-            inside = True
-        elif not line.strip():
-            if keep and keep[-1] != "":
-                keep.append("")
-            inside = inside and line.strip() != ""
-    return "\n".join(keep).strip()
+    """What a script printed, less build and logging noise (its scripts build with mvnw -q)."""
+    noise = ("[", "SLF4J", "WARNING", "Downloading", "Downloaded", "Progress", "\x1b")
+    keep = [line.rstrip() for line in text.splitlines() if not line.startswith(noise)]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(keep)).strip()
 
 
 # ---------------------------------------------------------------------------- the benchmarks
