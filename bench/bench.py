@@ -253,7 +253,7 @@ def main(argv):
     started_stack = False
     run_started = time.monotonic()
     run_date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    fresh, sections = [], {}
+    fresh, sections, failed = [], {}, []
     try:
         for name in names:
             if name in NEEDS_STACK and not stack_running():
@@ -266,7 +266,13 @@ def main(argv):
                 run("stack", "./platform down > /dev/null")
                 started_stack = False
             before = load()
-            command, text, took, summary = BENCHES[name]()
+            try:
+                command, text, took, summary = BENCHES[name]()
+            except (RuntimeError, OSError, ValueError, KeyError, StopIteration) as e:
+                # The others' results still go to the file; this one's block stays as it was.
+                failed.append(f"{name}: {e}")
+                print(f"\n== {name} FAILED: {e}", flush=True)
+                continue
             fresh.append((name, summary))
             sections[name] = (
                 f'<a id="bench-{name}"></a>\n#### `{name}`, {run_date}\n\n'
@@ -285,7 +291,7 @@ def main(argv):
     doc = replace_block(doc, "summary",
                         f"Last run: `./platform bench {' '.join(names)}`, {run_date}, "
                         f"{total / 60:.1f} min in all. Machine: {machine_line}.\n\n{summary}")
-    for name in names:
+    for name in sections:
         doc = replace_block(doc, name, sections[name])
     DOC.write_text(doc)
 
@@ -295,6 +301,8 @@ def main(argv):
         for b, res, peer, ratio in rows:
             print(f"| {b} | {res} | {peer} | {ratio} | {name} |")
     print(f"\n{DOC.relative_to(ROOT)} updated (between its bench:begin/bench:end markers).")
+    if failed:
+        raise SystemExit("platform bench: failed: " + "; ".join(failed))
 
 
 if __name__ == "__main__":
