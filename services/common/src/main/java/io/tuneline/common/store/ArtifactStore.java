@@ -1,6 +1,8 @@
 package io.tuneline.common.store;
 
 import io.minio.BucketExistsArgs;
+import io.minio.CopyObjectArgs;
+import io.minio.CopySource;
 import io.minio.GetObjectArgs;
 import io.minio.GetPresignedObjectUrlArgs;
 import io.minio.ListObjectsArgs;
@@ -324,6 +326,30 @@ public final class ArtifactStore implements AutoCloseable {
             java.nio.file.Files.move(
                     partial, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
+    }
+
+    /** The largest object one S3 CopyObject request may copy. */
+    public static final long MAX_COPY_BYTES = 5L << 30;
+
+    /**
+     * Copies an object inside the store, server-side: no byte passes through this process. Up to
+     * {@link #MAX_COPY_BYTES} (S3's limit for one CopyObject); the caller streams larger ones.
+     */
+    public void copy(S3Uri from, S3Uri to) {
+        call(
+                "copy " + from + " to " + to,
+                true,
+                () ->
+                        client.copyObject(
+                                CopyObjectArgs.builder()
+                                        .bucket(to.bucket())
+                                        .object(to.key())
+                                        .source(
+                                                CopySource.builder()
+                                                        .bucket(from.bucket())
+                                                        .object(from.key())
+                                                        .build())
+                                        .build()));
     }
 
     public void delete(S3Uri uri) {

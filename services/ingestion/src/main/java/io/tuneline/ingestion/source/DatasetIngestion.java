@@ -117,9 +117,12 @@ public final class DatasetIngestion {
         long started = System.nanoTime();
         ArtifactRef raw = fetch(job.getJobId(), spec);
         metrics.stored(raw.getSizeBytes());
+        // A server-side copy leaves the sha256 to the validation pass, which reads every byte.
+        boolean hashWhileValidating = raw.getSha256().isEmpty();
+        S3Uri rawUri = S3Uri.parse(raw.getUri());
         boolean gzip;
         RecordFormat format;
-        try (InputStream in = store.get(raw)) {
+        try (InputStream in = hashWhileValidating ? store.get(rawUri) : store.get(raw)) {
             BufferedInputStream peek = new BufferedInputStream(in, PEEK_BYTES);
             gzip = isGzip(peek);
             InputStream decoded =
@@ -155,19 +158,32 @@ public final class DatasetIngestion {
         Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
         DatasetValidator.Result result;
         ArtifactRef records;
+        java.security.MessageDigest rawDigest = sha256();
+        java.security.MessageDigest canonicalDigest = sha256();
         try {
             try (io.tuneline.common.store.CountingInputStream in =
-                            new io.tuneline.common.store.CountingInputStream(store.get(raw));
+                            new io.tuneline.common.store.CountingInputStream(
+                                    hashWhileValidating
+                                            ? new java.security.DigestInputStream(
+                                                    store.get(rawUri), rawDigest)
+                                            : store.get(raw));
                     // The limit holds for what the data expands to as well: a small gzip
                     // stream can inflate to terabytes.
+                    // The CSV parser closes what it reads; the stored copy must stay open for
+                    // the rest of its bytes to reach the digest below.
+                    InputStream open = new KeptOpen(in);
                     InputStream decoded =
                             gzip
                                     ? new SizeLimitedInputStream(
-                                            new GZIPInputStream(in),
+                                            new GZIPInputStream(open),
                                             config.maxBytes(),
                                             "the decompressed dataset")
-                                    : in;
-                    OutputStream out = new BufferedOutputStream(Files.newOutputStream(canonical))) {
+                                    : open;
+                    OutputStream out =
+                            new java.security.DigestOutputStream(
+                                    new BufferedOutputStream(
+                                            Files.newOutputStream(canonical), 1 << 16),
+                                    canonicalDigest)) {
                 result =
                         DatasetValidator.validate(
                                 decoded,
@@ -183,20 +199,45 @@ public final class DatasetIngestion {
                                         config.progressInterval(),
                                         System::nanoTime,
                                         progress));
+                // The digest must see every byte, also those a decoder leaves unread (a gzip
+                // trailer's padding).
+                in.transferTo(OutputStream.nullOutputStream());
             } catch (ZipException e) {
                 throw new DatasetInvalidException(
                         "DATASET_INVALID",
                         "the dataset starts like gzip but is not valid gzip: " + e.getMessage(),
                         java.util.List.of());
             }
+            if (hashWhileValidating) {
+                raw =
+                        raw.toBuilder()
+                                .setSha256(java.util.HexFormat.of().formatHex(rawDigest.digest()))
+                                .build();
+            }
             metrics.validated(result.valid(), result.rejected());
             metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
             DatasetValidator.enforce(result, spec);
-            records =
-                    store.put(
-                            store.uri("datasets/" + job.getJobId() + "/records.jsonl"),
-                            canonical,
-                            "application/jsonl");
+            S3Uri recordsUri = store.uri("datasets/" + job.getJobId() + "/records.jsonl");
+            String canonicalSha = java.util.HexFormat.of().formatHex(canonicalDigest.digest());
+            long canonicalSize = Files.size(canonical);
+            if (!gzip
+                    && canonicalSha.equals(raw.getSha256())
+                    && canonicalSize == raw.getSizeBytes()
+                    && canonicalSize <= ArtifactStore.MAX_COPY_BYTES) {
+                // Already canonical byte for byte (every record valid, written as this service
+                // writes them): a server-side copy instead of uploading the same bytes again,
+                // which on a store that writes slower than it reads is most of ingestion's time.
+                store.copy(rawUri, recordsUri);
+                records =
+                        ArtifactRef.newBuilder()
+                                .setUri(recordsUri.toString())
+                                .setSha256(canonicalSha)
+                                .setSizeBytes(canonicalSize)
+                                .setContentType("application/jsonl")
+                                .build();
+            } else {
+                records = store.put(recordsUri, canonical, "application/jsonl");
+            }
         } finally {
             Files.deleteIfExists(canonical);
         }
@@ -230,6 +271,24 @@ public final class DatasetIngestion {
             return store.put(store.uri(key), in, -1, "application/octet-stream");
         } catch (ArtifactStoreException e) {
             throw SizeLimitedInputStream.limitBehind(e).orElseThrow(() -> e);
+        }
+    }
+
+    /** A stream whose {@code close} leaves the stream below open for its owner to close. */
+    private static final class KeptOpen extends java.io.FilterInputStream {
+        KeptOpen(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public void close() {}
+    }
+
+    private static java.security.MessageDigest sha256() {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256");
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is required by every JVM", e);
         }
     }
 
@@ -330,9 +389,19 @@ public final class DatasetIngestion {
                             "dataset.uri " + uri + " (" + size + " bytes)", config.maxBytes());
                 }
                 String file = source.key().substring(source.key().lastIndexOf('/') + 1);
+                S3Uri target = store.uri(prefix + file);
+                if (size <= ArtifactStore.MAX_COPY_BYTES) {
+                    // Server-side: the bytes never pass through this process; their sha256 is
+                    // taken on the validation pass, which reads the copy anyway.
+                    store.copy(source, target);
+                    return ArtifactRef.newBuilder()
+                            .setUri(target.toString())
+                            .setSizeBytes(size)
+                            .setContentType("application/octet-stream")
+                            .build();
+                }
                 try (InputStream in = store.get(source)) {
-                    return store.put(
-                            store.uri(prefix + file), in, size, "application/octet-stream");
+                    return store.put(target, in, size, "application/octet-stream");
                 }
             }
             default ->

@@ -314,6 +314,56 @@ class JobRequestedConsumerTest {
     }
 
     @Test
+    void anS3DatasetLosesNoRecordAndKeepsTheirOrderWhetherItIsAlreadyCanonicalOrNot()
+            throws Exception {
+        // Compact lines as ingestion writes them: the records object is a server-side copy of the
+        // raw one. The same records spaced out (as Python's json.dumps writes them) are re-written.
+        StringBuilder compact = new StringBuilder();
+        for (int i = 0; i < 5000; i++) {
+            compact.append("{\"text\":\"review ")
+                    .append(i)
+                    .append(" \u00e9 \\\"quoted\\\"\",\"label\":\"")
+                    .append(i % 3 == 0 ? "pos" : "neg")
+                    .append("\"}\n");
+        }
+        String spaced = compact.toString().replace("\",\"label\":", "\", \"label\": ");
+        for (var c :
+                java.util.Map.of("canonical-1", compact.toString(), "spaced-1", spaced)
+                        .entrySet()) {
+            var source =
+                    store.put(
+                            store.uri("uploads/" + c.getKey() + ".jsonl"),
+                            c.getValue().getBytes(StandardCharsets.UTF_8),
+                            "application/jsonl");
+            JobRequested job =
+                    TestJobs.minimalJob(c.getKey()).toBuilder()
+                            .setDataset(
+                                    io.tuneline.proto.v1.DatasetSpec.newBuilder()
+                                            .setUri(
+                                                    "s3://tuneline-test/uploads/"
+                                                            + c.getKey()
+                                                            + ".jsonl"))
+                            .build();
+            kafka.publish(Topics.JOBS_REQUESTED, job.getJobId(), json(job));
+
+            DatasetIngested ingested = ingested(c.getKey());
+            assertThat(ingested.getRaw().getSha256()).isEqualTo(source.getSha256());
+            assertThat(ingested.getRaw().getSizeBytes()).isEqualTo(source.getSizeBytes());
+            try (var in = store.get(ingested.getRaw())) {
+                assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))
+                        .isEqualTo(c.getValue());
+            }
+            assertThat(ingested.getValidRecords()).isEqualTo(5000);
+            // Read through the claim check: the records' sha256 is verified at the end.
+            try (var in = store.get(ingested.getRecords())) {
+                assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))
+                        .as(c.getKey())
+                        .isEqualTo(compact.toString());
+            }
+        }
+    }
+
+    @Test
     void badLinesFailTheJobWithTheirNumbersAndReasonsUnderTheDefaultPolicy() {
         double emptyBefore = rejected("empty_text");
         double badJsonBefore = rejected("bad_json");

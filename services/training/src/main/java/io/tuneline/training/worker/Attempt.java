@@ -106,6 +106,7 @@ final class Attempt implements TrainingListener {
 
     @Override
     public void onStep(StepReport r) {
+        StartupMarks.firstStep(jobId);
         last = r;
         metricsLog.add(r);
         long now = System.currentTimeMillis();

@@ -83,7 +83,9 @@ public final class CausalLmRun {
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
         TrainingSettings settings = JobSettings.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
+        StartupMarks.mark("data read");
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        StartupMarks.mark("base model fetched");
         JobSettings.requireMergedBase(ref, base);
         if (base.architecture() != PretrainedModel.Architecture.GPT2
                 && base.architecture() != PretrainedModel.Architecture.LLAMA) {
@@ -100,6 +102,7 @@ public final class CausalLmRun {
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
+        StartupMarks.mark("libtorch loaded");
         try (Model model =
                 CausalLmCheckpoint.load(
                         baseDir,
@@ -108,6 +111,7 @@ public final class CausalLmRun {
                         // QLoRA: the base is quantized as it is read, never whole in fp32.
                         JobMethods.nf4Loading(job.getMethod()))) {
             CausalLanguageModel lm = (CausalLanguageModel) model.getBlock();
+            StartupMarks.mark("model loaded");
             // LoRA matrices start random: seeding first makes the same job train the same model.
             ai.djl.engine.Engine.getInstance().setRandomSeed((int) settings.seed());
             FineTuningMethod method =

@@ -106,7 +106,9 @@ public final class ClassificationRun {
                         Math.max(0, job.getHyperparameters().getEarlyStoppingPatience()));
         TrainingSettings settings = JobSettings.settings(job.getHyperparameters(), job.getMethod());
         String ref = job.getBaseModel().getRef();
+        StartupMarks.mark("data read");
         PretrainedModel base = ModelCatalog.resolve(ref, store::download, scratch);
+        StartupMarks.mark("base model fetched");
         JobSettings.requireMergedBase(ref, base);
         if (base.architecture() != PretrainedModel.Architecture.BERT) {
             throw new IllegalArgumentException(
@@ -130,6 +132,7 @@ public final class ClassificationRun {
 
         long started = System.currentTimeMillis();
         EngineRuntime runtime = EngineRuntime.start(0);
+        StartupMarks.mark("libtorch loaded");
         Path tokenizerFile = Files.createDirectories(scratch).resolve("tokenizer.json");
         try (InputStream in = base.tokenizer().open()) {
             Files.copy(in, tokenizerFile, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
@@ -164,6 +167,7 @@ public final class ClassificationRun {
                     settings.maxSeqLength(),
                     JobMethods.nf4Loading(job.getMethod()));
             model.setBlock(classifier);
+            StartupMarks.mark("model loaded");
             FineTuningMethod method =
                     JobSettings.method(
                             job.getMethod(),

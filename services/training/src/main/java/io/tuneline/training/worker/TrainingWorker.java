@@ -69,6 +69,7 @@ public final class TrainingWorker {
                                     }
                                 },
                                 "stop-training"));
+        StartupMarks.mark("main");
         stopWithTheController(System.getenv(CONTROLLER_PID));
         int exit;
         try {
