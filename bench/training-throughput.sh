@@ -33,7 +33,14 @@ CP="$ROOT/services/engine/target/classes:$(cat "$OUT/classpath.txt")"
 JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl"
   -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 -cp "$CP"
   io.tuneline.engine.bench.TrainingThroughput)
-# Debian's torch defaults to the reference BLAS; the OpenMP OpenBLAS makes it a fair peer.
+# Debian's torch defaults to the reference BLAS; the OpenMP OpenBLAS makes it a fair peer. Without
+# it the peer runs 10-30x slower and every ratio is void (measured 2026-12-04: 63-94 tokens/s
+# against 559-3194), so refuse to run rather than print such ratios.
+if [[ ! -e /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3 ]]; then
+  echo "bench/training-throughput.sh: the PyTorch peer needs the OpenMP OpenBLAS" \
+    "(apt-get install libopenblas0-openmp); without it the ratios mean nothing" >&2
+  exit 1
+fi
 export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMP_NUM_THREADS=2
 
