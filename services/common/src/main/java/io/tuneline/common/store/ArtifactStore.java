@@ -467,7 +467,8 @@ public final class ArtifactStore implements AutoCloseable {
         return e.toString();
     }
 
-    static MessageDigest sha256() {
+    /** A fresh SHA-256 digest, the hash every stored artifact is recorded with. */
+    public static MessageDigest sha256() {
         try {
             return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {

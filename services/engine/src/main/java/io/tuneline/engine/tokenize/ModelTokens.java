@@ -141,6 +141,21 @@ public record ModelTokens(
                 bos, eos, pad, addBos, stops, templates(tokenizerConfig), special, source);
     }
 
+    /**
+     * {@code ids} (a text encoded without special tokens, as preprocessing encodes training text)
+     * with the BOS token in front when {@code add_bos_token} says so: the prompt a model is given
+     * for a text, the same for serving a completion and for evaluating one offline.
+     */
+    public long[] withBos(long[] ids) {
+        if (!addBos) {
+            return ids;
+        }
+        long[] out = new long[ids.length + 1];
+        out[0] = bos.orElseThrow().id();
+        System.arraycopy(ids, 0, out, 1, ids.length);
+        return out;
+    }
+
     /** The chat template of that name, or the default one; empty when the model has none. */
     public Optional<String> chatTemplate(Optional<String> name) {
         if (name.isPresent()) {

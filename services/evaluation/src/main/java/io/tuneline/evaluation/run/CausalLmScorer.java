@@ -280,13 +280,11 @@ final class CausalLmScorer {
                                     .encode(chat.render(r.messages(), true), false, false)
                                     .getIds();
                 } else {
-                    long[] ids = tokenizer.encode(r.prompt().orElseThrow(), false, false).getIds();
-                    prompt = ids;
-                    if (tokens.addBos() && tokens.bos().isPresent()) {
-                        prompt = new long[ids.length + 1];
-                        prompt[0] = tokens.bos().get().id();
-                        System.arraycopy(ids, 0, prompt, 1, ids.length);
-                    }
+                    prompt =
+                            tokens.withBos(
+                                    tokenizer
+                                            .encode(r.prompt().orElseThrow(), false, false)
+                                            .getIds());
                 }
                 Optional<String> offline = Optional.empty();
                 if (prompt.length > 0 && prompt.length < inference.maxPositions()) {

@@ -28,6 +28,10 @@ import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.DigestInputStream;
+import java.security.DigestOutputStream;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.Optional;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.ZipException;
@@ -158,14 +162,13 @@ public final class DatasetIngestion {
         Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
         DatasetValidator.Result result;
         ArtifactRef records;
-        java.security.MessageDigest rawDigest = sha256();
-        java.security.MessageDigest canonicalDigest = sha256();
+        MessageDigest rawDigest = ArtifactStore.sha256();
+        MessageDigest canonicalDigest = ArtifactStore.sha256();
         try {
             try (io.tuneline.common.store.CountingInputStream in =
                             new io.tuneline.common.store.CountingInputStream(
                                     hashWhileValidating
-                                            ? new java.security.DigestInputStream(
-                                                    store.get(rawUri), rawDigest)
+                                            ? new DigestInputStream(store.get(rawUri), rawDigest)
                                             : store.get(raw));
                     // The limit holds for what the data expands to as well: a small gzip
                     // stream can inflate to terabytes.
@@ -180,7 +183,7 @@ public final class DatasetIngestion {
                                             "the decompressed dataset")
                                     : open;
                     OutputStream out =
-                            new java.security.DigestOutputStream(
+                            new DigestOutputStream(
                                     new BufferedOutputStream(
                                             Files.newOutputStream(canonical), 1 << 16),
                                     canonicalDigest)) {
@@ -211,14 +214,14 @@ public final class DatasetIngestion {
             if (hashWhileValidating) {
                 raw =
                         raw.toBuilder()
-                                .setSha256(java.util.HexFormat.of().formatHex(rawDigest.digest()))
+                                .setSha256(HexFormat.of().formatHex(rawDigest.digest()))
                                 .build();
             }
             metrics.validated(result.valid(), result.rejected());
             metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
             DatasetValidator.enforce(result, spec);
             S3Uri recordsUri = store.uri("datasets/" + job.getJobId() + "/records.jsonl");
-            String canonicalSha = java.util.HexFormat.of().formatHex(canonicalDigest.digest());
+            String canonicalSha = HexFormat.of().formatHex(canonicalDigest.digest());
             long canonicalSize = Files.size(canonical);
             if (!gzip
                     && canonicalSha.equals(raw.getSha256())
@@ -282,14 +285,6 @@ public final class DatasetIngestion {
 
         @Override
         public void close() {}
-    }
-
-    private static java.security.MessageDigest sha256() {
-        try {
-            return java.security.MessageDigest.getInstance("SHA-256");
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 is required by every JVM", e);
-        }
     }
 
     /** Enough to see the first line of any sane dataset, and gzip's header. */

@@ -195,14 +195,7 @@ public final class LanguageModel implements LoadedModel {
 
     /** A completion prompt's tokens. */
     public long[] encodePrompt(String text) {
-        long[] ids = tokenizer.encode(text, false, false).getIds();
-        if (tokens.addBos()) {
-            long[] withBos = new long[ids.length + 1];
-            withBos[0] = tokens.bos().orElseThrow().id();
-            System.arraycopy(ids, 0, withBos, 1, ids.length);
-            return withBos;
-        }
-        return ids;
+        return tokens.withBos(tokenizer.encode(text, false, false).getIds());
     }
 
     /** A conversation's tokens: the chat template with the assistant's generation prompt. */
