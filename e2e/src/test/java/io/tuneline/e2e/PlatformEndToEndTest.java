@@ -516,6 +516,90 @@ class PlatformEndToEndTest {
         assertThat(classify(url, "{\"inputs\": []}").statusCode()).isEqualTo(400);
         String tooMany = String.join(", ", java.util.Collections.nCopies(65, "\"x\""));
         assertThat(classify(url, "{\"inputs\": [" + tooMany + "]}").statusCode()).isEqualTo(413);
+        followsTheRegistrysAnnouncements(url);
+    }
+
+    /**
+     * The registry announces stage and alias changes ({@code ModelChanged} on {@code
+     * finetune.models.changed}) and serving follows them: an alias change made over the registry's
+     * API reaches serving (its consumed-events counter), and once the served version is promoted,
+     * {@code sentiment-demo:production} names it. Serving reads from the newest record on, so an
+     * announcement sent before its consumer was assigned its partitions is missed: the alias is set
+     * and removed again until one arrives.
+     */
+    private void followsTheRegistrysAnnouncements(String latestUrl) throws Exception {
+        String served =
+                LocalStack.JSON
+                        .readTree(classify(latestUrl, "{\"inputs\": [\"fine\"]}").body())
+                        .path("model")
+                        .asText();
+        String version = served.substring(served.indexOf(':') + 1);
+        String alias = REGISTRY + "/api/v1/models/sentiment-demo/aliases/e2e-follow";
+        boolean[] set = {false};
+        await().atMost(Duration.ofSeconds(90))
+                .pollInterval(Duration.ofSeconds(2))
+                .until(
+                        () -> {
+                            HttpResponse<String> r =
+                                    registryWrite(
+                                            set[0] ? "DELETE" : "PUT",
+                                            alias,
+                                            "{\"version\": " + version + "}");
+                            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+                            set[0] = !set[0];
+                            return servingMetric(
+                                            "tuneline_events_consumed_total",
+                                            "type=\"tuneline.v1.ModelChanged\"",
+                                            "outcome=\"processed\"")
+                                    > 0;
+                        });
+        HttpResponse<String> promoted =
+                registryWrite(
+                        "PUT",
+                        REGISTRY + "/api/v1/models/sentiment-demo/versions/" + version + "/stage",
+                        "{\"stage\": \"PRODUCTION\", \"reason\": \"e2e\"}");
+        assertThat(promoted.statusCode()).as(promoted.body()).isEqualTo(200);
+        HttpResponse<String> byStage =
+                classify(
+                        "http://127.0.0.1:8085/v1/models/sentiment-demo:production/classify",
+                        "{\"inputs\": [\"fine\"]}");
+        assertThat(byStage.statusCode()).as(byStage.body()).isEqualTo(200);
+        assertThat(LocalStack.JSON.readTree(byStage.body()).path("model").asText())
+                .isEqualTo(served);
+    }
+
+    private HttpResponse<String> registryWrite(String method, String url, String body)
+            throws Exception {
+        return http.send(
+                HttpRequest.newBuilder(URI.create(url))
+                        .header("Authorization", "Bearer " + TOKEN)
+                        .header("X-Tuneline-Actor", "e2e")
+                        .header("Content-Type", "application/json")
+                        .method(
+                                method,
+                                method.equals("DELETE")
+                                        ? HttpRequest.BodyPublishers.noBody()
+                                        : HttpRequest.BodyPublishers.ofString(body))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    /**
+     * The sum of serving's series {@code name} over the lines having every one of {@code labels}.
+     */
+    private double servingMetric(String name, String... labels) throws Exception {
+        String text =
+                http.send(
+                                HttpRequest.newBuilder(
+                                                URI.create("http://127.0.0.1:8085/q/metrics"))
+                                        .build(),
+                                HttpResponse.BodyHandlers.ofString())
+                        .body();
+        return text.lines()
+                .filter(l -> l.startsWith(name + "{"))
+                .filter(l -> java.util.Arrays.stream(labels).allMatch(l::contains))
+                .mapToDouble(l -> Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)))
+                .sum();
     }
 
     private HttpResponse<String> classify(String url, String body) throws Exception {

@@ -3,24 +3,38 @@ package io.tuneline.serving;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.Message;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
+import io.quarkus.arc.Arc;
 import io.quarkus.test.common.QuarkusTestResourceLifecycleManager;
+import io.smallrye.reactive.messaging.kafka.KafkaClientService;
+import io.tuneline.common.event.EventCodec;
+import io.tuneline.common.event.OutgoingEvent;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.topic.Topics;
 import io.tuneline.proto.v1.ArtifactRef;
+import io.tuneline.proto.v1.ModelChange;
+import io.tuneline.proto.v1.ModelChanged;
+import io.tuneline.proto.v1.ModelRegistered;
+import io.tuneline.testing.KafkaTestClient;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import org.awaitility.Awaitility;
 
 /**
  * The registry's two read endpoints serving uses ({@code docs/registry.md}), answered from what a
- * test registers: services never import each other, so the test speaks the documented JSON.
+ * test registers: services never import each other, so the test speaks the documented JSON. Like
+ * the registry, it announces each registration ({@code ModelRegistered}) and each alias change
+ * ({@code ModelChanged}) on Kafka, unless a test asks it not to (a lost announcement).
  */
 public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -28,6 +42,7 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
     private static final Map<String, Long> LATEST = new ConcurrentHashMap<>();
     private static final Map<String, String> BASES = new ConcurrentHashMap<>();
     private HttpServer server;
+    private static volatile boolean listening;
 
     /** Registers {@code name}'s version {@code version} with its model files (name to ref). */
     public static void register(
@@ -58,6 +73,57 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
             VERSIONS.put(name + "/" + alias, v);
         }
         LATEST.merge(name, version, Math::max);
+        announce(
+                Topics.MODELS_REGISTERED,
+                ModelRegistered.newBuilder()
+                        .setJobId(name + "-" + version)
+                        .setModelName(name)
+                        .setVersion(version)
+                        .setStage("NONE")
+                        .addAllAliases(List.of(aliases))
+                        .build());
+    }
+
+    /**
+     * Sends {@code event} as the registry would, and waits for the broker's acknowledgement. The
+     * service reads announcements from the newest record on, so the first one waits until its
+     * partitions are assigned: sent before, it would not reach the service (as in production, where
+     * the poll catches up what a starting instance missed).
+     */
+    private static void announce(String topic, Message event) {
+        if (!listening) {
+            KafkaClientService kafka = Arc.container().instance(KafkaClientService.class).get();
+            Awaitility.await()
+                    .atMost(Duration.ofSeconds(60))
+                    .until(
+                            () ->
+                                    !kafka.getConsumer("registry-events")
+                                            .getAssignments()
+                                            .await()
+                                            .atMost(Duration.ofSeconds(10))
+                                            .isEmpty());
+            listening = true;
+        }
+        OutgoingEvent e = new EventCodec("/tuneline/registry").encode(event);
+        try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
+            kafka.publish(topic, e.key(), e.value(), e.headers());
+        }
+    }
+
+    private static void announceAliasChange(String name, String alias, long version, String to) {
+        announce(
+                Topics.MODELS_CHANGED,
+                ModelChanged.newBuilder()
+                        .setJobId(name + "-" + version)
+                        .setModelName(name)
+                        .addChanges(
+                                ModelChange.newBuilder()
+                                        .setKind("ALIAS")
+                                        .setAlias(alias)
+                                        .setVersion(version)
+                                        .setTo(to))
+                        .setActor("test")
+                        .build());
     }
 
     /** The registered version's artifacts as the registry lists them (name, uri, sha256, size). */
@@ -70,7 +136,8 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
 
     /** Removes {@code name}'s {@code alias}, as {@code DELETE .../aliases/{alias}} does. */
     public static void removeAlias(String name, String alias) {
-        VERSIONS.remove(name + "/" + alias);
+        ObjectNode was = VERSIONS.remove(name + "/" + alias);
+        announceAliasChange(name, alias, was.path("version").asLong(), "");
     }
 
     /**
@@ -105,6 +172,12 @@ public class FakeRegistry implements QuarkusTestResourceLifecycleManager {
 
     /** Points {@code name}'s {@code alias} at {@code version}, as {@code PUT .../aliases/} does. */
     public static void moveAlias(String name, String alias, long version) {
+        moveAliasUnannounced(name, alias, version);
+        announceAliasChange(name, alias, version, Long.toString(version));
+    }
+
+    /** As {@link #moveAlias}, its announcement lost on the way. */
+    public static void moveAliasUnannounced(String name, String alias, long version) {
         VERSIONS.put(name + "/" + alias, VERSIONS.get(name + "/" + version));
     }
 

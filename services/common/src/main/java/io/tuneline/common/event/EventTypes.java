@@ -10,6 +10,7 @@ import io.tuneline.proto.v1.EvaluationCompleted;
 import io.tuneline.proto.v1.JobFailed;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.JobStatusChanged;
+import io.tuneline.proto.v1.ModelChanged;
 import io.tuneline.proto.v1.ModelRegistered;
 import io.tuneline.proto.v1.TrainingCompleted;
 import io.tuneline.proto.v1.TrainingProgress;
@@ -36,7 +37,8 @@ public final class EventTypes {
                     TrainingProgress.getDefaultInstance(),
                     TrainingCompleted.getDefaultInstance(),
                     EvaluationCompleted.getDefaultInstance(),
-                    ModelRegistered.getDefaultInstance());
+                    ModelRegistered.getDefaultInstance(),
+                    ModelChanged.getDefaultInstance());
 
     private static final Map<String, Message> BY_TYPE =
             DEFAULTS.stream()
@@ -69,7 +71,8 @@ public final class EventTypes {
                     Topics.TRAINING_PROGRESS, List.of(TrainingProgress.getDefaultInstance()),
                     Topics.TRAINING_COMPLETED, List.of(TrainingCompleted.getDefaultInstance()),
                     Topics.EVALUATIONS_COMPLETED, List.of(EvaluationCompleted.getDefaultInstance()),
-                    Topics.MODELS_REGISTERED, List.of(ModelRegistered.getDefaultInstance()));
+                    Topics.MODELS_REGISTERED, List.of(ModelRegistered.getDefaultInstance()),
+                    Topics.MODELS_CHANGED, List.of(ModelChanged.getDefaultInstance()));
 
     private EventTypes() {}
 

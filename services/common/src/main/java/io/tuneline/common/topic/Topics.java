@@ -18,6 +18,7 @@ public final class Topics {
     public static final String TRAINING_COMPLETED = "finetune.training.completed";
     public static final String EVALUATIONS_COMPLETED = "finetune.evaluations.completed";
     public static final String MODELS_REGISTERED = "finetune.models.registered";
+    public static final String MODELS_CHANGED = "finetune.models.changed";
 
     public static final String DLQ_SUFFIX = ".dlq";
 
@@ -34,7 +35,8 @@ public final class Topics {
                 TRAINING_PROGRESS,
                 TRAINING_COMPLETED,
                 EVALUATIONS_COMPLETED,
-                MODELS_REGISTERED);
+                MODELS_REGISTERED,
+                MODELS_CHANGED);
     }
 
     /** The dead-letter topic of {@code topic}. */

@@ -5,6 +5,7 @@ import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.registry.db.Page;
 import io.tuneline.registry.error.RegistryException;
+import io.tuneline.registry.models.ModelChangeEvents;
 import io.tuneline.registry.models.ModelQueries;
 import io.tuneline.registry.models.ModelViews.Artifact;
 import io.tuneline.registry.models.ModelViews.Comparison;
@@ -47,15 +48,18 @@ public class ModelsResource {
     private final StageTransitions transitions;
     private final ArtifactStore store;
     private final RegistryConfig config;
+    private final ModelChangeEvents events;
 
     @Inject
     public ModelsResource(
             ModelQueries models,
             StageTransitions transitions,
             ArtifactStore store,
-            RegistryConfig config) {
+            RegistryConfig config,
+            ModelChangeEvents events) {
         this.models = models;
         this.transitions = transitions;
+        this.events = events;
         this.store = store;
         this.config = config;
     }
@@ -147,8 +151,12 @@ public class ModelsResource {
             @PathParam("version") long version,
             @Valid @NotNull StageChange change,
             @HeaderParam("X-Tuneline-Actor") String actor) {
-        transitions.setStage(
-                name, version, Stage.parse(change.stage()), actor(actor), change.reason());
+        String who = actor(actor);
+        events.announce(
+                transitions.setStage(
+                        name, version, Stage.parse(change.stage()), who, change.reason()),
+                who,
+                change.reason());
         return models.version(name, Long.toString(version));
     }
 
@@ -165,7 +173,11 @@ public class ModelsResource {
             throw new RegistryException.BadRequest(
                     "alias '" + alias + "' is a number and would hide a version number");
         }
-        transitions.setAlias(name, alias, change.version(), actor(actor), change.reason());
+        String who = actor(actor);
+        events.announce(
+                transitions.setAlias(name, alias, change.version(), who, change.reason()),
+                who,
+                change.reason());
         return models.version(name, Long.toString(change.version()));
     }
 
@@ -176,8 +188,16 @@ public class ModelsResource {
             @PathParam("name") String name,
             @PathParam("alias") String alias,
             @HeaderParam("X-Tuneline-Actor") String actor) {
-        long was = transitions.removeAlias(name, alias, actor(actor), null);
-        return Map.of("model", name, "alias", alias, "removed_from_version", was);
+        String who = actor(actor);
+        StageTransitions.Changed removed = transitions.removeAlias(name, alias, who, null);
+        events.announce(removed, who, null);
+        return Map.of(
+                "model",
+                name,
+                "alias",
+                alias,
+                "removed_from_version",
+                removed.changes().get(0).getVersion());
     }
 
     @GET

@@ -222,6 +222,10 @@ public class ModelQueries {
         return n == null ? NullNode.getInstance() : n;
     }
 
+    /** The stages a version reference may name when no alias of that name exists. */
+    private static final java.util.Set<String> STAGE_REFS =
+            java.util.Set.of("production", "staging");
+
     ModelVersion resolve(RegisteredModel model, String versionOrAlias) {
         EntityManager em = db.em();
         Long versionId;
@@ -239,10 +243,32 @@ public class ModelQueries {
             ModelAlias alias =
                     em.find(ModelAlias.class, new ModelAlias.Key(model.id, versionOrAlias));
             versionId = alias == null ? null : alias.versionId;
+            if (versionId == null && STAGE_REFS.contains(versionOrAlias)) {
+                // As MLflow's models:/name/Production: a stage names its newest version there,
+                // so name:production follows promotions. An alias of that name wins.
+                List<Long> inStage =
+                        em.createQuery(
+                                        "select v.id from ModelVersion v where v.modelId = :m and"
+                                                + " v.stage = :s order by v.version desc",
+                                        Long.class)
+                                .setParameter("m", model.id)
+                                .setParameter("s", Stage.parse(versionOrAlias).name())
+                                .setMaxResults(1)
+                                .getResultList();
+                versionId = inStage.isEmpty() ? null : inStage.get(0);
+            }
         }
         if (versionId == null) {
             throw new RegistryException.NotFound(
-                    "model '" + model.name + "' has no version or alias '" + versionOrAlias + "'");
+                    "model '"
+                            + model.name
+                            + "' has no version or alias '"
+                            + versionOrAlias
+                            + "'"
+                            + (STAGE_REFS.contains(versionOrAlias)
+                                    ? ", and no version in stage "
+                                            + Stage.parse(versionOrAlias).name()
+                                    : ""));
         }
         return em.find(ModelVersion.class, versionId);
     }

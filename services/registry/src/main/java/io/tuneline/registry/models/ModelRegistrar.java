@@ -171,7 +171,10 @@ public class ModelRegistrar {
 
         String actor = "registry (job " + jobId + ")";
         for (String alias : new LinkedHashSet<>(spec.getAliasesList())) {
-            transitions.moveAlias(model, alias, v, actor, "requested by the job");
+            // ModelRegistered lists the aliases a job set, so these changes need no event of
+            // their own.
+            transitions.moveAlias(
+                    new java.util.ArrayList<>(), model, alias, v, actor, "requested by the job");
         }
         return registered(evaluation, model, v, true);
     }

@@ -1,5 +1,6 @@
 package io.tuneline.registry.models;
 
+import io.tuneline.proto.v1.ModelChange;
 import io.tuneline.registry.db.RegistryDatabase;
 import io.tuneline.registry.error.RegistryException;
 import jakarta.enterprise.context.ApplicationScoped;
@@ -8,13 +9,15 @@ import jakarta.persistence.EntityManager;
 import jakarta.persistence.LockModeType;
 import jakarta.transaction.Transactional;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
 
 /**
  * Stage and alias changes. Each locks the model's row first, so concurrent requests on one model
  * run one after another: at most one version is ever in {@code PRODUCTION} and an alias always
- * points at exactly one version. Every change is recorded with who made it and when.
+ * points at exactly one version. Every change is recorded with who made it and when, and returned
+ * so that the caller can announce it ({@code ModelChanged}) once the transaction has committed.
  */
 @ApplicationScoped
 public class StageTransitions {
@@ -28,17 +31,24 @@ public class StageTransitions {
     }
 
     /**
+     * What one request changed: the model, the job that produced the version it named, and each
+     * stage or alias change in the order made (none when the request changed nothing).
+     */
+    public record Changed(String model, String jobId, List<ModelChange> changes) {}
+
+    /**
      * Moves a version to {@code stage}. Promoting to {@code PRODUCTION} archives the version that
      * was there, in the same transaction.
      */
     @Transactional
-    public ModelVersion setStage(
+    public Changed setStage(
             String modelName, long version, Stage stage, String actor, String reason) {
         RegisteredModel model = lockModel(modelName);
         ModelVersion target = version(model, version);
         Stage from = Stage.valueOf(target.stage);
+        List<ModelChange> changes = new ArrayList<>();
         if (from == stage) {
-            return target;
+            return new Changed(model.name, target.jobId, changes);
         }
         Instant now = Instant.now();
         if (stage == Stage.PRODUCTION) {
@@ -52,6 +62,7 @@ public class StageTransitions {
                             .getResultList()) {
                 current.stage = Stage.ARCHIVED.name();
                 record(
+                        changes,
                         model,
                         current,
                         "STAGE",
@@ -64,24 +75,35 @@ public class StageTransitions {
             }
         }
         target.stage = stage.name();
-        record(model, target, "STAGE", null, from.name(), stage.name(), actor, reason, now);
+        record(
+                changes,
+                model,
+                target,
+                "STAGE",
+                null,
+                from.name(),
+                stage.name(),
+                actor,
+                reason,
+                now);
         model.updatedAt = now;
-        return target;
+        return new Changed(model.name, target.jobId, changes);
     }
 
     /** Points {@code alias} at a version, moving it from wherever it pointed. */
     @Transactional
-    public ModelVersion setAlias(
+    public Changed setAlias(
             String modelName, String alias, long version, String actor, String reason) {
         RegisteredModel model = lockModel(modelName);
         ModelVersion target = version(model, version);
-        moveAlias(model, alias, target, actor, reason);
-        return target;
+        List<ModelChange> changes = new ArrayList<>();
+        moveAlias(changes, model, alias, target, actor, reason);
+        return new Changed(model.name, target.jobId, changes);
     }
 
-    /** Removes an alias; returns the version it pointed at. */
+    /** Removes an alias; the one change names the version it pointed at. */
     @Transactional
-    public long removeAlias(String modelName, String alias, String actor, String reason) {
+    public Changed removeAlias(String modelName, String alias, String actor, String reason) {
         RegisteredModel model = lockModel(modelName);
         EntityManager em = db.em();
         ModelAlias existing = em.find(ModelAlias.class, new ModelAlias.Key(model.id, alias));
@@ -91,7 +113,9 @@ public class StageTransitions {
         }
         ModelVersion old = em.find(ModelVersion.class, existing.versionId);
         em.remove(existing);
+        List<ModelChange> changes = new ArrayList<>();
         record(
+                changes,
                 model,
                 old,
                 "ALIAS",
@@ -101,12 +125,20 @@ public class StageTransitions {
                 actor,
                 reason,
                 Instant.now());
-        return old.version;
+        return new Changed(model.name, old.jobId, changes);
     }
 
-    /** Called with the model's row already locked by the caller's transaction. */
+    /**
+     * Called with the model's row already locked by the caller's transaction; the change made (if
+     * the alias did not already point at {@code target}) is added to {@code changes}.
+     */
     void moveAlias(
-            RegisteredModel model, String alias, ModelVersion target, String actor, String reason) {
+            List<ModelChange> changes,
+            RegisteredModel model,
+            String alias,
+            ModelVersion target,
+            String actor,
+            String reason) {
         if (!ALIAS.matcher(alias).matches()) {
             throw new RegistryException.BadRequest(
                     "alias '" + alias + "' must match " + ALIAS.pattern());
@@ -130,6 +162,7 @@ public class StageTransitions {
             existing.updatedAt = now;
         }
         record(
+                changes,
                 model,
                 target,
                 "ALIAS",
@@ -184,6 +217,7 @@ public class StageTransitions {
     }
 
     private void record(
+            List<ModelChange> changes,
             RegisteredModel model,
             ModelVersion v,
             String kind,
@@ -204,5 +238,16 @@ public class StageTransitions {
         t.reason = reason;
         t.at = at;
         db.em().persist(t);
+        ModelChange.Builder change = ModelChange.newBuilder().setKind(kind).setVersion(v.version);
+        if (alias != null) {
+            change.setAlias(alias);
+        }
+        if (from != null) {
+            change.setFrom(from);
+        }
+        if (to != null) {
+            change.setTo(to);
+        }
+        changes.add(change.build());
     }
 }

@@ -6,14 +6,19 @@ import static org.hamcrest.Matchers.containsString;
 import static org.hamcrest.Matchers.equalTo;
 import static org.hamcrest.Matchers.hasItems;
 
+import com.google.protobuf.util.JsonFormat;
 import io.restassured.path.json.JsonPath;
 import io.restassured.specification.RequestSpecification;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
+import io.tuneline.common.topic.Topics;
 import io.tuneline.proto.v1.ArtifactRef;
 import io.tuneline.proto.v1.JobRequested;
+import io.tuneline.proto.v1.ModelChange;
+import io.tuneline.proto.v1.ModelChanged;
 import io.tuneline.registry.Fixtures;
 import io.tuneline.registry.models.ModelRegistrar.Outcome;
+import io.tuneline.testing.KafkaTestClient;
 import jakarta.inject.Inject;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -87,6 +92,131 @@ abstract class ModelsApiContract {
                 .containsExactly("PRODUCTION", "ARCHIVED", "PRODUCTION");
         assertThat(history.getList("actor", String.class)).containsOnly("alice");
         assertThat(history.getString("[0].reason")).isEqualTo("best F1");
+    }
+
+    /**
+     * Each committed stage or alias change is announced as {@code ModelChanged} on {@code
+     * finetune.models.changed}, keyed by the job of the version the request named, with every
+     * change it made (a promotion lists the archived predecessor first); a request that changes
+     * nothing announces nothing. A stage names its version where no alias of that name exists.
+     */
+    @Test
+    void stageAndAliasChangesAreAnnouncedAndAStageNamesItsVersion() throws Exception {
+        String model = modelWithVersions(2);
+        String job1 = model + "-job-1";
+        String job2 = model + "-job-2";
+        given().get("/api/v1/models/" + model + "/versions/production")
+                .then()
+                .statusCode(404)
+                .body("detail", containsString("no version in stage PRODUCTION"));
+        writer().body(Map.of("stage", "production", "reason", "best F1"))
+                .put("/api/v1/models/" + model + "/versions/1/stage")
+                .then()
+                .statusCode(200);
+        writer().body(Map.of("stage", "production"))
+                .put("/api/v1/models/" + model + "/versions/2/stage")
+                .then()
+                .statusCode(200);
+        given().get("/api/v1/models/" + model + "/versions/production")
+                .then()
+                .statusCode(200)
+                .body("version", equalTo(2));
+        // Already there: nothing changes, nothing is announced.
+        writer().body(Map.of("stage", "production"))
+                .put("/api/v1/models/" + model + "/versions/2/stage")
+                .then()
+                .statusCode(200);
+        // An alias of a stage's name wins over the stage.
+        writer().body(Map.of("version", 1, "reason", "roll back"))
+                .put("/api/v1/models/" + model + "/aliases/production")
+                .then()
+                .statusCode(200);
+        given().get("/api/v1/models/" + model + "/versions/production")
+                .then()
+                .statusCode(200)
+                .body("version", equalTo(1));
+        writer().delete("/api/v1/models/" + model + "/aliases/production")
+                .then()
+                .statusCode(200)
+                .body("removed_from_version", equalTo(1));
+        given().get("/api/v1/models/" + model + "/versions/production")
+                .then()
+                .statusCode(200)
+                .body("version", equalTo(2));
+        writer().body(Map.of("stage", "staging"))
+                .put("/api/v1/models/" + model + "/versions/1/stage")
+                .then()
+                .statusCode(200);
+        given().get("/api/v1/models/" + model + "/versions/staging")
+                .then()
+                .statusCode(200)
+                .body("version", equalTo(1));
+
+        List<String> announced;
+        try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
+            announced =
+                    changesOf(
+                            model,
+                            kafka.readUntil(
+                                    Topics.MODELS_CHANGED,
+                                    rs -> changesOf(model, rs).size() >= 5,
+                                    java.time.Duration.ofSeconds(60)));
+        }
+        // key | actor | reason | kind version alias from->to; ...
+        assertThat(announced)
+                .containsExactlyInAnyOrder(
+                        job1 + " | alice | best F1 | STAGE 1 - NONE->PRODUCTION",
+                        job2
+                                + " | alice |  | STAGE 1 - PRODUCTION->ARCHIVED; STAGE 2 -"
+                                + " NONE->PRODUCTION",
+                        job1 + " | alice | roll back | ALIAS 1 production ->1",
+                        job1 + " | alice |  | ALIAS 1 production 1->",
+                        job1 + " | alice |  | STAGE 1 - ARCHIVED->STAGING");
+    }
+
+    /** The {@code ModelChanged} events of {@code model} among {@code records}, one line each. */
+    private static List<String> changesOf(
+            String model,
+            List<org.apache.kafka.clients.consumer.ConsumerRecord<String, byte[]>> records) {
+        List<String> out = new ArrayList<>();
+        for (var r : records) {
+            ModelChanged.Builder e = ModelChanged.newBuilder();
+            try {
+                JsonFormat.parser()
+                        .ignoringUnknownFields()
+                        .merge(new String(r.value(), StandardCharsets.UTF_8), e);
+            } catch (com.google.protobuf.InvalidProtocolBufferException ex) {
+                throw new AssertionError("not a ModelChanged: " + ex.getMessage(), ex);
+            }
+            if (!e.getModelName().equals(model)) {
+                continue;
+            }
+            assertThat(KafkaTestClient.header(r, "ce_type")).isEqualTo("tuneline.v1.ModelChanged");
+            assertThat(e.getJobId()).isEqualTo(r.key());
+            assertThat(e.hasChangedAt()).isTrue();
+            List<String> changes = new ArrayList<>();
+            for (ModelChange c : e.getChangesList()) {
+                changes.add(
+                        c.getKind()
+                                + " "
+                                + c.getVersion()
+                                + " "
+                                + (c.getAlias().isEmpty() ? "-" : c.getAlias())
+                                + " "
+                                + c.getFrom()
+                                + "->"
+                                + c.getTo());
+            }
+            out.add(
+                    r.key()
+                            + " | "
+                            + e.getActor()
+                            + " | "
+                            + e.getReason()
+                            + " | "
+                            + String.join("; ", changes));
+        }
+        return out;
     }
 
     @Test

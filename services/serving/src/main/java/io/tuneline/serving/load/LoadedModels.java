@@ -37,10 +37,11 @@ import org.jboss.logging.Logger;
  * The versions in memory. A request names a model as {@code name}, {@code name:version} or {@code
  * name:alias}; the first request for a version resolves it through the registry, copies its model
  * directory from the store (checksums verified) and loads it, later ones find it here. Names and
- * aliases are resolved again every {@code tuneline.serving.aliases.refresh-interval}: one that
- * moved is served by its new version from then on, and a version no name points at any more is
- * unloaded. Versions of one base whose method leaves the base as it was compute on one copy of it
- * ({@link SharedBases}); the others are loaded whole.
+ * aliases of a model are resolved again when the registry announces a change to it ({@link
+ * RegistryEvents}), and all of them every {@code tuneline.serving.aliases.refresh-interval} in case
+ * an announcement was lost: one that moved is served by its new version from then on, and a version
+ * no name points at any more is unloaded. Versions of one base whose method leaves the base as it
+ * was compute on one copy of it ({@link SharedBases}); the others are loaded whole.
  */
 @ApplicationScoped
 public class LoadedModels {
@@ -55,6 +56,10 @@ public class LoadedModels {
     private final Map<String, LoadedModel> byId = new ConcurrentHashMap<>();
     private final Map<String, List<Meter>> meters = new ConcurrentHashMap<>();
     private final Map<String, String> resolved = new ConcurrentHashMap<>();
+
+    /** Serialises the poll and the registry's events, so one name is never moved twice at once. */
+    private final Object following = new Object();
+
     private volatile EngineRuntime runtime;
     private volatile boolean preloaded;
 
@@ -138,19 +143,38 @@ public class LoadedModels {
 
     /**
      * Resolves every name and alias served so far again and moves it to the version it names now,
-     * then unloads versions nothing served points at any more. The registry emits an event when a
-     * version is registered ({@code ModelRegistered} on {@code finetune.models.registered}) but
-     * none when a stage or an alias changes over its API, so aliases are followed by asking it
-     * again: every {@code tuneline.serving.aliases.refresh-interval} ({@code off} turns it off).
+     * then unloads versions nothing served points at any more. The registry's events ({@link
+     * RegistryEvents}) make this happen at once for the model they name; this runs every {@code
+     * tuneline.serving.aliases.refresh-interval} ({@code off} turns it off) for an event that was
+     * lost: sent while this instance was starting, or not sent while the broker was away.
      */
     @Scheduled(
             identity = "follow-aliases",
             every = "${tuneline.serving.aliases.refresh-interval:30s}",
             concurrentExecution = Scheduled.ConcurrentExecution.SKIP)
-    void followAliases() {
-        for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
-            follow(e.getKey(), e.getValue());
+    public void followAliases() {
+        synchronized (following) {
+            for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
+                follow(e.getKey(), e.getValue());
+            }
         }
+    }
+
+    /**
+     * Resolves again every name and alias of {@code model} served so far (the registry announced
+     * that its versions, stages or aliases changed); returns how many were served.
+     */
+    public int followModel(String model) {
+        int followed = 0;
+        synchronized (following) {
+            for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
+                if (Reference.parse(e.getKey()).model().equals(model)) {
+                    follow(e.getKey(), e.getValue());
+                    followed++;
+                }
+            }
+        }
+        return followed;
     }
 
     private void follow(String name, String was) {

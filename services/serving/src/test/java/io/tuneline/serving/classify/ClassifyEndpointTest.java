@@ -33,6 +33,7 @@ import io.tuneline.serving.FakeRegistry;
 import io.tuneline.serving.load.LoadedModels;
 import io.tuneline.serving.load.ModelQueue;
 import io.tuneline.serving.load.SharedBases;
+import io.tuneline.testing.EmbeddedKafkaResource;
 import io.tuneline.testing.S3ProxyResource;
 import jakarta.inject.Inject;
 import java.io.InputStream;
@@ -55,6 +56,8 @@ import org.junit.jupiter.api.Test;
 @QuarkusTest
 @QuarkusTestResource(S3ProxyResource.class)
 @QuarkusTestResource(FakeRegistry.class)
+// The registry's announcements travel on a real broker; every test of the module shares it.
+@QuarkusTestResource(EmbeddedKafkaResource.class)
 class ClassifyEndpointTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> LABELS = List.of("negative", "positive");
@@ -347,6 +350,12 @@ class ClassifyEndpointTest {
         assertThat(metric("tuneline_serving_queued_requests", "sentiment-batch")).isZero();
     }
 
+    /**
+     * The poll is off in tests ({@code refresh-interval=off}), so what moves a name here is the
+     * registry's announcement: a new version ({@code ModelRegistered}) moves the latest, an alias
+     * moved or removed ({@code ModelChanged}) moves or drops the alias. A lost announcement is
+     * caught up by the poll ({@code followAliases}), and until then the old version answers.
+     */
     @Test
     void aliasesAndTheLatestVersionFollowTheRegistryWithoutARestart() throws Exception {
         double[][] first =
@@ -398,6 +407,24 @@ class ClassifyEndpointTest {
                 .isZero();
         // Named by its number, version 1 loads again.
         classify("sentiment-moving:1", List.of("x"), "sentiment-moving:1");
+
+        // The announcement of a move back to version 1 is lost: version 2 keeps answering (it
+        // is what the instance knows) until the poll resolves the alias again.
+        FakeRegistry.moveAliasUnannounced("sentiment-moving", "production", 1);
+        classify("sentiment-moving:production", List.of("x"), "sentiment-moving:2");
+        models.followAliases();
+        classify("sentiment-moving:production", List.of("x"), "sentiment-moving:1");
+
+        // Removed in the registry, the alias answers 404 once the announcement arrives.
+        FakeRegistry.removeAlias("sentiment-moving", "production");
+        await().atMost(Duration.ofSeconds(60))
+                .untilAsserted(
+                        () ->
+                                given().contentType(ContentType.JSON)
+                                        .body(Map.of("inputs", List.of("x")))
+                                        .post("/v1/models/sentiment-moving:production/classify")
+                                        .then()
+                                        .statusCode(404));
     }
 
     /**
