@@ -20,8 +20,8 @@ import org.jboss.logging.Logger;
  * The registry's announcements: a version registered ({@code ModelRegistered}: the latest version
  * and any alias the job set may now name it) or a stage or alias changed over its API ({@code
  * ModelChanged}). Each makes this instance resolve the names and aliases it serves of that model
- * again at once, so {@code name:production} follows a promotion within a second, not at the next
- * poll.
+ * again at once, so {@code name:production} follows a promotion when it is announced, not at the
+ * next poll.
  *
  * <p>Every serving instance must see every announcement, so each reads in a consumer group of its
  * own from the newest record on (what happened before it started, it resolves on first use). A
