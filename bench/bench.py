@@ -108,6 +108,8 @@ def bench_training():
     text, took = run("training", command)
     rows = [json.loads(line) for line in
             open(ROOT / "services/engine/target/bench/results.jsonl") if line.strip()]
+    peaks = [r for r in rows if r["model"] == "matmul"]
+    rows = [r for r in rows if r["model"] != "matmul"]
     summary = []
     for model in dict.fromkeys(r["model"] for r in rows):
         for method in dict.fromkeys(r["method"] for r in rows if r["model"] == model):
@@ -124,6 +126,16 @@ def bench_training():
             summary.append((f"training {model} {method}: peak RSS",
                             f"{statistics.median(r['peak_rss_mb'] for r in d):.0f} MiB",
                             "plain PyTorch's peak RSS", f"{memory:.2f}"))
+            if method == "full" and peaks and "step_gflop" in p[0]:
+                # The step's matmul FLOPs (counted on the PyTorch side) at the engine's speed,
+                # against the matmul peak of the engine's libtorch measured in the same run.
+                tokens = p[0]["tokens_per_second"] * p[0]["seconds"] / p[0]["steps"]
+                gflops = statistics.median(r["step_gflop"] for r in p) * statistics.median(
+                    r["tokens_per_second"] for r in d) / tokens
+                peak = statistics.median(r["gflops_median"] for r in peaks if r["impl"] == "djl")
+                summary.append((f"training {model} full: achieved GFLOP/s", f"{gflops:.1f} GFLOP/s",
+                                f"matmul peak through libtorch ({peak:.0f} GFLOP/s)",
+                                f"{gflops / peak:.2f}"))
     return command, tables(text), took, summary
 
 

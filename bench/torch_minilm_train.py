@@ -198,7 +198,22 @@ def time_steps(forward, opt, steps, model, method, trained, tokens_per_step, war
     }
     if sys.argv[-1] == "profile":
         line["profile"] = profile(forward, opt, trained, steps)
+    elif method == "full":
+        # After the peak RSS is read: the profiler's own memory must not count against this side.
+        line["step_gflop"] = round(step_matmul_flops(forward, opt, trained) / 1e9, 3)
     print(json.dumps(line))
+
+
+MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def step_matmul_flops(forward, opt, trained):
+    """The matrix-multiply FLOPs of one training step (forward and backward; the optimizer has
+    none), as the autograd profiler counts them on the ops this step runs: the work the step's
+    achieved GFLOP/s is reckoned from, set against the matmul peak (bench/matmul_peak.py)."""
+    with torch.autograd.profiler.profile(with_flops=True) as prof:
+        training_step(forward, opt, trained)()
+    return sum(e.flops or 0 for e in prof.function_events if e.name in MATMULS)
 
 
 def main():

@@ -55,6 +55,17 @@ peer() {  # MODEL METHOD STEPS [profile]: the PyTorch side's command
 
 : > "$OUT/results.jsonl"
 : > "$OUT/profile.jsonl"
+# This machine's matmul peak through each side's libtorch, before and after the pairs (a drift of
+# the shared machine shows as a gap between the two): the yardstick of the full fine-tuning step's
+# achieved GFLOP/s, which the PyTorch side counts on its step (step_gflop, autograd profiler).
+matmul_peaks() {
+  [[ -n $PROFILE ]] && return 0
+  java -Xmx1g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl" \
+    -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 -cp "$CP" \
+    io.tuneline.engine.bench.MatmulPeak 2048 10 2> /dev/null | grep '^{' >> "$OUT/results.jsonl"
+  /usr/bin/python3 "$ROOT/bench/matmul_peak.py" 2048 10 >> "$OUT/results.jsonl"
+}
+matmul_peaks
 for model in $MODELS; do
   steps=$STEPS
   [[ $model == gpt2 ]] && steps=$GPT2_STEPS
@@ -76,6 +87,8 @@ for model in $MODELS; do
     done
   done
 done
+
+matmul_peaks
 
 if [[ -n $PROFILE ]]; then
   /usr/bin/python3 - "$OUT/profile.jsonl" <<'PY'
@@ -101,6 +114,8 @@ fi
 /usr/bin/python3 - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+peaks = [r for r in rows if r["model"] == "matmul"]
+rows = [r for r in rows if r["model"] != "matmul"]
 med = lambda xs, k: statistics.median(x[k] for x in xs)
 for model in dict.fromkeys(r["model"] for r in rows):
     print(f"\n{model}:\n")
@@ -126,4 +141,29 @@ for model in dict.fromkeys(r["model"] for r in rows):
     first = next(r for r in rows if r["model"] == model)
     d = [r for r in rows if r["model"] == model and r["impl"] == "djl" and r["method"] == first["method"]]
     print(f"\nPyTorch {p[0].get('torch')}, {len(d)} pairs of {d[0]['steps']} steps per method.")
+
+# Full fine-tuning's achieved GFLOP/s: the step's matmul FLOPs as the PyTorch side counted them
+# (the same model and batch on both sides), times each side's steps per second, against the
+# matmul peak of its own libtorch measured in this run (the median of the runs before and after).
+full = [m for m in dict.fromkeys(r["model"] for r in rows)
+        if any(r["model"] == m and r["method"] == "full" and "step_gflop" in r for r in rows)]
+if peaks and full:
+    peak = {impl: statistics.median(r["gflops_median"] for r in peaks if r["impl"] == impl)
+            for impl in ("djl", "pytorch")}
+    spread = {impl: ", ".join(f"{r['gflops_median']:.1f}" for r in peaks if r["impl"] == impl)
+              for impl in ("djl", "pytorch")}
+    print("\nFull fine-tuning against the matrix-multiply peak (2048 x 2048 float32, 2 threads):\n")
+    print("| model | step GFLOP (matmuls) | DJL GFLOP/s | share of libtorch 2.7's peak | PyTorch GFLOP/s | share of its peak |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for model in full:
+        f = [r for r in rows if r["model"] == model and r["method"] == "full"]
+        d = [r for r in f if r["impl"] == "djl"]
+        p = [r for r in f if r["impl"] == "pytorch"]
+        gflop = med(p, "step_gflop")
+        tokens = p[0]["tokens_per_second"] * p[0]["seconds"] / p[0]["steps"]  # tokens per step
+        g_d = gflop * med(d, "tokens_per_second") / tokens
+        g_p = gflop * med(p, "tokens_per_second") / tokens
+        print(f"| {model} | {gflop:.2f} | {g_d:.1f} | {g_d / peak['djl']:.0%} | {g_p:.1f} | {g_p / peak['pytorch']:.0%} |")
+    print(f"\nMatmul peak, GFLOP/s (median of 10 products, before / after the pairs): libtorch 2.7 "
+          f"through DJL {spread['djl']}; PyTorch {peaks[-1].get('torch')} {spread['pytorch']}.")
 PY
