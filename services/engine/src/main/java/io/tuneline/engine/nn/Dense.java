@@ -35,6 +35,9 @@ import java.util.Map;
  * bitsandbytes/nn/modules.py}, {@code functional.dequantize_4bit}); the deltas are added on top.
  * Or, after {@link #holdWeightInBf16}, frozen as bfloat16 values in two bytes each, widened to
  * float32 for each forward call as an NF4 base is (the matmul, the bias and the deltas in float32).
+ * Or, after {@link #holdWeightInFp16}, frozen in IEEE float16, the matmul and bias computed in
+ * float16 on an input narrowed to float16 (as {@code torch.autocast(dtype=torch.float16)} runs a
+ * linear layer) and the result widened to float32 for the deltas and everything after.
  */
 public final class Dense extends AbstractBlock {
     private final int in;
@@ -131,6 +134,13 @@ public final class Dense extends AbstractBlock {
          * float16's subnormals round it once more, by less than 2^-25 absolute).
          */
         record Bf16(NDArray weight) implements WeightStore {}
+
+        /**
+         * W frozen in IEEE float16 (training precision {@code fp16}, {@code tensor.half()}'s
+         * rounding); not a parameter, held in the model's manager. Unlike {@link Bf16} it is
+         * computed with as it is: DJL maps float16 to libtorch's {@code torch.half}.
+         */
+        record Fp16(NDArray weight) implements WeightStore {}
     }
 
     /** How W is held now. */
@@ -149,6 +159,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         return weight;
     }
@@ -198,6 +211,43 @@ public final class Dense extends AbstractBlock {
     }
 
     /**
+     * Replaces the frozen float32 W by its float16 rounding (round to nearest even, as {@code
+     * tensor.half()}), held in two bytes per value ({@link WeightStore.Fp16}), and frees the
+     * float32 array: W is no parameter of the layer any more (checkpoints and optimizers do not see
+     * it) and cannot change. The bias stays a float32 parameter. A no-op unless W is a frozen dense
+     * parameter: a trainable W stays float32 (the optimizer updates float32 master weights), an NF4
+     * W stays NF4. Values below float16's smallest subnormal (2^-24) round to zero, as in PyTorch.
+     *
+     * @return whether W is now held in fp16 by this call
+     * @throws IllegalStateException when a value of W is not finite or exceeds 65504 in magnitude
+     *     (float16 would hold it as infinity, which {@code tensor.half()} does silently)
+     */
+    public boolean holdWeightInFp16() {
+        if (!(base instanceof WeightStore.DenseWeight) || weight.requiresGradient()) {
+            return false;
+        }
+        NDArray w = weight.getArray();
+        float largest;
+        try (NDArray magnitude = w.abs();
+                NDArray max = magnitude.max()) {
+            largest = max.getFloat();
+        }
+        if (!(largest <= FLOAT16_MAX)) {
+            throw new IllegalStateException(
+                    "a weight value of magnitude "
+                            + largest
+                            + " is not finite or beyond 65504, the largest float16;"
+                            + " train this model in bf16 or fp32");
+        }
+        // In W's manager (the model's), so it is closed with the model.
+        NDArray held = w.toType(DataType.FLOAT16, true);
+        parameters.remove("weight");
+        weight.close();
+        base = new WeightStore.Fp16(held);
+        return true;
+    }
+
+    /**
      * Replaces the dense W by its NF4 quantization (bitsandbytes' {@code quantize_4bit}, {@link
      * Nf4}) and frees the dense array: from now on W is no parameter of the layer (DJL's parameter
      * walk, checkpoints and optimizers do not see it) and cannot change. The bias stays a dense
@@ -216,6 +266,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         NDArray w = weight.getArray();
         holdInNf4(
@@ -242,6 +295,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         if (!deltas.isEmpty()) {
             throw new IllegalStateException("quantize the base before attaching deltas");
@@ -325,6 +381,8 @@ public final class Dense extends AbstractBlock {
         } else if (base instanceof WeightStore.Bf16 h) {
             // Widening to float32 is exact.
             merged = h.weight().toType(DataType.FLOAT32, true);
+        } else if (base instanceof WeightStore.Fp16 h) {
+            merged = h.weight().toType(DataType.FLOAT32, true);
         } else {
             merged = weight.getArray().duplicate();
         }
@@ -382,6 +440,19 @@ public final class Dense extends AbstractBlock {
             if (!training) {
                 w.close();
             }
+        } else if (base instanceof WeightStore.Fp16 h) {
+            // torch.autocast(float16)'s linear: input, weight and bias in float16 (libtorch's GEMM
+            // accumulates in float32 inside), the output widened back so the deltas, norms,
+            // softmax and loss run in float32. The narrowed copies go with x's manager; autograd
+            // carries the gradient back through both casts to x and the float32 bias.
+            NDArray x16 = x.toType(DataType.FLOAT16, false);
+            NDArray b16 =
+                    ps.getValue(bias, x.getDevice(), training).toType(DataType.FLOAT16, false);
+            b16.attach(x.getManager());
+            NDArray y16 = Linear.linear(x16, h.weight(), b16).singletonOrThrow();
+            NDArray y32 = y16.toType(DataType.FLOAT32, false);
+            y32.attach(x.getManager());
+            y = new NDList(y32);
         } else {
             y =
                     Linear.linear(
