@@ -21,12 +21,13 @@ import java.util.Map;
  * Dense.WeightStore.Bf16}), so this halves the frozen weights' memory between steps, not the time.
  *
  * <p>{@link #FP16} holds every frozen linear base weight in IEEE float16 ({@link
- * Dense#holdWeightInFp16}) and computes those layers' matmuls in float16 as {@code
- * torch.autocast(dtype=torch.float16)} does; what trains, the optimizer and the rest of the model
- * stay float32 as under bf16. float16's narrow exponent range makes small gradients underflow, so
- * an fp16 run scales its loss dynamically ({@link #needsLossScaling}, {@code train.LossScaler}, as
- * {@code torch.amp.GradScaler}). {@code auto} never picks fp16: it is a job's explicit choice, for
- * GPUs without bf16 (before Ampere).
+ * Dense#holdWeightInFp16}) and, on a GPU, computes those layers' matmuls in float16 as {@code
+ * torch.autocast(dtype=torch.float16)} does; on a CPU it widens them per call as bf16 does
+ * (libtorch's half GEMM on a CPU is tens of times slower than its float32 one). What trains, the
+ * optimizer and the rest of the model stay float32 as under bf16. float16's narrow exponent range
+ * makes small gradients underflow, so an fp16 run scales its loss dynamically ({@link
+ * #needsLossScaling}, {@code train.LossScaler}, as {@code torch.amp.GradScaler}). {@code auto}
+ * never picks fp16: it is a job's explicit choice, for GPUs without bf16 (before Ampere).
  */
 public enum Precision {
     FP32("fp32"),
@@ -104,6 +105,15 @@ public enum Precision {
      * @return the linear weights moved to two bytes each and their float32 bytes before
      */
     public Held apply(TunableModel model) {
+        return apply(model, model.linears().values().stream().anyMatch(Dense::onGpu));
+    }
+
+    /**
+     * {@link #apply}, saying whether fp16's matmuls run in float16 ({@code halfMatmuls}) or widened
+     * to float32; the device decides in {@link #apply(TunableModel)}, a test or benchmark may
+     * choose (the float16 path runs on a CPU too, slowly).
+     */
+    public Held apply(TunableModel model, boolean halfMatmuls) {
         if (this == FP32) {
             return new Held(0, 0);
         }
@@ -111,7 +121,7 @@ public enum Precision {
         long bytes = 0;
         for (Map.Entry<String, Dense> e : model.linears().entrySet()) {
             Dense d = e.getValue();
-            if (this == BF16 ? d.holdWeightInBf16() : d.holdWeightInFp16()) {
+            if (this == BF16 ? d.holdWeightInBf16() : d.holdWeightInFp16(halfMatmuls)) {
                 layers++;
                 bytes += 4L * d.weightElements();
             }

@@ -3,6 +3,7 @@ package io.tuneline.engine.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
@@ -35,9 +36,9 @@ import java.util.Map;
  * bitsandbytes/nn/modules.py}, {@code functional.dequantize_4bit}); the deltas are added on top.
  * Or, after {@link #holdWeightInBf16}, frozen as bfloat16 values in two bytes each, widened to
  * float32 for each forward call as an NF4 base is (the matmul, the bias and the deltas in float32).
- * Or, after {@link #holdWeightInFp16}, frozen in IEEE float16, the matmul and bias computed in
- * float16 on an input narrowed to float16 (as {@code torch.autocast(dtype=torch.float16)} runs a
- * linear layer) and the result widened to float32 for the deltas and everything after.
+ * Or, after {@link #holdWeightInFp16}, frozen in IEEE float16 and multiplied in float16 with the
+ * input narrowed to float16 (as {@code torch.autocast(dtype=torch.float16)} runs a linear layer),
+ * the bias added in float32; or, where half matmuls are slow (a CPU), widened as a bf16 weight is.
  */
 public final class Dense extends AbstractBlock {
     private final int in;
@@ -137,10 +138,12 @@ public final class Dense extends AbstractBlock {
 
         /**
          * W frozen in IEEE float16 (training precision {@code fp16}, {@code tensor.half()}'s
-         * rounding); not a parameter, held in the model's manager. Unlike {@link Bf16} it is
-         * computed with as it is: DJL maps float16 to libtorch's {@code torch.half}.
+         * rounding); not a parameter, held in the model's manager. Unlike {@link Bf16} it can be
+         * computed with as it is (DJL maps float16 to libtorch's {@code torch.half}): when {@code
+         * halfMatmul}, the product runs in float16; otherwise W is widened to float32 per call as a
+         * bf16 weight is.
          */
-        record Fp16(NDArray weight) implements WeightStore {}
+        record Fp16(NDArray weight, boolean halfMatmul) implements WeightStore {}
     }
 
     /** How W is held now. */
@@ -218,11 +221,14 @@ public final class Dense extends AbstractBlock {
      * parameter: a trainable W stays float32 (the optimizer updates float32 master weights), an NF4
      * W stays NF4. Values below float16's smallest subnormal (2^-24) round to zero, as in PyTorch.
      *
+     * @param halfMatmul whether the forward pass multiplies in float16 (on a GPU, where that is
+     *     what fp16 is for) or widens W to float32 for each call (on a CPU, where libtorch's half
+     *     GEMM is tens of times slower than its float32 one: docs/benchmarks.md)
      * @return whether W is now held in fp16 by this call
      * @throws IllegalStateException when a value of W is not finite or exceeds 65504 in magnitude
      *     (float16 would hold it as infinity, which {@code tensor.half()} does silently)
      */
-    public boolean holdWeightInFp16() {
+    public boolean holdWeightInFp16(boolean halfMatmul) {
         if (!(base instanceof WeightStore.DenseWeight) || weight.requiresGradient()) {
             return false;
         }
@@ -243,7 +249,7 @@ public final class Dense extends AbstractBlock {
         NDArray held = w.toType(DataType.FLOAT16, true);
         parameters.remove("weight");
         weight.close();
-        base = new WeightStore.Fp16(held);
+        base = new WeightStore.Fp16(held, halfMatmul);
         return true;
     }
 
@@ -394,6 +400,11 @@ public final class Dense extends AbstractBlock {
         return merged;
     }
 
+    /** Whether the layer's arrays live on a GPU (its bias is always a dense array). */
+    public boolean onGpu() {
+        return bias.getArray().getDevice().isGpu();
+    }
+
     public Parameter bias() {
         return bias;
     }
@@ -440,19 +451,24 @@ public final class Dense extends AbstractBlock {
             if (!training) {
                 w.close();
             }
+        } else if (base instanceof WeightStore.Fp16 h && h.halfMatmul()) {
+            // torch.autocast(float16)'s linear: input and weight in float16 (libtorch's GEMM
+            // accumulates in float32 inside). DJL's toType records no gradient (its JNI cast runs
+            // under NoGradGuard), so both casts are operations autograd differentiates: the input
+            // is written into a float16 array (index_put_; autograd hands its gradient back as
+            // float32), and the float32 bias added to the float16 product promotes the sum to
+            // float32, so the deltas, norms, softmax and loss run in float32. All in x's manager.
+            NDArray x16 = x.getManager().zeros(x.getShape(), DataType.FLOAT16, x.getDevice());
+            x16.set(new NDIndex("..."), x);
+            NDArray product = x16.matMul(h.weight().transpose());
+            y = new NDList(product.add(ps.getValue(bias, x.getDevice(), training)));
         } else if (base instanceof WeightStore.Fp16 h) {
-            // torch.autocast(float16)'s linear: input, weight and bias in float16 (libtorch's GEMM
-            // accumulates in float32 inside), the output widened back so the deltas, norms,
-            // softmax and loss run in float32. The narrowed copies go with x's manager; autograd
-            // carries the gradient back through both casts to x and the float32 bias.
-            NDArray x16 = x.toType(DataType.FLOAT16, false);
-            NDArray b16 =
-                    ps.getValue(bias, x.getDevice(), training).toType(DataType.FLOAT16, false);
-            b16.attach(x.getManager());
-            NDArray y16 = Linear.linear(x16, h.weight(), b16).singletonOrThrow();
-            NDArray y32 = y16.toType(DataType.FLOAT32, false);
-            y32.attach(x.getManager());
-            y = new NDList(y32);
+            NDArray w = h.weight().toType(DataType.FLOAT32, false);
+            w.attach(x.getManager());
+            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            if (!training) {
+                w.close();
+            }
         } else {
             y =
                     Linear.linear(
