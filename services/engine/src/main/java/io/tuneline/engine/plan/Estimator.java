@@ -40,8 +40,9 @@ import java.util.Set;
  * base weight in 2 bytes ({@code nn.Dense.WeightStore.Bf16}) and widens it to an fp32 copy for each
  * call, which lives until the micro-batch ends (until its layer's recomputation ends with
  * checkpointing), as an NF4 base's dequantized copy does. fp16 precision holds the same weights in
- * 2 bytes ({@code nn.Dense.WeightStore.Fp16}) and computes with them as they are, so no widened
- * copy; the float16 copies of each such layer's input and output it makes are not counted.
+ * 2 bytes ({@code nn.Dense.WeightStore.Fp16}) and on a GPU multiplies with them as they are, so no
+ * widened copy (on a CPU it widens them as bf16 does); the float16 copy of each such layer's input
+ * it makes on a GPU is not counted.
  */
 public final class Estimator {
     /**
@@ -94,7 +95,7 @@ public final class Estimator {
         // autograd keeps them for the input's gradient, in every layer that passes gradients down
         // for NF4, in every layer for bf16 (the copy belongs to the micro-batch's manager); with
         // checkpointing each layer runs in a manager of its own, so one layer's at a time.
-        long widened = plan.precision().bf16On(device) ? counts.heldBf16 : 0;
+        long widened = plan.precision().widensOn(device) ? counts.heldBf16 : 0;
         workspace +=
                 4L
                         * (checkpointed

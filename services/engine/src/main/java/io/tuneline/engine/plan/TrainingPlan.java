@@ -63,6 +63,15 @@ public record TrainingPlan(
         public boolean halfOn(Device device) {
             return this == FP16 || bf16On(device);
         }
+
+        /**
+         * Whether each matmul widens its two-byte weight to an fp32 copy on {@code device}: bf16
+         * always, fp16 on a CPU (on a GPU it multiplies in float16: {@code
+         * method.Precision.apply}).
+         */
+        public boolean widensOn(Device device) {
+            return bf16On(device) || (this == FP16 && !device.gpu());
+        }
     }
 
     public TrainingPlan {
