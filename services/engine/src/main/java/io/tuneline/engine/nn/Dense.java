@@ -223,7 +223,8 @@ public final class Dense extends AbstractBlock {
      *
      * @param halfMatmul whether the forward pass multiplies in float16 (on a GPU, where that is
      *     what fp16 is for) or widens W to float32 for each call (on a CPU, where libtorch's half
-     *     GEMM is tens of times slower than its float32 one: docs/benchmarks.md)
+     *     GEMM is tens of times slower than its float32 one: the engine README, "Training
+     *     precision")
      * @return whether W is now held in fp16 by this call
      * @throws IllegalStateException when a value of W is not finite or exceeds 65504 in magnitude
      *     (float16 would hold it as infinity, which {@code tensor.half()} does silently)
