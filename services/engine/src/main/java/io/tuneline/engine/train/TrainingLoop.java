@@ -31,9 +31,10 @@ import org.slf4j.LoggerFactory;
  * arXiv:1711.05101), the learning-rate schedule, gradient accumulation, global gradient-norm
  * clipping, validation with early stopping, checkpoints and exact resume, the step report, and
  * skipping steps whose loss or gradients are not numbers (a run failing {@link
- * #MAX_NON_FINITE_STEPS} in a row has diverged). A task ({@link Task}) says how a batch becomes a
- * loss and how the validation split is scored; {@link ClassifierTrainer} and {@link
- * CausalLmTrainer} are the two today, and further methods and tasks plug in the same way.
+ * #MAX_NON_FINITE_STEPS} in a row has diverged), and fp16's dynamic loss scaling ({@link
+ * LossScaler}, when the settings carry one). A task ({@link Task}) says how a batch becomes a loss
+ * and how the validation split is scored; {@link ClassifierTrainer} and {@link CausalLmTrainer} are
+ * the two today, and further methods and tasks plug in the same way.
  *
  * <p>Seeded: the same data, settings and seed give the same run. Per-step arrays live in a
  * sub-manager closed after the step, so memory stays flat.
