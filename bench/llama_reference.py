@@ -26,6 +26,11 @@ Each FILE receives {"logits": [B][T][V]} as JSON (float32 values written exactly
 A case may set "bf16_weights": true: the layers' projection weights (q/k/v/o, gate/up/down; not
 lm_head, not the embedding) are first rounded to bfloat16 (tensor.to(torch.bfloat16), round to
 nearest even) and the forward pass runs on those values in float32: the engine's precision bf16.
+A case may set "fp16_autocast": true: those projections run as torch.autocast(float16) runs a
+linear layer, input and weight rounded to float16 (tensor.half()), the product accumulated in
+float32 and rounded to float16, the bias (if any) added in float32: the engine's precision fp16
+with half matmuls. Emulated with float32 matmuls on half-rounded values because this torch (1.13)
+has no CPU half matmul ("addmm_impl_cpu_" not implemented for 'Half').
 """
 
 import json
@@ -249,13 +254,18 @@ def rms_norm(x, weight, eps):
 
 
 BF16_WEIGHTS = False
+FP16_AUTOCAST = False
 
 
 def linear(x, w, name):
     weight = w[name + ".weight"]
     if BF16_WEIGHTS:
         weight = weight.to(torch.bfloat16).to(torch.float32)
-    y = x @ weight.t()
+    if FP16_AUTOCAST:
+        half = weight.half().float()
+        y = (x.half().float() @ half.t()).half().float()
+    else:
+        y = x @ weight.t()
     if name + ".bias" in w:
         y = y + w[name + ".bias"]
     return y
@@ -325,10 +335,11 @@ def forward(config, w, input_ids, attention_mask):
 def main():
     with open(sys.argv[1]) as f:
         request = json.load(f)
-    global BF16_WEIGHTS
+    global BF16_WEIGHTS, FP16_AUTOCAST
     torch.set_grad_enabled(False)
     for case in request["cases"]:
         BF16_WEIGHTS = bool(case.get("bf16_weights", False))
+        FP16_AUTOCAST = bool(case.get("fp16_autocast", False))
         with open(os.path.join(case["model_dir"], "config.json")) as f:
             config = Config(json.load(f))
         weights = read_weights(case["model_dir"])

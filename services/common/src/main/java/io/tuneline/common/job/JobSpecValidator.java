@@ -146,17 +146,11 @@ public final class JobSpecValidator {
                 h.getClassifierHead(),
                 List.of("mean", "cls_pooler"),
                 p);
-        if (h.getPrecision().toLowerCase(Locale.ROOT).equals("fp16")) {
-            p.add(
-                    "hyperparameters.precision: fp16 is not supported (it needs loss scaling);"
-                            + " use bf16, fp32 or auto");
-        } else {
-            oneOf(
-                    "hyperparameters.precision",
-                    h.getPrecision(),
-                    List.of("auto", "fp32", "bf16"),
-                    p);
-        }
+        oneOf(
+                "hyperparameters.precision",
+                h.getPrecision(),
+                List.of("auto", "fp32", "bf16", "fp16"),
+                p);
     }
 
     /**

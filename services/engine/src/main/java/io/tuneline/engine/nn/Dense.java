@@ -3,6 +3,7 @@ package io.tuneline.engine.nn;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
@@ -35,6 +36,9 @@ import java.util.Map;
  * bitsandbytes/nn/modules.py}, {@code functional.dequantize_4bit}); the deltas are added on top.
  * Or, after {@link #holdWeightInBf16}, frozen as bfloat16 values in two bytes each, widened to
  * float32 for each forward call as an NF4 base is (the matmul, the bias and the deltas in float32).
+ * Or, after {@link #holdWeightInFp16}, frozen in IEEE float16 and multiplied in float16 with the
+ * input narrowed to float16 (as {@code torch.autocast(dtype=torch.float16)} runs a linear layer),
+ * the bias added in float32; or, where half matmuls are slow (a CPU), widened as a bf16 weight is.
  */
 public final class Dense extends AbstractBlock {
     private final int in;
@@ -131,6 +135,15 @@ public final class Dense extends AbstractBlock {
          * float16's subnormals round it once more, by less than 2^-25 absolute).
          */
         record Bf16(NDArray weight) implements WeightStore {}
+
+        /**
+         * W frozen in IEEE float16 (training precision {@code fp16}, {@code tensor.half()}'s
+         * rounding); not a parameter, held in the model's manager. Unlike {@link Bf16} it can be
+         * computed with as it is (DJL maps float16 to libtorch's {@code torch.half}): when {@code
+         * halfMatmul}, the product runs in float16; otherwise W is widened to float32 per call as a
+         * bf16 weight is.
+         */
+        record Fp16(NDArray weight, boolean halfMatmul) implements WeightStore {}
     }
 
     /** How W is held now. */
@@ -149,6 +162,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         return weight;
     }
@@ -198,6 +214,47 @@ public final class Dense extends AbstractBlock {
     }
 
     /**
+     * Replaces the frozen float32 W by its float16 rounding (round to nearest even, as {@code
+     * tensor.half()}), held in two bytes per value ({@link WeightStore.Fp16}), and frees the
+     * float32 array: W is no parameter of the layer any more (checkpoints and optimizers do not see
+     * it) and cannot change. The bias stays a float32 parameter. A no-op unless W is a frozen dense
+     * parameter: a trainable W stays float32 (the optimizer updates float32 master weights), an NF4
+     * W stays NF4. Values below float16's smallest subnormal (2^-24) round to zero, as in PyTorch.
+     *
+     * @param halfMatmul whether the forward pass multiplies in float16 (on a GPU, where that is
+     *     what fp16 is for) or widens W to float32 for each call (on a CPU, where libtorch's half
+     *     GEMM is tens of times slower than its float32 one: the engine README, "Training
+     *     precision")
+     * @return whether W is now held in fp16 by this call
+     * @throws IllegalStateException when a value of W is not finite or exceeds 65504 in magnitude
+     *     (float16 would hold it as infinity, which {@code tensor.half()} does silently)
+     */
+    public boolean holdWeightInFp16(boolean halfMatmul) {
+        if (!(base instanceof WeightStore.DenseWeight) || weight.requiresGradient()) {
+            return false;
+        }
+        NDArray w = weight.getArray();
+        float largest;
+        try (NDArray magnitude = w.abs();
+                NDArray max = magnitude.max()) {
+            largest = max.getFloat();
+        }
+        if (!(largest <= FLOAT16_MAX)) {
+            throw new IllegalStateException(
+                    "a weight value of magnitude "
+                            + largest
+                            + " is not finite or beyond 65504, the largest float16;"
+                            + " train this model in bf16 or fp32");
+        }
+        // In W's manager (the model's), so it is closed with the model.
+        NDArray held = w.toType(DataType.FLOAT16, true);
+        parameters.remove("weight");
+        weight.close();
+        base = new WeightStore.Fp16(held, halfMatmul);
+        return true;
+    }
+
+    /**
      * Replaces the dense W by its NF4 quantization (bitsandbytes' {@code quantize_4bit}, {@link
      * Nf4}) and frees the dense array: from now on W is no parameter of the layer (DJL's parameter
      * walk, checkpoints and optimizers do not see it) and cannot change. The bias stays a dense
@@ -216,6 +273,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         NDArray w = weight.getArray();
         holdInNf4(
@@ -242,6 +302,9 @@ public final class Dense extends AbstractBlock {
         }
         if (base instanceof WeightStore.Bf16) {
             throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
         }
         if (!deltas.isEmpty()) {
             throw new IllegalStateException("quantize the base before attaching deltas");
@@ -325,6 +388,8 @@ public final class Dense extends AbstractBlock {
         } else if (base instanceof WeightStore.Bf16 h) {
             // Widening to float32 is exact.
             merged = h.weight().toType(DataType.FLOAT32, true);
+        } else if (base instanceof WeightStore.Fp16 h) {
+            merged = h.weight().toType(DataType.FLOAT32, true);
         } else {
             merged = weight.getArray().duplicate();
         }
@@ -334,6 +399,11 @@ public final class Dense extends AbstractBlock {
             }
         }
         return merged;
+    }
+
+    /** Whether the layer's arrays live on a GPU (its bias is always a dense array). */
+    public boolean onGpu() {
+        return bias.getArray().getDevice().isGpu();
     }
 
     public Parameter bias() {
@@ -376,6 +446,24 @@ public final class Dense extends AbstractBlock {
             // float32 on the bf16 values (not torch.autocast's bf16 product: DJL 0.36 has no
             // bfloat16 tensors to compute with). Attached to x's manager, so the copy goes with
             // the step (training) or right after the matmul (inference).
+            NDArray w = h.weight().toType(DataType.FLOAT32, false);
+            w.attach(x.getManager());
+            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            if (!training) {
+                w.close();
+            }
+        } else if (base instanceof WeightStore.Fp16 h && h.halfMatmul()) {
+            // torch.autocast(float16)'s linear: input and weight in float16 (libtorch's GEMM
+            // accumulates in float32 inside). DJL's toType records no gradient (its JNI cast runs
+            // under NoGradGuard), so both casts are operations autograd differentiates: the input
+            // is written into a float16 array (index_put_; autograd hands its gradient back as
+            // float32), and the float32 bias added to the float16 product promotes the sum to
+            // float32, so the deltas, norms, softmax and loss run in float32. All in x's manager.
+            NDArray x16 = x.getManager().zeros(x.getShape(), DataType.FLOAT16, x.getDevice());
+            x16.set(new NDIndex("..."), x);
+            NDArray product = x16.matMul(h.weight().transpose());
+            y = new NDList(product.add(ps.getValue(bias, x.getDevice(), training)));
+        } else if (base instanceof WeightStore.Fp16 h) {
             NDArray w = h.weight().toType(DataType.FLOAT32, false);
             w.attach(x.getManager());
             y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));

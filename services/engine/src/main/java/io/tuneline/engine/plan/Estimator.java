@@ -39,7 +39,10 @@ import java.util.Set;
  * layer) and passes the gradient down through every layer. bf16 precision holds each frozen linear
  * base weight in 2 bytes ({@code nn.Dense.WeightStore.Bf16}) and widens it to an fp32 copy for each
  * call, which lives until the micro-batch ends (until its layer's recomputation ends with
- * checkpointing), as an NF4 base's dequantized copy does.
+ * checkpointing), as an NF4 base's dequantized copy does. fp16 precision holds the same weights in
+ * 2 bytes ({@code nn.Dense.WeightStore.Fp16}) and on a GPU multiplies with them as they are, so no
+ * widened copy (on a CPU it widens them as bf16 does); the float16 copy of each such layer's input
+ * it makes on a GPU is not counted.
  */
 public final class Estimator {
     /**
@@ -72,7 +75,7 @@ public final class Estimator {
         ParameterLayout layout = ParameterLayout.of(plan.shape());
         Counts counts = count(layout, plan);
         boolean checkpointed = plan.checkpointingRequested() && checkpointable(plan);
-        if (plan.precision().bf16On(device)) {
+        if (plan.precision().halfOn(device)) {
             holdFrozenLinearsInBf16(layout, counts);
         }
         Dims dims = Dims.of(plan);
@@ -92,11 +95,12 @@ public final class Estimator {
         // autograd keeps them for the input's gradient, in every layer that passes gradients down
         // for NF4, in every layer for bf16 (the copy belongs to the micro-batch's manager); with
         // checkpointing each layer runs in a manager of its own, so one layer's at a time.
+        long widened = plan.precision().widensOn(device) ? counts.heldBf16 : 0;
         workspace +=
                 4L
                         * (checkpointed
-                                ? largestLayerHeld(layout, counts)
-                                : counts.quantizedWithGrad + counts.heldBf16);
+                                ? largestLayerHeld(layout, counts, widened > 0)
+                                : counts.quantizedWithGrad + widened);
         // A QLoRA job streams its base into NF4 (quant.Nf4Loading, every family): one linear
         // weight at a time is read in fp32 and quantized, never the whole base.
         workspace += 4L * largestQuantized(layout, counts);
@@ -186,9 +190,12 @@ public final class Estimator {
                 .orElse(0);
     }
 
-    private static long largestLayerHeld(ParameterLayout layout, Counts c) {
+    private static long largestLayerHeld(ParameterLayout layout, Counts c, boolean widensHeld) {
         Map<Integer, Long> perLayer = new java.util.HashMap<>();
-        for (Set<String> held : List.of(c.quantizedModules, c.heldBf16Modules)) {
+        for (Set<String> held :
+                widensHeld
+                        ? List.of(c.quantizedModules, c.heldBf16Modules)
+                        : List.of(c.quantizedModules)) {
             for (String module : held) {
                 perLayer.merge(
                         layout.layerOf(module), layout.linears().get(module).weights(), Long::sum);

@@ -28,14 +28,16 @@ public record TrainingPlan(
         Optional<Boolean> activationCheckpointing) {
 
     /**
-     * The job's precision choice. {@code BF16} holds every frozen linear base weight in 2 bytes
-     * ({@code Dense.WeightStore.Bf16}); all else stays fp32, as the engine trains.
+     * The job's precision choice. {@code BF16} and {@code FP16} hold every frozen linear base
+     * weight in 2 bytes ({@code Dense.WeightStore.Bf16}, {@code Fp16}); all else stays fp32, as the
+     * engine trains.
      */
     public enum Precision {
         /** bf16 on a GPU that computes it natively (Ampere and later), fp32 elsewhere. */
         AUTO,
         FP32,
-        BF16;
+        BF16,
+        FP16;
 
         /** The job's field as the worker reads it; empty is {@code auto}. */
         public static Precision of(String choice) {
@@ -43,17 +45,32 @@ public record TrainingPlan(
                 case "", "auto" -> AUTO;
                 case "fp32" -> FP32;
                 case "bf16" -> BF16;
+                case "fp16" -> FP16;
                 default ->
                         throw new IllegalArgumentException(
                                 "hyperparameters.precision: \""
                                         + choice
-                                        + "\" is not one of auto, fp32, bf16");
+                                        + "\" is not one of auto, fp32, bf16, fp16");
             };
         }
 
         /** Whether frozen linear weights are held in bf16 on {@code device}. */
         public boolean bf16On(Device device) {
             return this == BF16 || (this == AUTO && device.bf16());
+        }
+
+        /** Whether frozen linear weights are held in two bytes (bf16 or fp16) on {@code device}. */
+        public boolean halfOn(Device device) {
+            return this == FP16 || bf16On(device);
+        }
+
+        /**
+         * Whether each matmul widens its two-byte weight to an fp32 copy on {@code device}: bf16
+         * always, fp16 on a CPU (on a GPU it multiplies in float16: {@code
+         * method.Precision.apply}).
+         */
+        public boolean widensOn(Device device) {
+            return bf16On(device) || (this == FP16 && !device.gpu());
         }
     }
 

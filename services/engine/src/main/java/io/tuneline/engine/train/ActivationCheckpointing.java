@@ -41,34 +41,35 @@ final class ActivationCheckpointing {
 
     /**
      * A trainer's batch: through {@code segments} when the model offers them ({@link
-     * #lossAndBackward(LayerSegments, UnaryOperator, int, boolean, GradientCollector, NDManager)}),
-     * else {@code whole} (the model's own forward pass and loss) backpropagated in one pass.
+     * #lossAndBackward(LayerSegments, UnaryOperator, double, boolean, GradientCollector,
+     * NDManager)}), else {@code whole} (the model's own forward pass and loss) backpropagated in
+     * one pass.
      */
     static NDArray lossAndBackward(
             Optional<LayerSegments> segments,
             Supplier<NDArray> whole,
             UnaryOperator<NDArray> lossOf,
-            int groupSize,
+            double lossDivisor,
             boolean checkpoint,
             GradientCollector collector,
             NDManager manager) {
         if (segments.isEmpty()) {
             NDArray loss = whole.get();
-            collector.backward(Scalars.div(loss, groupSize));
+            collector.backward(Scalars.div(loss, lossDivisor));
             return loss;
         }
-        return lossAndBackward(segments.get(), lossOf, groupSize, checkpoint, collector, manager);
+        return lossAndBackward(segments.get(), lossOf, lossDivisor, checkpoint, collector, manager);
     }
 
     /**
      * Runs {@code segments}, scores the logits with {@code lossOf}, and accumulates the gradients
-     * of {@code lossOf / groupSize} into every parameter that requires one; returns the batch's
+     * of {@code lossOf / lossDivisor} into every parameter that requires one; returns the batch's
      * loss.
      */
     static NDArray lossAndBackward(
             LayerSegments segments,
             UnaryOperator<NDArray> lossOf,
-            int groupSize,
+            double lossDivisor,
             boolean checkpoint,
             GradientCollector collector,
             NDManager manager) {
@@ -90,9 +91,9 @@ final class ActivationCheckpointing {
             }
             reseed(base, layers + 1);
             loss = lossOf.apply(segments.output(x));
-            collector.backward(Scalars.div(loss, groupSize));
+            collector.backward(Scalars.div(loss, lossDivisor));
         } else {
-            loss = checkpointed(segments, lossOf, groupSize, collector, manager, base);
+            loss = checkpointed(segments, lossOf, lossDivisor, collector, manager, base);
         }
         // The generator's state after the batch is the same with and without checkpointing.
         reseed(base, -1);
@@ -102,7 +103,7 @@ final class ActivationCheckpointing {
     private static NDArray checkpointed(
             LayerSegments segments,
             UnaryOperator<NDArray> lossOf,
-            int groupSize,
+            double lossDivisor,
             GradientCollector collector,
             NDManager manager,
             long base) {
@@ -130,7 +131,7 @@ final class ActivationCheckpointing {
         top.setRequiresGradient(true);
         reseed(base, layers + 1);
         NDArray loss = lossOf.apply(segments.output(top));
-        collector.backward(Scalars.div(loss, groupSize));
+        collector.backward(Scalars.div(loss, lossDivisor));
         NDArray gradient = top.getGradient();
         top.close();
         for (int i = layers - 1; i >= 0; i--) {

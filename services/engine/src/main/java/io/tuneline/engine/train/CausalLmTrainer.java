@@ -90,7 +90,7 @@ public final class CausalLmTrainer {
                             NDManager manager,
                             List<LmExample> batch,
                             GradientCollector collector,
-                            int groupSize) {
+                            double lossDivisor) {
                         Batch b = Batch.of(manager, batch, maxLength);
                         NDArray loss =
                                 CausalLmTrainer.lossAndBackward(
@@ -101,7 +101,7 @@ public final class CausalLmTrainer {
                                         b.labels(),
                                         s.activationCheckpointing(),
                                         collector,
-                                        groupSize);
+                                        lossDivisor);
                         return new TrainingLoop.BatchLoss(loss, b.tokens());
                     }
 
@@ -146,10 +146,11 @@ public final class CausalLmTrainer {
 
     /**
      * One training batch's loss and backward pass as the trainer runs them: the gradients of the
-     * loss divided by {@code groupSize} are added to every parameter that requires one. A model
-     * that can be cut at its layers ({@link CausalLanguageModel#segments}) runs segment by segment,
-     * with activation checkpointing when {@code activationCheckpointing} ({@link
-     * ActivationCheckpointing}); others run {@link #trainingLoss} whole. Inside {@code collector}.
+     * loss divided by {@code lossDivisor} (the accumulation group's size, over the loss scale under
+     * loss scaling) are added to every parameter that requires one. A model that can be cut at its
+     * layers ({@link CausalLanguageModel#segments}) runs segment by segment, with activation
+     * checkpointing when {@code activationCheckpointing} ({@link ActivationCheckpointing}); others
+     * run {@link #trainingLoss} whole. Inside {@code collector}.
      *
      * @return the batch's mean loss
      */
@@ -161,7 +162,7 @@ public final class CausalLmTrainer {
             NDArray labels,
             boolean activationCheckpointing,
             GradientCollector collector,
-            int groupSize) {
+            double lossDivisor) {
         Optional<LayerSegments> segments =
                 lm.virtualTokens().isEmpty()
                         ? lm.segments(new ParameterStore(manager, false), ids, mask, true)
@@ -170,7 +171,7 @@ public final class CausalLmTrainer {
                 segments,
                 () -> trainingLoss(lm, manager, ids, mask, labels, true),
                 logits -> CausalLmLoss.mean(logits, labels),
-                groupSize,
+                lossDivisor,
                 activationCheckpointing,
                 collector,
                 manager);

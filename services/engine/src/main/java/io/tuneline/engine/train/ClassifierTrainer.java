@@ -112,7 +112,7 @@ public final class ClassifierTrainer {
                             NDManager manager,
                             List<LabelledText> batch,
                             GradientCollector collector,
-                            int groupSize) {
+                            double lossDivisor) {
                         Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
                         NDArray l =
                                 ClassifierTrainer.this.lossAndBackward(
@@ -123,7 +123,7 @@ public final class ClassifierTrainer {
                                         b.labels,
                                         s.activationCheckpointing(),
                                         collector,
-                                        groupSize);
+                                        lossDivisor);
                         return new TrainingLoop.BatchLoss(l, b.tokens);
                     }
 
@@ -156,11 +156,11 @@ public final class ClassifierTrainer {
 
     /**
      * One training batch's loss and backward pass as the trainer runs them: the gradients of the
-     * loss divided by {@code groupSize} are added to every parameter that requires one. A
-     * classifier without virtual tokens or a key/value prefix runs segment by segment ({@link
-     * SequenceClassifier#segments}), with activation checkpointing when {@code
-     * activationCheckpointing} ({@link ActivationCheckpointing}); others run {@link #trainingLoss}
-     * whole. Inside {@code collector}.
+     * loss divided by {@code lossDivisor} (the accumulation group's size, over the loss scale under
+     * loss scaling) are added to every parameter that requires one. A classifier without virtual
+     * tokens or a key/value prefix runs segment by segment ({@link SequenceClassifier#segments}),
+     * with activation checkpointing when {@code activationCheckpointing} ({@link
+     * ActivationCheckpointing}); others run {@link #trainingLoss} whole. Inside {@code collector}.
      *
      * @return the batch's loss
      */
@@ -172,12 +172,12 @@ public final class ClassifierTrainer {
             NDArray labels,
             boolean activationCheckpointing,
             GradientCollector collector,
-            int groupSize) {
+            double lossDivisor) {
         return ActivationCheckpointing.lossAndBackward(
                 classifier.segments(new ParameterStore(manager, false), ids, mask, true),
                 () -> trainingLoss(classifier, manager, ids, mask, labels),
                 logits -> score(logits, labels),
-                groupSize,
+                lossDivisor,
                 activationCheckpointing,
                 collector,
                 manager);

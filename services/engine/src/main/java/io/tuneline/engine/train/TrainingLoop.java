@@ -20,6 +20,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.Random;
 import org.slf4j.Logger;
@@ -30,9 +31,10 @@ import org.slf4j.LoggerFactory;
  * arXiv:1711.05101), the learning-rate schedule, gradient accumulation, global gradient-norm
  * clipping, validation with early stopping, checkpoints and exact resume, the step report, and
  * skipping steps whose loss or gradients are not numbers (a run failing {@link
- * #MAX_NON_FINITE_STEPS} in a row has diverged). A task ({@link Task}) says how a batch becomes a
- * loss and how the validation split is scored; {@link ClassifierTrainer} and {@link
- * CausalLmTrainer} are the two today, and further methods and tasks plug in the same way.
+ * #MAX_NON_FINITE_STEPS} in a row has diverged), and fp16's dynamic loss scaling ({@link
+ * LossScaler}, when the settings carry one). A task ({@link Task}) says how a batch becomes a loss
+ * and how the validation split is scored; {@link ClassifierTrainer} and {@link CausalLmTrainer} are
+ * the two today, and further methods and tasks plug in the same way.
  *
  * <p>Seeded: the same data, settings and seed give the same run. Per-step arrays live in a
  * sub-manager closed after the step, so memory stays flat.
@@ -69,13 +71,14 @@ final class TrainingLoop {
 
         /**
          * {@link #loss} and its backward pass: the gradients of the loss divided by {@code
-         * groupSize} (one batch of an accumulation group) are added to the parameters'. A task that
-         * cuts its model into segments (activation checkpointing) runs both itself.
+         * lossDivisor} (the size of the accumulation group the batch is one of, over the loss scale
+         * under fp16's loss scaling) are added to the parameters'. A task that cuts its model into
+         * segments (activation checkpointing) runs both itself.
          */
         default BatchLoss lossAndBackward(
-                NDManager manager, List<E> batch, GradientCollector collector, int groupSize) {
+                NDManager manager, List<E> batch, GradientCollector collector, double lossDivisor) {
             BatchLoss l = loss(manager, batch);
-            collector.backward(Scalars.div(l.loss(), groupSize));
+            collector.backward(Scalars.div(l.loss(), lossDivisor));
             return l;
         }
 
@@ -161,6 +164,16 @@ final class TrainingLoop {
         double best = resumed == null ? Double.NaN : resumed.bestValidationLoss();
         int withoutImprovement = resumed == null ? 0 : resumed.evaluationsWithoutImprovement();
         long skipped = resumed == null ? 0 : resumed.skippedSteps();
+        Optional<LossScaler> scaler =
+                s.lossScaling()
+                        .map(
+                                c ->
+                                        resumed != null && resumed.lossScale() > 0
+                                                ? new LossScaler(
+                                                        c,
+                                                        resumed.lossScale(),
+                                                        resumed.lossScaleGrowthTracker())
+                                                : new LossScaler(c));
         long evalEvery = validation.everySteps() > 0 ? validation.everySteps() : stepsPerEpoch;
         OptionalDouble lastValidation = OptionalDouble.empty();
         boolean stoppedEarly = false;
@@ -201,6 +214,7 @@ final class TrainingLoop {
                 // a step's masks the same whether or not the run was resumed before it.
                 Engine.getInstance().setRandomSeed((int) (s.seed() * 1_000_003L + step));
                 double stepLoss = 0;
+                float lossScale = scaler.map(LossScaler::scale).orElse(1f);
                 for (int micro = groupStart; micro < groupEnd; micro++) {
                     int from = micro * s.batchSize();
                     List<E> batch =
@@ -209,29 +223,54 @@ final class TrainingLoop {
                             GradientCollector collector =
                                     Engine.getInstance().newGradientCollector()) {
                         // Gradients add up across the group's backward passes: scale each
-                        // batch's mean loss so the step follows the group's mean.
+                        // batch's mean loss so the step follows the group's mean (and multiply
+                        // it by the loss scale, which the optimizer divides out again).
                         BatchLoss l =
-                                task.lossAndBackward(stepManager, batch, collector, groupSize);
+                                task.lossAndBackward(
+                                        stepManager,
+                                        batch,
+                                        collector,
+                                        groupSize / (double) lossScale);
                         tokens += l.tokens();
                         stepLoss += l.loss().getFloat() / groupSize;
                     }
                 }
-                double norm = gradientNorm(trained.values(), s.maxGradNorm());
+                // The true gradients' norm: under loss scaling the scaled gradients' norm (always
+                // taken then, as it is the overflow check too) divided by the scale.
+                double norm =
+                        scaler.isPresent()
+                                ? globalNorm(trained.values()) / lossScale
+                                : gradientNorm(trained.values(), s.maxGradNorm());
                 if (!Double.isFinite(stepLoss) || !Double.isFinite(norm)) {
                     // As PyTorch's GradScaler does: a step whose loss or gradients are not numbers
                     // is not applied, so the weights keep the last good step's values; a run
-                    // whose steps keep failing has diverged.
-                    nonFinite++;
+                    // whose steps keep failing has diverged. Gradients that overflowed float16
+                    // at a scale above 1 are no sign of that: the scaler backs off and retries.
+                    boolean overflowed =
+                            scaler.isPresent() && Double.isFinite(stepLoss) && lossScale > 1;
                     skipped++;
-                    if (nonFinite >= MAX_NON_FINITE_STEPS) {
+                    if (!overflowed && ++nonFinite >= MAX_NON_FINITE_STEPS) {
                         throw new TrainingDivergedException(
                                 step + 1, stepLoss, schedule.at(adamW.step() + 1), nonFinite);
                     }
-                    LOG.warn(
-                            "step {}: loss {} / gradient norm {} is not a number; update skipped",
-                            step + 1,
-                            stepLoss,
-                            norm);
+                    scaler.ifPresent(sc -> sc.update(true));
+                    if (scaler.isPresent()) {
+                        LOG.warn(
+                                "step {}: loss {} / gradient norm {} at loss scale {} is not a"
+                                        + " number; update skipped, loss scale now {}",
+                                step + 1,
+                                stepLoss,
+                                norm,
+                                lossScale,
+                                scaler.get().scale());
+                    } else {
+                        LOG.warn(
+                                "step {}: loss {} / gradient norm {} is not a number; update"
+                                        + " skipped",
+                                step + 1,
+                                stepLoss,
+                                norm);
+                    }
                     for (Parameter p : trained.values()) {
                         try (NDArray gradient = p.getArray().getGradient()) {
                             // NaN * 0 is NaN: the values are overwritten, not scaled. A native
@@ -247,15 +286,22 @@ final class TrainingLoop {
                 nonFinite = 0;
                 adamW.beginStep();
                 float lr = (float) schedule.at(adamW.step());
-                float clip = clipScale(norm, s.maxGradNorm());
+                // Unscaling folds into the factor AdamW already applies for clipping.
+                float gradientScale = (float) (clipScale(norm, s.maxGradNorm()) / lossScale);
                 for (Map.Entry<String, Parameter> e : trained.entrySet()) {
                     NDArray weight = e.getValue().getArray();
                     try (NDArray gradient = weight.getGradient()) {
                         // Also zeroes the gradient, so the next step accumulates from zero.
                         adamW.update(
-                                e.getKey(), weight, gradient, lr, decays.get(e.getKey()), clip);
+                                e.getKey(),
+                                weight,
+                                gradient,
+                                lr,
+                                decays.get(e.getKey()),
+                                gradientScale);
                     }
                 }
+                scaler.ifPresent(sc -> sc.update(false));
                 step++;
                 clock.stepTook((System.nanoTime() - mark) / 1e9);
                 epochLoss += stepLoss / stepsPerEpoch;
@@ -315,7 +361,9 @@ final class TrainingLoop {
                                     total,
                                     best,
                                     withoutImprovement,
-                                    skipped);
+                                    skipped,
+                                    scaler.map(LossScaler::scale).orElse(0f),
+                                    scaler.map(LossScaler::growthTracker).orElse(0));
                     long saving = System.nanoTime();
                     Path dir = checkpointing.directory().resolve(String.format("step-%08d", step));
                     TrainingCheckpoint.save(dir, trained, adamW, state);
@@ -346,9 +394,11 @@ final class TrainingLoop {
      * prompts, prefixes) are clipped too. One native norm per tensor, read back once per step.
      */
     static double gradientNorm(Collection<Parameter> trained, float maxNorm) {
-        if (maxNorm <= 0) {
-            return -1;
-        }
+        return maxNorm <= 0 ? -1 : globalNorm(trained);
+    }
+
+    /** The global L2 norm of every trained parameter's gradient, clipping or not. */
+    static double globalNorm(Collection<Parameter> trained) {
         NDManager scratch = null;
         try {
             NDList norms = new NDList();

@@ -1,5 +1,7 @@
 package io.tuneline.engine.train;
 
+import java.util.Optional;
+
 /**
  * Optimisation settings of a run (the job's hyperparameters with defaults applied).
  *
@@ -16,6 +18,8 @@ package io.tuneline.engine.train;
  *     dequantized weights alive at a time during backward, for one more forward pass of the layers;
  *     Hugging Face's {@code gradient_checkpointing}); the losses and gradients are the same either
  *     way
+ * @param lossScaling dynamic loss scaling ({@link LossScaler}: fp16 training, whose gradients
+ *     underflow float16 without it); empty for none (fp32 and bf16 training)
  */
 public record TrainingSettings(
         int epochs,
@@ -29,7 +33,38 @@ public record TrainingSettings(
         LearningRateSchedule.Shape schedule,
         int accumulationSteps,
         long maxSteps,
-        boolean activationCheckpointing) {
+        boolean activationCheckpointing,
+        Optional<LossScaler.Config> lossScaling) {
+
+    /** Without loss scaling. */
+    public TrainingSettings(
+            int epochs,
+            int batchSize,
+            float learningRate,
+            float weightDecay,
+            float warmupRatio,
+            float maxGradNorm,
+            int maxSeqLength,
+            long seed,
+            LearningRateSchedule.Shape schedule,
+            int accumulationSteps,
+            long maxSteps,
+            boolean activationCheckpointing) {
+        this(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                schedule,
+                accumulationSteps,
+                maxSteps,
+                activationCheckpointing,
+                Optional.empty());
+    }
 
     /** Without activation checkpointing. */
     public TrainingSettings(
@@ -73,7 +108,26 @@ public record TrainingSettings(
                 schedule,
                 accumulationSteps,
                 maxSteps,
-                on);
+                on,
+                lossScaling);
+    }
+
+    /** These settings with dynamic loss scaling as {@code config} says (fp16 training). */
+    public TrainingSettings withLossScaling(LossScaler.Config config) {
+        return new TrainingSettings(
+                epochs,
+                batchSize,
+                learningRate,
+                weightDecay,
+                warmupRatio,
+                maxGradNorm,
+                maxSeqLength,
+                seed,
+                schedule,
+                accumulationSteps,
+                maxSteps,
+                activationCheckpointing,
+                Optional.of(config));
     }
 
     /** Without a step limit. */
@@ -133,6 +187,9 @@ public record TrainingSettings(
         }
         if (maxSteps < 0) {
             throw new IllegalArgumentException("max_steps must not be negative, was " + maxSteps);
+        }
+        if (lossScaling == null) {
+            throw new IllegalArgumentException("loss scaling must be given (empty for none)");
         }
         if (schedule == null) {
             throw new IllegalArgumentException("a learning-rate schedule is required");

@@ -13,6 +13,10 @@ package io.tuneline.engine.train;
  * @param evaluationsWithoutImprovement for early stopping: evaluations since the best one
  * @param skippedSteps steps not applied because their loss or gradients were not numbers (0 in
  *     checkpoints written before the field existed)
+ * @param lossScale the dynamic loss scale the next step multiplies its loss by ({@link
+ *     LossScaler}); 0 for a run without loss scaling (and in checkpoints written before the field
+ *     existed)
+ * @param lossScaleGrowthTracker the loss scaler's clean steps in a row since its scale last changed
  */
 public record TrainingState(
         long step,
@@ -24,4 +28,6 @@ public record TrainingState(
         long totalSteps,
         double bestValidationLoss,
         int evaluationsWithoutImprovement,
-        long skippedSteps) {}
+        long skippedSteps,
+        float lossScale,
+        int lossScaleGrowthTracker) {}

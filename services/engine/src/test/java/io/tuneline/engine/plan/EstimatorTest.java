@@ -445,6 +445,30 @@ class EstimatorTest {
     }
 
     @Test
+    void fp16HoldsTheFrozenLinearWeightsInTwoBytesAndWidensThemOnlyOnACpu() {
+        Device t4 = Device.gpu("nvidia-t4").orElseThrow();
+        TrainingPlan lora = plan(tinyLlama(), TINY_QV, 8, 512);
+        long frozenLinears = 22 * TINY_LAYER_LINEARS;
+        Estimate fp32 = Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.FP32), t4);
+        Estimate fp16 = Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.FP16), t4);
+        assertThat(fp32.weightBytes() - fp16.weightBytes()).isEqualTo(frozenLinears * 2);
+        // On a GPU the matmuls take the float16 weights as they are: no fp32 copies.
+        assertThat(fp16.workspaceBytes()).isEqualTo(fp32.workspaceBytes());
+        assertThat(fp32.peakBytes() - fp16.peakBytes()).isEqualTo(frozenLinears * 2);
+        // On a CPU each call widens its weight, as under bf16.
+        Device cpu = Device.cpu(1L << 40);
+        assertThat(
+                        Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.FP16), cpu)
+                                .workspaceBytes())
+                .isEqualTo(
+                        Estimator.estimate(lora.withPrecision(TrainingPlan.Precision.BF16), cpu)
+                                .workspaceBytes());
+        // auto never means fp16, on a T4 (no bf16) it stays fp32.
+        assertThat(Estimator.estimate(lora, t4)).isEqualTo(fp32);
+        assertThat(TrainingPlan.Precision.of(" FP16")).isEqualTo(TrainingPlan.Precision.FP16);
+    }
+
+    @Test
     void bf16CannotGoBelowTheFp32BaseTheLoaderReadsFirst() {
         // A micro-batch of one short sequence, checkpointed: training needs less than the fp32
         // base, which the checkpoint loader holds before the weights go to bf16.

@@ -115,6 +115,155 @@ class TrainingLoopTest {
         }
     }
 
+    /**
+     * Loss scaling is transparent where nothing overflows: a float32 run scaled by 2^16 (a power of
+     * two, so every product is exact) ends with the very weights of the unscaled run, clipping
+     * included (the clipped norm is the true one).
+     */
+    @Test
+    void aScaledRunWithoutOverflowsEqualsTheUnscaledOneBitForBit() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        float[][] weights = new float[2][];
+        for (int run = 0; run < 2; run++) {
+            try (Model model = Model.newInstance("loop", runtime.device(), EngineRuntime.ENGINE)) {
+                Dense dense = new Dense(2, 1);
+                ai.djl.engine.Engine.getInstance().setRandomSeed(3);
+                dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+                model.setBlock(dense);
+                // max_grad_norm 0.5: the first steps' gradients are clipped.
+                TrainingSettings settings = new TrainingSettings(1, 1, 0.05f, 0f, 0f, 0.5f, 8, 1);
+                TrainingOutcome outcome =
+                        TrainingLoop.run(
+                                model,
+                                task(dense, new int[] {0}, -1),
+                                List.of(0, 1, 2, 3, 4, 5),
+                                run == 0
+                                        ? settings
+                                        : settings.withLossScaling(
+                                                LossScaler.Config.TORCH_DEFAULTS),
+                                Validation.none(),
+                                r -> {},
+                                Checkpointing.none());
+                assertThat(outcome.skippedSteps()).isZero();
+                weights[run] = dense.weight().getArray().toFloatArray();
+            }
+        }
+        assertThat(weights[1]).isEqualTo(weights[0]);
+    }
+
+    /**
+     * Gradients that overflow above a scale of 4 (as float16 would above some scale): the scaler
+     * backs off from 64 over four skipped steps (more than {@link
+     * TrainingLoop#MAX_NON_FINITE_STEPS} in a row, no divergence at a scale above 1), trains at 4,
+     * grows to 8 after three clean steps, overflows and backs off again.
+     */
+    @Test
+    void overflowsAboveAScaleAreSkippedAndTheScaleSettlesBelowIt() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        try (Model model = Model.newInstance("loop", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = new Dense(2, 1);
+            dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+            model.setBlock(dense);
+            List<Float> scales = new ArrayList<>();
+            List<TrainingListener.StepReport> reports = new ArrayList<>();
+            TrainingOutcome outcome =
+                    TrainingLoop.run(
+                            model,
+                            overflowing(dense, scale -> scale > 4, scales),
+                            List.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+                            new TrainingSettings(1, 1, 0.05f, 0f, 0f, 1f, 8, 1)
+                                    .withLossScaling(new LossScaler.Config(64f, 2, 0.5, 3)),
+                            Validation.none(),
+                            reports::add,
+                            Checkpointing.none());
+            assertThat(scales).containsExactly(64f, 32f, 16f, 8f, 4f, 4f, 4f, 8f, 4f, 4f, 4f, 8f);
+            assertThat(outcome.skippedSteps()).isEqualTo(6);
+            assertThat(outcome.steps()).isEqualTo(6);
+            assertThat(reports).hasSize(6).allMatch(r -> Double.isFinite(r.loss()));
+            for (float w : dense.weight().getArray().toFloatArray()) {
+                assertThat(Float.isFinite(w)).isTrue();
+            }
+        }
+    }
+
+    /**
+     * Gradients that overflow at every scale: the steps skipped above a scale of 1 do not count,
+     * the three from 1 down do, and the run is declared diverged at the fifth batch.
+     */
+    @Test
+    void overflowsThatTheScaleCannotCureEndTheRunAsDiverged() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        try (Model model = Model.newInstance("loop", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = new Dense(2, 1);
+            dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+            model.setBlock(dense);
+            List<Float> scales = new ArrayList<>();
+            org.assertj.core.api.Assertions.assertThatThrownBy(
+                            () ->
+                                    TrainingLoop.run(
+                                            model,
+                                            overflowing(dense, scale -> true, scales),
+                                            List.of(0, 1, 2, 3, 4, 5, 6, 7),
+                                            new TrainingSettings(1, 1, 0.05f, 0f, 0f, 1f, 8, 1)
+                                                    .withLossScaling(
+                                                            new LossScaler.Config(
+                                                                    2f, 2, 0.5, 2000)),
+                                            Validation.none(),
+                                            r -> {},
+                                            Checkpointing.none()))
+                    .isInstanceOf(TrainingDivergedException.class);
+            assertThat(scales).containsExactly(2f, 1f, 0.5f, 0.25f);
+        }
+    }
+
+    /**
+     * {@link #task}'s training, whose gradients come out infinite (the loss itself finite) when
+     * {@code overflowsAt} says so of the loss scale the loop asks for; records each batch's scale.
+     */
+    private static TrainingLoop.Task<Integer> overflowing(
+            Dense dense, java.util.function.DoublePredicate overflowsAt, List<Float> scales) {
+        TrainingLoop.Task<Integer> plain = task(dense, new int[] {0}, -1);
+        return new TrainingLoop.Task<>() {
+            @Override
+            public Block block() {
+                return plain.block();
+            }
+
+            @Override
+            public Map<String, Parameter> namedParameters() {
+                return plain.namedParameters();
+            }
+
+            @Override
+            public TrainingLoop.BatchLoss loss(NDManager m, List<Integer> batch) {
+                return plain.loss(m, batch);
+            }
+
+            @Override
+            public TrainingLoop.BatchLoss lossAndBackward(
+                    NDManager m,
+                    List<Integer> batch,
+                    ai.djl.training.GradientCollector collector,
+                    double lossDivisor) {
+                TrainingLoop.BatchLoss l = loss(m, batch);
+                // One batch per step: the divisor is 1 / scale.
+                float scale = (float) (1 / lossDivisor);
+                scales.add(scale);
+                NDArray scaled = io.tuneline.engine.nn.Scalars.div(l.loss(), lossDivisor);
+                collector.backward(
+                        overflowsAt.test(scale)
+                                ? io.tuneline.engine.nn.Scalars.mul(scaled, Float.POSITIVE_INFINITY)
+                                : scaled);
+                return l;
+            }
+
+            @Override
+            public double validationLoss(List<Integer> examples) {
+                return 0;
+            }
+        };
+    }
+
     /** A task training {@code dense} towards 3 on one input; call {@code nanAt} gives NaN. */
     private static TrainingLoop.Task<Integer> task(Dense dense, int[] calls, int nanAt) {
         return new TrainingLoop.Task<>() {

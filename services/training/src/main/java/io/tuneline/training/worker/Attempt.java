@@ -192,22 +192,24 @@ final class Attempt implements TrainingListener {
     /** The attempt's {@code TrainingCompleted}, written to the store as {@code result.json}. */
     /**
      * Resolves the job's precision on this run's device and applies it to {@code model}, whose
-     * method is attached; prints the choice, the result and the bytes held in bf16. The completed
-     * event carries it.
+     * method is attached; prints the choice, the result and the bytes held in bf16 or fp16. The
+     * completed event carries it.
      */
     Precision applyPrecision(Hyperparameters h, TunableModel model) {
         precision = Precision.of(h.getPrecision(), runtime.device());
         Precision.Held held = precision.apply(model);
         System.out.printf(
                 "training of %s: precision %s resolved to %s on %s; %d frozen linear weights held"
-                        + " in bf16 (%d -> %d bytes)%n",
+                        + " in %s (%d -> %d bytes)%s%n",
                 jobId,
                 h.getPrecision().isEmpty() ? "auto" : h.getPrecision(),
                 precision.label(),
                 runtime.deviceName(),
                 held.layers(),
+                precision == Precision.FP16 ? "fp16" : "bf16",
                 held.float32Bytes(),
-                held.bf16Bytes());
+                held.heldBytes(),
+                precision.needsLossScaling() ? "; dynamic loss scaling from 2^16" : "");
         return precision;
     }
 

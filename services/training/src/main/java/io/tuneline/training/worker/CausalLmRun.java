@@ -124,12 +124,14 @@ public final class CausalLmRun {
             Attempt run =
                     new Attempt(
                             store, progress, jobId, input.getJobId(), attempt, runtime, started);
-            run.applyPrecision(job.getHyperparameters(), lm);
+            TrainingSettings runSettings =
+                    JobSettings.forPrecision(
+                            settings, run.applyPrecision(job.getHyperparameters(), lm));
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =
                     new CausalLmTrainer()
-                            .train(model, lm, train, settings, validation, run, checkpointing);
+                            .train(model, lm, train, runSettings, validation, run, checkpointing);
 
             Path out = scratch.resolve("model");
             // A BF16 base is written back in BF16 (as published Llama checkpoints are), else F32.

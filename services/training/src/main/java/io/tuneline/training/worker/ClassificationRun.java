@@ -178,7 +178,9 @@ public final class ClassificationRun {
             Attempt run =
                     new Attempt(
                             store, progress, jobId, input.getJobId(), attempt, runtime, started);
-            run.applyPrecision(job.getHyperparameters(), classifier);
+            TrainingSettings runSettings =
+                    JobSettings.forPrecision(
+                            settings, run.applyPrecision(job.getHyperparameters(), classifier));
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
             TrainingOutcome outcome =
@@ -187,7 +189,7 @@ public final class ClassificationRun {
                                     model,
                                     classifier,
                                     train,
-                                    settings,
+                                    runSettings,
                                     validation,
                                     run,
                                     checkpointing);

@@ -6,8 +6,10 @@ import io.tuneline.engine.export.MethodExport;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.MethodState;
+import io.tuneline.engine.method.Precision;
 import io.tuneline.engine.model.TunableModel;
 import io.tuneline.engine.train.LearningRateSchedule;
+import io.tuneline.engine.train.LossScaler;
 import io.tuneline.engine.train.TrainingSettings;
 import io.tuneline.proto.v1.Hyperparameters;
 import io.tuneline.proto.v1.MethodSpec;
@@ -45,6 +47,17 @@ final class JobSettings {
                 Math.max(1, h.getGradientAccumulationSteps()),
                 h.getMaxSteps(),
                 activationCheckpointing(h, method));
+    }
+
+    /**
+     * {@code s} for training in {@code precision}: fp16 scales its loss with {@code
+     * torch.amp.GradScaler}'s defaults (initial scale 2^16, growth 2 after 2000 clean steps,
+     * backoff 0.5), the only precision that needs it.
+     */
+    static TrainingSettings forPrecision(TrainingSettings s, Precision precision) {
+        return precision.needsLossScaling()
+                ? s.withLossScaling(LossScaler.Config.TORCH_DEFAULTS)
+                : s;
     }
 
     /**

@@ -329,6 +329,29 @@ class CausalLmRunTest {
      * A QLoRA job: GPT-2's projections in NF4, LoRA on c_attn; the worker writes the merged
      * full-precision model (dequantized base + LoRA) and the adapter as PEFT saves it.
      */
+    /**
+     * Precision fp16 through the worker: the frozen GPT-2 projections held in float16 (widened per
+     * matmul on this CPU), the loss scaled from 2^16; the run learns, no step overflows, and the
+     * completed event names the precision.
+     */
+    @Test
+    void anFp16LoraJobTrainsWithLossScalingAndReportsItsPrecision() throws Exception {
+        prepare(
+                "causal-lora-fp16",
+                MethodSpec.newBuilder().setLora(LoraParams.newBuilder().setRank(4)).build(),
+                baseUri,
+                "fp16");
+        List<TrainingProgress> progress = new CopyOnWriteArrayList<>();
+        TrainingCompleted result =
+                TrainingWorker.runAttempt(store, progress::add, scratch, "causal-lora-fp16", 1);
+        List<TrainingProgress> validations =
+                progress.stream().filter(TrainingProgress::hasValidationLoss).toList();
+        assertThat(result.getPrecision()).isEqualTo("fp16");
+        assertThat(result.getSkippedSteps()).isZero();
+        assertThat(result.getFinalValidationLoss())
+                .isLessThan(validations.get(0).getValidationLoss());
+    }
+
     @Test
     void qloraTrainsOnAnNf4BaseAndWritesTheMergedModelAndTheAdapter() throws Exception {
         prepare(

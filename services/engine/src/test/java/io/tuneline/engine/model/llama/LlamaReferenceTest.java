@@ -107,6 +107,7 @@ class LlamaReferenceTest {
             ObjectNode c = list.addObject();
             c.put("model_dir", e.getValue().dir().toString());
             c.put("bf16_weights", e.getValue().bf16Weights());
+            c.put("fp16_autocast", e.getValue().fp16Autocast());
             c.set("input_ids", JSON.valueToTree(e.getValue().ids()));
             if (e.getValue().mask() == null) {
                 c.putNull("attention_mask");
@@ -136,9 +137,15 @@ class LlamaReferenceTest {
 
     /**
      * One reference forward pass; {@code bf16Weights}: the projection weights rounded to bfloat16
-     * first (the engine's precision {@code bf16}).
+     * first (the engine's precision {@code bf16}); {@code fp16Autocast}: the projections run as
+     * {@code torch.autocast(float16)} runs them (the engine's precision {@code fp16} with half
+     * matmuls).
      */
-    record Case(Path dir, long[][] ids, long[][] mask, boolean bf16Weights) {
+    record Case(Path dir, long[][] ids, long[][] mask, boolean bf16Weights, boolean fp16Autocast) {
+        Case(Path dir, long[][] ids, long[][] mask, boolean bf16Weights) {
+            this(dir, ids, mask, bf16Weights, false);
+        }
+
         Case(Path dir, long[][] ids, long[][] mask) {
             this(dir, ids, mask, false);
         }
