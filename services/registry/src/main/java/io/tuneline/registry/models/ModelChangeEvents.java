@@ -53,19 +53,19 @@ public class ModelChangeEvents {
                     .whenComplete(
                             (ok, failure) -> {
                                 if (failure != null) {
-                                    LOG.warnf(
-                                            "the change of model %s was made but its ModelChanged"
-                                                    + " event was not sent (consumers see it at"
-                                                    + " their next poll): %s",
-                                            made.model(), failure.getMessage());
+                                    notSent(made, failure);
                                 }
                             });
         } catch (RuntimeException e) {
             // The emitter refuses at once when its buffer is full or the channel is down.
-            LOG.warnf(
-                    "the change of model %s was made but its ModelChanged event was not sent"
-                            + " (consumers see it at their next poll): %s",
-                    made.model(), e.getMessage());
+            notSent(made, e);
         }
+    }
+
+    private static void notSent(StageTransitions.Changed made, Throwable why) {
+        LOG.warnf(
+                "the change of model %s was made but its ModelChanged event was not sent"
+                        + " (consumers see it at their next poll): %s",
+                made.model(), why.getMessage());
     }
 }
