@@ -89,11 +89,11 @@ public record PretrainedModel(
             return BertCheckpoint.loadWeights(
                     directory.get().resolve("model.safetensors"), encoder);
         }
-        byte[] onnx;
+        OnnxGraph onnx;
         try (InputStream in = weights.open()) {
-            onnx = in.readAllBytes();
+            onnx = OnnxGraph.parse(in);
         }
-        return BertOnnxImport.load(OnnxGraph.parse(onnx), encoder);
+        return BertOnnxImport.load(onnx, encoder);
     }
 
     /**
@@ -206,7 +206,7 @@ public record PretrainedModel(
 
     private OnnxGraph onnx() throws IOException {
         try (InputStream in = weights.open()) {
-            return OnnxGraph.parse(in.readAllBytes());
+            return OnnxGraph.parse(in);
         }
     }
 
