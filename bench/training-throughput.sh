@@ -77,7 +77,9 @@ for model in $MODELS; do
   [[ $model == llama ]] && methods="full freeze lora lora@bf16 qlora"
   for method in $methods; do
     if [[ -n $PROFILE ]]; then
-      "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" profile 2> /dev/null | grep '^{' >> "$OUT/profile.jsonl"
+      # stderr keeps the engine's JNI calls by method, per phase (StepProfile.byName).
+      "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" profile 2> "$OUT/jni-$model-$method.txt" \
+        | grep '^{' >> "$OUT/profile.jsonl"
       peer "$model" "$method" "$steps" profile >> "$OUT/profile.jsonl"
       continue
     fi

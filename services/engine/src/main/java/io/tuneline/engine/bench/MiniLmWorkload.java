@@ -56,9 +56,9 @@ final class MiniLmWorkload implements TrainingThroughput.Workload {
 
     static MiniLmWorkload open(EngineRuntime runtime, String method, Path dir) throws IOException {
         PretrainedModel base = ModelCatalog.resolve(ModelCatalog.MINILM_L6);
-        byte[] onnx;
+        OnnxGraph onnx;
         try (InputStream in = base.weights().open()) {
-            onnx = in.readAllBytes();
+            onnx = OnnxGraph.parse(in);
         }
         HuggingFaceTokenizer tokenizer;
         try (InputStream in = base.tokenizer().open()) {
@@ -72,7 +72,7 @@ final class MiniLmWorkload implements TrainingThroughput.Workload {
         try {
             classifier.initialize(
                     model.getNDManager(), DataType.FLOAT32, new Shape(1, SEQ), new Shape(1, SEQ));
-            BertOnnxImport.load(OnnxGraph.parse(onnx), classifier.encoder());
+            BertOnnxImport.load(onnx, classifier.encoder());
             model.setBlock(classifier);
             Path export = dir.resolve(EXPORT);
             if (!Files.exists(export)) {

@@ -12,7 +12,9 @@ import java.lang.annotation.ElementType;
 import java.lang.annotation.Retention;
 import java.lang.annotation.RetentionPolicy;
 import java.lang.annotation.Target;
+import java.util.HashMap;
 import java.util.Locale;
+import java.util.Map;
 import net.bytebuddy.agent.ByteBuddyAgent;
 import net.bytebuddy.agent.builder.AgentBuilder;
 import net.bytebuddy.asm.Advice;
@@ -52,6 +54,18 @@ public final class StepProfile {
     private static final long[] START_JNI = new long[MAX_DEPTH];
     private static final long[] CHILD_NANOS = new long[MAX_DEPTH];
     private static final long[] CHILD_JNI = new long[MAX_DEPTH];
+    private static final int[] PHASE_AT = new int[MAX_DEPTH];
+
+    // Which JNI methods each phase calls, by name: where its count comes from.
+    @SuppressWarnings("unchecked")
+    private static final Map<String, long[]>[] BY_NAME = new Map[PHASES.length];
+
+    static {
+        for (int i = 0; i < PHASES.length; i++) {
+            BY_NAME[i] = new HashMap<>();
+        }
+    }
+
     private static volatile Thread owner;
     private static int depth;
     private static long jniCalls;
@@ -82,7 +96,10 @@ public final class StepProfile {
                 .type(
                         hasSuperType(named("io.tuneline.engine.train.TrainingLoop$Task"))
                                 .and(not(isInterface())))
-                .transform(phase(FORWARD, named("loss")))
+                // Tasks that run forward and backward together (segments, activation checkpointing)
+                // override lossAndBackward and never call loss: both are the forward phase, less
+                // the backward and data phases inside them.
+                .transform(phase(FORWARD, named("loss").or(named("lossAndBackward"))))
                 .type(named("ai.djl.pytorch.engine.PtGradientCollector"))
                 .transform(phase(BACKWARD, named("backward").and(takesArguments(1))))
                 .type(named("io.tuneline.engine.train.TrainingLoop"))
@@ -109,6 +126,32 @@ public final class StepProfile {
         java.util.Arrays.fill(NANOS, 0);
         java.util.Arrays.fill(JNI, 0);
         java.util.Arrays.fill(CALLS, 0);
+        for (Map<String, long[]> m : BY_NAME) {
+            m.clear();
+        }
+    }
+
+    /**
+     * Per step, each phase's JNI calls by {@code JniUtils} method, most frequent first: one line
+     * per phase.
+     */
+    static String byName(int steps) {
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < PHASES.length; i++) {
+            out.append(PHASES[i]).append(':');
+            BY_NAME[i].entrySet().stream()
+                    .sorted((a, b) -> Long.compare(b.getValue()[0], a.getValue()[0]))
+                    .forEach(
+                            e ->
+                                    out.append(
+                                            String.format(
+                                                    Locale.ROOT,
+                                                    " %s=%.1f",
+                                                    e.getKey(),
+                                                    (double) e.getValue()[0] / steps)));
+            out.append('\n');
+        }
+        return out.toString();
     }
 
     /** Per step: each phase's milliseconds, JNI calls and entries, as a JSON object. */
@@ -137,9 +180,12 @@ public final class StepProfile {
                 .toString();
     }
 
-    public static void jniEnter() {
+    public static void jniEnter(String method) {
         if (Thread.currentThread() == owner && jniDepth++ == 0) {
             jniCalls++;
+            if (depth > 0) {
+                BY_NAME[PHASE_AT[depth - 1]].computeIfAbsent(method, k -> new long[1])[0]++;
+            }
         }
     }
 
@@ -149,10 +195,11 @@ public final class StepProfile {
         }
     }
 
-    public static void enter() {
+    public static void enter(int phase) {
         if (Thread.currentThread() != owner) {
             return;
         }
+        PHASE_AT[depth] = phase;
         START[depth] = System.nanoTime();
         START_JNI[depth] = jniCalls;
         CHILD_NANOS[depth] = 0;
@@ -180,8 +227,8 @@ public final class StepProfile {
         private JniAdvice() {}
 
         @Advice.OnMethodEnter
-        static void enter() {
-            StepProfile.jniEnter();
+        static void enter(@Advice.Origin("#m") String method) {
+            StepProfile.jniEnter(method);
         }
 
         @Advice.OnMethodExit(onThrowable = Throwable.class)
@@ -194,8 +241,8 @@ public final class StepProfile {
         private PhaseAdvice() {}
 
         @Advice.OnMethodEnter
-        static void enter() {
-            StepProfile.enter();
+        static void enter(@Phase int phase) {
+            StepProfile.enter(phase);
         }
 
         @Advice.OnMethodExit(onThrowable = Throwable.class)

@@ -66,6 +66,7 @@ public final class TrainingThroughput {
             StepProfile.install();
         }
         EngineRuntime runtime = EngineRuntime.start(2);
+        rss("engine started");
         try (Workload w =
                 switch (model) {
                     case "minilm" -> MiniLmWorkload.open(runtime, method, dir);
@@ -73,11 +74,18 @@ public final class TrainingThroughput {
                     case "llama" -> LlamaWorkload.open(runtime, method, dir);
                     default -> throw new IllegalArgumentException("model: minilm, gpt2 or llama");
                 }) {
+            rss("model loaded");
+            if (Boolean.getBoolean("gcAfterLoad")) {
+                System.gc();
+                rss("after gc");
+            }
             w.train(WARMUP, 1);
+            rss("warmed up");
             StepProfile.reset();
             long start = System.nanoTime();
             w.train(steps, 2);
             double seconds = (System.nanoTime() - start) / 1e9;
+            rss("trained");
             System.out.printf(
                     Locale.ROOT,
                     "{\"impl\":\"djl\",\"model\":\"%s\",\"method\":\"%s\",\"steps\":%d,\"seconds\":%.3f,\"tokens_per_second\":%.1f,\"trainable\":%d,\"peak_rss_mb\":%d%s}%n",
@@ -89,6 +97,10 @@ public final class TrainingThroughput {
                     w.trainable(),
                     peakRssMb(),
                     profile ? ",\"profile\":" + StepProfile.json(steps) : "");
+            if (profile) {
+                // Where each phase's count comes from, for the reader of a profile run.
+                System.err.print(StepProfile.byName(steps));
+            }
         }
     }
 
@@ -115,6 +127,28 @@ public final class TrainingThroughput {
                             "method: full, freeze, lora, qlora, adapter, prefix, prompt or"
                                     + " p_tuning");
         };
+    }
+
+    /**
+     * The resident memory now and at peak, to stderr: where the peak is reached (loading or
+     * training) and what the heap holds then.
+     */
+    private static void rss(String stage) throws IOException {
+        Runtime r = Runtime.getRuntime();
+        String rss = "?";
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) {
+                rss = Long.parseLong(line.replaceAll("\\D", "")) / 1024 + "";
+            }
+        }
+        System.err.printf(
+                Locale.ROOT,
+                "rss %s: %s MiB (peak %d MiB), heap committed %d MiB, used %d MiB%n",
+                stage,
+                rss,
+                peakRssMb(),
+                r.totalMemory() >> 20,
+                (r.totalMemory() - r.freeMemory()) >> 20);
     }
 
     /** The process's peak resident memory (VmHWM), in MiB. */

@@ -89,11 +89,11 @@ public record PretrainedModel(
             return BertCheckpoint.loadWeights(
                     directory.get().resolve("model.safetensors"), encoder);
         }
-        byte[] onnx;
+        OnnxGraph onnx;
         try (InputStream in = weights.open()) {
-            onnx = in.readAllBytes();
+            onnx = OnnxGraph.parse(in);
         }
-        return BertOnnxImport.load(OnnxGraph.parse(onnx), encoder);
+        return BertOnnxImport.load(onnx, encoder);
     }
 
     /**
@@ -174,27 +174,36 @@ public record PretrainedModel(
         if (directory.isPresent()) {
             return BertCheckpoint.hasPooler(directory.get().resolve("model.safetensors"));
         }
-        byte[] bytes;
-        try (InputStream in = weights.open()) {
-            bytes = in.readAllBytes();
-        }
         // Initializer names are stored as UTF-8 in the protobuf: a file without the pooler's bias
-        // name has no pooler, and needs no parse (the built-in MiniLM's 90 MB).
-        if (!contains(bytes, "pooler.dense.bias".getBytes(StandardCharsets.UTF_8))) {
-            return false;
+        // name has no pooler, and needs no parse (the built-in MiniLM's 90 MB). Scanned as it
+        // streams, so the file is never on the heap whole.
+        try (InputStream in = weights.open()) {
+            if (!contains(in, "pooler.dense.bias".getBytes(StandardCharsets.UTF_8))) {
+                return false;
+            }
         }
-        return BertOnnxImport.hasPooler(OnnxGraph.parse(bytes));
+        return BertOnnxImport.hasPooler(onnx());
     }
 
-    private static boolean contains(byte[] haystack, byte[] needle) {
-        outer:
-        for (int i = 0; i + needle.length <= haystack.length; i++) {
-            for (int j = 0; j < needle.length; j++) {
-                if (haystack[i + j] != needle[j]) {
-                    continue outer;
+    /** Whether {@code needle} occurs in what {@code in} reads, holding 1 MiB at a time. */
+    static boolean contains(InputStream in, byte[] needle) throws IOException {
+        byte[] buf = new byte[Math.max(1 << 20, 2 * needle.length)];
+        int kept = 0;
+        int n;
+        while ((n = in.read(buf, kept, buf.length - kept)) > 0) {
+            int end = kept + n;
+            outer:
+            for (int i = 0; i + needle.length <= end; i++) {
+                for (int j = 0; j < needle.length; j++) {
+                    if (buf[i + j] != needle[j]) {
+                        continue outer;
+                    }
                 }
+                return true;
             }
-            return true;
+            // The needle may straddle this read and the next: keep its length less one byte.
+            kept = Math.min(needle.length - 1, end);
+            System.arraycopy(buf, end - kept, buf, 0, kept);
         }
         return false;
     }
@@ -206,7 +215,7 @@ public record PretrainedModel(
 
     private OnnxGraph onnx() throws IOException {
         try (InputStream in = weights.open()) {
-            return OnnxGraph.parse(in.readAllBytes());
+            return OnnxGraph.parse(in);
         }
     }
 

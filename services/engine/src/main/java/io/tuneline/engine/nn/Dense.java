@@ -1,5 +1,6 @@
 package io.tuneline.engine.nn;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -471,11 +472,13 @@ public final class Dense extends AbstractBlock {
                 w.close();
             }
         } else {
+            // One device query (a native call) for both parameters.
+            Device device = x.getDevice();
             y =
                     Linear.linear(
                             x,
-                            ps.getValue(weight, x.getDevice(), training),
-                            ps.getValue(bias, x.getDevice(), training));
+                            ps.getValue(weight, device, training),
+                            ps.getValue(bias, device, training));
         }
         if (deltas.isEmpty()) {
             return y;

@@ -1,5 +1,6 @@
 package io.tuneline.engine.nn;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -88,12 +89,11 @@ public final class LoraDelta extends AbstractBlock implements LinearDelta {
 
     @Override
     public NDArray delta(ParameterStore ps, NDArray x, boolean training) {
+        Device device = x.getDevice();
         NDArray in = TrainingDropout.apply(x, dropout, training);
-        NDArray down =
-                Linear.linear(in, ps.getValue(a, x.getDevice(), training)).singletonOrThrow();
+        NDArray down = Linear.linear(in, ps.getValue(a, device, training)).singletonOrThrow();
         return Scalars.mul(
-                Linear.linear(down, ps.getValue(b, x.getDevice(), training)).singletonOrThrow(),
-                scaling);
+                Linear.linear(down, ps.getValue(b, device, training)).singletonOrThrow(), scaling);
     }
 
     /** (alpha / r) B A. */

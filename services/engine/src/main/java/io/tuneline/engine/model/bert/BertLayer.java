@@ -13,6 +13,7 @@ import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.NativeOps;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -116,8 +117,9 @@ public final class BertLayer extends AbstractBlock {
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray x = inputs.get(0);
         NDArray mask = inputs.size() > 1 ? inputs.get(1) : null;
-        long b = x.getShape().get(0);
-        long t = x.getShape().get(1);
+        Shape shape = x.getShape();
+        long b = shape.get(0);
+        long t = shape.get(1);
         long d = hidden / heads;
         NDArray flat = x.reshape(b * t, hidden);
         NDArray q = split(apply(query, ps, flat, training), b, t, d);
@@ -129,14 +131,16 @@ public final class BertLayer extends AbstractBlock {
             v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
         }
         // Scaled dot-product attention (Vaswani et al. 2017, eq. 1).
-        NDArray scores = Scalars.mul(q.matMul(k.transpose(0, 1, 3, 2)), 1.0 / Math.sqrt(d));
+        NDArray scores =
+                Scalars.mul(NativeOps.matMul(q, NativeOps.swapAxes(k, 2, 3)), 1.0 / Math.sqrt(d));
         if (mask != null) {
             scores = scores.add(mask);
         }
         // As Hugging Face's BertSelfAttention / BertSelfOutput / BertOutput: dropout on the
         // attention probabilities, and on each sublayer's output before its residual LayerNorm.
         NDArray probs = TrainingDropout.apply(scores.softmax(-1), attentionDropout, training);
-        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray context =
+                NativeOps.swapAxes(NativeOps.matMul(probs, v), 1, 2).reshape(b * t, hidden);
         NDArray attended =
                 TrainingDropout.apply(
                         apply(attentionOutput, ps, context, training), hiddenDropout, training);
@@ -157,7 +161,7 @@ public final class BertLayer extends AbstractBlock {
     }
 
     private NDArray split(NDArray x, long b, long t, long d) {
-        return x.reshape(b, t, heads, d).transpose(0, 2, 1, 3);
+        return NativeOps.swapAxes(x.reshape(b, t, heads, d), 1, 2);
     }
 
     private static NDArray apply(

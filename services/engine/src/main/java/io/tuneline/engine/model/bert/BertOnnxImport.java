@@ -1,6 +1,7 @@
 package io.tuneline.engine.model.bert;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import io.tuneline.engine.io.onnx.OnnxGraph;
 import io.tuneline.engine.io.safetensors.Dtype;
@@ -171,14 +172,18 @@ public final class BertOnnxImport {
 
     private static void copy(
             String name, OnnxGraph.Initializer source, NDArray target, boolean transpose) {
-        NativeCopy.copyInto(target, values(name, source, target.getShape().getShape(), transpose));
+        long[] want = target.getShape().getShape();
+        if (source.dataType() == OnnxGraph.FLOAT && source.floatData().length == 0) {
+            // Straight from the file's bytes into libtorch, transposed there: no float[] copies
+            // on the heap (two per MatMul weight otherwise, 90 MB of garbage for MiniLM).
+            check(name, source.dims(), want, transpose);
+            NativeCopy.copyInto(target, source.rawBytes(), new Shape(source.dims()), transpose);
+            return;
+        }
+        NativeCopy.copyInto(target, values(name, source, want, transpose));
     }
 
-    /** {@code source}'s values in the shape {@code want}, transposed from (in, out) when asked. */
-    private static float[] values(
-            String name, OnnxGraph.Initializer source, long[] want, boolean transpose) {
-        float[] values = source.floats();
-        long[] have = source.dims();
+    private static void check(String name, long[] have, long[] want, boolean transpose) {
         if (transpose) {
             if (have.length != 2 || have[0] != want[1] || have[1] != want[0]) {
                 throw new IllegalArgumentException(
@@ -188,6 +193,23 @@ public final class BertOnnxImport {
                                 + " does not transpose to "
                                 + Arrays.toString(want));
             }
+        } else if (!Arrays.equals(have, want)) {
+            throw new IllegalArgumentException(
+                    name
+                            + ": ONNX shape "
+                            + Arrays.toString(have)
+                            + " differs from the model's "
+                            + Arrays.toString(want));
+        }
+    }
+
+    /** {@code source}'s values in the shape {@code want}, transposed from (in, out) when asked. */
+    private static float[] values(
+            String name, OnnxGraph.Initializer source, long[] want, boolean transpose) {
+        float[] values = source.floats();
+        long[] have = source.dims();
+        check(name, have, want, transpose);
+        if (transpose) {
             int rows = (int) have[0];
             int cols = (int) have[1];
             float[] t = new float[values.length];
@@ -197,13 +219,6 @@ public final class BertOnnxImport {
                 }
             }
             values = t;
-        } else if (!Arrays.equals(have, want)) {
-            throw new IllegalArgumentException(
-                    name
-                            + ": ONNX shape "
-                            + Arrays.toString(have)
-                            + " differs from the model's "
-                            + Arrays.toString(want));
         }
         return values;
     }

@@ -13,6 +13,7 @@ import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Activations;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.NativeOps;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -110,8 +111,9 @@ public final class Gpt2Layer extends AbstractBlock {
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         NDArray x = inputs.get(0);
         NDArray mask = inputs.get(1);
-        long b = x.getShape().get(0);
-        long t = x.getShape().get(1);
+        Shape shape = x.getShape();
+        long b = shape.get(0);
+        long t = shape.get(1);
         long d = hidden / heads;
         NDArray flat = x.reshape(b * t, hidden);
         NDArray qkv = apply(cAttn, ps, apply(ln1, ps, flat, training), training);
@@ -126,11 +128,13 @@ public final class Gpt2Layer extends AbstractBlock {
             v = NDArrays.concat(new NDList(inputs.get(3), v), 2);
         }
         NDArray scores =
-                Scalars.mul(q.matMul(k.transpose(0, 1, 3, 2)), 1.0 / Math.sqrt(d)).add(mask);
+                Scalars.mul(NativeOps.matMul(q, NativeOps.swapAxes(k, 2, 3)), 1.0 / Math.sqrt(d))
+                        .add(mask);
         // As Hugging Face's GPT2Attention and GPT2MLP: attn_pdrop on the attention probabilities,
         // resid_pdrop on the attention's and the MLP's output before each residual sum.
         NDArray probs = TrainingDropout.apply(scores.softmax(-1), attnDropout, training);
-        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b * t, hidden);
+        NDArray context =
+                NativeOps.swapAxes(NativeOps.matMul(probs, v), 1, 2).reshape(b * t, hidden);
         NDArray h1 =
                 attentionTap.apply(
                         ps,
