@@ -14,7 +14,8 @@ import java.util.Locale;
  * PyTorch peer's own libtorch the same way). Prints one JSON line: the median and best GFLOP/s of
  * {@code reps} products of two n x n matrices after two untimed ones.
  *
- * <p>Usage: {@code MatmulPeak [n] [reps]} (defaults 2048 and 10).
+ * <p>Usage: {@code MatmulPeak [n] [reps] [m k]} (defaults 2048 and 10): an m x k by k x n product
+ * when m and k are given (a layer's shape: tokens x hidden by hidden x out), else n x n by n x n.
  */
 public final class MatmulPeak {
     private MatmulPeak() {}
@@ -22,11 +23,13 @@ public final class MatmulPeak {
     public static void main(String[] args) {
         int n = args.length > 0 ? Integer.parseInt(args[0]) : 2048;
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 10;
+        int m = args.length > 3 ? Integer.parseInt(args[2]) : n;
+        int k = args.length > 3 ? Integer.parseInt(args[3]) : n;
         EngineRuntime runtime = EngineRuntime.start(2);
         double[] gflops = new double[reps];
         try (NDManager manager = NDManager.newBaseManager(runtime.device(), EngineRuntime.ENGINE)) {
-            NDArray a = manager.randomNormal(new Shape(n, n));
-            NDArray b = manager.randomNormal(new Shape(n, n));
+            NDArray a = manager.randomNormal(new Shape(m, k));
+            NDArray b = manager.randomNormal(new Shape(k, n));
             for (int i = -2; i < reps; i++) {
                 long start = System.nanoTime();
                 try (NDArray c = a.matMul(b)) {
@@ -35,7 +38,7 @@ public final class MatmulPeak {
                 }
                 long nanos = System.nanoTime() - start;
                 if (i >= 0) {
-                    gflops[i] = 2.0 * n * n * (double) n / nanos;
+                    gflops[i] = 2.0 * m * k * (double) n / nanos;
                 }
             }
         }
@@ -43,9 +46,11 @@ public final class MatmulPeak {
         Arrays.sort(sorted);
         System.out.printf(
                 Locale.ROOT,
-                "{\"impl\": \"djl\", \"model\": \"matmul\", \"method\": \"peak\", \"n\": %d,"
-                        + " \"reps\": %d, \"gflops_median\": %.1f, \"gflops_best\": %.1f,"
+                "{\"impl\": \"djl\", \"model\": \"matmul\", \"method\": \"peak\", \"m\": %d,"
+                        + " \"k\": %d, \"n\": %d, \"reps\": %d, \"gflops_median\": %.1f, \"gflops_best\": %.1f,"
                         + " \"libtorch\": \"%s\", \"device\": \"%s\"}%n",
+                m,
+                k,
                 n,
                 reps,
                 sorted[reps / 2],
