@@ -1,6 +1,9 @@
 """The peer of the engine's TrainingThroughput: the same MiniLM classifier (same weights, read from
 the safetensors file the Java side exported), the same method, batch and sequence length, trained
-with torch.optim.AdamW in plain PyTorch. Prints one JSON line.
+with torch.optim.AdamW in plain PyTorch. Dropout as Hugging Face's BertModel runs it in training
+(hidden_dropout_prob and attention_probs_dropout_prob 0.1: on the embeddings, the attention
+probabilities and each sublayer's output before its residual), as the engine's BertEncoder does
+with MiniLM's configuration; the head's 0.1 on the pooled vector. Prints one JSON line.
 
 usage: python3 torch_minilm_train.py METHOD STEPS BASE_SAFETENSORS [profile]
 
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 
 BATCH, SEQ, WARMUP = 8, 32, 3
 HIDDEN, LAYERS, HEADS, EPS = 384, 6, 12, 1e-12
+DROP = 0.1  # MiniLM's hidden_dropout_prob and attention_probs_dropout_prob
 
 
 def read_safetensors(path):
@@ -88,7 +92,7 @@ class MiniLm(torch.nn.Module):
         x = (self.w("embeddings.word_embeddings.weight")[ids]
              + self.w("embeddings.position_embeddings.weight")[pos]
              + self.w("embeddings.token_type_embeddings.weight")[0])
-        x = self.norm(x, "embeddings.LayerNorm")
+        x = F.dropout(self.norm(x, "embeddings.LayerNorm"), DROP, self.training)
         bias = (1.0 - mask[:, None, None, :].float()) * -1e4
         d = HIDDEN // HEADS
         for i in range(LAYERS):
@@ -98,11 +102,13 @@ class MiniLm(torch.nn.Module):
             q = heads(self.linear(x, p + "attention.self.query"))
             k = heads(self.linear(x, p + "attention.self.key"))
             v = heads(self.linear(x, p + "attention.self.value"))
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias, dim=-1)
+            att = F.dropout(torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + bias, dim=-1), DROP, self.training)
             ctx = (att @ v).transpose(1, 2).reshape(x.shape)
-            x = self.norm(x + self.linear(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+            a = F.dropout(self.linear(ctx, p + "attention.output.dense"), DROP, self.training)
+            x = self.norm(x + a, p + "attention.output.LayerNorm")
             h = F.gelu(self.linear(x, p + "intermediate.dense"))
-            x = self.norm(x + self.linear(h, p + "output.dense"), p + "output.LayerNorm")
+            o = F.dropout(self.linear(h, p + "output.dense"), DROP, self.training)
+            x = self.norm(x + o, p + "output.LayerNorm")
         m = mask.unsqueeze(-1).float()
         pooled = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return F.linear(F.dropout(pooled, 0.1, self.training), self.w("classifier.weight"), self.w("classifier.bias"))
