@@ -161,12 +161,7 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Nf4) {
             throw new IllegalStateException("the weight of this layer is held in NF4");
         }
-        if (base instanceof WeightStore.Bf16) {
-            throw new IllegalStateException("the weight of this layer is held in bf16");
-        }
-        if (base instanceof WeightStore.Fp16) {
-            throw new IllegalStateException("the weight of this layer is held in fp16");
-        }
+        requireNotHalf();
         return weight;
     }
 
@@ -272,12 +267,7 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Nf4) {
             throw new IllegalStateException("the weight of this layer is in NF4 already");
         }
-        if (base instanceof WeightStore.Bf16) {
-            throw new IllegalStateException("the weight of this layer is held in bf16");
-        }
-        if (base instanceof WeightStore.Fp16) {
-            throw new IllegalStateException("the weight of this layer is held in fp16");
-        }
+        requireNotHalf();
         NDArray w = weight.getArray();
         holdInNf4(
                 Nf4.quantize(
@@ -301,12 +291,7 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Nf4) {
             throw new IllegalStateException("the weight of this layer is in NF4 already");
         }
-        if (base instanceof WeightStore.Bf16) {
-            throw new IllegalStateException("the weight of this layer is held in bf16");
-        }
-        if (base instanceof WeightStore.Fp16) {
-            throw new IllegalStateException("the weight of this layer is held in fp16");
-        }
+        requireNotHalf();
         if (!deltas.isEmpty()) {
             throw new IllegalStateException("quantize the base before attaching deltas");
         }
@@ -386,11 +371,9 @@ public final class Dense extends AbstractBlock {
         if (base instanceof WeightStore.Nf4 q) {
             NDManager manager = bias.getArray().getManager();
             merged = q.resident(manager).dequantize(manager);
-        } else if (base instanceof WeightStore.Bf16 h) {
+        } else if (halfWeight() != null) {
             // Widening to float32 is exact.
-            merged = h.weight().toType(DataType.FLOAT32, true);
-        } else if (base instanceof WeightStore.Fp16 h) {
-            merged = h.weight().toType(DataType.FLOAT32, true);
+            merged = halfWeight().toType(DataType.FLOAT32, true);
         } else {
             merged = weight.getArray().duplicate();
         }
@@ -400,6 +383,23 @@ public final class Dense extends AbstractBlock {
             }
         }
         return merged;
+    }
+
+    /** W as held in two bytes per value (bf16 or fp16), or null when it is not. */
+    private NDArray halfWeight() {
+        if (base instanceof WeightStore.Bf16 h) {
+            return h.weight();
+        }
+        return base instanceof WeightStore.Fp16 h ? h.weight() : null;
+    }
+
+    private void requireNotHalf() {
+        if (base instanceof WeightStore.Bf16) {
+            throw new IllegalStateException("the weight of this layer is held in bf16");
+        }
+        if (base instanceof WeightStore.Fp16) {
+            throw new IllegalStateException("the weight of this layer is held in fp16");
+        }
     }
 
     /** Whether the layer's arrays live on a GPU (its bias is always a dense array). */
@@ -442,17 +442,6 @@ public final class Dense extends AbstractBlock {
             if (!training) {
                 w.close();
             }
-        } else if (base instanceof WeightStore.Bf16 h) {
-            // Widened per call, as the NF4 base is dequantized per call: the product runs in
-            // float32 on the bf16 values (not torch.autocast's bf16 product: DJL 0.36 has no
-            // bfloat16 tensors to compute with). Attached to x's manager, so the copy goes with
-            // the step (training) or right after the matmul (inference).
-            NDArray w = h.weight().toType(DataType.FLOAT32, false);
-            w.attach(x.getManager());
-            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
-            if (!training) {
-                w.close();
-            }
         } else if (base instanceof WeightStore.Fp16 h && h.halfMatmul()) {
             // torch.autocast(float16)'s linear: input and weight in float16 (libtorch's GEMM
             // accumulates in float32 inside). DJL's toType records no gradient (its JNI cast runs
@@ -464,8 +453,13 @@ public final class Dense extends AbstractBlock {
             x16.set(new NDIndex("..."), x);
             NDArray product = x16.matMul(h.weight().transpose());
             y = new NDList(product.add(ps.getValue(bias, x.getDevice(), training)));
-        } else if (base instanceof WeightStore.Fp16 h) {
-            NDArray w = h.weight().toType(DataType.FLOAT32, false);
+        } else if (halfWeight() != null) {
+            // A bf16 weight (or an fp16 one where half matmuls are slow) widened per call, as the
+            // NF4 base is dequantized per call: the product runs in float32 on the held values
+            // (not torch.autocast's bf16 product: DJL 0.36 has no bfloat16 tensors to compute
+            // with). Attached to x's manager, so the copy goes with the step (training) or right
+            // after the matmul (inference).
+            NDArray w = halfWeight().toType(DataType.FLOAT32, false);
             w.attach(x.getManager());
             y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
             if (!training) {

@@ -153,11 +153,7 @@ public class LoadedModels {
             every = "${tuneline.serving.aliases.refresh-interval:30s}",
             concurrentExecution = Scheduled.ConcurrentExecution.SKIP)
     public void followAliases() {
-        synchronized (following) {
-            for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
-                follow(e.getKey(), e.getValue());
-            }
-        }
+        followWhere(name -> true);
     }
 
     /**
@@ -165,10 +161,15 @@ public class LoadedModels {
      * that its versions, stages or aliases changed); returns how many were served.
      */
     public int followModel(String model) {
+        return followWhere(name -> Reference.parse(name).model().equals(model));
+    }
+
+    /** Resolves again every name served that {@code which} accepts; returns how many. */
+    private int followWhere(java.util.function.Predicate<String> which) {
         int followed = 0;
         synchronized (following) {
             for (Map.Entry<String, String> e : Map.copyOf(resolved).entrySet()) {
-                if (Reference.parse(e.getKey()).model().equals(model)) {
+                if (which.test(e.getKey())) {
                     follow(e.getKey(), e.getValue());
                     followed++;
                 }
