@@ -98,15 +98,13 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 phases = ("data", "forward", "backward", "clip", "optimizer", "loop", "step")
 print("\nms per step (native calls per step): the engine's JNI calls, PyTorch's outermost aten ops\n")
-print("| model | method | side | " + " | ".join(phases) + " | trained tensors | optimizer calls per tensor |")
-print("|---|---|---|" + "---:|" * (len(phases) + 2))
+print("| model | method | side | " + " | ".join(phases) + " |")
+print("|---|---|---|" + "---:|" * len(phases))
 for r in rows:
     p = r["profile"]
     key = "jni" if r["impl"] == "djl" else "ops"
     cells = " | ".join(f"{p[ph]['ms']:.1f} ({p[ph][key]:.0f})" for ph in phases)
-    tensors = p["optimizer"]["calls"]
-    print(f"| {r['model']} | {r['method']} | {'engine' if r['impl'] == 'djl' else 'PyTorch'} | {cells} "
-          f"| {tensors:.0f} | {p['optimizer'][key] / tensors:.1f} |")
+    print(f"| {r['model']} | {r['method']} | {'engine' if r['impl'] == 'djl' else 'PyTorch'} | {cells} |")
 steps = ", ".join(f"{m} {r['steps']}" for m, r in {r["model"]: r for r in rows}.items())
 print(f"\nProfiled steps per line after 3 warm-up steps: {steps}; PyTorch {rows[-1].get('torch')}.")
 PY

@@ -33,9 +33,9 @@ import net.bytebuddy.matcher.ElementMatcher;
  * or {@code CausalLmTrainer.Batch.of}), {@code forward} (the task's loss, model and loss function,
  * less {@code data}), {@code backward} ({@code GradientCollector.backward}), {@code clip} ({@code
  * TrainingLoop.gradientNorm}; the scaling happens inside the optimizer), {@code optimizer} ({@code
- * AdamW.update}, once per trained tensor) and {@code loop} (what {@code TrainingLoop.run} does
- * around them: seeding, gradient handles, the loss read-back, closing the step's arrays).
- * Single-threaded: only the thread that installed it is measured.
+ * AdamW.update}, once per step for every trained tensor) and {@code loop} (what {@code
+ * TrainingLoop.run} does around them: seeding, gradient handles, the loss read-back, closing the
+ * step's arrays). Single-threaded: only the thread that installed it is measured.
  */
 public final class StepProfile {
     static final String[] PHASES = {"data", "forward", "backward", "clip", "optimizer", "loop"};

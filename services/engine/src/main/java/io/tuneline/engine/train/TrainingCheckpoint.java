@@ -24,7 +24,9 @@ public final class TrainingCheckpoint {
     public static final String TRAINABLE = "trainable.safetensors";
     public static final String OPTIMIZER = "optimizer.safetensors";
     public static final String STATE = "state.json";
-    static final int FORMAT = 1;
+
+    /** 2: AdamW's moments are PyTorch's exp_avg and exp_avg_sq (1: as DJL's kernel kept them). */
+    static final int FORMAT = 2;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -56,12 +58,13 @@ public final class TrainingCheckpoint {
     public static TrainingState state(Path dir) {
         try {
             var root = JSON.readTree(dir.resolve(STATE).toFile());
-            if (root.path("format").asInt() != FORMAT) {
+            int format = root.path("format").asInt();
+            if (format != FORMAT && format != 1) {
                 throw new IllegalArgumentException(
                         dir
                                 + " is a checkpoint of format "
                                 + root.path("format")
-                                + "; this engine reads format "
+                                + "; this engine reads formats 1 and "
                                 + FORMAT);
             }
             return JSON.treeToValue(root.path("state"), TrainingState.class);
@@ -98,9 +101,17 @@ public final class TrainingCheckpoint {
                 values.put(name, f.floats(name));
                 shapes.put(name, f.info(name).shape());
             }
-            optimizer.restore(state.step(), values, shapes);
+            optimizer.restore(state.step(), values, shapes, format(dir));
         }
         return state;
+    }
+
+    private static int format(Path dir) {
+        try {
+            return JSON.readTree(dir.resolve(STATE).toFile()).path("format").asInt();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.resolve(STATE), e);
+        }
     }
 
     private static void add(SafetensorsWriter writer, String name, NDArray a) {

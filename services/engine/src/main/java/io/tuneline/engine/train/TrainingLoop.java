@@ -148,8 +148,10 @@ final class TrainingLoop {
         }
         Map<String, Boolean> decays = new LinkedHashMap<>();
         trained.keySet().forEach(name -> decays.put(name, task.decays(name)));
-        for (Parameter p : trained.values()) {
-            p.getArray().setRequiresGradient(true);
+        Map<String, NDArray> weights = new LinkedHashMap<>();
+        for (Map.Entry<String, Parameter> e : trained.entrySet()) {
+            e.getValue().getArray().setRequiresGradient(true);
+            weights.put(e.getKey(), e.getValue().getArray());
         }
 
         TrainingState resumed =
@@ -302,19 +304,8 @@ final class TrainingLoop {
                 float lr = (float) schedule.at(adamW.step());
                 // Unscaling folds into the factor AdamW already applies for clipping.
                 float gradientScale = (float) (clipScale(norm, s.maxGradNorm()) / lossScale);
-                for (Map.Entry<String, Parameter> e : trained.entrySet()) {
-                    NDArray weight = e.getValue().getArray();
-                    try (NDArray gradient = weight.getGradient()) {
-                        // Also zeroes the gradient, so the next step accumulates from zero.
-                        adamW.update(
-                                e.getKey(),
-                                weight,
-                                gradient,
-                                lr,
-                                decays.get(e.getKey()),
-                                gradientScale);
-                    }
-                }
+                // Also zeroes the gradients, so the next step accumulates from zero.
+                adamW.update(weights, decays::get, lr, gradientScale);
                 scaler.ifPresent(sc -> sc.update(false));
                 step++;
                 clock.stepTook((System.nanoTime() - mark) / 1e9);

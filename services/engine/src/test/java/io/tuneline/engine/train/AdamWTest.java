@@ -9,6 +9,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import io.tuneline.engine.runtime.EngineRuntime;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -32,6 +34,36 @@ class AdamWTest {
     @Test
     void stepsEqualTorchAdamWWithoutDecayWhereTheParameterIsNotDecayed() {
         compareWithReference(false);
+    }
+
+    /**
+     * Checkpoints written before the fused kernel (format 1) hold DJL's moments, which took 1 -
+     * beta in single precision; restored, they are PyTorch's again, so a run resumed across the
+     * upgrade steps as the uninterrupted one would.
+     */
+    @Test
+    void momentsOfAFormat1CheckpointAreRestoredAsPyTorchs() {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        try (Model model = Model.newInstance("adamw", runtime.device(), EngineRuntime.ENGINE)) {
+            AdamW adamW = new AdamW(WEIGHT_DECAY, model.getNDManager());
+            float[] m = {0.5f, -2f};
+            float[] v = {0.25f, 4f};
+            // As DJL's kernel accumulated them: (1 - 0.9f) and (1 - 0.999f) per unit of gradient.
+            double firstScale = (1 - (double) 0.9f) / 0.1;
+            double secondScale = (1 - (double) 0.999f) / 0.001;
+            Map<String, float[]> saved = new LinkedHashMap<>();
+            saved.put(
+                    "m.w", new float[] {(float) (m[0] * firstScale), (float) (m[1] * firstScale)});
+            saved.put(
+                    "v.w",
+                    new float[] {(float) (v[0] * secondScale), (float) (v[1] * secondScale)});
+            adamW.restore(7, saved, Map.of("m.w", new long[] {2}, "v.w", new long[] {2}), 1);
+            assertThat(adamW.step()).isEqualTo(7);
+            assertThat(adamW.state().get("m.w").toFloatArray())
+                    .containsExactly(m, org.assertj.core.api.Assertions.within(1e-6f));
+            assertThat(adamW.state().get("v.w").toFloatArray())
+                    .containsExactly(v, org.assertj.core.api.Assertions.within(1e-6f));
+        }
     }
 
     private static void compareWithReference(boolean decay) {
@@ -90,35 +122,16 @@ class AdamWTest {
                     collector.backward(weight.mul(g).sum());
                 }
                 adamW.beginStep();
-                try (NDArray gradient = weight.getGradient()) {
-                    adamW.update("w", weight, gradient, lrs[t - 1], decay, scales[t - 1]);
-                }
+                adamW.update(Map.of("w", weight), name -> decay, lrs[t - 1], scales[t - 1]);
             }
             assertClose("weight", weight.toFloatArray(), w, w);
-            // libtorch adds (1 - beta) g with 1 - beta taken from the float beta, so the kept
-            // moments are PyTorch's (exp_avg, exp_avg_sq) times (1 - beta as float) / (1 - beta).
-            assertClose(
-                    "first moment",
-                    adamW.state().get("m.w").toFloatArray(),
-                    scaled(m, (1 - (double) 0.9f) / 0.1),
-                    mSize);
-            assertClose(
-                    "second moment",
-                    adamW.state().get("v.w").toFloatArray(),
-                    scaled(v, (1 - (double) 0.999f) / 0.001),
-                    v);
+            // The kept moments are PyTorch's exp_avg and exp_avg_sq.
+            assertClose("first moment", adamW.state().get("m.w").toFloatArray(), m, mSize);
+            assertClose("second moment", adamW.state().get("v.w").toFloatArray(), v, v);
             try (NDArray gradient = weight.getGradient()) {
                 assertThat(gradient.abs().max().getFloat()).as("gradient after the step").isZero();
             }
         }
-    }
-
-    private static double[] scaled(double[] values, double factor) {
-        double[] out = new double[values.length];
-        for (int i = 0; i < values.length; i++) {
-            out[i] = values[i] * factor;
-        }
-        return out;
     }
 
     /** Within 1e-6 of {@code size}, relative: {@code |actual - expected| <= 1e-6 |size|}. */
