@@ -29,7 +29,7 @@ import java.util.function.Predicate;
  * per tensor: MiniLM's full fine-tuning spent 152 ms per step in it against PyTorch's 60 ({@code
  * docs/benchmarks.md}). The moments are PyTorch's {@code exp_avg} and {@code exp_avg_sq} exactly.
  */
-public final class AdamW {
+public final class AdamW implements AutoCloseable {
     // Doubles, as PyTorch's Python floats: the kernel takes them (and 1 - beta) in double.
     static final double BETA1 = 0.9;
     static final double BETA2 = 0.999;
@@ -77,8 +77,8 @@ public final class AdamW {
     private long step;
 
     /**
-     * @param manager owns the moments and the compiled kernel; the model's manager, so they live as
-     *     long as the model
+     * @param manager owns the moments and the compiled kernel until {@link #close} (the model's
+     *     manager: on the model's device)
      */
     public AdamW(float weightDecay, NDManager manager) {
         this.weightDecay = weightDecay;
@@ -173,12 +173,25 @@ public final class AdamW {
         }
     }
 
-    /** Compiled at the first step, on the manager's device; it lives as long as the manager. */
+    /** Compiled at the first step, on the manager's device. */
     private TorchScriptFunction kernel() {
         if (kernel == null) {
             kernel = TorchScriptFunction.compile((PtNDManager) manager, "AdamWKernel", KERNEL);
         }
         return kernel;
+    }
+
+    /** Frees the moments and the compiled kernel; the optimizer is not used after. */
+    @Override
+    public void close() {
+        first.values().forEach(NDArray::close);
+        second.values().forEach(NDArray::close);
+        first.clear();
+        second.clear();
+        if (kernel != null) {
+            kernel.close();
+            kernel = null;
+        }
     }
 
     /** The moments by parameter name, for a checkpoint: {@code m.<name>} and {@code v.<name>}. */

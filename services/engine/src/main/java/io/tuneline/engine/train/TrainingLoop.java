@@ -118,6 +118,30 @@ final class TrainingLoop {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
+        // The optimizer driven directly rather than through DJL's Trainer: Trainer.step() rejects
+        // a first step whose gradients sum to exactly zero, a heuristic that misfires on softmax
+        // heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own AdamW's
+        // moments can be checkpointed. Its moments (two copies of the trained weights) are freed
+        // when the run ends, not with the model: the export, evaluation or a next run that follow
+        // in the same process do not carry them.
+        AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
+        try {
+            return run(model, task, examples, s, validation, listener, checkpointing, adamW);
+        } finally {
+            adamW.close();
+        }
+    }
+
+    private static <E> TrainingOutcome run(
+            Model model,
+            Task<E> task,
+            List<E> examples,
+            TrainingSettings s,
+            Validation<E> validation,
+            TrainingListener listener,
+            Checkpointing checkpointing,
+            AdamW adamW)
+            throws IOException {
         if (examples.isEmpty()) {
             throw new IllegalArgumentException("no training examples");
         }
@@ -130,11 +154,6 @@ final class TrainingLoop {
         int warmup = Math.round(total * s.warmupRatio());
         LearningRateSchedule schedule =
                 LearningRateSchedule.of(s.schedule(), s.learningRate(), warmup, total);
-        // The optimizer is driven directly rather than through DJL's Trainer: Trainer.step()
-        // rejects a first step whose gradients sum to exactly zero, a heuristic that misfires on
-        // softmax heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own
-        // AdamW's moments can be checkpointed.
-        AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
         Map<String, Parameter> trained = new LinkedHashMap<>();
         task.namedParameters()
                 .forEach(
