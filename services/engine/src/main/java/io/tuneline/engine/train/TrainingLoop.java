@@ -124,23 +124,59 @@ final class TrainingLoop {
         // moments can be checkpointed. Its moments (two copies of the trained weights) are freed
         // when the run ends, not with the model: the export, evaluation or a next run that follow
         // in the same process do not carry them.
+        return run(model, task, List.of(), examples, s, validation, listener, checkpointing);
+    }
+
+    /**
+     * {@link #run(Model, Task, List, TrainingSettings, Validation, TrainingListener,
+     * Checkpointing)} with data parallelism ({@link DataParallel}): {@code others} are the same
+     * task on further devices, each taking a share of every batch; {@code task} is the one that
+     * steps, reports, checkpoints and resumes, and its weights are copied to the others before the
+     * first step (so they start equal however they were initialised) and after each.
+     */
+    static <E> TrainingOutcome run(
+            Model model,
+            Task<E> task,
+            List<Task<E>> others,
+            List<E> examples,
+            TrainingSettings s,
+            Validation<E> validation,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
         AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
+        DataParallel parallel = others.isEmpty() ? null : DataParallel.of(task, others);
         try {
-            return run(model, task, examples, s, validation, listener, checkpointing, adamW);
+            return run(
+                    model,
+                    task,
+                    others,
+                    examples,
+                    s,
+                    validation,
+                    listener,
+                    checkpointing,
+                    adamW,
+                    parallel);
         } finally {
             adamW.close();
+            if (parallel != null) {
+                parallel.close();
+            }
         }
     }
 
     private static <E> TrainingOutcome run(
             Model model,
             Task<E> task,
+            List<Task<E>> others,
             List<E> examples,
             TrainingSettings s,
             Validation<E> validation,
             TrainingListener listener,
             Checkpointing checkpointing,
-            AdamW adamW)
+            AdamW adamW,
+            DataParallel parallel)
             throws IOException {
         if (examples.isEmpty()) {
             throw new IllegalArgumentException("no training examples");
@@ -190,6 +226,9 @@ final class TrainingLoop {
                             + ", "
                             + total
                             + " steps)");
+        }
+        if (parallel != null) {
+            parallel.scatterWeights();
         }
         long step = resumed == null ? 0 : resumed.step();
         int startEpoch = resumed == null ? 0 : resumed.epoch();
@@ -250,25 +289,43 @@ final class TrainingLoop {
                 Engine.getInstance().setRandomSeed((int) (s.seed() * 1_000_003L + step));
                 double stepLoss = 0;
                 float lossScale = scaler.map(LossScaler::scale).orElse(1f);
+                boolean[] ran = new boolean[parallel == null ? 1 : parallel.devices()];
                 for (int micro = groupStart; micro < groupEnd; micro++) {
                     int from = micro * s.batchSize();
                     List<E> batch =
                             order.subList(from, Math.min(order.size(), from + s.batchSize()));
-                    try (NDManager stepManager = manager.newSubManager();
-                            GradientCollector collector =
-                                    Engine.getInstance().newGradientCollector()) {
-                        // Gradients add up across the group's backward passes: scale each
-                        // batch's mean loss so the step follows the group's mean (and multiply
-                        // it by the loss scale, which the optimizer divides out again).
-                        BatchLoss l =
-                                task.lossAndBackward(
-                                        stepManager,
-                                        batch,
-                                        collector,
-                                        groupSize / (double) lossScale);
-                        tokens += l.tokens();
-                        stepLoss += l.loss().getFloat() / groupSize;
+                    int devices = parallel == null ? 1 : parallel.devices();
+                    List<List<E>> shares =
+                            devices == 1 ? List.of(batch) : DataParallel.shares(batch, devices);
+                    for (int d = 0; d < devices; d++) {
+                        List<E> share = shares.get(d);
+                        if (share.isEmpty()) {
+                            continue;
+                        }
+                        ran[d] = true;
+                        double part = share.size() / (double) batch.size();
+                        try (NDManager stepManager =
+                                        d == 0 ? manager.newSubManager() : parallel.stepManager(d);
+                                GradientCollector collector =
+                                        Engine.getInstance().newGradientCollector()) {
+                            // Gradients add up across the group's backward passes (and the
+                            // devices' shares): scale each share's mean loss so the step follows
+                            // the group's mean (and multiply it by the loss scale, which the
+                            // optimizer divides out again).
+                            BatchLoss l =
+                                    (d == 0 ? task : others.get(d - 1))
+                                            .lossAndBackward(
+                                                    stepManager,
+                                                    share,
+                                                    collector,
+                                                    groupSize / (part * lossScale));
+                            tokens += l.tokens();
+                            stepLoss += l.loss().getFloat() * part / groupSize;
+                        }
                     }
+                }
+                if (parallel != null) {
+                    parallel.gatherGradients(ran);
                 }
                 // The true gradients' norm: under loss scaling the scaled gradients' norm (always
                 // taken then, as it is the overflow check too) divided by the scale.
@@ -325,6 +382,9 @@ final class TrainingLoop {
                 float gradientScale = (float) (clipScale(norm, s.maxGradNorm()) / lossScale);
                 // Also zeroes the gradients, so the next step accumulates from zero.
                 adamW.update(weights, decays::get, lr, gradientScale);
+                if (parallel != null) {
+                    parallel.scatterWeights();
+                }
                 scaler.ifPresent(sc -> sc.update(false));
                 step++;
                 clock.stepTook((System.nanoTime() - mark) / 1e9);

@@ -217,6 +217,125 @@ class TrainingLoopTest {
     }
 
     /**
+     * Data parallelism over two replicas takes the steps one device takes on the whole batch: each
+     * share's mean loss weighted by its size (batches of 5 split 3 + 2), the gradients summed onto
+     * replica 0 before clipping (clipped here: the norm is the whole batch's) and its weights
+     * copied back after each step. Replica 1 starts from other weights, overwritten before the
+     * first step. Both replicas live on this machine's one device; on GPUs the same calls move the
+     * tensors between devices.
+     */
+    @Test
+    void twoReplicasTakeTheStepsOfOneDeviceOnTheWholeBatch() throws Exception {
+        EngineRuntime runtime = EngineRuntime.start(1);
+        List<Integer> examples = List.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9);
+        // Weight decay on, clipping at 0.5, two epochs of two steps.
+        TrainingSettings settings = new TrainingSettings(2, 5, 0.05f, 0.01f, 0f, 0.5f, 8, 1);
+        float[] single;
+        try (Model model = Model.newInstance("single", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = seeded(model, 3);
+            List<TrainingListener.StepReport> reports = new ArrayList<>();
+            TrainingLoop.run(
+                    model,
+                    meanTask(dense),
+                    examples,
+                    settings,
+                    Validation.none(),
+                    reports::add,
+                    Checkpointing.none());
+            single = weightsOf(dense);
+            assertThat(reports).hasSize(4);
+        }
+        try (Model model = Model.newInstance("replica0", runtime.device(), EngineRuntime.ENGINE);
+                Model other =
+                        Model.newInstance("replica1", runtime.device(), EngineRuntime.ENGINE)) {
+            Dense dense = seeded(model, 3);
+            Dense copy = seeded(other, 4);
+            assertThat(weightsOf(copy)).isNotEqualTo(weightsOf(dense));
+            List<TrainingListener.StepReport> reports = new ArrayList<>();
+            TrainingOutcome outcome =
+                    TrainingLoop.run(
+                            model,
+                            meanTask(dense),
+                            List.of(meanTask(copy)),
+                            examples,
+                            settings,
+                            Validation.none(),
+                            reports::add,
+                            Checkpointing.none());
+            assertThat(outcome.steps()).isEqualTo(4);
+            float[] parallel = weightsOf(dense);
+            for (int i = 0; i < single.length; i++) {
+                assertThat(parallel[i])
+                        .as("weight %d", i)
+                        .isCloseTo(single[i], org.assertj.core.data.Offset.offset(1e-6f));
+            }
+            assertThat(weightsOf(copy)).containsExactly(parallel);
+        }
+    }
+
+    private static Dense seeded(Model model, int seed) {
+        Dense dense = new Dense(2, 1);
+        ai.djl.engine.Engine.getInstance().setRandomSeed(seed);
+        dense.initialize(model.getNDManager(), DataType.FLOAT32, new Shape(1, 2));
+        model.setBlock(dense);
+        return dense;
+    }
+
+    private static float[] weightsOf(Dense dense) {
+        float[] w = dense.weight().getArray().toFloatArray();
+        float[] out = java.util.Arrays.copyOf(w, w.length + 1);
+        out[w.length] = dense.bias().getArray().toFloatArray()[0];
+        return out;
+    }
+
+    /**
+     * A task whose loss is the mean over its batch of {@code (w . x_i + b - y_i)^2}, with {@code
+     * x_i = (i / 10, 1 - i / 10)} and {@code y_i = 2 i / 10 - 1}: each example pulls differently,
+     * so how shares are weighted shows in the weights.
+     */
+    private static TrainingLoop.Task<Integer> meanTask(Dense dense) {
+        return new TrainingLoop.Task<>() {
+            @Override
+            public Block block() {
+                return dense;
+            }
+
+            @Override
+            public Map<String, Parameter> namedParameters() {
+                Map<String, Parameter> p = new LinkedHashMap<>();
+                p.put("weight", dense.weight());
+                p.put("bias", dense.bias());
+                return p;
+            }
+
+            @Override
+            public TrainingLoop.BatchLoss loss(NDManager m, List<Integer> batch) {
+                float[] x = new float[batch.size() * 2];
+                float[] y = new float[batch.size()];
+                for (int j = 0; j < batch.size(); j++) {
+                    x[2 * j] = batch.get(j) / 10f;
+                    x[2 * j + 1] = 1 - batch.get(j) / 10f;
+                    y[j] = 2 * batch.get(j) / 10f - 1;
+                }
+                NDArray out =
+                        dense.forward(
+                                        new ParameterStore(m, false),
+                                        new NDList(m.create(x, new Shape(batch.size(), 2))),
+                                        true)
+                                .singletonOrThrow()
+                                .reshape(batch.size());
+                NDArray loss = out.sub(m.create(y)).square().mean();
+                return new TrainingLoop.BatchLoss(loss, batch.size());
+            }
+
+            @Override
+            public double validationLoss(List<Integer> examples) {
+                return 0;
+            }
+        };
+    }
+
+    /**
      * {@link #task}'s training, whose gradients come out infinite (the loss itself finite) when
      * {@code overflowsAt} says so of the loss scale the loop asks for; records each batch's scale.
      */
