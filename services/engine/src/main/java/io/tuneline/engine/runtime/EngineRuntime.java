@@ -2,6 +2,8 @@ package io.tuneline.engine.runtime;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import java.util.ArrayList;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -59,6 +61,26 @@ public final class EngineRuntime {
     /** The first GPU when there is one: a training run gets its GPUs by scheduling, not here. */
     static Device chooseDevice(int gpuCount) {
         return gpuCount > 0 ? Device.gpu(0) : Device.cpu();
+    }
+
+    /**
+     * The devices a run given {@code gpus} GPUs trains on, the first being {@link #device()}: that
+     * many of the visible GPUs (all of them when fewer are visible), or the CPU alone when there is
+     * none: data parallelism switches off on a CPU.
+     */
+    public List<Device> devices(int gpus) {
+        return chooseDevices(engine.getGpuCount(), gpus);
+    }
+
+    static List<Device> chooseDevices(int visible, int wanted) {
+        if (visible == 0) {
+            return List.of(Device.cpu());
+        }
+        List<Device> out = new ArrayList<>();
+        for (int i = 0; i < Math.max(1, Math.min(visible, wanted)); i++) {
+            out.add(Device.gpu(i));
+        }
+        return out;
     }
 
     public Engine engine() {

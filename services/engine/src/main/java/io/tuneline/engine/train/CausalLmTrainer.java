@@ -14,6 +14,7 @@ import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.LayerSegments;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -59,58 +60,90 @@ public final class CausalLmTrainer {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
+        return train(model, lm, List.of(), examples, s, validation, listener, checkpointing);
+    }
+
+    /**
+     * Trains with data parallelism: {@code replicas} are the same model on further devices (the
+     * same method applied), each taking a share of every batch; {@code lm} steps, validates,
+     * checkpoints and is the result (see {@link DataParallel}).
+     */
+    public TrainingOutcome train(
+            Model model,
+            CausalLanguageModel lm,
+            List<CausalLanguageModel> replicas,
+            List<LmExample> examples,
+            TrainingSettings s,
+            Validation<LmExample> validation,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
+        List<TrainingLoop.Task<LmExample>> others = new ArrayList<>();
+        for (CausalLanguageModel replica : replicas) {
+            others.add(task(model, replica, s));
+        }
+        return TrainingLoop.run(
+                model,
+                task(model, lm, s),
+                others,
+                examples,
+                s,
+                validation,
+                listener,
+                checkpointing);
+    }
+
+    private static TrainingLoop.Task<LmExample> task(
+            Model model, CausalLanguageModel lm, TrainingSettings s) {
         int maxLength = maxLength(lm, s);
-        TrainingLoop.Task<LmExample> task =
-                new TrainingLoop.Task<>() {
-                    @Override
-                    public Block block() {
-                        return lm;
-                    }
+        return new TrainingLoop.Task<>() {
+            @Override
+            public Block block() {
+                return lm;
+            }
 
-                    @Override
-                    public Map<String, Parameter> namedParameters() {
-                        return lm.namedParameters();
-                    }
+            @Override
+            public Map<String, Parameter> namedParameters() {
+                return lm.namedParameters();
+            }
 
-                    @Override
-                    public boolean decays(String name) {
-                        return lm.decays(name);
-                    }
+            @Override
+            public boolean decays(String name) {
+                return lm.decays(name);
+            }
 
-                    @Override
-                    public TrainingLoop.BatchLoss loss(NDManager manager, List<LmExample> batch) {
-                        Batch b = Batch.of(manager, batch, maxLength);
-                        return new TrainingLoop.BatchLoss(
-                                trainingLoss(lm, manager, b.ids(), b.mask(), b.labels(), true),
-                                b.tokens());
-                    }
+            @Override
+            public TrainingLoop.BatchLoss loss(NDManager manager, List<LmExample> batch) {
+                Batch b = Batch.of(manager, batch, maxLength);
+                return new TrainingLoop.BatchLoss(
+                        trainingLoss(lm, manager, b.ids(), b.mask(), b.labels(), true), b.tokens());
+            }
 
-                    @Override
-                    public TrainingLoop.BatchLoss lossAndBackward(
-                            NDManager manager,
-                            List<LmExample> batch,
-                            GradientCollector collector,
-                            double lossDivisor) {
-                        Batch b = Batch.of(manager, batch, maxLength);
-                        NDArray loss =
-                                CausalLmTrainer.lossAndBackward(
-                                        lm,
-                                        manager,
-                                        b.ids(),
-                                        b.mask(),
-                                        b.labels(),
-                                        s.activationCheckpointing(),
-                                        collector,
-                                        lossDivisor);
-                        return new TrainingLoop.BatchLoss(loss, b.tokens());
-                    }
+            @Override
+            public TrainingLoop.BatchLoss lossAndBackward(
+                    NDManager manager,
+                    List<LmExample> batch,
+                    GradientCollector collector,
+                    double lossDivisor) {
+                Batch b = Batch.of(manager, batch, maxLength);
+                NDArray loss =
+                        CausalLmTrainer.lossAndBackward(
+                                lm,
+                                manager,
+                                b.ids(),
+                                b.mask(),
+                                b.labels(),
+                                s.activationCheckpointing(),
+                                collector,
+                                lossDivisor);
+                return new TrainingLoop.BatchLoss(loss, b.tokens());
+            }
 
-                    @Override
-                    public double validationLoss(List<LmExample> heldOut) {
-                        return CausalLmTrainer.validationLoss(model, lm, heldOut, maxLength);
-                    }
-                };
-        return TrainingLoop.run(model, task, examples, s, validation, listener, checkpointing);
+            @Override
+            public double validationLoss(List<LmExample> heldOut) {
+                return CausalLmTrainer.validationLoss(model, lm, heldOut, maxLength);
+            }
+        };
     }
 
     /**

@@ -15,6 +15,7 @@ import ai.djl.training.loss.Loss;
 import io.tuneline.engine.model.SequenceClassifier;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -81,59 +82,91 @@ public final class ClassifierTrainer {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
-        TrainingLoop.Task<LabelledText> task =
-                new TrainingLoop.Task<>() {
-                    @Override
-                    public Block block() {
-                        return classifier;
-                    }
+        return train(
+                model, classifier, List.of(), examples, s, validation, listener, checkpointing);
+    }
 
-                    @Override
-                    public Map<String, Parameter> namedParameters() {
-                        return classifier.namedParameters();
-                    }
+    /**
+     * Trains with data parallelism: {@code replicas} are the same classifier on further devices
+     * (the same method applied), each taking a share of every batch; {@code classifier} steps,
+     * validates, checkpoints and is the result (see {@link DataParallel}).
+     */
+    public TrainingOutcome train(
+            Model model,
+            SequenceClassifier classifier,
+            List<SequenceClassifier> replicas,
+            List<LabelledText> examples,
+            TrainingSettings s,
+            Validation<LabelledText> validation,
+            TrainingListener listener,
+            Checkpointing checkpointing)
+            throws IOException {
+        List<TrainingLoop.Task<LabelledText>> others = new ArrayList<>();
+        for (SequenceClassifier replica : replicas) {
+            others.add(task(model, replica, s));
+        }
+        return TrainingLoop.run(
+                model,
+                task(model, classifier, s),
+                others,
+                examples,
+                s,
+                validation,
+                listener,
+                checkpointing);
+    }
 
-                    @Override
-                    public boolean decays(String name) {
-                        return classifier.decays(name);
-                    }
+    private TrainingLoop.Task<LabelledText> task(
+            Model model, SequenceClassifier classifier, TrainingSettings s) {
+        return new TrainingLoop.Task<>() {
+            @Override
+            public Block block() {
+                return classifier;
+            }
 
-                    @Override
-                    public TrainingLoop.BatchLoss loss(
-                            NDManager manager, List<LabelledText> batch) {
-                        Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
-                        return new TrainingLoop.BatchLoss(
-                                trainingLoss(classifier, manager, b.ids, b.mask, b.labels),
-                                b.tokens);
-                    }
+            @Override
+            public Map<String, Parameter> namedParameters() {
+                return classifier.namedParameters();
+            }
 
-                    @Override
-                    public TrainingLoop.BatchLoss lossAndBackward(
-                            NDManager manager,
-                            List<LabelledText> batch,
-                            GradientCollector collector,
-                            double lossDivisor) {
-                        Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
-                        NDArray l =
-                                ClassifierTrainer.this.lossAndBackward(
-                                        classifier,
-                                        manager,
-                                        b.ids,
-                                        b.mask,
-                                        b.labels,
-                                        s.activationCheckpointing(),
-                                        collector,
-                                        lossDivisor);
-                        return new TrainingLoop.BatchLoss(l, b.tokens);
-                    }
+            @Override
+            public boolean decays(String name) {
+                return classifier.decays(name);
+            }
 
-                    @Override
-                    public double validationLoss(List<LabelledText> heldOut) {
-                        return ClassifierTrainer.this.validationLoss(
-                                model, classifier, heldOut, s.maxSeqLength());
-                    }
-                };
-        return TrainingLoop.run(model, task, examples, s, validation, listener, checkpointing);
+            @Override
+            public TrainingLoop.BatchLoss loss(NDManager manager, List<LabelledText> batch) {
+                Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
+                return new TrainingLoop.BatchLoss(
+                        trainingLoss(classifier, manager, b.ids, b.mask, b.labels), b.tokens);
+            }
+
+            @Override
+            public TrainingLoop.BatchLoss lossAndBackward(
+                    NDManager manager,
+                    List<LabelledText> batch,
+                    GradientCollector collector,
+                    double lossDivisor) {
+                Batch b = encode(manager, batch, room(classifier, s.maxSeqLength()));
+                NDArray l =
+                        ClassifierTrainer.this.lossAndBackward(
+                                classifier,
+                                manager,
+                                b.ids,
+                                b.mask,
+                                b.labels,
+                                s.activationCheckpointing(),
+                                collector,
+                                lossDivisor);
+                return new TrainingLoop.BatchLoss(l, b.tokens);
+            }
+
+            @Override
+            public double validationLoss(List<LabelledText> heldOut) {
+                return ClassifierTrainer.this.validationLoss(
+                        model, classifier, heldOut, s.maxSeqLength());
+            }
+        };
     }
 
     /**

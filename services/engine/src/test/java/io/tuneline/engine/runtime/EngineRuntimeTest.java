@@ -28,4 +28,12 @@ class EngineRuntimeTest {
         assertThat(EngineRuntime.chooseDevice(0)).isEqualTo(Device.cpu());
         assertThat(EngineRuntime.chooseDevice(4)).isEqualTo(Device.gpu(0));
     }
+
+    @Test
+    void aRunGivenSeveralGpusTrainsOnThatManyOfTheVisibleOnesAndOnACpuOnItAlone() {
+        assertThat(EngineRuntime.chooseDevices(4, 2)).containsExactly(Device.gpu(0), Device.gpu(1));
+        assertThat(EngineRuntime.chooseDevices(2, 8)).containsExactly(Device.gpu(0), Device.gpu(1));
+        assertThat(EngineRuntime.chooseDevices(4, 0)).containsExactly(Device.gpu(0));
+        assertThat(EngineRuntime.chooseDevices(0, 4)).containsExactly(Device.cpu());
+    }
 }

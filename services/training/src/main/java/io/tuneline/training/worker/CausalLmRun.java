@@ -8,6 +8,7 @@ import io.tuneline.engine.catalog.PretrainedModel;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.method.Precision;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.CausalLmCheckpoint;
 import io.tuneline.engine.runtime.EngineRuntime;
@@ -124,14 +125,44 @@ public final class CausalLmRun {
             Attempt run =
                     new Attempt(
                             store, progress, jobId, input.getJobId(), attempt, runtime, started);
-            TrainingSettings runSettings =
-                    JobSettings.forPrecision(
-                            settings, run.applyPrecision(job.getHyperparameters(), lm));
+            Precision precision = run.applyPrecision(job.getHyperparameters(), lm);
+            TrainingSettings runSettings = JobSettings.forPrecision(settings, precision);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
-            TrainingOutcome outcome =
-                    new CausalLmTrainer()
-                            .train(model, lm, train, runSettings, validation, run, checkpointing);
+            TrainingOutcome outcome;
+            try (Replicas replicas =
+                    Replicas.load(
+                            jobId,
+                            runtime.devices(job.getResources().getGpus()),
+                            job.getResources().getGpus(),
+                            device -> {
+                                Model m =
+                                        CausalLmCheckpoint.load(
+                                                baseDir,
+                                                device,
+                                                JobSettings.modelDropout(job.getHyperparameters()),
+                                                JobMethods.nf4Loading(job.getMethod()));
+                                CausalLanguageModel r = (CausalLanguageModel) m.getBlock();
+                                JobSettings.method(
+                                                job.getMethod(),
+                                                r.defaultLoraTargets(),
+                                                text -> tokenIds(baseDir, text))
+                                        .apply(r, m.getNDManager());
+                                precision.apply(r);
+                                return m;
+                            })) {
+                outcome =
+                        new CausalLmTrainer()
+                                .train(
+                                        model,
+                                        lm,
+                                        replicas.blocks(CausalLanguageModel.class),
+                                        train,
+                                        runSettings,
+                                        validation,
+                                        run,
+                                        checkpointing);
+            }
 
             Path out = scratch.resolve("model");
             // A BF16 base is written back in BF16 (as published Llama checkpoints are), else F32.

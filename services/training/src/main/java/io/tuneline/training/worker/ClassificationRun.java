@@ -12,6 +12,7 @@ import io.tuneline.engine.export.ClassifierWeights;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.method.JobMethods;
 import io.tuneline.engine.method.ParameterCounts;
+import io.tuneline.engine.method.Precision;
 import io.tuneline.engine.model.ClassifierHead;
 import io.tuneline.engine.model.SequenceClassifier;
 import io.tuneline.engine.model.bert.BertEncoder;
@@ -178,21 +179,55 @@ public final class ClassificationRun {
             Attempt run =
                     new Attempt(
                             store, progress, jobId, input.getJobId(), attempt, runtime, started);
-            TrainingSettings runSettings =
-                    JobSettings.forPrecision(
-                            settings, run.applyPrecision(job.getHyperparameters(), classifier));
+            Precision precision = run.applyPrecision(job.getHyperparameters(), classifier);
+            TrainingSettings runSettings = JobSettings.forPrecision(settings, precision);
             Checkpointing checkpointing =
                     run.checkpointing(scratch, job.getHyperparameters(), stopRequested);
-            TrainingOutcome outcome =
-                    new ClassifierTrainer(tokenizer, objective(job.getHyperparameters(), labels))
-                            .train(
-                                    model,
-                                    classifier,
-                                    train,
-                                    runSettings,
-                                    validation,
-                                    run,
-                                    checkpointing);
+            TrainingOutcome outcome;
+            try (Replicas replicas =
+                    Replicas.load(
+                            jobId,
+                            runtime.devices(job.getResources().getGpus()),
+                            job.getResources().getGpus(),
+                            device -> {
+                                SequenceClassifier r =
+                                        new SequenceClassifier(
+                                                new BertEncoder(encoderConfig(base, job)),
+                                                labels.size(),
+                                                0.1f,
+                                                head);
+                                Model m =
+                                        Model.newInstance(
+                                                "tuneline-" + jobId + "-" + device,
+                                                device,
+                                                EngineRuntime.ENGINE);
+                                base.initializeAndLoad(
+                                        r,
+                                        m.getNDManager(),
+                                        settings.maxSeqLength(),
+                                        JobMethods.nf4Loading(job.getMethod()));
+                                m.setBlock(r);
+                                JobSettings.method(
+                                                job.getMethod(),
+                                                r.defaultLoraTargets(),
+                                                JobSettings.tokenIds(tokenizer))
+                                        .apply(r, m.getNDManager());
+                                precision.apply(r);
+                                return m;
+                            })) {
+                outcome =
+                        new ClassifierTrainer(
+                                        tokenizer, objective(job.getHyperparameters(), labels))
+                                .train(
+                                        model,
+                                        classifier,
+                                        replicas.blocks(SequenceClassifier.class),
+                                        train,
+                                        runSettings,
+                                        validation,
+                                        run,
+                                        checkpointing);
+            }
 
             // A Hugging Face directory: Python reads the encoder with AutoModel, and the catalogue
             // takes it as the base model of the next fine-tuning.
