@@ -92,7 +92,7 @@ public final class PreprocessingThroughput {
                     preparation.prepare(
                             ingested,
                             (percent, message) -> {
-                                if (percent >= 50 && secondPass[0] == 0) {
+                                if (message.startsWith("writing splits") && secondPass[0] == 0) {
                                     secondPass[0] = System.nanoTime();
                                 }
                             });
