@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Preprocessing throughput on a synthetic review dataset (about 1.3 kB per record, like IMDB's):
-# the records streamed twice from an S3 server on local disk, cleaned, deduplicated (exact and
-# MinHash), split, tokenized with MiniLM's tokenizer and written back, in a JVM whose heap is
-# smaller than the data. Reported next to the raw read speed of the same object through the same
-# store client in the same run, as a ratio.
+# the records streamed from an S3 server on local disk, cleaned, deduplicated (exact and MinHash),
+# tokenized with MiniLM's tokenizer, split and written back, in a JVM whose heap is smaller than
+# the data. Reported next to MiniLM's tokenizer alone on the same records and the raw read speed of
+# the same object through the same store client, both in the same run, as ratios.
 #
 #   bench/preprocessing-throughput.sh [MEGABYTES] [HEAP]     # default 1024 MB through -Xmx512m
 set -euo pipefail

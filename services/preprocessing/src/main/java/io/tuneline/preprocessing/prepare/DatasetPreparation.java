@@ -51,21 +51,22 @@ import java.util.stream.Stream;
 import org.jboss.logging.Logger;
 
 /**
- * Turns an ingested dataset into tokenized train / validation / test splits in two streaming passes
- * over the stored records, never holding the dataset: a few hundred bytes per record stay in memory
- * (see {@link NearDuplicates}), so a dataset many times the heap goes through.
+ * Turns an ingested dataset into tokenized train / validation / test splits in two streaming
+ * passes, never holding the dataset: a few hundred bytes per record stay in memory (see {@link
+ * NearDuplicates}), so a dataset many times the heap goes through.
  *
  * <ol>
- *   <li>Pass 1 normalises each record (Unicode NFC, whitespace, lower-casing for an uncased model)
- *       and removes empty records, exact duplicates (64-bit hash of the normalised record) and
- *       near-duplicates (MinHash/LSH). When the data names its own split, a record of the test
- *       split that also appears in train or validation stays in test and the other copy goes
- *       (leakage). Then a seeded split, stratified by label for classification, assigns every
- *       record without a split of its own.
- *   <li>Pass 2 reads the records again, tokenizes them with the base model's tokenizer, truncates
- *       to max_seq_length (counting what was cut), masks the prompt of instruction and chat
- *       examples (loss only on the answer), packs causal training examples into blocks, and writes
- *       the three files and {@code manifest.json} with the sha256 of each.
+ *   <li>Pass 1 reads the stored records once, normalises each (Unicode NFC, whitespace,
+ *       lower-casing for an uncased model), tokenizes it with the base model's tokenizer (masking
+ *       the prompt of instruction and chat examples: loss only on the answer) into a local file of
+ *       every record's tokens ({@link EncodedSpill}), and removes empty records, exact duplicates
+ *       (64-bit hash of the normalised record) and near-duplicates (MinHash/LSH). When the data
+ *       names its own split, a record of the test split that also appears in train or validation
+ *       stays in test and the other copy goes (leakage). Then a seeded split, stratified by label
+ *       for classification, assigns every record without a split of its own.
+ *   <li>Pass 2 reads that local file, truncates the kept records to max_seq_length (counting what
+ *       was cut), packs causal training examples into blocks, and writes the three files and {@code
+ *       manifest.json} with the sha256 of each.
  * </ol>
  *
  * The same data and seed give byte-identical files.

@@ -10,7 +10,8 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * Finds near-duplicates with MinHash (Broder 1997) over character shingles, with LSH banding
+ * Finds near-duplicates with MinHash (Broder 1997) over character shingles, computed by
+ * one-permutation hashing with optimal densification (see {@link #signature}), with LSH banding
  * (Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets", ch. 3) so each text is compared only
  * with the few earlier texts that share a band, not with all of them.
  *
@@ -25,7 +26,8 @@ import java.util.Set;
  */
 public final class NearDuplicates {
     /**
-     * @param permutations MinHash functions per signature
+     * @param permutations MinHash values per signature: the bins of one-permutation hashing, which
+     *     estimate the Jaccard similarity as well as that many independent permutations would
      * @param bands LSH bands; {@code permutations / bands} rows each. With 128 and 16 (8 rows), a
      *     pair at Jaccard 0.7 becomes a candidate with probability 1-(1-0.7^8)^16 = 0.60, at 0.85
      *     with 0.99, at 0.9 with 1.00; candidates are then checked against the threshold
