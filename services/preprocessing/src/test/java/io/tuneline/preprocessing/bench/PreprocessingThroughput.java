@@ -109,7 +109,7 @@ public final class PreprocessingThroughput {
                     preparation.prepare(
                             ingested,
                             (percent, message) -> {
-                                if (message.startsWith("writing splits") && secondPass[0] == 0) {
+                                if (message.contains("writing splits") && secondPass[0] == 0) {
                                     secondPass[0] = System.nanoTime();
                                 }
                             });
