@@ -19,10 +19,14 @@ import io.tuneline.proto.v1.SplitSpec;
 import it.unimi.dsi.fastutil.bytes.ByteArrayList;
 import it.unimi.dsi.fastutil.ints.IntArrayList;
 import it.unimi.dsi.fastutil.longs.Long2IntOpenHashMap;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
+import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.InterruptedIOException;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -47,21 +51,22 @@ import java.util.stream.Stream;
 import org.jboss.logging.Logger;
 
 /**
- * Turns an ingested dataset into tokenized train / validation / test splits in two streaming passes
- * over the stored records, never holding the dataset: a few hundred bytes per record stay in memory
- * (see {@link NearDuplicates}), so a dataset many times the heap goes through.
+ * Turns an ingested dataset into tokenized train / validation / test splits in two streaming
+ * passes, never holding the dataset: a few hundred bytes per record stay in memory (see {@link
+ * NearDuplicates}), so a dataset many times the heap goes through.
  *
  * <ol>
- *   <li>Pass 1 normalises each record (Unicode NFC, whitespace, lower-casing for an uncased model)
- *       and removes empty records, exact duplicates (64-bit hash of the normalised record) and
- *       near-duplicates (MinHash/LSH). When the data names its own split, a record of the test
- *       split that also appears in train or validation stays in test and the other copy goes
- *       (leakage). Then a seeded split, stratified by label for classification, assigns every
- *       record without a split of its own.
- *   <li>Pass 2 reads the records again, tokenizes them with the base model's tokenizer, truncates
- *       to max_seq_length (counting what was cut), masks the prompt of instruction and chat
- *       examples (loss only on the answer), packs causal training examples into blocks, and writes
- *       the three files and {@code manifest.json} with the sha256 of each.
+ *   <li>Pass 1 reads the stored records once, normalises each (Unicode NFC, whitespace,
+ *       lower-casing for an uncased model), tokenizes it with the base model's tokenizer (masking
+ *       the prompt of instruction and chat examples: loss only on the answer) into a local file of
+ *       every record's tokens ({@link EncodedSpill}), and removes empty records, exact duplicates
+ *       (64-bit hash of the normalised record) and near-duplicates (MinHash/LSH). When the data
+ *       names its own split, a record of the test split that also appears in train or validation
+ *       stays in test and the other copy goes (leakage). Then a seeded split, stratified by label
+ *       for classification, assigns every record without a split of its own.
+ *   <li>Pass 2 reads that local file, truncates the kept records to max_seq_length (counting what
+ *       was cut), packs causal training examples into blocks, and writes the three files and {@code
+ *       manifest.json} with the sha256 of each.
  * </ol>
  *
  * The same data and seed give byte-identical files.
@@ -154,29 +159,6 @@ public final class DatasetPreparation implements AutoCloseable {
         long expected = Math.max(16, ingested.getValidRecords());
         checkMemory(expected);
         Reader reader = new Reader(source, shape, textField, labelField, norm, expected, progress);
-
-        // Pass 1: what to keep, and the split each kept record goes to.
-        long started = System.nanoTime();
-        Pass1 p1 = new Pass1(expected, settings);
-        // Parsing, normalising and the MinHash signature on every core; the decisions, which
-        // depend on every earlier record, in record order.
-        reader.read(
-                0,
-                50,
-                "cleaning and deduplicating",
-                (first, examples) -> examples.stream().map(p1::judge).toList(),
-                p1::offer);
-        long judged = System.nanoTime();
-        List<String> labels =
-                spec.getLabelsCount() > 0
-                        ? List.copyOf(spec.getLabelsList())
-                        : List.copyOf(new TreeSet<>(p1.labelIds.keySet()));
-        SplitSpec split = ingested.getJob().getSplit();
-        long seed = split.getSeed() != 0 ? split.getSeed() : 42;
-        byte[] assigned = p1.assign(split, seed, shape, labels);
-        p1.release();
-
-        // Pass 2: tokenize and write.
         int maxLength = maxLength(ingested);
         Optional<String> override = Optional.of(spec.getChatTemplate()).filter(t -> !t.isBlank());
         CausalEncoder causal =
@@ -185,8 +167,66 @@ public final class DatasetPreparation implements AutoCloseable {
                         shape == Shape.CHAT || shape == Shape.INSTRUCTION
                                 ? tokenizer.tokens().chatTemplateFor(override)
                                 : Optional.empty());
+        Tokenization tokenization = new Tokenization(tokenizer, shape, causal);
         Path dir = Files.createTempDirectory("tuneline-prepared-");
         try {
+            // Pass 1: what to keep, and the split each kept record goes to; every record's tokens
+            // into a local file on the way, so the dataset is read and parsed once.
+            long started = System.nanoTime();
+            Pass1 p1 = new Pass1(expected, settings);
+            Path spill = dir.resolve("encoded.bin");
+            try (OutputStream out =
+                    new BufferedOutputStream(Files.newOutputStream(spill), 1 << 16)) {
+                // Parsing, normalising, the MinHash signature and tokenizing on every core; the
+                // decisions, which depend on every earlier record, in record order. Records that
+                // turn out to be duplicates are tokenized too, as the tokenizer alone would (3% of
+                // the benchmark's; data that is mostly duplicates pays more): deciding first would
+                // hold each batch back from the workers.
+                reader.read(
+                        0,
+                        90,
+                        "cleaning, deduplicating and tokenizing",
+                        (first, examples) -> {
+                            List<Pass1.Judged> judged =
+                                    new ArrayList<>(examples.stream().map(p1::judge).toList());
+                            List<Example> wanted =
+                                    examples.stream()
+                                            .filter(e -> e != null && !e.isEmpty())
+                                            .toList();
+                            List<Tokenization.Encoded> encoded = tokenization.encode(wanted);
+                            int k = 0;
+                            for (int i = 0; i < judged.size(); i++) {
+                                Example e = examples.get(i);
+                                if (e != null && !e.isEmpty()) {
+                                    judged.set(
+                                            i,
+                                            judged.get(i)
+                                                    .withEncoded(
+                                                            EncodedSpill.entry(
+                                                                    encoded.get(k++), maxLength)));
+                                }
+                            }
+                            return judged;
+                        },
+                        (index, judged) -> {
+                            p1.offer(index, judged);
+                            out.write(
+                                    judged.encoded() == null
+                                            ? EncodedSpill.NOTHING
+                                            : judged.encoded());
+                        });
+            }
+            long judgedAt = System.nanoTime();
+            List<String> labels =
+                    spec.getLabelsCount() > 0
+                            ? List.copyOf(spec.getLabelsList())
+                            : List.copyOf(new TreeSet<>(p1.labelIds.keySet()));
+            SplitSpec split = ingested.getJob().getSplit();
+            long seed = split.getSeed() != 0 ? split.getSeed() : 42;
+            byte[] assigned = p1.assign(split, seed, shape, labels);
+            p1.release();
+
+            // Pass 2: the kept records' tokens from the local file into their splits' files.
             List<SplitFile> files = new ArrayList<>();
             for (String name : SPLITS) {
                 files.add(
@@ -196,46 +236,40 @@ public final class DatasetPreparation implements AutoCloseable {
                                 maxLength,
                                 shape.causal() && settings.packing() && name.equals("train")));
             }
-            Tokenization tokenization = new Tokenization(tokenizer, shape, causal);
-            try {
-                // Batches are tokenized on every core at once; each lands in its split's file in
-                // record order.
-                reader.read(
-                        50,
-                        100,
-                        "tokenizing and writing splits",
-                        (first, examples) -> {
-                            List<Example> kept = new ArrayList<>(examples.size());
-                            for (int i = 0; i < examples.size(); i++) {
-                                kept.add(assigned[first + i] != NONE ? examples.get(i) : null);
-                            }
-                            List<Tokenization.Encoded> encoded =
-                                    tokenization.encode(
-                                            kept.stream().filter(e -> e != null).toList());
-                            List<Tokenization.Encoded> out = new ArrayList<>(examples.size());
-                            int k = 0;
-                            for (Example e : kept) {
-                                out.add(e == null ? null : encoded.get(k++));
-                            }
-                            return out;
-                        },
-                        (index, encoded) -> {
-                            if (encoded != null) {
-                                files.get(assigned[index])
-                                        .add(
-                                                encoded.example(),
-                                                encoded.inputIds(),
-                                                encoded.labels());
-                            }
-                        });
+            try (DataInputStream in =
+                    new DataInputStream(
+                            new BufferedInputStream(Files.newInputStream(spill), 1 << 16))) {
+                progress.at(90, "writing splits");
+                for (int index = 0; index < assigned.length; index++) {
+                    EncodedSpill.Entry e = EncodedSpill.read(in, shape, maxLength);
+                    if (assigned[index] == NONE) {
+                        continue;
+                    }
+                    if (e == null) {
+                        throw new IllegalStateException(
+                                "record " + (index + 1) + " is kept but has no tokens");
+                    }
+                    files.get(assigned[index]).add(e.example(), e.length(), e.ids(), e.labels());
+                    if (((index + 1) & 0x3FFF) == 0) {
+                        progress.at(
+                                90 + 10.0 * (index + 1) / assigned.length,
+                                String.format(
+                                        Locale.ROOT,
+                                        "writing splits: %,d of %,d records",
+                                        index + 1,
+                                        assigned.length));
+                    }
+                }
                 LOG.infof(
-                        "pass 1 (normalise, deduplicate, split) %.1f s, pass 2 (tokenize, write) %.1f s",
-                        (judged - started) / 1e9, (System.nanoTime() - judged) / 1e9);
+                        "pass 1 (normalise, deduplicate, tokenize) %.1f s, pass 2 (split, write)"
+                                + " %.1f s",
+                        (judgedAt - started) / 1e9, (System.nanoTime() - judgedAt) / 1e9);
             } finally {
                 for (SplitFile f : files) {
                     f.close();
                 }
             }
+            Files.delete(spill);
             SplitFile train = files.get(TRAIN);
             if (train.examples == 0) {
                 throw new IllegalArgumentException(
@@ -685,7 +719,11 @@ public final class DatasetPreparation implements AutoCloseable {
         }
 
         /** A record with what judging it needs computed beforehand (on any thread). */
-        record Judged(Example example, long hash, int[] signature) {}
+        record Judged(Example example, long hash, int[] signature, byte[] encoded) {
+            Judged withEncoded(byte[] entry) {
+                return new Judged(example, hash, signature, entry);
+            }
+        }
 
         /**
          * The hash of the record's dedup key and its MinHash signature: the costly, independent
@@ -693,10 +731,10 @@ public final class DatasetPreparation implements AutoCloseable {
          */
         Judged judge(Example example) {
             if (example == null || example.isEmpty()) {
-                return new Judged(example, 0, null);
+                return new Judged(example, 0, null, null);
             }
             String key = example.key();
-            return new Judged(example, hash(key), near == null ? null : near.signature(key));
+            return new Judged(example, hash(key), near == null ? null : near.signature(key), null);
         }
 
         /** Decides the record's status; called in record order. */

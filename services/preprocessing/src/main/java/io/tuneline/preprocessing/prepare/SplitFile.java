@@ -48,15 +48,20 @@ final class SplitFile implements AutoCloseable {
     /**
      * Adds one example with its tokens; {@code targets} (null for classification) are the
      * per-position labels of a causal example, {@link #IGNORE} where no loss is taken.
+     *
+     * @param length the example's tokens before truncation; {@code ids} and {@code targets} may be
+     *     cut to max_seq_length already
      */
-    void add(Example example, long[] ids, long[] targets) throws IOException {
+    void add(Example example, int length, long[] ids, long[] targets) throws IOException {
         examples++;
-        lengths.add(ids.length);
+        lengths.add(length);
         if (example instanceof Example.Classification c) {
             labels.merge(c.label(), 1L, Long::sum);
         }
-        if (ids.length > maxLength) {
+        if (length > maxLength) {
             truncated++;
+        }
+        if (ids.length > maxLength) {
             ids = java.util.Arrays.copyOf(ids, maxLength);
             targets = targets == null ? null : java.util.Arrays.copyOf(targets, maxLength);
         }

@@ -5,7 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Pass 2's tokenizing: one batch of examples through the tokenizer (one call per batch), each one's
+ * Pass 1's tokenizing: one batch of examples through the tokenizer (one call per batch), each one's
  * tokens and, for causal examples, its labels. Classification text gets the model's special tokens
  * ({@code [CLS] ... [SEP]}); causal examples are formatted and masked by {@link CausalEncoder}.
  * Batches are encoded on several threads at once (the reader's workers); writing them to their

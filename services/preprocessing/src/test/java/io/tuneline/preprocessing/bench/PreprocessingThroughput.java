@@ -47,7 +47,18 @@ public final class PreprocessingThroughput {
 
     private PreprocessingThroughput() {}
 
+    /**
+     * The S3 server in this JVM (S3Proxy's shaded Jetty) logs through the same log manager, which
+     * has DEBUG on without a configuration: Jetty then formats a debug message per buffer of every
+     * request body that nothing prints, about as much CPU as the MinHash signatures. The service's
+     * store is another process with its own logging, so the benchmark keeps that at INFO. Held in a
+     * field: a logger nobody references may be collected with its level.
+     */
+    private static final java.util.logging.Logger S3_SERVER_LOG =
+            java.util.logging.Logger.getLogger("org.gaul");
+
     public static void main(String[] args) throws Exception {
+        S3_SERVER_LOG.setLevel(java.util.logging.Level.INFO);
         Path dir = Path.of(args[0]);
         long megabytes = Long.parseLong(args[1]);
         Files.createDirectories(dir.resolve("s3"));
@@ -86,22 +97,30 @@ public final class PreprocessingThroughput {
                             .setRecordShape("classification")
                             .setValidRecords(records)
                             .build();
+            // The peer runs before and after preparation and the ratio is taken against the mean
+            // of the two: on a shared machine the load moves during a run, and one peer measured
+            // at one end would compare preparation with a different machine.
+            boolean peer = Runtime.getRuntime().maxMemory() >= (256L << 20);
+            double[] tokenizerBefore = peer ? tokenizerAlone(data) : new double[] {Double.NaN, 0};
+            long cpuStarted = cpuNanos();
             long started = System.nanoTime();
             long[] secondPass = {0};
             DatasetPrepared p =
                     preparation.prepare(
                             ingested,
                             (percent, message) -> {
-                                if (percent >= 50 && secondPass[0] == 0) {
+                                if (message.contains("writing splits") && secondPass[0] == 0) {
                                     secondPass[0] = System.nanoTime();
                                 }
                             });
             long ended = System.nanoTime();
+            double cpuSeconds = (cpuNanos() - cpuStarted) / 1e9;
             double seconds = (ended - started) / 1e9;
             // The peer runs batches on every core at once: it needs the benchmark's heap, not the
             // 48 MB one LargerThanHeapTest gives preparation.
-            boolean peer = Runtime.getRuntime().maxMemory() >= (256L << 20);
-            double tokenizerSeconds = peer ? tokenizerAlone(data) : Double.NaN;
+            double[] tokenizerAfter = peer ? tokenizerAlone(data) : new double[] {Double.NaN, 0};
+            double tokenizerSeconds = (tokenizerBefore[0] + tokenizerAfter[0]) / 2;
+            double tokenizerCpu = (tokenizerBefore[1] + tokenizerAfter[1]) / 2;
 
             double mb = ref.getSizeBytes() / 1e6;
             ObjectNode out = JSON.createObjectNode();
@@ -119,6 +138,15 @@ public final class PreprocessingThroughput {
             out.put("ratio_to_raw_read", Math.round(rawSeconds / seconds * 10000) / 10000.0);
             if (peer) {
                 out.put("tokenizer_seconds", round(tokenizerSeconds));
+                out.put("tokenizer_seconds_before", round(tokenizerBefore[0]));
+                out.put("tokenizer_seconds_after", round(tokenizerAfter[0]));
+                // CPU seconds of the whole process (the tokenizer's native threads included):
+                // what other programs on a shared machine disturb least.
+                out.put("cpu_seconds", round(cpuSeconds));
+                out.put("tokenizer_cpu_seconds", round(tokenizerCpu));
+                out.put(
+                        "cpu_ratio_to_tokenizer",
+                        Math.round(tokenizerCpu / cpuSeconds * 10000) / 10000.0);
                 out.put("tokenizer_mb_per_second", round(mb / tokenizerSeconds));
                 out.put(
                         "ratio_to_tokenizer",
@@ -140,12 +168,13 @@ public final class PreprocessingThroughput {
      * the local file, in batches of 256 on every core (the tokenizer library's own parallel batch
      * encode, fed from as many threads as there are cores), ids only, nothing written.
      */
-    static double tokenizerAlone(Path data) throws Exception {
+    static double[] tokenizerAlone(Path data) throws Exception {
         int threads = Runtime.getRuntime().availableProcessors();
         java.util.concurrent.ExecutorService pool =
                 java.util.concurrent.Executors.newFixedThreadPool(threads);
         try (ModelTokenizer tokenizer = ModelTokenizer.of("minilm-l6");
                 BufferedReader r = Files.newBufferedReader(data, StandardCharsets.UTF_8)) {
+            long cpuStarted = cpuNanos();
             long started = System.nanoTime();
             java.util.ArrayDeque<java.util.concurrent.Future<?>> ahead =
                     new java.util.ArrayDeque<>();
@@ -165,10 +194,18 @@ public final class PreprocessingThroughput {
             while (!ahead.isEmpty()) {
                 ahead.removeFirst().get();
             }
-            return (System.nanoTime() - started) / 1e9;
+            return new double[] {
+                (System.nanoTime() - started) / 1e9, (cpuNanos() - cpuStarted) / 1e9
+            };
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    private static long cpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean)
+                        java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime();
     }
 
     /** Where the dataset is stored. */

@@ -380,7 +380,8 @@ class TokenizedSplitsTest {
         DatasetIngested ingested = ingested("progress-1", "text", data.toString(), 32);
         preparation.prepare(ingested, (percent, message) -> seen.add(percent));
         assertThat(seen).isSorted();
-        assertThat(seen).anyMatch(x -> x > 0 && x < 50).anyMatch(x -> x > 50 && x < 100);
+        // Pass 1 (read, deduplicate, tokenize) is 0-90%, pass 2 (write the splits) 90-100%.
+        assertThat(seen).anyMatch(x -> x > 0 && x < 90).anyMatch(x -> x > 90 && x < 100);
 
         DatasetIngested huge =
                 ingested.toBuilder().setJobId("huge").setValidRecords(4_000_000_000L).build();
