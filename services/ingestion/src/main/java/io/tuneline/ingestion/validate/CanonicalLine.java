@@ -1,5 +1,8 @@
 package io.tuneline.ingestion.validate;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -77,25 +80,32 @@ final class CanonicalLine {
      */
     private int closingQuote(byte[] b, int i, int to) {
         boolean nonBlank = false;
-        for (; i < to; i++) {
-            byte c = b[i];
-            if (c > 0x20) {
-                if (c == '"') {
-                    return nonBlank ? i : -1;
+        while (i < to) {
+            if (nonBlank) {
+                // Eight bytes at a time while none of them needs a look: no quote, backslash,
+                // control character or byte above 0x7F (the rest of a text is plain bytes).
+                while (i + 8 <= to && plain((long) LONGS.get(b, i))) {
+                    i += 8;
                 }
-                if (c == '\\') {
-                    if (++i >= to) {
+                if (i >= to) {
+                    break;
+                }
+            }
+            byte c = b[i];
+            if (c >= 0x20 && c != '"' && c != '\\') {
+                nonBlank |= c != ' ';
+            } else if (c == '"') {
+                return nonBlank ? i : -1;
+            } else if (c == '\\') {
+                if (++i >= to) {
+                    return -1;
+                }
+                switch (b[i]) {
+                    case '"', '\\' -> nonBlank = true;
+                    case 'n', 't', 'r', 'b', 'f' -> {}
+                    default -> {
                         return -1;
                     }
-                    switch (b[i]) {
-                        case '"', '\\' -> nonBlank = true;
-                        case 'n', 't', 'r', 'b', 'f' -> {}
-                        default -> {
-                            return -1;
-                        }
-                    }
-                } else {
-                    nonBlank = true;
                 }
             } else if (c < 0) {
                 nonAscii = true;
@@ -107,11 +117,32 @@ final class CanonicalLine {
                 if (u >= 0xC2 && u != 0xE1 && u != 0xE2 && u != 0xE3) {
                     nonBlank = true;
                 }
-            } else if (c < 0x20) {
-                return -1;
+            } else {
+                return -1; // a raw control character: not JSON
             }
+            i++;
         }
         return -1;
+    }
+
+    private static final VarHandle LONGS =
+            MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final long ONES = 0x0101010101010101L;
+    private static final long HIGH = 0x8080808080808080L;
+
+    /**
+     * Whether none of the eight bytes in {@code x} is below 0x20, above 0x7F, a quote or a
+     * backslash: the classic "has a zero byte" test, {@code (y - 0x01…) & ~y & 0x80…}, for each.
+     */
+    private static boolean plain(long x) {
+        long quote = x ^ (ONES * '"');
+        long backslash = x ^ (ONES * '\\');
+        long special =
+                ((x - ONES * 0x20) & ~x)
+                        | ((quote - ONES) & ~quote)
+                        | ((backslash - ONES) & ~backslash)
+                        | x;
+        return (special & HIGH) == 0;
     }
 
     private static boolean startsWith(byte[] b, int from, int to, byte[] prefix) {

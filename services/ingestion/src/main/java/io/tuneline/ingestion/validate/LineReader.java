@@ -212,8 +212,22 @@ final class LineReader {
         length += n;
     }
 
+    private static final java.lang.invoke.VarHandle LONGS =
+            java.lang.invoke.MethodHandles.byteArrayViewVarHandle(
+                    long[].class, java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static final long ONES = 0x0101010101010101L;
+
     private static int indexOf(byte[] b, int from, int to) {
-        for (int i = from; i < to; i++) {
+        int i = from;
+        // Eight bytes at a time past those without a newline ("has a zero byte" on x ^ '\n').
+        while (i + 8 <= to) {
+            long x = (long) LONGS.get(b, i) ^ (ONES * '\n');
+            if (((x - ONES) & ~x & (ONES << 7)) != 0) {
+                break;
+            }
+            i += 8;
+        }
+        for (; i < to; i++) {
             if (b[i] == '\n') {
                 return i;
             }

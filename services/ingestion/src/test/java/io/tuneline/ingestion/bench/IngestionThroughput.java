@@ -159,7 +159,7 @@ public final class IngestionThroughput {
     }
 
     /** The service's defaults, as a job without overrides gets them. */
-    static IngestionConfig config() {
+    public static IngestionConfig config() {
         IngestionConfig.Http http =
                 new IngestionConfig.Http() {
                     @Override
