@@ -155,7 +155,10 @@ public final class DatasetIngestion {
             metrics.stored(raw.getSizeBytes());
             boolean gzip;
             RecordFormat format;
-            try (InputStream in = fetched.open(store, -1)) {
+            // Only the head is fetched: closing a whole object's stream early leaves the server
+            // sending the rest for nothing. A range of an empty object is refused, so not then.
+            long head = raw.getSizeBytes() > 0 ? Math.min(raw.getSizeBytes(), PEEK_RANGE) : -1;
+            try (InputStream in = fetched.open(store, head)) {
                 BufferedInputStream peek = new BufferedInputStream(in, PEEK_BYTES);
                 gzip = isGzip(peek);
                 InputStream decoded =
@@ -432,6 +435,9 @@ public final class DatasetIngestion {
 
     /** Enough to see the first line of any sane dataset, and gzip's header. */
     static final int PEEK_BYTES = 64 * 1024;
+
+    /** Stored bytes fetched for that: more than gzip can need for {@link #PEEK_BYTES} decoded. */
+    static final long PEEK_RANGE = 1 << 20;
 
     static boolean isGzip(BufferedInputStream in) throws IOException {
         in.mark(2);
