@@ -540,7 +540,18 @@ public final class DatasetIngestion {
                 }
                 String file = source.key().substring(source.key().lastIndexOf('/') + 1);
                 S3Uri target = store.uri(prefix + file);
-                if (size <= ArtifactStore.MAX_COPY_BYTES && stat.etag() != null) {
+                if (size <= ArtifactStore.MAX_COPY_BYTES
+                        && (stat.etag() == null || stat.etag().isBlank())) {
+                    // No ETag to hold the source to: copy first, then validate the copy.
+                    store.copy(source, target);
+                    return Fetched.stored(
+                            ArtifactRef.newBuilder()
+                                    .setUri(target.toString())
+                                    .setSizeBytes(size)
+                                    .setContentType("application/octet-stream")
+                                    .build());
+                }
+                if (size <= ArtifactStore.MAX_COPY_BYTES) {
                     // Server-side: the bytes never pass through this process. The copy runs while
                     // validation reads the source itself, both on the condition that it still has
                     // this ETag, so they see the same bytes; the sha256 is taken on that read.
