@@ -248,6 +248,27 @@ public final class ArtifactStore implements AutoCloseable {
     }
 
     /**
+     * Opens the object provided it still has the ETag {@code etag} (If-Match; no condition when
+     * null); throws {@link ObjectChangedException} when it has been replaced since that ETag was
+     * seen. With {@code length >= 0}, only its first {@code length} bytes.
+     */
+    public InputStream get(S3Uri uri, String etag, long length) {
+        return call(
+                "read " + uri + (etag == null ? "" : " (ETag " + etag + ")"),
+                () -> {
+                    GetObjectArgs.Builder args =
+                            GetObjectArgs.builder().bucket(uri.bucket()).object(uri.key());
+                    if (etag != null) {
+                        args.matchETag(etag);
+                    }
+                    if (length >= 0) {
+                        args.offset(0L).length(length);
+                    }
+                    return client.getObject(args.build());
+                });
+    }
+
+    /**
      * Opens the object a claim check points at; reading it to the end throws {@link
      * ChecksumMismatchException} when the bytes do not match the claim's sha256.
      */
@@ -256,23 +277,31 @@ public final class ArtifactStore implements AutoCloseable {
         return new VerifyingInputStream(get(uri), uri, ref.getSha256());
     }
 
+    /** An object's size in bytes and its ETag, as the store reports them. */
+    public record Stat(long size, String etag) {}
+
     /** Size in bytes, or empty when the object does not exist. */
     public Optional<Long> size(S3Uri uri) {
+        return stat(uri).map(Stat::size);
+    }
+
+    /** Size and ETag, or empty when the object does not exist. */
+    public Optional<Stat> stat(S3Uri uri) {
         return call(
                 "stat " + uri,
                 true,
                 () -> {
                     try {
-                        return Optional.of(
+                        var r =
                                 client.statObject(
-                                                StatObjectArgs.builder()
-                                                        .bucket(uri.bucket())
-                                                        .object(uri.key())
-                                                        .build())
-                                        .size());
+                                        StatObjectArgs.builder()
+                                                .bucket(uri.bucket())
+                                                .object(uri.key())
+                                                .build());
+                        return Optional.of(new Stat(r.size(), r.etag()));
                     } catch (ErrorResponseException e) {
                         if ("NoSuchKey".equals(e.errorResponse().code())) {
-                            return Optional.<Long>empty();
+                            return Optional.<Stat>empty();
                         }
                         throw e;
                     }
@@ -348,6 +377,28 @@ public final class ArtifactStore implements AutoCloseable {
                                                 CopySource.builder()
                                                         .bucket(from.bucket())
                                                         .object(from.key())
+                                                        .build())
+                                        .build()));
+    }
+
+    /**
+     * {@link #copy(S3Uri, S3Uri)} provided the source still has the ETag {@code etag}; throws
+     * {@link ObjectChangedException} when it has been replaced since that ETag was seen.
+     */
+    public void copy(S3Uri from, S3Uri to, String etag) {
+        call(
+                "copy " + from + " (ETag " + etag + ") to " + to,
+                true,
+                () ->
+                        client.copyObject(
+                                CopyObjectArgs.builder()
+                                        .bucket(to.bucket())
+                                        .object(to.key())
+                                        .source(
+                                                CopySource.builder()
+                                                        .bucket(from.bucket())
+                                                        .object(from.key())
+                                                        .matchETag(etag)
                                                         .build())
                                         .build()));
     }
@@ -456,6 +507,19 @@ public final class ArtifactStore implements AutoCloseable {
 
     private ArtifactStoreException failure(String what, Exception e, int retries) {
         String after = retries == 0 ? "" : " (after " + retries + " retries)";
+        if (e instanceof ErrorResponseException r
+                && "PreconditionFailed".equals(r.errorResponse().code())) {
+            return new ObjectChangedException(
+                    "cannot "
+                            + what
+                            + " at "
+                            + settings.endpoint()
+                            + ": it has been replaced since"
+                            + " ("
+                            + brief(e)
+                            + ")",
+                    e);
+        }
         return new ArtifactStoreException(
                 "cannot " + what + " at " + settings.endpoint() + after + ": " + brief(e), e);
     }

@@ -5,6 +5,7 @@ import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.ArtifactStoreException;
+import io.tuneline.common.store.ObjectChangedException;
 import io.tuneline.common.store.S3Uri;
 import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.metrics.IngestionMetrics;
@@ -18,7 +19,6 @@ import io.tuneline.proto.v1.DatasetSpec;
 import io.tuneline.proto.v1.JobRequested;
 import io.tuneline.proto.v1.Task;
 import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -29,10 +29,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.DigestInputStream;
-import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.ZipException;
 import org.jboss.logging.Logger;
@@ -108,7 +111,6 @@ public final class DatasetIngestion {
      * has got while it runs (on this thread).
      */
     public DatasetIngested ingest(JobRequested job, ProgressListener progress) throws IOException {
-        DatasetSpec spec = job.getDataset();
         if (job.getTask() != Task.TASK_SEQUENCE_CLASSIFICATION
                 && job.getTask() != Task.TASK_CAUSAL_LM) {
             throw new DatasetInvalidException(
@@ -118,154 +120,298 @@ public final class DatasetIngestion {
                             + job.getTask(),
                     java.util.List.of());
         }
-        long started = System.nanoTime();
-        ArtifactRef raw = fetch(job.getJobId(), spec);
-        metrics.stored(raw.getSizeBytes());
-        // A server-side copy leaves the sha256 to the validation pass, which reads every byte.
-        boolean hashWhileValidating = raw.getSha256().isEmpty();
-        S3Uri rawUri = S3Uri.parse(raw.getUri());
-        boolean gzip;
-        RecordFormat format;
-        try (InputStream in = hashWhileValidating ? store.get(rawUri) : store.get(raw)) {
-            BufferedInputStream peek = new BufferedInputStream(in, PEEK_BYTES);
-            gzip = isGzip(peek);
-            InputStream decoded =
-                    gzip ? new BufferedInputStream(new GZIPInputStream(peek), PEEK_BYTES) : peek;
-            String first = firstLine(decoded);
-            if (first.isEmpty()
-                    && (raw.getSizeBytes() == 0 || (!gzip && raw.getSizeBytes() <= PEEK_BYTES))) {
-                // Said before any format is guessed: detecting one from nothing would blame the
-                // format ("plain text has no labels") for what is an empty file.
-                throw new DatasetInvalidException(
-                        "DATASET_EMPTY",
-                        "the dataset is empty: "
-                                + (spec.getSourceCase() == DatasetSpec.SourceCase.URI
-                                        ? spec.getUri()
-                                        : raw.getUri())
-                                + (raw.getSizeBytes() == 0
-                                        ? " has 0 bytes"
-                                        : " has only blank lines"),
-                        java.util.List.of());
-            }
-            format =
-                    spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
-                            ? RecordFormat.detect(first)
-                            : RecordFormat.of(spec.getFormat());
-        }
-        LOG.infof(
-                "dataset is %s%s (%s)",
-                format.proto(),
-                gzip ? ", gzip-compressed" : "",
-                spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
-                        ? "detected from its first line"
-                        : "as the job says");
-        Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
-        DatasetValidator.Result result;
-        ArtifactRef records;
-        MessageDigest rawDigest = ArtifactStore.sha256();
-        MessageDigest canonicalDigest = ArtifactStore.sha256();
         try {
-            try (io.tuneline.common.store.CountingInputStream in =
-                            new io.tuneline.common.store.CountingInputStream(
-                                    hashWhileValidating
-                                            ? new DigestInputStream(store.get(rawUri), rawDigest)
-                                            : store.get(raw));
-                    // The limit holds for what the data expands to as well: a small gzip
-                    // stream can inflate to terabytes.
-                    // The CSV parser closes what it reads; the stored copy must stay open for
-                    // the rest of its bytes to reach the digest below.
-                    InputStream open = new KeptOpen(in);
-                    InputStream decoded =
-                            gzip
-                                    ? new SizeLimitedInputStream(
-                                            new GZIPInputStream(open),
-                                            config.maxBytes(),
-                                            "the decompressed dataset")
-                                    : open;
-                    OutputStream out =
-                            new DigestOutputStream(
-                                    new BufferedOutputStream(
-                                            Files.newOutputStream(canonical), 1 << 16),
-                                    canonicalDigest)) {
-                result =
-                        DatasetValidator.validate(
-                                decoded,
-                                format,
-                                job.getTask(),
-                                spec,
-                                out,
-                                new DatasetValidator.Limits(
-                                        config.maxRecords(), config.maxLineBytes()),
-                                new ProgressReporter(
-                                        in,
-                                        raw.getSizeBytes(),
-                                        config.progressInterval(),
-                                        System::nanoTime,
-                                        progress));
-                // The digest must see every byte, also those a decoder leaves unread (a gzip
-                // trailer's padding).
-                in.transferTo(OutputStream.nullOutputStream());
-            } catch (ZipException e) {
+            return ingestOnce(job, progress);
+        } catch (ObjectChangedException first) {
+            // The source object was replaced between its stat and the copy or the read: once more,
+            // from its new version.
+            LOG.warnf("%s; ingesting it again from the start", first.getMessage());
+            try {
+                return ingestOnce(job, progress);
+            } catch (ObjectChangedException again) {
                 throw new DatasetInvalidException(
-                        "DATASET_INVALID",
-                        "the dataset starts like gzip but is not valid gzip: " + e.getMessage(),
+                        "SOURCE_CHANGED",
+                        "dataset.uri "
+                                + job.getDataset().getUri()
+                                + " was replaced twice while it was being ingested; send the job"
+                                + " again once it is written",
                         java.util.List.of());
             }
-            if (hashWhileValidating) {
-                raw =
-                        raw.toBuilder()
-                                .setSha256(HexFormat.of().formatHex(rawDigest.digest()))
-                                .build();
+        }
+    }
+
+    private DatasetIngested ingestOnce(JobRequested job, ProgressListener progress)
+            throws IOException {
+        DatasetSpec spec = job.getDataset();
+        long started = System.nanoTime();
+        Fetched fetched = fetch(job.getJobId(), spec);
+        ArtifactRef raw = fetched.raw();
+        S3Uri rawUri = S3Uri.parse(raw.getUri());
+        S3Uri recordsUri = store.uri("datasets/" + job.getJobId() + "/records.jsonl");
+        // Started once the first line says the records may be the dataset's bytes unchanged.
+        Future<?> speculativeCopy = null;
+        Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
+        try {
+            metrics.stored(raw.getSizeBytes());
+            boolean gzip;
+            RecordFormat format;
+            // Only the head is fetched: closing a whole object's stream early leaves the server
+            // sending the rest for nothing. A range of an empty object is refused, so not then.
+            long head = raw.getSizeBytes() > 0 ? Math.min(raw.getSizeBytes(), PEEK_RANGE) : -1;
+            try (InputStream in = fetched.open(store, head)) {
+                BufferedInputStream peek = new BufferedInputStream(in, PEEK_BYTES);
+                gzip = isGzip(peek);
+                InputStream decoded =
+                        gzip
+                                ? new BufferedInputStream(new GZIPInputStream(peek), PEEK_BYTES)
+                                : peek;
+                String first = firstLine(decoded);
+                if (first.isEmpty()
+                        && (raw.getSizeBytes() == 0
+                                || (!gzip && raw.getSizeBytes() <= PEEK_BYTES))) {
+                    // Said before any format is guessed: detecting one from nothing would blame the
+                    // format ("plain text has no labels") for what is an empty file.
+                    throw new DatasetInvalidException(
+                            "DATASET_EMPTY",
+                            "the dataset is empty: "
+                                    + (spec.getSourceCase() == DatasetSpec.SourceCase.URI
+                                            ? spec.getUri()
+                                            : raw.getUri())
+                                    + (raw.getSizeBytes() == 0
+                                            ? " has 0 bytes"
+                                            : " has only blank lines"),
+                            java.util.List.of());
+                }
+                format =
+                        spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
+                                ? RecordFormat.detect(first)
+                                : RecordFormat.of(spec.getFormat());
+                if (!gzip
+                        && fetched.copying() != null
+                        && RecordFormat.JSONL.equals(format)
+                        && DatasetValidator.looksCanonical(first, job.getTask(), spec)) {
+                    // Most likely the records will be the dataset's bytes unchanged: copy them now,
+                    // alongside the raw copy and the validation, instead of after both. Replaced
+                    // by the real records, or deleted, when validation says otherwise.
+                    speculativeCopy = fetched.copyTo(store, recordsUri, COPIES);
+                }
             }
-            metrics.validated(result.valid(), result.rejected());
-            metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
-            DatasetValidator.enforce(result, spec);
-            S3Uri recordsUri = store.uri("datasets/" + job.getJobId() + "/records.jsonl");
-            String canonicalSha = HexFormat.of().formatHex(canonicalDigest.digest());
-            long canonicalSize = Files.size(canonical);
-            if (!gzip
-                    && canonicalSha.equals(raw.getSha256())
-                    && canonicalSize == raw.getSizeBytes()
-                    && canonicalSize <= ArtifactStore.MAX_COPY_BYTES) {
-                // Already canonical byte for byte (every record valid, written as this service
-                // writes them): a server-side copy instead of uploading the same bytes again,
-                // which on a store that writes slower than it reads is most of ingestion's time.
-                store.copy(rawUri, recordsUri);
-                records =
-                        ArtifactRef.newBuilder()
-                                .setUri(recordsUri.toString())
-                                .setSha256(canonicalSha)
-                                .setSizeBytes(canonicalSize)
-                                .setContentType("application/jsonl")
-                                .build();
-            } else {
-                records = store.put(recordsUri, canonical, "application/jsonl");
+            LOG.infof(
+                    "dataset is %s%s (%s)",
+                    format.proto(),
+                    gzip ? ", gzip-compressed" : "",
+                    spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
+                            ? "detected from its first line"
+                            : "as the job says");
+            DatasetValidator.Result result;
+            ArtifactRef records;
+            MessageDigest rawDigest = ArtifactStore.sha256();
+            boolean hashWhileValidating = raw.getSha256().isEmpty();
+            try (CanonicalOutput out =
+                    new CanonicalOutput(
+                            canonical,
+                            n -> fetched.open(store, n),
+                            config.maxLineBytes() + (2L << 20))) {
+                try (io.tuneline.common.store.CountingInputStream in =
+                                new io.tuneline.common.store.CountingInputStream(
+                                        hashWhileValidating
+                                                ? new DigestInputStream(
+                                                        fetched.open(store, -1), rawDigest)
+                                                : fetched.open(store, -1));
+                        // The limit holds for what the data expands to as well: a small gzip
+                        // stream can inflate to terabytes.
+                        // The CSV parser closes what it reads; the stored copy must stay open for
+                        // the rest of its bytes to reach the digest below.
+                        InputStream open = new KeptOpen(in);
+                        InputStream decoded =
+                                gzip
+                                        ? new SizeLimitedInputStream(
+                                                new GZIPInputStream(open),
+                                                config.maxBytes(),
+                                                "the decompressed dataset")
+                                        // Compared with the records on the way: a canonical
+                                        // dataset's records are its own bytes.
+                                        : out.tap(open)) {
+                    result =
+                            DatasetValidator.validate(
+                                    decoded,
+                                    format,
+                                    job.getTask(),
+                                    spec,
+                                    out,
+                                    new DatasetValidator.Limits(
+                                            config.maxRecords(), config.maxLineBytes()),
+                                    new ProgressReporter(
+                                            in,
+                                            raw.getSizeBytes(),
+                                            config.progressInterval(),
+                                            System::nanoTime,
+                                            progress));
+                    // The digest must see every byte, also those a decoder leaves unread (a gzip
+                    // trailer's padding).
+                    in.transferTo(OutputStream.nullOutputStream());
+                } catch (ZipException e) {
+                    throw new DatasetInvalidException(
+                            "DATASET_INVALID",
+                            "the dataset starts like gzip but is not valid gzip: " + e.getMessage(),
+                            java.util.List.of());
+                }
+                // The raw copy must be there before anything names it.
+                fetched.awaitCopy();
+                if (hashWhileValidating) {
+                    raw =
+                            raw.toBuilder()
+                                    .setSha256(HexFormat.of().formatHex(rawDigest.digest()))
+                                    .build();
+                }
+                metrics.validated(result.valid(), result.rejected());
+                metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
+                DatasetValidator.enforce(result, spec);
+                if (!gzip
+                        && out.finish(raw.getSizeBytes())
+                        && raw.getSizeBytes() <= ArtifactStore.MAX_COPY_BYTES) {
+                    // Already canonical byte for byte (every record valid, written as this service
+                    // writes them): a server-side copy instead of uploading the same bytes again,
+                    // which on a store that writes slower than it reads is most of ingestion's
+                    // time.
+                    if (speculativeCopy == null || !await(speculativeCopy)) {
+                        store.copy(rawUri, recordsUri);
+                    }
+                    speculativeCopy = null;
+                    records =
+                            ArtifactRef.newBuilder()
+                                    .setUri(recordsUri.toString())
+                                    .setSha256(raw.getSha256())
+                                    .setSizeBytes(raw.getSizeBytes())
+                                    .setContentType("application/jsonl")
+                                    .build();
+                } else {
+                    out.finish(-1);
+                    if (speculativeCopy != null) {
+                        await(speculativeCopy); // before the upload, which must be the last word
+                        speculativeCopy = null;
+                    }
+                    records = store.put(recordsUri, canonical, "application/jsonl");
+                }
             }
+            DatasetIngested ingested =
+                    DatasetIngested.newBuilder()
+                            .setJobId(job.getJobId())
+                            .setJob(job)
+                            .setRaw(raw)
+                            .setRecords(records)
+                            .setFormat(format.proto())
+                            .setGzip(gzip)
+                            .setFormatDetected(
+                                    spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED)
+                            .setValidRecords(result.valid())
+                            .setBadRecords(result.bad())
+                            .addAllBadRecordSamples(result.samples())
+                            .putAllLabelCounts(result.labelCounts())
+                            .setRecordShape(result.shape().value())
+                            .setIngestedAt(Timestamps.now())
+                            .build();
+            store.put(
+                    store.uri(marker(job.getJobId())),
+                    JsonFormat.printer().print(ingested).getBytes(StandardCharsets.UTF_8),
+                    "application/json");
+            return ingested;
+        } catch (IOException | RuntimeException | Error e) {
+            // Nothing of a failed ingestion may stay behind in a half-done state: a copy still in
+            // flight is waited for, and records.jsonl copied ahead of validation is removed.
+            fetched.awaitCopyQuietly();
+            if (speculativeCopy != null) {
+                await(speculativeCopy);
+                try {
+                    store.delete(recordsUri);
+                } catch (RuntimeException d) {
+                    e.addSuppressed(d);
+                }
+            }
+            throw e;
         } finally {
             Files.deleteIfExists(canonical);
         }
-        DatasetIngested ingested =
-                DatasetIngested.newBuilder()
-                        .setJobId(job.getJobId())
-                        .setJob(job)
-                        .setRaw(raw)
-                        .setRecords(records)
-                        .setFormat(format.proto())
-                        .setGzip(gzip)
-                        .setFormatDetected(
-                                spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED)
-                        .setValidRecords(result.valid())
-                        .setBadRecords(result.bad())
-                        .addAllBadRecordSamples(result.samples())
-                        .putAllLabelCounts(result.labelCounts())
-                        .setRecordShape(result.shape().value())
-                        .setIngestedAt(Timestamps.now())
-                        .build();
-        store.put(
-                store.uri(marker(job.getJobId())),
-                JsonFormat.printer().print(ingested).getBytes(StandardCharsets.UTF_8),
-                "application/json");
-        return ingested;
+    }
+
+    /** Waits for a copy; whether it succeeded (a failed one is logged, the caller falls back). */
+    private static boolean await(Future<?> copy) {
+        try {
+            copy.get();
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } catch (ExecutionException e) {
+            LOG.warnf("copying the records ahead of validation failed: %s", e.getCause());
+            return false;
+        }
+    }
+
+    /** Server-side copies run on these, alongside the validation pass that reads the source. */
+    private static final ExecutorService COPIES =
+            Executors.newCachedThreadPool(
+                    r -> {
+                        Thread t = new Thread(r, "ingestion-copy");
+                        t.setDaemon(true);
+                        return t;
+                    });
+
+    /**
+     * The stored raw copy and where validation reads it from: the copy itself, or — while a
+     * server-side copy of an object in the platform's store is under way — the source object, on
+     * the condition that it still has the ETag the copy was made from (so both see the same bytes).
+     */
+    private record Fetched(ArtifactRef raw, S3Uri source, String etag, Future<?> copying) {
+        static Fetched stored(ArtifactRef raw) {
+            return new Fetched(raw, null, null, null);
+        }
+
+        /** The bytes to validate, or their first {@code length} when that is not -1. */
+        InputStream open(ArtifactStore store, long length) throws IOException {
+            if (etag != null) {
+                return store.get(source, etag, length);
+            }
+            if (length >= 0) {
+                return store.get(S3Uri.parse(raw.getUri()), null, length);
+            }
+            return raw.getSha256().isEmpty()
+                    ? store.get(S3Uri.parse(raw.getUri()))
+                    : store.get(raw);
+        }
+
+        Future<?> copyTo(ArtifactStore store, S3Uri target, ExecutorService on) {
+            return on.submit(() -> store.copy(source, target, etag));
+        }
+
+        void awaitCopy() throws IOException {
+            if (copying == null) {
+                return;
+            }
+            try {
+                copying.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("interrupted copying " + source);
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException r) {
+                    throw r;
+                }
+                throw new IOException(e.getCause());
+            }
+        }
+
+        void awaitCopyQuietly() {
+            if (copying != null) {
+                try {
+                    copying.get();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (ExecutionException e) {
+                    // The failure the caller is handling comes first.
+                }
+            }
+        }
     }
 
     /** Streams a body of unknown size into the store, keeping the limit's own error. */
@@ -290,6 +436,9 @@ public final class DatasetIngestion {
     /** Enough to see the first line of any sane dataset, and gzip's header. */
     static final int PEEK_BYTES = 64 * 1024;
 
+    /** Stored bytes fetched for that: more than gzip can need for {@link #PEEK_BYTES} decoded. */
+    static final long PEEK_RANGE = 1 << 20;
+
     static boolean isGzip(BufferedInputStream in) throws IOException {
         in.mark(2);
         int b1 = in.read();
@@ -310,7 +459,7 @@ public final class DatasetIngestion {
         return "";
     }
 
-    private ArtifactRef fetch(String jobId, DatasetSpec spec) throws IOException {
+    private Fetched fetch(String jobId, DatasetSpec spec) throws IOException {
         String prefix = "datasets/" + jobId + "/raw/";
         switch (spec.getSourceCase()) {
             case INLINE -> {
@@ -323,8 +472,11 @@ public final class DatasetIngestion {
                     }
                     out.write('\n');
                 }
-                return store.put(
-                        store.uri(prefix + "inline.jsonl"), out.toByteArray(), "application/jsonl");
+                return Fetched.stored(
+                        store.put(
+                                store.uri(prefix + "inline.jsonl"),
+                                out.toByteArray(),
+                                "application/jsonl"));
             }
             case URI -> {
                 String uri = spec.getUri();
@@ -333,10 +485,11 @@ public final class DatasetIngestion {
                     String path = source.getPath() == null ? "" : source.getPath();
                     String file = path.substring(path.lastIndexOf('/') + 1);
                     try (InputStream in = http.open(source)) {
-                        return storeLimited(
-                                new SizeLimitedInputStream(
-                                        in, config.maxBytes(), "dataset.uri " + uri),
-                                prefix + (file.isBlank() ? "dataset" : file));
+                        return Fetched.stored(
+                                storeLimited(
+                                        new SizeLimitedInputStream(
+                                                in, config.maxBytes(), "dataset.uri " + uri),
+                                        prefix + (file.isBlank() ? "dataset" : file)));
                     }
                 }
                 if (!uri.startsWith("s3://")) {
@@ -362,15 +515,16 @@ public final class DatasetIngestion {
                                                     config.maxBytes());
                                         }
                                     })) {
-                        return store.put(
-                                store.uri(prefix + (file.isBlank() ? "dataset" : file)),
-                                o.in(),
-                                o.size(),
-                                "application/octet-stream");
+                        return Fetched.stored(
+                                store.put(
+                                        store.uri(prefix + (file.isBlank() ? "dataset" : file)),
+                                        o.in(),
+                                        o.size(),
+                                        "application/octet-stream"));
                     }
                 }
-                long size =
-                        store.size(source)
+                ArtifactStore.Stat stat =
+                        store.stat(source)
                                 .orElseThrow(
                                         () ->
                                                 new DatasetInvalidException(
@@ -379,24 +533,42 @@ public final class DatasetIngestion {
                                                                 + uri
                                                                 + " does not exist in the object store",
                                                         java.util.List.of()));
+                long size = stat.size();
                 if (size > config.maxBytes()) {
                     throw SizeLimitedInputStream.tooLarge(
                             "dataset.uri " + uri + " (" + size + " bytes)", config.maxBytes());
                 }
                 String file = source.key().substring(source.key().lastIndexOf('/') + 1);
                 S3Uri target = store.uri(prefix + file);
-                if (size <= ArtifactStore.MAX_COPY_BYTES) {
-                    // Server-side: the bytes never pass through this process; their sha256 is
-                    // taken on the validation pass, which reads the copy anyway.
+                if (size <= ArtifactStore.MAX_COPY_BYTES
+                        && (stat.etag() == null || stat.etag().isBlank())) {
+                    // No ETag to hold the source to: copy first, then validate the copy.
                     store.copy(source, target);
-                    return ArtifactRef.newBuilder()
-                            .setUri(target.toString())
-                            .setSizeBytes(size)
-                            .setContentType("application/octet-stream")
-                            .build();
+                    return Fetched.stored(
+                            ArtifactRef.newBuilder()
+                                    .setUri(target.toString())
+                                    .setSizeBytes(size)
+                                    .setContentType("application/octet-stream")
+                                    .build());
+                }
+                if (size <= ArtifactStore.MAX_COPY_BYTES) {
+                    // Server-side: the bytes never pass through this process. The copy runs while
+                    // validation reads the source itself, both on the condition that it still has
+                    // this ETag, so they see the same bytes; the sha256 is taken on that read.
+                    Future<?> copying =
+                            COPIES.submit(() -> store.copy(source, target, stat.etag()));
+                    return new Fetched(
+                            ArtifactRef.newBuilder()
+                                    .setUri(target.toString())
+                                    .setSizeBytes(size)
+                                    .setContentType("application/octet-stream")
+                                    .build(),
+                            source,
+                            stat.etag(),
+                            copying);
                 }
                 try (InputStream in = store.get(source)) {
-                    return store.put(target, in, size, "application/octet-stream");
+                    return Fetched.stored(store.put(target, in, size, "application/octet-stream"));
                 }
             }
             default ->
