@@ -76,6 +76,17 @@ public final class Scalars {
         }
     }
 
+    /** {@code x >= value}, a boolean array (no gradient flows through a comparison). */
+    public static NDArray atLeast(NDArray x, double value) {
+        NDArray c = kept(x, value);
+        if (c != null) {
+            return x.gte(c);
+        }
+        try (NDArray fresh = constant(x, value)) {
+            return x.gte(fresh);
+        }
+    }
+
     /** How many distinct constants are kept at most (a few dozen are in use). */
     static final int KEPT = 1024;
 
