@@ -1,8 +1,12 @@
 package io.tuneline.engine.nn;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.norm.Dropout;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.jni.JniUtils;
 
 /**
  * Inverted dropout (Srivastava et al. 2014) while training, the identity otherwise, as {@code
@@ -27,22 +31,36 @@ public final class TrainingDropout {
         if (!training || rate <= 0) {
             return x;
         }
-        if (rate >= 1 || x.getDevice().isGpu()) {
+        Device device = x.getDevice();
+        if (rate >= 1 || device.isGpu() || !(x instanceof PtNDArray px)) {
             return Dropout.dropout(x, rate, true).singletonOrThrow();
         }
         // The mask has no gradient; x * mask is the one recorded operation, as in libtorch's
-        // dropout (input * noise), so backward is one multiply too. The temporaries are closed
-        // here rather than with the step: a step makes dozens of dropouts.
-        NDArray mask;
-        try (NDArray u =
-                        x.getManager()
-                                .randomUniform(
-                                        0f, 1f, x.getShape(), DataType.FLOAT32, x.getDevice());
-                NDArray keep = Scalars.atLeast(u, rate);
-                NDArray ones = keep.toType(x.getDataType(), false)) {
-            mask = Scalars.div(ones, 1.0 - rate);
+        // dropout (input * noise), so backward is one multiply too. The mask is made as
+        // where(u >= rate, 1 / (1 - rate), 0) from kept constants, straight through DJL's JNI:
+        // DJL's NDArray methods would ask each fresh operand its type and device first.
+        DataType type = x.getDataType();
+        NDArray threshold = Scalars.kept(rate, DataType.FLOAT32, device);
+        NDArray scale = Scalars.kept(1 / (1 - rate), type, device);
+        NDArray zero = Scalars.kept(0, type, device);
+        if (threshold == null || scale == null || zero == null) {
+            // Scalars' table is full (a caller with ever-changing constants): no kept constants.
+            return Dropout.dropout(x, rate, true).singletonOrThrow();
         }
-        // Autograd keeps its own reference to the mask for backward.
+        NDArray mask;
+        try (PtNDArray u =
+                        JniUtils.uniform(
+                                (PtNDManager) px.getManager(),
+                                0,
+                                1,
+                                x.getShape(),
+                                DataType.FLOAT32,
+                                device);
+                PtNDArray keep = JniUtils.gte(u, (PtNDArray) threshold)) {
+            mask = JniUtils.where(keep, (PtNDArray) scale, (PtNDArray) zero);
+        }
+        // The temporaries are closed here rather than with the step (a step makes dozens of
+        // dropouts); autograd keeps its own reference to the mask for backward.
         try (mask) {
             return x.mul(mask);
         }
