@@ -8,7 +8,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.norm.Dropout;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.bert.BertConfig;
@@ -267,7 +266,7 @@ public final class SequenceClassifier extends AbstractBlock implements TunableMo
         }
         NDArray pooled = meanPool(hidden, mask);
         if (training && dropout > 0) {
-            pooled = Dropout.dropout(pooled, dropout, true).singletonOrThrow();
+            pooled = TrainingDropout.apply(pooled, dropout, true);
         }
         return head.forward(ps, new NDList(pooled), training).singletonOrThrow();
     }

@@ -1,6 +1,7 @@
 package io.tuneline.engine.nn;
 
 import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -89,7 +90,16 @@ public final class Scalars {
      * when the table is full and does not hold it.
      */
     private static NDArray kept(NDArray x, double value) {
-        Key key = new Key(value, x.getDataType(), x.getDevice());
+        return kept(value, x.getDataType(), x.getDevice());
+    }
+
+    /**
+     * The kept 0-d constant {@code value} of {@code type} on {@code device} (for callers that know
+     * both without asking an array, a native call each), made by the first call; null when the
+     * table is full and does not hold it.
+     */
+    static NDArray kept(double value, DataType type, Device device) {
+        Key key = new Key(value, type, device);
         NDArray c = CONSTANTS.get(key);
         if (c != null || CONSTANTS.size() >= KEPT) {
             return c;
@@ -102,7 +112,7 @@ public final class Scalars {
                                     k.device(),
                                     d ->
                                             NDManager.newBaseManager(
-                                                    d, x.getManager().getEngine().getEngineName()));
+                                                    d, Engine.getInstance().getEngineName()));
                     return m.full(new Shape(), (float) k.value(), k.type());
                 });
     }
