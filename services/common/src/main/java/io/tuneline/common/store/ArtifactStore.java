@@ -365,41 +365,28 @@ public final class ArtifactStore implements AutoCloseable {
      * {@link #MAX_COPY_BYTES} (S3's limit for one CopyObject); the caller streams larger ones.
      */
     public void copy(S3Uri from, S3Uri to) {
-        call(
-                "copy " + from + " to " + to,
-                true,
-                () ->
-                        client.copyObject(
-                                CopyObjectArgs.builder()
-                                        .bucket(to.bucket())
-                                        .object(to.key())
-                                        .source(
-                                                CopySource.builder()
-                                                        .bucket(from.bucket())
-                                                        .object(from.key())
-                                                        .build())
-                                        .build()));
+        copy(from, to, null);
     }
 
     /**
-     * {@link #copy(S3Uri, S3Uri)} provided the source still has the ETag {@code etag}; throws
-     * {@link ObjectChangedException} when it has been replaced since that ETag was seen.
+     * {@link #copy(S3Uri, S3Uri)} provided the source still has the ETag {@code etag} (any version
+     * when null); throws {@link ObjectChangedException} when it has been replaced since that ETag
+     * was seen.
      */
     public void copy(S3Uri from, S3Uri to, String etag) {
+        CopySource.Builder source = CopySource.builder().bucket(from.bucket()).object(from.key());
+        if (etag != null) {
+            source.matchETag(etag);
+        }
         call(
-                "copy " + from + " (ETag " + etag + ") to " + to,
+                "copy " + from + (etag == null ? "" : " (ETag " + etag + ")") + " to " + to,
                 true,
                 () ->
                         client.copyObject(
                                 CopyObjectArgs.builder()
                                         .bucket(to.bucket())
                                         .object(to.key())
-                                        .source(
-                                                CopySource.builder()
-                                                        .bucket(from.bucket())
-                                                        .object(from.key())
-                                                        .matchETag(etag)
-                                                        .build())
+                                        .source(source.build())
                                         .build()));
     }
 

@@ -54,9 +54,10 @@ public final class Estimator {
 
     /**
      * Seconds per trainable parameter and step for the optimizer and clipping on CPU: MiniLM's full
-     * fine-tuning against its LoRA on the quieter benchmark runs of docs/benchmarks.md.
+     * fine-tuning on the idle 2-core machine, 26 ms in libtorch's fused AdamW and 7 ms of clipping
+     * for 22.6 M parameters (docs/benchmarks.md, 2026-12-05; DJL's kernel before it took 4 ns).
      */
-    static final double CPU_OPTIMIZER_SECONDS_PER_PARAMETER = 4e-9;
+    static final double CPU_OPTIMIZER_SECONDS_PER_PARAMETER = 1.5e-9;
 
     /** Seconds per micro-batch outside the matmuls on CPU: tokenization, JNI calls (assumed). */
     static final double CPU_SECONDS_PER_MICRO_BATCH = 0.03;
