@@ -118,12 +118,6 @@ final class TrainingLoop {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
-        // The optimizer driven directly rather than through DJL's Trainer: Trainer.step() rejects
-        // a first step whose gradients sum to exactly zero, a heuristic that misfires on softmax
-        // heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own AdamW's
-        // moments can be checkpointed. Its moments (two copies of the trained weights) are freed
-        // when the run ends, not with the model: the export, evaluation or a next run that follow
-        // in the same process do not carry them.
         return run(model, task, List.of(), examples, s, validation, listener, checkpointing);
     }
 
@@ -144,6 +138,12 @@ final class TrainingLoop {
             TrainingListener listener,
             Checkpointing checkpointing)
             throws IOException {
+        // The optimizer driven directly rather than through DJL's Trainer: Trainer.step() rejects
+        // a first step whose gradients sum to exactly zero, a heuristic that misfires on softmax
+        // heads (their gradient rows cancel) and LoRA's zero-initialised B; and our own AdamW's
+        // moments can be checkpointed. Its moments (two copies of the trained weights) are freed
+        // when the run ends, not with the model: the export, evaluation or a next run that follow
+        // in the same process do not carry them.
         AdamW adamW = new AdamW(s.weightDecay(), model.getNDManager());
         DataParallel parallel = others.isEmpty() ? null : DataParallel.of(task, others);
         try {
