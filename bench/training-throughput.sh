@@ -80,7 +80,7 @@ for model in $MODELS; do
       # stderr keeps the engine's JNI calls by method, per phase (StepProfile.byName).
       "${JAVA[@]}" "$model" "$method" "$steps" "$OUT" profile 2> "$OUT/jni-$model-$method.txt" \
         | grep '^{' >> "$OUT/profile.jsonl"
-      peer "$model" "$method" "$steps" profile >> "$OUT/profile.jsonl"
+      [[ $method == qlora ]] || peer "$model" "$method" "$steps" profile >> "$OUT/profile.jsonl"
       continue
     fi
     for ((i = 1; i <= REPS; i++)); do
