@@ -12,12 +12,12 @@ import java.util.Arrays;
 
 /**
  * Where validation writes the canonical records. As long as they are byte for byte the dataset's
- * own bytes (read through {@link #tap}), nothing is written anywhere: records.jsonl can then be a
- * server-side copy of the stored dataset. At the first difference (or when the records fall too far
- * behind the bytes read, which canonical records never do) the part that matched is read again from
- * the store into a local file, and everything from there on goes to that file. So a canonical
- * dataset costs no local write and no second hash, and a dataset that is not pays one re-read of
- * the matching prefix.
+ * own bytes (read through {@link #tap}), nothing is written anywhere: the stored dataset is then
+ * its own records, and no records.jsonl is made. At the first difference (or when the records fall
+ * too far behind the bytes read, which canonical records never do) the part that matched is read
+ * again from the store into a local file, and everything from there on goes to that file. So a
+ * canonical dataset costs no local write and no second hash, and a dataset that is not pays one
+ * re-read of the matching prefix.
  */
 final class CanonicalOutput extends OutputStream {
     /** Opens the first {@code n} bytes of the dataset again. */

@@ -43,8 +43,9 @@ import org.jboss.logging.Logger;
 /**
  * Fetches a job's dataset into {@code datasets/{jobId}/raw/} unchanged (with its sha256), then
  * validates it by streaming the stored copy (gzip detected by its magic bytes, the format taken
- * from the job or detected from the first line) and stores the valid records in one canonical shape
- * at {@code datasets/{jobId}/records.jsonl} for preprocessing. Supported today: inline records and
+ * from the job or detected from the first line) and names the valid records in one canonical shape
+ * for preprocessing: the raw copy itself when it is already those records byte for byte, else
+ * {@code datasets/{jobId}/records.jsonl}, written with them. Supported today: inline records and
  * {@code s3://} objects (the platform's store or another endpoint) and {@code http(s)://} URLs;
  * JSON Lines, CSV and TSV for sequence classification, the same and plain text for causal LM
  * (instruction, chat or text records).
@@ -146,10 +147,7 @@ public final class DatasetIngestion {
         long started = System.nanoTime();
         Fetched fetched = fetch(job.getJobId(), spec);
         ArtifactRef raw = fetched.raw();
-        S3Uri rawUri = S3Uri.parse(raw.getUri());
         S3Uri recordsUri = store.uri("datasets/" + job.getJobId() + "/records.jsonl");
-        // Started once the first line says the records may be the dataset's bytes unchanged.
-        Future<?> speculativeCopy = null;
         Path canonical = Files.createTempFile("tuneline-records-", ".jsonl");
         try {
             metrics.stored(raw.getSizeBytes());
@@ -186,15 +184,6 @@ public final class DatasetIngestion {
                         spec.getFormat() == DatasetFormat.DATASET_FORMAT_UNSPECIFIED
                                 ? RecordFormat.detect(first)
                                 : RecordFormat.of(spec.getFormat());
-                if (!gzip
-                        && fetched.copying() != null
-                        && RecordFormat.JSONL.equals(format)
-                        && DatasetValidator.looksCanonical(first, job.getTask(), spec)) {
-                    // Most likely the records will be the dataset's bytes unchanged: copy them now,
-                    // alongside the raw copy and the validation, instead of after both. Replaced
-                    // by the real records, or deleted, when validation says otherwise.
-                    speculativeCopy = fetched.copyTo(store, recordsUri, COPIES);
-                }
             }
             LOG.infof(
                     "dataset is %s%s (%s)",
@@ -267,30 +256,14 @@ public final class DatasetIngestion {
                 metrics.validated(result.valid(), result.rejected());
                 metrics.took(java.time.Duration.ofNanos(System.nanoTime() - started));
                 DatasetValidator.enforce(result, spec);
-                if (!gzip
-                        && out.finish(raw.getSizeBytes())
-                        && raw.getSizeBytes() <= ArtifactStore.MAX_COPY_BYTES) {
+                if (!gzip && out.finish(raw.getSizeBytes())) {
                     // Already canonical byte for byte (every record valid, written as this service
-                    // writes them): a server-side copy instead of uploading the same bytes again,
-                    // which on a store that writes slower than it reads is most of ingestion's
-                    // time.
-                    if (speculativeCopy == null || !await(speculativeCopy)) {
-                        store.copy(rawUri, recordsUri);
-                    }
-                    speculativeCopy = null;
-                    records =
-                            ArtifactRef.newBuilder()
-                                    .setUri(recordsUri.toString())
-                                    .setSha256(raw.getSha256())
-                                    .setSizeBytes(raw.getSizeBytes())
-                                    .setContentType("application/jsonl")
-                                    .build();
+                    // writes them): the records are the raw copy, named with its sha256 and size.
+                    // A second object of the same bytes would be a second full copy, which on a
+                    // store that rewrites what it copies is most of ingestion's time.
+                    records = raw;
                 } else {
                     out.finish(-1);
-                    if (speculativeCopy != null) {
-                        await(speculativeCopy); // before the upload, which must be the last word
-                        speculativeCopy = null;
-                    }
                     records = store.put(recordsUri, canonical, "application/jsonl");
                 }
             }
@@ -317,34 +290,12 @@ public final class DatasetIngestion {
                     "application/json");
             return ingested;
         } catch (IOException | RuntimeException | Error e) {
-            // Nothing of a failed ingestion may stay behind in a half-done state: a copy still in
-            // flight is waited for, and records.jsonl copied ahead of validation is removed.
+            // A copy still in flight is waited for, so nothing of a failed ingestion is still being
+            // written after it has failed; records.jsonl is only written once validation passed.
             fetched.awaitCopyQuietly();
-            if (speculativeCopy != null) {
-                await(speculativeCopy);
-                try {
-                    store.delete(recordsUri);
-                } catch (RuntimeException d) {
-                    e.addSuppressed(d);
-                }
-            }
             throw e;
         } finally {
             Files.deleteIfExists(canonical);
-        }
-    }
-
-    /** Waits for a copy; whether it succeeded (a failed one is logged, the caller falls back). */
-    private static boolean await(Future<?> copy) {
-        try {
-            copy.get();
-            return true;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return false;
-        } catch (ExecutionException e) {
-            LOG.warnf("copying the records ahead of validation failed: %s", e.getCause());
-            return false;
         }
     }
 
@@ -378,10 +329,6 @@ public final class DatasetIngestion {
             return raw.getSha256().isEmpty()
                     ? store.get(S3Uri.parse(raw.getUri()))
                     : store.get(raw);
-        }
-
-        Future<?> copyTo(ArtifactStore store, S3Uri target, ExecutorService on) {
-            return on.submit(() -> store.copy(source, target, etag));
         }
 
         void awaitCopy() throws IOException {

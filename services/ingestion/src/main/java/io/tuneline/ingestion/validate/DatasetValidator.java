@@ -154,21 +154,6 @@ public final class DatasetValidator {
     /** Off only in tests, which compare the fast path's results with the full parse's. */
     static boolean FAST_PATH = true;
 
-    /**
-     * Whether {@code line} (a dataset's first line) is a record of the job's task already written
-     * exactly as ingestion writes it, so that the whole dataset may well be; a guess, used to start
-     * storing the canonical records as a copy of the dataset before validation has ended.
-     */
-    public static boolean looksCanonical(String line, Task task, DatasetSpec spec) {
-        if (task != Task.TASK_SEQUENCE_CLASSIFICATION) {
-            return false;
-        }
-        Run run = new Run(spec, OutputStream.nullOutputStream(), Limits.NONE, Progress.NONE);
-        byte[] b = line.getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        return fastPath(run, RecordShape.CLASSIFICATION)
-                && new CanonicalLine().classification(b, 0, b.length);
-    }
-
     private static void jsonLines(InputStream in, Run run) throws IOException {
         LineReader reader = new LineReader(in, run.limits.maxLineBytes());
         CanonicalLine canonical = new CanonicalLine();

@@ -2,7 +2,9 @@ package io.tuneline.ingestion.validate;
 
 import java.util.Locale;
 
-/** The shape of a dataset's records, and of its canonical {@code records.jsonl}. */
+/**
+ * The shape of a dataset's records, and of its canonical records ({@code DatasetIngested.records}).
+ */
 public enum RecordShape {
     /** {@code {"text", "label"}}: sequence classification. */
     CLASSIFICATION,

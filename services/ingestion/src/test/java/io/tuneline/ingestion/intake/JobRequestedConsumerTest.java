@@ -316,8 +316,9 @@ class JobRequestedConsumerTest {
     @Test
     void anS3DatasetLosesNoRecordAndKeepsTheirOrderWhetherItIsAlreadyCanonicalOrNot()
             throws Exception {
-        // Compact lines as ingestion writes them: the records object is a server-side copy of the
-        // raw one. The same records spaced out (as Python's json.dumps writes them) are re-written.
+        // Compact lines as ingestion writes them: the raw copy is the records, no second object.
+        // The same records spaced out (as Python's json.dumps writes them) are re-written to
+        // records.jsonl.
         StringBuilder compact = new StringBuilder();
         for (int i = 0; i < 5000; i++) {
             compact.append("{\"text\":\"review ")
@@ -354,6 +355,12 @@ class JobRequestedConsumerTest {
                         .isEqualTo(c.getValue());
             }
             assertThat(ingested.getValidRecords()).isEqualTo(5000);
+            assertThat(ingested.getRecords().getUri())
+                    .as(c.getKey())
+                    .isEqualTo(
+                            c.getKey().equals("canonical-1")
+                                    ? ingested.getRaw().getUri()
+                                    : "s3://tuneline-test/datasets/spaced-1/records.jsonl");
             // Read through the claim check: the records' sha256 is verified at the end.
             try (var in = store.get(ingested.getRecords())) {
                 assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8))

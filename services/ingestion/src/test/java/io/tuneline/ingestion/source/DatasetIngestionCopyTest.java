@@ -27,9 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * An {@code s3://} dataset in the platform's store (S3Proxy on disk, as {@code ./platform} runs
- * it): the raw copy and validation run side by side, records.jsonl is copied ahead of validation
- * when the first line is canonical, and every way that guess can turn out wrong still leaves the
- * right records, or none.
+ * it): the raw copy and validation run side by side; records that are the raw copy byte for byte
+ * are named by it (no records.jsonl), any others are written to records.jsonl, and a rejected
+ * dataset leaves no records and no marker.
  */
 class DatasetIngestionCopyTest {
     @TempDir static Path dir;
@@ -55,16 +55,41 @@ class DatasetIngestionCopyTest {
     }
 
     @Test
-    void aCanonicalDatasetIsCopiedTwiceAndItsSha256IsTheSourcesOwn() throws Exception {
+    void aCanonicalDatasetIsCopiedOnceAndItsRawCopyIsItsRecords() throws Exception {
         String data = canonical(0, 3000);
         DatasetIngested ingested = ingest("copy-1", data);
         String sha = sha256(data);
+        assertThat(ingested.getRaw().getUri())
+                .isEqualTo(store.uri("datasets/copy-1/raw/copy-1.jsonl").toString());
         assertThat(ingested.getRaw().getSha256()).isEqualTo(sha);
-        assertThat(ingested.getRecords().getSha256()).isEqualTo(sha);
-        assertThat(read(ingested.getRaw().getUri())).isEqualTo(data);
-        assertThat(read(ingested.getRecords().getUri())).isEqualTo(data);
+        assertThat(ingested.getRaw().getSizeBytes())
+                .isEqualTo(data.getBytes(StandardCharsets.UTF_8).length);
+        assertThat(ingested.getRecords()).isEqualTo(ingested.getRaw());
+        assertThat(readVerified(ingested.getRecords())).isEqualTo(data);
+        // One copy of the bytes and the marker, nothing else: no records.jsonl beside raw/.
+        assertThat(store.list(store.uri("datasets/copy-1/")))
+                .containsExactlyInAnyOrder(
+                        store.uri("datasets/copy-1/raw/copy-1.jsonl"),
+                        store.uri(DatasetIngestion.marker("copy-1")));
         assertThat(ingested.getValidRecords()).isEqualTo(3000);
         assertThat(ingested.getLabelCountsMap()).containsEntry("pos", 1500L);
+    }
+
+    @Test
+    void aRedeliveredJobFindsTheStoredResultWhereverItsRecordsAre() throws Exception {
+        DatasetIngested canonical = ingest("again-1", canonical(0, 50));
+        DatasetIngested rewritten =
+                ingest("again-2", canonical(0, 50).replace("\",\"label\":", "\", \"label\": "));
+        assertThat(canonical.getRecords()).isEqualTo(canonical.getRaw());
+        assertThat(rewritten.getRecords().getUri())
+                .isEqualTo(store.uri("datasets/again-2/records.jsonl").toString());
+        // JobIntake re-announces what previous() returns instead of ingesting again: it must name
+        // the same records, and they must still read back under their sha256.
+        for (DatasetIngested first : java.util.List.of(canonical, rewritten)) {
+            DatasetIngested stored = ingestion.previous(first.getJobId()).orElseThrow();
+            assertThat(stored).isEqualTo(first);
+            assertThat(readVerified(stored.getRecords())).isEqualTo(canonical(0, 50));
+        }
     }
 
     @Test
@@ -78,8 +103,12 @@ class DatasetIngestionCopyTest {
                 canonical(0, 2000)
                         + "{\"text\":\"spaced out\",\"label\":\"neg\"}\n"
                         + canonical(2001, 1000);
-        assertThat(read(ingested.getRecords().getUri())).isEqualTo(expected);
+        assertThat(ingested.getRecords().getUri())
+                .isEqualTo(store.uri("datasets/copy-2/records.jsonl").toString());
+        assertThat(readVerified(ingested.getRecords())).isEqualTo(expected);
         assertThat(ingested.getRecords().getSha256()).isEqualTo(sha256(expected));
+        assertThat(ingested.getRecords().getSizeBytes())
+                .isEqualTo(expected.getBytes(StandardCharsets.UTF_8).length);
         assertThat(ingested.getRaw().getSha256()).isEqualTo(sha256(data));
         assertThat(read(ingested.getRaw().getUri())).isEqualTo(data);
     }
@@ -88,17 +117,25 @@ class DatasetIngestionCopyTest {
     void aTrailingBlankLineIsDroppedFromTheRecords() throws Exception {
         String data = canonical(0, 10) + "\n";
         DatasetIngested ingested = ingest("copy-3", data);
-        assertThat(read(ingested.getRecords().getUri())).isEqualTo(canonical(0, 10));
+        // Not the raw bytes any more, so written out.
+        assertThat(ingested.getRecords().getUri())
+                .isEqualTo(store.uri("datasets/copy-3/records.jsonl").toString());
+        assertThat(readVerified(ingested.getRecords())).isEqualTo(canonical(0, 10));
     }
 
     @Test
-    void aRejectedDatasetLeavesNoRecordsBehindEvenWhenTheyWereCopiedAhead() {
-        String data = canonical(0, 500) + "not json\n" + canonical(501, 10);
+    void aRejectedDatasetLeavesNoRecordsAndNoMarkerBehind() {
+        // Canonical up to the bad line, and spaced out after it: neither kind of records is kept.
+        String data =
+                canonical(0, 500)
+                        + "not json\n"
+                        + canonical(501, 10).replace("\",\"label\":", "\", \"label\": ");
         assertThatThrownBy(() -> ingest("copy-4", data))
                 .isInstanceOf(DatasetInvalidException.class)
                 .hasMessageContaining("first at line 501: bad JSON");
         assertThat(store.exists(store.uri("datasets/copy-4/records.jsonl"))).isFalse();
         assertThat(store.exists(store.uri(DatasetIngestion.marker("copy-4")))).isFalse();
+        assertThat(ingestion.previous("copy-4")).isEmpty();
     }
 
     @Test
@@ -144,6 +181,13 @@ class DatasetIngestionCopyTest {
                     .append("\"}\n");
         }
         return s.toString();
+    }
+
+    /** Through the claim check: reading to the end fails unless the bytes have its sha256. */
+    private static String readVerified(io.tuneline.proto.v1.ArtifactRef ref) throws Exception {
+        try (InputStream in = store.get(ref)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
     }
 
     private static String read(String uri) throws Exception {
