@@ -1,5 +1,6 @@
 package io.tuneline.engine.bench;
 
+import ai.djl.pytorch.jni.JniUtils;
 import io.tuneline.engine.method.FineTuningMethod;
 import io.tuneline.engine.runtime.EngineRuntime;
 import io.tuneline.engine.train.TrainingListener;
@@ -17,14 +18,17 @@ import java.util.Locale;
  * MiniLmWorkload}), {@code gpt2} ({@link Gpt2Workload}) or {@code llama} ({@link LlamaWorkload});
  * METHOD is full, freeze (the top two layers and whatever the model always trains), lora (r=8 with
  * the model's default targets) or qlora; for llama a precision may follow ({@code lora@bf16}). The
- * JSON line's {@code method} is METHOD as given. Warms up for {@value #WARMUP} steps, then times
- * STEPS steps of the engine's own trainer and prints one JSON line. The model's weights for the
- * PyTorch side are written into DIR when absent, so the script's first, untimed run pays for
- * writing them.
+ * JSON line's {@code method} is METHOD as given. Warms up with a run of {@value #WARMUP} steps,
+ * then times STEPS steps of the engine's own trainer after {@value #WARMUP} untimed ones of the
+ * same run (as the peer does) and prints one JSON line. The model's weights for the PyTorch side
+ * are written into DIR when absent, so the script's first, untimed run pays for writing them.
  *
  * <p>{@code TrainingThroughput MODEL METHOD STEPS DIR profile} splits the same timed steps into
  * phases ({@link StepProfile}) and adds them to the line as {@code "profile"}; the instrumentation
- * slows the steps a little, so its tokens/s are not the benchmark's.
+ * slows the steps a little, so its tokens/s are not the benchmark's. With {@code -DopTrace=FILE}
+ * the timed run (untimed steps included) is recorded by libtorch's profiler into FILE, a Chrome
+ * trace of every aten op with its input shapes, which {@code bench/op_trace.py FILE STEPS} sums by
+ * op and by shape: where the native time goes, op by op.
  */
 public final class TrainingThroughput {
     static final int WARMUP = 3;
@@ -81,10 +85,15 @@ public final class TrainingThroughput {
             }
             w.train(WARMUP, 1);
             rss("warmed up");
-            StepProfile.reset();
-            long start = System.nanoTime();
-            w.train(steps, 2);
-            double seconds = (System.nanoTime() - start) / 1e9;
+            String trace = System.getProperty("opTrace");
+            if (trace != null) {
+                // libtorch's own profiler, with each op's input shapes; bench/op_trace.py sums it.
+                JniUtils.startProfile(false, true, false);
+            }
+            double seconds = profile ? profiledRun(w, steps) : timedRun(w, steps);
+            if (trace != null) {
+                JniUtils.stopProfile(trace);
+            }
             rss("trained");
             System.out.printf(
                     Locale.ROOT,
@@ -102,6 +111,35 @@ public final class TrainingThroughput {
                 System.err.print(StepProfile.byName(steps));
             }
         }
+    }
+
+    /**
+     * Seconds of {@code steps} steps timed as the PyTorch peer times them ({@code time_steps} in
+     * bench/torch_minilm_train.py): in one run, after {@value #WARMUP} untimed steps, from the end
+     * of the last untimed step to the end of the last step. The run's own start (the optimizer's
+     * moments, its compiled kernel, the first step's allocations) and end fall outside, as the
+     * peer's optimizer and its state are made before its clock starts.
+     */
+    private static double timedRun(Workload w, int steps) {
+        long[] ends = new long[WARMUP + steps];
+        int[] done = {0};
+        w.train(WARMUP + steps, 2, r -> ends[done[0]++] = System.nanoTime());
+        if (done[0] != ends.length) {
+            throw new IllegalStateException(
+                    "the run reported " + done[0] + " steps, not " + ends.length);
+        }
+        return (ends[ends.length - 1] - ends[WARMUP - 1]) / 1e9;
+    }
+
+    /**
+     * Seconds of a run of {@code steps} steps under the profiler, whose phases are reset first: the
+     * whole run is profiled (and timed), so each phase's count divides evenly by the steps.
+     */
+    private static double profiledRun(Workload w, int steps) {
+        StepProfile.reset();
+        long start = System.nanoTime();
+        w.train(steps, 2);
+        return (System.nanoTime() - start) / 1e9;
     }
 
     /**

@@ -3,6 +3,7 @@ package io.tuneline.engine.train;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import io.tuneline.engine.nn.Scalars;
 
 /**
@@ -15,6 +16,8 @@ import io.tuneline.engine.nn.Scalars;
 public final class CausalLmLoss {
     /** Hugging Face's {@code ignore_index}: such a label contributes no loss and no gradient. */
     public static final long IGNORE = -100;
+
+    private static final float IGNORE_FLOAT = IGNORE;
 
     private CausalLmLoss() {}
 
@@ -45,11 +48,23 @@ public final class CausalLmLoss {
                             + logits.getShape()
                             + " (B, T, V)");
         }
+        // The labels move left by one and the last position, which has no next token, is
+        // ignored, rather than the logits being cut to their first T - 1 positions: a slice of the
+        // logits made log_softmax copy them whole into a contiguous tensor, and its backward
+        // allocate, zero and fill one more logits-sized gradient (B x T x vocab floats each:
+        // 103 MB for GPT-2 at 8 x 64 tokens). The last position's log-probabilities are computed
+        // and not used, 1/T more of the softmax.
         NDArray next = labels.get(new NDIndex(":, 1:")).toType(DataType.INT64, false);
-        NDArray scored = next.neq(IGNORE);
+        NDArray target =
+                next.concat(
+                        next.getManager()
+                                .full(new Shape(labels.getShape().get(0), 1), IGNORE_FLOAT)
+                                .toType(DataType.INT64, false),
+                        1);
+        NDArray scored = target.neq(IGNORE);
         // Ignored positions point at token 0 and are then multiplied away.
-        NDArray safe = next.mul(scored.toType(DataType.INT64, false));
-        NDArray logp = logits.get(new NDIndex(":, 0:" + (t - 1) + ", :")).logSoftmax(-1);
+        NDArray safe = target.mul(scored.toType(DataType.INT64, false));
+        NDArray logp = logits.logSoftmax(-1);
         NDArray picked = logp.gather(safe.expandDims(-1), -1).squeeze(-1);
         NDArray weight = scored.toType(DataType.FLOAT32, false);
         return new NDArray[] {picked.mul(weight).sum().neg(), weight.sum()};

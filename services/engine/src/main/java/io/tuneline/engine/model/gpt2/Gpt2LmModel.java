@@ -11,7 +11,6 @@ import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Embedding;
-import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
@@ -20,6 +19,7 @@ import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
+import io.tuneline.engine.nn.LmHead;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
@@ -385,7 +385,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                 lnF.forward(ps, new NDList(x.reshape(b * kept, config.hiddenSize())), training)
                         .singletonOrThrow();
         // The LM head is wte itself: logits = h wte^T.
-        NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
+        NDArray logits = LmHead.logits(h, tokenEmbedding);
         return new NDList(logits.reshape(b, kept, config.vocabSize()));
     }
 
@@ -455,9 +455,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                                                 new NDList(x.reshape(b * t, config.hiddenSize())),
                                                 training)
                                         .singletonOrThrow();
-                        NDArray logits =
-                                Linear.linear(h, ps.getValue(wte, device, training))
-                                        .singletonOrThrow();
+                        NDArray logits = LmHead.logits(h, ps.getValue(wte, device, training));
                         return logits.reshape(b, t, config.vocabSize());
                     }
                 });
