@@ -47,6 +47,7 @@ public final class Dense extends AbstractBlock {
     private final Parameter weight;
     private WeightStore base;
     private final Parameter bias;
+    private boolean biasAbsent;
     private final List<LinearDelta> deltas = new ArrayList<>();
 
     public Dense(int in, int out) {
@@ -411,6 +412,23 @@ public final class Dense extends AbstractBlock {
         return bias;
     }
 
+    /**
+     * Marks the bias as one the architecture does not have (Llama's projections and head): it stays
+     * a zero, frozen parameter, so the layer's parameters, names and checkpoints are those of every
+     * {@code Dense}, and the forward pass leaves it out. Adding a zero bias changes no value but
+     * not the cost: with a bias libtorch's linear is {@code addmm}, which first writes the bias
+     * into every row of the output and then accumulates the product onto it; without, {@code mm}.
+     */
+    public void omitBias() {
+        bias.freeze(true);
+        biasAbsent = true;
+    }
+
+    /** The bias for the forward pass, or null where the architecture has none. */
+    private NDArray forwardBias(ParameterStore ps, Device device, boolean training) {
+        return biasAbsent ? null : ps.getValue(bias, device, training);
+    }
+
     public int in() {
         return in;
     }
@@ -438,7 +456,7 @@ public final class Dense extends AbstractBlock {
                 w.close();
                 w = moved;
             }
-            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            y = Linear.linear(x, w, forwardBias(ps, x.getDevice(), training));
             if (!training) {
                 w.close();
             }
@@ -461,7 +479,7 @@ public final class Dense extends AbstractBlock {
             // after the matmul (inference).
             NDArray w = halfWeight().toType(DataType.FLOAT32, false);
             w.attach(x.getManager());
-            y = Linear.linear(x, w, ps.getValue(bias, x.getDevice(), training));
+            y = Linear.linear(x, w, forwardBias(ps, x.getDevice(), training));
             if (!training) {
                 w.close();
             }
@@ -472,7 +490,7 @@ public final class Dense extends AbstractBlock {
                     Linear.linear(
                             x,
                             ps.getValue(weight, device, training),
-                            ps.getValue(bias, device, training));
+                            forwardBias(ps, device, training));
         }
         if (deltas.isEmpty()) {
             return y;

@@ -143,13 +143,16 @@ public final class LlamaLayer extends AbstractBlock {
         return p;
     }
 
-    /** Freezes the zero biases the architecture does not have, so no method trains them. */
+    /**
+     * Freezes the zero biases the architecture does not have, so no method trains them, and leaves
+     * them out of the forward pass.
+     */
     void freezeAbsentBiases() {
         linears()
                 .forEach(
                         (module, d) -> {
                             if (!hasBias(module)) {
-                                d.bias().freeze(true);
+                                d.omitBias();
                             }
                         });
     }

@@ -288,7 +288,7 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         if (lmHead != null) {
             lmHead.initialize(manager, dataType, new Shape(-1, config.hiddenSize()));
             // LlamaForCausalLM's lm_head has no bias.
-            lmHead.bias().freeze(true);
+            lmHead.omitBias();
         }
     }
 
