@@ -2,12 +2,9 @@ package io.tuneline.engine.nn;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.core.Linear;
 import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.engine.PtNDManager;
-import ai.djl.pytorch.jni.IValue;
 
 /**
  * A causal LM's output projection over a wide vocabulary, {@code logits = h W^T} for h (N, H) and W
@@ -20,19 +17,13 @@ import ai.djl.pytorch.jni.IValue;
  * every narrower product of the step, and OpenBLAS (the PyTorch peer's) ran h W^T itself at 165
  * (docs/benchmarks.md, "The LM head's product"). The transpose back to (N, V) is one pass over the
  * logits; the multiply it saves is 50-80 ms of a GPT-2 training step. Autograd differentiates the
- * three operations as it would the plain product (the method runs recorded, {@link
- * TorchScriptFunction#callRecorded}), so gradients are unchanged. On a GPU, in half precision and
- * for vocabularies under {@value #WIDE} the plain product is kept.
+ * three operations as it would the plain product ({@link FusedOps#transposedProduct}), so gradients
+ * are unchanged. On a GPU, in half precision and for vocabularies under {@value #WIDE} the plain
+ * product is kept.
  */
 public final class LmHead {
     /** Output widths from which the transposed product is taken on a CPU. */
     static final long WIDE = 16_384;
-
-    private static final String KERNEL =
-            """
-              def transposed(self: __torch__.LmHeadKernel, h: Tensor, w: Tensor) -> Tensor:
-                return torch.mm(w, h.t()).t().contiguous()
-            """;
 
     private LmHead() {}
 
@@ -55,11 +46,7 @@ public final class LmHead {
         if (!transposed(h, w)) {
             return Linear.linear(h, w).singletonOrThrow();
         }
-        try (IValue hv = IValue.from((PtNDArray) h);
-                IValue wv = IValue.from((PtNDArray) w);
-                IValue out = Kernel.CPU.callRecorded("transposed", hv, wv)) {
-            return out.toTensor((PtNDManager) h.getManager());
-        }
+        return FusedOps.transposedProduct(h, w);
     }
 
     /** Whether {@link #logits} takes the transposed product for these operands. */
@@ -71,14 +58,5 @@ public final class LmHead {
                 && w.getDataType() == DataType.FLOAT32
                 && h.getDevice().equals(Device.cpu())
                 && w.getDevice().equals(Device.cpu());
-    }
-
-    /** The kernel, compiled once per process on the CPU, on a manager that lives as long. */
-    private static final class Kernel {
-        static final TorchScriptFunction CPU =
-                TorchScriptFunction.compile(
-                        (PtNDManager) NDManager.newBaseManager(Device.cpu(), "PyTorch"),
-                        "LmHeadKernel",
-                        KERNEL);
     }
 }
