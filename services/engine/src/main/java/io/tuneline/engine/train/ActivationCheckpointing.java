@@ -31,6 +31,11 @@ import java.util.function.UnaryOperator;
  * autograd keeps every layer's until backward: the dequantized weights of the whole model in the
  * QLoRA case. The cost is one more forward pass of the layers.
  *
+ * <p>Without checkpointing each layer, and the head with the loss, still runs in a sub-manager of
+ * its own, recorded, closed before backward: autograd keeps what it saved, and every other
+ * intermediate (the logits among them) is freed as PyTorch frees it, when nothing refers to it any
+ * more, instead of when the step's manager closes after backward.
+ *
  * <p>Exact: the recomputation runs the same code on the same input, and dropout draws the same
  * masks because the engine's generator is reseeded before each segment, from a value drawn once per
  * batch, in both passes; without checkpointing the segments are reseeded the same way, so a run's
@@ -87,10 +92,11 @@ final class ActivationCheckpointing {
             NDArray x = segments.embed();
             for (int i = 0; i < layers; i++) {
                 reseed(base, i + 1);
-                x = segments.layer(i, x);
+                // Recorded, in a manager of its own: what backward does not need is freed now.
+                x = layerInOwnManager(segments, i, x, manager, null);
             }
             reseed(base, layers + 1);
-            loss = lossOf.apply(segments.output(x));
+            loss = lossInOwnManager(segments, lossOf, x, manager);
             collector.backward(Scalars.div(loss, lossDivisor));
         } else {
             loss = checkpointed(segments, lossOf, lossDivisor, collector, manager, base);
@@ -130,7 +136,7 @@ final class ActivationCheckpointing {
         NDArray top = inputs.get(layers);
         top.setRequiresGradient(true);
         reseed(base, layers + 1);
-        NDArray loss = lossOf.apply(segments.output(top));
+        NDArray loss = lossInOwnManager(segments, lossOf, top, manager);
         collector.backward(Scalars.div(loss, lossDivisor));
         NDArray gradient = top.getGradient();
         top.close();
@@ -153,8 +159,18 @@ final class ActivationCheckpointing {
     /**
      * Layer {@code i} on {@code x} in a sub-manager closed after it, so its intermediate arrays (a
      * dequantized NF4 weight among them) are freed when it returns. Forward only, the layer's
-     * output moved to {@code manager}, when {@code upstream} is null; else a recorded forward and
-     * backward with {@code upstream} as the output's gradient, returning {@code x}'s gradient.
+     * output moved to {@code manager}, when {@code upstream} is null (recorded or not, as grad mode
+     * is); else a recorded forward and backward with {@code upstream} as the output's gradient,
+     * returning {@code x}'s gradient.
+     *
+     * <p>Closing a recorded forward pass's arrays before backward is safe and is what frees them:
+     * autograd holds its own reference to each tensor it saved for backward, and backward releases
+     * those as it goes; the Java handles would keep every other intermediate (attention scores
+     * before softmax, GELU's partial products, the pre-dropout sums) alive until the step's manager
+     * closes, after backward, where PyTorch frees them as soon as no name refers to them. Arrays
+     * made in a layer from Java data ({@code NDManager.create(float[])}) alias a Java buffer that
+     * closing lets the garbage collector free, so no layer may make one that autograd saves (see
+     * {@link io.tuneline.engine.nn.Scalars} for constants).
      */
     private static NDArray layerInOwnManager(
             LayerSegments segments, int i, NDArray x, NDManager manager, NDArray upstream) {
@@ -169,6 +185,23 @@ final class ActivationCheckpointing {
             NDArray gradient = x.getGradient();
             gradient.attach(manager);
             return gradient;
+        }
+    }
+
+    /**
+     * {@code lossOf} over what sits above the last layer on {@code x}, in a sub-manager closed
+     * before backward, returning the loss moved to {@code manager}. For a causal LM this is what
+     * frees the logits (B, T, vocab: 103 MB for GPT-2 at 8 x 64 tokens) before backward: the loss
+     * keeps only what autograd saved ({@code log_softmax}'s output), as PyTorch does once the
+     * logits go out of scope (docs/benchmarks.md, "Eager frees in the training step").
+     */
+    private static NDArray lossInOwnManager(
+            LayerSegments segments, UnaryOperator<NDArray> lossOf, NDArray x, NDManager manager) {
+        try (NDManager sub = manager.newSubManager()) {
+            x.tempAttach(sub);
+            NDArray loss = lossOf.apply(segments.output(x));
+            loss.attach(manager);
+            return loss;
         }
     }
 

@@ -1,6 +1,7 @@
 package io.tuneline.engine.train;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import io.tuneline.engine.nn.Scalars;
 import java.util.Optional;
@@ -35,7 +36,7 @@ public record ClassificationLoss(double smoothing, Optional<float[]> classWeight
         NDArray onehot = labels.toType(DataType.INT32, false).oneHot(classes);
         NDArray weights =
                 classWeights
-                        .map(w -> logits.getManager().create(w))
+                        .map(w -> inNativeMemory(logits.getManager(), w))
                         .orElseGet(
                                 () ->
                                         logits.getManager()
@@ -45,5 +46,16 @@ public record ClassificationLoss(double smoothing, Optional<float[]> classWeight
         NDArray spread = Scalars.div(logp.mul(weights).sum(new int[] {1}).neg(), classes);
         NDArray perExample = Scalars.mul(nll, 1 - smoothing).add(Scalars.mul(spread, smoothing));
         return perExample.sum().div(weightOfLabel.sum());
+    }
+
+    /**
+     * The weights copied into libtorch's memory: autograd keeps them for {@code logp * weights}'s
+     * backward, and an array made from Java data aliases a buffer the garbage collector may free
+     * once the array is closed, which the trainer does before backward.
+     */
+    private static NDArray inNativeMemory(NDManager manager, float[] w) {
+        try (NDArray fromJava = manager.create(w)) {
+            return fromJava.duplicate();
+        }
     }
 }
