@@ -37,7 +37,8 @@ print(f"| {r['bytes']/2**20:,.0f} MiB JSONL | -Xmx{r['max_heap_mb']}m | {r['reco
       f"| {r['mb_per_second']} | {r['tokenizer_mb_per_second']} | {r['ratio_to_tokenizer']} | {r['raw_read_mb_per_second']} | {r['ratio_to_raw_read']} |")
 print(f"\nCPU seconds: preprocessing {r['cpu_seconds']}, tokenizer alone {r['tokenizer_cpu_seconds']} (mean of before and after), "
       f"ratio {r['cpu_ratio_to_tokenizer']}; tokenizer alone {r['tokenizer_seconds_before']} s before, {r['tokenizer_seconds_after']} s after; "
-      f"pass 1 {r['pass1_seconds']} s, pass 2 {r['pass2_seconds']} s.")
+      f"pass 1 {r['pass1_seconds']} s, pass 2 {r['pass2_seconds']} s (writing the splits {r['pass2_write_seconds']} s, "
+      f"storing them {r['pass2_store_seconds']} s).")
 print(f"\n{r['seconds']} s on {r['cores']} cores; kept train {c['train']} / validation {c['validation']} / test {c['test']}; "
       f"removed {s.get('exactDuplicatesRemoved', 0)} exact and {s.get('nearDuplicatesRemoved', 0)} near-duplicates; "
       f"{s.get('truncatedExamples', 0)} truncated to 128 tokens; train token lengths p50 {s['tokenLengths']['p50']}, p95 {s['tokenLengths']['p95']}.")

@@ -19,10 +19,8 @@ import io.tuneline.proto.v1.SplitSpec;
 import it.unimi.dsi.fastutil.bytes.ByteArrayList;
 import it.unimi.dsi.fastutil.ints.IntArrayList;
 import it.unimi.dsi.fastutil.longs.Long2IntOpenHashMap;
-import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
-import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.InterruptedIOException;
@@ -236,9 +234,7 @@ public final class DatasetPreparation implements AutoCloseable {
                                 maxLength,
                                 shape.causal() && settings.packing() && name.equals("train")));
             }
-            try (DataInputStream in =
-                    new DataInputStream(
-                            new BufferedInputStream(Files.newInputStream(spill), 1 << 16))) {
+            try (EncodedSpill.Input in = new EncodedSpill.Input(Files.newInputStream(spill))) {
                 progress.at(90, "writing splits");
                 for (int index = 0; index < assigned.length; index++) {
                     EncodedSpill.Entry e = EncodedSpill.read(in, shape, maxLength);
@@ -252,7 +248,7 @@ public final class DatasetPreparation implements AutoCloseable {
                     files.get(assigned[index]).add(e.example(), e.length(), e.ids(), e.labels());
                     if (((index + 1) & 0x3FFF) == 0) {
                         progress.at(
-                                90 + 10.0 * (index + 1) / assigned.length,
+                                90 + 8.0 * (index + 1) / assigned.length,
                                 String.format(
                                         Locale.ROOT,
                                         "writing splits: %,d of %,d records",
@@ -285,6 +281,7 @@ public final class DatasetPreparation implements AutoCloseable {
                                 + p1.removed[EMPTY]
                                 + " empty)");
             }
+            progress.at(98, "storing splits");
             return publish(
                     ingested, shape, tokenizer, causal, labels, seed, maxLength, p1, files, reader);
         } finally {
@@ -313,10 +310,41 @@ public final class DatasetPreparation implements AutoCloseable {
         SplitSpec split = ingested.getJob().getSplit();
         String prefix = "datasets/" + jobId + "/prepared/";
         Map<String, ArtifactRef> refs = new LinkedHashMap<>();
-        for (SplitFile f : files) {
-            refs.put(
-                    f.name,
-                    store.put(store.uri(prefix + f.name + ".jsonl"), f.file, "application/jsonl"));
+        // Validation and test are stored on another thread while train is: each upload reads its
+        // file twice (its sha256, then the request) on one thread, so one after the other they
+        // left a core idle for the end of the job.
+        ExecutorService uploader =
+                Executors.newSingleThreadExecutor(
+                        r -> {
+                            Thread t = new Thread(r, "tuneline-preprocessing-upload");
+                            t.setDaemon(true);
+                            return t;
+                        });
+        try {
+            Future<List<ArtifactRef>> others =
+                    uploader.submit(
+                            () ->
+                                    files.subList(VALIDATION, TEST + 1).stream()
+                                            .map(f -> storeSplit(prefix, f))
+                                            .toList());
+            ArtifactRef train = storeSplit(prefix, files.get(TRAIN));
+            List<ArtifactRef> rest;
+            try {
+                rest = others.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new InterruptedIOException("interrupted while storing the splits");
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw new IllegalStateException(e.getCause());
+            }
+            refs.put(files.get(TRAIN).name, train);
+            refs.put(files.get(VALIDATION).name, rest.get(0));
+            refs.put(files.get(TEST).name, rest.get(1));
+        } finally {
+            uploader.shutdownNow();
         }
         long truncated = files.stream().mapToLong(f -> f.truncated).sum();
         DatasetStats.Builder stats =
@@ -427,6 +455,10 @@ public final class DatasetPreparation implements AutoCloseable {
                 .setTokenizerRef(tokenizer.ref())
                 .setPreparedAt(Timestamps.now())
                 .build();
+    }
+
+    private ArtifactRef storeSplit(String prefix, SplitFile f) {
+        return store.put(store.uri(prefix + f.name + ".jsonl"), f.file, "application/jsonl");
     }
 
     /** Refuses, before reading anything, a dataset whose tables would not fit in the heap. */

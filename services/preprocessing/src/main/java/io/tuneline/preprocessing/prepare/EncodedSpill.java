@@ -1,12 +1,12 @@
 package io.tuneline.preprocessing.prepare;
 
 import io.tuneline.preprocessing.prepare.Example.Shape;
-import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -65,7 +65,7 @@ final class EncodedSpill {
     }
 
     /** The next record's entry, or null for a record without tokens. */
-    static Entry read(DataInputStream in, Shape shape, int maxLength) throws IOException {
+    static Entry read(Input in, Shape shape, int maxLength) throws IOException {
         int present = in.read();
         if (present < 0) {
             throw new EOFException("the tokenized records end before the dataset does");
@@ -93,7 +93,11 @@ final class EncodedSpill {
             ids[i] = varint(in);
         }
         long[] labels = null;
-        if (in.readByte() != 0) {
+        int hasLabels = in.read();
+        if (hasLabels < 0) {
+            throw new EOFException("the tokenized records end inside a record");
+        }
+        if (hasLabels != 0) {
             labels = new long[ids.length];
             for (int i = 0; i < labels.length; i++) {
                 long z = varint(in);
@@ -103,16 +107,17 @@ final class EncodedSpill {
         return new Entry(example, length, ids, labels);
     }
 
-    private static String string(DataInputStream in) throws IOException {
-        byte[] b = new byte[(int) varint(in)];
-        in.readFully(b);
-        return new String(b, StandardCharsets.UTF_8);
+    private static String string(Input in) throws IOException {
+        return in.string((int) varint(in));
     }
 
-    private static long varint(DataInputStream in) throws IOException {
+    private static long varint(Input in) throws IOException {
         long v = 0;
         for (int shift = 0; ; shift += 7) {
-            int b = in.readUnsignedByte();
+            int b = in.read();
+            if (b < 0) {
+                throw new EOFException("the tokenized records end inside a record");
+            }
             v |= (long) (b & 0x7F) << shift;
             if (b < 0x80) {
                 return v;
@@ -120,9 +125,74 @@ final class EncodedSpill {
         }
     }
 
-    private static final class Out extends ByteArrayOutputStream {
-        Out() {
-            super(1024);
+    /**
+     * The local file read back through its own buffer: a byte at a time without the lock that
+     * {@link java.io.BufferedInputStream#read()} takes for every one (two per token here).
+     */
+    static final class Input implements AutoCloseable {
+        private final InputStream in;
+        private final byte[] buf = new byte[1 << 16];
+        private int at;
+        private int end;
+
+        Input(InputStream in) {
+            this.in = in;
+        }
+
+        /** The next byte, or -1 at the end. */
+        int read() throws IOException {
+            if (at == end && !fill()) {
+                return -1;
+            }
+            return buf[at++] & 0xFF;
+        }
+
+        String string(int length) throws IOException {
+            if (end - at >= length) {
+                String s = new String(buf, at, length, StandardCharsets.UTF_8);
+                at += length;
+                return s;
+            }
+            byte[] b = new byte[length];
+            int n = end - at;
+            System.arraycopy(buf, at, b, 0, n);
+            at = end;
+            while (n < length) {
+                int r = in.read(b, n, length - n);
+                if (r < 0) {
+                    throw new EOFException("the tokenized records end inside a record");
+                }
+                n += r;
+            }
+            return new String(b, StandardCharsets.UTF_8);
+        }
+
+        private boolean fill() throws IOException {
+            int r = in.read(buf, 0, buf.length);
+            if (r <= 0) {
+                return false;
+            }
+            at = 0;
+            end = r;
+            return true;
+        }
+
+        @Override
+        public void close() throws IOException {
+            in.close();
+        }
+    }
+
+    /** A growing byte array; unlike {@link java.io.ByteArrayOutputStream}, no lock per byte. */
+    private static final class Out {
+        private byte[] buf = new byte[1024];
+        private int n;
+
+        void write(int b) {
+            if (n == buf.length) {
+                buf = Arrays.copyOf(buf, n * 2);
+            }
+            buf[n++] = (byte) b;
         }
 
         void varint(long v) {
@@ -136,7 +206,15 @@ final class EncodedSpill {
         void string(String s) {
             byte[] b = s.getBytes(StandardCharsets.UTF_8);
             varint(b.length);
-            write(b, 0, b.length);
+            if (n + b.length > buf.length) {
+                buf = Arrays.copyOf(buf, Math.max(buf.length * 2, n + b.length));
+            }
+            System.arraycopy(b, 0, buf, n, b.length);
+            n += b.length;
+        }
+
+        byte[] toByteArray() {
+            return Arrays.copyOf(buf, n);
         }
     }
 }

@@ -233,9 +233,23 @@ sealed interface Example {
         }
 
         private static String nfc(String s) {
-            return Normalizer.isNormalized(s, Normalizer.Form.NFC)
+            return surelyNfc(s) || Normalizer.isNormalized(s, Normalizer.Form.NFC)
                     ? s
                     : Normalizer.normalize(s, Normalizer.Form.NFC);
+        }
+
+        /**
+         * True when no character is U+0300 or above: such a text is in NFC (nothing below U+0300
+         * decomposes or combines with what precedes it; the normaliser's own quick check starts at
+         * U+0300), and checking that is much cheaper than {@link Normalizer#isNormalized}.
+         */
+        static boolean surelyNfc(String s) {
+            for (int i = 0; i < s.length(); i++) {
+                if (s.charAt(i) >= 0x300) {
+                    return false;
+                }
+            }
+            return true;
         }
 
         private String casing(String s) {

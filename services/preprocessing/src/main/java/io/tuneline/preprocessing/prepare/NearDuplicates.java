@@ -175,13 +175,29 @@ public final class NearDuplicates {
         int k = settings.permutations();
         int[] bins = new int[k];
         Arrays.fill(bins, EMPTY);
-        String s = canonical(text);
+        // The canonical text's chars, hashed in place: no String, no bounds check per char.
+        String lower = lowerNfc(text);
+        char[] c = new char[lower.length()];
+        long span = canonical(lower, c);
+        int from = (int) (span >>> 32);
+        int to = (int) span;
         int size = settings.shingleSize();
-        if (s.length() <= size) {
-            put(bins, hash(s, 0, s.length()));
+        if (to - from <= size) {
+            put(bins, hash(c, from, to));
+        } else if (size == 5) {
+            // The default shingle, unrolled: the same hash as the loop below, in about half the
+            // time (each shingle's multiplications depend on each other, not on the last one's).
+            for (int i = from; i + 5 <= to; i++) {
+                long h = (1469598103934665603L ^ c[i]) * 1099511628211L;
+                h = (h ^ c[i + 1]) * 1099511628211L;
+                h = (h ^ c[i + 2]) * 1099511628211L;
+                h = (h ^ c[i + 3]) * 1099511628211L;
+                h = (h ^ c[i + 4]) * 1099511628211L;
+                put(bins, mix(h));
+            }
         } else {
-            for (int i = 0; i + size <= s.length(); i++) {
-                put(bins, hash(s, i, i + size));
+            for (int i = from; i + size <= to; i++) {
+                put(bins, hash(c, i, i + size));
             }
         }
         return densify(bins);
@@ -193,9 +209,11 @@ public final class NearDuplicates {
     private static void put(int[] bins, long shingle) {
         int bin = (int) (((shingle >>> 32) * bins.length) >>> 32);
         int value = (int) (shingle & 0x7FFFFFFFL);
-        if (bins[bin] == EMPTY || value < bins[bin]) {
-            bins[bin] = value;
-        }
+        // The smaller of the two as unsigned numbers, without a branch that mispredicts: values
+        // are below 2^31 and EMPTY (-1) is the largest unsigned int, so any value replaces it.
+        bins[bin] =
+                Math.min(value + Integer.MIN_VALUE, bins[bin] + Integer.MIN_VALUE)
+                        - Integer.MIN_VALUE;
     }
 
     /**
@@ -247,12 +265,29 @@ public final class NearDuplicates {
      * passes (which cost more than the hashing once it was O(n)).
      */
     static String canonical(String text) {
+        String lower = lowerNfc(text);
+        char[] c = new char[lower.length()];
+        long span = canonical(lower, c);
+        return new String(c, (int) (span >>> 32), (int) span - (int) (span >>> 32));
+    }
+
+    private static String lowerNfc(String text) {
         String s = text;
-        if (!Normalizer.isNormalized(s, Normalizer.Form.NFC)) {
+        if (!Example.Normalization.surelyNfc(s)
+                && !Normalizer.isNormalized(s, Normalizer.Form.NFC)) {
             s = Normalizer.normalize(s, Normalizer.Form.NFC);
         }
-        s = s.toLowerCase(Locale.ROOT);
-        StringBuilder b = new StringBuilder(s.length());
+        return s.toLowerCase(Locale.ROOT);
+    }
+
+    /**
+     * The rest of {@link #canonical(String)}, of a text already in NFC and lower-cased, written
+     * into {@code out} (as long as the text: a run of separators becomes one space, so nothing
+     * grows); returns where it starts and ends there as {@code from << 32 | to}, the ends trimmed
+     * as {@link String#strip} trims them.
+     */
+    private static long canonical(String s, char[] out) {
+        int n = 0;
         boolean gap = false;
         for (int i = 0; i < s.length(); ) {
             int cp = s.codePointAt(i);
@@ -262,15 +297,24 @@ public final class NearDuplicates {
                 continue;
             }
             if (gap) {
-                b.append(' ');
+                out[n++] = ' ';
                 gap = false;
             }
-            b.appendCodePoint(cp);
+            n += Character.toChars(cp, out, n);
         }
         if (gap) {
-            b.append(' ');
+            out[n++] = ' ';
         }
-        return b.toString().strip();
+        // String.strip: Character.isWhitespace at both ends (never true of a surrogate).
+        int from = 0;
+        while (from < n && Character.isWhitespace(out[from])) {
+            from++;
+        }
+        int to = n;
+        while (to > from && Character.isWhitespace(out[to - 1])) {
+            to--;
+        }
+        return (long) from << 32 | to;
     }
 
     /** Punctuation (\p{P}), symbols (\p{S}) and what {@code \s} matches ([ \t\n\x0B\f\r]). */
@@ -309,6 +353,15 @@ public final class NearDuplicates {
         long h = 1469598103934665603L;
         for (int i = from; i < to; i++) {
             h = (h ^ s.charAt(i)) * 1099511628211L;
+        }
+        return mix(h);
+    }
+
+    /** The same hash over a char array. */
+    private static long hash(char[] s, int from, int to) {
+        long h = 1469598103934665603L;
+        for (int i = from; i < to; i++) {
+            h = (h ^ s[i]) * 1099511628211L;
         }
         return mix(h);
     }

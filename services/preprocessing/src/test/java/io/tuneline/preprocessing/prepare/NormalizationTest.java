@@ -50,4 +50,29 @@ class NormalizationTest {
             assertThat(cased.flat(t)).as(t).isEqualTo(flatByRegex(t, false));
         }
     }
+
+    /**
+     * The shortcut before the normaliser: a text with no character from U+0300 up is taken as NFC
+     * without asking it. Composition joins a character with what follows it, so every pair of such
+     * characters (and each alone) must already be NFC; and one character from U+0300 up, a
+     * combining accent, makes the shortcut ask the normaliser.
+     */
+    @Test
+    void textBelowU0300IsAlreadyNfc() {
+        char[] pair = new char[2];
+        for (char a = 0; a < 0x300; a++) {
+            assertThat(Normalizer.isNormalized(String.valueOf(a), Normalizer.Form.NFC)).isTrue();
+            pair[0] = a;
+            for (char b = 0; b < 0x300; b++) {
+                pair[1] = b;
+                String s = new String(pair);
+                if (!Normalizer.isNormalized(s, Normalizer.Form.NFC)) {
+                    throw new AssertionError("not NFC: U+%04X U+%04X".formatted((int) a, (int) b));
+                }
+            }
+        }
+        assertThat(Example.Normalization.surelyNfc("plain text \u00e9\u02ff")).isTrue();
+        assertThat(Example.Normalization.surelyNfc("e\u0301")).isFalse();
+        assertThat(new Example.Normalization(false).flat("E\u0301")).isEqualTo("\u00c9");
+    }
 }
