@@ -9,11 +9,6 @@ import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -73,64 +68,6 @@ public final class TorchScriptFunction implements AutoCloseable {
     /** Runs method {@code name}; the caller closes the arguments and the result. */
     public IValue call(String name, IValue... args) {
         return IValueUtils.runMethod(module, name, args);
-    }
-
-    /**
-     * Runs method {@code name} with autograd recording, so its result is part of the graph a {@code
-     * GradientCollector} differentiates (as if its operations had been called one by one). DJL's
-     * {@link IValueUtils#runMethod} runs methods under a no-grad guard (it is made for inference);
-     * its native call takes a training flag that lifts the guard, reached here.
-     */
-    public IValue callRecorded(String name, IValue... args) {
-        long[] handles = new long[args.length];
-        for (int i = 0; i < args.length; i++) {
-            handles[i] = args[i].getHandle();
-        }
-        try {
-            long out =
-                    (long) Recorded.RUN.invokeExact(module.getHandle().longValue(), name, handles);
-            return Recorded.IVALUE.newInstance(out);
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable e) {
-            throw new IllegalStateException("cannot run TorchScript method " + name, e);
-        }
-    }
-
-    /** DJL's native {@code moduleRunMethod} with its training flag set, bound once. */
-    private static final class Recorded {
-        static final MethodHandle RUN;
-        static final java.lang.reflect.Constructor<IValue> IVALUE;
-
-        static {
-            try {
-                Class<?> library = Class.forName("ai.djl.pytorch.jni.PyTorchLibrary");
-                Field lib = library.getDeclaredField("LIB");
-                lib.setAccessible(true);
-                Method run =
-                        library.getDeclaredMethod(
-                                "moduleRunMethod",
-                                long.class,
-                                String.class,
-                                long[].class,
-                                boolean.class,
-                                boolean.class);
-                run.setAccessible(true);
-                MethodHandle bound = MethodHandles.lookup().unreflect(run).bindTo(lib.get(null));
-                RUN =
-                        MethodHandles.insertArguments(bound, 3, true, false)
-                                .asType(
-                                        MethodType.methodType(
-                                                long.class,
-                                                long.class,
-                                                String.class,
-                                                long[].class));
-                IVALUE = IValue.class.getDeclaredConstructor(long.class);
-                IVALUE.setAccessible(true);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
     }
 
     @Override

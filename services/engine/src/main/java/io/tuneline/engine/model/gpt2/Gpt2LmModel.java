@@ -11,6 +11,7 @@ import ai.djl.ndarray.types.SparseFormat;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
 import ai.djl.nn.core.Embedding;
+import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.initializer.NormalInitializer;
 import ai.djl.util.PairList;
@@ -19,7 +20,6 @@ import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
 import io.tuneline.engine.nn.LayerNormBlock;
-import io.tuneline.engine.nn.LmHead;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.TrainingDropout;
 import io.tuneline.engine.nn.VirtualTokens;
@@ -385,7 +385,7 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                 lnF.forward(ps, new NDList(x.reshape(b * kept, config.hiddenSize())), training)
                         .singletonOrThrow();
         // The LM head is wte itself: logits = h wte^T.
-        NDArray logits = LmHead.logits(h, tokenEmbedding);
+        NDArray logits = Linear.linear(h, tokenEmbedding).singletonOrThrow();
         return new NDList(logits.reshape(b, kept, config.vocabSize()));
     }
 
@@ -455,7 +455,9 @@ public final class Gpt2LmModel extends AbstractBlock implements CausalLanguageMo
                                                 new NDList(x.reshape(b * t, config.hiddenSize())),
                                                 training)
                                         .singletonOrThrow();
-                        NDArray logits = LmHead.logits(h, ps.getValue(wte, device, training));
+                        NDArray logits =
+                                Linear.linear(h, ps.getValue(wte, device, training))
+                                        .singletonOrThrow();
                         return logits.reshape(b, t, config.vocabSize());
                     }
                 });

@@ -8,11 +8,11 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
+import ai.djl.nn.Activation;
 import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.nn.Dense;
-import io.tuneline.engine.nn.FusedOps;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.Scalars;
 import io.tuneline.engine.nn.TrainingDropout;
@@ -215,7 +215,12 @@ public final class LlamaLayer extends AbstractBlock {
         NDArray h1 = attentionTap.apply(ps, apply(o, ps, context, training), flat, null, training);
         NDArray m = apply(postNorm, ps, h1, training);
         NDArray g = apply(gate, ps, m, training);
-        NDArray ff = apply(down, ps, FusedOps.siluTimes(g, apply(up, ps, m, training)), training);
+        NDArray ff =
+                apply(
+                        down,
+                        ps,
+                        g.mul(Activation.sigmoid(g)).mul(apply(up, ps, m, training)),
+                        training);
         return outputTap.apply(ps, ff, h1, null, training).reshape(b, t, hidden);
     }
 

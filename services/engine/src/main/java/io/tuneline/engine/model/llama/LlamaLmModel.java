@@ -7,13 +7,13 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.AbstractBlock;
 import ai.djl.nn.Parameter;
+import ai.djl.nn.core.Linear;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.KvPrefix;
 import io.tuneline.engine.model.LayerSegments;
 import io.tuneline.engine.nn.Dense;
-import io.tuneline.engine.nn.LmHead;
 import io.tuneline.engine.nn.ResidualTap;
 import io.tuneline.engine.nn.VirtualTokens;
 import java.util.ArrayList;
@@ -254,9 +254,11 @@ public final class LlamaLmModel extends AbstractBlock implements CausalLanguageM
         NDArray logits =
                 lmHead != null
                         ? lmHead.forward(ps, new NDList(flat), training).singletonOrThrow()
-                        : LmHead.logits(
-                                flat,
-                                ps.getValue(decoder.embedTokens(), flat.getDevice(), training));
+                        : Linear.linear(
+                                        flat,
+                                        ps.getValue(
+                                                decoder.embedTokens(), flat.getDevice(), training))
+                                .singletonOrThrow();
         return logits.reshape(s.get(0), s.get(1), config.vocabSize());
     }
 
