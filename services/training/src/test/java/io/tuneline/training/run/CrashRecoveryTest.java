@@ -209,7 +209,9 @@ class CrashRecoveryTest {
     @Test
     void aCancelledWorkerStoresACheckpointBeforeItStops() throws Exception {
         String job = "cancel-checkpoint-1";
-        DatasetPrepared prepared = prepared(job, 1000);
+        // Long enough (1000 steps) that the cancellation, which goes through Kafka and the
+        // controller, always lands mid-run: 40 steps of this tiny job can end before it does.
+        DatasetPrepared prepared = prepared(job, 10_000, 250);
         try (KafkaTestClient kafka = KafkaTestClient.forApplication()) {
             var out = CODEC.encode(prepared);
             kafka.publish(Topics.DATASETS_PREPARED, out.key(), out.value(), out.headers());
@@ -239,7 +241,7 @@ class CrashRecoveryTest {
                                                                             "JOB_STATUS_CANCELLED")),
                     WAIT);
 
-            // No periodic checkpoint was due (every 1000 steps): this one is the stop's own.
+            // No periodic checkpoint was due (every 10,000 steps): this one is the stop's own.
             var pointer = store.uri("runs/" + job + "/checkpoints/latest.json");
             assertThat(store.exists(pointer)).as("a checkpoint stored on SIGTERM").isTrue();
             try (InputStream in = store.get(pointer)) {
@@ -248,7 +250,7 @@ class CrashRecoveryTest {
                                 .readTree(in)
                                 .path("step")
                                 .asLong();
-                assertThat(step).isBetween(1L, 39L);
+                assertThat(step).isBetween(1L, 999L);
             }
         }
     }
@@ -377,6 +379,10 @@ class CrashRecoveryTest {
     }
 
     private DatasetPrepared prepared(String jobId, long checkpointEvery) {
+        return prepared(jobId, checkpointEvery, 10);
+    }
+
+    private DatasetPrepared prepared(String jobId, long checkpointEvery, int epochs) {
         ArtifactRef train =
                 store.put(
                         store.uri("datasets/" + jobId + "/prepared/train.jsonl"),
@@ -394,7 +400,7 @@ class CrashRecoveryTest {
                                                 .setLora(LoraParams.newBuilder().setRank(4)))
                                 .setHyperparameters(
                                         Hyperparameters.newBuilder()
-                                                .setEpochs(10)
+                                                .setEpochs(epochs)
                                                 .setBatchSize(4)
                                                 .setLearningRate(1e-3)
                                                 .setMaxSeqLength(16)
