@@ -415,9 +415,9 @@ public final class Dense extends AbstractBlock {
     /**
      * Marks the bias as one the architecture does not have (Llama's projections and head): it stays
      * a zero, frozen parameter, so the layer's parameters, names and checkpoints are those of every
-     * {@code Dense}, and the forward pass leaves it out. Adding a zero bias changes no value but
-     * not the cost: with a bias libtorch's linear is {@code addmm}, which first writes the bias
-     * into every row of the output and then accumulates the product onto it; without, {@code mm}.
+     * {@code Dense}, and the forward pass leaves it out. A zero bias changes no value, but it has a
+     * cost: with a bias libtorch's linear is {@code addmm}, which first writes the bias into every
+     * row of the output and then accumulates the product onto it; without one, {@code mm}.
      */
     public void omitBias() {
         bias.freeze(true);
