@@ -30,7 +30,10 @@ mkdir -p "$OUT"
 "$ROOT/mvnw" -B -q -f "$ROOT/pom.xml" install -DskipTests -Dspotless.check.skip=true -pl services/engine -am
 "$ROOT/mvnw" -B -q -f "$ROOT/services/engine/pom.xml" dependency:build-classpath -Dmdep.outputFile="$OUT/classpath.txt"
 CP="$ROOT/services/engine/target/classes:$(cat "$OUT/classpath.txt")"
-JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl"
+# The CPU training worker's environment and JVM options (./platform runs every worker with them);
+# the peer keeps its default environment.
+mapfile -t WORKER_ENV < <(grep -v '^#' "$ROOT/deploy/local/training-worker.env" | grep .)
+JAVA=(env "${WORKER_ENV[@]}" java @"$ROOT/deploy/local/training-worker.jvm" -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl"
   -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 -cp "$CP"
   io.tuneline.engine.bench.TrainingThroughput)
 # Debian's torch defaults to the reference BLAS; the OpenMP OpenBLAS makes it a fair peer. Without
