@@ -288,7 +288,14 @@ public final class ClassifierTrainer {
     private record Batch(NDArray ids, NDArray mask, NDArray labels, long tokens) {}
 
     private Batch encode(NDManager manager, List<LabelledText> batch, int maxSeqLength) {
-        Encoding[] enc = tokenizer.batchEncode(batch.stream().map(LabelledText::text).toList());
+        // One text at a time on this thread, not batchEncode: the Rust tokenizer's batch runs on
+        // its rayon pool, whose threads wake, spin and yield around every step and preempt
+        // libtorch's on a few cores (MiniLM freeze, 2 cores: 7-29% more tokens/s in 10 of 11
+        // alternating runs; docs/benchmarks.md). A step's batch is too small to gain from them.
+        Encoding[] enc = new Encoding[batch.size()];
+        for (int i = 0; i < enc.length; i++) {
+            enc[i] = tokenizer.encode(batch.get(i).text());
+        }
         int length = 1;
         for (Encoding e : enc) {
             length = Math.max(length, Math.min(maxSeqLength, e.getIds().length));
