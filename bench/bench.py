@@ -4,7 +4,8 @@ the generated blocks of docs/benchmarks.md (between <!-- bench:begin NAME --> an
 <!-- bench:end NAME --> markers; the prose around them stays).
 
 Names (default: training data startup, about 15 minutes on 2 cores):
-  training   the engine vs plain PyTorch on MiniLM (bench/training-throughput.sh, short)
+  training   the engine vs plain PyTorch on MiniLM, a small GPT-2 and a small Llama-layout model, full,
+             freeze and LoRA (bench/training-throughput.sh; TRAINING_MODELS narrows it)
   data       preprocessing vs the tokenizer alone (bench/preprocessing-throughput.sh) and ingestion
              vs a raw read of the same object (bench/ingestion-throughput.sh)
   startup    each service's start-up time and memory, one at a time (./platform startup-times)
@@ -101,7 +102,7 @@ def tables(text):
 # Each returns (what to show, the summary rows: (benchmark, result, peer, ratio)).
 
 def bench_training():
-    models = os.environ.get("TRAINING_MODELS", "minilm")
+    models = os.environ.get("TRAINING_MODELS", "minilm gpt2 llama")
     steps = os.environ.get("TRAINING_STEPS", "10")
     pairs = os.environ.get("TRAINING_PAIRS", "3")
     command = f'MODELS="{models}" GPT2_STEPS=3 bench/training-throughput.sh {steps} {pairs}'
