@@ -290,8 +290,9 @@ public final class ClassifierTrainer {
     private Batch encode(NDManager manager, List<LabelledText> batch, int maxSeqLength) {
         // One text at a time on this thread, not batchEncode: the Rust tokenizer's batch runs on
         // its rayon pool, whose threads wake, spin and yield around every step and preempt
-        // libtorch's on a few cores (MiniLM freeze, 2 cores: 7-29% more tokens/s in 10 of 11
-        // alternating runs; docs/benchmarks.md). A step's batch is too small to gain from them.
+        // libtorch's on a few cores (MiniLM freeze, 2 cores: median +7% tokens/s over 11
+        // alternating runs, ahead in 9; docs/benchmarks.md). A step's batch is too small to gain
+        // from them.
         Encoding[] enc = new Encoding[batch.size()];
         for (int i = 0; i < enc.length; i++) {
             enc[i] = tokenizer.encode(batch.get(i).text());

@@ -141,8 +141,8 @@ public final class ModelTokenizer implements AutoCloseable {
      *
      * <p>One text at a time on the calling thread, not the library's batch encode: preprocessing
      * already runs one worker per core, and the batch encode's rayon threads, on top of them, spin
-     * and yield between batches (64 MiB benchmark, 2 cores: preprocessing 4.23 -> 4.49 MB/s against
-     * the same tokenizer peer, 0.83 -> 0.88 of it; docs/benchmarks.md).
+     * and yield between batches (64 MiB benchmark, 2 cores, alternating runs: preprocessing 4.23 /
+     * 4.07 -> 4.49 / 4.19 MB/s; docs/benchmarks.md).
      */
     public long[][] encode(List<String> texts, boolean specialTokens) {
         long[][] out = new long[texts.size()][];
