@@ -77,17 +77,20 @@ public final class InMemoryS3Server implements AutoCloseable {
         }
     }
 
-    /** An artifact store on this server with {@code bucket} created; the caller closes it. */
+    /**
+     * An artifact store on this server with {@code bucket} created, in S3's smallest parts (so that
+     * small test data goes up in several); the caller closes it.
+     */
     public io.tuneline.common.store.ArtifactStore newStore(String bucket) {
+        return newStore(bucket, io.tuneline.common.store.StoreSettings.MIN_PART_SIZE);
+    }
+
+    /** The same with the part size a service is configured with (benchmarks). */
+    public io.tuneline.common.store.ArtifactStore newStore(String bucket, long partSize) {
         var store =
                 new io.tuneline.common.store.ArtifactStore(
                         new io.tuneline.common.store.StoreSettings(
-                                endpoint,
-                                ACCESS_KEY,
-                                SECRET_KEY,
-                                bucket,
-                                "us-east-1",
-                                io.tuneline.common.store.StoreSettings.MIN_PART_SIZE));
+                                endpoint, ACCESS_KEY, SECRET_KEY, bucket, "us-east-1", partSize));
         store.ensureBucket();
         return store;
     }

@@ -94,6 +94,32 @@ class ArtifactStoreRoundTripTest {
                 .hasMessageContaining("missing");
     }
 
+    /**
+     * The configured part size decides: the same 12 MiB file goes up in one request where parts are
+     * 16 MiB, in three where they are 5 MiB (a multipart upload's ETag ends in its part count).
+     */
+    @Test
+    void aFileNoLargerThanOnePartGoesUpInOneRequest(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("validation.jsonl");
+        try (InputStream in = new PseudoRandomStream(12L * 1024 * 1024, 13)) {
+            Files.copy(in, file);
+        }
+        S3Uri inParts = store.uri("datasets/job-3/prepared/parts.jsonl");
+        S3Uri whole = store.uri("datasets/job-3/prepared/whole.jsonl");
+
+        store.put(inParts, file, "application/jsonl");
+        ArtifactRef ref;
+        try (ArtifactStore large = server.newStore("tuneline", 16L * 1024 * 1024)) {
+            ref = large.put(whole, file, "application/jsonl");
+        }
+
+        assertThat(store.stat(inParts).orElseThrow().etag()).endsWith("-3");
+        assertThat(store.stat(whole).orElseThrow().etag()).doesNotContain("-");
+        try (InputStream in = store.get(ref)) {
+            assertThat(sha256Of(in)).isEqualTo(ref.getSha256());
+        }
+    }
+
     @Test
     void presignedUrlServesTheObjectToAPlainHttpClient() throws Exception {
         S3Uri uri = store.uri("reports/job-2/evaluation.md");

@@ -20,8 +20,11 @@ public interface StoreConfig {
     @WithDefault("us-east-1")
     String region();
 
-    /** Multipart part size in bytes (16 MiB by default). */
-    @WithDefault("16777216")
+    /**
+     * Multipart part size in bytes ({@link StoreSettings#DEFAULT_PART_SIZE}, 16 MiB, by default):
+     * streams of unknown size and files larger than this go up in parts.
+     */
+    @WithDefault("" + StoreSettings.DEFAULT_PART_SIZE)
     long partSize();
 
     /** Create the bucket at start-up when it is missing (off where an operator owns buckets). */

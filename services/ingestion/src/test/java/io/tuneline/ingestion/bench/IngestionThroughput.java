@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.tuneline.common.store.ArtifactStore;
 import io.tuneline.common.store.S3Uri;
+import io.tuneline.common.store.StoreSettings;
 import io.tuneline.ingestion.config.IngestionConfig;
 import io.tuneline.ingestion.metrics.IngestionMetrics;
 import io.tuneline.ingestion.source.DatasetIngestion;
@@ -56,7 +57,8 @@ public final class IngestionThroughput {
         long lines = Files.exists(data) ? countLines(data) : generate(data, megabytes << 20);
 
         try (InMemoryS3Server server = InMemoryS3Server.onDisk(dir.resolve("s3"));
-                ArtifactStore store = server.newStore("tuneline")) {
+                ArtifactStore store =
+                        server.newStore("tuneline", StoreSettings.DEFAULT_PART_SIZE)) {
             S3Uri source = store.uri(KEY);
             store.put(source, data, "application/jsonl");
             double mb = Files.size(data) / 1e6;

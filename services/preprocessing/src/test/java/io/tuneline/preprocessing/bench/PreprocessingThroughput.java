@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.google.protobuf.util.JsonFormat;
 import io.tuneline.common.store.ArtifactStore;
+import io.tuneline.common.store.StoreSettings;
 import io.tuneline.preprocessing.prepare.DatasetPreparation;
 import io.tuneline.preprocessing.prepare.ModelTokenizer;
 import io.tuneline.proto.v1.ArtifactRef;
@@ -69,7 +70,9 @@ public final class PreprocessingThroughput {
         InMemoryS3Server server =
                 args.length > 2 ? null : InMemoryS3Server.onDisk(dir.resolve("s3"));
         try (ArtifactStore store =
-                        server != null ? server.newStore("tuneline") : store(args[2], "tuneline");
+                        server != null
+                                ? server.newStore("tuneline", StoreSettings.DEFAULT_PART_SIZE)
+                                : store(args[2], "tuneline");
                 DatasetPreparation preparation = new DatasetPreparation(store)) {
             ArtifactRef ref = upload(store, data);
             long rawStarted = System.nanoTime();
@@ -268,13 +271,13 @@ public final class PreprocessingThroughput {
     private static ArtifactStore store(String endpoint, String bucket) {
         ArtifactStore store =
                 new ArtifactStore(
-                        new io.tuneline.common.store.StoreSettings(
+                        new StoreSettings(
                                 endpoint,
                                 InMemoryS3Server.ACCESS_KEY,
                                 InMemoryS3Server.SECRET_KEY,
                                 bucket,
                                 "us-east-1",
-                                io.tuneline.common.store.StoreSettings.MIN_PART_SIZE));
+                                StoreSettings.DEFAULT_PART_SIZE));
         store.ensureBucket();
         return store;
     }

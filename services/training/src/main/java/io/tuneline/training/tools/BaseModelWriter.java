@@ -50,7 +50,7 @@ public final class BaseModelWriter {
                                                         "S3_SECRET_KEY", "tuneline-local-secret"),
                                         target.bucket(),
                                         System.getenv().getOrDefault("S3_REGION", "us-east-1"),
-                                        StoreSettings.MIN_PART_SIZE,
+                                        StoreSettings.DEFAULT_PART_SIZE,
                                         Duration.ofSeconds(30)));
                 var files = Files.list(dir)) {
             for (Path f : files.sorted().toList()) {

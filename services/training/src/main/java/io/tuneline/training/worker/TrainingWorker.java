@@ -126,7 +126,7 @@ public final class TrainingWorker {
                                                 System.getenv()
                                                         .getOrDefault("S3_BUCKET", "tuneline"),
                                                 "us-east-1",
-                                                StoreSettings.MIN_PART_SIZE)
+                                                StoreSettings.DEFAULT_PART_SIZE)
                                         .withCaFile(
                                                 Optional.ofNullable(System.getenv("S3_CA_FILE"))
                                                         .filter(f -> !f.isBlank())
