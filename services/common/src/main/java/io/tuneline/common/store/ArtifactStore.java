@@ -228,7 +228,7 @@ public final class ArtifactStore implements AutoCloseable {
 
     /**
      * The configured part size, or the least that keeps {@code size} within S3's 10,000 parts.
-     * (MinIO's own choice for a file, without one, is 5 MiB parts: a 76 MB file in 16 parts.)
+     * (MinIO's own choice for a file, without one, is 5 MiB parts: a 76 MB file in 15 parts.)
      */
     private long partSizeFor(long size) {
         return partSize(settings.partSize(), size);

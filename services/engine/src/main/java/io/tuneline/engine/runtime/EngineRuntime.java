@@ -16,6 +16,13 @@ public final class EngineRuntime {
     private static final Logger LOG = LoggerFactory.getLogger(EngineRuntime.class);
     public static final String ENGINE = "PyTorch";
 
+    /**
+     * Why the first start failed, for every later one: a process that cannot load libtorch says the
+     * first reason each time instead of trying the native load again (the training worker starts
+     * the engine early on another thread, and its run again).
+     */
+    private static EngineUnavailableException failed;
+
     private final Engine engine;
     private final Device device;
 
@@ -31,6 +38,9 @@ public final class EngineRuntime {
      * @param cpuThreads intra-op threads on CPU; 0 leaves PyTorch's default (one per core)
      */
     public static synchronized EngineRuntime start(int cpuThreads) {
+        if (failed != null) {
+            throw new EngineUnavailableException(failed.getMessage(), failed.getCause());
+        }
         System.setProperty("ai.djl.offline", "true");
         if (cpuThreads > 0 && System.getProperty("ai.djl.pytorch.num_threads") == null) {
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(cpuThreads));
@@ -40,14 +50,15 @@ public final class EngineRuntime {
         try {
             engine = Engine.getEngine(ENGINE);
         } catch (RuntimeException e) {
-            throw new EngineUnavailableException(
-                    "the PyTorch engine could not start: "
-                            + e.getMessage()
-                            + ". The native library comes from the pytorch-native-cpu jar"
-                            + " (classifier linux-x86_64) or, for GPUs, pytorch-native-cu124 (Maven"
-                            + " profile cuda); check it is on the class path and that"
-                            + " ENGINE_CACHE_DIR is writable",
-                    e);
+            throw failed =
+                    new EngineUnavailableException(
+                            "the PyTorch engine could not start: "
+                                    + e.getMessage()
+                                    + ". The native library comes from the pytorch-native-cpu jar"
+                                    + " (classifier linux-x86_64) or, for GPUs, pytorch-native-cu124 (Maven"
+                                    + " profile cuda); check it is on the class path and that"
+                                    + " ENGINE_CACHE_DIR is writable",
+                            e);
         }
         Device device = chooseDevice(engine.getGpuCount());
         LOG.info(

@@ -109,7 +109,7 @@ public final class TrainingWorker {
                         () -> {
                             try {
                                 EngineRuntime.start(0);
-                            } catch (RuntimeException reportedByTheRun) {
+                            } catch (RuntimeException | LinkageError reportedByTheRun) {
                                 // The run's own EngineRuntime.start fails the same way.
                             }
                         },
