@@ -238,6 +238,13 @@ def replace_block(doc, name, body):
     return doc[:at] + "\n\n" + block(name, body) + doc[at:]
 
 
+def machine_line(m):
+    """The machine and versions a result was measured on: each block says its own, since the summary
+    keeps rows of earlier runs, which may have run elsewhere."""
+    return (f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; {m['java']}; "
+            f"DJL {m['djl']} + libtorch {m['libtorch']}; PyTorch {m['pytorch']} (peer)")
+
+
 SUMMARY_HEAD = ["| benchmark | result | peer, measured in the same run | ratio to the peer | run |",
                 "|---|---|---|---:|---|"]
 
@@ -291,24 +298,28 @@ def main(argv):
                 f'<a id="bench-{name}"></a>\n#### `{name}`, {run_date}\n\n'
                 f"```bash\n{command}\n```\n\n{text}\n\n"
                 f"Took {took / 60:.1f} min; load average (1 / 5 / 15 min) {before} before, "
-                f"{load()} after.")
+                f"{load()} after. Machine: {machine_line(m)}.")
     finally:
         if started_stack:
             run("stack", "./platform down > /dev/null")
     total = time.monotonic() - run_started
 
-    machine_line = (f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['os']}; {m['java']}; "
-                    f"DJL {m['djl']} + libtorch {m['libtorch']}; PyTorch {m['pytorch']} (peer)")
+    line = machine_line(m)
+    if not fresh:
+        # A run with no result leaves the file as it was: its summary line would otherwise claim a
+        # run that measured nothing above the earlier runs' rows.
+        raise SystemExit("platform bench: failed, docs/benchmarks.md left as it was: "
+                         + "; ".join(failed))
     doc = DOC.read_text()
     summary = merged_summary(doc, fresh, run_date)
     doc = replace_block(doc, "summary",
                         f"Last run: `./platform bench {' '.join(names)}`, {run_date}, "
-                        f"{total / 60:.1f} min in all. Machine: {machine_line}.\n\n{summary}")
+                        f"{total / 60:.1f} min in all. Machine: {line}.\n\n{summary}")
     for name in sections:
         doc = replace_block(doc, name, sections[name])
     DOC.write_text(doc)
 
-    print(f"\n== summary ({total / 60:.1f} min; {machine_line})\n")
+    print(f"\n== summary ({total / 60:.1f} min; {line})\n")
     print("\n".join(SUMMARY_HEAD))
     for name, rows in fresh:
         for b, res, peer, ratio in rows:

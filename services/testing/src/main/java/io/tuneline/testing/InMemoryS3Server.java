@@ -40,7 +40,9 @@ public final class InMemoryS3Server implements AutoCloseable {
      */
     public static InMemoryS3Server onDisk(java.nio.file.Path dir) {
         Properties properties = new Properties();
-        properties.setProperty("jclouds.filesystem.basedir", dir.toString());
+        // Absolute: with a relative directory S3Proxy 2.7's multipart completion looks for the
+        // parts elsewhere and answers InvalidPart.
+        properties.setProperty("jclouds.filesystem.basedir", dir.toAbsolutePath().toString());
         return start(
                 ContextBuilder.newBuilder("filesystem-nio2")
                         .credentials("local", "local")
@@ -48,7 +50,21 @@ public final class InMemoryS3Server implements AutoCloseable {
                         .build(BlobStoreContext.class));
     }
 
+    /**
+     * S3Proxy's shaded Jetty logs through the JVM's log manager, and JBoss LogManager without a
+     * configuration (a benchmark's or tool's plain {@code main}) has DEBUG on: Jetty then formats a
+     * debug message per buffer of every request and response that nothing prints, which cost an
+     * upload of 76 MB about 2 CPU seconds. The platform's store is a process of its own with its
+     * own logging, so this server keeps that at INFO unless something configured it. Held in a
+     * field: a logger nobody references may be collected with its level.
+     */
+    private static final java.util.logging.Logger SERVER_LOG =
+            java.util.logging.Logger.getLogger("org.gaul");
+
     private static InMemoryS3Server start(BlobStoreContext context) {
+        if (SERVER_LOG.getLevel() == null) {
+            SERVER_LOG.setLevel(java.util.logging.Level.INFO);
+        }
         try {
             int port;
             try (ServerSocket socket = new ServerSocket(0)) {

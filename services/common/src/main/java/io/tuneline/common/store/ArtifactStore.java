@@ -7,6 +7,7 @@ import io.minio.GetObjectArgs;
 import io.minio.GetPresignedObjectUrlArgs;
 import io.minio.ListObjectsArgs;
 import io.minio.MakeBucketArgs;
+import io.minio.MinioAsyncClient;
 import io.minio.MinioClient;
 import io.minio.PutObjectArgs;
 import io.minio.RemoveObjectArgs;
@@ -44,6 +45,9 @@ public final class ArtifactStore implements AutoCloseable {
     private final OkHttpClient http;
     private final MinioClient client;
 
+    /** The same client's asynchronous side: the part requests a file sends several at once. */
+    private final MinioAsyncClient parts;
+
     public ArtifactStore(StoreSettings settings) {
         this.settings = settings;
         OkHttpClient.Builder builder =
@@ -58,6 +62,13 @@ public final class ArtifactStore implements AutoCloseable {
                         .endpoint(settings.endpoint())
                         .credentials(settings.accessKey(), settings.secretKey())
                         // A fixed region spares a GetBucketLocation round trip on first use.
+                        .region(settings.region())
+                        .httpClient(http)
+                        .build();
+        this.parts =
+                MinioAsyncClient.builder()
+                        .endpoint(settings.endpoint())
+                        .credentials(settings.accessKey(), settings.secretKey())
                         .region(settings.region())
                         .httpClient(http)
                         .build();
@@ -194,9 +205,9 @@ public final class ArtifactStore implements AutoCloseable {
 
     /**
      * Uploads a local file: in one request up to the configured part size, in parts of that size
-     * above it. MinIO reads each part from the file when it sends it, so no part is held in the
-     * heap (a stream's parts are: 5 MiB and more each, which a small heap feels); the sha256 comes
-     * from one read of the file before.
+     * above it, {@code upload-concurrency} of them at once. Each part is read from the file when it
+     * is sent, so no part is held in the heap (a stream's parts are: 5 MiB and more each, which a
+     * small heap feels); the sha256 comes from one read of the file before.
      */
     public ArtifactRef put(S3Uri uri, java.nio.file.Path file, String contentType) {
         MessageDigest digest = sha256();
@@ -208,22 +219,133 @@ public final class ArtifactStore implements AutoCloseable {
             throw new ArtifactStoreException(
                     "cannot read " + file + " to store it at " + uri + ": " + e.getMessage(), e);
         }
-        call(
-                "write " + uri,
-                () ->
-                        client.uploadObject(
-                                UploadObjectArgs.builder()
-                                        .bucket(uri.bucket())
-                                        .object(uri.key())
-                                        .filename(file.toString(), partSizeFor(size))
-                                        .contentType(contentType)
-                                        .build()));
+        long partSize = partSizeFor(size);
+        if (size > partSize && settings.uploadConcurrency() > 1) {
+            call(
+                    "write " + uri,
+                    () -> {
+                        putInParts(uri, file, size, partSize, contentType);
+                        return null;
+                    });
+        } else {
+            call(
+                    "write " + uri,
+                    () ->
+                            client.uploadObject(
+                                    UploadObjectArgs.builder()
+                                            .bucket(uri.bucket())
+                                            .object(uri.key())
+                                            .filename(file.toString(), partSize)
+                                            .contentType(contentType)
+                                            .build()));
+        }
         return ArtifactRef.newBuilder()
                 .setUri(uri.toString())
                 .setSha256(HexFormat.of().formatHex(digest.digest()))
                 .setSizeBytes(size)
                 .setContentType(contentType)
                 .build();
+    }
+
+    /**
+     * A multipart upload of {@code file} with up to {@code upload-concurrency} parts in flight,
+     * each hashed (the request's signature) and sent on a thread of its own: the MinIO client sends
+     * a file's parts one after the other, and one connection seldom fills the link to a store. A
+     * failure aborts the upload, so the store keeps no orphaned parts, and the caller's retry
+     * starts a new one.
+     */
+    void putInParts(
+            S3Uri uri, java.nio.file.Path file, long size, long partSize, String contentType)
+            throws Exception {
+        com.google.common.collect.Multimap<String, String> headers =
+                com.google.common.collect.HashMultimap.create();
+        headers.put("Content-Type", contentType);
+        String uploadId =
+                parts.createMultipartUploadAsync(
+                                uri.bucket(), settings.region(), uri.key(), headers, null)
+                        .get()
+                        .result()
+                        .uploadId();
+        int count = (int) ((size + partSize - 1) / partSize);
+        java.util.concurrent.ExecutorService senders =
+                java.util.concurrent.Executors.newFixedThreadPool(
+                        Math.min(settings.uploadConcurrency(), count),
+                        r -> {
+                            Thread t = new Thread(r, "tuneline-store-upload");
+                            t.setDaemon(true);
+                            return t;
+                        });
+        try {
+            List<java.util.concurrent.Future<io.minio.messages.Part>> sent = new ArrayList<>();
+            for (int i = 0; i < count; i++) {
+                int number = i + 1;
+                long offset = i * partSize;
+                long length = Math.min(partSize, size - offset);
+                sent.add(
+                        senders.submit(
+                                () -> {
+                                    try (java.io.RandomAccessFile part =
+                                            new java.io.RandomAccessFile(file.toFile(), "r")) {
+                                        part.seek(offset);
+                                        String etag =
+                                                parts.uploadPartAsync(
+                                                                uri.bucket(),
+                                                                settings.region(),
+                                                                uri.key(),
+                                                                part,
+                                                                length,
+                                                                uploadId,
+                                                                number,
+                                                                null,
+                                                                null)
+                                                        .get()
+                                                        .etag();
+                                        return new io.minio.messages.Part(number, etag);
+                                    }
+                                }));
+            }
+            io.minio.messages.Part[] done = new io.minio.messages.Part[count];
+            for (int i = 0; i < count; i++) {
+                done[i] = sent.get(i).get();
+            }
+            parts.completeMultipartUploadAsync(
+                            uri.bucket(), settings.region(), uri.key(), uploadId, done, null, null)
+                    .get();
+        } catch (Exception e) {
+            senders.shutdownNow();
+            try {
+                parts.abortMultipartUploadAsync(
+                                uri.bucket(), settings.region(), uri.key(), uploadId, null, null)
+                        .get();
+            } catch (Exception abort) {
+                e.addSuppressed(abort);
+            }
+            throw unwrapped(e);
+        } finally {
+            senders.shutdownNow();
+        }
+    }
+
+    /**
+     * The failure inside a future's wrapping, so that {@link #call} judges (and reports) the
+     * store's own answer: an unreachable store is retried, a refusal is not.
+     */
+    private static Exception unwrapped(Exception e) {
+        Throwable t = e;
+        while ((t instanceof java.util.concurrent.ExecutionException
+                        || t instanceof java.util.concurrent.CompletionException)
+                && t.getCause() != null) {
+            t = t.getCause();
+        }
+        if (t instanceof Exception x) {
+            if (x != e) {
+                for (Throwable s : e.getSuppressed()) {
+                    x.addSuppressed(s);
+                }
+            }
+            return x;
+        }
+        return e;
     }
 
     /**

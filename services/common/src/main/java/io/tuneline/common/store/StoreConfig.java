@@ -27,6 +27,13 @@ public interface StoreConfig {
     @WithDefault("" + StoreSettings.DEFAULT_PART_SIZE)
     long partSize();
 
+    /**
+     * Parts of one file sent at once ({@link StoreSettings#DEFAULT_UPLOAD_CONCURRENCY}, 4, by
+     * default; 1 sends them one after the other).
+     */
+    @WithDefault("" + StoreSettings.DEFAULT_UPLOAD_CONCURRENCY)
+    int uploadConcurrency();
+
     /** Create the bucket at start-up when it is missing (off where an operator owns buckets). */
     @WithDefault("true")
     boolean createBucket();
@@ -53,6 +60,7 @@ public interface StoreConfig {
                         region(),
                         partSize(),
                         retryFor())
-                .withCaFile(caFile().filter(f -> !f.isBlank()).map(java.nio.file.Path::of));
+                .withCaFile(caFile().filter(f -> !f.isBlank()).map(java.nio.file.Path::of))
+                .withUploadConcurrency(uploadConcurrency());
     }
 }

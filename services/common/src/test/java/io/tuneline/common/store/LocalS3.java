@@ -62,6 +62,11 @@ public final class LocalS3 implements AutoCloseable {
         return new LocalS3(context, proxy, endpoint);
     }
 
+    /** The blob store behind the server, to see what a test left there. */
+    public org.jclouds.blobstore.BlobStore blobStore() {
+        return context.getBlobStore();
+    }
+
     /** A port nothing listens on now. */
     public static int freePort() throws java.io.IOException {
         try (ServerSocket s = new ServerSocket(0)) {

@@ -48,18 +48,7 @@ public final class PreprocessingThroughput {
 
     private PreprocessingThroughput() {}
 
-    /**
-     * The S3 server in this JVM (S3Proxy's shaded Jetty) logs through the same log manager, which
-     * has DEBUG on without a configuration: Jetty then formats a debug message per buffer of every
-     * request body that nothing prints, about as much CPU as the MinHash signatures. The service's
-     * store is another process with its own logging, so the benchmark keeps that at INFO. Held in a
-     * field: a logger nobody references may be collected with its level.
-     */
-    private static final java.util.logging.Logger S3_SERVER_LOG =
-            java.util.logging.Logger.getLogger("org.gaul");
-
     public static void main(String[] args) throws Exception {
-        S3_SERVER_LOG.setLevel(java.util.logging.Level.INFO);
         Path dir = Path.of(args[0]);
         long megabytes = Long.parseLong(args[1]);
         Files.createDirectories(dir.resolve("s3"));
@@ -272,12 +261,18 @@ public final class PreprocessingThroughput {
         ArtifactStore store =
                 new ArtifactStore(
                         new StoreSettings(
-                                endpoint,
-                                InMemoryS3Server.ACCESS_KEY,
-                                InMemoryS3Server.SECRET_KEY,
-                                bucket,
-                                "us-east-1",
-                                StoreSettings.DEFAULT_PART_SIZE));
+                                        endpoint,
+                                        InMemoryS3Server.ACCESS_KEY,
+                                        InMemoryS3Server.SECRET_KEY,
+                                        bucket,
+                                        "us-east-1",
+                                        StoreSettings.DEFAULT_PART_SIZE)
+                                // As a service is configured; -D of the same name compares
+                                // settings.
+                                .withUploadConcurrency(
+                                        Integer.getInteger(
+                                                "tuneline.store.upload-concurrency",
+                                                StoreSettings.DEFAULT_UPLOAD_CONCURRENCY)));
         store.ensureBucket();
         return store;
     }
