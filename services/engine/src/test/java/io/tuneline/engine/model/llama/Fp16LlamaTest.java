@@ -26,11 +26,15 @@ class Fp16LlamaTest {
 
     /**
      * The engine's half GEMM and the reference's float32 product of the same half values may round
-     * a product to neighbouring float16 values (2^-11 relative) where their sums differ in order;
-     * on this CPU they agree to 2.4e-7, and float16 moves the logits from the fp32 model's by
-     * 1.3e-3, the contrast the test asserts.
+     * a product to neighbouring float16 values (2^-11 relative) where their sums differ in order,
+     * and the reference's order is its BLAS's: with Debian's default OpenBLAS the two agree to
+     * 2.4e-7, with the OpenMP OpenBLAS the training benchmark asks for to 2.3e-4, while float16
+     * moves the logits from the fp32 model's by 1.3e-3 under either. So the claim is that contrast,
+     * measured in the same run: the engine is within a third of the float16-to-float32 gap of
+     * autocast's logits and at least half that gap away from the fp32 ones (an engine computing in
+     * float32 would be a whole gap from autocast and next to fp32).
      */
-    private static final double TOLERANCE = 1e-4;
+    private static final double SHARE_OF_GAP = 1.0 / 3;
 
     @Test
     void halfMatmulsMatchAutocastsLinearAndDifferFromFp32(@TempDir Path dir) throws Exception {
@@ -80,8 +84,9 @@ class Fp16LlamaTest {
                     "fp16 Llama tiny: engine half matmuls vs reference autocast %.2e, vs reference"
                             + " fp32 %.2e (reference autocast vs fp32 %.2e)%n",
                     toFp16Ref, toFp32Ref, refGap);
-            assertThat(toFp16Ref).isLessThan(TOLERANCE);
-            assertThat(toFp32Ref).isGreaterThan(5 * TOLERANCE);
+            assertThat(refGap).isGreaterThan(1e-4);
+            assertThat(toFp16Ref).isLessThan(SHARE_OF_GAP * refGap);
+            assertThat(toFp32Ref).isGreaterThan(refGap / 2);
         }
     }
 
