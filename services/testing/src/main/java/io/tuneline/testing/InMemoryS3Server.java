@@ -104,11 +104,19 @@ public final class InMemoryS3Server implements AutoCloseable {
     /** The same with the part size a service is configured with (benchmarks). */
     public io.tuneline.common.store.ArtifactStore newStore(String bucket, long partSize) {
         var store =
-                new io.tuneline.common.store.ArtifactStore(
-                        new io.tuneline.common.store.StoreSettings(
-                                endpoint, ACCESS_KEY, SECRET_KEY, bucket, "us-east-1", partSize));
+                new io.tuneline.common.store.ArtifactStore(settings(endpoint, bucket, partSize));
         store.ensureBucket();
         return store;
+    }
+
+    /**
+     * Settings for {@code bucket} of a server of this kind at {@code endpoint} (this one's, or one
+     * in another process), with its credentials; the other settings are the services' defaults.
+     */
+    public static io.tuneline.common.store.StoreSettings settings(
+            String endpoint, String bucket, long partSize) {
+        return new io.tuneline.common.store.StoreSettings(
+                endpoint, ACCESS_KEY, SECRET_KEY, bucket, "us-east-1", partSize);
     }
 
     public String endpoint() {

@@ -312,15 +312,16 @@ public final class ArtifactStore implements AutoCloseable {
                             uri.bucket(), settings.region(), uri.key(), uploadId, done, null, null)
                     .get();
         } catch (Exception e) {
+            Exception cause = unwrapped(e);
             senders.shutdownNow();
             try {
                 parts.abortMultipartUploadAsync(
                                 uri.bucket(), settings.region(), uri.key(), uploadId, null, null)
                         .get();
             } catch (Exception abort) {
-                e.addSuppressed(abort);
+                cause.addSuppressed(abort);
             }
-            throw unwrapped(e);
+            throw cause;
         } finally {
             senders.shutdownNow();
         }
@@ -337,15 +338,7 @@ public final class ArtifactStore implements AutoCloseable {
                 && t.getCause() != null) {
             t = t.getCause();
         }
-        if (t instanceof Exception x) {
-            if (x != e) {
-                for (Throwable s : e.getSuppressed()) {
-                    x.addSuppressed(s);
-                }
-            }
-            return x;
-        }
-        return e;
+        return t instanceof Exception x ? x : e;
     }
 
     /**

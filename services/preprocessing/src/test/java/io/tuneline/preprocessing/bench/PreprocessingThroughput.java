@@ -58,10 +58,7 @@ public final class PreprocessingThroughput {
 
         InMemoryS3Server server =
                 args.length > 2 ? null : InMemoryS3Server.onDisk(dir.resolve("s3"));
-        try (ArtifactStore store =
-                        server != null
-                                ? server.newStore("tuneline", StoreSettings.DEFAULT_PART_SIZE)
-                                : store(args[2], "tuneline");
+        try (ArtifactStore store = store(server != null ? server.endpoint() : args[2]);
                 DatasetPreparation preparation = new DatasetPreparation(store)) {
             ArtifactRef ref = upload(store, data);
             long rawStarted = System.nanoTime();
@@ -257,18 +254,15 @@ public final class PreprocessingThroughput {
         return data;
     }
 
-    private static ArtifactStore store(String endpoint, String bucket) {
+    /**
+     * The store as a service is configured: the services' part size and upload concurrency (-D
+     * tuneline.store.upload-concurrency=N compares another).
+     */
+    private static ArtifactStore store(String endpoint) {
         ArtifactStore store =
                 new ArtifactStore(
-                        new StoreSettings(
-                                        endpoint,
-                                        InMemoryS3Server.ACCESS_KEY,
-                                        InMemoryS3Server.SECRET_KEY,
-                                        bucket,
-                                        "us-east-1",
-                                        StoreSettings.DEFAULT_PART_SIZE)
-                                // As a service is configured; -D of the same name compares
-                                // settings.
+                        InMemoryS3Server.settings(
+                                        endpoint, "tuneline", StoreSettings.DEFAULT_PART_SIZE)
                                 .withUploadConcurrency(
                                         Integer.getInteger(
                                                 "tuneline.store.upload-concurrency",

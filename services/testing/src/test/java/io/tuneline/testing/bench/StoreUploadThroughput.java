@@ -43,12 +43,9 @@ public final class StoreUploadThroughput {
             for (int round = 0; round <= rounds; round++) {
                 for (int concurrency : settings) {
                     StoreSettings s =
-                            new StoreSettings(
+                            InMemoryS3Server.settings(
                                             server.endpoint(),
-                                            InMemoryS3Server.ACCESS_KEY,
-                                            InMemoryS3Server.SECRET_KEY,
                                             "tuneline",
-                                            "us-east-1",
                                             StoreSettings.DEFAULT_PART_SIZE)
                                     .withUploadConcurrency(concurrency);
                     try (ArtifactStore store = new ArtifactStore(s)) {
