@@ -30,7 +30,10 @@ mkdir -p "$OUT"
 # A copy of the classes, so a rebuild while the runs go on does not change them underneath.
 rm -rf "$OUT/planning-classes" && cp -r "$ROOT/services/engine/target/classes" "$OUT/planning-classes"
 CP="$OUT/planning-classes:$(cat "$OUT/classpath.txt")"
-JAVA=(java -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl"
+# The CPU training worker's environment and JVM options (./platform runs every worker with them,
+# bench/training-throughput.sh the engine's side too), so memory and time are a job's.
+mapfile -t WORKER_ENV < <(grep -v '^#' "$ROOT/deploy/local/training-worker.env" | grep .)
+JAVA=(env "${WORKER_ENV[@]}" java @"$ROOT/deploy/local/training-worker.jvm" -Xmx3g -Dai.djl.offline=true -DENGINE_CACHE_DIR="$HOME/.cache/tuneline/djl"
   -Dai.djl.pytorch.num_threads=2 -Dai.djl.pytorch.num_interop_threads=1 -cp "$CP"
   io.tuneline.engine.bench.PlanningCalibration)
 

@@ -34,6 +34,9 @@ import java.util.OptionalLong;
 public final class PlanningCalibration {
     private static final int FIRST = 10;
 
+    /** libtorch's threads, as bench/planning.sh's -Dai.djl.pytorch.num_threads sets them. */
+    private static final int THREADS = 2;
+
     private PlanningCalibration() {}
 
     /** The estimate of a benchmark workload, from its config alone. */
@@ -88,7 +91,8 @@ public final class PlanningCalibration {
                         .withPrecision(
                                 TrainingPlan.Precision.of(parts.length > 1 ? parts[1] : "fp32"))
                         .withActivationCheckpointing(checkpointing);
-        return Estimator.estimate(plan, Device.cpu(Device.availableMemory()));
+        // The runs use 2 threads (bench/planning.sh) whatever the machine has.
+        return Estimator.estimate(plan, Device.cpu(Device.availableMemory(), THREADS));
     }
 
     /**
@@ -146,7 +150,7 @@ public final class PlanningCalibration {
         int steps = FIRST + Integer.parseInt(args[2]);
         Path dir = Files.createDirectories(Path.of(args[3]));
         Estimate estimate = estimate(model, method, steps);
-        EngineRuntime runtime = EngineRuntime.start(2);
+        EngineRuntime runtime = EngineRuntime.start(THREADS);
         try (TrainingThroughput.Workload w =
                 switch (model) {
                     case "minilm" -> MiniLmWorkload.open(runtime, method, dir);

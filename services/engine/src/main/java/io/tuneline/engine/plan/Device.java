@@ -29,17 +29,24 @@ public record Device(
      * The JVM (metaspace, code cache, threads, and the heap pages a run's garbage touches) and
      * libtorch's CPU runtime loaded through JNI. The JVM with libtorch started measures 170 MiB;
      * the heap adds about as much again, varying by up to 190 MiB between runs of one workload.
-     * Fitted to the calibration runs of three models, 26 rows (docs/planning.md): the value whose
-     * worst error over them is smallest.
+     * Fitted to two idle calibration runs of three models under the worker's JVM options and
+     * allocator settings, 28 rows each (docs/planning.md, 2026-12-06): the value whose worst error
+     * over them is smallest. It was 450 MiB when fitted on 2026-12-04, before the loaders stopped
+     * copying every tensor through Java arrays and the worker ran with C1 alone.
      */
-    public static final long CPU_RUNTIME_BYTES = 450 * MIB;
+    public static final long CPU_RUNTIME_BYTES = 270 * MIB;
 
     /**
-     * The achieved fp32 FLOP/s of a training step on the development machine's 2 cores when they
-     * are not shared: the estimator's FLOPs over the step times of docs/benchmarks.md's runs
-     * (MiniLM 44-72, GPT-2 29-40 GFLOP/s; docs/planning.md). Configure it for another machine.
+     * The achieved fp32 FLOP/s of a training step per CPU core: the estimator's FLOPs over the
+     * median step times of the same calibration runs, 2 cores of an Intel Xeon with AVX-512 (98-220
+     * GFLOP/s across the 28 rows; 175 the figure with the smallest worst error, together with
+     * {@code Estimator.CPU_SECONDS_PER_MICRO_BATCH}). Taken as linear in the cores a run has, which
+     * was measured on 2 cores only: small matmuls scale less, so on many cores the pre-flight time
+     * is an optimistic bound until the run's own measurement replaces it at step 10. The AMD EPYC
+     * machine of earlier sessions multiplies at 0.55x this one's peak; configure {@code
+     * tuneline.registry.planning.cpu-flops} for such a machine.
      */
-    public static final double CPU_FLOPS = 40e9;
+    public static final double CPU_FLOPS_PER_CORE = 87.5e9;
 
     public Device {
         if (memoryBytes <= 0 || !(flopsPerSecond > 0) || runtimeBytes < 0) {
@@ -100,9 +107,19 @@ public record Device(
         return GPUS.keySet().stream().sorted().toList();
     }
 
-    /** This machine's CPU with {@code memoryBytes} to use. */
+    /** This machine's CPU, every core the JVM may use, with {@code memoryBytes} to use. */
     public static Device cpu(long memoryBytes) {
-        return new Device("local CPU", false, memoryBytes, CPU_FLOPS, CPU_RUNTIME_BYTES);
+        return cpu(memoryBytes, Runtime.getRuntime().availableProcessors());
+    }
+
+    /** A CPU with {@code cores} (a fraction for a Kubernetes request such as 500m) to train on. */
+    public static Device cpu(long memoryBytes, double cores) {
+        if (!(cores > 0)) {
+            throw new IllegalArgumentException(
+                    "a CPU needs a positive number of cores, was " + cores);
+        }
+        return new Device(
+                "local CPU", false, memoryBytes, CPU_FLOPS_PER_CORE * cores, CPU_RUNTIME_BYTES);
     }
 
     /**

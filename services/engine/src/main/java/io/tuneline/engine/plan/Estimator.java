@@ -59,8 +59,12 @@ public final class Estimator {
      */
     static final double CPU_OPTIMIZER_SECONDS_PER_PARAMETER = 1.5e-9;
 
-    /** Seconds per micro-batch outside the matmuls on CPU: tokenization, JNI calls (assumed). */
-    static final double CPU_SECONDS_PER_MICRO_BATCH = 0.03;
+    /**
+     * Seconds per micro-batch outside the matmuls on CPU (the other operations' JNI calls and
+     * memory traffic): fitted with {@code Device.CPU_FLOPS_PER_CORE} to the calibration runs of
+     * 2026-12-06 (docs/planning.md).
+     */
+    static final double CPU_SECONDS_PER_MICRO_BATCH = 0.025;
 
     private Estimator() {}
 

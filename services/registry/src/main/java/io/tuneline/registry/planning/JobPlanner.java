@@ -189,7 +189,10 @@ public class JobPlanner {
     /**
      * The device the job's run would use: a GPU of the configured type on the Kubernetes executor
      * for a job asking for GPUs; otherwise this machine's CPU (local executor) or a CPU pod with
-     * the job's memory request.
+     * the job's memory and CPU requests.
+     *
+     * @throws RegistryException.BadRequest when the job's resources.memory or resources.cpu is no
+     *     quantity
      */
     Device device(JobRequested job) {
         Optional<Long> memory = config.deviceMemory().map(JobPlanner::bytes);
@@ -214,11 +217,21 @@ public class JobPlanner {
                                             gpu.runtimeBytes()))
                     .orElse(gpu);
         }
-        long bytes =
-                kubernetes && !job.getResources().getMemory().isBlank()
-                        ? bytes(job.getResources().getMemory())
-                        : memory.orElseGet(Device::availableMemory);
-        Device cpu = Device.cpu(bytes);
+        long bytes;
+        Device cpu;
+        try {
+            bytes =
+                    kubernetes && !job.getResources().getMemory().isBlank()
+                            ? bytes(job.getResources().getMemory())
+                            : memory.orElseGet(Device::availableMemory);
+            // A pod gets the cores the job asks for; the local executor's runs have this machine's.
+            cpu =
+                    kubernetes && !job.getResources().getCpu().isBlank()
+                            ? Device.cpu(bytes, cores(job.getResources().getCpu()))
+                            : Device.cpu(bytes);
+        } catch (IllegalArgumentException e) {
+            throw new RegistryException.BadRequest("resources: " + e.getMessage());
+        }
         return config.cpuFlops().isPresent()
                 ? new Device(
                         cpu.name(),
@@ -328,6 +341,23 @@ public class JobPlanner {
             throw new IllegalArgumentException(
                     "'" + size + "' is not a memory size (bytes, or a number with K, M, G or T)");
         }
+    }
+
+    /** CPU cores of a Kubernetes quantity: "2", "1.5" or "500m". */
+    static double cores(String quantity) {
+        String s = quantity.trim();
+        double scale = s.endsWith("m") ? 1e-3 : 1;
+        try {
+            double cores =
+                    Double.parseDouble(scale < 1 ? s.substring(0, s.length() - 1) : s) * scale;
+            if (cores > 0) {
+                return cores;
+            }
+        } catch (NumberFormatException e) {
+            // the message below
+        }
+        throw new IllegalArgumentException(
+                "cpu '" + quantity + "' is not a CPU quantity (\"2\", \"1.5\" or \"500m\")");
     }
 
     private static void deleteQuietly(Path dir) {

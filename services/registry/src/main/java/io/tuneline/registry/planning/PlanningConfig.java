@@ -33,6 +33,9 @@ public interface PlanningConfig {
     @WithDefault("nvidia-a100-80gb")
     String gpuType();
 
-    /** Achieved fp32 FLOP/s of the local CPU; default the development machine's, calibrated. */
+    /**
+     * Achieved fp32 FLOP/s of a CPU run as a whole; by default {@code Device.CPU_FLOPS_PER_CORE}
+     * (calibrated on the development machine) times the run's cores.
+     */
     OptionalDouble cpuFlops();
 }
