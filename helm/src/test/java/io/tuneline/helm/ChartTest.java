@@ -274,6 +274,31 @@ class ChartTest {
     }
 
     @Test
+    void theRegistryPlansACpuRunForTheRunPodsCoresAndMemoryLimit() {
+        // The chart's defaults: 4 cores requested, a 24Gi memory limit (above the 16Gi request).
+        JsonNode defaults =
+                Chart.find(Chart.render("minimal.yaml"), "ConfigMap", "tl-tuneline-registry")
+                        .path("data");
+        assertThat(defaults.path("TRAINING_POD_CPU").asText()).isEqualTo("4");
+        assertThat(defaults.path("TRAINING_POD_MEMORY").asText()).isEqualTo("24Gi");
+        JsonNode gpu =
+                Chart.find(Chart.render("gpu-training.yaml"), "ConfigMap", "tl-tuneline-registry")
+                        .path("data");
+        assertThat(gpu.path("TRAINING_POD_CPU").asText()).isEqualTo("8");
+        assertThat(gpu.path("TRAINING_POD_MEMORY").asText()).isEqualTo("96Gi");
+        // Without a limit the request is what the run may count on.
+        JsonNode requestOnly =
+                Chart.find(
+                                Chart.render(
+                                        "minimal.yaml",
+                                        Map.of("training.worker.resources.limits.memory", "null")),
+                                "ConfigMap",
+                                "tl-tuneline-registry")
+                        .path("data");
+        assertThat(requestOnly.path("TRAINING_POD_MEMORY").asText()).isEqualTo("16Gi");
+    }
+
+    @Test
     void kserveInferenceServicesServeTheVersionsExportsAndAdapters() {
         List<JsonNode> docs = Chart.render("gpu-serving.yaml");
         assertThat(Chart.ofKind(docs, "InferenceService")).hasSize(2);

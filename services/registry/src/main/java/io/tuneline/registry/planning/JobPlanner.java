@@ -189,7 +189,7 @@ public class JobPlanner {
     /**
      * The device the job's run would use: a GPU of the configured type on the Kubernetes executor
      * for a job asking for GPUs; otherwise this machine's CPU (local executor) or a CPU pod with
-     * the job's memory and CPU requests.
+     * the job's memory and CPU requests, or where it gives none the chart's for a run's pod.
      *
      * @throws RegistryException.BadRequest when the job's resources.memory or resources.cpu is no
      *     quantity
@@ -220,15 +220,22 @@ public class JobPlanner {
         long bytes;
         Device cpu;
         try {
+            // A pod gets what the job asks for, else the chart's run pod resources; the local
+            // executor's runs have this machine's cores and its available memory.
+            Optional<String> podMemory =
+                    kubernetes
+                            ? given(job.getResources().getMemory()).or(config::podMemory)
+                            : Optional.empty();
+            Optional<String> podCpu =
+                    kubernetes
+                            ? given(job.getResources().getCpu()).or(config::podCpu)
+                            : Optional.empty();
             bytes =
-                    kubernetes && !job.getResources().getMemory().isBlank()
-                            ? bytes(job.getResources().getMemory())
-                            : memory.orElseGet(Device::availableMemory);
-            // A pod gets the cores the job asks for; the local executor's runs have this machine's.
-            cpu =
-                    kubernetes && !job.getResources().getCpu().isBlank()
-                            ? Device.cpu(bytes, cores(job.getResources().getCpu()))
-                            : Device.cpu(bytes);
+                    podMemory
+                            .map(JobPlanner::bytes)
+                            .or(() -> memory)
+                            .orElseGet(Device::availableMemory);
+            cpu = podCpu.isPresent() ? Device.cpu(bytes, cores(podCpu.get())) : Device.cpu(bytes);
         } catch (IllegalArgumentException e) {
             throw new RegistryException.BadRequest("resources: " + e.getMessage());
         }
@@ -341,6 +348,10 @@ public class JobPlanner {
             throw new IllegalArgumentException(
                     "'" + size + "' is not a memory size (bytes, or a number with K, M, G or T)");
         }
+    }
+
+    private static Optional<String> given(String value) {
+        return value.isBlank() ? Optional.empty() : Optional.of(value);
     }
 
     /** CPU cores of a Kubernetes quantity: "2", "1.5" or "500m". */

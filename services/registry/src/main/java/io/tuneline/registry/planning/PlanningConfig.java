@@ -29,6 +29,20 @@ public interface PlanningConfig {
      */
     Optional<String> deviceMemory();
 
+    /**
+     * CPU cores of a run's pod on Kubernetes when the job does not say ({@code resources.cpu}): the
+     * chart's {@code training.worker.resources.requests.cpu}, a Kubernetes quantity; without it,
+     * this registry's own cores.
+     */
+    Optional<String> podCpu();
+
+    /**
+     * Memory of a run's pod on Kubernetes when the job does not say ({@code resources.memory}): the
+     * chart's {@code training.worker.resources} memory limit (its request where it sets no limit);
+     * without it, {@link #deviceMemory()} or this machine's available memory.
+     */
+    Optional<String> podMemory();
+
     /** The GPU type of the training nodes ({@code nvidia-a100-80gb}, ...; docs/planning.md). */
     @WithDefault("nvidia-a100-80gb")
     String gpuType();

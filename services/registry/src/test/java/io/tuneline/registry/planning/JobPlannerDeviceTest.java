@@ -14,6 +14,14 @@ import org.junit.jupiter.api.Test;
 /** The device a CPU job is planned for: its cores and memory, from the job or this machine. */
 class JobPlannerDeviceTest {
     private static JobPlanner planner(String executor, OptionalDouble cpuFlops) {
+        return planner(executor, cpuFlops, Optional.empty(), Optional.empty());
+    }
+
+    private static JobPlanner planner(
+            String executor,
+            OptionalDouble cpuFlops,
+            Optional<String> podCpu,
+            Optional<String> podMemory) {
         PlanningConfig config =
                 new PlanningConfig() {
                     @Override
@@ -29,6 +37,16 @@ class JobPlannerDeviceTest {
                     @Override
                     public Optional<String> deviceMemory() {
                         return Optional.of("16G");
+                    }
+
+                    @Override
+                    public Optional<String> podCpu() {
+                        return podCpu;
+                    }
+
+                    @Override
+                    public Optional<String> podMemory() {
+                        return podMemory;
                     }
 
                     @Override
@@ -61,6 +79,29 @@ class JobPlannerDeviceTest {
         assertThat(four.flopsPerSecond() / half.flopsPerSecond()).isCloseTo(8.0, within());
         assertThat(k8s.device(job("1.5", "8Gi")).flopsPerSecond() / half.flopsPerSecond())
                 .isCloseTo(3.0, within());
+    }
+
+    @Test
+    void aJobWithoutResourcesIsPlannedForTheChartsRunPod() {
+        JobPlanner k8s =
+                planner(
+                        "kubernetes",
+                        OptionalDouble.empty(),
+                        Optional.of("4"),
+                        Optional.of("24Gi"));
+        Device pod = k8s.device(job("", ""));
+        assertThat(pod.memoryBytes()).isEqualTo(24L << 30);
+        assertThat(pod.flopsPerSecond()).isEqualTo(Device.cpu(1, 4).flopsPerSecond());
+        // The job's own requests win over the chart's.
+        Device asked = k8s.device(job("1", "2Gi"));
+        assertThat(asked.memoryBytes()).isEqualTo(2L << 30);
+        assertThat(asked.flopsPerSecond()).isEqualTo(Device.cpu(1, 1).flopsPerSecond());
+        // Without the chart's figures: device-memory (16G here) and this registry's cores.
+        Device bare = planner("kubernetes", OptionalDouble.empty()).device(job("", ""));
+        assertThat(bare.memoryBytes()).isEqualTo(16L << 30);
+        assertThat(bare.flopsPerSecond())
+                .isEqualTo(
+                        Device.cpu(1, Runtime.getRuntime().availableProcessors()).flopsPerSecond());
     }
 
     @Test
