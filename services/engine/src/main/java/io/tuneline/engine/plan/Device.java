@@ -107,6 +107,11 @@ public record Device(
         return GPUS.keySet().stream().sorted().toList();
     }
 
+    /** This device under another name, for the refusal and the events. */
+    public Device named(String other) {
+        return new Device(other, gpu, memoryBytes, flopsPerSecond, runtimeBytes);
+    }
+
     /** This machine's CPU, every core the JVM may use, with {@code memoryBytes} to use. */
     public static Device cpu(long memoryBytes) {
         return cpu(memoryBytes, Runtime.getRuntime().availableProcessors());

@@ -217,33 +217,33 @@ public class JobPlanner {
                                             gpu.runtimeBytes()))
                     .orElse(gpu);
         }
-        long bytes;
         Device cpu;
-        try {
-            // A pod gets what the job asks for, else the chart's run pod resources; the local
-            // executor's runs have this machine's cores and its available memory.
-            Optional<String> podMemory =
-                    kubernetes
-                            ? given(job.getResources().getMemory()).or(config::podMemory)
-                            : Optional.empty();
-            Optional<String> podCpu =
-                    kubernetes
-                            ? given(job.getResources().getCpu()).or(config::podCpu)
-                            : Optional.empty();
-            bytes =
-                    podMemory
-                            .map(JobPlanner::bytes)
+        if (kubernetes) {
+            // A pod gets what the job asks for, else the chart's resources for a run's pod.
+            long bytes =
+                    asked(job.getResources().getMemory(), JobPlanner::bytes)
+                            .or(
+                                    () ->
+                                            configured(
+                                                    "pod-memory",
+                                                    config.podMemory(),
+                                                    JobPlanner::bytes))
                             .or(() -> memory)
                             .orElseGet(Device::availableMemory);
-            cpu = podCpu.isPresent() ? Device.cpu(bytes, cores(podCpu.get())) : Device.cpu(bytes);
-        } catch (IllegalArgumentException e) {
-            throw new RegistryException.BadRequest("resources: " + e.getMessage());
+            cpu =
+                    asked(job.getResources().getCpu(), JobPlanner::cores)
+                            .or(() -> configured("pod-cpu", config.podCpu(), JobPlanner::cores))
+                            .map(cores -> pod(bytes, cores))
+                            .orElseGet(() -> Device.cpu(bytes));
+        } else {
+            // The local executor's runs have this machine's cores and its available memory.
+            cpu = Device.cpu(memory.orElseGet(Device::availableMemory));
         }
         return config.cpuFlops().isPresent()
                 ? new Device(
                         cpu.name(),
                         false,
-                        bytes,
+                        cpu.memoryBytes(),
                         config.cpuFlops().getAsDouble(),
                         cpu.runtimeBytes())
                 : cpu;
@@ -350,8 +350,37 @@ public class JobPlanner {
         }
     }
 
-    private static Optional<String> given(String value) {
-        return value.isBlank() ? Optional.empty() : Optional.of(value);
+    /** A CPU pod with {@code cores}, named so in the refusal and the events. */
+    private static Device pod(long bytes, double cores) {
+        String count = java.math.BigDecimal.valueOf(cores).stripTrailingZeros().toPlainString();
+        return Device.cpu(bytes, cores).named("a CPU pod with " + count + " cores");
+    }
+
+    /** The job's {@code resources.*} value parsed, if it gives one; a bad one is a 400. */
+    private static <T> Optional<T> asked(
+            String value, java.util.function.Function<String, T> parse) {
+        if (value.isBlank()) {
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(parse.apply(value));
+        } catch (IllegalArgumentException e) {
+            throw new RegistryException.BadRequest("resources: " + e.getMessage());
+        }
+    }
+
+    /**
+     * This service's {@code tuneline.registry.planning.*} value parsed: a bad one is the operator's
+     * to fix (the chart's values), not the job's.
+     */
+    private static <T> Optional<T> configured(
+            String key, Optional<String> value, java.util.function.Function<String, T> parse) {
+        try {
+            return value.map(parse);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException(
+                    "tuneline.registry.planning." + key + ": " + e.getMessage());
+        }
     }
 
     /** CPU cores of a Kubernetes quantity: "2", "1.5" or "500m". */

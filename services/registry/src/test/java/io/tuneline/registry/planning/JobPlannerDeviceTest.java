@@ -74,6 +74,7 @@ class JobPlannerDeviceTest {
         JobPlanner k8s = planner("kubernetes", OptionalDouble.empty());
         Device four = k8s.device(job("4", "8Gi"));
         Device half = k8s.device(job("500m", "8Gi"));
+        assertThat(half.name()).isEqualTo("a CPU pod with 0.5 cores");
         assertThat(four.memoryBytes()).isEqualTo(8L << 30);
         // A step's matmuls take 8x as long on half a core as on four.
         assertThat(four.flopsPerSecond() / half.flopsPerSecond()).isCloseTo(8.0, within());
@@ -90,6 +91,7 @@ class JobPlannerDeviceTest {
                         Optional.of("4"),
                         Optional.of("24Gi"));
         Device pod = k8s.device(job("", ""));
+        assertThat(pod.name()).isEqualTo("a CPU pod with 4 cores");
         assertThat(pod.memoryBytes()).isEqualTo(24L << 30);
         assertThat(pod.flopsPerSecond()).isEqualTo(Device.cpu(1, 4).flopsPerSecond());
         // The job's own requests win over the chart's.
@@ -132,6 +134,26 @@ class JobPlannerDeviceTest {
         assertThatThrownBy(() -> k8s.device(job("2", "lots")))
                 .isInstanceOf(RegistryException.BadRequest.class)
                 .hasMessageContaining("'lots' is not a memory size");
+    }
+
+    @Test
+    void aBadPodFigureInTheConfigurationNamesItsKeyNotTheJob() {
+        JobPlanner cpu =
+                planner(
+                        "kubernetes",
+                        OptionalDouble.empty(),
+                        Optional.of("four"),
+                        Optional.of("24Gi"));
+        assertThatThrownBy(() -> cpu.device(job("", "")))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("tuneline.registry.planning.pod-cpu: cpu 'four'");
+        // The job's own figure does not need the configured one.
+        assertThat(cpu.device(job("2", "")).name()).isEqualTo("a CPU pod with 2 cores");
+        JobPlanner memory =
+                planner("kubernetes", OptionalDouble.empty(), Optional.of("4"), Optional.of("big"));
+        assertThatThrownBy(() -> memory.device(job("", "")))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("tuneline.registry.planning.pod-memory: 'big'");
     }
 
     private static org.assertj.core.data.Offset<Double> within() {
