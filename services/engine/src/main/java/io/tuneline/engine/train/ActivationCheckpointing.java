@@ -2,6 +2,7 @@ package io.tuneline.engine.train;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -13,7 +14,7 @@ import io.tuneline.engine.nn.Scalars;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.function.Supplier;
+import java.util.function.Function;
 import java.util.function.UnaryOperator;
 
 /**
@@ -34,7 +35,8 @@ import java.util.function.UnaryOperator;
  * <p>Without checkpointing each layer, and the head with the loss, still runs in a sub-manager of
  * its own, recorded, closed before backward: autograd keeps what it saved, and every other
  * intermediate (the logits among them) is freed as PyTorch frees it, when nothing refers to it any
- * more, instead of when the step's manager closes after backward.
+ * more, instead of when the step's manager closes after backward. A model without segments (virtual
+ * tokens, a key/value prefix) runs whole in one such sub-manager.
  *
  * <p>Exact: the recomputation runs the same code on the same input, and dropout draws the same
  * masks because the engine's generator is reseeded before each segment, from a value drawn once per
@@ -47,23 +49,44 @@ final class ActivationCheckpointing {
     /**
      * A trainer's batch: through {@code segments} when the model offers them ({@link
      * #lossAndBackward(LayerSegments, UnaryOperator, double, boolean, GradientCollector,
-     * NDManager)}), else {@code whole} (the model's own forward pass and loss) backpropagated in
-     * one pass.
+     * NDManager)}), else {@code whole} (the model's own forward pass and loss, made in the manager
+     * it is given) on {@code inputs} backpropagated in one pass.
      */
     static NDArray lossAndBackward(
             Optional<LayerSegments> segments,
-            Supplier<NDArray> whole,
+            NDList inputs,
+            Function<NDManager, NDArray> whole,
             UnaryOperator<NDArray> lossOf,
             double lossDivisor,
             boolean checkpoint,
             GradientCollector collector,
             NDManager manager) {
         if (segments.isEmpty()) {
-            NDArray loss = whole.get();
+            NDArray loss = wholeInOwnManager(inputs, whole, manager);
             collector.backward(Scalars.div(loss, lossDivisor));
             return loss;
         }
         return lossAndBackward(segments.get(), lossOf, lossDivisor, checkpoint, collector, manager);
+    }
+
+    /**
+     * A model without segments (virtual tokens, a key/value prefix) forward and scored whole in a
+     * sub-manager closed before backward, returning the loss moved to {@code manager}: as {@link
+     * #layerInOwnManager} does per layer, what autograd did not save (the logits, every layer's
+     * scores before softmax) is freed now instead of when the step's manager closes after backward.
+     * The inputs are attached to the sub-manager for the call, so that what is made from them is
+     * made there, and go back to {@code manager} after it.
+     */
+    private static NDArray wholeInOwnManager(
+            NDList inputs, Function<NDManager, NDArray> whole, NDManager manager) {
+        try (NDManager sub = manager.newSubManager()) {
+            for (NDArray input : inputs) {
+                input.tempAttach(sub);
+            }
+            NDArray loss = whole.apply(sub);
+            loss.attach(manager);
+            return loss;
+        }
     }
 
     /**

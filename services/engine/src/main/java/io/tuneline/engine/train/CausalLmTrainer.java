@@ -202,7 +202,8 @@ public final class CausalLmTrainer {
                         : Optional.empty();
         return ActivationCheckpointing.lossAndBackward(
                 segments,
-                () -> trainingLoss(lm, manager, ids, mask, labels, true),
+                new NDList(ids, mask, labels),
+                in -> trainingLoss(lm, in, ids, mask, labels, true),
                 logits -> CausalLmLoss.mean(logits, labels),
                 lossDivisor,
                 activationCheckpointing,

@@ -208,7 +208,8 @@ public final class ClassifierTrainer {
             double lossDivisor) {
         return ActivationCheckpointing.lossAndBackward(
                 classifier.segments(new ParameterStore(manager, false), ids, mask, true),
-                () -> trainingLoss(classifier, manager, ids, mask, labels),
+                new NDList(ids, mask, labels),
+                in -> trainingLoss(classifier, in, ids, mask, labels),
                 logits -> score(logits, labels),
                 lossDivisor,
                 activationCheckpointing,

@@ -5,6 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ai.djl.Model;
 import ai.djl.engine.Engine;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.training.GradientCollector;
 import io.tuneline.engine.catalog.ModelCatalog;
 import io.tuneline.engine.model.CausalLanguageModel;
 import io.tuneline.engine.model.SequenceClassifier;
@@ -43,6 +47,12 @@ import org.junit.jupiter.params.provider.EnumSource;
  * smoothing and gradient accumulation (the loss divided by the group size).
  */
 class MemoryPressureTest {
+    /** Methods the trainers run whole (no layer segments): virtual tokens, a key/value prefix. */
+    private static final FineTuningMethod PROMPT =
+            new FineTuningMethod.Prompt(4, FineTuningMethod.Prompt.Init.RANDOM, List.of());
+
+    private static final FineTuningMethod PREFIX = new FineTuningMethod.Prefix(4, 16);
+
     private static EngineRuntime runtime;
     private static HuggingFaceTokenizer tokenizer;
 
@@ -68,25 +78,6 @@ class MemoryPressureTest {
     void aRunUnderGarbageCollectionPressureTakesExactlyTheStepsOfAQuietOne(
             PromptFamilies family, @TempDir Path dir) throws Exception {
         Path base = family.write(dir.resolve("base"), runtime, 3);
-        List<Double> quiet = new ArrayList<>();
-        TrainingOutcome calm = train(family, base, quiet);
-        List<Double> pressed = new ArrayList<>();
-        TrainingOutcome busy;
-        try (Pressure ignored = new Pressure()) {
-            busy = train(family, base, pressed);
-        }
-        assertThat(calm.skippedSteps()).isZero();
-        assertThat(busy.skippedSteps()).as("steps skipped for NaN gradients").isZero();
-        assertThat(pressed).hasSameSizeAs(quiet).hasSize(12);
-        for (int i = 0; i < quiet.size(); i++) {
-            assertThat(pressed.get(i))
-                    .as("loss of step %d", i + 1)
-                    .isCloseTo(quiet.get(i), Offset.offset(1e-6));
-        }
-    }
-
-    private static TrainingOutcome train(PromptFamilies family, Path base, List<Double> losses)
-            throws Exception {
         FineTuningMethod.Lora lora =
                 new FineTuningMethod.Lora(
                         4,
@@ -97,7 +88,119 @@ class MemoryPressureTest {
                             case GPT2 -> List.of("c_attn", "c_fc");
                             default -> List.of("q_proj", "v_proj", "down_proj");
                         });
-        return train(family, base, lora, (model, step) -> losses.add(step.loss()));
+        // LoRA runs layer by layer (the segments); the prompt methods run the model whole, in a
+        // manager closed before backward, so whatever the forward pass made from Java data and
+        // autograd saved (Llama's rotary tables) must not be freed with it.
+        for (FineTuningMethod method :
+                List.of(
+                        lora,
+                        PROMPT,
+                        PREFIX,
+                        new FineTuningMethod.PTuning(
+                                4, FineTuningMethod.PTuning.Encoder.LSTM, 8, 0f))) {
+            List<Double> quiet = new ArrayList<>();
+            TrainingOutcome calm =
+                    train(family, base, method, (model, step) -> quiet.add(step.loss()));
+            List<Double> pressed = new ArrayList<>();
+            TrainingOutcome busy;
+            try (Pressure ignored = new Pressure()) {
+                busy = train(family, base, method, (model, step) -> pressed.add(step.loss()));
+            }
+            assertThat(calm.skippedSteps()).as("%s", method).isZero();
+            assertThat(busy.skippedSteps())
+                    .as("%s: steps skipped for NaN gradients", method)
+                    .isZero();
+            assertThat(pressed).hasSameSizeAs(quiet).hasSize(12);
+            for (int i = 0; i < quiet.size(); i++) {
+                assertThat(pressed.get(i))
+                        .as("%s: loss of step %d", method, i + 1)
+                        .isCloseTo(quiet.get(i), Offset.offset(1e-6));
+            }
+        }
+    }
+
+    /**
+     * A model with virtual tokens or a key/value prefix has no segments, and the trainers run it
+     * whole; that pass runs in a manager of its own, closed before backward, so that once the loss
+     * is known the step's manager holds the batch and the loss and nothing else: not the logits (B,
+     * T, vocab) nor any layer's intermediates, which the Java handles would otherwise keep until
+     * the step ends where PyTorch frees them as soon as nothing refers to them.
+     */
+    @ParameterizedTest
+    @EnumSource(
+            value = PromptFamilies.class,
+            names = {"BERT", "GPT2", "LLAMA_GQA"})
+    void aModelRunWholeLeavesOnlyTheBatchAndTheLossBeforeBackward(
+            PromptFamilies family, @TempDir Path dir) throws Exception {
+        Path base = family.write(dir.resolve("base"), runtime, 3);
+        for (FineTuningMethod method : List.of(PROMPT, PREFIX)) {
+            try (Model model = family.load(base, runtime)) {
+                method.apply(PromptFamilies.tunable(model), model.getNDManager());
+                try (NDManager step = model.getNDManager().newSubManager();
+                        GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                    NDArray ids =
+                            step.create(new long[][] {{5, 7, 9, 11, 13, 4}, {6, 8, 10, 3, 2, 1}});
+                    NDArray mask = step.ones(ids.getShape(), DataType.INT64);
+                    NDArray labels;
+                    NDArray loss;
+                    if (family == PromptFamilies.BERT) {
+                        labels = step.create(new float[] {0, 2});
+                        loss =
+                                new ClassifierTrainer(
+                                                tokenizer,
+                                                new ClassificationLoss(0.0, Optional.empty()))
+                                        .lossAndBackward(
+                                                (SequenceClassifier) model.getBlock(),
+                                                step,
+                                                ids,
+                                                mask,
+                                                labels,
+                                                false,
+                                                collector,
+                                                1);
+                    } else {
+                        labels = ids.duplicate();
+                        loss =
+                                CausalLmTrainer.lossAndBackward(
+                                        (CausalLanguageModel) model.getBlock(),
+                                        step,
+                                        ids,
+                                        mask,
+                                        labels,
+                                        false,
+                                        collector,
+                                        1);
+                    }
+                    assertThat(loss.getManager()).isSameAs(step);
+                    List<NDArray> batch = List.of(ids, mask, labels);
+                    List<String> others =
+                            step.getManagedArrays().stream()
+                                    .filter(a -> batch.stream().noneMatch(b -> b == a))
+                                    .filter(a -> a.size() > 1)
+                                    .map(a -> a.getShape().toString())
+                                    .toList();
+                    assertThat(others)
+                            .as("%s: arrays beyond the batch and the loss after backward", method)
+                            .isEmpty();
+                    assertThat(
+                                    PromptFamilies.tunable(model)
+                                            .namedParameters()
+                                            .values()
+                                            .stream()
+                                            .filter(p -> p.requiresGradient())
+                                            .allMatch(
+                                                    p ->
+                                                            p.getArray()
+                                                                            .getGradient()
+                                                                            .abs()
+                                                                            .sum()
+                                                                            .getFloat()
+                                                                    > 0))
+                            .as("%s: every trained parameter got a gradient", method)
+                            .isTrue();
+                }
+            }
+        }
     }
 
     /**

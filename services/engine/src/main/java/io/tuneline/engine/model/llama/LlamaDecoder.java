@@ -299,8 +299,8 @@ public final class LlamaDecoder extends AbstractBlock {
         if (leftPads == null) {
             float[][] cs = LlamaRope.cosSin(config, past, t);
             Shape table = new Shape(1, 1, t, config.headDim());
-            cos = manager.create(cs[0], table).toDevice(device, false);
-            sin = manager.create(cs[1], table).toDevice(device, false);
+            cos = rotary(manager, cs[0], table, device);
+            sin = rotary(manager, cs[1], table, device);
         } else {
             // Row r's tokens sit at positions past - pads .. : its padding gets negative
             // positions, whose rotations nothing attends to.
@@ -313,8 +313,8 @@ public final class LlamaDecoder extends AbstractBlock {
                 System.arraycopy(cs[1], 0, sn, r * t * d, t * d);
             }
             Shape table = new Shape(b, 1, t, d);
-            cos = manager.create(c, table).toDevice(device, false);
-            sin = manager.create(sn, table).toDevice(device, false);
+            cos = rotary(manager, c, table, device);
+            sin = rotary(manager, sn, table, device);
         }
         NDArray full = attentionBias(manager, past, t, mask, 0).toDevice(device, false);
         NDArray sliding =
@@ -363,8 +363,8 @@ public final class LlamaDecoder extends AbstractBlock {
         NDManager manager = ids.getManager();
         float[][] cs = LlamaRope.cosSin(config, 0, t);
         Shape table = new Shape(1, 1, t, config.headDim());
-        NDArray cos = manager.create(cs[0], table).toDevice(device, false);
-        NDArray sin = manager.create(cs[1], table).toDevice(device, false);
+        NDArray cos = rotary(manager, cs[0], table, device);
+        NDArray sin = rotary(manager, cs[1], table, device);
         NDArray full = attentionBias(manager, 0, t, mask, 0).toDevice(device, false);
         NDArray sliding =
                 config.slidingWindow() > 0
@@ -404,6 +404,22 @@ public final class LlamaDecoder extends AbstractBlock {
                                 norm.forward(ps, new NDList(x), training).singletonOrThrow());
                     }
                 });
+    }
+
+    /**
+     * A rotary table in libtorch's own memory on {@code device}. Autograd saves it ({@code x * cos
+     * + rotate(x) * sin}), and an array made from Java data aliases a buffer the garbage collector
+     * may free once the array is closed: a model without segments runs its forward pass in a
+     * manager closed before backward (the trainers' whole path), and under collection pressure
+     * backward then read freed memory (NaN gradients in {@code MemoryPressureTest}).
+     */
+    private static NDArray rotary(NDManager manager, float[] values, Shape shape, Device device) {
+        try (NDArray fromJava = manager.create(values, shape)) {
+            // A move to another device copies; on the same one, an explicit copy.
+            return fromJava.getDevice().equals(device)
+                    ? fromJava.duplicate()
+                    : fromJava.toDevice(device, false);
+        }
     }
 
     /**
