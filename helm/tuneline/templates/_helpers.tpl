@@ -134,7 +134,8 @@ A container's resources with GPUs added as a limit of the extended resource (the
 schedules extended resources by their limit). Args: (list resources gpuResourceName gpus)
 */}}
 {{- define "tuneline.gpuResources" -}}
-{{- $res := deepCopy (index . 0) }}
+{{- /* No resources at all (a values file's empty "resources:" deletes the defaults) is none. */}}
+{{- $res := deepCopy (default dict (index . 0)) }}
 {{- $_ := set $res "limits" (merge (dict (index . 1) (index . 2)) (default dict $res.limits)) }}
 {{- toYaml $res }}
 {{- end }}

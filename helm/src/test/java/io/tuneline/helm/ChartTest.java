@@ -296,6 +296,13 @@ class ChartTest {
                                 "tl-tuneline-registry")
                         .path("data");
         assertThat(requestOnly.path("TRAINING_POD_MEMORY").asText()).isEqualTo("16Gi");
+        // A values file whose "resources:" is empty deletes the defaults: the chart still renders
+        // (a run's pod without requests), and the registry falls back to its own figures.
+        List<JsonNode> none =
+                Chart.render("minimal.yaml", Map.of("training.worker.resources", "null"));
+        JsonNode bare = Chart.find(none, "ConfigMap", "tl-tuneline-registry").path("data");
+        assertThat(bare.has("TRAINING_POD_CPU")).isFalse();
+        assertThat(bare.has("TRAINING_POD_MEMORY")).isFalse();
     }
 
     @Test
