@@ -61,6 +61,11 @@ public final class EventCodec {
     }
 
     public OutgoingEvent encode(Message payload, ContentType contentType) {
+        return encode(payload, contentType, UUID.randomUUID().toString());
+    }
+
+    /** As {@link #encode(Message, ContentType)}, under the CloudEvents id {@code id}. */
+    public OutgoingEvent encode(Message payload, ContentType contentType, String id) {
         String jobId = jobIdOf(payload);
         if (jobId.isEmpty()) {
             throw new IllegalArgumentException(
@@ -68,7 +73,7 @@ public final class EventCodec {
         }
         Map<String, String> headers = new LinkedHashMap<>();
         headers.put(CloudEventHeaders.SPEC_VERSION, CloudEventHeaders.SPEC_VERSION_1_0);
-        headers.put(CloudEventHeaders.ID, UUID.randomUUID().toString());
+        headers.put(CloudEventHeaders.ID, id);
         headers.put(CloudEventHeaders.TYPE, EventTypes.typeOf(payload));
         headers.put(CloudEventHeaders.SOURCE, source);
         headers.put(CloudEventHeaders.SUBJECT, jobId);

@@ -6,6 +6,7 @@ import io.smallrye.reactive.messaging.kafka.api.OutgoingKafkaRecordMetadata;
 import io.tuneline.common.event.ContentType;
 import io.tuneline.common.event.EventCodec;
 import io.tuneline.common.event.EventTypes;
+import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.event.OutgoingEvent;
 import io.tuneline.common.observability.MetricNames;
 import jakarta.inject.Inject;
@@ -44,7 +45,11 @@ public class EventPublisher {
 
     /** Sends and returns a future that completes when the broker has acknowledged the event. */
     public CompletableFuture<Void> send(Emitter<byte[]> emitter, Message payload) {
-        OutgoingEvent event = codec.encode(payload, ContentType.JSON);
+        return send(emitter, payload, java.util.UUID.randomUUID().toString());
+    }
+
+    private CompletableFuture<Void> send(Emitter<byte[]> emitter, Message payload, String id) {
+        OutgoingEvent event = codec.encode(payload, ContentType.JSON, id);
         RecordHeaders headers = new RecordHeaders();
         event.headers().forEach((k, v) -> headers.add(k, v.getBytes(StandardCharsets.UTF_8)));
         OutgoingKafkaRecordMetadata<String> metadata =
@@ -79,8 +84,33 @@ public class EventPublisher {
      * once its output is safe.
      */
     public void sendAndWait(Emitter<byte[]> emitter, Message payload) {
+        sendAndWait(emitter, payload, java.util.UUID.randomUUID().toString());
+    }
+
+    /**
+     * Sends a stage's result for {@code cause}, its input, and waits: under an id derived from the
+     * input's id and the result's type, so a stage done again for the same input (its service
+     * killed after the result was sent and before the input's offset was committed: the input is
+     * delivered again) announces its result under the id it had, and every consumer's check of the
+     * id drops the second copy, the registry's job timeline among them.
+     */
+    public void sendAndWait(Emitter<byte[]> emitter, Message payload, IncomingEvent<?> cause) {
+        sendAndWait(emitter, payload, resultId(cause, payload));
+    }
+
+    /** The id of the {@code payload}-typed result of {@code cause}. */
+    public static String resultId(IncomingEvent<?> cause, Message payload) {
+        return java.util
+                .UUID
+                .nameUUIDFromBytes(
+                        (cause.id() + "/" + EventTypes.typeOf(payload))
+                                .getBytes(StandardCharsets.UTF_8))
+                .toString();
+    }
+
+    private void sendAndWait(Emitter<byte[]> emitter, Message payload, String id) {
         try {
-            send(emitter, payload).get(SEND_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            send(emitter, payload, id).get(SEND_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted sending " + EventTypes.typeOf(payload), e);

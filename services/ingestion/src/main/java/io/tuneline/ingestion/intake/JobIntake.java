@@ -109,7 +109,7 @@ public class JobIntake {
         }
         if (previous.isPresent()) {
             LOG.infof("dataset already ingested; announcing it again");
-            publisher.sendAndWait(ingested, previous.get());
+            publisher.sendAndWait(ingested, previous.get(), event);
             return;
         }
         status(
@@ -128,7 +128,7 @@ public class JobIntake {
                     result.getLabelCountsMap(),
                     result.getRaw().getUri(),
                     result.getRaw().getSha256());
-            publisher.sendAndWait(ingested, result);
+            publisher.sendAndWait(ingested, result, event);
         } catch (DatasetInvalidException e) {
             fail(job.getJobId(), e.code(), e.getMessage(), e.details());
         } catch (IOException | RuntimeException e) {

@@ -3,6 +3,7 @@ package io.tuneline.preprocessing.intake;
 import com.google.protobuf.util.JsonFormat;
 import com.google.protobuf.util.Timestamps;
 import io.smallrye.reactive.messaging.annotations.Blocking;
+import io.tuneline.common.event.IncomingEvent;
 import io.tuneline.common.job.ProgressThrottle;
 import io.tuneline.common.messaging.EventPublisher;
 import io.tuneline.common.messaging.InboundEvents;
@@ -85,7 +86,7 @@ public class DatasetIngestedConsumer {
                                 Stage.STAGE_PREPROCESSING,
                                 e,
                                 status,
-                                () -> prepare(e.payload())));
+                                () -> prepare(e)));
     }
 
     private void status(String jobId, double percent, String message) {
@@ -101,7 +102,8 @@ public class DatasetIngestedConsumer {
                         .build());
     }
 
-    private void prepare(DatasetIngested ingested) {
+    private void prepare(IncomingEvent<DatasetIngested> event) {
+        DatasetIngested ingested = event.payload();
         String jobId = ingested.getJobId();
         var marker = store.uri("datasets/" + jobId + "/prepared.json");
         if (store.exists(marker)) {
@@ -126,7 +128,7 @@ public class DatasetIngestedConsumer {
                     (ingested.hasRecords() ? ingested.getRecords() : ingested.getRaw())
                             .getSizeBytes(),
                     Duration.ofNanos(System.nanoTime() - started));
-            publisher.sendAndWait(prepared, result);
+            publisher.sendAndWait(prepared, result, event);
             store.put(
                     marker,
                     JsonFormat.printer().print(result).getBytes(StandardCharsets.UTF_8),
